@@ -1,0 +1,264 @@
+"""BraTS case folders: find the four MRI modalities (and the label map), load and validate them.
+
+Recognised file names (case-insensitive, ``.nii`` or ``.nii.gz``), matched on the end of the
+name so that ``_t1`` never matches ``_t1ce``:
+
+========  =====================  ==================
+channel   BraTS 2017-2021        BraTS 2023+
+========  =====================  ==================
+t1        ``*_t1``               ``*-t1n``
+t1ce      ``*_t1ce``             ``*-t1c``
+t2        ``*_t2``               ``*-t2w``
+flair     ``*_flair``            ``*-t2f``
+seg       ``*_seg``              ``*-seg``
+========  =====================  ==================
+
+Either separator (``_`` or ``-``) is accepted with either naming, as is ``t1gd`` for T1Gd and a
+bare name such as ``flair.nii.gz``. Anything else needs an explicit mapping, e.g.
+``{"flair": "X_fla_bet.nii.gz"}`` (relative to the case folder, or absolute).
+
+All modalities must share one shape and one affine (within :data:`AFFINE_TOLERANCE` of the voxel
+size) and hold only finite values. The image is read once, straight into one float32 array of
+shape (4, X, Y, Z), channels in :data:`MODALITIES` order.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from bratseg.errors import BratsInputError
+from bratseg.io.nifti import (
+    affine_difference,
+    is_nifti_name,
+    open_nifti,
+    read_labels,
+    read_volume,
+    strip_nifti_suffix,
+    voxel_spacing,
+)
+from bratseg.labels import Convention, detect_convention
+
+logger = logging.getLogger(__name__)
+
+#: Canonical channel order of every case image (T1, T1Gd, T2, FLAIR).
+MODALITIES: tuple[str, str, str, str] = ("t1", "t1ce", "t2", "flair")
+MODALITY_NAMES = {"t1": "T1", "t1ce": "T1Gd", "t2": "T2", "flair": "FLAIR"}
+
+#: Name endings (after ``_`` or ``-``) recognised for each channel and the label map.
+NAME_TOKENS: dict[str, tuple[str, ...]] = {
+    "t1": ("t1", "t1n"),
+    "t1ce": ("t1ce", "t1c", "t1gd"),
+    "t2": ("t2", "t2w"),
+    "flair": ("flair", "t2f"),
+    "seg": ("seg",),
+}
+_ALIASES = {tok: key for key, toks in NAME_TOKENS.items() for tok in toks}
+
+#: Largest allowed affine difference between modalities, as a fraction of the smallest voxel
+#: size (1e-3 of 1 mm = 1 µm): well above float32 header round-off, far below any real shift.
+AFFINE_TOLERANCE = 1e-3
+
+
+@dataclass
+class Case:
+    """One loaded BraTS case.
+
+    Attributes:
+        case_id: Case name (the folder name).
+        image: float32 array (4, X, Y, Z), channels in :data:`MODALITIES` order.
+        affine: (4, 4) float64 voxel-to-world matrix (of the T1 file).
+        header: NIfTI header of the T1 file, to write outputs in the source geometry.
+        spacing: Voxel size in mm.
+        files: Channel (and ``"seg"`` when present) -> file.
+        seg: uint8 label map (X, Y, Z), values as on disk, or ``None``.
+        seg_convention: Detected convention of ``seg`` or ``None``.
+        folder: The case folder.
+    """
+
+    case_id: str
+    image: np.ndarray
+    affine: np.ndarray
+    header: nib.Nifti1Header
+    spacing: tuple[float, float, float]
+    files: dict[str, Path] = field(default_factory=dict)
+    seg: np.ndarray | None = None
+    seg_convention: Convention | None = None
+    folder: Path | None = None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Spatial shape (X, Y, Z)."""
+        return tuple(self.image.shape[1:])  # type: ignore[return-value]
+
+
+def match_modality(filename: str) -> str | None:
+    """Which channel (``t1`` ... ``flair``) or ``"seg"`` a file name denotes by BraTS naming.
+
+    Returns:
+        The key, or ``None`` when the name is not a recognised NIfTI name.
+    """
+    if not is_nifti_name(filename) or filename.startswith("."):
+        return None
+    tail = re.split(r"[_-]", strip_nifti_suffix(filename).lower())[-1]
+    return _ALIASES.get(tail)
+
+
+def find_case_files(
+    folder: str | Path, mapping: dict[str, str | Path] | None = None
+) -> dict[str, Path]:
+    """Find the files of a case folder without reading them.
+
+    Args:
+        folder: Case folder.
+        mapping: Optional explicit channel -> file (``t1``, ``t1ce``, ``t2``, ``flair``,
+            ``seg``; BraTS 2023 names such as ``t2f`` accepted as keys). Relative paths are
+            taken relative to ``folder``. Channels not in the mapping are found by name.
+
+    Returns:
+        Channel -> file for the four channels, plus ``"seg"`` when a label map is present.
+
+    Raises:
+        BratsInputError: Folder missing, a channel missing (naming the names looked for),
+            two files for one channel, or a mapped file that does not exist.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise BratsInputError("case folder not found", folder)
+    if not folder.is_dir():
+        raise BratsInputError("expected a case folder holding the four MRI files", folder)
+    files = _explicit_files(folder, mapping or {})
+    found: dict[str, list[Path]] = {}
+    for entry in sorted(folder.iterdir()):
+        key = match_modality(entry.name)
+        if key is not None and key not in files and entry.is_file():
+            found.setdefault(key, []).append(entry)
+    for key, paths in found.items():
+        if len(paths) > 1:
+            names = ", ".join(p.name for p in paths)
+            raise BratsInputError(
+                f"ambiguous {_display(key)} files: {names}; pass an explicit mapping", folder
+            )
+        files[key] = paths[0]
+    missing = [m for m in MODALITIES if m not in files]
+    if missing:
+        m = missing[0]
+        looked = ", ".join(f"*_{t} / *-{t}" for t in NAME_TOKENS[m])
+        raise BratsInputError(
+            f"missing {MODALITY_NAMES[m]} ({m}) image: looked for names ending in {looked} "
+            "(.nii or .nii.gz); pass an explicit mapping for other names",
+            folder,
+        )
+    return {k: files[k] for k in (*MODALITIES, "seg") if k in files}
+
+
+def load_case(
+    path: str | Path,
+    mapping: dict[str, str | Path] | None = None,
+    load_seg: bool = True,
+) -> Case:
+    """Load and validate a case folder.
+
+    Args:
+        path: Case folder.
+        mapping: Optional explicit channel -> file (see :func:`find_case_files`).
+        load_seg: Also load the label map when one is present.
+
+    Returns:
+        :class:`Case` with ``image`` float32 (4, X, Y, Z), ``seg`` uint8 (X, Y, Z) or ``None``.
+
+    Raises:
+        BratsInputError: One line naming the file and the problem: missing channel, not NIfTI,
+            4D, truncated/corrupt, shape or affine mismatch, non-finite voxels, bad labels.
+    """
+    folder = Path(path)
+    files = find_case_files(folder, mapping)
+    images = {m: open_nifti(files[m]) for m in MODALITIES}
+    ref_key = MODALITIES[0]
+    ref = images[ref_key]
+    shape = tuple(int(s) for s in ref.shape[:3])
+    affine = np.asarray(ref.affine, dtype=np.float64)
+    spacing = voxel_spacing(ref.header)
+    for key in MODALITIES[1:]:
+        _check_geometry(images[key], files[key], shape, affine, spacing, files[ref_key])
+    seg_img = None
+    if load_seg and "seg" in files:
+        seg_img = open_nifti(files["seg"])
+        _check_geometry(seg_img, files["seg"], shape, affine, spacing, files[ref_key])
+
+    image = np.empty((len(MODALITIES), *shape), dtype=np.float32)
+    for idx, key in enumerate(MODALITIES):
+        read_volume(images[key], files[key], out=image[idx])
+    seg = convention = None
+    if seg_img is not None:
+        seg = read_labels(seg_img, files["seg"])
+        convention = detect_convention(seg, source=str(files["seg"]))
+    if not load_seg:
+        files.pop("seg", None)
+    logger.info("loaded case %s %s from %s", folder.name, shape, folder)
+    return Case(
+        case_id=folder.name,
+        image=image,
+        affine=affine,
+        header=ref.header,
+        spacing=spacing,
+        files=files,
+        seg=seg,
+        seg_convention=convention,
+        folder=folder,
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _display(key: str) -> str:
+    return f"{MODALITY_NAMES[key]} ({key})" if key in MODALITY_NAMES else "label map (seg)"
+
+
+def _explicit_files(folder: Path, mapping: dict[str, str | Path]) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for raw_key, value in mapping.items():
+        key = _ALIASES.get(str(raw_key).lower().strip())
+        if key is None:
+            raise BratsInputError(
+                f"unknown channel {raw_key!r} in mapping; use one of "
+                f"{', '.join((*MODALITIES, 'seg'))}"
+            )
+        if key in files:
+            raise BratsInputError(f"channel {key} given twice in mapping")
+        file = Path(value).expanduser()
+        if not file.is_absolute():
+            file = folder / file
+        if not file.is_file():
+            raise BratsInputError(f"mapped {_display(key)} file not found", file)
+        files[key] = file
+    return files
+
+
+def _check_geometry(
+    img: nib.Nifti1Image,
+    path: Path,
+    shape: tuple[int, ...],
+    affine: np.ndarray,
+    spacing: tuple[float, float, float],
+    ref_path: Path,
+) -> None:
+    this_shape = tuple(int(s) for s in img.shape[:3])
+    if this_shape != shape:
+        raise BratsInputError(
+            f"shape {this_shape} differs from {shape} of {ref_path.name}", path
+        )
+    diff = affine_difference(img.affine, affine)
+    tol = AFFINE_TOLERANCE * min(spacing)
+    if diff > tol:
+        raise BratsInputError(
+            f"affine differs from that of {ref_path.name} by up to {diff:.6g} "
+            f"(tolerance {tol:.3g}); the images are not co-registered",
+            path,
+        )

@@ -1,0 +1,425 @@
+"""NIfTI reading, validation and atomic writing.
+
+Every read is forced at load time (nibabel maps files lazily), so a truncated or corrupt
+``.nii.gz`` is reported here, naming the file, and never later in the middle of inference.
+Every write goes to a temporary file in the destination folder, is flushed and fsync'ed, then
+moved into place with :func:`os.replace`: a destination file is either the old one or the
+complete new one, never a partial file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nibabel.filebasedimages import ImageFileError
+from nibabel.spatialimages import HeaderDataError
+
+from bratseg.errors import BratsInputError
+from bratseg.labels import Convention, check_convention, convert_labels
+
+logger = logging.getLogger(__name__)
+
+#: File name endings recognised as NIfTI.
+NIFTI_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii")
+
+#: Data types a NIfTI-1 file can hold that we write as they are.
+_WRITABLE_DTYPES = {
+    np.dtype(t)
+    for t in (np.uint8, np.int8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64,
+              np.float32, np.float64)
+}
+
+
+def is_nifti_name(path: str | Path) -> bool:
+    """Whether ``path`` ends in ``.nii`` or ``.nii.gz`` (case-insensitive)."""
+    return str(path).lower().endswith(NIFTI_SUFFIXES)
+
+
+def strip_nifti_suffix(name: str) -> str:
+    """File name without its ``.nii`` / ``.nii.gz`` ending (unchanged if it has neither)."""
+    lower = name.lower()
+    for suffix in NIFTI_SUFFIXES:
+        if lower.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def open_nifti(path: str | Path) -> nib.Nifti1Image:
+    """Open a NIfTI file lazily and check it is a 3D NIfTI image (header only, no voxel read).
+
+    Args:
+        path: A ``.nii`` or ``.nii.gz`` file.
+
+    Returns:
+        The (lazy) nibabel image; use ``img.shape[:3]`` as its spatial shape.
+
+    Raises:
+        BratsInputError: Missing file, folder instead of file, not NIfTI, unreadable header,
+            not 3D (a trailing axis of length 1 is accepted).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise BratsInputError("file not found", path)
+    if path.is_dir():
+        raise BratsInputError("is a folder, expected a NIfTI file (.nii or .nii.gz)", path)
+    if path.name.lower().endswith(".gz"):
+        with open(path, "rb") as fh:
+            magic = fh.read(2)
+        if magic != b"\x1f\x8b":
+            raise BratsInputError("not a gzip file although named .gz (corrupt or not NIfTI)", path)
+    try:
+        img = nib.load(str(path))
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise BratsInputError(f"truncated or corrupt file ({exc})", path) from None
+    except (ImageFileError, HeaderDataError) as exc:
+        raise BratsInputError(f"not a readable NIfTI file ({_first_line(exc)})", path) from None
+    except OSError as exc:
+        raise BratsInputError(f"cannot read file ({exc.strerror or exc})", path) from None
+    except (ValueError, TypeError) as exc:  # garbage headers can fail deep inside nibabel
+        raise BratsInputError(f"not a readable NIfTI file ({_first_line(exc)})", path) from None
+    if not isinstance(img, nib.Nifti1Image):  # Nifti2Image is a subclass
+        raise BratsInputError(
+            f"not a NIfTI file (nibabel reads it as {type(img).__name__}); "
+            "expected .nii or .nii.gz",
+            path,
+        )
+    shape = img.shape
+    if not (len(shape) == 3 or (len(shape) == 4 and shape[3] == 1)):
+        raise BratsInputError(
+            f"expected a 3D volume, found {len(shape)}D with shape {tuple(shape)}", path
+        )
+    if np.dtype(img.get_data_dtype()).kind not in "biuf":
+        raise BratsInputError(f"unsupported voxel type {img.get_data_dtype()}", path)
+    return img
+
+
+def read_volume(
+    img: nib.Nifti1Image, path: str | Path, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Read all voxels of ``img`` as float32, forcing the (lazy) read now.
+
+    Raw values are read in their on-disk type and cast straight into ``out``, then scaled in
+    place, so no float64 copy is ever made.
+
+    Args:
+        img: Image from :func:`open_nifti`.
+        path: File name used in error messages.
+        out: Optional float32 array of shape (X, Y, Z) to fill (e.g. one channel of a
+            preallocated (4, X, Y, Z) case array).
+
+    Returns:
+        float32 array of shape (X, Y, Z) (``out`` when given).
+
+    Raises:
+        BratsInputError: Truncated/corrupt file or non-finite voxels (count given).
+    """
+    raw = _read_raw(img, path)
+    if out is None:
+        out = np.empty(raw.shape, dtype=np.float32)
+    np.copyto(out, raw, casting="unsafe")
+    del raw
+    slope, inter = _slope_inter(img)
+    if slope != 1.0:
+        out *= np.float32(slope)
+    if inter != 0.0:
+        out += np.float32(inter)
+    bad = out.size - int(np.count_nonzero(np.isfinite(out)))
+    if bad:
+        raise BratsInputError(f"{bad} non-finite voxel(s) (NaN or infinity)", path)
+    return out
+
+
+def voxel_spacing(header: nib.Nifti1Header) -> tuple[float, float, float]:
+    """Voxel size in mm of the first three axes of a NIfTI header."""
+    zooms = header.get_zooms()[:3]
+    return tuple(float(z) for z in zooms)  # type: ignore[return-value]
+
+
+def affine_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest absolute element-wise difference between two (4, 4) affines."""
+    return float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))))
+
+
+@dataclass
+class LabelMap:
+    """An integer label map read from disk.
+
+    Attributes:
+        data: uint8 array of shape (X, Y, Z), values as on disk.
+        affine: (4, 4) float64 voxel-to-world matrix.
+        header: NIfTI header of the file (to write outputs in the same geometry).
+        spacing: Voxel size in mm.
+        path: The file read.
+    """
+
+    data: np.ndarray
+    affine: np.ndarray
+    header: nib.Nifti1Header
+    spacing: tuple[float, float, float]
+    path: Path
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(X, Y, Z)."""
+        return tuple(self.data.shape)  # type: ignore[return-value]
+
+
+def read_labels(img: nib.Nifti1Image, path: str | Path) -> np.ndarray:
+    """Read an integer label volume as uint8, checking the values fit.
+
+    Args:
+        img: Image from :func:`open_nifti`.
+        path: File name used in error messages.
+
+    Returns:
+        uint8 array of shape (X, Y, Z).
+
+    Raises:
+        BratsInputError: Truncated file, non-integer or non-finite values, values outside 0-255.
+    """
+    raw = _read_raw(img, path)
+    slope, inter = _slope_inter(img)
+    if slope != 1.0 or inter != 0.0 or raw.dtype.kind == "f":
+        values = raw.astype(np.float64) * slope + inter if (slope, inter) != (1.0, 0.0) else raw
+        if not np.all(np.isfinite(values)):
+            raise BratsInputError("label map holds non-finite values (NaN or infinity)", path)
+        fractional = values != np.round(values)
+        if np.any(fractional):
+            example = float(values[fractional].flat[0])
+            raise BratsInputError(
+                f"label map holds non-integer values (e.g. {example:g}); expected integer labels",
+                path,
+            )
+        raw = values
+    if raw.size and (raw.min() < 0 or raw.max() > 255):
+        raise BratsInputError(
+            f"label values range {raw.min():g}..{raw.max():g}, outside 0..255 "
+            "(is this an image rather than a label map?)",
+            path,
+        )
+    return np.asarray(raw).astype(np.uint8)
+
+
+def load_label_map(path: str | Path) -> LabelMap:
+    """Load a 3D integer label map (prediction or reference) as uint8.
+
+    Args:
+        path: ``.nii`` or ``.nii.gz`` file.
+
+    Returns:
+        :class:`LabelMap` with data of shape (X, Y, Z) uint8.
+
+    Raises:
+        BratsInputError: Anything wrong with the file (one line naming it).
+    """
+    path = Path(path)
+    img = open_nifti(path)
+    data = read_labels(img, path)
+    return LabelMap(
+        data=data,
+        affine=np.asarray(img.affine, dtype=np.float64),
+        header=img.header,
+        spacing=voxel_spacing(img.header),
+        path=path,
+    )
+
+
+def write_nifti_atomic(
+    array: np.ndarray,
+    affine: np.ndarray,
+    header: nib.Nifti1Header | None,
+    path: str | Path,
+    *,
+    overwrite: bool = False,
+    dtype: np.dtype | type | str | None = None,
+) -> Path:
+    """Write ``array`` as NIfTI in the given geometry, atomically.
+
+    The header is copied (so orientation codes, units and description carry over), the data
+    type set to ``dtype`` (default: the array's; bool becomes uint8 and float16 float32 since
+    NIfTI has neither) and scaling reset (slope 1, intercept 0) so values are stored exactly.
+    The file is first written to a hidden temporary file in the same folder, flushed and
+    fsync'ed, then renamed over ``path``; on any failure the temporary file is removed and an
+    existing ``path`` is left untouched.
+
+    Args:
+        array: Voxel data, shape (X, Y, Z) (or (X, Y, Z, C)).
+        affine: (4, 4) voxel-to-world matrix.
+        header: Source NIfTI header to copy, or ``None`` for a fresh one.
+        path: Destination, ending in ``.nii`` or ``.nii.gz`` (the latter is gzip-compressed).
+        overwrite: Replace an existing file.
+        dtype: Type stored on disk. Integer types require integer values within range.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        BratsInputError: Existing file without ``overwrite``, missing folder, bad file name,
+            values that do not fit ``dtype``, or an OS error while writing.
+    """
+    path = Path(path)
+    _check_destination(path, overwrite)
+    fd, tmp_name = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
+    tmp = Path(tmp_name)
+    try:
+        data = _cast_for_writing(np.asanyarray(array), dtype, path)
+        hdr = header.copy() if header is not None else None
+        img = nib.Nifti1Image(data, np.asarray(affine, dtype=np.float64), hdr)
+        img.set_data_dtype(data.dtype)
+        img.header.set_slope_inter(1.0, 0.0)
+        if data.dtype.kind in "iu" and data.size:
+            img.header["cal_min"] = float(data.min())
+            img.header["cal_max"] = float(data.max())
+        with os.fdopen(fd, "wb") as fh:
+            fd = -1
+            if path.name.lower().endswith(".gz"):
+                # compresslevel 1 like nibabel's default; mtime 0 for reproducible bytes.
+                with gzip.GzipFile(filename="", mode="wb", fileobj=fh, compresslevel=1,
+                                   mtime=0) as stream:
+                    img.to_file_map({"image": nib.FileHolder(fileobj=stream)})
+            else:
+                img.to_file_map({"image": nib.FileHolder(fileobj=fh)})
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        if fd >= 0:
+            os.close(fd)
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise BratsInputError(f"cannot write file ({exc.strerror or exc})", path) from None
+        if isinstance(exc, HeaderDataError):
+            raise BratsInputError(f"cannot write file ({exc})", path) from None
+        raise
+    _fsync_folder(path.parent)
+    logger.info("wrote %s", path)
+    return path
+
+
+def save_label_map(
+    labels: np.ndarray,
+    path: str | Path,
+    *,
+    affine: np.ndarray,
+    header: nib.Nifti1Header | None,
+    convention: Convention = "2021",
+    src_convention: Convention = "2021",
+    overwrite: bool = False,
+) -> Path:
+    """Save a label map as uint8 NIfTI in the source geometry and the chosen convention.
+
+    Args:
+        labels: Integer label map of shape (X, Y, Z) in ``src_convention``.
+        path: Destination ``.nii`` / ``.nii.gz``.
+        affine: (4, 4) matrix of the source image.
+        header: Header of the source image (copied).
+        convention: Convention written to disk.
+        src_convention: Convention of ``labels``.
+        overwrite: Replace an existing file.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        BratsInputError: See :func:`write_nifti_atomic`; also a label map that is not 3D.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise BratsInputError(f"label map must be 3D, got shape {labels.shape}", path)
+    if labels.dtype.kind not in "biu":
+        raise BratsInputError(f"label map must be integer, got {labels.dtype}", path)
+    out = convert_labels(labels, check_convention(src_convention), check_convention(convention))
+    return write_nifti_atomic(out, affine, header, path, overwrite=overwrite, dtype=np.uint8)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _read_raw(img: nib.Nifti1Image, path: str | Path) -> np.ndarray:
+    """Unscaled voxels in their on-disk type, read now; corrupt/truncated files raise clearly."""
+    proxy = img.dataobj
+    try:
+        if hasattr(proxy, "get_unscaled"):
+            raw = np.asanyarray(proxy.get_unscaled())
+        else:
+            raw = np.asanyarray(proxy)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise BratsInputError(f"truncated or corrupt file ({_first_line(exc)})", path) from None
+    except (OSError, ValueError) as exc:
+        # numpy raises ValueError when a plain .nii holds fewer bytes than the header promises
+        raise BratsInputError(f"truncated or corrupt file ({_first_line(exc)})", path) from None
+    if raw.ndim == 4 and raw.shape[3] == 1:
+        raw = raw[..., 0]
+    return raw
+
+
+def _slope_inter(img: nib.Nifti1Image) -> tuple[float, float]:
+    proxy = img.dataobj
+    slope = float(getattr(proxy, "slope", 1.0))
+    inter = float(getattr(proxy, "inter", 0.0))
+    if not np.isfinite(slope) or slope == 0.0:
+        slope = 1.0
+    if not np.isfinite(inter):
+        inter = 0.0
+    return slope, inter
+
+
+def _check_destination(path: Path, overwrite: bool) -> None:
+    if not is_nifti_name(path.name):
+        raise BratsInputError("output file name must end in .nii or .nii.gz", path)
+    if not path.parent.is_dir():
+        raise BratsInputError("output folder does not exist", path.parent)
+    if path.is_dir():
+        raise BratsInputError("is a folder, expected an output file name", path)
+    if path.exists() and not overwrite:
+        raise BratsInputError("file exists; refusing to overwrite (ask for overwrite)", path)
+
+
+def _cast_for_writing(data: np.ndarray, dtype, path: Path) -> np.ndarray:
+    target = np.dtype(dtype) if dtype is not None else data.dtype
+    if target == np.bool_:
+        target = np.dtype(np.uint8)
+    elif target == np.float16:
+        target = np.dtype(np.float32)
+    if target not in _WRITABLE_DTYPES:
+        raise BratsInputError(f"cannot store data of type {target} in NIfTI", path)
+    if data.dtype.kind not in "biuf":
+        raise BratsInputError(f"cannot store data of type {data.dtype} in NIfTI", path)
+    if target.kind in "iu" and data.dtype != target and data.size:
+        if data.dtype.kind == "f" and not np.array_equal(data, np.round(data)):
+            raise BratsInputError(f"non-integer values cannot be stored as {target}", path)
+        info = np.iinfo(target)
+        if data.min() < info.min or data.max() > info.max:
+            raise BratsInputError(
+                f"values {data.min()}..{data.max()} do not fit in {target}", path
+            )
+    return data.astype(target, copy=False)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Persist the rename (best effort; not possible on every platform)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
