@@ -1,0 +1,1 @@
+"""The seed networks (imported lazily by the registry)."""

@@ -1,0 +1,180 @@
+"""Registry of the seed architectures: specs, presets and :func:`build_model`."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from torch import nn
+
+from bratseg.models.config import (
+    CascadeUNetConfig,
+    DSUNetConfig,
+    LowRankResUNetConfig,
+    ModelConfig,
+    NNUNetConfig,
+    SegResNetVAEConfig,
+)
+
+logger = logging.getLogger(__name__)
+
+OutputKind = Literal["regions", "classes"]
+
+
+@dataclass
+class ArchitectureSpec:
+    """What the engine needs to know about one architecture.
+
+    Attributes:
+        name: registry key, e.g. "nnunet".
+        paper: seed number and authors.
+        config_cls: the config dataclass.
+        output_kind: "regions" (3 sigmoid logits WT, TC, ET) or "classes" (4 softmax logits in
+            ``bratseg.labels.CLASSES`` order).
+        in_channels: input channels of the default ("small") preset; ``config.in_channels`` is
+            authoritative (nnunet: 5 with the foreground channel).
+        presets: "paper" (sizes of the paper), "small" (laptop CPU), "tiny" (tests).
+        default_postprocess: PostprocessConfig keyword arguments that fit this output.
+        size_divisor: spatial multiple for the "small" preset; ``config.size_divisor`` is
+            authoritative.
+        description: one line.
+        factory: config -> nn.Module.
+    """
+
+    name: str
+    paper: str
+    config_cls: type[ModelConfig]
+    output_kind: OutputKind
+    in_channels: int
+    presets: dict[str, ModelConfig]
+    default_postprocess: dict[str, Any]
+    size_divisor: int
+    description: str
+    factory: Callable[[Any], nn.Module] = field(repr=False, default=None)  # type: ignore[assignment]
+
+    @property
+    def out_channels(self) -> int:
+        """K: 3 for regions, 4 for classes."""
+        return self.presets["small"].out_channels  # type: ignore[attr-defined]
+
+    def make_config(
+        self, config: ModelConfig | dict[str, Any] | None = None, preset: str = "small"
+    ) -> ModelConfig:
+        """Resolve a config: dataclass as is, dict merged over the preset, None -> preset."""
+        if isinstance(config, self.config_cls):
+            return config
+        if preset not in self.presets:
+            raise ValueError(f"{self.name}: unknown preset {preset!r} (have {sorted(self.presets)})")
+        base = self.presets[preset]
+        if config is None:
+            return base.replace()
+        if isinstance(config, dict):
+            return self.config_cls.from_dict({**base.to_dict(), **config})
+        raise TypeError(f"{self.name}: config must be {self.config_cls.__name__}, dict or None")
+
+
+ARCHITECTURES: dict[str, ArchitectureSpec] = {}
+
+
+def register(spec: ArchitectureSpec) -> ArchitectureSpec:
+    """Add ``spec`` to :data:`ARCHITECTURES` (name must be new)."""
+    if spec.name in ARCHITECTURES:
+        raise ValueError(f"architecture {spec.name!r} already registered")
+    ARCHITECTURES[spec.name] = spec
+    return spec
+
+
+def get_architecture(name: str) -> ArchitectureSpec:
+    """Spec by name; ``KeyError`` naming the known architectures otherwise."""
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        raise KeyError(f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}") from None
+
+
+def list_architectures() -> list[ArchitectureSpec]:
+    """All registered specs in registration order."""
+    return list(ARCHITECTURES.values())
+
+
+def build_model(
+    name: str, config: ModelConfig | dict[str, Any] | None = None, preset: str = "small"
+) -> nn.Module:
+    """Build architecture ``name``.
+
+    Args:
+        name: registry key (see :func:`list_architectures`).
+        config: a config dataclass (used as is), a dict (overrides on top of ``preset``) or None.
+        preset: "paper", "small" or "tiny".
+
+    Returns:
+        The network in train mode (``model.config`` holds its config). Forward contract: eval ->
+        logits (B, K, X, Y, Z); train -> dict with "logits" and optional "deep", "stages", "vae".
+    """
+    spec = get_architecture(name)
+    cfg = spec.make_config(config, preset)
+    model = spec.factory(cfg)
+    model.config = cfg  # type: ignore[assignment]
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# --- the five seed architectures -------------------------------------------------------------
+
+_REGION_POSTPROCESS = {"mode": "hierarchical", "wt_threshold": 0.45, "tc_threshold": 0.40,
+                       "et_threshold": 0.45}  # seed 003 thresholds
+
+
+def _lowrank_factory(cfg: LowRankResUNetConfig) -> nn.Module:
+    from bratseg.models.nets.lowrank_resunet import LowRankResUNet
+
+    return LowRankResUNet(cfg)
+
+
+def _cascade_factory(cfg: CascadeUNetConfig) -> nn.Module:
+    from bratseg.models.nets.cascade_unet import CascadeUNet
+
+    return CascadeUNet(cfg)
+
+
+def _ds_factory(cfg: DSUNetConfig) -> nn.Module:
+    from bratseg.models.nets.ds_unet import DSUNet
+
+    return DSUNet(cfg)
+
+
+def _nnunet_factory(cfg: NNUNetConfig) -> nn.Module:
+    from bratseg.models.nets.nnunet import OptimizedUNet
+
+    return OptimizedUNet(cfg)
+
+
+def _segresnet_factory(cfg: SegResNetVAEConfig) -> nn.Module:
+    from bratseg.models.nets.segresnet_vae import SegResNetVAENet
+
+    return SegResNetVAENet(cfg)
+
+
+register(ArchitectureSpec(
+    name="lowrank-resunet",
+    paper="seed 000: Ashtari et al., Low-Rank Convolutional Networks for Brain Tumor Segmentation",
+    config_cls=LowRankResUNetConfig,
+    output_kind="classes",
+    in_channels=4,
+    presets={
+        "paper": LowRankResUNetConfig(),
+        "small": LowRankResUNetConfig(base_filters=16),
+        "tiny": LowRankResUNetConfig(base_filters=4, levels=3),
+    },
+    # seed 000: hierarchical thresholding of WT, then TC inside WT, then ET inside TC
+    default_postprocess={"mode": "hierarchical", "wt_threshold": 0.5, "tc_threshold": 0.5,
+                         "et_threshold": 0.5},
+    size_divisor=16,
+    description="Res-U-Net, 4 pooling levels, CP low-rank 3x3x3 convs (alpha 0.5), 4-class softmax",
+    factory=_lowrank_factory,
+))
