@@ -1,0 +1,337 @@
+"""The inference engine: case + checkpoints -> region probabilities and a label map.
+
+:func:`run_inference` is a generator (stardist-napari style): it yields :class:`Progress` between
+steps and *returns* a :class:`Prediction`, so napari's ``thread_worker`` can drive it and the CLI
+can show a progress bar. It stops between steps when ``should_stop()`` becomes true (raising
+:class:`bratseg.errors.Cancelled`) or when the consumer closes the generator.
+
+Several models make an ensemble by averaging region probabilities in the source grid (seeds
+000/001/003); each model uses its own preprocessing (``meta["preprocess"]``), and class-output
+models are turned into region probabilities first.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Generator
+
+import numpy as np
+import torch
+
+from bratseg.errors import BratsInputError, Cancelled
+from bratseg.inference.device import select_device
+from bratseg.inference.tta import apply_flip, flip_sets
+from bratseg.inference.window import (
+    DEFAULT_OVERLAP,
+    DEFAULT_WHOLE_VOLUME_MAX_VOXELS,
+    ForwardPlan,
+    forward_probabilities,
+)
+from bratseg.labels import CLASSES, REGIONS, Convention, check_convention
+from bratseg.preprocess import (
+    PreprocessConfig,
+    PreprocessInfo,
+    effective_pad_multiple,
+    invert_probabilities,
+    preprocess_with_config,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class InferenceOptions:
+    """How to run a prediction.
+
+    Attributes:
+        device: ``"auto"`` (CUDA -> MPS -> CPU), ``"cpu"``, ``"cuda"`` or ``"mps"``.
+        tta: Flip test-time augmentation: 0 (none) or 8 (seed 003).
+        overlap: Sliding-window overlap (seed 003: 0.5).
+        window: Sliding-window size; ``None`` = whole volume when it fits, else 128^3 (seed 003).
+        amp: Mixed precision on CUDA.
+        whole_volume_max_voxels: Largest network input run in one pass (auto-mode only).
+        postprocess: :class:`bratseg.postprocess.PostprocessConfig`; ``None`` = first checkpoint's default.
+        convention: Label convention of the output label map.
+        threads: CPU threads for torch (``None`` = CPUs available to the process).
+    """
+
+    device: str = "auto"
+    tta: int = 0
+    overlap: float = DEFAULT_OVERLAP
+    window: tuple[int, int, int] | None = None
+    amp: bool = True
+    whole_volume_max_voxels: int = DEFAULT_WHOLE_VOLUME_MAX_VOXELS
+    postprocess: Any = None
+    convention: Convention = "2021"
+    threads: int | None = None
+
+
+@dataclass
+class Progress:
+    """One progress report: ``step`` of ``total`` steps done, and what happens now."""
+
+    step: int
+    total: int
+    message: str
+
+
+@dataclass
+class Prediction:
+    """Result of :func:`run_inference`, in the case's source grid.
+
+    Attributes:
+        region_probs: float16 (3, X, Y, Z), WT/TC/ET order (:data:`bratseg.labels.REGIONS`).
+        labels: uint8 (X, Y, Z) after postprocessing, in ``convention``.
+        device: Device actually used (after any fallback).
+        seconds: Wall time of the whole prediction.
+        models: Model names (checkpoint file stems).
+        postprocess: The PostprocessConfig used.
+        convention: Label convention of ``labels``.
+        class_probs: float16 (4, X, Y, Z) when every model outputs classes, else ``None``.
+        notes: Fallback messages (e.g. CUDA out of memory -> CPU).
+        timings: Seconds per phase (``preprocess``, ``network``, ``invert``, ``postprocess``).
+    """
+
+    region_probs: np.ndarray
+    labels: np.ndarray
+    device: str
+    seconds: float
+    models: list[str]
+    postprocess: Any
+    convention: Convention
+    class_probs: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def model_name(loaded: Any) -> str:
+    """Display name of a LoadedModel: its checkpoint file stem, else its architecture."""
+    path = getattr(loaded, "path", None)
+    if path:
+        name = Path(path).name
+        for suffix in (".pt", ".pth", ".ckpt"):
+            if name.endswith(suffix):
+                return name[: -len(suffix)]
+        return name
+    return str(loaded.meta.get("arch", "model"))
+
+
+def model_preprocess_config(loaded: Any) -> PreprocessConfig:
+    """The preprocessing a LoadedModel expects, reconciled with its architecture.
+
+    The pad multiple becomes a multiple of the network's size divisor, and the foreground channel
+    follows the architecture's input channel count.
+    """
+    cfg = PreprocessConfig.from_dict(loaded.meta.get("preprocess"))
+    spec = loaded.spec
+    cfg.pad_multiple = effective_pad_multiple(cfg, getattr(spec, "size_divisor", 16))
+    in_channels = _in_channels(loaded)
+    n_mod = len(loaded.meta.get("modalities") or ("t1", "t1ce", "t2", "flair"))
+    want_fg = in_channels == n_mod + 1
+    if want_fg != cfg.foreground_channel:
+        logger.warning("%s: foreground_channel=%s does not fit %d input channels; using %s",
+                       model_name(loaded), cfg.foreground_channel, in_channels, want_fg)
+        cfg.foreground_channel = want_fg
+    return cfg
+
+
+def _in_channels(loaded: Any) -> int:
+    config = getattr(loaded, "config", None)
+    value = getattr(config, "in_channels", None)
+    if value is None and isinstance(config, dict):
+        value = config.get("in_channels")
+    return int(value if value is not None else loaded.spec.in_channels)
+
+
+def _channel_order(loaded: Any) -> list[int] | None:
+    """Indices reordering the case channels (io.MODALITIES order) to the checkpoint's order."""
+    from bratseg.io import MODALITIES
+
+    wanted = list(loaded.meta.get("modalities") or MODALITIES)
+    if wanted == list(MODALITIES):
+        return None
+    missing = [m for m in wanted if m not in MODALITIES]
+    if missing:
+        raise BratsInputError(f"model {model_name(loaded)} needs unknown modalities {missing}", loaded.path)
+    return [MODALITIES.index(m) for m in wanted]
+
+
+def _postprocess_config(options: InferenceOptions, models: list[Any]) -> Any:
+    from bratseg.postprocess import PostprocessConfig
+
+    if options.postprocess is not None:
+        if isinstance(options.postprocess, dict):
+            return PostprocessConfig.from_dict(options.postprocess)
+        return options.postprocess
+    return PostprocessConfig.from_dict(dict(models[0].meta.get("postprocess") or {}))
+
+
+def run_inference(
+    case: Any,
+    models: list[Any],
+    options: InferenceOptions | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Generator[Progress, None, Prediction]:
+    """Predict one case, yielding progress; the generator's return value is the Prediction.
+
+    Args:
+        case: :class:`bratseg.io.Case` (image float32 (4, X, Y, Z), spacing).
+        models: One or more :class:`bratseg.checkpoint.LoadedModel` (several = ensemble).
+        options: :class:`InferenceOptions` (defaults when ``None``).
+        should_stop: Polled between steps and before every sliding window.
+
+    Yields:
+        :class:`Progress` before each step, and a final one with ``step == total``.
+
+    Returns:
+        :class:`Prediction` with float16 (3, X, Y, Z) region probabilities and uint8 labels.
+
+    Raises:
+        Cancelled: ``should_stop()`` returned true.
+        BratsInputError: No model, bad options.
+    """
+    from bratseg.postprocess import class_probs_to_region_probs, postprocess
+
+    t_start = time.perf_counter()
+    options = options or InferenceOptions()
+    models = list(models)
+    if not models:
+        raise BratsInputError("no model given for inference")
+    convention = check_convention(options.convention)
+    if not 0.0 <= float(options.overlap) < 1.0:
+        raise BratsInputError(f"overlap must be in [0, 1), got {options.overlap}")
+    flips = flip_sets(options.tta)
+    pp_config = _postprocess_config(options, models)
+    device, description = select_device(options.device, options.threads)
+    plan = ForwardPlan(
+        device=device,
+        description=description,
+        window=tuple(options.window) if options.window else None,  # type: ignore[arg-type]
+        overlap=float(options.overlap),
+        amp=bool(options.amp),
+        whole_volume_max_voxels=int(options.whole_volume_max_voxels),
+    )
+    timings = {"preprocess": 0.0, "network": 0.0, "invert": 0.0, "postprocess": 0.0}
+
+    def check() -> None:
+        if should_stop is not None and should_stop():
+            raise Cancelled("inference cancelled")
+
+    total = len(models) * (len(flips) + 2) + 1
+    step = 0
+    all_classes = all(m.spec.output_kind == "classes" for m in models)
+    region_sum: np.ndarray | None = None
+    class_sum: np.ndarray | None = None
+    cache: dict[tuple, tuple[np.ndarray, PreprocessInfo]] = {}
+    image = np.asarray(case.image)
+    spacing = tuple(float(s) for s in case.spacing)
+
+    for index, loaded in enumerate(models):
+        name = model_name(loaded)
+        tag = f"model {index + 1}/{len(models)} ({name})" if len(models) > 1 else name
+        check()
+        yield Progress(step, total, f"{tag}: preprocessing")
+        t0 = time.perf_counter()
+        cfg = model_preprocess_config(loaded)
+        order = _channel_order(loaded)
+        key = (tuple(sorted(cfg.to_dict().items())), tuple(order or ()))
+        if key not in cache:
+            src = image if order is None else image[order]
+            cache[key] = preprocess_with_config(src, spacing, cfg)
+        x_np, info = cache[key]
+        timings["preprocess"] += time.perf_counter() - t0
+        step += 1
+        x = torch.from_numpy(x_np)[None]
+        kind = loaded.spec.output_kind
+        divisor = int(getattr(loaded.spec, "size_divisor", 16))
+        loaded.model.eval()
+        probs: torch.Tensor | None = None
+        for k, axes in enumerate(flips):
+            check()
+            flip_txt = f" (flip {k + 1}/{len(flips)})" if len(flips) > 1 else ""
+            yield Progress(step, total, f"{tag}: network{flip_txt} on {plan.description}")
+            n_notes = len(plan.notes)
+            t0 = time.perf_counter()
+            out = apply_flip(
+                forward_probabilities(loaded.model, apply_flip(x, axes), plan, output_kind=kind,
+                                      divisor=divisor, should_stop=should_stop),
+                axes,
+            )
+            probs = out if probs is None else probs.add_(out)
+            timings["network"] += time.perf_counter() - t0
+            logger.debug("%s%s: %s", tag, flip_txt, plan.last_mode)
+            for note in plan.notes[n_notes:]:
+                yield Progress(step, total, note)
+            step += 1
+        assert probs is not None
+        if len(flips) > 1:
+            probs.div_(len(flips))
+        check()
+        yield Progress(step, total, f"{tag}: restoring source geometry")
+        t0 = time.perf_counter()
+        full = invert_probabilities(probs[0].numpy(), info)
+        del probs
+        if kind == "classes":
+            regions = np.asarray(class_probs_to_region_probs(full), dtype=np.float32)
+            if all_classes:
+                class_sum = full if class_sum is None else np.add(class_sum, full, out=class_sum)
+        else:
+            regions = full
+        region_sum = regions if region_sum is None else np.add(region_sum, regions, out=region_sum)
+        del full, regions
+        timings["invert"] += time.perf_counter() - t0
+        step += 1
+
+    assert region_sum is not None
+    check()
+    yield Progress(step, total, "postprocessing")
+    t0 = time.perf_counter()
+    if len(models) > 1:
+        region_sum /= len(models)
+        if class_sum is not None:
+            class_sum /= len(models)
+    region_probs = region_sum.astype(np.float16)
+    class_probs = class_sum.astype(np.float16) if class_sum is not None else None
+    del region_sum, class_sum
+    labels = postprocess(region_probs, pp_config, convention=convention, class_probs=class_probs)
+    labels = np.asarray(labels, dtype=np.uint8)
+    timings["postprocess"] = time.perf_counter() - t0
+    step += 1
+    seconds = time.perf_counter() - t_start
+    used = plan.description
+    yield Progress(total, total, f"done in {seconds:.1f} s on {used}")
+    assert region_probs.shape == (len(REGIONS), *image.shape[1:])
+    assert class_probs is None or class_probs.shape[0] == len(CLASSES)
+    return Prediction(
+        region_probs=region_probs,
+        labels=labels,
+        device=used,
+        seconds=seconds,
+        models=[model_name(m) for m in models],
+        postprocess=pp_config,
+        convention=convention,
+        class_probs=class_probs,
+        notes=list(plan.notes),
+        timings=timings,
+    )
+
+
+def predict_case(
+    case: Any,
+    models: list[Any],
+    options: InferenceOptions | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Prediction:
+    """Run :func:`run_inference` to completion, passing each :class:`Progress` to ``progress``."""
+    gen = run_inference(case, models, options, should_stop=should_stop)
+    while True:
+        try:
+            report = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if progress is not None:
+            progress(report)

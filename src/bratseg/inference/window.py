@@ -1,0 +1,192 @@
+"""One network forward pass to probabilities: whole volume or MONAI sliding window.
+
+The whole brain crop goes through the network in one pass when it is small enough (the fast
+CPU path: no overlap, no blending). Larger inputs use MONAI's ``sliding_window_inference`` with
+Gaussian importance weighting (seed 003, Futrega et al.: 128^3 windows, overlap 0.5). On CUDA the
+forward runs under autocast (AMP). A CUDA out-of-memory error first retries with smaller windows,
+then falls back to the CPU; each step is logged and recorded in :attr:`ForwardPlan.notes`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from monai.inferers import sliding_window_inference
+
+from bratseg.errors import Cancelled
+from bratseg.inference.device import describe_device
+
+logger = logging.getLogger(__name__)
+
+#: seed 003 (Futrega et al.): sliding window 128^3, overlap 0.5, Gaussian weighting.
+DEFAULT_WINDOW = (128, 128, 128)
+DEFAULT_OVERLAP = 0.5
+#: Largest input (voxels) run as one whole-volume pass; ~ a 1 mm brain crop padded to 16.
+DEFAULT_WHOLE_VOLUME_MAX_VOXELS = 192 * 192 * 160
+#: Windows are never shrunk below this edge length on OOM before moving to the CPU.
+MIN_WINDOW = 32
+
+
+@dataclass
+class ForwardPlan:
+    """Mutable execution state shared by every forward pass of one prediction.
+
+    Attributes:
+        device: Where the network runs now (may change to CPU after an OOM).
+        description: Human description of ``device``.
+        window: Sliding-window size, or ``None`` to decide per input (whole volume when it fits).
+        overlap: Sliding-window overlap fraction.
+        amp: Use autocast float16 on CUDA.
+        whole_volume_max_voxels: Inputs up to this many voxels run whole when ``window`` is None.
+        notes: Messages about fallbacks that happened (shown to the user).
+    """
+
+    device: torch.device
+    description: str
+    window: tuple[int, int, int] | None = None
+    overlap: float = DEFAULT_OVERLAP
+    amp: bool = True
+    whole_volume_max_voxels: int = DEFAULT_WHOLE_VOLUME_MAX_VOXELS
+    notes: list[str] = field(default_factory=list)
+    last_mode: str = ""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an accelerator out-of-memory error."""
+    oom_types = tuple(
+        t for t in (getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None)) if t
+    )
+    if oom_types and isinstance(exc, oom_types):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def activate(logits: torch.Tensor, output_kind: str) -> torch.Tensor:
+    """Logits (B, K, ...) -> probabilities: sigmoid for ``"regions"``, softmax over K for ``"classes"``."""
+    logits = logits.float()
+    if output_kind == "classes":
+        return torch.softmax(logits, dim=1)
+    return torch.sigmoid(logits)
+
+
+def _logits(output: object) -> torch.Tensor:
+    """The main logits tensor of a model output (tensor, dict with "logits", or sequence)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, dict):
+        return output["logits"]
+    if isinstance(output, (list, tuple)):
+        return output[0]
+    raise TypeError(f"unexpected model output type {type(output).__name__}")
+
+
+def fit_window(window: tuple[int, ...], shape: tuple[int, ...], divisor: int) -> tuple[int, int, int]:
+    """Clip ``window`` to ``shape`` and round each edge down to a multiple of ``divisor`` (>= divisor)."""
+    out = []
+    for w, s in zip(window, shape):
+        w = min(int(w), int(s))
+        out.append(max(divisor, (w // divisor) * divisor))
+    return tuple(out)  # type: ignore[return-value]
+
+
+def _run(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    plan: ForwardPlan,
+    output_kind: str,
+    divisor: int,
+    should_stop: Callable[[], bool] | None,
+) -> torch.Tensor:
+    device = plan.device
+    use_amp = plan.amp and device.type == "cuda"
+    shape = tuple(x.shape[2:])
+
+    def predict(chunk: torch.Tensor) -> torch.Tensor:
+        if should_stop is not None and should_stop():
+            raise Cancelled("inference cancelled")
+        with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+            return activate(_logits(model(chunk.to(device, non_blocking=True))), output_kind)
+
+    with torch.inference_mode():
+        if plan.window is None and math.prod(shape) <= plan.whole_volume_max_voxels:
+            plan.last_mode = "whole volume"
+            return predict(x).cpu()
+        window = fit_window(plan.window or DEFAULT_WINDOW, shape, divisor)
+        plan.last_mode = f"sliding window {'x'.join(map(str, window))}"
+        out = sliding_window_inference(
+            x,
+            roi_size=window,
+            sw_batch_size=1,
+            predictor=predict,
+            overlap=plan.overlap,
+            mode="gaussian",  # seed 003: Gaussian importance weighting
+            sw_device=device,
+            device=device if device.type == "cuda" and not plan.notes else torch.device("cpu"),
+        )
+        return out.float().cpu()
+
+
+def forward_probabilities(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    plan: ForwardPlan,
+    *,
+    output_kind: str = "regions",
+    divisor: int = 16,
+    should_stop: Callable[[], bool] | None = None,
+) -> torch.Tensor:
+    """Probabilities of ``model`` on ``x`` with OOM fallbacks.
+
+    Args:
+        model: Network in eval mode (moved to ``plan.device`` here when needed).
+        x: Input (1, C, X, Y, Z) float32 on the CPU; X, Y, Z multiples of ``divisor``.
+        plan: Execution state; updated in place on fallback (smaller window, CPU).
+        output_kind: ``"regions"`` (sigmoid) or ``"classes"`` (softmax).
+        divisor: The network's size divisor (window edges are multiples of it).
+        should_stop: Checked before every window; raising :class:`Cancelled` when true.
+
+    Returns:
+        float32 (1, K, X, Y, Z) probabilities on the CPU.
+    """
+    while True:
+        _move(model, plan.device)
+        try:
+            return _run(model, x, plan, output_kind, divisor, should_stop)
+        except Exception as exc:  # noqa: BLE001 - filtered to OOM below
+            if not is_out_of_memory(exc) or plan.device.type == "cpu":
+                raise
+            _free(plan.device)
+            shape = tuple(x.shape[2:])
+            current = fit_window(plan.window or DEFAULT_WINDOW, shape, divisor)
+            if plan.window is None and math.prod(shape) <= plan.whole_volume_max_voxels:
+                plan.window = current
+                note = f"out of memory on {plan.description} for the whole volume; retrying with {current} windows"
+            elif max(current) // 2 >= max(MIN_WINDOW, divisor):
+                plan.window = fit_window(tuple(max(divisor, w // 2) for w in current), shape, divisor)
+                note = f"out of memory on {plan.description}; retrying with smaller {plan.window} windows"
+            else:
+                old = plan.description
+                plan.device = torch.device("cpu")
+                plan.description = describe_device(plan.device)
+                plan.window = None
+                note = f"out of memory on {old}; falling back to {plan.description}"
+            logger.warning(note)
+            plan.notes.append(note)
+
+
+def _move(model: torch.nn.Module, device: torch.device) -> None:
+    try:
+        current = next(model.parameters()).device
+    except StopIteration:
+        return
+    if current != device:
+        model.to(device)
+
+
+def _free(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
