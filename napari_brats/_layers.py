@@ -1,0 +1,223 @@
+"""Layer building: turn engine arrays into napari layer-data tuples and back.
+
+The engine keeps every volume in file order (X, Y, Z). napari shows the last two axes of a layer
+and puts a slider on the first, so layers hold the transposed view (Z, Y, X): the default view is
+then axial, and for the usual LPS-stored BraTS volumes it is in radiological orientation (anterior
+up, patient's left on the right). The transposes are views, never copies, so painting on a labels
+layer writes straight into the engine-order array it was built from.
+
+Every layer built here carries ``metadata["bratseg"]`` with the geometry (affine, header, spacing)
+needed to write it back in the source geometry, its role and, for case layers, the
+:class:`bratseg.io.Case` itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bratseg.labels import LABEL_COLORS, LABEL_NAMES, LABEL_VALUES, REGIONS, REGION_NAMES
+
+#: Key of the plugin's entry in ``layer.metadata``.
+META_KEY = "bratseg"
+#: Axis order of layer data relative to engine (X, Y, Z) order.
+DISPLAY_AXES = (2, 1, 0)
+
+LayerDataTuple = tuple[Any, dict[str, Any], str]
+
+
+def to_display(volume: np.ndarray) -> np.ndarray:
+    """View of an engine-order (X, Y, Z) volume in layer order (Z, Y, X); no copy."""
+    return np.asarray(volume).transpose(DISPLAY_AXES)
+
+
+def from_display(data: np.ndarray) -> np.ndarray:
+    """View of a layer-order (Z, Y, X) volume in engine order (X, Y, Z); no copy."""
+    return np.asarray(data).transpose(DISPLAY_AXES)
+
+
+def display_scale(spacing: tuple[float, float, float]) -> tuple[float, float, float]:
+    """Layer ``scale`` (mm per voxel along Z, Y, X) from engine spacing (X, Y, Z)."""
+    return tuple(float(spacing[a]) for a in DISPLAY_AXES)  # type: ignore[return-value]
+
+
+def contrast_limits(volume: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
+    """Display range from percentiles of the brain voxels of one MRI volume.
+
+    Brain voxels are those differing from the most common (background) value; a strided sample
+    keeps this cheap on a full 240×240×155 volume.
+
+    Args:
+        volume: One modality, any shape.
+        low: Lower percentile.
+        high: Upper percentile.
+
+    Returns:
+        ``(low_value, high_value)`` with ``high_value > low_value``.
+    """
+    sample = np.asarray(volume).ravel()[::7]
+    background = sample.min() if sample.size else 0.0
+    brain = sample[sample != background]
+    if brain.size < 16:
+        brain = sample
+    if brain.size == 0:
+        return 0.0, 1.0
+    lo, hi = np.percentile(brain.astype(np.float32), [low, high])
+    if not hi > lo:
+        hi = lo + 1.0
+    return float(lo), float(hi)
+
+
+def label_colormap(convention: str) -> Any:
+    """napari ``DirectLabelColormap`` giving NCR/ED/ET their project colours.
+
+    Args:
+        convention: ``"2021"`` or ``"2023"``: decides which value ET has.
+    """
+    from napari.utils.colormaps import DirectLabelColormap
+
+    colors: dict[int | None, Any] = {0: (0.0, 0.0, 0.0, 0.0), None: (0.6, 0.6, 0.6, 1.0)}
+    for tissue, value in LABEL_VALUES[convention].items():
+        colors[value] = LABEL_COLORS[tissue]
+    return DirectLabelColormap(color_dict=colors)
+
+
+def label_features(convention: str) -> dict[str, list]:
+    """Features table (one row per label value) naming each tissue, shown on mouse-over."""
+    rows = {"index": [0], "tissue": ["background"], "name": ["background"]}
+    for tissue, value in sorted(LABEL_VALUES[convention].items(), key=lambda kv: kv[1]):
+        rows["index"].append(value)
+        rows["tissue"].append(tissue)
+        rows["name"].append(LABEL_NAMES[tissue])
+    return rows
+
+
+def geometry_meta(case: Any) -> dict[str, Any]:
+    """The ``metadata["bratseg"]`` entries shared by all layers of one case."""
+    return {
+        "case": case,
+        "case_id": case.case_id,
+        "affine": np.asarray(case.affine, dtype=np.float64),
+        "header": case.header,
+        "spacing": tuple(float(s) for s in case.spacing),
+        "folder": str(case.folder) if case.folder is not None else None,
+        "axes": "zyx",
+    }
+
+
+def image_layer_data(case: Any) -> list[LayerDataTuple]:
+    """One image layer per modality (T1, T1Gd, T2, FLAIR) of a loaded case.
+
+    Args:
+        case: :class:`bratseg.io.Case` with ``image`` of shape (4, X, Y, Z).
+
+    Returns:
+        napari layer-data tuples, FLAIR last (on top) and visible; the others hidden.
+    """
+    from bratseg.io import MODALITIES, MODALITY_NAMES
+
+    out: list[LayerDataTuple] = []
+    scale = display_scale(case.spacing)
+    for index, modality in enumerate(MODALITIES):
+        volume = case.image[index]
+        meta = {**geometry_meta(case), "role": "image", "modality": modality}
+        kwargs = {
+            "name": f"{MODALITY_NAMES[modality]}",
+            "scale": scale,
+            "contrast_limits": contrast_limits(volume),
+            "colormap": "gray",
+            "blending": "translucent" if index == 0 else "translucent_no_depth",
+            "visible": modality == MODALITIES[-1],
+            "metadata": {META_KEY: meta},
+        }
+        out.append((to_display(volume), kwargs, "image"))
+    return out
+
+
+def labels_layer_data(
+    labels: np.ndarray,
+    case: Any,
+    convention: str,
+    *,
+    name: str,
+    role: str,
+    opacity: float = 0.5,
+    visible: bool = True,
+) -> LayerDataTuple:
+    """A labels layer for a (X, Y, Z) tumour label map of ``case``.
+
+    Args:
+        labels: uint8 label map in engine order (X, Y, Z); the layer shares its memory.
+        case: The :class:`bratseg.io.Case` the map belongs to (geometry).
+        convention: Label convention of ``labels`` (decides the ET value and colour).
+        name: Layer name.
+        role: ``"reference"`` (a seg from disk) or ``"segmentation"`` (the editable AI result).
+        opacity: Layer opacity.
+        visible: Whether the layer starts visible.
+    """
+    meta = {**geometry_meta(case), "role": role, "convention": convention}
+    kwargs = {
+        "name": name,
+        "scale": display_scale(case.spacing),
+        "colormap": label_colormap(convention),
+        "features": label_features(convention),
+        "opacity": opacity,
+        "visible": visible,
+        "metadata": {META_KEY: meta},
+    }
+    return (to_display(labels), kwargs, "labels")
+
+
+def probability_layer_data(region_probs: np.ndarray, case: Any) -> list[LayerDataTuple]:
+    """Image layers of WT/TC/ET probabilities (uncertainty display), hidden by default.
+
+    Args:
+        region_probs: float (3, X, Y, Z) probabilities in :data:`REGIONS` order.
+        case: The :class:`bratseg.io.Case` they belong to.
+    """
+    colormaps = {"wt": "green", "tc": "yellow", "et": "red"}
+    out: list[LayerDataTuple] = []
+    for index, region in enumerate(REGIONS):
+        meta = {**geometry_meta(case), "role": "probability", "region": region}
+        kwargs = {
+            "name": f"P({region.upper()}) {REGION_NAMES[region].lower()}",
+            "scale": display_scale(case.spacing),
+            "contrast_limits": (0.0, 1.0),
+            "colormap": colormaps[region],
+            "blending": "additive",
+            "opacity": 0.6,
+            "visible": False,
+            "metadata": {META_KEY: meta},
+        }
+        out.append((to_display(region_probs[index]), kwargs, "image"))
+    return out
+
+
+def case_layer_data(case: Any) -> list[LayerDataTuple]:
+    """All layers of a loaded case: four images plus its reference seg when present."""
+    layers = image_layer_data(case)
+    if case.seg is not None:
+        convention = case.seg_convention or "2021"
+        layers.append(
+            labels_layer_data(
+                case.seg,
+                case,
+                convention,
+                name=f"{case.case_id} reference seg",
+                role="reference",
+                opacity=0.4,
+                visible=False,
+            )
+        )
+    return layers
+
+
+def find_case(layers: Any) -> Any | None:
+    """The :class:`bratseg.io.Case` behind the selected layer, else the last case layer."""
+    candidates = list(layers.selection) + list(reversed(list(layers)))
+    for layer in candidates:
+        meta = getattr(layer, "metadata", {}).get(META_KEY)
+        if meta and meta.get("case") is not None:
+            return meta["case"]
+    return None

@@ -1,0 +1,146 @@
+"""npe2 reader: a BraTS case folder, or one NIfTI file, into napari layers.
+
+* A case folder (any BraTS naming the engine recognises) → T1, T1Gd, T2, FLAIR image layers plus
+  the reference seg as a labels layer when the folder has one.
+* A ``.nii``/``.nii.gz`` file that belongs to a case folder (e.g. ``..._flair.nii.gz``) → the whole
+  case, as above.
+* Any other single NIfTI → one image layer (or one labels layer for an integer BraTS label map).
+
+Bad input is reported with the engine's one-line :class:`bratseg.errors.BratsInputError` message
+(napari shows it as an error notification); nothing is half-loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bratseg.errors import BratsInputError
+
+from ._layers import META_KEY, LayerDataTuple, case_layer_data, contrast_limits, to_display
+
+logger = logging.getLogger(__name__)
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+ReaderFunction = Callable[[Any], list[LayerDataTuple]]
+
+
+def _is_nifti(path: Path) -> bool:
+    return path.name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def _case_folder_of(path: Path) -> Path | None:
+    """The case folder ``path`` is (a folder) or belongs to (one of the case's files)."""
+    from bratseg.io import find_case_files
+
+    folder = path if path.is_dir() else path.parent
+    try:
+        files = find_case_files(folder)
+    except BratsInputError:
+        return None
+    if path.is_dir():
+        return folder
+    resolved = path.resolve()
+    if any(Path(f).resolve() == resolved for f in files.values()):
+        return folder
+    return None
+
+
+def napari_get_reader(path: str | list[str]) -> ReaderFunction | None:
+    """npe2 ``get_reader`` hook: a reader when ``path`` is a case folder or a NIfTI file."""
+    if isinstance(path, list):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    p = Path(path)
+    if p.is_dir():
+        return read_case if _case_folder_of(p) is not None else None
+    if _is_nifti(p):
+        return read_case if _case_folder_of(p) is not None else read_single_nifti
+    return None
+
+
+def read_case(path: str | list[str]) -> list[LayerDataTuple]:
+    """Load the case folder ``path`` is (or belongs to) and return its layers.
+
+    Raises:
+        BratsInputError: Missing modality, mismatched geometry, unreadable file... (one line).
+    """
+    from bratseg.io import load_case
+
+    if isinstance(path, list):
+        path = path[0]
+    p = Path(path)
+    folder = _case_folder_of(p) or (p if p.is_dir() else p.parent)
+    case = load_case(folder)
+    logger.info("loaded case %s from %s, shape %s", case.case_id, folder, case.shape)
+    return case_layer_data(case)
+
+
+def read_single_nifti(path: str | list[str]) -> list[LayerDataTuple]:
+    """Load one 3D NIfTI that is not part of a case: a BraTS label map or an image.
+
+    Raises:
+        BratsInputError: Not a readable 3D NIfTI.
+    """
+    import nibabel as nib
+
+    from bratseg.labels import detect_convention
+
+    from ._layers import display_scale, label_colormap, label_features
+
+    if isinstance(path, list):
+        path = path[0]
+    p = Path(path)
+    try:
+        img = nib.load(str(p))
+        data = np.asarray(img.dataobj)
+    except Exception as exc:  # nibabel raises many types for corrupt files
+        raise BratsInputError(f"cannot read NIfTI ({type(exc).__name__}: {exc})", p) from exc
+    if data.ndim != 3:
+        raise BratsInputError(f"expected a 3D volume, got shape {data.shape}", p)
+    spacing = tuple(float(z) for z in img.header.get_zooms()[:3])
+    meta: dict[str, Any] = {
+        "case": None,
+        "case_id": p.name.split(".")[0],
+        "affine": np.asarray(img.affine, dtype=np.float64),
+        "header": img.header,
+        "spacing": spacing,
+        "folder": str(p.parent),
+        "axes": "zyx",
+        "source": str(p),
+    }
+    name = p.name.removesuffix(".gz").removesuffix(".nii")
+    is_int = np.issubdtype(data.dtype, np.integer) or np.array_equal(data, np.round(data))
+    if is_int and data.size and int(data.max()) <= 4 and int(data.min()) >= 0:
+        try:
+            convention = detect_convention(data, source=str(p))
+        except BratsInputError:
+            convention = None
+        if convention is not None:
+            labels = data.astype(np.uint8)
+            meta.update(role="reference", convention=convention)
+            kwargs = {
+                "name": name,
+                "scale": display_scale(spacing),
+                "colormap": label_colormap(convention),
+                "features": label_features(convention),
+                "opacity": 0.5,
+                "metadata": {META_KEY: meta},
+            }
+            return [(to_display(labels), kwargs, "labels")]
+    volume = data.astype(np.float32, copy=False)
+    if not np.isfinite(volume).all():
+        raise BratsInputError("holds non-finite voxels (NaN or inf)", p)
+    meta.update(role="image")
+    kwargs = {
+        "name": name,
+        "scale": display_scale(spacing),
+        "contrast_limits": contrast_limits(volume),
+        "metadata": {META_KEY: meta},
+    }
+    return [(to_display(volume), kwargs, "image")]

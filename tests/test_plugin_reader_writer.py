@@ -1,0 +1,124 @@
+"""Reader, writer and sample data of the napari plugin on real shared BraTS cases."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+CASE_2018 = DATA / "brats2018" / "Brats18_2013_2_1"
+CASE_2023 = DATA / "brats2023-naming" / "BraTS-GLI-00001-000"
+pytestmark = pytest.mark.skipif(not CASE_2018.is_dir(), reason="shared BraTS data (../shared/data) absent")
+
+
+def _layers_by_name(layer_data):
+    return {kwargs["name"]: (data, kwargs, kind) for data, kwargs, kind in layer_data}
+
+
+def test_reader_opens_case_folder_with_aligned_layers():
+    import nibabel as nib
+
+    from napari_brats._reader import napari_get_reader
+
+    reader = napari_get_reader(str(CASE_2018))
+    assert reader is not None
+    layers = _layers_by_name(reader(str(CASE_2018)))
+    assert set(layers) == {"T1", "T1Gd", "T2", "FLAIR", "Brats18_2013_2_1 reference seg"}
+    flair_file = next(CASE_2018.glob("*_flair.nii.gz"))
+    flair = np.asarray(nib.load(str(flair_file)).dataobj)
+    data, kwargs, kind = layers["FLAIR"]
+    assert kind == "image" and data.shape == flair.shape[::-1]  # (Z, Y, X) display order
+    np.testing.assert_array_equal(np.asarray(data).transpose(2, 1, 0), flair)
+    lo, hi = kwargs["contrast_limits"]
+    assert flair.min() <= lo < hi <= flair.max()
+    seg_data, seg_kwargs, seg_kind = layers["Brats18_2013_2_1 reference seg"]
+    assert seg_kind == "labels" and seg_data.dtype == np.uint8
+    assert set(np.unique(seg_data)) <= {0, 1, 2, 4}
+    scales = {tuple(kw["scale"]) for _, kw, _ in layers.values()}
+    assert scales == {(1.0, 1.0, 1.0)}
+    colormap = seg_kwargs["colormap"]
+    assert np.allclose(colormap.color_dict[4][:3], (0.9, 0.0, 0.0))
+
+
+def test_reader_opens_whole_case_from_one_file_and_2023_names():
+    from napari_brats._reader import napari_get_reader
+
+    one_file = next(CASE_2023.glob("*-t2f.nii.gz"))
+    reader = napari_get_reader(str(one_file))
+    names = [kw["name"] for _, kw, _ in reader(str(one_file))]
+    assert names[:4] == ["T1", "T1Gd", "T2", "FLAIR"]
+
+
+def test_reader_single_label_map_and_rejects_other_files(tmp_path):
+    from napari_brats._reader import napari_get_reader
+
+    seg = CASE_2023 / "algorithm-output-not-ground-truth-seg.nii.gz"
+    lone = tmp_path / "lone_seg.nii.gz"
+    shutil.copy(seg, lone)
+    layers = napari_get_reader(str(lone))(str(lone))
+    assert len(layers) == 1 and layers[0][2] == "labels"
+    assert layers[0][1]["metadata"]["bratseg"]["convention"] == "2023"
+    (tmp_path / "notes.txt").write_text("x")
+    assert napari_get_reader(str(tmp_path / "notes.txt")) is None
+
+
+def test_reader_reports_bad_case_in_one_line(tmp_path):
+    from bratseg.errors import BratsInputError
+    from napari_brats._reader import read_case
+
+    broken = tmp_path / "case"
+    broken.mkdir()
+    for name in ("t1", "t1ce", "t2"):
+        shutil.copy(next(CASE_2018.glob(f"*_{name}.nii.gz")), broken / f"case_{name}.nii.gz")
+    with pytest.raises(BratsInputError) as info:
+        read_case(str(broken))
+    assert "\n" not in str(info.value) and "flair" in str(info.value).lower()
+
+
+def test_writer_round_trips_labels_in_source_geometry(tmp_path):
+    import nibabel as nib
+
+    from napari_brats._reader import read_case
+    from napari_brats._writer import write_labels
+
+    layers = _layers_by_name(read_case(str(CASE_2018)))
+    data, kwargs, _ = layers["Brats18_2013_2_1 reference seg"]
+    edited = np.array(data)
+    edited[70, 100:110, 100:110] = 4
+    out = write_labels(str(tmp_path / "edited.nii.gz"), edited, kwargs)
+    img = nib.load(out[0])
+    source = nib.load(str(next(CASE_2018.glob("*_seg.nii.gz"))))
+    assert img.shape == source.shape and img.get_data_dtype() == np.uint8
+    np.testing.assert_allclose(img.affine, source.affine)
+    np.testing.assert_array_equal(np.asarray(img.dataobj), edited.transpose(2, 1, 0))
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_sample_data_loads_a_real_case(monkeypatch):
+    from napari_brats._sample_data import SAMPLE_ENV, load_sample_case
+
+    monkeypatch.setenv(SAMPLE_ENV, str(CASE_2018))
+    names = [kw["name"] for _, kw, _ in load_sample_case()]
+    assert names[:4] == ["T1", "T1Gd", "T2", "FLAIR"]
+
+
+def test_sample_data_explains_when_absent(monkeypatch, tmp_path):
+    from bratseg.errors import BratsInputError
+    from napari_brats import _sample_data
+
+    monkeypatch.setenv(_sample_data.SAMPLE_ENV, str(tmp_path))
+    monkeypatch.setattr(_sample_data, "_candidate_roots", lambda: [tmp_path])
+    with pytest.raises(BratsInputError, match=_sample_data.SAMPLE_ENV):
+        _sample_data.find_sample_case()
+
+
+def test_viewer_opens_case_through_plugin(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open(str(CASE_2018), plugin="napari-brats")
+    assert [layer.name for layer in viewer.layers][:4] == ["T1", "T1Gd", "T2", "FLAIR"]
+    assert viewer.layers["FLAIR"].data.shape == (155, 240, 240)
