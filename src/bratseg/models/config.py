@@ -189,7 +189,8 @@ class SegResNetVAEConfig(ModelConfig):
         se_reduction: SE reduction ratio r (seed 004 leaves it open; SENet default 16, capped so
             at least one hidden unit remains).
         maxpool_downsample: max-pool instead of strided conv between levels (seed 004).
-        dropout: spatial dropout after the initial conv (Myronenko: 0.2).
+        groups: GroupNorm groups (seed 004: 8).
+        dropout: dropout after the initial conv (Myronenko: 0.2).
         input_image_size: the fixed training patch size (X, Y, Z) the VAE's dense layers are sized
             for (seed 004 crops 144 x 144 x 128). Evaluation accepts any multiple of
             ``size_divisor``; training inputs must have exactly this size.
@@ -206,6 +207,7 @@ class SegResNetVAEConfig(ModelConfig):
     squeeze_excitation: bool = True  # seed 004
     se_reduction: int = 16
     maxpool_downsample: bool = True  # seed 004
+    groups: int = 8  # seed 004 (GroupNorm, 8 groups)
     dropout: float | None = 0.2
     input_image_size: tuple[int, int, int] = (144, 144, 128)  # seed 004
     vae_nz: int = 256
