@@ -298,24 +298,34 @@ def _unpad(array: np.ndarray, info: PreprocessInfo) -> np.ndarray:
     return array[..., :rx, :ry, :rz]
 
 
-def invert_probabilities(probs: np.ndarray, info: PreprocessInfo, dtype: Any = np.float32) -> np.ndarray:
+def invert_probabilities(
+    probs: np.ndarray,
+    info: PreprocessInfo,
+    dtype: Any = np.float32,
+    fill: float | tuple[float, ...] = 0.0,
+) -> np.ndarray:
     """Put (K, x, y, z) network-grid probabilities back into the source grid.
 
     Padding is removed, resampling undone with trilinear interpolation to the crop size, and the
-    crop placed in a zero volume.
+    crop placed in a volume holding ``fill`` outside the brain box.
 
     Args:
         probs: (K, *info.padded_shape) array.
         info: From :func:`preprocess_image`.
         dtype: Output dtype.
+        fill: Value outside the brain box, one for all channels or one per channel (e.g.
+            ``(1, 0, 0, 0)`` for class probabilities: background is certain there).
 
     Returns:
-        (K, *info.original_shape) array, 0 outside the brain box.
+        (K, *info.original_shape) array.
     """
     core = _unpad(np.asarray(probs), info)
     if info.resampled:
         core = _interpolate(core, info.cropped_shape, "trilinear")
-    out = np.zeros((core.shape[0], *info.original_shape), dtype=dtype)
+    out = np.empty((core.shape[0], *info.original_shape), dtype=dtype)
+    fills = np.broadcast_to(np.asarray(fill, dtype=np.float64), (core.shape[0],))
+    for k in range(core.shape[0]):
+        out[k].fill(fills[k])
     out[(slice(None), *info.slices)] = core
     return out
 

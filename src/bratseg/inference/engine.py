@@ -41,6 +41,9 @@ from bratseg.preprocess import (
 
 logger = logging.getLogger(__name__)
 
+#: Class probabilities outside the brain box: background certain (CLASSES order).
+_CLASS_FILL = (1.0, 0.0, 0.0, 0.0)
+
 
 @dataclass
 class InferenceOptions:
@@ -56,6 +59,8 @@ class InferenceOptions:
         postprocess: :class:`bratseg.postprocess.PostprocessConfig`; ``None`` = first checkpoint's default.
         convention: Label convention of the output label map.
         threads: CPU threads for torch (``None`` = CPUs available to the process).
+        keep_class_probs: Return class probabilities when every model outputs classes (always
+            done for ``postprocess.mode == "argmax"``, which needs them).
     """
 
     device: str = "auto"
@@ -67,6 +72,7 @@ class InferenceOptions:
     postprocess: Any = None
     convention: Convention = "2021"
     threads: int | None = None
+    keep_class_probs: bool = False
 
 
 @dataclass
@@ -90,7 +96,8 @@ class Prediction:
         models: Model names (checkpoint file stems).
         postprocess: The PostprocessConfig used.
         convention: Label convention of ``labels``.
-        class_probs: float16 (4, X, Y, Z) when every model outputs classes, else ``None``.
+        class_probs: float16 (4, X, Y, Z) when every model outputs classes and they were needed
+            (argmax postprocessing or ``keep_class_probs``), else ``None``.
         notes: Fallback messages (e.g. CUDA out of memory -> CPU).
         timings: Seconds per phase (``preprocess``, ``network``, ``invert``, ``postprocess``).
     """
@@ -126,8 +133,7 @@ def model_preprocess_config(loaded: Any) -> PreprocessConfig:
     follows the architecture's input channel count.
     """
     cfg = PreprocessConfig.from_dict(loaded.meta.get("preprocess"))
-    spec = loaded.spec
-    cfg.pad_multiple = effective_pad_multiple(cfg, getattr(spec, "size_divisor", 16))
+    cfg.pad_multiple = effective_pad_multiple(cfg, size_divisor(loaded))
     in_channels = _in_channels(loaded)
     n_mod = len(loaded.meta.get("modalities") or ("t1", "t1ce", "t2", "flair"))
     want_fg = in_channels == n_mod + 1
@@ -136,6 +142,12 @@ def model_preprocess_config(loaded: Any) -> PreprocessConfig:
                        model_name(loaded), cfg.foreground_channel, in_channels, want_fg)
         cfg.foreground_channel = want_fg
     return cfg
+
+
+def size_divisor(loaded: Any) -> int:
+    """Spatial multiple the network input needs (the config is authoritative over the spec)."""
+    value = getattr(getattr(loaded, "config", None), "size_divisor", None)
+    return int(value if value is not None else getattr(loaded.spec, "size_divisor", 16))
 
 
 def _in_channels(loaded: Any) -> int:
@@ -223,6 +235,7 @@ def run_inference(
     total = len(models) * (len(flips) + 2) + 1
     step = 0
     all_classes = all(m.spec.output_kind == "classes" for m in models)
+    want_classes = all_classes and (options.keep_class_probs or getattr(pp_config, "mode", "") == "argmax")
     region_sum: np.ndarray | None = None
     class_sum: np.ndarray | None = None
     cache: dict[tuple, tuple[np.ndarray, PreprocessInfo]] = {}
@@ -246,7 +259,7 @@ def run_inference(
         step += 1
         x = torch.from_numpy(x_np)[None]
         kind = loaded.spec.output_kind
-        divisor = int(getattr(loaded.spec, "size_divisor", 16))
+        divisor = size_divisor(loaded)
         loaded.model.eval()
         probs: torch.Tensor | None = None
         for k, axes in enumerate(flips):
@@ -272,16 +285,21 @@ def run_inference(
         check()
         yield Progress(step, total, f"{tag}: restoring source geometry")
         t0 = time.perf_counter()
-        full = invert_probabilities(probs[0].numpy(), info)
+        net = probs[0].numpy()
         del probs
+        acc_dtype = np.float16 if len(models) == 1 else np.float32
         if kind == "classes":
-            regions = np.asarray(class_probs_to_region_probs(full), dtype=np.float32)
-            if all_classes:
-                class_sum = full if class_sum is None else np.add(class_sum, full, out=class_sum)
-        else:
-            regions = full
+            if want_classes:
+                full_classes = invert_probabilities(net, info, dtype=acc_dtype, fill=_CLASS_FILL)
+                class_sum = full_classes if class_sum is None else np.add(class_sum, full_classes, out=class_sum)
+                del full_classes
+            # WT/TC/ET are linear in the class probabilities, so converting before the (linear)
+            # inverse resampling is exact and moves 3 instead of 4 channels.
+            net = np.asarray(class_probs_to_region_probs(net), dtype=np.float32)
+        regions = invert_probabilities(net, info, dtype=acc_dtype)
+        del net
         region_sum = regions if region_sum is None else np.add(region_sum, regions, out=region_sum)
-        del full, regions
+        del regions
         timings["invert"] += time.perf_counter() - t0
         step += 1
 
@@ -293,8 +311,8 @@ def run_inference(
         region_sum /= len(models)
         if class_sum is not None:
             class_sum /= len(models)
-    region_probs = region_sum.astype(np.float16)
-    class_probs = class_sum.astype(np.float16) if class_sum is not None else None
+    region_probs = region_sum.astype(np.float16, copy=False)
+    class_probs = class_sum.astype(np.float16, copy=False) if class_sum is not None else None
     del region_sum, class_sum
     labels = postprocess(region_probs, pp_config, convention=convention, class_probs=class_probs)
     labels = np.asarray(labels, dtype=np.uint8)

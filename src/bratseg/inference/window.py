@@ -3,8 +3,9 @@
 The whole brain crop goes through the network in one pass when it is small enough (the fast
 CPU path: no overlap, no blending). Larger inputs use MONAI's ``sliding_window_inference`` with
 Gaussian importance weighting (seed 003, Futrega et al.: 128^3 windows, overlap 0.5). On CUDA the
-forward runs under autocast (AMP). A CUDA out-of-memory error first retries with smaller windows,
-then falls back to the CPU; each step is logged and recorded in :attr:`ForwardPlan.notes`.
+forward runs under autocast (AMP). An out-of-memory error first retries with sliding windows, then
+with smaller windows (down to 32^3), then (from a GPU) on the CPU; each step is logged and recorded
+in :attr:`ForwardPlan.notes`.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
     )
     if oom_types and isinstance(exc, oom_types):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
 def activate(logits: torch.Tensor, output_kind: str) -> torch.Tensor:
@@ -111,7 +113,7 @@ def _run(
         with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
             return activate(_logits(model(chunk.to(device, non_blocking=True))), output_kind)
 
-    with torch.inference_mode():
+    with torch.no_grad():
         if plan.window is None and math.prod(shape) <= plan.whole_volume_max_voxels:
             plan.last_mode = "whole volume"
             return predict(x).cpu()
@@ -157,23 +159,26 @@ def forward_probabilities(
         try:
             return _run(model, x, plan, output_kind, divisor, should_stop)
         except Exception as exc:  # noqa: BLE001 - filtered to OOM below
-            if not is_out_of_memory(exc) or plan.device.type == "cpu":
+            if not is_out_of_memory(exc):
                 raise
             _free(plan.device)
             shape = tuple(x.shape[2:])
             current = fit_window(plan.window or DEFAULT_WINDOW, shape, divisor)
-            if plan.window is None and math.prod(shape) <= plan.whole_volume_max_voxels:
+            whole = plan.window is None and math.prod(shape) <= plan.whole_volume_max_voxels
+            if whole and current != shape:
                 plan.window = current
                 note = f"out of memory on {plan.description} for the whole volume; retrying with {current} windows"
             elif max(current) // 2 >= max(MIN_WINDOW, divisor):
                 plan.window = fit_window(tuple(max(divisor, w // 2) for w in current), shape, divisor)
                 note = f"out of memory on {plan.description}; retrying with smaller {plan.window} windows"
-            else:
+            elif plan.device.type != "cpu":
                 old = plan.description
                 plan.device = torch.device("cpu")
                 plan.description = describe_device(plan.device)
                 plan.window = None
                 note = f"out of memory on {old}; falling back to {plan.description}"
+            else:
+                raise
             logger.warning(note)
             plan.notes.append(note)
 

@@ -1,0 +1,212 @@
+"""The model zoo: bundled checkpoints and the user's own.
+
+* Bundled weights ship inside the package in ``src/bratseg/weights/*.pt``. The default model is
+  named in ``weights/default.txt`` (one line) or, failing that, is the first bundled file by name.
+* User models live in ``$BRATSEG_HOME/models`` (default ``~/.napari-brats/models``); fine-tuned
+  checkpoints go there. A user model with the same name as a bundled one takes precedence.
+
+A model's *card* is its checkpoint metadata (architecture, paper, preprocessing, postprocessing,
+training provenance, validation Dice). Reading it uses ``torch.load(mmap=True, weights_only=True)``,
+which maps the weights without reading them, and is cached per (path, mtime, size), so listing
+the zoo stays cheap.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bratseg.errors import BratsInputError, CheckpointError
+
+logger = logging.getLogger(__name__)
+
+#: Folder of the checkpoints shipped with the package.
+BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
+_BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
+_CARD_CACHE: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+
+@dataclass
+class ModelEntry:
+    """One checkpoint of the zoo.
+
+    Attributes:
+        name: File name without suffix (what ``--model`` accepts).
+        path: The checkpoint file.
+        arch: Architecture registry name.
+        bundled: Shipped with the package (else a user model).
+        val_dice: ``{"wt": .., "tc": .., "et": ..}`` validation Dice when the card records it.
+        card: The checkpoint metadata (no weights) plus ``parameters`` and ``file_size``.
+    """
+
+    name: str
+    path: Path
+    arch: str
+    bundled: bool
+    val_dice: dict[str, float] | None = None
+    card: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def parameters(self) -> int | None:
+        """Number of learnable weights stored in the checkpoint."""
+        return self.card.get("parameters")
+
+
+def bratseg_home() -> Path:
+    """``$BRATSEG_HOME`` or ``~/.napari-brats``."""
+    return Path(os.environ.get("BRATSEG_HOME") or "~/.napari-brats").expanduser()
+
+
+def user_models_dir() -> Path:
+    """Folder of the user's checkpoints (may not exist yet)."""
+    return bratseg_home() / "models"
+
+
+def _strip_suffix(name: str) -> str:
+    for suffix in CHECKPOINT_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _checkpoints_in(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in CHECKPOINT_SUFFIXES
+                  and not p.name.startswith("."))
+
+
+def read_card(path: str | Path) -> dict[str, Any]:
+    """Checkpoint metadata without loading the weights (cached by path, mtime and size).
+
+    Returns:
+        The checkpoint dict minus ``state_dict``, plus ``parameters`` (count of stored learnable
+        values) and ``file_size`` (bytes).
+
+    Raises:
+        CheckpointError: Missing, unreadable or not a bratseg checkpoint.
+    """
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        raise CheckpointError("checkpoint file not found", path) from None
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    if key in _CARD_CACHE:
+        return _CARD_CACHE[key]
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # noqa: BLE001 - every failure is reported as one line
+        raise CheckpointError(f"not a readable bratseg checkpoint ({type(exc).__name__})", path) from None
+    if not isinstance(payload, dict) or payload.get("format") != "bratseg-checkpoint":
+        raise CheckpointError("not a bratseg checkpoint", path)
+    state = payload.get("state_dict") or {}
+    card = {k: v for k, v in payload.items() if k != "state_dict"}
+    card["parameters"] = int(sum(t.numel() for k, t in state.items()
+                                 if hasattr(t, "numel") and not k.endswith(_BUFFER_SUFFIXES)))
+    card["file_size"] = int(st.st_size)
+    del payload, state
+    _CARD_CACHE[key] = card
+    return card
+
+
+def _find_val_dice(card: dict[str, Any]) -> dict[str, float] | None:
+    """Validation Dice from the card: provenance/extra ``val_dice`` or ``metrics.val_dice``."""
+    for section in (card.get("provenance") or {}, card.get("extra") or {}, card):
+        if not isinstance(section, dict):
+            continue
+        for holder in (section, section.get("metrics") or {}, section.get("card") or {}):
+            value = holder.get("val_dice") if isinstance(holder, dict) else None
+            if isinstance(value, dict) and value:
+                try:
+                    return {k: float(v) for k, v in value.items() if v is not None}
+                except (TypeError, ValueError):
+                    continue
+    return None
+
+
+def _entry(path: Path, bundled: bool) -> ModelEntry:
+    card = read_card(path)
+    return ModelEntry(
+        name=_strip_suffix(path.name),
+        path=path,
+        arch=str(card.get("arch", "?")),
+        bundled=bundled,
+        val_dice=_find_val_dice(card),
+        card=card,
+    )
+
+
+def list_models(include_user: bool = True) -> list[ModelEntry]:
+    """Every usable checkpoint: bundled first, then the user's (unreadable files are skipped).
+
+    A user checkpoint with the name of a bundled one replaces it in the list.
+    """
+    entries: dict[str, ModelEntry] = {}
+    folders = [(BUNDLED_DIR, True)] + ([(user_models_dir(), False)] if include_user else [])
+    for folder, bundled in folders:
+        for path in _checkpoints_in(folder):
+            try:
+                entry = _entry(path, bundled)
+            except CheckpointError as exc:
+                logger.warning("skipping %s", exc)
+                continue
+            if entry.name in entries:
+                logger.info("user model %s shadows the bundled one", path)
+            entries[entry.name] = entry
+    return list(entries.values())
+
+
+def bundled_models() -> list[ModelEntry]:
+    """Only the checkpoints shipped with the package."""
+    return [e for e in list_models(include_user=False) if e.bundled]
+
+
+def default_model_name() -> str | None:
+    """Name of the bundled default model, or ``None`` when no weights are bundled."""
+    names = [_strip_suffix(p.name) for p in _checkpoints_in(BUNDLED_DIR)]
+    marker = BUNDLED_DIR / "default.txt"
+    if marker.is_file():
+        wanted = _strip_suffix(marker.read_text().strip())
+        if wanted in names:
+            return wanted
+        logger.warning("weights/default.txt names %r which is not bundled", wanted)
+    return names[0] if names else None
+
+
+def resolve_model(name_or_path: str | Path) -> Path:
+    """Checkpoint file for a zoo name or a path.
+
+    Order: an existing file path; a user model of that name; a bundled model of that name.
+
+    Raises:
+        BratsInputError: Nothing matches (the message lists the available names).
+    """
+    text = str(name_or_path)
+    candidate = Path(text).expanduser()
+    if candidate.is_file():
+        return candidate
+    looks_like_path = os.sep in text or text.endswith(CHECKPOINT_SUFFIXES)
+    name = _strip_suffix(candidate.name)
+    for folder in (user_models_dir(), BUNDLED_DIR):
+        for path in _checkpoints_in(folder):
+            if _strip_suffix(path.name) == name:
+                return path
+    if looks_like_path:
+        raise BratsInputError("checkpoint file not found", candidate)
+    names = [_strip_suffix(p.name) for f in (BUNDLED_DIR, user_models_dir()) for p in _checkpoints_in(f)]
+    known = ", ".join(sorted(set(names))) or "none installed"
+    raise BratsInputError(f"unknown model {text!r} (available: {known}; or pass a checkpoint file path)")
+
+
+def no_default_model_message() -> str:
+    """Explanation used when no model was given and none is bundled."""
+    return ("no model given and no bundled default model is installed (src/bratseg/weights/ is empty); "
+            f"pass --model NAME_OR_CHECKPOINT.pt (a checkpoint file, or a name from `napari-brats models`; "
+            f"user models live in {user_models_dir()})")
