@@ -1,0 +1,482 @@
+"""Probabilities to BraTS label maps, and label-map corrections from the papers.
+
+Pipeline of :func:`postprocess` (every knob lives in :class:`PostprocessConfig`):
+
+1. Masks: region probabilities (3, X, Y, Z) in :data:`~bratseg.labels.REGIONS` order are
+   thresholded hierarchically, WT first, then TC inside WT, then ET inside TC (seeds 000 and
+   003); or 4-class softmax (4, X, Y, Z) is reduced by argmax, or converted to region
+   probabilities by :func:`class_probs_to_region_probs` and thresholded hierarchically (seed 000).
+2. ET corrections, each turning ET voxels into NCR (they stay in the tumour core):
+   seed 003's component rule, then seed 003's total-ET rule, then seed 001's minimum ET volume.
+3. Labels: NCR = TC − ET, ED = WT − TC (seed 002), in the requested convention.
+
+The output is a uint8 label map, so ET ⊂ TC ⊂ WT holds by construction.
+
+Speed: a probability ``p`` is foreground when ``p >= threshold``; for float16 input the test is
+done on the int16 bit patterns (order-preserving for non-negative floats, and exact), which
+is ~30x faster than NumPy's float16 comparison. ET connected components are found on the ET
+voxels only (sorted flat indices + sparse graph, :func:`mask_components`) rather than by
+labelling a volume, and component sizes / probability sums come from ``np.bincount``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+import numpy as np
+from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from bratseg.errors import BratsInputError
+from bratseg.labels import (
+    CLASSES,
+    LABEL_VALUES,
+    REGIONS,
+    Convention,
+    check_convention,
+    tissue_index_map,
+)
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["hierarchical", "argmax"]
+MODES: tuple[str, ...] = ("hierarchical", "argmax")
+
+
+@dataclass
+class PostprocessConfig:
+    """All postprocessing parameters (JSON-able via :meth:`to_dict` / :meth:`from_dict`).
+
+    Attributes:
+        mode: ``"hierarchical"`` thresholds (region or class probabilities) or ``"argmax"`` over
+            4-class probabilities.
+        wt_threshold: WT where p_WT >= this.
+        tc_threshold: TC where WT and p_TC >= this.
+        et_threshold: ET where TC and p_ET >= this.
+        et_min_volume: All ET -> NCR when the ET volume is below this many voxels; 0 disables.
+        et_component_rule: Apply seed 003's ET component and total-ET rules.
+        et_component_min_voxels: ET components with fewer voxels than this ...
+        et_component_prob: ... and a mean ET probability below this become NCR.
+        et_total_min_voxels: All ET -> NCR when fewer ET voxels than this remain ...
+        et_total_prob: ... and their mean ET probability is below this.
+        et_component_connectivity: Neighbourhood of ET components: 1 = faces (6-connectivity),
+            2 = faces + edges (18), 3 = 26-connectivity.
+    """
+
+    mode: Mode = "hierarchical"
+    # Region thresholds: seed 003 (Futrega et al.), grid-searched on 5-fold cross-validation.
+    wt_threshold: float = 0.45
+    tc_threshold: float = 0.40
+    et_threshold: float = 0.45
+    # seed 001 (Jiang et al.) replaces ET by necrosis below an ET volume threshold "chosen for each
+    # experiment independently" on the BraTS 2019 validation set; the paper gives no value, so
+    # the rule is off by default (0) and a checkpoint may set its own.
+    et_min_volume: int = 0
+    # seed 003 (Futrega et al.): components < 16 voxels with mean ET prob < 0.9 -> NCR, then all
+    # ET -> NCR if fewer than 73 ET voxels with mean prob < 0.9.
+    et_component_rule: bool = True
+    et_component_min_voxels: int = 16
+    et_component_prob: float = 0.9
+    et_total_min_voxels: int = 73
+    et_total_prob: float = 0.9
+    # scipy.ndimage.label's default structure (faces), as in seed 003's published code.
+    et_component_connectivity: int = 1
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise BratsInputError(f"unknown postprocessing mode {self.mode!r}; use one of {MODES}")
+        for name in ("wt_threshold", "tc_threshold", "et_threshold",
+                     "et_component_prob", "et_total_prob"):
+            value = float(getattr(self, name))
+            if not 0.0 <= value <= 1.0 or not np.isfinite(value):
+                raise BratsInputError(f"postprocessing {name}={value} must lie in [0, 1]")
+            setattr(self, name, value)
+        for name in ("et_min_volume", "et_component_min_voxels", "et_total_min_voxels"):
+            value = int(getattr(self, name))
+            if value < 0:
+                raise BratsInputError(f"postprocessing {name}={value} must be >= 0")
+            setattr(self, name, value)
+        if int(self.et_component_connectivity) not in (1, 2, 3):
+            raise BratsInputError(
+                f"et_component_connectivity={self.et_component_connectivity} must be 1, 2 or 3"
+            )
+        self.et_component_connectivity = int(self.et_component_connectivity)
+        self.et_component_rule = bool(self.et_component_rule)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of all parameters."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> PostprocessConfig:
+        """Build a config from a dict; missing keys take the defaults, unknown keys are refused."""
+        data = dict(data or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise BratsInputError(f"unknown postprocessing parameters {unknown}")
+        return cls(**data)
+
+
+# --------------------------------------------------------------------------- thresholds
+
+
+def _ge_threshold(prob: np.ndarray, threshold: float) -> np.ndarray:
+    """Boolean ``prob >= threshold`` evaluated exactly, without a float64 copy.
+
+    Args:
+        prob: Float array of any shape (float16 fast path).
+        threshold: Threshold in [0, 1].
+
+    Returns:
+        Boolean array of ``prob``'s shape.
+    """
+    dtype = prob.dtype
+    t = dtype.type(threshold)
+    if float(t) < threshold:  # smallest representable value >= threshold: exact semantics
+        t = np.nextafter(t, dtype.type(np.inf))
+    if dtype == np.float16 and t > 0:
+        # Non-negative float16 bit patterns sort like int16; negatives are negative int16.
+        return prob.view(np.int16) >= t.view(np.int16)
+    return prob >= t
+
+
+def _as_float(prob: np.ndarray, what: str, channels: int) -> np.ndarray:
+    prob = np.asarray(prob)
+    if prob.ndim != 4 or prob.shape[0] != channels:
+        raise BratsInputError(f"{what} must have shape ({channels}, X, Y, Z), got {prob.shape}")
+    if prob.dtype not in (np.float16, np.float32, np.float64):
+        prob = prob.astype(np.float32)
+    return prob
+
+
+def class_probs_to_region_probs(class_probs: np.ndarray) -> np.ndarray:
+    """Region probabilities from 4-class probabilities.
+
+    WT = 1 − p_background, TC = p_NCR + p_ET, ET = p_ET.
+
+    Args:
+        class_probs: (4, X, Y, Z) in :data:`~bratseg.labels.CLASSES` order (softmax output).
+
+    Returns:
+        (3, X, Y, Z) in :data:`~bratseg.labels.REGIONS` order, same float dtype as the input.
+    """
+    cp = _as_float(class_probs, "class probabilities", len(CLASSES))
+    out = np.empty((len(REGIONS), *cp.shape[1:]), dtype=cp.dtype)
+    bg, ncr, et = CLASSES.index("background"), CLASSES.index("ncr"), CLASSES.index("et")
+    np.subtract(1, cp[bg], out=out[REGIONS.index("wt")], dtype=np.float32, casting="unsafe")
+    np.add(cp[ncr], cp[et], out=out[REGIONS.index("tc")], dtype=np.float32, casting="unsafe")
+    out[REGIONS.index("et")] = cp[et]
+    return out
+
+
+def hierarchical_masks(
+    region_probs: np.ndarray, config: PostprocessConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nested WT, TC, ET masks by hierarchical thresholds (seeds 000, 003).
+
+    Args:
+        region_probs: (3, X, Y, Z) float probabilities in REGIONS order.
+        config: Thresholds.
+
+    Returns:
+        ``(wt, tc, et)`` boolean (X, Y, Z) with et ⊂ tc ⊂ wt.
+    """
+    rp = _as_float(region_probs, "region probabilities", len(REGIONS))
+    wt = _ge_threshold(rp[REGIONS.index("wt")], config.wt_threshold)
+    tc = _ge_threshold(rp[REGIONS.index("tc")], config.tc_threshold)
+    tc &= wt
+    et = _ge_threshold(rp[REGIONS.index("et")], config.et_threshold)
+    et &= tc
+    return wt, tc, et
+
+
+def _ordered_keys(prob: np.ndarray) -> np.ndarray:
+    """Array whose ordering equals the float ordering of ``prob`` (int16 keys for float16)."""
+    if prob.dtype != np.float16:
+        return prob
+    bits = prob.view(np.int16)
+    # Negative floats: flip the magnitude bits so that more negative sorts lower.
+    return bits ^ ((bits >> 15) & np.int16(0x7FFF))
+
+
+def argmax_classes(class_probs: np.ndarray) -> np.ndarray:
+    """Index of the most probable class per voxel (first one on ties, like ``np.argmax``).
+
+    Args:
+        class_probs: (4, X, Y, Z) float probabilities in CLASSES order.
+
+    Returns:
+        uint8 (X, Y, Z) class indices.
+    """
+    cp = _as_float(class_probs, "class probabilities", len(CLASSES))
+    best = _ordered_keys(cp[0]).copy()
+    winner = np.zeros(cp.shape[1:], dtype=np.uint8)
+    for k in range(1, cp.shape[0]):
+        key = _ordered_keys(cp[k])
+        better = key > best
+        np.copyto(best, key, where=better)
+        np.copyto(winner, np.uint8(k), where=better)
+    return winner
+
+
+def argmax_masks(class_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """WT, TC, ET masks from the most probable class of each voxel.
+
+    Args:
+        class_probs: (4, X, Y, Z) in CLASSES order.
+
+    Returns:
+        ``(wt, tc, et)`` boolean (X, Y, Z) with et ⊂ tc ⊂ wt.
+    """
+    winner = argmax_classes(class_probs)
+    et = winner == CLASSES.index("et")
+    tc = et | (winner == CLASSES.index("ncr"))
+    wt = winner != CLASSES.index("background")
+    return wt, tc, et
+
+
+# --------------------------------------------------------------------------- ET corrections
+
+
+def mask_components(mask: np.ndarray, connectivity: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
+    """Connected components of a sparse boolean mask, working on its voxels only.
+
+    Equivalent to ``scipy.ndimage.label(mask, generate_binary_structure(ndim, connectivity))``
+    but costs O(n log n) in the number n of foreground voxels instead of O(volume): neighbours
+    are found by binary search among the sorted flat indices, then grouped with
+    ``scipy.sparse.csgraph.connected_components``.
+
+    Args:
+        mask: Boolean array (X, Y, Z) (any dimension).
+        connectivity: 1 faces, 2 + edges, 3 + corners (as ``generate_binary_structure``).
+
+    Returns:
+        ``(flat, component, n)``: sorted flat indices of the foreground voxels (int64 (n_fg,)),
+        their component ids in [0, n) (int32 (n_fg,)), and the number of components n.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    flat = np.flatnonzero(mask)
+    n_fg = flat.size
+    if n_fg == 0:
+        return flat, np.zeros(0, dtype=np.int32), 0
+    shape = mask.shape
+    coords = np.unravel_index(flat, shape)
+    strides = np.array([int(np.prod(shape[a + 1 :])) for a in range(mask.ndim)], dtype=np.int64)
+    structure = ndimage.generate_binary_structure(mask.ndim, connectivity)
+    center = np.ones(mask.ndim, dtype=int)
+    rows, cols = [], []
+    for offset in np.argwhere(structure) - center:
+        if tuple(offset) <= (0,) * mask.ndim:  # half the neighbourhood: each pair once
+            continue
+        valid = np.ones(n_fg, dtype=bool)
+        for axis, d in enumerate(offset):
+            if d > 0:
+                valid &= coords[axis] < shape[axis] - d
+            elif d < 0:
+                valid &= coords[axis] >= -d
+        target = flat + int(offset @ strides)
+        pos = np.searchsorted(flat, target)
+        np.minimum(pos, n_fg - 1, out=pos)
+        valid &= flat[pos] == target
+        rows.append(np.flatnonzero(valid))
+        cols.append(pos[valid])
+    r = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    c = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
+    graph = coo_matrix((np.ones(r.size, dtype=np.int8), (r, c)), shape=(n_fg, n_fg))
+    n, component = connected_components(graph, directed=False)
+    return flat, component.astype(np.int32, copy=False), int(n)
+
+
+def _clear_flat(mask: np.ndarray, flat: np.ndarray) -> None:
+    """Set ``mask`` to False at the flat indices ``flat`` (in place)."""
+    if flat.size == 0:
+        return
+    if mask.flags.c_contiguous:
+        mask.reshape(-1)[flat] = False
+    else:
+        mask[np.unravel_index(flat, mask.shape)] = False
+
+
+def _gather(values: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    if values.flags.c_contiguous:
+        return values.reshape(-1)[flat]
+    return values[np.unravel_index(flat, values.shape)]
+
+
+def apply_et_rules(
+    et: np.ndarray, et_prob: np.ndarray | None, config: PostprocessConfig
+) -> np.ndarray:
+    """Remove ET voxels by seed 003's component and total rules and seed 001's volume rule.
+
+    Removed voxels are meant to become NCR (they stay in TC). Works in place on ``et``.
+
+    Args:
+        et: Boolean ET mask (X, Y, Z); modified in place.
+        et_prob: ET probability (X, Y, Z) (any float dtype), needed for seed 003's rules; when
+            None those rules are skipped.
+        config: Rule parameters.
+
+    Returns:
+        ``et`` (the same array).
+    """
+    if config.et_component_rule and et_prob is not None:
+        flat, component, n = mask_components(et, config.et_component_connectivity)
+        if n > 0:
+            probs = _gather(np.asarray(et_prob), flat).astype(np.float64)  # ET voxels only
+            sizes = np.bincount(component, minlength=n)
+            sums = np.bincount(component, weights=probs, minlength=n)
+            drop = (sizes < config.et_component_min_voxels) & (
+                sums / sizes < config.et_component_prob
+            )
+            removed = drop[component]
+            kept = flat.size - int(np.count_nonzero(removed))
+            if 0 < kept < config.et_total_min_voxels:
+                if probs[~removed].mean() < config.et_total_prob:
+                    removed[:] = True
+                    logger.debug("ET total rule: %d ET voxels -> NCR", kept)
+            if removed.any():
+                logger.debug("ET rules: %d of %d ET voxels -> NCR", int(removed.sum()), flat.size)
+                _clear_flat(et, flat[removed])
+    if config.et_min_volume > 0:
+        total = int(np.count_nonzero(et))
+        if 0 < total < config.et_min_volume:
+            et[...] = False
+            logger.debug("ET volume rule: %d ET voxels < %d -> NCR", total, config.et_min_volume)
+    return et
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def reconstruct_labels(
+    wt: np.ndarray, tc: np.ndarray, et: np.ndarray, convention: Convention = "2021"
+) -> np.ndarray:
+    """Seed 002's label reconstruction: ET kept as is, NCR = TC − ET, ED = WT − TC.
+
+    Args:
+        wt, tc, et: Boolean masks (X, Y, Z), nested or not. ET is "left untouched" (seed 002):
+            an ET voxel outside TC/WT is still ET, so the regions of the result are
+            WT ∪ TC ∪ ET ⊇ TC ∪ ET ⊇ ET. (``labels.labels_from_regions`` instead clips ET to TC
+            to WT.)
+        convention: Convention of the returned map.
+
+    Returns:
+        uint8 label map (X, Y, Z).
+    """
+    values = LABEL_VALUES[check_convention(convention)]
+    wt = np.asarray(wt, dtype=bool)
+    et = np.asarray(et, dtype=bool)
+    tc = np.asarray(tc, dtype=bool) | et
+    return _nested_to_labels(wt | tc, tc, et, values)
+
+
+def _nested_to_labels(
+    wt: np.ndarray, tc: np.ndarray, et: np.ndarray, values: dict[str, int]
+) -> np.ndarray:
+    """uint8 labels from nested masks (et ⊂ tc ⊂ wt) by three uint8 multiply-adds."""
+    # For nested masks ED = wt·ed, NCR = ed + (ncr − ed), ET = ncr + (et − ncr); differences are
+    # taken modulo 256 so the uint8 sums wrap to the exact label values.
+    ed, ncr, etv = values["ed"], values["ncr"], values["et"]
+    out = wt.view(np.uint8) * np.uint8(ed)
+    out += tc.view(np.uint8) * np.uint8((ncr - ed) % 256)
+    out += et.view(np.uint8) * np.uint8((etv - ncr) % 256)
+    return out
+
+
+def labels_to_class_index(labels: np.ndarray, convention: Convention) -> np.ndarray:
+    """Class index (0 bg, 1 NCR, 2 ED, 3 ET) of every voxel of a label map (uint8, same shape)."""
+    lut = tissue_index_map(convention).astype(np.uint8)
+    return lut[np.asarray(labels)]
+
+
+#: seed 002 (Henry et al.), Table 1: merged class, indexed [class in B, class in A]
+#: (classes 0 bg, 1 NCR, 2 ED, 3 ET). A's NCR and ET are kept; where A says background or
+#: edema, B decides between background and edema.
+MERGE_TABLE = np.array(
+    [
+        #  A: bg  ncr  ed  et
+        [0, 1, 0, 3],  # B: bg
+        [0, 1, 2, 3],  # B: ncr
+        [2, 1, 2, 3],  # B: ed
+        [0, 1, 2, 3],  # B: et
+    ],
+    dtype=np.uint8,
+)
+
+
+def merge_labelmaps(a: np.ndarray, b: np.ndarray, convention: Convention = "2021") -> np.ndarray:
+    """Merge two label maps by seed 002's table (A trusted for ET/TC, B for edema).
+
+    Args:
+        a: Label map (X, Y, Z) of the model trusted for ET and NCR.
+        b: Label map (X, Y, Z) of the model trusted for edema (WT).
+        convention: Convention of both inputs and of the output.
+
+    Returns:
+        uint8 label map (X, Y, Z).
+    """
+    conv = check_convention(convention)
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.shape != b.shape:
+        raise BratsInputError(f"cannot merge label maps of shapes {a.shape} and {b.shape}")
+    merged_class = MERGE_TABLE[labels_to_class_index(b, conv), labels_to_class_index(a, conv)]
+    class_to_value = np.array(
+        [0, *(LABEL_VALUES[conv][t] for t in CLASSES[1:])], dtype=np.uint8
+    )
+    return class_to_value[merged_class]
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def postprocess(
+    region_probs: np.ndarray | None,
+    config: PostprocessConfig | dict | None = None,
+    convention: Convention = "2021",
+    class_probs: np.ndarray | None = None,
+) -> np.ndarray:
+    """Label map from network probabilities.
+
+    Args:
+        region_probs: (3, X, Y, Z) float16/float32 region probabilities (WT, TC, ET), or None
+            when only ``class_probs`` are given.
+        config: :class:`PostprocessConfig` (or its dict); None for the defaults.
+        convention: Convention of the returned labels.
+        class_probs: (4, X, Y, Z) class probabilities (bg, NCR, ED, ET); required for
+            ``mode="argmax"``; in hierarchical mode used (converted) only when
+            ``region_probs`` is None.
+
+    Returns:
+        uint8 label map (X, Y, Z) with ET ⊂ TC ⊂ WT.
+
+    Raises:
+        BratsInputError: Missing or misshapen probabilities, bad config.
+    """
+    if config is None:
+        config = PostprocessConfig()
+    elif isinstance(config, dict):
+        config = PostprocessConfig.from_dict(config)
+    values = LABEL_VALUES[check_convention(convention)]
+
+    if config.mode == "argmax":
+        if class_probs is None:
+            raise BratsInputError("argmax postprocessing needs 4-class probabilities")
+        cp = _as_float(class_probs, "class probabilities", len(CLASSES))
+        wt, tc, et = argmax_masks(cp)
+        et_prob = cp[CLASSES.index("et")]
+    else:
+        if region_probs is None:
+            if class_probs is None:
+                raise BratsInputError("postprocessing needs region or class probabilities")
+            region_probs = class_probs_to_region_probs(class_probs)
+        rp = _as_float(region_probs, "region probabilities", len(REGIONS))
+        wt, tc, et = hierarchical_masks(rp, config)
+        et_prob = rp[REGIONS.index("et")]
+
+    apply_et_rules(et, et_prob, config)
+    return _nested_to_labels(wt, tc, et, values)
