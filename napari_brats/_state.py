@@ -52,6 +52,8 @@ class CaseSession:
         labels: uint8 (X, Y, Z) working map (AI proposal + manual corrections); the layer's memory.
         overrides: bool (X, Y, Z) voxels edited by hand; they keep their value when settings move.
         model: Which model(s) produced the probabilities.
+        class_probs: float16 (4, X, Y, Z) class probabilities when the model outputs classes
+            (needed for the ``argmax`` mode), else None.
         layer: The napari labels layer showing :attr:`labels` (set by the Segment dock).
     """
 
@@ -63,6 +65,7 @@ class CaseSession:
     labels: np.ndarray
     overrides: np.ndarray
     model: ModelInfo
+    class_probs: np.ndarray | None = None
     layer: Any = None
     created: float = field(default_factory=time.time)
     last_update_ms: float = 0.0
@@ -80,6 +83,7 @@ class CaseSession:
             labels=labels,
             overrides=np.zeros(labels.shape, dtype=bool),
             model=model,
+            class_probs=getattr(prediction, "class_probs", None),
         )
 
     def record_edits(self, indices: tuple[np.ndarray, ...] | None = None) -> int:
@@ -109,7 +113,9 @@ class CaseSession:
 
         start = time.perf_counter()
         self.record_edits()
-        proposal = postprocess(self.region_probs, config, convention=self.convention)
+        proposal = postprocess(
+            self.region_probs, config, convention=self.convention, class_probs=self.class_probs
+        )
         self.config = config
         self.proposal = np.asarray(proposal, dtype=np.uint8)
         np.copyto(self.labels, self.proposal, where=~self.overrides)

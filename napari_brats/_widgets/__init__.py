@@ -1,0 +1,1 @@
+"""The plugin's docks: Segment, Postprocessing, Correction, Report, Export, Training."""

@@ -1,0 +1,36 @@
+"""Small helpers shared by the docks (error dialogs, the current session)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bratseg.errors import BratsInputError
+
+logger = logging.getLogger(__name__)
+
+
+def show_input_error(exc: BaseException) -> str:
+    """Show ``exc`` to the user as a napari error notification; return the message shown.
+
+    A :class:`BratsInputError` is shown as its one-line message; anything else with its type.
+    """
+    from napari.utils.notifications import show_error
+
+    if isinstance(exc, BratsInputError):
+        message = str(exc)
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+        logger.error("unexpected error", exc_info=exc)
+    show_error(message)
+    return message
+
+
+def fmt_ml(value: float) -> str:
+    """A volume in mL with two decimals."""
+    return f"{value:.2f}"
+
+
+def spacing_of(session: Any) -> tuple[float, float, float]:
+    """Voxel spacing (mm, engine order X, Y, Z) of a session's case."""
+    return tuple(float(s) for s in session.case.spacing)  # type: ignore[return-value]

@@ -1,0 +1,133 @@
+"""Export dock: one click writes the reviewed case into a training-dataset folder.
+
+See :mod:`napari_brats._export` for the layout. An existing export of the same case is never
+replaced without asking (a Yes/No dialog; tests pass ``overwrite`` explicitly).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .._export import LINK_MODES, ExportExistsError, export_case
+from .._state import viewer_state
+from ._common import show_input_error
+
+logger = logging.getLogger(__name__)
+
+
+def default_dataset_dir() -> Path:
+    """``$BRATSEG_HOME/datasets/corrected`` (default ``~/.napari-brats/datasets/corrected``)."""
+    home = Path(os.environ.get("BRATSEG_HOME", Path.home() / ".napari-brats"))
+    return home / "datasets" / "corrected"
+
+
+class ExportWidget(QWidget):
+    """Dock exporting the corrected case for retraining."""
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.state = viewer_state(napari_viewer)
+        self.last_export: Path | None = None
+
+        self.folder_edit = QLineEdit(str(default_dataset_dir()))
+        browse = QPushButton("…")
+        browse.setMaximumWidth(32)
+        browse.clicked.connect(self._browse)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.folder_edit)
+        folder_row.addWidget(browse)
+        self.convention_combo = QComboBox()
+        self.convention_combo.addItems(["2021", "2023"])
+        self.link_combo = QComboBox()
+        self.link_combo.addItems(list(LINK_MODES))
+        self.link_combo.setToolTip("How the four MRI files go into the dataset")
+        self.export_button = QPushButton("Export case for retraining")
+        self.export_button.clicked.connect(lambda: self.export())
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Dataset folder", folder_row)
+        form.addRow("Label convention", self.convention_combo)
+        form.addRow("Images", self.link_combo)
+        layout = QVBoxLayout(self)
+        layout.addWidget(
+            QLabel("Writes images, corrected <i>_seg</i>, the AI proposal and a provenance JSON.")
+        )
+        layout.addLayout(form)
+        layout.addWidget(self.export_button)
+        layout.addWidget(self.status)
+        layout.addStretch()
+
+        self.state.session_changed.connect(self._on_session)
+        self._on_session(self.state.session)
+
+    def _on_session(self, session: Any) -> None:
+        self.export_button.setEnabled(session is not None)
+        if session is not None:
+            self.convention_combo.setCurrentText(session.convention)
+            self.status.setText(f"Ready to export {session.case.case_id}.")
+        else:
+            self.status.setText("Segment (and correct) a case first.")
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Dataset folder", self.folder_edit.text())
+        if folder:
+            self.folder_edit.setText(folder)
+
+    def export(self, folder: str | Path | None = None, overwrite: bool | None = None) -> Path | None:
+        """Export the current case; asks before replacing unless ``overwrite`` is given.
+
+        Returns:
+            The case folder written, or None when nothing was written.
+        """
+        session = self.state.session
+        if session is None:
+            return None
+        if folder is not None:
+            self.folder_edit.setText(str(folder))
+        kwargs = {
+            "convention": self.convention_combo.currentText(),
+            "link": self.link_combo.currentText(),
+        }
+        dataset = Path(self.folder_edit.text()).expanduser()
+        try:
+            try:
+                path = export_case(session, dataset, overwrite=bool(overwrite), **kwargs)
+            except ExportExistsError:
+                if overwrite is None:
+                    answer = QMessageBox.question(
+                        self,
+                        "Replace export?",
+                        f"{dataset / session.case.case_id} already exists. Replace it?",
+                    )
+                    overwrite = answer == QMessageBox.StandardButton.Yes
+                if not overwrite:
+                    self.status.setText(
+                        f"Not exported: {dataset / session.case.case_id} exists (kept as is)."
+                    )
+                    return None
+                path = export_case(session, dataset, overwrite=True, **kwargs)
+        except Exception as exc:
+            self.status.setText(f"Export failed: {show_input_error(exc)}")
+            return None
+        self.last_export = path
+        self.status.setText(f"Exported to {path}")
+        return path

@@ -1,0 +1,251 @@
+"""Postprocessing dock: live thresholds and ET rules on the cached probabilities.
+
+Every control change (debounced by a few milliseconds) rebuilds the label map from the session's
+cached probabilities with :func:`bratseg.postprocess.postprocess` — the model is not run again —
+and merges it into the labels layer, keeping the user's hand-edited voxels (see
+:meth:`napari_brats._state.CaseSession.apply_config`). The dock also shows the live tumour volumes
+(mL) of NCR, ED, ET, TC and WT and how long the last update took.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt import QLabeledDoubleSlider
+
+from .._state import viewer_state
+from ._common import fmt_ml, show_input_error, spacing_of
+
+logger = logging.getLogger(__name__)
+
+VOLUME_ROWS = ("ncr", "ed", "et", "tc", "wt")
+THRESHOLDS = ("wt_threshold", "tc_threshold", "et_threshold")
+#: Delay (ms) coalescing slider drags into one update.
+DEBOUNCE_MS = 30
+
+
+def _slider(value: float) -> QLabeledDoubleSlider:
+    from qtpy.QtCore import Qt
+
+    slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+    slider.setRange(0.0, 1.0)
+    slider.setSingleStep(0.01)
+    slider.setDecimals(2)
+    slider.setValue(value)
+    return slider
+
+
+class PostprocessWidget(QWidget):
+    """Dock with the postprocessing parameters and live volumes."""
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        from bratseg.postprocess import MODES, PostprocessConfig
+
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.state = viewer_state(napari_viewer)
+        defaults = PostprocessConfig()
+        self._updating = False
+
+        self.mode_combo = QComboBox()
+        self.mode_combo.addItems(list(MODES))
+        self.sliders = {name: _slider(getattr(defaults, name)) for name in THRESHOLDS}
+        self.et_min_volume = QSpinBox()
+        self.et_min_volume.setRange(0, 100000)
+        self.et_min_volume.setSuffix(" vox")
+        self.et_min_volume.setToolTip("All ET → NCR when total ET is smaller (seed 001); 0 = off")
+        self.ml_label = QLabel("")
+        self.component_rule = QCheckBox("ET component rule (seed 003)")
+        self.component_min = QSpinBox()
+        self.component_min.setRange(0, 100000)
+        self.component_min.setSuffix(" vox")
+        self.component_prob = _slider(defaults.et_component_prob)
+        self.total_min = QSpinBox()
+        self.total_min.setRange(0, 1000000)
+        self.total_min.setSuffix(" vox")
+        self.total_prob = _slider(defaults.et_total_prob)
+        reset = QPushButton("Reset to model defaults")
+        reset.clicked.connect(self.reset_to_model_defaults)
+
+        thresholds = QGroupBox("Hierarchical thresholds (WT → TC ⊂ WT → ET ⊂ TC)")
+        tform = QFormLayout(thresholds)
+        tform.addRow("Mode", self.mode_combo)
+        for name, label in zip(THRESHOLDS, ("WT ≥", "TC ≥", "ET ≥"), strict=True):
+            tform.addRow(label, self.sliders[name])
+        rules = QGroupBox("Enhancing-tumour rules")
+        rform = QFormLayout(rules)
+        rform.addRow("ET → NCR below", self.et_min_volume)
+        rform.addRow("", self.ml_label)
+        rform.addRow(self.component_rule)
+        rform.addRow("component <", self.component_min)
+        rform.addRow("and mean p <", self.component_prob)
+        rform.addRow("all ET if total <", self.total_min)
+        rform.addRow("and mean p <", self.total_prob)
+
+        self.volume_table = QTableWidget(len(VOLUME_ROWS), 1)
+        self.volume_table.setHorizontalHeaderLabels(["Volume (mL)"])
+        self.volume_table.setVerticalHeaderLabels([r.upper() for r in VOLUME_ROWS])
+        self.volume_table.setMaximumHeight(175)
+        self.timing_label = QLabel("Segment a case to enable the controls.")
+        self.timing_label.setWordWrap(True)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(thresholds)
+        layout.addWidget(rules)
+        layout.addWidget(reset)
+        layout.addWidget(QLabel("Live volumes (current labels, edits included)"))
+        layout.addWidget(self.volume_table)
+        layout.addWidget(self.timing_label)
+        layout.addStretch()
+
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(DEBOUNCE_MS)
+        self._timer.timeout.connect(self.apply_now)
+        self.set_config(defaults)
+        self._connect_controls()
+        self.state.session_changed.connect(self._on_session)
+        self.state.labels_changed.connect(self.refresh_volumes)
+        self._on_session(self.state.session)
+
+    # ------------------------------------------------------------------ config <-> controls
+    def _connect_controls(self) -> None:
+        self.mode_combo.currentTextChanged.connect(self.schedule_update)
+        for slider in (*self.sliders.values(), self.component_prob, self.total_prob):
+            slider.valueChanged.connect(self.schedule_update)
+        for spin in (self.et_min_volume, self.component_min, self.total_min):
+            spin.valueChanged.connect(self.schedule_update)
+        self.component_rule.toggled.connect(self.schedule_update)
+
+    def set_config(self, config: Any) -> None:
+        """Show ``config`` in the controls without triggering an update."""
+        self._updating = True
+        try:
+            self.mode_combo.setCurrentText(config.mode)
+            for name, slider in self.sliders.items():
+                slider.setValue(float(getattr(config, name)))
+            self.et_min_volume.setValue(int(config.et_min_volume))
+            self.component_rule.setChecked(bool(config.et_component_rule))
+            self.component_min.setValue(int(config.et_component_min_voxels))
+            self.component_prob.setValue(float(config.et_component_prob))
+            self.total_min.setValue(int(config.et_total_min_voxels))
+            self.total_prob.setValue(float(config.et_total_prob))
+        finally:
+            self._updating = False
+        self._update_ml_label()
+
+    def config(self) -> Any:
+        """The :class:`bratseg.postprocess.PostprocessConfig` the controls describe."""
+        from bratseg.postprocess import PostprocessConfig
+
+        session = self.state.session
+        base = session.config if session is not None else PostprocessConfig()
+        values = {name: round(float(s.value()), 4) for name, s in self.sliders.items()}
+        values.update(
+            mode=self.mode_combo.currentText(),
+            et_min_volume=self.et_min_volume.value(),
+            et_component_rule=self.component_rule.isChecked(),
+            et_component_min_voxels=self.component_min.value(),
+            et_component_prob=round(float(self.component_prob.value()), 4),
+            et_total_min_voxels=self.total_min.value(),
+            et_total_prob=round(float(self.total_prob.value()), 4),
+        )
+        known = {f.name for f in dataclasses.fields(base)}
+        return dataclasses.replace(base, **{k: v for k, v in values.items() if k in known})
+
+    def _update_ml_label(self) -> None:
+        session = self.state.session
+        if session is None:
+            self.ml_label.setText("")
+            return
+        sx, sy, sz = spacing_of(session)
+        self.ml_label.setText(f"= {self.et_min_volume.value() * sx * sy * sz / 1000.0:.3f} mL")
+
+    # ------------------------------------------------------------------ updates
+    def schedule_update(self, *_: Any) -> None:
+        """Queue a (debounced) recomputation from the cached probabilities."""
+        if not self._updating:
+            self._update_ml_label()
+            self._timer.start()
+
+    def apply_now(self) -> float | None:
+        """Recompute the labels now; returns the update time in ms (None without a session)."""
+        self._timer.stop()
+        session = self.state.session
+        if session is None:
+            return None
+        try:
+            config = self.config()
+            elapsed = session.apply_config(config)
+        except Exception as exc:
+            show_input_error(exc)
+            self.timing_label.setText(f"not applied: {getattr(exc, 'reason', exc)}")
+            return None
+        if session.layer is not None:
+            session.layer.refresh()
+        n_edit = int(session.overrides.sum())
+        self.timing_label.setText(
+            f"updated in {elapsed:.0f} ms from cached probabilities; "
+            f"{n_edit} hand-edited voxels kept"
+        )
+        self.state.labels_changed.emit()
+        return elapsed
+
+    def reset_to_model_defaults(self) -> None:
+        """Controls back to the defaults of the model that produced the session."""
+        from bratseg.postprocess import PostprocessConfig
+
+        session = self.state.session
+        config = getattr(session, "initial_config", None) or PostprocessConfig()
+        self.set_config(config)
+        self.apply_now()
+
+    def _on_session(self, session: Any) -> None:
+        enabled = session is not None
+        for child in self.findChildren(QGroupBox):
+            child.setEnabled(enabled)
+        if session is None:
+            self.timing_label.setText("Segment a case to enable the controls.")
+        else:
+            if not hasattr(session, "initial_config"):
+                session.initial_config = session.config
+            argmax_ok = session.class_probs is not None
+            index = self.mode_combo.findText("argmax")
+            if index >= 0:
+                item = self.mode_combo.model().item(index)
+                if item is not None:
+                    item.setEnabled(argmax_ok)
+            self.set_config(session.config)
+            self.timing_label.setText("Move a control: labels update from cached probabilities.")
+        self.refresh_volumes()
+
+    def refresh_volumes(self) -> None:
+        """Show the tumour volumes of the current working labels."""
+        from bratseg.metrics import tumour_volumes_ml
+
+        session = self.state.session
+        volumes = (
+            tumour_volumes_ml(session.labels, session.convention, spacing_of(session))
+            if session is not None
+            else {}
+        )
+        for row, key in enumerate(VOLUME_ROWS):
+            text = fmt_ml(volumes[key]) if key in volumes else "–"
+            self.volume_table.setItem(row, 0, QTableWidgetItem(text))
+        self.volumes = volumes

@@ -1,0 +1,400 @@
+"""Segment dock: pick model(s), device and TTA, run inference in a background thread.
+
+The run drives :func:`bratseg.inference.run_inference` (a generator yielding
+:class:`~bratseg.inference.Progress`) inside a napari ``thread_worker``: each yield moves the
+progress bar, Cancel asks the worker to quit (the generator is closed at its next yield), and the
+viewer never freezes. The result becomes an editable uint8 labels layer with NCR/ED/ET names and
+colours (and optional WT/TC/ET probability layers), and a :class:`~napari_brats._state.CaseSession`
+shared with the other docks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .._layers import META_KEY, find_case, labels_layer_data, probability_layer_data
+from .._state import CaseSession, ModelInfo, viewer_state
+from ._common import show_input_error
+
+logger = logging.getLogger(__name__)
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _segment_job(case: Any, model_paths: list[Path], options: Any, stop: threading.Event):
+    """Generator run in the worker thread: load checkpoints, then run inference.
+
+    Yields:
+        :class:`bratseg.inference.Progress` items.
+
+    Returns:
+        ``(prediction, loaded_models)``.
+    """
+    from bratseg.checkpoint import load_checkpoint
+    from bratseg.inference import Progress, run_inference
+
+    models = []
+    for index, path in enumerate(model_paths):
+        yield Progress(0, 1, f"loading model {index + 1}/{len(model_paths)}: {Path(path).name}")
+        models.append(load_checkpoint(path))
+    prediction = yield from run_inference(case, models, options, should_stop=stop.is_set)
+    return prediction, models
+
+
+def _dice_text(val_dice: dict | None) -> str:
+    if not val_dice:
+        return "val Dice n/a"
+    parts = [f"{k.upper()} {float(v):.2f}" for k, v in val_dice.items() if k in ("wt", "tc", "et")]
+    return "val Dice " + " / ".join(parts) if parts else "val Dice n/a"
+
+
+class SegmentWidget(QWidget):
+    """Dock running a segmentation model on the loaded case."""
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.state = viewer_state(napari_viewer)
+        self.worker: Any = None
+        self._stop = threading.Event()
+        self.last_error: str | None = None
+
+        self.case_label = QLabel("No case loaded")
+        self.case_label.setWordWrap(True)
+        open_button = QPushButton("Open case folder…")
+        open_button.clicked.connect(self._open_case_dialog)
+
+        self.model_list = QListWidget()
+        self.model_list.setToolTip("Tick one model, or several for an ensemble (probabilities averaged)")
+        self.model_list.setMinimumHeight(90)
+        add_button = QPushButton("Add checkpoint…")
+        add_button.clicked.connect(self._add_checkpoint_dialog)
+
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(DEVICE_CHOICES)
+        self.device_label = QLabel("")
+        self.device_combo.currentTextChanged.connect(self._update_device_label)
+        self.tta_check = QCheckBox("Test-time augmentation (8 flips, slower)")
+        self.prob_check = QCheckBox("Add WT/TC/ET probability layers (uncertainty)")
+        self.prob_check.setChecked(True)
+        self.convention_combo = QComboBox()
+        self.convention_combo.addItems(["2021", "2023"])
+        self.convention_combo.setToolTip("Label values of the result: 2021 (ET=4) or 2023 (ET=3)")
+
+        self.run_button = QPushButton("Run segmentation")
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Device", self.device_combo)
+        form.addRow("", self.device_label)
+        form.addRow("Labels", self.convention_combo)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        models_row = QHBoxLayout()
+        models_row.addWidget(QLabel("Models (tick ≥ 1)"))
+        models_row.addStretch()
+        models_row.addWidget(add_button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.case_label)
+        layout.addWidget(open_button)
+        layout.addLayout(models_row)
+        layout.addWidget(self.model_list)
+        layout.addLayout(form)
+        layout.addWidget(self.tta_check)
+        layout.addWidget(self.prob_check)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addStretch()
+
+        self.refresh_models()
+        self._update_device_label(self.device_combo.currentText())
+        self.state.models_changed.connect(self.refresh_models)
+        self.viewer.layers.events.inserted.connect(self._update_case_label)
+        self.viewer.layers.events.removed.connect(self._update_case_label)
+        self._update_case_label()
+
+    # ------------------------------------------------------------------ models and device
+    def refresh_models(self) -> None:
+        """(Re)list the bundled and user models, keeping ticks and added checkpoints."""
+        ticked = set(self.selected_model_paths())
+        extra = [
+            self.model_list.item(i).data(Qt.ItemDataRole.UserRole)
+            for i in range(self.model_list.count())
+            if self.model_list.item(i).data(Qt.ItemDataRole.UserRole + 1) == "file"
+        ]
+        self.model_list.clear()
+        entries = []
+        try:
+            from bratseg.zoo import default_model_name, list_models
+
+            entries = list_models()
+            default = default_model_name()
+        except Exception as exc:  # zoo missing or broken: the user can still add checkpoints
+            logger.warning("cannot list models: %s", exc)
+            default = None
+        for entry in entries:
+            origin = "bundled" if entry.bundled else "user"
+            text = f"{entry.name} [{entry.arch}, {origin}] — {_dice_text(entry.val_dice)}"
+            path = str(entry.path)
+            checked = path in ticked if ticked else entry.name == default
+            self._add_item(text, path, "zoo", checked)
+        for path in extra:
+            self._add_item(f"{Path(path).name} [checkpoint file]", path, "file", path in ticked)
+
+    def _add_item(self, text: str, path: str, kind: str, checked: bool) -> None:
+        item = QListWidgetItem(text)
+        item.setData(Qt.ItemDataRole.UserRole, path)
+        item.setData(Qt.ItemDataRole.UserRole + 1, kind)
+        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+        item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
+        item.setToolTip(path)
+        self.model_list.addItem(item)
+
+    def add_checkpoint(self, path: str | Path, checked: bool = True) -> None:
+        """Add a checkpoint file to the list (ticked by default)."""
+        path = str(Path(path))
+        for i in range(self.model_list.count()):
+            item = self.model_list.item(i)
+            if item.data(Qt.ItemDataRole.UserRole) == path:
+                item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
+                return
+        self._add_item(f"{Path(path).name} [checkpoint file]", path, "file", checked)
+
+    def set_only_checked(self, paths: list[str | Path]) -> None:
+        """Tick exactly ``paths`` (adding files not yet listed)."""
+        wanted = {str(Path(p)) for p in paths}
+        for p in wanted:
+            self.add_checkpoint(p)
+        for i in range(self.model_list.count()):
+            item = self.model_list.item(i)
+            state = item.data(Qt.ItemDataRole.UserRole) in wanted
+            item.setCheckState(Qt.CheckState.Checked if state else Qt.CheckState.Unchecked)
+
+    def selected_model_paths(self) -> list[str]:
+        """Paths of the ticked models."""
+        return [
+            self.model_list.item(i).data(Qt.ItemDataRole.UserRole)
+            for i in range(self.model_list.count())
+            if self.model_list.item(i).checkState() == Qt.CheckState.Checked
+        ]
+
+    def _add_checkpoint_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Model checkpoint", "", "Checkpoints (*.pt *.pth)")
+        if path:
+            self.add_checkpoint(path)
+
+    def _update_device_label(self, request: str) -> None:
+        try:
+            from bratseg.inference import select_device
+
+            _, description = select_device(request)
+            self.device_label.setText(f"will run on: {description}")
+        except Exception as exc:
+            self.device_label.setText(f"unavailable: {getattr(exc, 'reason', exc)}")
+
+    # ------------------------------------------------------------------ case
+    def _update_case_label(self, *_: Any) -> None:
+        case = find_case(self.viewer.layers)
+        if case is None:
+            self.case_label.setText("No case loaded: open a case folder (or File ▸ Open).")
+            return
+        self.case_label.setText(
+            f"Case <b>{case.case_id}</b> — {case.shape[0]}×{case.shape[1]}×{case.shape[2]}, "
+            f"{'/'.join(f'{s:g}' for s in case.spacing)} mm"
+        )
+        if case.seg_convention:
+            self.convention_combo.setCurrentText(str(case.seg_convention))
+
+    def _open_case_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "BraTS case folder")
+        if folder:
+            self.open_case(folder)
+
+    def open_case(self, folder: str | Path) -> bool:
+        """Load a case folder into the viewer; errors go to a dialog. Returns success."""
+        from .._reader import read_case
+
+        try:
+            layer_data = read_case(str(folder))
+        except Exception as exc:
+            self.last_error = show_input_error(exc)
+            self.status.setText(self.last_error)
+            return False
+        for data, kwargs, kind in layer_data:
+            getattr(self.viewer, f"add_{kind}")(data, **kwargs)
+        return True
+
+    # ------------------------------------------------------------------ run
+    def build_options(self) -> Any:
+        """:class:`bratseg.inference.InferenceOptions` from the controls."""
+        from bratseg.inference import InferenceOptions
+
+        return InferenceOptions(
+            device=self.device_combo.currentText(),
+            tta=8 if self.tta_check.isChecked() else 0,
+            convention=self.convention_combo.currentText(),
+        )
+
+    def run(self) -> Any:
+        """Start segmentation of the current case in a background worker; returns the worker."""
+        from napari.qt.threading import create_worker
+
+        case = find_case(self.viewer.layers)
+        paths = [Path(p) for p in self.selected_model_paths()]
+        if case is None:
+            self._fail("no case loaded: open a BraTS case folder first")
+            return None
+        if not paths:
+            self._fail("no model ticked: tick at least one model (several = ensemble)")
+            return None
+        try:
+            options = self.build_options()
+        except Exception as exc:
+            self._fail(show_input_error(exc))
+            return None
+        self.last_error = None
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setRange(0, 0)
+        self.status.setText(f"segmenting {case.case_id} with {len(paths)} model(s)…")
+        self._stop = threading.Event()
+        worker = create_worker(_segment_job, case, paths, options, self._stop, _start_thread=False)
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(lambda result: self._on_result(case, paths, options, result))
+        worker.errored.connect(self._on_error)
+        worker.aborted.connect(self._on_aborted)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Ask the running worker to stop at its next progress step."""
+        if self.worker is not None:
+            self.status.setText("cancelling…")
+            self._stop.set()
+            self.worker.quit()
+
+    def _fail(self, message: str) -> None:
+        from napari.utils.notifications import show_error
+
+        self.last_error = message
+        self.status.setText(message)
+        show_error(message)
+
+    def _on_progress(self, progress: Any) -> None:
+        total = max(int(getattr(progress, "total", 1)), 1)
+        self.progress.setRange(0, total)
+        self.progress.setValue(min(int(getattr(progress, "step", 0)), total))
+        self.status.setText(str(getattr(progress, "message", "")))
+
+    def _on_error(self, exc: BaseException) -> None:
+        from bratseg.errors import Cancelled
+
+        if isinstance(exc, Cancelled):
+            self._on_aborted()
+            return
+        self.last_error = show_input_error(exc)
+        self.status.setText(f"failed: {self.last_error}")
+
+    def _on_aborted(self) -> None:
+        self.status.setText("cancelled — nothing changed")
+
+    def _on_finished(self) -> None:
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        if self.progress.maximum() == 0:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+        self.worker = None
+
+    def _on_result(self, case: Any, paths: list[Path], options: Any, result: Any) -> None:
+        prediction, models = result
+        info = ModelInfo(
+            names=[Path(getattr(m, "path", p)).stem for m, p in zip(models, paths, strict=False)],
+            paths=[str(p) for p in paths],
+            sha256=[str(getattr(m, "sha256", "")) for m in models],
+            device=str(prediction.device),
+            seconds=float(prediction.seconds),
+            tta=int(options.tta),
+        )
+        session = CaseSession.from_prediction(case, prediction, info)
+        self.show_session(session)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self.status.setText(
+            f"done in {prediction.seconds:.1f} s on {prediction.device}; "
+            "tune thresholds in Postprocessing, correct with the brush"
+        )
+
+    def show_session(self, session: CaseSession) -> None:
+        """Show a session's labels (and probabilities) in the viewer and publish it to the docks."""
+        case = session.case
+        name = f"{case.case_id} segmentation"
+        data, kwargs, _ = labels_layer_data(
+            session.labels, case, session.convention, name=name, role="segmentation"
+        )
+        if name in self.viewer.layers:
+            layer = self.viewer.layers[name]
+            layer.data = data
+            layer.metadata = kwargs["metadata"]
+            layer.colormap = kwargs["colormap"]
+            layer.features = kwargs["features"]
+        else:
+            layer = self.viewer.add_labels(data, **kwargs)
+        layer.metadata[META_KEY]["session"] = session
+        session.layer = layer
+        if not getattr(layer, "_bratseg_paint_hooked", False):
+            layer.events.paint.connect(lambda event, lyr=layer: self._on_paint(lyr, event))
+            layer._bratseg_paint_hooked = True
+        if self.prob_check.isChecked():
+            for pdata, pkwargs, _ in probability_layer_data(session.region_probs, case):
+                if pkwargs["name"] in self.viewer.layers:
+                    self.viewer.layers[pkwargs["name"]].data = pdata
+                else:
+                    self.viewer.add_image(pdata, **pkwargs)
+        self.viewer.layers.selection.active = layer
+        self.state.set_session(session)
+
+    def _on_paint(self, layer: Any, event: Any) -> None:
+        session = layer.metadata.get(META_KEY, {}).get("session")
+        if session is None or session is not self.state.session:
+            return
+        for atom in event.value or []:
+            if isinstance(atom, tuple) and len(atom) == 3:
+                indices = atom[0]
+                if len(indices) == 3:
+                    session.record_edits(tuple(np.asarray(indices[a]) for a in (2, 1, 0)))
+        session.record_edits()
+        self.state.labels_changed.emit()

@@ -1,0 +1,211 @@
+"""The plugin's docks end to end on a real shared case, with a tiny random-weight model.
+
+Open a case through the reader, segment it in the background worker, move a postprocessing
+slider, paint and check the paint survives, report, export for retraining and read it back,
+then train in a separate process and stop it. Set ``NAPARI_BRATS_SCREENSHOTS=1`` to also save
+pictures of each dock into docs/images/.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / ".." / "shared" / "data"
+CASE = DATA / "brats2018" / "Brats18_2013_2_1"
+SCREENSHOTS = ROOT / "docs" / "images"
+pytestmark = pytest.mark.skipif(not CASE.is_dir(), reason="shared BraTS data (../shared/data) absent")
+
+TINY_ARCH = "nnunet"
+WORKER_TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    import torch
+
+    from bratseg.checkpoint import save_checkpoint
+    from bratseg.models import build_model, get_architecture
+
+    torch.manual_seed(0)
+    model = build_model(TINY_ARCH, preset="tiny")
+    spec = get_architecture(TINY_ARCH)
+    path = tmp_path_factory.mktemp("models") / "tiny-nnunet.pt"
+    save_checkpoint(
+        path, model, arch=TINY_ARCH, config=getattr(model, "config", None),
+        postprocess=dict(spec.default_postprocess), preprocess={},
+        provenance={"note": "random weights for tests"},
+    )
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _few_threads(monkeypatch, tmp_path):
+    import torch
+
+    torch.set_num_threads(2)
+    monkeypatch.setenv("BRATSEG_HOME", str(tmp_path / "home"))
+
+
+def _screenshot(widget, name: str) -> None:
+    if os.environ.get("NAPARI_BRATS_SCREENSHOTS"):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        widget.grab().save(str(SCREENSHOTS / f"{name}.png"))
+
+
+def _segment(viewer, qtbot, checkpoint):
+    from napari_brats._state import viewer_state
+    from napari_brats._widgets.segment import SegmentWidget
+
+    segment = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(segment, name="Segment")
+    assert viewer.open(str(CASE), plugin="napari-brats")
+    assert "Brats18_2013_2_1" in segment.case_label.text()
+    segment.set_only_checked([checkpoint])
+    segment.device_combo.setCurrentText("cpu")
+    assert "CPU" in segment.device_label.text()
+    worker = segment.run()
+    assert worker is not None
+    state = viewer_state(viewer)
+    qtbot.waitUntil(lambda: segment.worker is None, timeout=WORKER_TIMEOUT_MS)
+    assert segment.last_error is None, segment.last_error
+    assert state.session is not None
+    return segment, state
+
+
+def test_segment_tune_correct_report_export(make_napari_viewer, qtbot, tiny_checkpoint, tmp_path):
+    from bratseg.io import find_case_files, load_label_map
+    from bratseg.labels import LABEL_VALUES
+    from bratseg.postprocess import postprocess
+    from napari_brats._widgets.correction import CorrectionWidget
+    from napari_brats._widgets.export import ExportWidget
+    from napari_brats._widgets.postprocess import PostprocessWidget
+    from napari_brats._widgets.report import ReportWidget
+
+    viewer = make_napari_viewer()
+    post = PostprocessWidget(viewer)
+    correction = CorrectionWidget(viewer)
+    report = ReportWidget(viewer)
+    export = ExportWidget(viewer)
+    for widget, name in ((post, "Postprocessing"), (correction, "Correction"),
+                         (report, "Report"), (export, "Export")):
+        viewer.window.add_dock_widget(widget, name=name)
+    segment, state = _segment(viewer, qtbot, tiny_checkpoint)
+    session = state.session
+
+    # result: a uint8 labels layer (Z, Y, X view of the session map) with NCR/ED/ET colours
+    layer = viewer.layers["Brats18_2013_2_1 segmentation"]
+    assert layer.data.dtype == np.uint8 and layer.data.shape == (155, 240, 240)
+    assert np.shares_memory(layer.data, session.labels)
+    assert set(np.unique(layer.data)) <= {0, 1, 2, 4}
+    assert "P(WT) whole tumour" in viewer.layers
+    _screenshot(segment, "segment_dock")
+
+    # move a slider: labels recomputed from cached probabilities, equal to the engine's output
+    before = session.labels.copy()
+    wt = session.region_probs[0].astype(np.float32)
+    target = 0.99 if (wt >= 0.45).any() else 0.01
+    post.sliders["wt_threshold"].setValue(target)
+    qtbot.waitUntil(lambda: abs(session.config.wt_threshold - target) < 1e-6, timeout=5000)
+    assert not np.array_equal(before, session.labels)
+    expected = postprocess(session.region_probs, session.config, convention=session.convention)
+    np.testing.assert_array_equal(session.labels, expected)
+    assert post.volumes["wt"] == pytest.approx((session.labels > 0).sum() / 1000.0)
+
+    # paint ET (3D brush) in a known spot, move a slider, the paint survives
+    et, ed = LABEL_VALUES["2021"]["et"], LABEL_VALUES["2021"]["ed"]
+    correction.brush.setValue(4)
+    correction.paint_tissue("et")
+    assert layer.mode == "paint" and layer.selected_label == et
+    snapshot = layer.data.copy()
+    layer.paint((77, 120, 120), et)
+    painted = layer.data != snapshot
+    assert painted.sum() > 10 and (layer.data[painted] == et).all()
+    post.sliders["wt_threshold"].setValue(0.30)
+    post.sliders["et_threshold"].setValue(0.95)
+    post.apply_now()
+    assert session.config.et_threshold == pytest.approx(0.95)
+    assert (layer.data[painted] == et).all(), "manual paint lost after a slider move"
+    untouched = ~painted.transpose(2, 1, 0)
+    fresh = postprocess(session.region_probs, session.config, convention="2021")
+    np.testing.assert_array_equal(session.labels[untouched], fresh[untouched])
+    assert "kept" in post.timing_label.text()
+
+    # lock other labels: painting ED over the ET blob leaves it ET (napari preserve_labels)
+    correction.set_lock(True)
+    assert layer.preserve_labels
+    layer.paint((77, 120, 120), ed)
+    assert (layer.data[painted] == et).all()
+    correction.set_lock(False)
+    # undo is napari's own
+    layer.paint((77, 120, 120), ed)
+    assert (layer.data[77, 120, 120] == ed)
+    layer.undo()
+    assert (layer.data[painted] == et).all()
+    _screenshot(correction, "correction_dock")
+    _screenshot(post, "postprocess_dock")
+
+    # report: AI proposal vs corrected
+    result = report.refresh()
+    voxels = int(painted.sum())
+    rows = result["rows"]
+    assert rows["et"]["corrected_ml"] >= voxels / 1000.0 - 1e-6
+    assert rows["et"]["delta_ml"] > 0 and rows["et"]["lesions"] >= 1
+    assert rows["wt"]["dice_vs_reference"] is not None
+    report.export(tmp_path / "report.csv")
+    report.export(tmp_path / "report.json")
+    with (tmp_path / "report.csv").open() as handle:
+        table = list(csv.DictReader(handle))
+    assert [r["structure"] for r in table] == ["NCR", "ED", "ET", "TC", "WT"]
+    assert json.loads((tmp_path / "report.json").read_text())["rows"]["et"]["delta_ml"] > 0
+    _screenshot(report, "report_dock")
+
+    # export for retraining, read back
+    dataset = tmp_path / "dataset"
+    case_dir = export.export(dataset, overwrite=None)
+    assert case_dir == dataset / "Brats18_2013_2_1"
+    files = find_case_files(case_dir)
+    assert files["seg"].name == "Brats18_2013_2_1_seg.nii.gz"
+    seg = load_label_map(files["seg"])
+    source = load_label_map(CASE / "Brats18_2013_2_1_seg.nii.gz")
+    np.testing.assert_allclose(seg.affine, source.affine)
+    assert seg.data.shape == source.data.shape
+    np.testing.assert_array_equal(seg.data, session.labels)
+    ai = load_label_map(case_dir / "Brats18_2013_2_1_aiproposal.nii.gz")
+    np.testing.assert_array_equal(ai.data, session.proposal)
+    provenance = json.loads((case_dir / "Brats18_2013_2_1_provenance.json").read_text())
+    assert provenance["model"]["sha256"][0] == session.model.sha256[0] and len(session.model.sha256[0]) == 64
+    assert provenance["postprocess"]["et_threshold"] == pytest.approx(0.95)
+    assert provenance["edited_voxels"]["et"]["added"] > 0
+    # never overwritten without asking
+    stamp = files["seg"].stat().st_mtime_ns
+    assert export.export(dataset, overwrite=False) is None
+    assert files["seg"].stat().st_mtime_ns == stamp and "exists" in export.status.text()
+    assert not [p for p in dataset.iterdir() if p.name.startswith(".")]
+    _screenshot(export, "export_dock")
+    if os.environ.get("NAPARI_BRATS_SCREENSHOTS"):
+        viewer.layers["T1Gd"].visible = True
+        viewer.dims.set_point(0, 77)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        viewer.window._qt_window.grab().save(str(SCREENSHOTS / "viewer.png"))
+
+
+def test_bad_case_shows_one_line_error(make_napari_viewer, tmp_path):
+    from napari_brats._widgets.segment import SegmentWidget
+
+    viewer = make_napari_viewer()
+    segment = SegmentWidget(viewer)
+    (tmp_path / "empty_case").mkdir()
+    assert not segment.open_case(tmp_path / "empty_case")
+    assert segment.last_error and "\n" not in segment.last_error and "empty_case" in segment.last_error
+    assert len(viewer.layers) == 0
+    assert segment.run() is None and "no case" in segment.last_error
