@@ -148,9 +148,9 @@ def find_case_files(
     missing = [m for m in MODALITIES if m not in files]
     if missing:
         m = missing[0]
-        looked = ", ".join(f"*_{t} / *-{t}" for t in NAME_TOKENS[m])
+        looked = ", ".join(f"*_{t}, *-{t}" for t in NAME_TOKENS[m])
         raise BratsInputError(
-            f"missing {MODALITY_NAMES[m]} ({m}) image: looked for names ending in {looked} "
+            f"missing {MODALITY_NAMES[m]} ({m}) image: looked for {looked} "
             "(.nii or .nii.gz); pass an explicit mapping for other names",
             folder,
         )
@@ -191,13 +191,13 @@ def load_case(
         seg_img = open_nifti(files["seg"])
         _check_geometry(seg_img, files["seg"], shape, affine, spacing, files[ref_key])
 
+    seg = convention = None
+    if seg_img is not None:  # first: small and quick to read, so a bad seg fails fast
+        seg = read_labels(seg_img, files["seg"])
+        convention = detect_convention(seg, source=str(files["seg"]))
     image = np.empty((len(MODALITIES), *shape), dtype=np.float32)
     for idx, key in enumerate(MODALITIES):
         read_volume(images[key], files[key], out=image[idx])
-    seg = convention = None
-    if seg_img is not None:
-        seg = read_labels(seg_img, files["seg"])
-        convention = detect_convention(seg, source=str(files["seg"]))
     if not load_seg:
         files.pop("seg", None)
     logger.info("loaded case %s %s from %s", folder.name, shape, folder)

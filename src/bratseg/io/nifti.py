@@ -351,18 +351,41 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _read_raw(img: nib.Nifti1Image, path: str | Path) -> np.ndarray:
-    """Unscaled voxels in their on-disk type, read now; corrupt/truncated files raise clearly."""
-    proxy = img.dataobj
-    try:
-        if hasattr(proxy, "get_unscaled"):
-            raw = np.asanyarray(proxy.get_unscaled())
-        else:
-            raw = np.asanyarray(proxy)
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise BratsInputError(f"truncated or corrupt file ({_first_line(exc)})", path) from None
-    except (OSError, ValueError) as exc:
-        # numpy raises ValueError when a plain .nii holds fewer bytes than the header promises
-        raise BratsInputError(f"truncated or corrupt file ({_first_line(exc)})", path) from None
+    """Unscaled voxels in their on-disk type, read now; corrupt/truncated files raise clearly.
+
+    A ``.gz`` file is decompressed to its end so that gzip's length and CRC-32 checks run: a
+    truncated file or corrupted compressed bytes are caught even where the damaged part would
+    still inflate to the right number of (wrong) bytes.
+    """
+    shape = tuple(int(s) for s in img.shape)
+    if str(path).lower().endswith(".gz"):
+        try:
+            with gzip.open(path, "rb") as fh:
+                buf = fh.read()
+        except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
+            raise BratsInputError(
+                f"truncated or corrupt file ({_first_line(exc)})", path
+            ) from None
+        # the proxy knows the real data offset (headers with extensions may say vox_offset 0)
+        dtype = np.dtype(getattr(img.dataobj, "dtype", img.header.get_data_dtype()))
+        offset = int(getattr(img.dataobj, "offset", img.header.get_data_offset()))
+        count = int(np.prod(shape))
+        needed = offset + count * dtype.itemsize
+        if len(buf) < needed:
+            raise BratsInputError(
+                f"truncated or corrupt file (holds {len(buf)} of {needed} bytes)", path
+            )
+        raw = np.frombuffer(buf, dtype=dtype, count=count, offset=offset).reshape(
+            shape, order="F"
+        )
+    else:
+        try:
+            raw = np.asanyarray(img.dataobj.get_unscaled())
+        except (EOFError, OSError, ValueError) as exc:
+            # numpy raises ValueError when a .nii holds fewer bytes than the header promises
+            raise BratsInputError(
+                f"truncated or corrupt file ({_first_line(exc)})", path
+            ) from None
     if raw.ndim == 4 and raw.shape[3] == 1:
         raw = raw[..., 0]
     return raw

@@ -1,0 +1,91 @@
+"""``napari-brats evaluate PRED REF``: BraTS region metrics of a prediction against a reference."""
+
+from __future__ import annotations
+
+import argparse
+
+from bratseg.cli._common import format_table, print_json, warn
+from bratseg.errors import BratsInputError
+from bratseg.io import AFFINE_TOLERANCE, load_label_map
+from bratseg.io.nifti import affine_difference
+from bratseg.labels import CONVENTIONS, REGION_NAMES, REGIONS, detect_convention
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``evaluate`` command."""
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="Dice, HD95, sensitivity, specificity and volumes per region (WT, TC, ET)",
+        description="Compare a predicted label map with a reference label map, region by "
+        "region (WT, TC, ET), like the official BraTS evaluation: Dice, HD95 (373.13 when "
+        "exactly one mask is empty), sensitivity, specificity and volumes in mL. Label "
+        "conventions (2021: ET=4, 2023: ET=3) are detected from the values unless forced. "
+        "Voxel spacing is taken from REF.",
+    )
+    parser.add_argument("pred", metavar="PRED", help="predicted label map (.nii/.nii.gz)")
+    parser.add_argument("ref", metavar="REF", help="reference label map (.nii/.nii.gz)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead")
+    parser.add_argument(
+        "--labels", choices=CONVENTIONS, help="label convention of both files (default: detect)"
+    )
+    parser.add_argument("--pred-labels", choices=CONVENTIONS, help="convention of PRED only")
+    parser.add_argument("--ref-labels", choices=CONVENTIONS, help="convention of REF only")
+    parser.add_argument(
+        "--hd95-mm",
+        action="store_true",
+        help="HD95 in mm using REF's voxel spacing (default: voxel units, as the official "
+        "evaluation; identical for 1 mm isotropic BraTS data)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the per-region metrics."""
+    from bratseg.metrics import evaluate_labels
+
+    pred = load_label_map(args.pred)
+    ref = load_label_map(args.ref)
+    if pred.shape != ref.shape:
+        raise BratsInputError(
+            f"shape {pred.shape} differs from shape {ref.shape} of REF {ref.path}", pred.path
+        )
+    diff = affine_difference(pred.affine, ref.affine)
+    if diff > AFFINE_TOLERANCE * min(ref.spacing):
+        warn(
+            f"{pred.path}: affine differs from REF {ref.path} by up to {diff:.4g}; "
+            "comparing voxel by voxel with REF spacing"
+        )
+    ref_conv = detect_convention(
+        ref.data, override=args.ref_labels or args.labels, source=str(ref.path)
+    )
+    pred_conv = detect_convention(
+        pred.data, override=args.pred_labels or args.labels, default=ref_conv,
+        source=str(pred.path),
+    )
+    results = evaluate_labels(
+        pred.data, ref.data, spacing=ref.spacing, pred_convention=pred_conv,
+        ref_convention=ref_conv, hd95_in_mm=args.hd95_mm,
+    )
+    if args.json:
+        print_json({r: results[r] for r in REGIONS})
+        return 0
+    unit = "mm" if args.hd95_mm else "vox"
+    rows = []
+    for r in REGIONS:
+        m = results[r]
+        hd = f"{m['hd95']:.3f}" + ("*" if m.get("hd95_penalty") else "")
+        rows.append([
+            f"{r.upper()} ({REGION_NAMES[r].lower()})", f"{m['dice']:.4f}", hd,
+            f"{m['sensitivity']:.4f}", f"{m['specificity']:.6f}",
+            f"{m['volume_pred_ml']:.2f}", f"{m['volume_ref_ml']:.2f}",
+        ])
+    print(f"PRED {pred.path} (BraTS {pred_conv} labels)")
+    print(f"REF  {ref.path} (BraTS {ref_conv} labels)")
+    print()
+    print(format_table(
+        ["Region", "Dice", f"HD95 ({unit})", "Sensitivity", "Specificity", "Pred mL", "Ref mL"],
+        rows,
+    ))
+    if any(results[r].get("hd95_penalty") for r in REGIONS):
+        print("* exactly one mask is empty: BraTS penalty HD95")
+    return 0

@@ -1,0 +1,117 @@
+"""``napari-brats info CASE_DIR``: what a case folder holds (files, geometry, labels, volumes)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import nibabel as nib
+
+from bratseg.cli._common import format_table, parse_mapping, print_json
+from bratseg.io import MODALITIES, MODALITY_NAMES, Case, load_case
+from bratseg.labels import CONVENTIONS, LABEL_VALUES, detect_convention
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``info`` command."""
+    parser = subparsers.add_parser(
+        "info",
+        help="show the files, geometry, label convention and tumour volumes of a case",
+        description="Load and validate a case folder; show its modalities and files, shape, "
+        "voxel spacing, orientation, and, when a label map (seg) is present, its label "
+        "convention and tumour volumes in mL.",
+    )
+    parser.add_argument("case_dir", metavar="CASE_DIR", help="case folder")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead")
+    parser.add_argument(
+        "--map",
+        action="append",
+        metavar="CHANNEL=FILE",
+        help="explicit file for a channel (t1, t1ce, t2, flair, seg) when its name is not "
+        "BraTS-style; relative to CASE_DIR or absolute; repeatable",
+    )
+    parser.add_argument(
+        "--labels", choices=CONVENTIONS, help="label convention of the seg (default: detect)"
+    )
+    parser.set_defaults(func=run)
+
+
+def case_summary(case: Case, labels_override: str | None = None) -> dict[str, Any]:
+    """JSON-able description of a loaded case."""
+    summary: dict[str, Any] = {
+        "case_id": case.case_id,
+        "folder": str(case.folder) if case.folder else None,
+        "files": {k: str(v) for k, v in case.files.items()},
+        "shape": list(case.shape),
+        "spacing_mm": list(case.spacing),
+        "orientation": "".join(nib.aff2axcodes(case.affine)),
+        "intensity_range": {
+            m: [float(case.image[i].min()), float(case.image[i].max())]
+            for i, m in enumerate(MODALITIES)
+        },
+        "seg": None,
+    }
+    if case.seg is not None:
+        from bratseg.metrics import tumour_volumes_ml
+
+        conv = detect_convention(
+            case.seg, override=labels_override, default=case.seg_convention or "2021",
+            source=str(case.files["seg"]),
+        )
+        volumes = tumour_volumes_ml(case.seg, conv, case.spacing)
+        summary["seg"] = {
+            "file": str(case.files["seg"]),
+            "convention": conv,
+            "labels": dict(LABEL_VALUES[conv]),
+            "volumes_ml": {k: volumes[k] for k in ("ncr", "ed", "et", "tc", "wt")},
+        }
+    return summary
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the case summary."""
+    case = load_case(args.case_dir, mapping=parse_mapping(args.map))
+    summary = case_summary(case, args.labels)
+    if args.json:
+        print_json(summary)
+        return 0
+    shape = " x ".join(str(s) for s in summary["shape"])
+    spacing = " x ".join(f"{s:.3g}" for s in summary["spacing_mm"])
+    lines = [
+        f"Case         {summary['case_id']}",
+        f"Folder       {summary['folder']}",
+        f"Shape        {shape} voxels",
+        f"Spacing      {spacing} mm",
+        f"Orientation  {summary['orientation']}",
+        "",
+        format_table(
+            ["Modality", "Channel", "Min", "Max", "File"],
+            [
+                [
+                    MODALITY_NAMES[m], m,
+                    f"{summary['intensity_range'][m][0]:.6g}",
+                    f"{summary['intensity_range'][m][1]:.6g}",
+                    case.files[m].name,
+                ]
+                for m in MODALITIES
+            ],
+            align="llrrl",
+        ),
+        "",
+    ]
+    seg = summary["seg"]
+    if seg is None:
+        lines.append("Labels       none (no *_seg / *-seg file)")
+    else:
+        values = ", ".join(f"{k.upper()}={v}" for k, v in seg["labels"].items())
+        lines.append(f"Labels       {case.files['seg'].name}")
+        lines.append(f"Convention   BraTS {seg['convention']} ({values})")
+        lines.append("")
+        lines.append(
+            format_table(
+                ["Tumour volume", "mL"],
+                [[k.upper(), f"{v:.2f}"] for k, v in seg["volumes_ml"].items()],
+            )
+        )
+    print("\n".join(lines))
+    return 0

@@ -1,0 +1,159 @@
+"""Entry point of the ``napari-brats`` command line.
+
+Each command lives in its own module listed in :data:`COMMAND_MODULES`; a module defines
+``register(subparsers) -> None`` (adds its parser, sets ``func=run``) and ``run(args) -> int``.
+A listed module that does not exist (yet) is skipped; any other import error is raised.
+
+Exit codes: 0 success, 1 unexpected error, 2 bad input (one line on stderr naming the file and
+the problem; no traceback), 130 interrupted or cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import NoReturn
+
+from bratseg import __version__
+from bratseg.errors import BratsInputError, Cancelled
+
+logger = logging.getLogger(__name__)
+
+PROG = "napari-brats"
+
+#: Modules providing the sub-commands, in the order shown by ``--help``.
+COMMAND_MODULES: tuple[str, ...] = (
+    "bratseg.cli.info",
+    "bratseg.cli.evaluate",
+    "bratseg.cli.convert",
+    "bratseg.cli.predict",
+    "bratseg.cli.models",
+    "bratseg.cli.train",
+    "bratseg.cli.view",
+)
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """Argument parser whose usage errors are one stderr line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:  # noqa: D102
+        self.exit(EXIT_BAD_INPUT, f"{PROG}: error: {message} (see {self.prog} --help)\n")
+
+
+def command_modules() -> list:
+    """Import the available command modules (skipping those not written yet)."""
+    modules = []
+    for name in COMMAND_MODULES:
+        try:
+            modules.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            logger.debug("command module %s not available", name)
+    return modules
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser with every available sub-command."""
+    parser = OneLineArgumentParser(
+        prog=PROG,
+        description="BraTS brain-tumour MRI segmentation: inspect cases, evaluate and convert "
+        "label maps, predict, train and view.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log progress and show tracebacks"
+    )
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=OneLineArgumentParser
+    )
+    for module in command_modules():
+        module.register(sub)
+    seen: set[int] = set()
+    for subparser in sub.choices.values():  # also accept `napari-brats COMMAND ... -v`
+        if id(subparser) in seen:
+            continue
+        seen.add(id(subparser))
+        try:
+            subparser.add_argument(
+                "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                help="log progress and show tracebacks",
+            )
+        except argparse.ArgumentError:
+            pass  # the command defines its own
+    return parser
+
+
+def configure_logging(verbose: bool) -> None:
+    """Log to stderr: INFO with ``--verbose``, else WARNING."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line.
+
+    Args:
+        argv: Arguments without the program name (default ``sys.argv[1:]``).
+
+    Returns:
+        The exit code.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    verbose = bool(getattr(args, "verbose", False))
+    configure_logging(verbose)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return int(func(args) or 0)
+    except BratsInputError as exc:
+        if verbose:
+            traceback.print_exc()
+        _error_line(str(exc))
+        return EXIT_BAD_INPUT
+    except (KeyboardInterrupt, Cancelled):
+        _error_line("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `napari-brats info ... | head`
+        sys.stderr.close()
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the CLI must never dump a raw traceback
+        if verbose:
+            traceback.print_exc()
+            _error_line(f"unexpected {type(exc).__name__}: {_one_line(exc)}")
+        else:
+            _error_line(
+                f"unexpected {type(exc).__name__}: {_one_line(exc)} "
+                "(run with --verbose for details)"
+            )
+        return EXIT_ERROR
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _error_line(message: str) -> None:
+    sys.stderr.write(f"{PROG}: error: {' '.join(message.split())}\n")
+    sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
