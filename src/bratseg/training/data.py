@@ -1,0 +1,341 @@
+"""Training data: case discovery, splits, an on-disk crop cache, and the patch dataset.
+
+Cases come from any number of folders of case folders (BraTS 2017-2021 and 2023 naming, and the
+plugin's export layout ``<case>/<case>_{t1,t1ce,t2,flair,seg}.nii.gz``); only cases with a label
+map are used. A case id present in several folders is taken from the last folder given, so a
+folder of corrected exports overrides the originals.
+
+Each case is preprocessed once (:func:`bratseg.preprocess.preprocess_with_config`: brain crop,
+z-score, optional resampling and foreground channel, padding), its label map carried through the
+same crop and resampling, and the result cached as ``.npz`` in a cache folder. The cache key
+hashes the source files' paths, modification times and sizes and the preprocess config: editing
+a source file or changing the config rebuilds the entry, and stale entries of the case are
+removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset, DistributedSampler, Sampler
+
+from bratseg.errors import BratsInputError
+from bratseg.io import MODALITIES, find_case_files, list_case_folders, load_case
+from bratseg.labels import CLASSES, tissue_index_map
+from bratseg.preprocess import PreprocessConfig, preprocess_with_config
+
+logger = logging.getLogger(__name__)
+
+#: Bumped when the cached arrays change meaning.
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CaseRef:
+    """A labelled case on disk (nothing loaded).
+
+    Attributes:
+        case_id: Case name (folder name).
+        folder: Case folder.
+        files: Channel -> file, including ``"seg"``.
+    """
+
+    case_id: str
+    folder: Path
+    files: dict[str, Path] = field(hash=False, compare=False, default_factory=dict)
+
+
+@dataclass
+class CachedCase:
+    """A preprocessed case as used for training.
+
+    Attributes:
+        case_id: Case name.
+        image: float16 (C, x, y, z) network-grid image (C = 4, or 5 with the foreground channel).
+        label: uint8 (x, y, z) class indices in :data:`bratseg.labels.CLASSES` order.
+    """
+
+    case_id: str
+    image: np.ndarray
+    label: np.ndarray
+
+
+def discover_cases(folders: Sequence[str | Path]) -> list[CaseRef]:
+    """All labelled cases under ``folders`` (each a case folder or a folder of case folders).
+
+    Raises:
+        BratsInputError: A folder is missing, or no labelled case is found at all.
+    """
+    by_id: dict[str, CaseRef] = {}
+    for root in folders:
+        cases = list_case_folders(root)
+        n_labelled = 0
+        for folder in cases:
+            files = find_case_files(folder)
+            if "seg" not in files:
+                logger.info("skipping %s: no label map", folder)
+                continue
+            if folder.name in by_id:
+                logger.warning("case %s in %s replaces the one in %s", folder.name, root, by_id[folder.name].folder)
+            by_id[folder.name] = CaseRef(folder.name, Path(folder), files)
+            n_labelled += 1
+        logger.info("%s: %d case folders, %d with labels", root, len(cases), n_labelled)
+    if not by_id:
+        where = ", ".join(str(f) for f in folders)
+        raise BratsInputError(f"no labelled case (a case folder with a *_seg file) found in {where}")
+    return [by_id[k] for k in sorted(by_id)]
+
+
+@dataclass
+class Split:
+    """Train/validation case ids and a human note on how they were chosen."""
+
+    train: list[str]
+    val: list[str]
+    note: str = ""
+
+
+def split_cases(
+    case_ids: Sequence[str],
+    *,
+    val_fraction: float = 0.2,
+    val_cases: Sequence[str] | None = None,
+    fold: int | None = None,
+    folds: int = 5,
+    seed: int = 0,
+) -> Split:
+    """Split case ids into training and validation sets, by case, reproducibly.
+
+    Args:
+        case_ids: All case ids.
+        val_fraction: Fraction of cases held out (at least one when there are two or more).
+        val_cases: Explicit validation case ids (overrides the fraction).
+        fold: K-fold index in ``[0, folds)`` (overrides the fraction).
+        folds: Number of folds.
+        seed: Shuffle seed.
+
+    Returns:
+        :class:`Split`. With a single case, it is used for training and validation (noted).
+    """
+    ids = sorted(case_ids)
+    if val_cases:
+        unknown = [c for c in val_cases if c not in ids]
+        if unknown:
+            raise BratsInputError(f"validation case(s) not found among the training data: {', '.join(unknown)}")
+        val = [c for c in ids if c in set(val_cases)]
+        train = [c for c in ids if c not in set(val)]
+        note = f"validation cases given: {len(val)}"
+    else:
+        order = list(ids)
+        np.random.default_rng(seed).shuffle(order)
+        if fold is not None:
+            if not 0 <= fold < folds or folds < 2:
+                raise BratsInputError(f"fold must be in [0, {folds}) with at least 2 folds, got {fold}")
+            if len(order) < folds:
+                raise BratsInputError(f"{folds}-fold split needs at least {folds} cases, found {len(order)}")
+            chunks = np.array_split(np.arange(len(order)), folds)
+            val = sorted(order[i] for i in chunks[fold])
+            note = f"fold {fold} of {folds} (seed {seed})"
+        elif len(order) >= 2 and val_fraction > 0:
+            n_val = min(len(order) - 1, max(1, int(round(len(order) * val_fraction))))
+            val = sorted(order[:n_val])
+            note = f"{n_val} of {len(order)} cases held out (seed {seed})"
+        else:
+            val = []
+            note = ""
+        train = [c for c in ids if c not in set(val)]
+    if not train:
+        raise BratsInputError("no training case left after the validation split")
+    if not val:
+        val = list(train)
+        note = "validation on the training case(s): no separate validation case"
+        logger.warning(note)
+    return Split(train=train, val=val, note=note)
+
+
+# ----------------------------------------------------------------------------------- cache
+
+
+def cache_key(ref: CaseRef, preprocess: PreprocessConfig) -> str:
+    """Hash of the source files (resolved path, mtime, size) and the preprocess config."""
+    files = {}
+    for key, path in sorted(ref.files.items()):
+        st = Path(path).stat()
+        files[key] = [str(Path(path).resolve()), st.st_mtime_ns, st.st_size]
+    blob = json.dumps(
+        {"version": CACHE_VERSION, "files": files, "preprocess": preprocess.to_dict()}, sort_keys=True
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def preprocess_case(ref: CaseRef, preprocess: PreprocessConfig) -> CachedCase:
+    """Load a case and bring image and label map to the network grid.
+
+    The label map follows the image's crop; when resampling, its one-hot classes are
+    interpolated trilinearly and the argmax taken (smoother than nearest neighbour).
+    """
+    case = load_case(ref.folder)
+    if case.seg is None or case.seg_convention is None:
+        raise BratsInputError("case has no usable label map", ref.folder)
+    image, info = preprocess_with_config(case.image, case.spacing, preprocess)
+    index = tissue_index_map(case.seg_convention)[case.seg][info.slices].astype(np.int64)
+    if info.resampled:
+        onehot = F.one_hot(torch.from_numpy(index), len(CLASSES)).permute(3, 0, 1, 2)[None].float()
+        with torch.no_grad():
+            onehot = F.interpolate(onehot, size=tuple(info.resampled_shape), mode="trilinear", align_corners=False)
+        index = onehot[0].argmax(0).numpy()
+    label = np.pad(index.astype(np.uint8), [(0, p) for p in info.pad])
+    assert label.shape == image.shape[1:], (label.shape, image.shape)
+    return CachedCase(ref.case_id, image.astype(np.float16), label)
+
+
+def load_cached_case(ref: CaseRef, preprocess: PreprocessConfig, cache_dir: str | Path) -> CachedCase:
+    """The preprocessed case from ``cache_dir``, built (and stale entries removed) if needed."""
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    key = cache_key(ref, preprocess)[:20]
+    path = cache_dir / f"{ref.case_id}--{key}.npz"
+    if path.exists():
+        try:
+            with np.load(path) as z:
+                return CachedCase(ref.case_id, z["image"], z["label"])
+        except (OSError, ValueError, KeyError) as exc:  # corrupt entry: rebuild
+            logger.warning("rebuilding unreadable cache entry %s (%s)", path, exc)
+    for stale in cache_dir.glob(f"{ref.case_id}--*.npz"):
+        stale.unlink(missing_ok=True)
+    cached = preprocess_case(ref, preprocess)
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, image=cached.image, label=cached.label)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    logger.info("cached %s %s -> %s", ref.case_id, cached.image.shape, path.name)
+    return cached
+
+
+def load_cases(refs: Sequence[CaseRef], preprocess: PreprocessConfig, cache_dir: str | Path) -> list[CachedCase]:
+    """:func:`load_cached_case` for every case, in order."""
+    return [load_cached_case(r, preprocess, cache_dir) for r in refs]
+
+
+# --------------------------------------------------------------------------------- dataset
+
+
+def pad_to_patch(array: np.ndarray, patch: Sequence[int]) -> np.ndarray:
+    """Zero-pad the last three axes (at their end) to at least ``patch``."""
+    pad = [max(0, int(p) - s) for p, s in zip(patch, array.shape[-3:])]
+    if not any(pad):
+        return array
+    return np.pad(array, [(0, 0)] * (array.ndim - 3) + [(0, p) for p in pad])
+
+
+def training_sample(case: CachedCase, patch: Sequence[int]) -> dict[str, Any]:
+    """The augmentation pipeline's input dict for one case (see :mod:`.augment`).
+
+    ``"image"`` holds the modality channels, ``"extra"`` any further channel (foreground),
+    ``"label"`` (1, x, y, z) class indices; ``"fg_indices"`` lists tumour voxels for the
+    foreground-biased crop and ``"bg_indices"`` a sparse set of brain voxels (fallback when a
+    case has no tumour).
+    """
+    image = pad_to_patch(case.image, patch)
+    label = pad_to_patch(case.label[None], patch)
+    flat = label.reshape(-1)
+    fg = np.flatnonzero(flat > 0)
+    brain = np.flatnonzero(np.any(image[: len(MODALITIES)] != 0, axis=0).reshape(-1))
+    bg = brain[:: max(1, brain.size // 4096)] if brain.size else np.arange(0, flat.size, 97)
+    n_mod = len(MODALITIES)
+    sample: dict[str, Any] = {"image": image[:n_mod], "label": label, "fg_indices": fg, "bg_indices": bg}
+    if image.shape[0] > n_mod:
+        sample["extra"] = image[n_mod:]
+    return sample
+
+
+class PatchDataset(Dataset):
+    """Augmented training patches; item ``g`` is patch ``g % n`` of epoch ``g // n``.
+
+    The case of item ``i`` within an epoch is ``i % len(cases)``; the sampler shuffles the
+    order. The augmentation pipeline is re-seeded per item from ``(seed, epoch, i)``, so an item
+    is the same whichever worker or process draws it, and a resumed run sees the same patches.
+
+    Args:
+        cases: Pipeline input dicts from :func:`training_sample`.
+        augment: The MONAI pipeline (:func:`bratseg.training.augment.build_augmentation`).
+        samples_per_epoch: Items per epoch (all processes together).
+        seed: Base seed.
+    """
+
+    def __init__(self, cases: Sequence[dict[str, Any]], augment: Any, samples_per_epoch: int, seed: int = 0) -> None:
+        self.cases = list(cases)
+        self.augment = augment
+        self.samples_per_epoch = int(samples_per_epoch)
+        self.seed = int(seed)
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch
+
+    def __getitem__(self, g: int) -> dict[str, torch.Tensor]:
+        from bratseg.training.augment import unwrap_sample
+
+        epoch, i = divmod(int(g), self.samples_per_epoch)
+        item_seed = int(np.random.SeedSequence([self.seed, epoch, i]).generate_state(1)[0])
+        self.augment.set_random_state(seed=item_seed)
+        sample = dict(self.cases[i % len(self.cases)])
+        return unwrap_sample(self.augment(sample))
+
+
+class EpochSampler(Sampler[int]):
+    """Shuffled, rank-sharded item indices of one epoch, resumable mid-epoch.
+
+    Wraps :class:`torch.utils.data.DistributedSampler` (works with a single process too) and
+    offsets indices by ``epoch * samples_per_epoch`` for :class:`PatchDataset`.
+    """
+
+    def __init__(self, samples_per_epoch: int, *, world_size: int = 1, rank: int = 0, seed: int = 0) -> None:
+        self.samples_per_epoch = int(samples_per_epoch)
+        self._dist = DistributedSampler(
+            range(self.samples_per_epoch), num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
+        )
+        self.epoch = 0
+        self.skip = 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Select the epoch and how many of this rank's items to skip (resume mid-epoch)."""
+        self.epoch = int(epoch)
+        self.skip = int(skip)
+        self._dist.set_epoch(self.epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        base = self.epoch * self.samples_per_epoch
+        return iter([base + i for i in list(self._dist)[self.skip:]])
+
+    def __len__(self) -> int:
+        return max(0, len(self._dist) - self.skip)
+
+
+def default_patch(preprocess: PreprocessConfig, size_divisor: int, max_size: int = 128) -> tuple[int, int, int]:
+    """A patch covering about 160 x 192 x 160 mm (a whole brain box), capped per axis.
+
+    At 2 mm this is (80, 96, 80): the whole cropped brain; at 1 mm it is (128, 128, 128), the
+    papers' patch (seeds 001-003).
+    """
+    spacing = preprocess.target_spacing or 1.0
+    out = []
+    for mm in (160, 192, 160):
+        n = min(max_size, int(math.ceil(mm / spacing)))
+        out.append(int(math.ceil(n / size_divisor) * size_divisor))
+    return tuple(out)  # type: ignore[return-value]

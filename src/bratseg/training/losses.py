@@ -1,0 +1,216 @@
+"""Training losses for every seed network, driven by the model's train-mode output dict.
+
+Targets travel through the data pipeline as a class-index map ``(B, 1, X, Y, Z)`` with values
+indexing :data:`bratseg.labels.CLASSES` (0 background, 1 NCR, 2 ED, 3 ET). The loss turns it into
+what each output kind needs: three nested region masks (WT, TC, ET) for ``"regions"`` models, a
+one-hot class volume for ``"classes"`` models.
+
+Loss kinds (``Recipe.loss``):
+
+* ``"dice"``: soft Dice per region with squared denominator and smoothing 1, summed over regions
+  (seed 001 Jiang et al., seed 002 Henry et al., seed 004 Adeniji & Liu).
+* ``"dice_bce"`` / ``"dice_focal"``: batched Dice + binary cross-entropy (or Focal, gamma 2) per
+  region (seed 003 Futrega et al.).
+* ``"softmax_dice"``: soft Dice on the softmax over the four classes (seed 000 Ashtari et al.).
+
+On top: deep-supervision heads weighted 1/2, 1/4, ... (seed 003) or equally (seed 002); cascade
+stages and decoders summed (seed 001); VAE regularisation Dice + 0.1 L2 + 0.1 KL (seed 004).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from monai.losses import DiceCELoss, DiceFocalLoss, DiceLoss
+
+from bratseg.labels import CLASSES, REGION_TISSUES, REGIONS
+
+logger = logging.getLogger(__name__)
+
+LOSS_KINDS = ("dice", "dice_bce", "dice_focal", "softmax_dice")
+
+#: Class indices (in CLASSES order) making up each region, in REGIONS order.
+_REGION_CLASS_INDICES: tuple[tuple[int, ...], ...] = tuple(
+    tuple(CLASSES.index(t) for t in REGION_TISSUES[r]) for r in REGIONS
+)
+
+
+def regions_from_index(index: torch.Tensor) -> torch.Tensor:
+    """Nested region masks from a class-index map.
+
+    Args:
+        index: Class indices, shape (B, 1, X, Y, Z) (any numeric dtype).
+
+    Returns:
+        Float tensor (B, 3, X, Y, Z): WT, TC, ET masks in :data:`REGIONS` order.
+    """
+    idx = index.long()
+    masks = []
+    for classes in _REGION_CLASS_INDICES:
+        m = torch.zeros_like(idx, dtype=torch.bool)
+        for c in classes:
+            m |= idx == c
+        masks.append(m)
+    return torch.cat(masks, dim=1).float()
+
+
+def onehot_from_index(index: torch.Tensor) -> torch.Tensor:
+    """One-hot class volume (B, 4, X, Y, Z) from a class-index map (B, 1, X, Y, Z)."""
+    idx = index.long().squeeze(1)
+    return F.one_hot(idx, num_classes=len(CLASSES)).permute(0, 4, 1, 2, 3).float()
+
+
+def resize_index(index: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """Nearest-neighbour resize of a class-index map (B, 1, X, Y, Z) to spatial ``shape``."""
+    if tuple(index.shape[2:]) == tuple(shape):
+        return index
+    return F.interpolate(index.float(), size=tuple(shape), mode="nearest")
+
+
+def _base_loss(kind: str, output_kind: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The per-output criterion ``(logits (B,K,...), index (B,1,...)) -> scalar``."""
+    if kind not in LOSS_KINDS:
+        raise ValueError(f"unknown loss {kind!r}; use one of {', '.join(LOSS_KINDS)}")
+    if output_kind == "classes":
+        # seed 000 (Ashtari et al.): soft Dice on the softmax, squared norms, +1 smoothing.
+        # Computed per class and averaged (a single Dice over all four channels would be
+        # dominated by the background).
+        crit = DiceLoss(softmax=True, squared_pred=True, smooth_nr=1.0, smooth_dr=1.0, batch=True)
+        if kind != "softmax_dice":
+            logger.info("loss %r is for region outputs; a class-output model uses softmax Dice", kind)
+        return lambda logits, index: crit(logits, onehot_from_index(index))
+    if kind == "dice_bce":
+        # seed 003 (Futrega et al.): batched Dice + BCE per region.
+        crit = DiceCELoss(sigmoid=True, batch=True, smooth_nr=1e-5, smooth_dr=1e-5)
+    elif kind == "dice_focal":
+        # seed 003: Focal (gamma 2) instead of cross-entropy.
+        crit = DiceFocalLoss(sigmoid=True, batch=True, gamma=2.0, smooth_nr=1e-5, smooth_dr=1e-5)
+    else:
+        # seeds 001/002/004: soft Dice per region, squared denominator, epsilon 1, summed over
+        # the three regions.
+        crit = DiceLoss(
+            sigmoid=True, squared_pred=True, smooth_nr=1.0, smooth_dr=1.0, batch=True,
+            reduction="sum",
+        )
+    return lambda logits, index: crit(logits, regions_from_index(index))
+
+
+def deep_supervision_weights(n_heads: int, scheme: str = "halving") -> list[float]:
+    """Weights of the deep-supervision heads (the main output has weight 1).
+
+    Args:
+        n_heads: Number of auxiliary heads, ordered from the finest to the coarsest.
+        scheme: ``"halving"`` (1/2, 1/4, ...; seed 003 Futrega et al.) or ``"equal"``
+            (unweighted sum; seed 002 Henry et al.).
+    """
+    if scheme == "equal":
+        return [1.0] * n_heads
+    return [0.5 ** (i + 1) for i in range(n_heads)]
+
+
+def vae_regularisation(vae: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """L2 reconstruction and KL terms of the VAE branch (seed 004, after Myronenko).
+
+    Args:
+        vae: ``{"recon": (B,C,X,Y,Z), "target": (B,C,X,Y,Z), "mu": (B,L...), "logvar": (B,L...)}``.
+
+    Returns:
+        ``(l2, kl)``: mean squared reconstruction error and
+        ``mean(mu^2 + sigma^2 - log sigma^2 - 1)``.
+    """
+    recon, target = vae["recon"], vae["target"]
+    if recon.shape != target.shape:
+        target = F.interpolate(target.float(), size=recon.shape[2:], mode="trilinear")
+    l2 = F.mse_loss(recon.float(), target.float())
+    mu, logvar = vae["mu"].float(), vae["logvar"].float()
+    kl = torch.mean(mu.pow(2) + logvar.exp() - logvar - 1.0)
+    return l2, kl
+
+
+class SegmentationLoss(torch.nn.Module):
+    """Total training loss for one architecture and recipe.
+
+    Call with the model's train-mode output (dict or bare logits tensor) and the class-index
+    target (B, 1, X, Y, Z). Returns ``(total, parts)`` where ``parts`` maps term names to floats.
+
+    Args:
+        output_kind: ``"regions"`` or ``"classes"`` (from the ArchitectureSpec).
+        kind: One of :data:`LOSS_KINDS`.
+        deep_supervision: ``"halving"`` or ``"equal"`` weighting of ``out["deep"]``.
+        vae_weight_l2: Weight of the VAE L2 term (seed 004: 0.1).
+        vae_weight_kl: Weight of the VAE KL term (seed 004: 0.1).
+    """
+
+    def __init__(
+        self,
+        output_kind: str,
+        kind: str = "dice",
+        deep_supervision: str = "halving",
+        vae_weight_l2: float = 0.1,
+        vae_weight_kl: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.output_kind = output_kind
+        self.kind = kind
+        self.deep_supervision = deep_supervision
+        self.vae_weight_l2 = vae_weight_l2
+        self.vae_weight_kl = vae_weight_kl
+        self._criterion = _base_loss(kind, output_kind)
+
+    def _term(self, logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        return self._criterion(logits.float(), resize_index(index, logits.shape[2:]))
+
+    def forward(
+        self, output: Mapping[str, Any] | torch.Tensor, index: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        if isinstance(output, torch.Tensor):
+            output = {"logits": output}
+        logits = output["logits"]
+        parts: dict[str, float] = {}
+        main = self._term(logits, index)
+        total = main
+        parts["seg"] = float(main.detach())
+        # seed 001 (Jiang et al.): losses of every stage and decoder are added together.
+        stages = [s for s in (output.get("stages") or []) if s is not logits]
+        if stages:
+            stage_loss = sum(self._term(s, index) for s in stages)
+            total = total + stage_loss
+            parts["stages"] = float(stage_loss.detach())
+        deep = list(output.get("deep") or [])
+        if deep:
+            weights = deep_supervision_weights(len(deep), self.deep_supervision)
+            ds = sum(w * self._term(d, index) for w, d in zip(weights, deep))
+            total = total + ds
+            parts["deep"] = float(ds.detach())
+        vae = output.get("vae")
+        if vae:
+            l2, kl = vae_regularisation(vae)
+            # seed 004 (Adeniji & Liu): L = L_dice + 0.1 L2 + 0.1 KL.
+            total = total + self.vae_weight_l2 * l2 + self.vae_weight_kl * kl
+            parts["l2"] = float(l2.detach())
+            parts["kl"] = float(kl.detach())
+        return total, parts
+
+
+def loss_for(spec: Any, recipe: Any) -> SegmentationLoss:
+    """The training loss for an architecture and recipe.
+
+    Args:
+        spec: :class:`bratseg.models.ArchitectureSpec` (uses ``output_kind``).
+        recipe: :class:`bratseg.training.recipes.Recipe` (uses ``loss``, ``deep_supervision``,
+            ``vae_weight_l2``, ``vae_weight_kl``).
+
+    Returns:
+        A :class:`SegmentationLoss` consuming the model's train-mode output dict.
+    """
+    return SegmentationLoss(
+        output_kind=spec.output_kind,
+        kind=recipe.loss,
+        deep_supervision=recipe.deep_supervision,
+        vae_weight_l2=recipe.vae_weight_l2,
+        vae_weight_kl=recipe.vae_weight_kl,
+    )

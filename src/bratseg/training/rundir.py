@@ -1,0 +1,176 @@
+"""Run-folder machinery: progress log, stop requests, resume state and RNG snapshots.
+
+A run folder holds::
+
+    config.json      the TrainConfig of the run (used by --resume)
+    progress.jsonl   one JSON event per line (step, epoch, done, error)
+    last.pt          latest weights (bratseg.checkpoint format), written atomically
+    best.pt          weights with the best validation mean Dice so far
+    state.pt         resume state: weights, optimiser, schedule, RNG, counters
+                     (plain tensors / numbers: loads with torch.load(weights_only=True))
+    STOP             create this file to stop the run cleanly after the current step
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+STOP_FILE = "STOP"
+PROGRESS_FILE = "progress.jsonl"
+STATE_FILE = "state.pt"
+CONFIG_FILE = "config.json"
+LAST_CHECKPOINT = "last.pt"
+BEST_CHECKPOINT = "best.pt"
+
+
+class ProgressLog:
+    """Append-only JSON-lines event log (flushed per event so a GUI can tail it)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, event: dict[str, Any]) -> None:
+        """Append one event as a JSON line."""
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(event, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, (Path, tuple)):
+        return str(value) if isinstance(value, Path) else list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+class StopRequest:
+    """Tells the training loop to stop: STOP file in the run folder, SIGINT or SIGTERM.
+
+    Use as a context manager; signal handlers are installed only in the main thread and the
+    previous handlers are restored on exit.
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.stop_file = Path(run_dir) / STOP_FILE
+        self.reason: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def clear_stale(self) -> None:
+        """Remove a STOP file left by an earlier (stopped) run."""
+        if self.stop_file.exists():
+            logger.info("removing old stop file %s", self.stop_file)
+            self.stop_file.unlink(missing_ok=True)
+
+    def _handler(self, signum: int, frame: Any) -> None:  # noqa: ARG002
+        name = signal.Signals(signum).name
+        if self.reason is not None and name == "SIGINT" and self.reason.startswith("signal"):
+            raise KeyboardInterrupt  # second Ctrl-C: give up at once
+        self.reason = f"signal {name}"
+        logger.warning("%s received: stopping after the current step", name)
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    @property
+    def requested(self) -> bool:
+        """Whether a stop was asked for (checks the STOP file)."""
+        if self.reason is None and self.stop_file.exists():
+            self.reason = "stop-file"
+        return self.reason is not None
+
+
+def capture_rng() -> dict[str, Any]:
+    """Python, NumPy and torch RNG states as tensors / plain lists (weights_only-safe)."""
+    py_version, py_state, py_gauss = random.getstate()
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [int(py_version), list(py_state), py_gauss],
+        "numpy": {
+            "key": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = [s for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng`."""
+    version, py_state, gauss = state["python"]
+    random.setstate((int(version), tuple(int(v) for v in py_state), gauss))
+    n = state["numpy"]
+    np.random.set_state(
+        ("MT19937", n["key"].numpy().astype(np.uint32), int(n["pos"]), int(n["has_gauss"]), float(n["cached_gaussian"]))
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_atomic(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a resume state written by :func:`save_atomic` (``weights_only=True``)."""
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def write_json_atomic(data: dict[str, Any], path: str | Path) -> None:
+    """Write JSON atomically (temp file + rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class Timer:
+    """Wall-clock seconds of training, carried over a resume (``offset``)."""
+
+    def __init__(self, offset: float = 0.0) -> None:
+        self.offset = float(offset)
+        self.start = time.monotonic()
+
+    @property
+    def elapsed(self) -> float:  # noqa: D102
+        return self.offset + time.monotonic() - self.start

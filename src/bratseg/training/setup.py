@@ -1,0 +1,189 @@
+"""Building the pieces of a run: initial model, preprocessing, data, loaders.
+
+Split from :mod:`bratseg.training.trainer` to keep the loop readable.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from bratseg.errors import BratsInputError
+from bratseg.preprocess import PreprocessConfig, effective_pad_multiple
+from bratseg.training.config import DEFAULT_TARGET_SPACING, TrainConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class InitialModel:
+    """The network to train and where it came from.
+
+    Attributes:
+        model: The network (train mode, CPU).
+        arch: Registry name.
+        spec: Its ArchitectureSpec.
+        config: Its model config dataclass.
+        init_from: ``{"path", "sha256"}`` of the checkpoint fine-tuned, or ``None``.
+        preprocess: The checkpoint's preprocess dict (fine-tuning) or ``None``.
+        postprocess: PostprocessConfig kwargs to store in the trained checkpoint.
+        card: The initial checkpoint's provenance (fine-tuning), else empty.
+    """
+
+    model: torch.nn.Module
+    arch: str
+    spec: Any
+    config: Any
+    init_from: dict[str, str] | None = None
+    preprocess: dict[str, Any] | None = None
+    postprocess: dict[str, Any] = field(default_factory=dict)
+    card: dict[str, Any] = field(default_factory=dict)
+
+
+def initial_model(name_or_path: str, preset: str = "small") -> InitialModel:
+    """Fresh architecture (by registry name) or a checkpoint to fine-tune (path or zoo name).
+
+    Raises:
+        BratsInputError: Neither an architecture nor a usable checkpoint.
+    """
+    from bratseg.checkpoint import load_checkpoint
+    from bratseg.models import ARCHITECTURES, build_model, get_architecture
+
+    if name_or_path in ARCHITECTURES:
+        spec = get_architecture(name_or_path)
+        if preset not in spec.presets:
+            raise BratsInputError(f"unknown preset {preset!r} for {name_or_path} (have {', '.join(spec.presets)})")
+        model = build_model(name_or_path, preset=preset)
+        return InitialModel(model, name_or_path, spec, model.config, postprocess=dict(spec.default_postprocess))
+    path = Path(str(name_or_path)).expanduser()
+    if not path.is_file():
+        try:
+            from bratseg.zoo import resolve_model
+        except ImportError:
+            resolve_model = None
+        if resolve_model is None:
+            raise BratsInputError(
+                f"{name_or_path!r} is neither an architecture ({', '.join(ARCHITECTURES)}) nor a checkpoint file"
+            )
+        try:
+            path = resolve_model(name_or_path)
+        except BratsInputError as exc:
+            raise BratsInputError(
+                f"{name_or_path!r} is neither an architecture ({', '.join(ARCHITECTURES)}) nor a known model: {exc.reason}"
+            ) from None
+    loaded = load_checkpoint(path)
+    model = loaded.model
+    model.train()
+    logger.info("fine-tuning %s (%s)", path, loaded.meta["arch"])
+    return InitialModel(
+        model=model,
+        arch=str(loaded.meta["arch"]),
+        spec=loaded.spec,
+        config=loaded.config,
+        init_from={"path": str(Path(path).resolve()), "sha256": str(loaded.sha256)},
+        preprocess=dict(loaded.meta.get("preprocess") or {}),
+        postprocess=dict(loaded.meta.get("postprocess") or loaded.spec.default_postprocess),
+        card=dict(loaded.meta.get("provenance") or {}),
+    )
+
+
+def model_size_divisor(init: InitialModel) -> int:
+    """Spatial multiple the network needs (config first, then spec)."""
+    return int(getattr(init.config, "size_divisor", None) or init.spec.size_divisor)
+
+
+def model_in_channels(init: InitialModel) -> int:
+    """Input channels of the network (config first, then spec)."""
+    return int(getattr(init.config, "in_channels", None) or init.spec.in_channels)
+
+
+def preprocess_for(config: TrainConfig, init: InitialModel) -> PreprocessConfig:
+    """Preprocessing of the run: the fine-tuned checkpoint's, else from the config.
+
+    The pad multiple is a multiple of the network's size divisor; the foreground channel
+    follows the network's input channel count.
+    """
+    from bratseg.io import MODALITIES
+
+    if init.preprocess:
+        pp = PreprocessConfig.from_dict(init.preprocess)
+        if config.target_spacing is not None and (config.target_spacing or None) != pp.target_spacing:
+            logger.warning("keeping the checkpoint's target spacing %s (asked %s)", pp.target_spacing, config.target_spacing)
+    else:
+        ts = DEFAULT_TARGET_SPACING if config.target_spacing is None else (float(config.target_spacing) or None)
+        pp = PreprocessConfig(target_spacing=ts)
+    pp.foreground_channel = model_in_channels(init) == len(MODALITIES) + 1
+    pp.pad_multiple = effective_pad_multiple(pp, model_size_divisor(init))
+    return pp
+
+
+def round_patch(patch: list[int] | tuple[int, ...], divisor: int) -> tuple[int, int, int]:
+    """Patch rounded up to multiples of ``divisor`` (warns when changed)."""
+    if len(patch) != 3 or any(int(p) <= 0 for p in patch):
+        raise BratsInputError(f"patch must be three positive sizes, got {list(patch)}")
+    out = tuple(int(math.ceil(int(p) / divisor) * divisor) for p in patch)
+    if out != tuple(int(p) for p in patch):
+        logger.warning("patch %s rounded up to %s (multiples of %d)", list(patch), list(out), divisor)
+    return out  # type: ignore[return-value]
+
+
+def default_num_workers(device: torch.device, world_size: int = 1) -> int:
+    """DataLoader workers: 1 on a small CPU machine (compute needs the cores), more on GPU."""
+    cpus = os.cpu_count() or 1
+    if device.type == "cuda":
+        return max(1, min(8, cpus // max(1, world_size) - 1))
+    return 1 if cpus <= 8 else 2
+
+
+def _worker_init(_: int) -> None:
+    """Workers ignore Ctrl-C / SIGTERM: the main process stops the run cleanly."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def make_loader(dataset: Any, sampler: Any, batch_size: int, num_workers: int, device: torch.device) -> DataLoader:
+    """DataLoader over :class:`PatchDataset` with persistent workers."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+        pin_memory=device.type == "cuda",
+        worker_init_fn=_worker_init if num_workers > 0 else None,
+        prefetch_factor=2 if num_workers > 0 else None,
+        drop_last=False,
+    )
+
+
+def enable_gradient_checkpointing(model: torch.nn.Module) -> bool:
+    """Turn on gradient checkpointing when the network offers it; returns whether it did."""
+    for name in ("set_gradient_checkpointing", "gradient_checkpointing_enable"):
+        fn = getattr(model, name, None)
+        if callable(fn):
+            fn(True) if name == "set_gradient_checkpointing" else fn()
+            return True
+    if hasattr(model, "gradient_checkpointing"):
+        model.gradient_checkpointing = True
+        return True
+    logger.warning("%s does not support gradient checkpointing; training without it", type(model).__name__)
+    return False
+
+
+def default_cache_dir() -> Path:
+    """``$BRATSEG_HOME/cache/crops`` (shared by runs and folds)."""
+    try:
+        from bratseg.zoo import bratseg_home
+
+        home = Path(bratseg_home())
+    except ImportError:
+        home = Path(os.environ.get("BRATSEG_HOME", Path.home() / ".napari-brats"))
+    return home / "cache" / "crops"
