@@ -209,3 +209,61 @@ def test_bad_case_shows_one_line_error(make_napari_viewer, tmp_path):
     assert segment.last_error and "\n" not in segment.last_error and "empty_case" in segment.last_error
     assert len(viewer.layers) == 0
     assert segment.run() is None and "no case" in segment.last_error
+
+
+def test_training_panel_streams_and_stops(make_napari_viewer, qtbot, tmp_path):
+    from bratseg.checkpoint import load_checkpoint
+    from bratseg.zoo import list_models
+    from napari_brats._widgets.segment import SegmentWidget
+    from napari_brats._widgets.training import TrainingWidget
+
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    for name in ("Brats18_2013_2_1", "Brats18_2013_3_1"):
+        (dataset / name).symlink_to((DATA / "brats2018" / name).resolve())
+    viewer = make_napari_viewer()
+    segment = SegmentWidget(viewer)
+    panel = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(panel, name="Training")
+    panel.add_dataset(dataset)
+    panel.set_start_from("arch:nnunet")
+    panel.preset_combo.setCurrentText("tiny")
+    panel.epochs.setValue(50)
+    panel.device_combo.setCurrentText("cpu")
+    panel.name_edit.setText("my-finetuned")
+    panel.extra_edit.setText(
+        f"--steps-per-epoch 2 --patch 32 32 32 --batch-size 1 --max-val-cases 1 "
+        f"--num-workers 0 --cache-dir {tmp_path / 'cache'}"
+    )
+    assert panel.start(tmp_path / "run")
+    qtbot.waitUntil(
+        lambda: any(e.get("event") == "step" for e in panel.events) or not panel.running,
+        timeout=WORKER_TIMEOUT_MS,
+    )
+    assert panel.running, panel.error_text
+    assert panel.plot.losses and panel.progress.maximum() == 100
+    panel.stop()
+    assert (tmp_path / "run" / "STOP").exists()
+    qtbot.waitUntil(lambda: not panel.running, timeout=WORKER_TIMEOUT_MS)
+    done = [e for e in panel.events if e.get("event") == "done"]
+    assert done and done[0]["reason"] != "completed", panel.error_text
+    loaded = load_checkpoint(done[0]["checkpoint"])
+    assert loaded.meta["arch"] == "nnunet"
+    assert panel.installed is not None and panel.installed.name == "my-finetuned.pt"
+    assert "my-finetuned" in [m.name for m in list_models()]
+    listed = [segment.model_list.item(i).text() for i in range(segment.model_list.count())]
+    assert any(text.startswith("my-finetuned") for text in listed)
+    _screenshot(panel, "training_dock")
+
+
+def test_training_panel_shows_trainer_errors(make_napari_viewer, qtbot, tmp_path):
+    from napari_brats._widgets.training import TrainingWidget
+
+    viewer = make_napari_viewer()
+    panel = TrainingWidget(viewer)
+    panel.add_dataset(tmp_path / "no_such_folder")
+    panel.set_start_from("arch:nnunet")
+    assert panel.start(tmp_path / "run")
+    qtbot.waitUntil(lambda: not panel.running, timeout=WORKER_TIMEOUT_MS)
+    assert "no_such_folder" in panel.errors.toPlainText()
+    assert panel.installed is None

@@ -1,0 +1,396 @@
+"""Training dock: fine-tune a model (or train an architecture) in a separate process.
+
+Start launches ``python -m bratseg.cli.main train ... --json`` with :class:`QProcess` — never in the
+GUI thread — and streams its JSON-lines events (``start``, ``step``, ``epoch``, ``done``, ``error``)
+into a progress bar and a live plot of loss and validation Dice. Stop writes the run folder's
+``STOP`` file so the trainer finishes the current step and saves a usable checkpoint; only if it
+has not exited after :data:`STOP_TIMEOUT_S` is it terminated, then killed. Trainer errors (an
+``error`` event or stderr) are shown in the dock. When a run ends with a checkpoint it is copied
+into the user model folder and appears in the Segment dock's list.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from qtpy.QtCore import QProcess, QProcessEnvironment, QTimer
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .._state import viewer_state
+from ._trainplot import TrainingPlot
+
+logger = logging.getLogger(__name__)
+
+#: Seconds to wait for a clean stop (STOP file) before terminating the trainer.
+STOP_TIMEOUT_S = 120.0
+#: Seconds between SIGTERM and SIGKILL when the trainer ignores the STOP file.
+KILL_TIMEOUT_S = 10.0
+
+
+def runs_dir() -> Path:
+    """``$BRATSEG_HOME/runs`` (default ``~/.napari-brats/runs``)."""
+    return Path(os.environ.get("BRATSEG_HOME", Path.home() / ".napari-brats")) / "runs"
+
+
+def install_checkpoint(checkpoint: str | Path, name: str) -> Path:
+    """Copy a trained checkpoint into the user model folder (atomically) as ``<name>.pt``."""
+    from bratseg.zoo import user_models_dir
+
+    folder = user_models_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{name}.pt"
+    partial = folder / f".{name}.pt.partial"
+    shutil.copyfile(checkpoint, partial)
+    os.replace(partial, target)
+    return target
+
+
+class TrainingWidget(QWidget):
+    """Dock configuring, running, following and stopping a training run."""
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.state = viewer_state(napari_viewer)
+        self.process: QProcess | None = None
+        self.run_dir: Path | None = None
+        self.events: list[dict[str, Any]] = []
+        self.error_text = ""
+        self.installed: Path | None = None
+        self._stdout_buffer = ""
+        self._start_info: dict[str, Any] = {}
+        self._stop_timer = QTimer(self)
+        self._stop_timer.setSingleShot(True)
+        self._stop_timer.timeout.connect(self._escalate_stop)
+
+        self.data_list = QListWidget()
+        self.data_list.setMaximumHeight(70)
+        add_data = QPushButton("Add dataset folder…")
+        add_data.clicked.connect(self._add_data_dialog)
+        remove_data = QPushButton("Remove")
+        remove_data.clicked.connect(lambda: self.data_list.takeItem(self.data_list.currentRow()))
+        self.model_combo = QComboBox()
+        self.preset_combo = QComboBox()
+        self.preset_combo.addItems(["small", "tiny", "paper"])
+        self.preset_combo.setToolTip("Size preset when training an architecture from scratch")
+        self.model_combo.currentIndexChanged.connect(self._update_preset_enabled)
+        self.epochs = QSpinBox()
+        self.epochs.setRange(0, 100000)
+        self.epochs.setValue(5)
+        self.epochs.setSpecialValueText("time budget")
+        self.budget = QDoubleSpinBox()
+        self.budget.setRange(0.0, 100000.0)
+        self.budget.setSuffix(" min")
+        self.budget.setSpecialValueText("none")
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(["auto", "cpu", "cuda", "mps"])
+        self.name_edit = QLineEdit("")
+        self.name_edit.setPlaceholderText("name of the new model (default: from the run)")
+        self.extra_edit = QLineEdit("")
+        self.extra_edit.setPlaceholderText("extra trainer options, e.g. --batch-size 1")
+
+        self.start_button = QPushButton("Start training")
+        self.start_button.clicked.connect(lambda: self.start())
+        self.stop_button = QPushButton("Stop (save checkpoint)")
+        self.stop_button.setEnabled(False)
+        self.stop_button.clicked.connect(self.stop)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status = QLabel("Idle.")
+        self.status.setWordWrap(True)
+        self.plot = TrainingPlot()
+        self.plot.setMinimumHeight(220)
+        self.errors = QPlainTextEdit()
+        self.errors.setReadOnly(True)
+        self.errors.setMaximumHeight(70)
+        self.errors.setPlaceholderText("Trainer errors appear here.")
+
+        data_buttons = QHBoxLayout()
+        data_buttons.addWidget(add_data)
+        data_buttons.addWidget(remove_data)
+        form = QFormLayout()
+        form.addRow("Start from", self.model_combo)
+        form.addRow("Preset", self.preset_combo)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("or time budget", self.budget)
+        form.addRow("Device", self.device_combo)
+        form.addRow("New model", self.name_edit)
+        form.addRow("Options", self.extra_edit)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.stop_button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Dataset folders (e.g. your exported corrections)"))
+        layout.addWidget(self.data_list)
+        layout.addLayout(data_buttons)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.plot)
+        layout.addWidget(self.errors)
+
+        self.refresh_models()
+        self.state.models_changed.connect(self.refresh_models)
+        from .export import default_dataset_dir
+
+        if default_dataset_dir().is_dir():
+            self.add_dataset(default_dataset_dir())
+
+    # ------------------------------------------------------------------ choices
+    def refresh_models(self) -> None:
+        """Fill "Start from" with the zoo's models (fine-tune) and the architectures (new)."""
+        current = self.model_combo.currentData()
+        self.model_combo.clear()
+        try:
+            from bratseg.zoo import list_models
+
+            for entry in list_models():
+                self.model_combo.addItem(f"fine-tune {entry.name}", str(entry.path))
+        except Exception as exc:
+            logger.warning("cannot list models: %s", exc)
+        from bratseg.models import list_architectures
+
+        for spec in list_architectures():
+            self.model_combo.addItem(f"new {spec.name}", f"arch:{spec.name}")
+        if current is not None:
+            index = self.model_combo.findData(current)
+            if index >= 0:
+                self.model_combo.setCurrentIndex(index)
+        self._update_preset_enabled()
+
+    def _update_preset_enabled(self, *_: Any) -> None:
+        data = self.model_combo.currentData() or ""
+        self.preset_combo.setEnabled(str(data).startswith("arch:"))
+
+    def set_start_from(self, value: str | Path) -> None:
+        """Select a checkpoint path or ``arch:<name>`` (a path not listed is added)."""
+        value = str(value)
+        index = self.model_combo.findData(value)
+        if index < 0:
+            self.model_combo.addItem(f"fine-tune {Path(value).name}", value)
+            index = self.model_combo.count() - 1
+        self.model_combo.setCurrentIndex(index)
+
+    def add_dataset(self, folder: str | Path) -> None:
+        """Add a dataset folder (once)."""
+        folder = str(Path(folder))
+        if not any(self.data_list.item(i).text() == folder for i in range(self.data_list.count())):
+            self.data_list.addItem(folder)
+
+    def _add_data_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Dataset folder")
+        if folder:
+            self.add_dataset(folder)
+
+    def datasets(self) -> list[str]:
+        """The dataset folders listed."""
+        return [self.data_list.item(i).text() for i in range(self.data_list.count())]
+
+    # ------------------------------------------------------------------ command
+    def command(self, run_dir: Path) -> list[str]:
+        """Arguments after ``python`` for the trainer process."""
+        args = ["-m", "bratseg.cli.main", "train"]
+        for folder in self.datasets():
+            args += ["--data", folder]
+        start = str(self.model_combo.currentData() or "")
+        if start.startswith("arch:"):
+            args += ["--model", start[5:], "--preset", self.preset_combo.currentText()]
+        else:
+            args += ["--model", start]
+        if self.budget.value() > 0:
+            args += ["--time-budget", f"{self.budget.value():g}"]
+        if self.epochs.value() > 0:
+            args += ["--epochs", str(self.epochs.value())]
+        args += ["--device", self.device_combo.currentText(), "--out", str(run_dir), "--json"]
+        args += shlex.split(self.extra_edit.text())
+        return args
+
+    def start(self, run_dir: str | Path | None = None) -> bool:
+        """Launch the trainer process; returns whether it started."""
+        if self.process is not None:
+            return False
+        if not self.datasets():
+            self._show_error("add at least one dataset folder")
+            return False
+        if not self.model_combo.currentData():
+            self._show_error("choose a model to fine-tune or an architecture")
+            return False
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.run_dir = Path(run_dir) if run_dir else runs_dir() / f"run-{stamp}"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.events, self.error_text, self.installed, self._stdout_buffer = [], "", None, ""
+        self._start_info = {}
+        self.errors.clear()
+        self.plot.clear()
+        process = QProcess(self)
+        env = QProcessEnvironment.systemEnvironment()
+        env.insert("PYTHONUNBUFFERED", "1")
+        process.setProcessEnvironment(env)
+        process.readyReadStandardOutput.connect(self._read_stdout)
+        process.readyReadStandardError.connect(self._read_stderr)
+        process.finished.connect(self._on_finished)
+        process.errorOccurred.connect(self._on_process_error)
+        self.process = process
+        args = self.command(self.run_dir)
+        logger.info("starting trainer: %s %s", sys.executable, shlex.join(args))
+        process.start(sys.executable, args)
+        self.start_button.setEnabled(False)
+        self.stop_button.setEnabled(True)
+        self.progress.setRange(0, 0)
+        self.status.setText(f"starting trainer in {self.run_dir} …")
+        return True
+
+    def stop(self) -> None:
+        """Ask the trainer to stop cleanly (STOP file); escalate only after a timeout."""
+        if self.process is None or self.run_dir is None:
+            return
+        (self.run_dir / "STOP").write_text("stop requested from the napari Training dock\n")
+        self.status.setText("stopping after the current step (saving a checkpoint)…")
+        self.stop_button.setEnabled(False)
+        self._stop_timer.start(int(STOP_TIMEOUT_S * 1000))
+
+    def _escalate_stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.state() != QProcess.ProcessState.NotRunning:
+            logger.warning("trainer ignored the STOP file; terminating it")
+            self.status.setText("trainer did not stop in time; terminating")
+            self.process.terminate()
+            QTimer.singleShot(int(KILL_TIMEOUT_S * 1000), self._kill)
+
+    def _kill(self) -> None:
+        if self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning:
+            self.process.kill()
+
+    # ------------------------------------------------------------------ streaming
+    def _read_stdout(self) -> None:
+        if self.process is None:
+            return
+        self._stdout_buffer += bytes(self.process.readAllStandardOutput()).decode("utf-8", "replace")
+        *lines, self._stdout_buffer = self._stdout_buffer.split("\n")
+        for line in lines:
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            self.handle_event(event)
+
+    def _read_stderr(self) -> None:
+        if self.process is None:
+            return
+        text = bytes(self.process.readAllStandardError()).decode("utf-8", "replace")
+        self.error_text = (self.error_text + text)[-4000:]
+
+    def handle_event(self, event: dict[str, Any]) -> None:
+        """Apply one trainer event to the progress bar, status, plot and error box."""
+        self.events.append(event)
+        kind = event.get("event")
+        if kind == "start":
+            self._start_info = event
+            epochs, per_epoch = event.get("epochs"), event.get("steps_per_epoch")
+            if epochs and per_epoch:
+                self.progress.setRange(0, int(epochs) * int(per_epoch))
+            else:
+                self.progress.setRange(0, 1000)
+            self.status.setText(
+                f"training {event.get('arch')} on {len(event.get('train_cases') or [])} case(s), "
+                f"validating on {len(event.get('val_cases') or [])}"
+            )
+        elif kind in ("step", "epoch"):
+            self._update_progress(event)
+            self.plot.add_event(event)
+            eta = event.get("eta_s")
+            text = f"epoch {event.get('epoch')} step {event.get('step')}"
+            if event.get("loss") is not None:
+                text += f" — loss {float(event['loss']):.4f}"
+            if event.get("val_dice"):
+                text += " — val Dice " + " / ".join(
+                    f"{k.upper()} {float(v):.3f}" for k, v in event["val_dice"].items()
+                )
+            if eta is not None:
+                text += f" — ETA {float(eta):.0f} s"
+            self.status.setText(text)
+        elif kind == "done":
+            self.progress.setRange(0, 1)
+            self.progress.setValue(1)
+            self.status.setText(f"finished ({event.get('reason')}); checkpoint {event.get('checkpoint')}")
+        elif kind == "error":
+            self._show_error(str(event.get("message", "trainer error")))
+
+    def _update_progress(self, event: dict[str, Any]) -> None:
+        info = self._start_info
+        if info.get("epochs") and info.get("steps_per_epoch"):
+            self.progress.setValue(min(int(event.get("step", 0)), self.progress.maximum()))
+        elif info.get("time_budget_s") and event.get("elapsed_s") is not None:
+            fraction = float(event["elapsed_s"]) / max(float(info["time_budget_s"]), 1e-6)
+            self.progress.setValue(int(min(fraction, 1.0) * 1000))
+
+    def _show_error(self, message: str) -> None:
+        from napari.utils.notifications import show_error
+
+        self.errors.appendPlainText(message)
+        self.status.setText(f"error: {message}")
+        show_error(f"training: {message}")
+
+    def _on_process_error(self, error: Any) -> None:
+        if self.process is not None and error == QProcess.ProcessError.FailedToStart:
+            self._show_error(f"could not start {sys.executable}")
+
+    def _on_finished(self, exit_code: int, _status: Any = None) -> None:
+        self._read_stdout()
+        self._read_stderr()
+        self._stop_timer.stop()
+        done = next((e for e in reversed(self.events) if e.get("event") == "done"), None)
+        if exit_code != 0 and not any(e.get("event") == "error" for e in self.events):
+            tail = [line for line in self.error_text.strip().splitlines() if line.strip()][-3:]
+            self._show_error(" | ".join(tail) or f"trainer exited with code {exit_code}")
+        checkpoint = done.get("checkpoint") if done else None
+        if checkpoint and Path(checkpoint).is_file():
+            name = self.name_edit.text().strip() or f"finetuned-{self.run_dir.name}"
+            try:
+                self.installed = install_checkpoint(checkpoint, name)
+                self.status.setText(
+                    f"{self.status.text()}\nadded to your models as “{name}” (see the Segment dock)"
+                )
+                self.state.models_changed.emit()
+            except OSError as exc:
+                self._show_error(f"could not add the model: {exc}")
+        self.process = None
+        self.start_button.setEnabled(True)
+        self.stop_button.setEnabled(False)
+        if self.progress.maximum() == 0:
+            self.progress.setRange(0, 1)
+
+    @property
+    def running(self) -> bool:
+        """Whether a trainer process is running."""
+        return self.process is not None
