@@ -213,7 +213,12 @@ def _read_payload(path: Path, map_location: Any) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if "GLOBAL" not in str(exc):  # references to Python code (classes, functions)
+            detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
+            reason = detail.group(1).strip() if detail else str(exc).splitlines()[0][:120]
+            raise CheckpointError(f"not a readable PyTorch checkpoint; it cannot be loaded safely "
+                                  f"with weights_only=True ({reason})", path) from None
+        found = re.search(r"GLOBAL (\S+)", str(exc))
         first = f"it references {found.group(1)}" if found else type(exc).__name__
         raise CheckpointError(
             "refused: the file carries pickled Python objects/code (e.g. a whole model saved with "

@@ -251,7 +251,7 @@ register(ArchitectureSpec(
         "paper": SegResNetVAEConfig(),
         "small": SegResNetVAEConfig(init_filters=8, input_image_size=(96, 96, 96)),
         "tiny": SegResNetVAEConfig(init_filters=4, groups=4, blocks_down=(1, 1, 1),
-                                   blocks_up=(1, 1), input_image_size=(32, 32, 32), vae_nz=16),
+                                   blocks_up=(1, 1), input_image_size=(16, 16, 16), vae_nz=16),
     },
     default_postprocess={"mode": "hierarchical", "wt_threshold": 0.5, "tc_threshold": 0.5,
                          "et_threshold": 0.5, "et_component_rule": False},
