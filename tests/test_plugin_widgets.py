@@ -267,3 +267,18 @@ def test_training_panel_shows_trainer_errors(make_napari_viewer, qtbot, tmp_path
     qtbot.waitUntil(lambda: not panel.running, timeout=WORKER_TIMEOUT_MS)
     assert "no_such_folder" in panel.errors.toPlainText()
     assert panel.installed is None
+
+
+def test_view_command_opens_docks_and_case(qtbot, capsys):
+    from bratseg.cli.main import main
+    from bratseg.cli.view import DOCKS, open_viewer
+
+    assert main(["view", str(DATA / "no_such_case")]) == 2
+    assert "no_such_case" in capsys.readouterr().err
+    viewer, docks = open_viewer(str(CASE), show=False)
+    try:
+        assert set(docks) == set(DOCKS) and all(w is not None for w in docks.values())
+        assert [layer.name for layer in viewer.layers][:4] == ["T1", "T1Gd", "T2", "FLAIR"]
+        assert "Brats18_2013_2_1" in docks["Segment"].case_label.text()
+    finally:
+        viewer.close()
