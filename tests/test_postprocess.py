@@ -341,3 +341,15 @@ def test_real_case_probabilities_recover_expert_labels():
         labels = postprocess(probs, convention=convention)
         d = dice_regions(regions_to_stack(labels, convention), regions)
         assert (d > 0.85).all(), d
+
+
+@pytest.mark.parametrize("threshold", [0.45, 0.4, 0.9, 0.5, 1.0, 1e-3, 6e-8, 0.0])
+def test_float16_threshold_exhaustive(threshold):
+    """The bit-pattern fast path equals float64 ``p >= t`` for every float16 value (NaN, inf,
+    negatives and subnormals included)."""
+    from bratseg.postprocess import _ge_threshold
+
+    every = np.arange(2**16, dtype=np.uint16).view(np.float16)
+    with np.errstate(invalid="ignore"):
+        expected = every.astype(np.float64) >= threshold
+    np.testing.assert_array_equal(_ge_threshold(every, threshold), expected)
