@@ -171,6 +171,13 @@ def _channel_order(loaded: Any) -> list[int] | None:
     return [MODALITIES.index(m) for m in wanted]
 
 
+def _as_float16(array: np.ndarray) -> np.ndarray:
+    """float16 copy (torch's conversion is several times faster than numpy's)."""
+    if array.dtype == np.float16:
+        return array
+    return torch.from_numpy(np.ascontiguousarray(array)).half().numpy()
+
+
 def _postprocess_config(options: InferenceOptions, models: list[Any]) -> Any:
     from bratseg.postprocess import PostprocessConfig
 
@@ -311,8 +318,8 @@ def run_inference(
         region_sum /= len(models)
         if class_sum is not None:
             class_sum /= len(models)
-    region_probs = region_sum.astype(np.float16, copy=False)
-    class_probs = class_sum.astype(np.float16, copy=False) if class_sum is not None else None
+    region_probs = _as_float16(region_sum)
+    class_probs = _as_float16(class_sum) if class_sum is not None else None
     del region_sum, class_sum
     labels = postprocess(region_probs, pp_config, convention=convention, class_probs=class_probs)
     labels = np.asarray(labels, dtype=np.uint8)
