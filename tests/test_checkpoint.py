@@ -167,3 +167,15 @@ def test_save_overwrites_atomically(tmp_path):
     _, path2 = _save(tmp_path, "ds-unet", half=True)
     assert path2 == path and file_sha256(path) != first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds-unet.pt"]
+
+
+def test_torchscript_export_matches_eager(tmp_path):
+    from bratseg.checkpoint import export_torchscript
+
+    model = build_model("ds-unet", preset="tiny").train()
+    x = _input(model)
+    path = export_torchscript(model, tmp_path / "ds.ts", tuple(x.shape))
+    assert model.training  # mode restored
+    traced = torch.jit.load(str(path))
+    with torch.no_grad():
+        torch.testing.assert_close(traced(x), model.eval()(x), atol=1e-5, rtol=1e-5)

@@ -176,8 +176,9 @@ def save_checkpoint(
         "half": bool(half),
         "modalities": to_plain(list(modalities), "modalities"),
         "convention": convention,
-        "postprocess": to_plain(dict(spec.default_postprocess if postprocess is None else postprocess),
-                                "postprocess"),
+        "postprocess": to_plain(
+            dict(spec.default_postprocess if postprocess is None else postprocess), "postprocess"
+        ),
         "preprocess": to_plain(dict(preprocess or {}), "preprocess"),
         "provenance": to_plain(dict(provenance or {}), "provenance"),
         "extra": to_plain(dict(extra or {}), "extra"),
@@ -225,18 +226,24 @@ def _read_payload(path: Path, map_location: Any) -> dict[str, Any]:
             f"torch.save(model)), not a bratseg checkpoint of plain weights [{first[:200]}]", path
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError, AttributeError) as exc:
-        raise CheckpointError(f"not a readable PyTorch checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:160] if str(exc) else ''})", path) from None
+        first = str(exc).splitlines()[0][:160] if str(exc) else ""
+        raise CheckpointError(
+            f"not a readable PyTorch checkpoint ({type(exc).__name__}: {first})", path
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError("not a bratseg checkpoint (no 'format: bratseg-checkpoint' entry; a bare "
-                              "state_dict cannot be loaded without its architecture)", path)
+        raise CheckpointError(
+            "not a bratseg checkpoint (no 'format: bratseg-checkpoint' entry; a bare state_dict "
+            "cannot be loaded without its architecture)", path
+        )
     missing = [k for k in REQUIRED_KEYS if k not in payload]
     if missing:
         raise CheckpointError(f"incomplete bratseg checkpoint, missing: {', '.join(missing)}", path)
     version = payload["format_version"]
     if version != CHECKPOINT_FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint format_version {version!r} is not supported (this bratseg "
-                              f"reads version {CHECKPOINT_FORMAT_VERSION})", path)
+        raise CheckpointError(
+            f"checkpoint format_version {version!r} is not supported (this bratseg reads "
+            f"version {CHECKPOINT_FORMAT_VERSION})", path
+        )
     return payload
 
 
@@ -249,7 +256,9 @@ def _describe_mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> str 
              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     parts = []
     if wrong:
-        parts.append(f"{len(wrong)} tensor(s) of wrong shape (checkpoint vs model), e.g. {wrong[0]}")
+        parts.append(
+            f"{len(wrong)} tensor(s) of wrong shape (checkpoint vs model), e.g. {wrong[0]}"
+        )
     if missing:
         parts.append(f"{len(missing)} missing, e.g. {missing[0]}")
     if unexpected:
@@ -281,7 +290,9 @@ def load_checkpoint(
     payload = _read_payload(path, map_location="cpu")
     arch = payload["arch"]
     if expected_arch is not None and arch != expected_arch:
-        raise CheckpointError(f"checkpoint is for architecture {arch!r}, expected {expected_arch!r}", path)
+        raise CheckpointError(
+            f"checkpoint is for architecture {arch!r}, expected {expected_arch!r}", path
+        )
     try:
         spec = get_architecture(arch)
     except KeyError:
@@ -294,7 +305,9 @@ def load_checkpoint(
         model = build_model(arch, config)
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f"invalid {arch} config: {exc}", path) from None
-    state = {k: (v.float() if v.dtype == torch.float16 else v) for k, v in payload["state_dict"].items()}
+    state = {
+        k: (v.float() if v.dtype == torch.float16 else v) for k, v in payload["state_dict"].items()
+    }
     problem = _describe_mismatch(model, state)
     if problem:
         raise CheckpointError(f"weights do not fit architecture {arch!r}: {problem}", path)

@@ -39,10 +39,12 @@ class ModelConfig:
             raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
         kwargs = {}
         for key, value in data.items():
-            default = names[key].default
-            if default is dataclasses.MISSING and names[key].default_factory is not dataclasses.MISSING:
-                default = names[key].default_factory()
-            kwargs[key] = tuple(value) if isinstance(value, list) and isinstance(default, tuple) else value
+            spec = names[key]
+            default = spec.default
+            if default is dataclasses.MISSING and spec.default_factory is not dataclasses.MISSING:
+                default = spec.default_factory()
+            as_tuple = isinstance(value, list) and isinstance(default, tuple)
+            kwargs[key] = tuple(value) if as_tuple else value
         return cls(**kwargs)
 
     def replace(self: T, **changes: Any) -> T:

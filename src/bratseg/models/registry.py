@@ -51,7 +51,9 @@ class ArchitectureSpec:
     default_postprocess: dict[str, Any]
     size_divisor: int
     description: str
-    factory: Callable[[Any], nn.Module] = field(repr=False, default=None)  # type: ignore[assignment]
+    factory: Callable[[Any], nn.Module] = field(  # type: ignore[assignment]
+        repr=False, default=None
+    )
 
     @property
     def out_channels(self) -> int:
@@ -65,7 +67,8 @@ class ArchitectureSpec:
         if isinstance(config, self.config_cls):
             return config
         if preset not in self.presets:
-            raise ValueError(f"{self.name}: unknown preset {preset!r} (have {sorted(self.presets)})")
+            have = sorted(self.presets)
+            raise ValueError(f"{self.name}: unknown preset {preset!r} (have {have})")
         base = self.presets[preset]
         if config is None:
             return base.replace()
@@ -90,7 +93,8 @@ def get_architecture(name: str) -> ArchitectureSpec:
     try:
         return ARCHITECTURES[name]
     except KeyError:
-        raise KeyError(f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}") from None
+        known = ", ".join(ARCHITECTURES)
+        raise KeyError(f"unknown architecture {name!r}; known: {known}") from None
 
 
 def list_architectures() -> list[ArchitectureSpec]:

@@ -43,7 +43,12 @@ class CPConv3d(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, rank: int, kernel_size: int = 3, bias: bool = True
+        self,
+        in_channels: int,
+        out_channels: int,
+        rank: int,
+        kernel_size: int = 3,
+        bias: bool = True,
     ) -> None:
         super().__init__()
         if kernel_size % 2 != 1:
@@ -54,9 +59,10 @@ class CPConv3d(nn.Module):
         self.kernel_size = kernel_size
         k, p = kernel_size, kernel_size // 2
         self.reduce = nn.Conv3d(in_channels, rank, 1, bias=False)  # U2
-        self.along_x = nn.Conv3d(rank, rank, (k, 1, 1), padding=(p, 0, 0), groups=rank, bias=False)  # U3
-        self.along_y = nn.Conv3d(rank, rank, (1, k, 1), padding=(0, p, 0), groups=rank, bias=False)  # U4
-        self.along_z = nn.Conv3d(rank, rank, (1, 1, k), padding=(0, 0, p), groups=rank, bias=False)  # U5
+        # depthwise 1-D convs along X (U3), Y (U4), Z (U5)
+        self.along_x = nn.Conv3d(rank, rank, (k, 1, 1), padding=(p, 0, 0), groups=rank, bias=False)
+        self.along_y = nn.Conv3d(rank, rank, (1, k, 1), padding=(0, p, 0), groups=rank, bias=False)
+        self.along_z = nn.Conv3d(rank, rank, (1, 1, k), padding=(0, 0, p), groups=rank, bias=False)
         self.expand = nn.Conv3d(rank, out_channels, 1, bias=bias)  # U1 (+ bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -79,7 +85,7 @@ class CPConv3d(nn.Module):
         return u1, u2, u3, u4, u5
 
     def reconstruct_kernel(self) -> torch.Tensor:
-        """Dense kernel (C_out, C_in, k, k, k) equal to this CP convolution (use with ``padding=k//2``)."""
+        """Dense kernel (C_out, C_in, k, k, k) equal to this CP conv (with ``padding=k // 2``)."""
         u1, u2, u3, u4, u5 = self.factors()
         return torch.einsum("or,ir,hr,wr,dr->oihwd", u1, u2, u3, u4, u5)
 
@@ -88,4 +94,5 @@ class CPConv3d(nn.Module):
         return F.conv3d(x, self.reconstruct_kernel(), self.bias, padding=self.kernel_size // 2)
 
     def extra_repr(self) -> str:
-        return f"{self.in_channels}, {self.out_channels}, rank={self.rank}, kernel_size={self.kernel_size}"
+        return (f"{self.in_channels}, {self.out_channels}, rank={self.rank}, "
+                f"kernel_size={self.kernel_size}")

@@ -1,4 +1,4 @@
-"""Residual blocks: post-activation ResNet block (seed 000) and pre-activation GroupNorm block (seed 001)."""
+"""Residual blocks: ResNet (seed 000), pre-activation GroupNorm (seed 001), conv units (002)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from bratseg.models.blocks.norms import make_norm
 
 
 def conv3x3(in_channels: int, out_channels: int, lowrank_alpha: float | None = None) -> nn.Module:
-    """3x3x3 'same' convolution, dense or CP low-rank with rank ``ceil(alpha * C_in)`` (seed 000)."""
+    """3x3x3 'same' conv, dense or CP low-rank with rank ``ceil(alpha * C_in)`` (seed 000)."""
     if lowrank_alpha is None:
         return nn.Conv3d(in_channels, out_channels, 3, padding=1)
     return CPConv3d(in_channels, out_channels, cp_rank(in_channels, lowrank_alpha))
@@ -86,10 +86,16 @@ class ConvNormAct(nn.Sequential):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, norm: str = "group", groups: int = 16, dilation: int = 1
+        self,
+        in_channels: int,
+        out_channels: int,
+        norm: str = "group",
+        groups: int = 16,
+        dilation: int = 1,
     ) -> None:
+        d = dilation
         super().__init__(
-            nn.Conv3d(in_channels, out_channels, 3, padding=dilation, dilation=dilation, bias=False),
+            nn.Conv3d(in_channels, out_channels, 3, padding=d, dilation=d, bias=False),
             make_norm(norm, out_channels, groups),
             nn.ReLU(inplace=True),
         )

@@ -25,7 +25,8 @@ class SEResBlock(ResBlock):
     def __init__(self, spatial_dims: int, in_channels: int, norm: tuple | str, reduction: int = 16,
                  act: tuple | str = ("RELU", {"inplace": True})) -> None:
         super().__init__(spatial_dims, in_channels, norm=norm, act=act)
-        self.se = ChannelSELayer(spatial_dims, in_channels, r=se_hidden_ratio(in_channels, reduction))
+        ratio = se_hidden_ratio(in_channels, reduction)
+        self.se = ChannelSELayer(spatial_dims, in_channels, r=ratio)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x

@@ -22,7 +22,8 @@ class _Decoder(nn.Module):
     """Decoder with additive skips; ``mode`` "deconv" (2x2x2 transposed conv) or "trilinear".
 
     Shapes:
-        features: encoder outputs [(B, w, X, Y, Z), (B, 2w, X/2, ...), ...] -> logits (B, K, X, Y, Z).
+        features: encoder outputs [(B, w, X, Y, Z), (B, 2w, X/2, ...), ...]
+        -> logits (B, K, X, Y, Z).
     """
 
     def __init__(self, widths: list[int], out_channels: int, groups: int, mode: str) -> None:
@@ -92,10 +93,12 @@ class CascadeUNet(nn.Module):
         c = config
         w1, w2 = c.base_filters, c.base_filters * c.stage2_width
         self.stage1_encoder = _Encoder(c.in_channels, w1, c.blocks_down, c.groups, c.dropout)
-        self.stage1_decoder = _Decoder(self.stage1_encoder.widths, c.out_channels, c.groups, "deconv")
+        widths1 = self.stage1_encoder.widths
+        self.stage1_decoder = _Decoder(widths1, c.out_channels, c.groups, "deconv")
         self.stage2_encoder = _Encoder(c.in_channels + c.out_channels, w2, c.blocks_down, c.groups,
                                        c.dropout)
-        self.stage2_decoder = _Decoder(self.stage2_encoder.widths, c.out_channels, c.groups, "deconv")
+        widths2 = self.stage2_encoder.widths
+        self.stage2_decoder = _Decoder(widths2, c.out_channels, c.groups, "deconv")
         self.stage2_interp_decoder = _Decoder(self.stage2_encoder.widths, c.out_channels, c.groups,
                                               "trilinear")
 

@@ -3,7 +3,8 @@
 Encoder: ``levels`` resolution levels, each one :class:`ResNetBlock`; max-pool 2 between levels,
 channels doubled. Decoder: stride-2 transposed conv halving the channels, concatenation with the
 encoder skip, one ResNet block. Every 3x3x3 conv outside the first level is a CP low-rank conv with
-rank ``ceil(alpha * C_in)`` (seed 000). Output: 4 class logits (softmax over background, NCR, ED, ET).
+rank ``ceil(alpha * C_in)`` (seed 000). Output: 4 class logits (softmax over background, NCR,
+ED, ET).
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ class OptimizedUNet(nn.Module):
         self.config = config
         depth = len(config.filters)
         if depth < 2 + config.deep_supr_num and config.deep_supr_num:
-            raise ValueError(f"nnunet: {depth} levels are too few for {config.deep_supr_num} deep heads")
+            heads = config.deep_supr_num
+            raise ValueError(f"nnunet: {depth} levels are too few for {heads} deep heads")
         self.net = DynUNet(
             spatial_dims=3,
             in_channels=config.in_channels,

@@ -67,7 +67,8 @@ class SegResNetVAENet(SegResNetVAE):
             for i, layer in enumerate(self.down_layers):
                 if i > 0:
                     width = config.init_filters * 2**i
-                    layer[0] = nn.Sequential(nn.MaxPool3d(2), nn.Conv3d(width // 2, width, 1, bias=False))
+                    widen = nn.Conv3d(width // 2, width, 1, bias=False)
+                    layer[0] = nn.Sequential(nn.MaxPool3d(2), widen)
         if config.squeeze_excitation:  # seed 004
             self.down_layers = nn.ModuleList(_with_se(l, self.norm, config.se_reduction)
                                              for l in self.down_layers)
@@ -77,7 +78,7 @@ class SegResNetVAENet(SegResNetVAE):
             self._he_init()
 
     def _he_init(self) -> None:
-        """He-normal for conv/linear layers, Glorot-normal for the sigmoid output conv (seed 004)."""
+        """He-normal for conv/linear layers, Glorot-normal for the sigmoid output (seed 004)."""
         for module in self.modules():
             if isinstance(module, (nn.Conv3d, nn.Linear)):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
@@ -86,7 +87,9 @@ class SegResNetVAENet(SegResNetVAE):
         final = [m for m in self.conv_final.modules() if isinstance(m, nn.Conv3d)][-1]
         nn.init.xavier_normal_(final.weight)
 
-    def _vae_branch(self, net_input: torch.Tensor, encoded: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _vae_branch(
+        self, net_input: torch.Tensor, encoded: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """VAE on the encoder output (B, 8F, X/8, Y/8, Z/8) -> recon, mu, logvar, target."""
         h = self.vae_down(encoded).flatten(1)
         mu = self.vae_fc1(h)
@@ -97,9 +100,12 @@ class SegResNetVAENet(SegResNetVAE):
         for up, upl in zip(self.up_samples, self.up_layers):
             h = upl(up(h))
         recon = self.vae_conv_final(h)
-        return {"recon": recon, "mu": mu, "logvar": torch.log(sigma.pow(2) + 1e-8), "target": net_input}
+        logvar = torch.log(sigma.pow(2) + 1e-8)
+        return {"recon": recon, "mu": mu, "logvar": logvar, "target": net_input}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, object]:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        self, x: torch.Tensor
+    ) -> torch.Tensor | dict[str, object]:
         """(B, 4, X, Y, Z) -> logits (B, 3, X, Y, Z) (eval) or the train dict."""
         net_input = x
         encoded, down_x = self.encode(x)
@@ -108,6 +114,7 @@ class SegResNetVAENet(SegResNetVAE):
         if not self.training:
             return logits
         if tuple(x.shape[2:]) != tuple(self.input_image_size):
-            raise ValueError(f"segresnet-vae trains on inputs of exactly {tuple(self.input_image_size)} "
+            want = tuple(self.input_image_size)
+            raise ValueError(f"segresnet-vae trains on inputs of exactly {want} "
                              f"(config.input_image_size), got {tuple(x.shape[2:])}")
         return {"logits": logits, "vae": self._vae_branch(net_input, encoded)}
