@@ -95,12 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def configure_logging(verbose: bool) -> None:
     """Log to stderr: INFO with ``--verbose``, else WARNING."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
+    level = logging.INFO if verbose else logging.WARNING
+    # basicConfig does nothing when the host (e.g. a test runner) already set up logging.
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("bratseg").setLevel(level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
