@@ -160,8 +160,9 @@ def test_info_explicit_mapping_and_errors(brats2018_case_dir, tmp_path, capsys) 
         (tmp_path / odd).symlink_to(brats2018_case_dir / f"{name}_{key}.nii.gz")
     proc = run_cli("info", tmp_path)
     assert_bad_input(proc, str(tmp_path), "missing T1 (t1)")
-    proc = run_here(capsys, "info", tmp_path, "--json", "--map", "t1=a.nii.gz", "--map", "t1ce=b.nii.gz",
-                   "--map", "t2=c.nii.gz", "--map", "flair=X_fla_bet.nii.gz")
+    proc = run_here(capsys, "info", tmp_path, "--json", "--map", "t1=a.nii.gz",
+                    "--map", "t1ce=b.nii.gz", "--map", "t2=c.nii.gz",
+                    "--map", "flair=X_fla_bet.nii.gz")
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
     assert info["files"]["flair"].endswith("X_fla_bet.nii.gz") and info["seg"] is None
@@ -205,14 +206,15 @@ def test_evaluate_table_and_identity(seg_file: Path, capsys: pytest.CaptureFixtu
 def test_evaluate_conventions(seg_file: Path, tmp_path: Path, capsys) -> None:
     out23 = tmp_path / "seg23.nii.gz"
     assert run_here(capsys, "convert-labels", seg_file, out23, "--to", "2023").returncode == 0
-    proc = run_here(capsys, "evaluate", out23, seg_file, "--json")  # 2023 pred vs 2021 ref, detected
+    # 2023 pred vs 2021 ref, both detected
+    proc = run_here(capsys, "evaluate", out23, seg_file, "--json")
     assert proc.returncode == 0, proc.stderr
     assert all(v["dice"] == 1.0 for v in json.loads(proc.stdout).values())
     # forcing a convention that contradicts the values is a clear input error
     assert_bad_input(run_here(capsys, "evaluate", out23, seg_file, "--labels", "2021"),
                      str(out23), "not valid in the BraTS 2021 convention")
-    proc = run_here(capsys, "evaluate", out23, seg_file, "--pred-labels", "2023", "--ref-labels", "2021",
-                   "--json")
+    proc = run_here(capsys, "evaluate", out23, seg_file, "--pred-labels", "2023",
+                    "--ref-labels", "2021", "--json")
     assert proc.returncode == 0 and json.loads(proc.stdout)["et"]["dice"] == 1.0
 
 

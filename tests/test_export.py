@@ -1,4 +1,4 @@
-"""Atomic label-map export in the source geometry (bratseg.io.save_label_map / write_nifti_atomic)."""
+"""Atomic label-map export in the source geometry (save_label_map, write_nifti_atomic)."""
 
 from __future__ import annotations
 

@@ -209,7 +209,8 @@ def test_shape_mismatch(brats2018_case_dir, t2_volume, tmp_path) -> None:
 def test_seg_shape_mismatch(brats2018_case_dir, tmp_path) -> None:
     _linked_case(brats2018_case_dir, tmp_path)
     seg = np.zeros((240, 240, 154), dtype=np.uint8)
-    bad = _replace(tmp_path, "seg", nib.Nifti1Image(seg, nib.load(_file(brats2018_case_dir, "seg")).affine))
+    affine = nib.load(_file(brats2018_case_dir, "seg")).affine
+    bad = _replace(tmp_path, "seg", nib.Nifti1Image(seg, affine))
     with pytest.raises(BratsInputError, match="shape \\(240, 240, 154\\) differs") as err:
         load_case(tmp_path)
     assert err.value.path == bad

@@ -10,14 +10,8 @@ from bratseg.io.case import (
     match_modality,
 )
 from bratseg.io.dataset import is_case_folder, list_case_folders
-from bratseg.io.nifti import (
-    LabelMap,
-    load_label_map,
-    open_nifti,
-    save_label_map,
-    voxel_spacing,
-    write_nifti_atomic,
-)
+from bratseg.io.export import save_label_map, write_nifti_atomic
+from bratseg.io.nifti import LabelMap, load_label_map, open_nifti, voxel_spacing
 
 __all__ = [
     "AFFINE_TOLERANCE",

@@ -1,0 +1,190 @@
+"""Atomic NIfTI writing in the source geometry.
+
+Every write goes to a hidden temporary file in the destination folder, is flushed and fsync'ed,
+then moved into place with :func:`os.replace`: the destination is either the old file or the
+complete new one, never a partial file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nibabel.spatialimages import HeaderDataError
+
+from bratseg.errors import BratsInputError
+from bratseg.io.nifti import is_nifti_name
+from bratseg.labels import Convention, check_convention, convert_labels
+
+logger = logging.getLogger(__name__)
+
+#: Data types a NIfTI-1 file can hold that we write as they are.
+_WRITABLE_DTYPES = {
+    np.dtype(t)
+    for t in (np.uint8, np.int8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64,
+              np.float32, np.float64)
+}
+
+
+def write_nifti_atomic(
+    array: np.ndarray,
+    affine: np.ndarray,
+    header: nib.Nifti1Header | None,
+    path: str | Path,
+    *,
+    overwrite: bool = False,
+    dtype: np.dtype | type | str | None = None,
+) -> Path:
+    """Write ``array`` as NIfTI in the given geometry, atomically.
+
+    The header is copied (so orientation codes, units and description carry over), the data
+    type set to ``dtype`` (default: the array's; bool becomes uint8 and float16 float32 since
+    NIfTI has neither) and scaling reset (slope 1, intercept 0) so values are stored exactly.
+    The file is first written to a hidden temporary file in the same folder, flushed and
+    fsync'ed, then renamed over ``path``; on any failure the temporary file is removed and an
+    existing ``path`` is left untouched.
+
+    Args:
+        array: Voxel data, shape (X, Y, Z) (or (X, Y, Z, C)).
+        affine: (4, 4) voxel-to-world matrix.
+        header: Source NIfTI header to copy, or ``None`` for a fresh one.
+        path: Destination, ending in ``.nii`` or ``.nii.gz`` (the latter is gzip-compressed).
+        overwrite: Replace an existing file.
+        dtype: Type stored on disk. Integer types require integer values within range.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        BratsInputError: Existing file without ``overwrite``, missing folder, bad file name,
+            values that do not fit ``dtype``, or an OS error while writing.
+    """
+    path = Path(path)
+    _check_destination(path, overwrite)
+    fd, tmp_name = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
+    tmp = Path(tmp_name)
+    try:
+        data = _cast_for_writing(np.asanyarray(array), dtype, path)
+        hdr = header.copy() if header is not None else None
+        img = nib.Nifti1Image(data, np.asarray(affine, dtype=np.float64), hdr)
+        img.set_data_dtype(data.dtype)
+        img.header.set_slope_inter(1.0, 0.0)
+        if data.dtype.kind in "iu" and data.size:
+            img.header["cal_min"] = float(data.min())
+            img.header["cal_max"] = float(data.max())
+        with os.fdopen(fd, "wb") as fh:
+            fd = -1
+            if path.name.lower().endswith(".gz"):
+                # compresslevel 1 like nibabel's default; mtime 0 for reproducible bytes.
+                with gzip.GzipFile(filename="", mode="wb", fileobj=fh, compresslevel=1,
+                                   mtime=0) as stream:
+                    img.to_file_map({"image": nib.FileHolder(fileobj=stream)})
+            else:
+                img.to_file_map({"image": nib.FileHolder(fileobj=fh)})
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        if fd >= 0:
+            os.close(fd)
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise BratsInputError(f"cannot write file ({exc.strerror or exc})", path) from None
+        if isinstance(exc, HeaderDataError):
+            raise BratsInputError(f"cannot write file ({exc})", path) from None
+        raise
+    _fsync_folder(path.parent)
+    logger.info("wrote %s", path)
+    return path
+
+
+def save_label_map(
+    labels: np.ndarray,
+    path: str | Path,
+    *,
+    affine: np.ndarray,
+    header: nib.Nifti1Header | None,
+    convention: Convention = "2021",
+    src_convention: Convention = "2021",
+    overwrite: bool = False,
+) -> Path:
+    """Save a label map as uint8 NIfTI in the source geometry and the chosen convention.
+
+    Args:
+        labels: Integer label map of shape (X, Y, Z) in ``src_convention``.
+        path: Destination ``.nii`` / ``.nii.gz``.
+        affine: (4, 4) matrix of the source image.
+        header: Header of the source image (copied).
+        convention: Convention written to disk.
+        src_convention: Convention of ``labels``.
+        overwrite: Replace an existing file.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        BratsInputError: See :func:`write_nifti_atomic`; also a label map that is not 3D.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise BratsInputError(f"label map must be 3D, got shape {labels.shape}", path)
+    if labels.dtype.kind not in "biu":
+        raise BratsInputError(f"label map must be integer, got {labels.dtype}", path)
+    out = convert_labels(labels, check_convention(src_convention), check_convention(convention))
+    return write_nifti_atomic(out, affine, header, path, overwrite=overwrite, dtype=np.uint8)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_destination(path: Path, overwrite: bool) -> None:
+    if not is_nifti_name(path.name):
+        raise BratsInputError("output file name must end in .nii or .nii.gz", path)
+    if not path.parent.is_dir():
+        raise BratsInputError("output folder does not exist", path.parent)
+    if path.is_dir():
+        raise BratsInputError("is a folder, expected an output file name", path)
+    if path.exists() and not overwrite:
+        raise BratsInputError("file exists; refusing to overwrite (ask for overwrite)", path)
+
+
+def _cast_for_writing(data: np.ndarray, dtype, path: Path) -> np.ndarray:
+    target = np.dtype(dtype) if dtype is not None else data.dtype
+    if target == np.bool_:
+        target = np.dtype(np.uint8)
+    elif target == np.float16:
+        target = np.dtype(np.float32)
+    if target not in _WRITABLE_DTYPES:
+        raise BratsInputError(f"cannot store data of type {target} in NIfTI", path)
+    if data.dtype.kind not in "biuf":
+        raise BratsInputError(f"cannot store data of type {data.dtype} in NIfTI", path)
+    if target.kind in "iu" and data.dtype != target and data.size:
+        if data.dtype.kind == "f" and not np.array_equal(data, np.round(data)):
+            raise BratsInputError(f"non-integer values cannot be stored as {target}", path)
+        info = np.iinfo(target)
+        if data.min() < info.min or data.max() > info.max:
+            raise BratsInputError(
+                f"values {data.min()}..{data.max()} do not fit in {target}", path
+            )
+    return data.astype(target, copy=False)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Persist the rename (best effort; not possible on every platform)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
