@@ -252,3 +252,43 @@ def test_real_case_volumes_and_cross_convention_evaluation():
         assert out[region]["dice"] == 1.0
         assert out[region]["hd95"] == 0.0
         assert out[region]["sensitivity"] == 1.0
+
+
+@needs_official
+def test_official_sample_lesionwise_matching_and_dice():
+    from bratseg.lesionwise import lesionwise_metrics
+
+    for pred_file, ref_file, official in _official_cases():
+        pred, _ = _load(pred_file)
+        ref, spacing = _load(ref_file)
+        ours = lesionwise_metrics(pred, ref)
+        for region in ("wt", "tc", "et"):
+            want, got = official[region], ours[region]
+            assert (got["n_ref"], got["n_pred"]) == (
+                want["n_ref_instances"], want["n_pred_instances"]
+            ), (ref_file, region)
+            assert (got["tp"], got["fp"], got["fn"]) == (want["tp"], want["fp"], want["fn"])
+            assert got["sq_dsc"] == pytest.approx(want["sq_dsc"], abs=1e-6), (ref_file, region)
+            if spacing == (1.0, 1.0, 1.0):
+                assert got["sq_hd95"] == pytest.approx(want["sq_hd95"], abs=1e-3)
+            n = got["tp"] + got["fp"] + got["fn"]
+            assert got["lesionwise_dsc"] == pytest.approx(got["sq_dsc"] * got["tp"] / n)
+
+
+def test_lesionwise_edge_cases():
+    from bratseg.lesionwise import region_lesionwise
+
+    empty = np.zeros((12, 12, 12), dtype=bool)
+    both_empty = region_lesionwise(empty, empty)
+    assert both_empty["lesionwise_dsc"] == 1.0 and both_empty["lesionwise_hd95"] == 0.0
+    ref = empty.copy()
+    ref[1:4, 1:4, 1:4] = True  # lesion 1
+    ref[8:11, 8:11, 8:11] = True  # lesion 2, missed
+    pred = empty.copy()
+    pred[1:4, 1:4, 1:4] = True
+    pred[6, 0, 0] = True  # false positive
+    out = region_lesionwise(pred, ref)
+    assert (out["n_ref"], out["n_pred"], out["tp"], out["fp"], out["fn"]) == (2, 2, 1, 1, 1)
+    assert out["sq_dsc"] == 1.0 and out["sq_hd95"] == 0.0
+    assert out["lesionwise_dsc"] == pytest.approx(1 / 3)
+    assert out["lesionwise_hd95"] == pytest.approx(2 * HD95_PENALTY / 3)
