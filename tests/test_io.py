@@ -188,6 +188,18 @@ def test_ambiguous_modality(brats2018_case_dir: Path, tmp_path: Path) -> None:
     assert "case_t1.nii.gz" in str(err.value) and "other_t1.nii.gz" in str(err.value)
 
 
+def test_ambiguous_seg_only_matters_when_wanted(brats2018_case_dir, tmp_path) -> None:
+    _linked_case(brats2018_case_dir, tmp_path)
+    (tmp_path / "old-prediction-seg.nii.gz").symlink_to(_file(brats2018_case_dir, "seg"))
+    with pytest.raises(BratsInputError, match="ambiguous label map \\(seg\\) files"):
+        find_case_files(tmp_path)
+    files = find_case_files(tmp_path, seg=False)
+    assert "seg" not in files and files["t1"].name == "case_t1.nii.gz"
+    assert list_case_folders(tmp_path) == [tmp_path]
+    chosen = find_case_files(tmp_path, {"seg": "case_seg.nii.gz"})
+    assert chosen["seg"].name == "case_seg.nii.gz"
+
+
 def _replace(folder: Path, key: str, img: nib.Nifti1Image) -> Path:
     """Replace channel ``key`` of a linked case by ``img`` (written uncompressed: fast)."""
     (folder / f"case_{key}.nii.gz").unlink()
@@ -378,3 +390,18 @@ def test_gzip_magic_checked(tmp_path: Path) -> None:
     with gzip.open(tmp_path / "ok.nii.gz", "wb") as fh:
         fh.write((tmp_path / "plain.nii").read_bytes())
     assert load_label_map(tmp_path / "ok.nii.gz").shape == (4, 4, 4)
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_scaled_voxels_read_as_float32(tmp_path: Path, suffix: str) -> None:
+    from bratseg.io.nifti import open_nifti, read_volume
+
+    raw = np.arange(2 * 3 * 4, dtype=np.int16).reshape(2, 3, 4)
+    img = nib.Nifti1Image(raw, np.eye(4))
+    img.header.set_slope_inter(0.5, 10.0)  # stored on disk: value = raw * 0.5 + 10
+    path = tmp_path / f"scaled{suffix}"
+    nib.save(img, path)
+    out = read_volume(open_nifti(path), path)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, raw.astype(np.float32) * 0.5 + 10.0)
+    np.testing.assert_array_equal(out, np.asanyarray(nib.load(path).dataobj))

@@ -110,7 +110,7 @@ def match_modality(filename: str) -> str | None:
 
 
 def find_case_files(
-    folder: str | Path, mapping: dict[str, str | Path] | None = None
+    folder: str | Path, mapping: dict[str, str | Path] | None = None, *, seg: bool = True
 ) -> dict[str, Path]:
     """Find the files of a case folder without reading them.
 
@@ -119,6 +119,7 @@ def find_case_files(
         mapping: Optional explicit channel -> file (``t1``, ``t1ce``, ``t2``, ``flair``,
             ``seg``; BraTS 2023 names such as ``t2f`` accepted as keys). Relative paths are
             taken relative to ``folder``. Channels not in the mapping are found by name.
+        seg: Also look for the label map; ``False`` ignores seg files (and their ambiguity).
 
     Returns:
         Channel -> file for the four channels, plus ``"seg"`` when a label map is present.
@@ -136,7 +137,7 @@ def find_case_files(
     found: dict[str, list[Path]] = {}
     for entry in sorted(folder.iterdir()):
         key = match_modality(entry.name)
-        if key is not None and key not in files and entry.is_file():
+        if key is not None and key not in files and entry.is_file() and (seg or key != "seg"):
             found.setdefault(key, []).append(entry)
     for key, paths in found.items():
         if len(paths) > 1:
@@ -177,7 +178,7 @@ def load_case(
             4D, truncated/corrupt, shape or affine mismatch, non-finite voxels, bad labels.
     """
     folder = Path(path)
-    files = find_case_files(folder, mapping)
+    files = find_case_files(folder, mapping, seg=load_seg)
     images = {m: open_nifti(files[m]) for m in MODALITIES}
     ref_key = MODALITIES[0]
     ref = images[ref_key]
@@ -199,7 +200,7 @@ def load_case(
     for idx, key in enumerate(MODALITIES):
         read_volume(images[key], files[key], out=image[idx])
     if not load_seg:
-        files.pop("seg", None)
+        files.pop("seg", None)  # an explicitly mapped seg that was not wanted
     logger.info("loaded case %s %s from %s", folder.name, shape, folder)
     return Case(
         case_id=folder.name,

@@ -11,7 +11,7 @@ from bratseg.io.case import find_case_files
 def is_case_folder(folder: str | Path) -> bool:
     """Whether ``folder`` holds the four MRI channels under recognised names (nothing is read)."""
     try:
-        find_case_files(folder)
+        find_case_files(folder, seg=False)
     except BratsInputError:
         return False
     return True
