@@ -1,0 +1,116 @@
+"""``napari-brats models``: checkpoints of the zoo and the architectures of the registry."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from bratseg.cli._common import format_table, print_json
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``models`` command."""
+    p = subparsers.add_parser(
+        "models",
+        help="list available models (bundled and user checkpoints) and architectures",
+        description="List the model checkpoints usable with `predict --model NAME` (bundled with the "
+        "package, or in $BRATSEG_HOME/models, default ~/.napari-brats/models) with their paper, "
+        "parameter count and validation Dice when the checkpoint records it, then every registered "
+        "architecture (paper preset sizes) including those without weights.",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.set_defaults(func=run)
+
+
+def _short_count(n: int | None) -> str:
+    if n is None:
+        return "-"
+    if n >= 1e6:
+        return f"{n / 1e6:.1f}M"
+    if n >= 1e3:
+        return f"{n / 1e3:.1f}k"
+    return str(n)
+
+
+def _dice_text(val: dict[str, float] | None) -> str:
+    if not val:
+        return "-"
+    return " / ".join(f"{k.upper()} {float(v):.3f}" for k, v in val.items() if k in ("wt", "tc", "et"))
+
+
+def _paper_short(paper: str) -> str:
+    """'seed 003: Futrega et al., Optimized U-Net ...' -> 'seed 003: Futrega et al.'."""
+    head, _, _ = paper.partition(",")
+    return head if len(head) < 40 else head[:37] + "..."
+
+
+def architecture_parameters(name: str, preset: str) -> int | None:
+    """Parameter count of a preset, built on the ``meta`` device (no memory, no init cost)."""
+    import torch
+
+    from bratseg.models import build_model
+
+    try:
+        with torch.device("meta"):
+            model = build_model(name, preset=preset)
+    except Exception as exc:  # noqa: BLE001 - a count is optional
+        logger.debug("cannot count parameters of %s/%s: %s", name, preset, exc)
+        return None
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def collect() -> dict[str, Any]:
+    """Everything ``models`` shows, as plain data."""
+    from bratseg.models import get_architecture, list_architectures
+    from bratseg.zoo import default_model_name, list_models, user_models_dir
+
+    default = default_model_name()
+    models = []
+    for e in list_models():
+        try:
+            paper = get_architecture(e.arch).paper
+        except KeyError:
+            paper = "?"
+        models.append({
+            "name": e.name, "arch": e.arch, "paper": paper, "parameters": e.parameters,
+            "bundled": e.bundled, "default": e.bundled and e.name == default, "val_dice": e.val_dice,
+            "path": str(e.path), "convention": e.card.get("convention"),
+            "preprocess": e.card.get("preprocess"), "created": e.card.get("created"),
+        })
+    with_weights = {m["arch"] for m in models}
+    archs = []
+    for spec in list_architectures():
+        archs.append({
+            "name": spec.name, "paper": spec.paper, "output": spec.output_kind,
+            "parameters_paper": architecture_parameters(spec.name, "paper"),
+            "parameters_small": architecture_parameters(spec.name, "small"),
+            "has_weights": spec.name in with_weights, "description": spec.description,
+        })
+    return {"default": default, "user_dir": str(user_models_dir()), "models": models, "architectures": archs}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the tables (or JSON)."""
+    data = collect()
+    if args.json:
+        print_json(data)
+        return 0
+    if data["models"]:
+        rows = [[m["name"] + (" (default)" if m["default"] else ""), m["arch"], _paper_short(m["paper"]),
+                 _short_count(m["parameters"]), "yes" if m["bundled"] else "no (user)", _dice_text(m["val_dice"])]
+                for m in data["models"]]
+        print("Models with weights")
+        print(format_table(["name", "architecture", "paper", "params", "bundled", "validation Dice"], rows))
+    else:
+        print(f"No model weights installed (none bundled, none in {data['user_dir']}).")
+        print("Train one with `napari-brats train` or pass a checkpoint: `predict --model FILE.pt`.")
+    print()
+    rows = [[a["name"], _paper_short(a["paper"]), a["output"], _short_count(a["parameters_paper"]),
+             _short_count(a["parameters_small"]), "yes" if a["has_weights"] else "no"]
+            for a in data["architectures"]]
+    print("Architectures")
+    print(format_table(["architecture", "paper", "output", "params (paper)", "params (small)", "weights"], rows))
+    return 0

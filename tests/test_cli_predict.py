@@ -1,0 +1,157 @@
+"""`napari-brats predict` and `napari-brats models` on real shared cases with tiny checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from bratseg.checkpoint import save_checkpoint
+from bratseg.cli.main import main
+from bratseg.labels import region_masks, valid_labels
+from bratseg.models import build_model
+
+torch.set_num_threads(2)
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "brats2018"
+CASES = ["Brats18_2013_2_1", "Brats18_CBICA_ABM_1"]
+
+
+@pytest.fixture(scope="module")
+def case_dir():
+    if not (DATA / CASES[0]).exists():
+        pytest.skip(f"shared data not found at {DATA}")
+    return DATA / CASES[0]
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    out = []
+    for arch, spacing in (("lowrank-resunet", 3.0), ("segresnet-vae", 3.0)):
+        torch.manual_seed(1)
+        model = build_model(arch, preset="tiny")
+        out.append(save_checkpoint(folder / f"{arch}-tiny.pt", model, arch=arch, config=model.config,
+                                   preprocess={"target_spacing": spacing},
+                                   provenance={"val_dice": {"wt": 0.5, "tc": 0.4, "et": 0.3}}))
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
+    monkeypatch.setenv("BRATSEG_HOME", str(tmp_path / "home"))
+
+
+def check_output(path: Path, case_dir: Path, convention: str = "2021") -> np.ndarray:
+    img = nib.load(path)
+    ref = nib.load(next(case_dir.glob("*_t1.nii.gz")))
+    assert img.shape == ref.shape
+    np.testing.assert_allclose(img.affine, ref.affine, atol=1e-5)
+    assert img.get_data_dtype() == np.uint8
+    labels = np.asarray(img.dataobj)
+    assert set(np.unique(labels).tolist()) <= set(valid_labels(convention))
+    m = region_masks(labels, convention)
+    assert not (m["et"] & ~m["tc"]).any() and not (m["tc"] & ~m["wt"]).any()
+    return labels
+
+
+def test_predict_single_case(case_dir, ckpts, tmp_path, capsys):
+    out, prob = tmp_path / "pred.nii.gz", tmp_path / "prob.nii.gz"
+    rc = main(["predict", str(case_dir), "-o", str(out), "--model", str(ckpts[0]), "--labels", "2023",
+               "--probabilities", str(prob), "--device", "cpu", "-q"])
+    assert rc == 0
+    labels = check_output(out, case_dir, "2023")
+    assert 4 not in labels
+    p = nib.load(prob)
+    assert p.shape == (*labels.shape, 3) and p.get_data_dtype() == np.float32
+    assert CASES[0] in capsys.readouterr().out
+    # existing output is refused (exit 2, file untouched), replaced with --overwrite
+    before = out.read_bytes()
+    rc = main(["predict", str(case_dir), "-o", str(out), "--model", str(ckpts[0]), "-q"])
+    assert rc == 2 and out.read_bytes() == before
+    assert "exists" in capsys.readouterr().err
+    rc = main(["predict", str(case_dir), "-o", str(out), "--model", str(ckpts[0]), "-q", "--overwrite",
+               "--wt-threshold", "0.99", "--no-et-component-rule"])
+    assert rc == 0
+
+
+def test_predict_dataset_with_ensemble(ckpts, tmp_path, capsys):
+    if not all((DATA / c).exists() for c in CASES):
+        pytest.skip("shared cases missing")
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    for c in CASES:
+        (dataset / c).symlink_to(DATA / c, target_is_directory=True)
+    (dataset / "notes").mkdir()  # not a case: skipped
+    out = tmp_path / "preds"
+    rc = main(["predict", str(dataset), "-o", str(out), "--model", str(ckpts[0]), "--model", str(ckpts[1]),
+               "--device", "cpu", "--et-threshold", "0.6"])
+    assert rc == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"{c}.nii.gz" for c in CASES]
+    for c in CASES:
+        check_output(out / f"{c}.nii.gz", DATA / c)
+    stdout = capsys.readouterr().out
+    assert all(c in stdout for c in CASES)
+    rc = main(["predict", str(dataset), "-o", str(out), "--model", str(ckpts[0]), "-q"])
+    assert rc == 2  # outputs exist
+
+
+@pytest.mark.parametrize(
+    "make_args, message",
+    [
+        (lambda d, o, m: [str(d / "missing"), "-o", str(o), "--model", m], "not found"),
+        (lambda d, o, m: [str(d), "-o", str(o.with_suffix(".txt")), "--model", m], ".nii"),
+        (lambda d, o, m: [str(d), "-o", str(o), "--model", "no-such-model"], "unknown model"),
+        (lambda d, o, m: [str(d), "-o", str(o), "--model", m, "--wt-threshold", "1.5"], "between 0 and 1"),
+        (lambda d, o, m: [str(d), "-o", str(o.parent / "nofolder" / "x.nii.gz"), "--model", m], "does not exist"),
+        (lambda d, o, m: [str(d), "-o", str(o), "--model", str(Path(m).parent / "junk.pt")], "checkpoint"),
+    ],
+)
+def test_bad_input_exit_2_nothing_written(case_dir, ckpts, tmp_path, capsys, make_args, message):
+    (ckpts[0].parent / "junk.pt").write_bytes(b"not a checkpoint at all")
+    out = tmp_path / "out" / "pred.nii.gz"
+    out.parent.mkdir()
+    rc = main(["predict", *make_args(case_dir, out, str(ckpts[0]))])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err
+    assert list(out.parent.iterdir()) == []
+
+
+def test_no_model_and_none_bundled(case_dir, tmp_path, capsys):
+    from bratseg.zoo import default_model_name
+
+    if default_model_name() is not None:
+        pytest.skip("a default model is bundled")
+    rc = main(["predict", str(case_dir), "-o", str(tmp_path / "x.nii.gz")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no bundled default model" in err and "--model" in err
+    assert not (tmp_path / "x.nii.gz").exists()
+
+
+def test_models_command_lists_user_models_and_architectures(ckpts, tmp_path, capsys, monkeypatch):
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    (home / "models" / "mine.pt").write_bytes(ckpts[0].read_bytes())
+    (home / "models" / "broken.pt").write_bytes(b"junk")  # skipped, not fatal
+    assert main(["models", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    names = [m["name"] for m in data["models"]]
+    assert "mine" in names and "broken" not in names
+    mine = next(m for m in data["models"] if m["name"] == "mine")
+    assert mine["arch"] == "lowrank-resunet" and not mine["bundled"] and mine["parameters"] > 0
+    assert mine["val_dice"] == {"wt": 0.5, "tc": 0.4, "et": 0.3}
+    archs = {a["name"]: a for a in data["architectures"]}
+    assert {"lowrank-resunet", "cascade-unet", "ds-unet", "nnunet", "segresnet-vae"} <= set(archs)
+    assert archs["nnunet"]["parameters_paper"] > archs["nnunet"]["parameters_small"] > 0
+    assert main(["models"]) == 0
+    table = capsys.readouterr().out
+    assert "mine" in table and "Futrega" in table and "WT 0.500" in table
+    # the zoo resolves the user model by name
+    from bratseg.zoo import resolve_model
+
+    assert resolve_model("mine") == home / "models" / "mine.pt"
