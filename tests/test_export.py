@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nibabel as nib
@@ -29,6 +30,9 @@ def test_round_trip_keeps_geometry_dtype_values(real_seg: LabelMap, tmp_path: Pa
     assert out == tmp_path / "pred.nii.gz"
     assert _listing(tmp_path) == ["pred.nii.gz"]  # no temporary file left behind
     assert out.read_bytes()[:2] == b"\x1f\x8b"  # really gzip-compressed
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not the temporary file's 0600
     img = nib.load(out)
     assert img.get_data_dtype() == np.uint8
     np.testing.assert_array_equal(img.affine, real_seg.affine)

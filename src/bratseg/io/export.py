@@ -89,6 +89,7 @@ def write_nifti_atomic(
             else:
                 img.to_file_map({"image": nib.FileHolder(fileobj=fh)})
             fh.flush()
+            os.chmod(tmp, _file_mode(path))  # mkstemp makes 0600; give the usual permissions
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
@@ -174,6 +175,17 @@ def _cast_for_writing(data: np.ndarray, dtype, path: Path) -> np.ndarray:
                 f"values {data.min()}..{data.max()} do not fit in {target}", path
             )
     return data.astype(target, copy=False)
+
+
+def _file_mode(path: Path) -> int:
+    """Permissions of the file being replaced, else those a new file gets (0666 minus umask)."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _fsync_folder(folder: Path) -> None:
