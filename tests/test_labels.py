@@ -93,7 +93,9 @@ def test_regions_nested_and_reconstructed(data):
 
 @settings(max_examples=60, deadline=None)
 @given(
-    masks=hnp.arrays(bool, st.tuples(st.just(3), *(st.integers(1, 5) for _ in range(3))), elements=st.booleans()),
+    masks=hnp.arrays(
+        bool, st.tuples(st.just(3), *(st.integers(1, 5) for _ in range(3))), elements=st.booleans()
+    ),
     conv=st.sampled_from(CONVENTIONS),
 )
 def test_labels_from_arbitrary_regions_clip_to_nesting(masks, conv):
@@ -154,7 +156,10 @@ def test_real_label_maps_detected():
     nib = pytest.importorskip("nibabel")
     seg = next((DATA / "brats2018").glob("*/*_seg.nii.gz"))
     assert detect_convention(np.asarray(nib.load(seg).dataobj)) == "2021"
-    algo = DATA / "brats2023-naming" / "BraTS-GLI-00001-000" / "algorithm-output-not-ground-truth-seg.nii.gz"
+    algo = (
+        DATA / "brats2023-naming" / "BraTS-GLI-00001-000"
+        / "algorithm-output-not-ground-truth-seg.nii.gz"
+    )
     if algo.is_file():
         lab = np.asarray(nib.load(algo).dataobj)
         assert detect_convention(lab) == "2023"

@@ -86,8 +86,9 @@ def test_official_sample_dice_and_hd95_match():
             got = ours[region]
             worst_dice = max(worst_dice, abs(got["dice"] - want["global_bin_dsc"]))
             worst_hd = max(worst_hd, abs(got["hd95"] - want["global_bin_hd95"]))
-            assert got["dice"] == pytest.approx(want["global_bin_dsc"], abs=1e-6), (ref_file, region)
-            assert got["hd95"] == pytest.approx(want["global_bin_hd95"], abs=1e-3), (ref_file, region)
+            where = (ref_file.name, region)
+            assert got["dice"] == pytest.approx(want["global_bin_dsc"], abs=1e-6), where
+            assert got["hd95"] == pytest.approx(want["global_bin_hd95"], abs=1e-3), where
             assert got["volume_pred_ml"] / voxel_ml == pytest.approx(want["global_bin_volume_pred"])
             assert got["volume_ref_ml"] / voxel_ml == pytest.approx(want["global_bin_volume_ref"])
             assert got["hd95_penalty"] is False

@@ -149,7 +149,9 @@ def test_argmax_classes_matches_numpy_with_ties_and_negatives(probs):
 
 @settings(max_examples=80, deadline=None)
 @given(
-    mask=hnp.arrays(bool, st.tuples(*(st.integers(1, 8) for _ in range(3))), elements=st.booleans()),
+    mask=hnp.arrays(
+        bool, st.tuples(*(st.integers(1, 8) for _ in range(3))), elements=st.booleans()
+    ),
     connectivity=st.integers(1, 3),
 )
 def test_mask_components_equals_ndimage_label(mask, connectivity):
@@ -194,7 +196,8 @@ def test_threshold_is_inclusive_and_exact_in_float16():
     # the decision depends on the value only, not on the dtype: float32(0.45) < 0.45
     probs32 = probs.astype(np.float32)
     probs32[0, 0, 0, :2] = [np.float32(0.45), np.nextafter(np.float32(0.45), np.float32(1))]
-    assert postprocess(probs32, PostprocessConfig(et_component_rule=False))[0, 0, :2].tolist() == [0, 2]
+    out32 = postprocess(probs32, PostprocessConfig(et_component_rule=False))
+    assert out32[0, 0, :2].tolist() == [0, 2]
     probs64 = probs32.astype(np.float64)
     probs64[0, 0, 0, 0] = 0.45  # exactly the threshold counts
     assert postprocess(probs64, PostprocessConfig(et_component_rule=False))[0, 0, 0] == 2
@@ -305,7 +308,8 @@ def test_config_roundtrip_and_validation():
     c = PostprocessConfig(mode="argmax", wt_threshold=0.5, et_min_volume=200)
     assert PostprocessConfig.from_dict(c.to_dict()) == c
     assert PostprocessConfig.from_dict(None) == PostprocessConfig()
-    assert postprocess(_et_block_probs(3, 0.5), c.to_dict() | {"mode": "hierarchical"}).dtype == np.uint8
+    as_dict = c.to_dict() | {"mode": "hierarchical"}
+    assert postprocess(_et_block_probs(3, 0.5), as_dict).dtype == np.uint8
     with pytest.raises(BratsInputError, match="unknown"):
         PostprocessConfig.from_dict({"wt_thresh": 0.5})
     with pytest.raises(BratsInputError):

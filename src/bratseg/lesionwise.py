@@ -132,7 +132,9 @@ def region_lesionwise(
         "sq_dsc": float(np.mean(dscs)) if dscs else float("nan"),
         "sq_hd95": float(np.mean(hds)) if hds else float("nan"),
         "lesionwise_dsc": float(np.sum(dscs) / n_all) if n_all else 1.0,
-        "lesionwise_hd95": float((np.sum(hds) + (fp + fn) * HD95_PENALTY) / n_all) if n_all else 0.0,
+        "lesionwise_hd95": (
+            float((np.sum(hds) + (fp + fn) * HD95_PENALTY) / n_all) if n_all else 0.0
+        ),
     }
 
 

@@ -114,14 +114,15 @@ def dice(pred: np.ndarray, ref: np.ndarray) -> float:
 
 
 def _bounding_box(mask: np.ndarray, pad: int = 1) -> tuple[slice, ...] | None:
-    """Slices of the bounding box of ``mask`` grown by ``pad`` voxels (clipped), or None if empty."""
+    """Bounding box of ``mask`` grown by ``pad`` voxels (clipped); None if ``mask`` is empty."""
     box = []
     for axis in range(mask.ndim):
         other = tuple(a for a in range(mask.ndim) if a != axis)
         hits = np.flatnonzero(mask.any(axis=other))
         if hits.size == 0:
             return None
-        box.append(slice(max(int(hits[0]) - pad, 0), min(int(hits[-1]) + 1 + pad, mask.shape[axis])))
+        lo = max(int(hits[0]) - pad, 0)
+        box.append(slice(lo, min(int(hits[-1]) + 1 + pad, mask.shape[axis])))
     return tuple(box)
 
 

@@ -26,10 +26,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
-from scipy import ndimage
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
+from bratseg.components import clear_flat, gather_flat, mask_components
 from bratseg.errors import BratsInputError
 from bratseg.labels import (
     CLASSES,
@@ -246,71 +244,6 @@ def argmax_masks(class_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
 # --------------------------------------------------------------------------- ET corrections
 
 
-def mask_components(mask: np.ndarray, connectivity: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
-    """Connected components of a sparse boolean mask, working on its voxels only.
-
-    Equivalent to ``scipy.ndimage.label(mask, generate_binary_structure(ndim, connectivity))``
-    but costs O(n log n) in the number n of foreground voxels instead of O(volume): neighbours
-    are found by binary search among the sorted flat indices, then grouped with
-    ``scipy.sparse.csgraph.connected_components``.
-
-    Args:
-        mask: Boolean array (X, Y, Z) (any dimension).
-        connectivity: 1 faces, 2 + edges, 3 + corners (as ``generate_binary_structure``).
-
-    Returns:
-        ``(flat, component, n)``: sorted flat indices of the foreground voxels (int64 (n_fg,)),
-        their component ids in [0, n) (int32 (n_fg,)), and the number of components n.
-    """
-    mask = np.asarray(mask, dtype=bool)
-    flat = np.flatnonzero(mask)
-    n_fg = flat.size
-    if n_fg == 0:
-        return flat, np.zeros(0, dtype=np.int32), 0
-    shape = mask.shape
-    coords = np.unravel_index(flat, shape)
-    strides = np.array([int(np.prod(shape[a + 1 :])) for a in range(mask.ndim)], dtype=np.int64)
-    structure = ndimage.generate_binary_structure(mask.ndim, connectivity)
-    center = np.ones(mask.ndim, dtype=int)
-    rows, cols = [], []
-    for offset in np.argwhere(structure) - center:
-        if tuple(offset) <= (0,) * mask.ndim:  # half the neighbourhood: each pair once
-            continue
-        valid = np.ones(n_fg, dtype=bool)
-        for axis, d in enumerate(offset):
-            if d > 0:
-                valid &= coords[axis] < shape[axis] - d
-            elif d < 0:
-                valid &= coords[axis] >= -d
-        target = flat + int(offset @ strides)
-        pos = np.searchsorted(flat, target)
-        np.minimum(pos, n_fg - 1, out=pos)
-        valid &= flat[pos] == target
-        rows.append(np.flatnonzero(valid))
-        cols.append(pos[valid])
-    r = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-    c = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
-    graph = coo_matrix((np.ones(r.size, dtype=np.int8), (r, c)), shape=(n_fg, n_fg))
-    n, component = connected_components(graph, directed=False)
-    return flat, component.astype(np.int32, copy=False), int(n)
-
-
-def _clear_flat(mask: np.ndarray, flat: np.ndarray) -> None:
-    """Set ``mask`` to False at the flat indices ``flat`` (in place)."""
-    if flat.size == 0:
-        return
-    if mask.flags.c_contiguous:
-        mask.reshape(-1)[flat] = False
-    else:
-        mask[np.unravel_index(flat, mask.shape)] = False
-
-
-def _gather(values: np.ndarray, flat: np.ndarray) -> np.ndarray:
-    if values.flags.c_contiguous:
-        return values.reshape(-1)[flat]
-    return values[np.unravel_index(flat, values.shape)]
-
-
 def apply_et_rules(
     et: np.ndarray, et_prob: np.ndarray | None, config: PostprocessConfig
 ) -> np.ndarray:
@@ -330,7 +263,7 @@ def apply_et_rules(
     if config.et_component_rule and et_prob is not None:
         flat, component, n = mask_components(et, config.et_component_connectivity)
         if n > 0:
-            probs = _gather(np.asarray(et_prob), flat).astype(np.float64)  # ET voxels only
+            probs = gather_flat(np.asarray(et_prob), flat).astype(np.float64)  # ET voxels only
             sizes = np.bincount(component, minlength=n)
             sums = np.bincount(component, weights=probs, minlength=n)
             drop = (sizes < config.et_component_min_voxels) & (
@@ -344,7 +277,7 @@ def apply_et_rules(
                     logger.debug("ET total rule: %d ET voxels -> NCR", kept)
             if removed.any():
                 logger.debug("ET rules: %d of %d ET voxels -> NCR", int(removed.sum()), flat.size)
-                _clear_flat(et, flat[removed])
+                clear_flat(et, flat[removed])
     if config.et_min_volume > 0:
         total = int(np.count_nonzero(et))
         if 0 < total < config.et_min_volume:
@@ -364,8 +297,8 @@ def reconstruct_labels(
     Args:
         wt, tc, et: Boolean masks (X, Y, Z), nested or not. ET is "left untouched" (seed 002):
             an ET voxel outside TC/WT is still ET, so the regions of the result are
-            WT ∪ TC ∪ ET ⊇ TC ∪ ET ⊇ ET. (``labels.labels_from_regions`` instead clips ET to TC
-            to WT.)
+            WT ∪ TC ∪ ET ⊇ TC ∪ ET ⊇ ET. (``labels.labels_from_regions`` instead clips ET
+            to TC to WT.)
         convention: Convention of the returned map.
 
     Returns:
@@ -382,8 +315,8 @@ def _nested_to_labels(
     wt: np.ndarray, tc: np.ndarray, et: np.ndarray, values: dict[str, int]
 ) -> np.ndarray:
     """uint8 labels from nested masks (et ⊂ tc ⊂ wt) by three uint8 multiply-adds."""
-    # For nested masks ED = wt·ed, NCR = ed + (ncr − ed), ET = ncr + (et − ncr); differences are
-    # taken modulo 256 so the uint8 sums wrap to the exact label values.
+    # For nested masks ED = wt·ed, NCR = ed + (ncr − ed), ET = ncr + (et − ncr); the
+    # differences are taken modulo 256 so the uint8 sums wrap to the exact label values.
     ed, ncr, etv = values["ed"], values["ncr"], values["et"]
     out = wt.view(np.uint8) * np.uint8(ed)
     out += tc.view(np.uint8) * np.uint8((ncr - ed) % 256)

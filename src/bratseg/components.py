@@ -1,0 +1,81 @@
+"""Connected components of sparse masks, computed on the foreground voxels only.
+
+For a mask with few foreground voxels in a large volume (ET in a brain MRI), labelling the
+whole volume with ``scipy.ndimage.label`` costs far more than the voxels themselves:
+:func:`mask_components` finds the same components from the sorted flat indices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+
+def mask_components(
+    mask: np.ndarray, connectivity: int = 1
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Connected components of a sparse boolean mask, working on its voxels only.
+
+    Equivalent to ``scipy.ndimage.label(mask, generate_binary_structure(ndim, connectivity))``
+    but costs O(n log n) in the number n of foreground voxels instead of O(volume): neighbours
+    are found by binary search among the sorted flat indices, then grouped with
+    ``scipy.sparse.csgraph.connected_components``.
+
+    Args:
+        mask: Boolean array (X, Y, Z) (any dimension).
+        connectivity: 1 faces, 2 + edges, 3 + corners (as ``generate_binary_structure``).
+
+    Returns:
+        ``(flat, component, n)``: sorted flat indices of the foreground voxels (int64 (n_fg,)),
+        their component ids in [0, n) (int32 (n_fg,)), and the number of components n.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    flat = np.flatnonzero(mask)
+    n_fg = flat.size
+    if n_fg == 0:
+        return flat, np.zeros(0, dtype=np.int32), 0
+    shape = mask.shape
+    coords = np.unravel_index(flat, shape)
+    strides = np.array([int(np.prod(shape[a + 1 :])) for a in range(mask.ndim)], dtype=np.int64)
+    structure = ndimage.generate_binary_structure(mask.ndim, connectivity)
+    center = np.ones(mask.ndim, dtype=int)
+    rows, cols = [], []
+    for offset in np.argwhere(structure) - center:
+        if tuple(offset) <= (0,) * mask.ndim:  # half the neighbourhood: each pair once
+            continue
+        valid = np.ones(n_fg, dtype=bool)
+        for axis, d in enumerate(offset):
+            if d > 0:
+                valid &= coords[axis] < shape[axis] - d
+            elif d < 0:
+                valid &= coords[axis] >= -d
+        target = flat + int(offset @ strides)
+        pos = np.searchsorted(flat, target)
+        np.minimum(pos, n_fg - 1, out=pos)
+        valid &= flat[pos] == target
+        rows.append(np.flatnonzero(valid))
+        cols.append(pos[valid])
+    r = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    c = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
+    graph = coo_matrix((np.ones(r.size, dtype=np.int8), (r, c)), shape=(n_fg, n_fg))
+    n, component = connected_components(graph, directed=False)
+    return flat, component.astype(np.int32, copy=False), int(n)
+
+
+def clear_flat(mask: np.ndarray, flat: np.ndarray) -> None:
+    """Set ``mask`` to False at the flat indices ``flat`` (in place)."""
+    if flat.size == 0:
+        return
+    if mask.flags.c_contiguous:
+        mask.reshape(-1)[flat] = False
+    else:
+        mask[np.unravel_index(flat, mask.shape)] = False
+
+
+def gather_flat(values: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """Values of ``values`` at the flat (C-order) indices ``flat``."""
+    if values.flags.c_contiguous:
+        return values.reshape(-1)[flat]
+    return values[np.unravel_index(flat, values.shape)]
