@@ -176,7 +176,8 @@ def read_labels(img: nib.Nifti1Image, path: str | Path) -> np.ndarray:
     raw = _read_raw(img, path)
     slope, inter = _slope_inter(img)
     if slope != 1.0 or inter != 0.0 or raw.dtype.kind == "f":
-        values = raw.astype(np.float64) * slope + inter if (slope, inter) != (1.0, 0.0) else raw
+        scaled = (slope, inter) != (1.0, 0.0)
+        values = raw.astype(np.float32) * np.float32(slope) + np.float32(inter) if scaled else raw
         if not np.all(np.isfinite(values)):
             raise BratsInputError("label map holds non-finite values (NaN or infinity)", path)
         fractional = values != np.round(values)
