@@ -102,6 +102,7 @@ class PostprocessWidget(QWidget):
         self.volume_table.setHorizontalHeaderLabels(["Volume (mL)"])
         self.volume_table.setVerticalHeaderLabels([r.upper() for r in VOLUME_ROWS])
         self.volume_table.setMaximumHeight(175)
+        self.volume_table.horizontalHeader().setStretchLastSection(True)
         self.timing_label = QLabel("Segment a case to enable the controls.")
         self.timing_label.setWordWrap(True)
 

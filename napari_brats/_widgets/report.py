@@ -37,7 +37,15 @@ logger = logging.getLogger(__name__)
 
 ROWS = ("ncr", "ed", "et", "tc", "wt")
 COLUMNS = ("ai_ml", "corrected_ml", "delta_ml", "dice_ai_vs_corrected", "lesions", "dice_vs_reference")
-HEADERS = ("AI mL", "Corrected mL", "Δ mL", "Dice AI↔corr.", "Lesions", "Dice vs ref.")
+HEADERS = ("AI mL", "Corr. mL", "Δ mL", "Dice", "Lesions", "vs ref.")
+TOOLTIPS = (
+    "volume of the AI proposal",
+    "volume of the corrected mask",
+    "corrected minus AI volume",
+    "Dice between the AI proposal and the corrected mask",
+    "26-connected components in the corrected mask",
+    "Dice of the corrected mask against the case's reference seg (when present)",
+)
 
 
 def _masks(labels: np.ndarray, convention: str) -> dict[str, np.ndarray]:
@@ -140,6 +148,9 @@ class ReportWidget(QWidget):
         self.title.setWordWrap(True)
         self.table = QTableWidget(len(ROWS), len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(HEADERS))
+        for column, tip in enumerate(TOOLTIPS):
+            self.table.horizontalHeaderItem(column).setToolTip(tip)
+        self.table.setMinimumHeight(190)
         self.table.setVerticalHeaderLabels([r.upper() for r in ROWS])
         self.table.resizeColumnsToContents()
         refresh = QPushButton("Refresh")

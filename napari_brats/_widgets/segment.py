@@ -77,6 +77,7 @@ class SegmentWidget(QWidget):
         self.state = viewer_state(napari_viewer)
         self.worker: Any = None
         self._stop = threading.Event()
+        self._hooked_layers: set[int] = set()
         self.last_error: str | None = None
 
         self.case_label = QLabel("No case loaded")
@@ -86,7 +87,8 @@ class SegmentWidget(QWidget):
 
         self.model_list = QListWidget()
         self.model_list.setToolTip("Tick one model, or several for an ensemble (probabilities averaged)")
-        self.model_list.setMinimumHeight(90)
+        self.model_list.setMinimumHeight(70)
+        self.model_list.setMaximumHeight(130)
         add_button = QPushButton("Add checkpoint…")
         add_button.clicked.connect(self._add_checkpoint_dialog)
 
@@ -375,9 +377,9 @@ class SegmentWidget(QWidget):
             layer = self.viewer.add_labels(data, **kwargs)
         layer.metadata[META_KEY]["session"] = session
         session.layer = layer
-        if not getattr(layer, "_bratseg_paint_hooked", False):
+        if id(layer) not in self._hooked_layers:
             layer.events.paint.connect(lambda event, lyr=layer: self._on_paint(lyr, event))
-            layer._bratseg_paint_hooked = True
+            self._hooked_layers.add(id(layer))
         if self.prob_check.isChecked():
             for pdata, pkwargs, _ in probability_layer_data(session.region_probs, case):
                 if pkwargs["name"] in self.viewer.layers:
