@@ -37,7 +37,7 @@ class TrainConfig:
         fold, folds: K-fold split (fold index, number of folds).
         seed: Seed of the split, weights, sampling and augmentation.
         device: "auto", "cpu", "cuda", "cuda:N", "mps".
-        num_workers: DataLoader workers (default: 1 on a small CPU machine, more with a GPU).
+        num_workers: DataLoader workers (default: 0 on a CPU with up to 4 cores, more with a GPU).
         cache_dir: Preprocessed-crop cache (default ``$BRATSEG_HOME/cache/crops``).
         resume: Continue the run in ``out`` from its state.pt.
         grad_checkpoint: Gradient checkpointing (when the network supports it).
