@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from monai.losses import DiceCELoss, DiceFocalLoss, DiceLoss
+from monai.losses import DiceFocalLoss, DiceLoss
 
 from bratseg.labels import CLASSES, REGION_TISSUES, REGIONS
 
@@ -84,8 +84,14 @@ def _base_loss(kind: str, output_kind: str) -> Callable[[torch.Tensor, torch.Ten
             logger.info("loss %r is for region outputs; a class-output model uses softmax Dice", kind)
         return lambda logits, index: crit(logits, onehot_from_index(index))
     if kind == "dice_bce":
-        # seed 003 (Futrega et al.): batched Dice + BCE per region.
-        crit = DiceCELoss(sigmoid=True, batch=True, smooth_nr=1e-5, smooth_dr=1e-5)
+        # seed 003 (Futrega et al.): batched Dice + binary cross-entropy per region. (MONAI's
+        # DiceCELoss applies a softmax cross-entropy to multi-channel input, wrong for the
+        # overlapping regions, hence Dice + BCEWithLogits.)
+        dice = DiceLoss(sigmoid=True, batch=True, smooth_nr=1e-5, smooth_dr=1e-5)
+        bce = torch.nn.BCEWithLogitsLoss()
+
+        def crit(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return dice(logits, target) + bce(logits, target)
     elif kind == "dice_focal":
         # seed 003: Focal (gamma 2) instead of cross-entropy.
         crit = DiceFocalLoss(sigmoid=True, batch=True, gamma=2.0, smooth_nr=1e-5, smooth_dr=1e-5)
