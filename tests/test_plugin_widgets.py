@@ -211,6 +211,35 @@ def test_bad_case_shows_one_line_error(make_napari_viewer, tmp_path):
     assert segment.run() is None and "no case" in segment.last_error
 
 
+def test_cancel_and_bad_checkpoint_leave_viewer_unchanged(
+    make_napari_viewer, qtbot, tiny_checkpoint, tmp_path
+):
+    from napari_brats._state import viewer_state
+    from napari_brats._widgets.segment import SegmentWidget
+
+    viewer = make_napari_viewer()
+    segment = SegmentWidget(viewer)
+    viewer.open(str(CASE), plugin="napari-brats")
+    n_layers = len(viewer.layers)
+    segment.set_only_checked([tiny_checkpoint])
+    segment.device_combo.setCurrentText("cpu")
+    worker = segment.run()
+    worker.yielded.connect(lambda _progress: segment.cancel())
+    qtbot.waitUntil(lambda: segment.worker is None, timeout=WORKER_TIMEOUT_MS)
+    assert "cancelled" in segment.status.text()
+    assert viewer_state(viewer).session is None and len(viewer.layers) == n_layers
+    assert segment.run_button.isEnabled()
+
+    # a broken checkpoint: one-line error in the dock, nothing added
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    segment.set_only_checked([broken])
+    segment.run()
+    qtbot.waitUntil(lambda: segment.worker is None, timeout=WORKER_TIMEOUT_MS)
+    assert segment.last_error and "broken.pt" in segment.last_error and "\n" not in segment.last_error
+    assert viewer_state(viewer).session is None and len(viewer.layers) == n_layers
+
+
 def test_training_panel_streams_and_stops(make_napari_viewer, qtbot, tmp_path):
     from bratseg.checkpoint import load_checkpoint
     from bratseg.zoo import list_models

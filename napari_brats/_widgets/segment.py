@@ -41,6 +41,10 @@ logger = logging.getLogger(__name__)
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
+class SegmentationFailed(Exception):
+    """Inference failed with a RuntimeError (re-raised as this so the worker reports it)."""
+
+
 def _segment_job(case: Any, model_paths: list[Path], options: Any, stop: threading.Event):
     """Generator run in the worker thread: load checkpoints, then run inference.
 
@@ -48,16 +52,24 @@ def _segment_job(case: Any, model_paths: list[Path], options: Any, stop: threadi
         :class:`bratseg.inference.Progress` items.
 
     Returns:
-        ``(prediction, loaded_models)``.
+        ``(prediction, loaded_models)``, or None when cancelled.
     """
     from bratseg.checkpoint import load_checkpoint
+    from bratseg.errors import Cancelled
     from bratseg.inference import Progress, run_inference
 
     models = []
     for index, path in enumerate(model_paths):
         yield Progress(0, 1, f"loading model {index + 1}/{len(model_paths)}: {Path(path).name}")
         models.append(load_checkpoint(path))
-    prediction = yield from run_inference(case, models, options, should_stop=stop.is_set)
+    try:
+        prediction = yield from run_inference(case, models, options, should_stop=stop.is_set)
+    except Cancelled:
+        # Cancelled is a RuntimeError, which superqt's worker would swallow without emitting
+        # ``finished``: turn it into a plain "nothing" result instead.
+        return None
+    except RuntimeError as exc:  # e.g. a torch error: same reason, report it as a failure
+        raise SegmentationFailed(f"{type(exc).__name__}: {exc}") from exc
     return prediction, models
 
 
@@ -291,7 +303,9 @@ class SegmentWidget(QWidget):
         self.progress.setRange(0, 0)
         self.status.setText(f"segmenting {case.case_id} with {len(paths)} model(s)…")
         self._stop = threading.Event()
-        worker = create_worker(_segment_job, case, paths, options, self._stop, _start_thread=False)
+        worker = create_worker(
+            _segment_job, case, paths, options, self._stop, _start_thread=False, _ignore_errors=True
+        )
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda result: self._on_result(case, paths, options, result))
         worker.errored.connect(self._on_error)
@@ -334,6 +348,8 @@ class SegmentWidget(QWidget):
         self.status.setText("cancelled — nothing changed")
 
     def _on_finished(self) -> None:
+        if self._stop.is_set() and self.status.text().startswith("cancelling"):
+            self._on_aborted()
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         if self.progress.maximum() == 0:
@@ -342,6 +358,9 @@ class SegmentWidget(QWidget):
         self.worker = None
 
     def _on_result(self, case: Any, paths: list[Path], options: Any, result: Any) -> None:
+        if result is None:
+            self._on_aborted()
+            return
         prediction, models = result
         info = ModelInfo(
             names=[Path(getattr(m, "path", p)).stem for m, p in zip(models, paths, strict=False)],
