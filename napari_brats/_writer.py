@@ -38,12 +38,12 @@ def labels_for_writing(data: Any, meta: dict[str, Any]) -> tuple[np.ndarray, dic
         raise BratsInputError(f"can only write 3D label maps, layer has shape {array.shape}")
     if array.size and (array.min() < 0 or array.max() > 255):
         raise BratsInputError("label values must lie in 0..255 to be written as uint8")
-    if info.get("axes", "zyx") == "zyx" and info:
-        labels = np.ascontiguousarray(from_display(array)).astype(np.uint8)
+    # layers of this plugin and foreign layers alike are taken to be in (Z, Y, X) order
+    labels = np.ascontiguousarray(from_display(array)).astype(np.uint8)
+    if info.get("affine") is not None:
         affine = np.asarray(info["affine"], dtype=np.float64)
         header = info.get("header")
-    else:
-        labels = np.ascontiguousarray(from_display(array)).astype(np.uint8)
+    else:  # a labels layer not built by this plugin: geometry from its scale only
         scale = tuple(meta.get("scale") or (1.0, 1.0, 1.0))
         affine = np.diag([float(scale[2]), float(scale[1]), float(scale[0]), 1.0])
         header = None

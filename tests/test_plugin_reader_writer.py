@@ -122,3 +122,17 @@ def test_viewer_opens_case_through_plugin(make_napari_viewer):
     viewer.open(str(CASE_2018), plugin="napari-brats")
     assert [layer.name for layer in viewer.layers][:4] == ["T1", "T1Gd", "T2", "FLAIR"]
     assert viewer.layers["FLAIR"].data.shape == (155, 240, 240)
+
+
+def test_writer_handles_a_layer_without_plugin_metadata(tmp_path):
+    import nibabel as nib
+
+    from napari_brats._writer import write_labels
+
+    data = np.zeros((5, 6, 7), dtype=np.int32)
+    data[2, 3, 4] = 2
+    out = write_labels(str(tmp_path / "plain"), data, {"scale": (3.0, 2.0, 1.0), "metadata": {}})
+    img = nib.load(out[0])
+    assert out[0].endswith(".nii.gz") and img.shape == (7, 6, 5)
+    assert np.asarray(img.dataobj)[4, 3, 2] == 2
+    np.testing.assert_allclose(np.diag(img.affine)[:3], (1.0, 2.0, 3.0))
