@@ -7,7 +7,6 @@ replaced without asking (a Yes/No dialog; tests pass ``overwrite`` explicitly).
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +32,9 @@ logger = logging.getLogger(__name__)
 
 def default_dataset_dir() -> Path:
     """``$BRATSEG_HOME/datasets/corrected`` (default ``~/.napari-brats/datasets/corrected``)."""
-    home = Path(os.environ.get("BRATSEG_HOME", Path.home() / ".napari-brats"))
-    return home / "datasets" / "corrected"
+    from bratseg.zoo import bratseg_home
+
+    return bratseg_home() / "datasets" / "corrected"
 
 
 class ExportWidget(QWidget):

@@ -23,6 +23,7 @@ from typing import Any
 
 from qtpy.QtCore import QProcess, QProcessEnvironment, QTimer
 from qtpy.QtWidgets import (
+    QApplication,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -52,7 +53,9 @@ KILL_TIMEOUT_S = 10.0
 
 def runs_dir() -> Path:
     """``$BRATSEG_HOME/runs`` (default ``~/.napari-brats/runs``)."""
-    return Path(os.environ.get("BRATSEG_HOME", Path.home() / ".napari-brats")) / "runs"
+    from bratseg.zoo import bratseg_home
+
+    return bratseg_home() / "runs"
 
 
 def install_checkpoint(checkpoint: str | Path, name: str) -> Path:
@@ -157,6 +160,9 @@ class TrainingWidget(QWidget):
 
         self.refresh_models()
         self.state.models_changed.connect(self.refresh_models)
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self._on_quit)
         from .export import default_dataset_dir
 
         if default_dataset_dir().is_dir():
@@ -389,6 +395,17 @@ class TrainingWidget(QWidget):
         self.stop_button.setEnabled(False)
         if self.progress.maximum() == 0:
             self.progress.setRange(0, 1)
+
+    def _on_quit(self) -> None:
+        """napari is closing: ask a running trainer to stop cleanly and give it a moment."""
+        process = self.process
+        if process is None or self.run_dir is None:
+            return
+        (self.run_dir / "STOP").write_text("napari closed\n")
+        if not process.waitForFinished(int(STOP_TIMEOUT_S * 1000)):
+            process.terminate()
+            if not process.waitForFinished(int(KILL_TIMEOUT_S * 1000)):
+                process.kill()
 
     @property
     def running(self) -> bool:
