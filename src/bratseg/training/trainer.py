@@ -85,10 +85,11 @@ def _resolve_config(config: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | 
     if not state_path.is_file():
         raise BratsInputError("nothing to resume: no state.pt in the run folder", out)
     stored = TrainConfig.from_dict(_read_json(out / rundir.CONFIG_FILE))
-    for key in ("epochs", "time_budget_min", "num_workers", "stop_after_steps"):
+    for key in ("epochs", "time_budget_min", "num_workers"):
         value = getattr(config, key)
         if value is not None:
             setattr(stored, key, value)
+    stored.stop_after_steps = config.stop_after_steps  # a per-invocation limit, never inherited
     if config.device != "auto":
         stored.device = config.device
     stored.resume = True
@@ -254,10 +255,7 @@ class _Session:
         self._setup()
         self._session_start, self._session_start_step = time.monotonic(), self.global_step
         if self.ctx.is_main:
-            if not self.config.resume:
-                self.stop.clear_stale()
-            else:
-                self.stop.clear_stale()
+            self.stop.clear_stale()  # a STOP left by the previous (stopped) session
             yield self._emit(self._start_event())
         reason = None
         with self.stop:
