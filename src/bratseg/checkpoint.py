@@ -120,12 +120,19 @@ def to_plain(value: Any, where: str = "value") -> Any:
 
 
 def _state_dict_for_saving(model: nn.Module, half: bool) -> dict[str, torch.Tensor]:
-    state = {}
+    """CPU copies of the weights; entries aliasing one tensor (e.g. MONAI DynUNet's
+    ``skip_layers``) stay one shared tensor, so ``torch.save`` stores them once."""
+    state: dict[str, torch.Tensor] = {}
+    seen: dict[tuple[int, tuple[int, ...], tuple[int, ...], torch.dtype], torch.Tensor] = {}
     for key, tensor in model.state_dict().items():
+        alias = (tensor.data_ptr(), tuple(tensor.shape), tensor.stride(), tensor.dtype)
+        if alias in seen and tensor.numel() > 0:
+            state[key] = seen[alias]
+            continue
         t = tensor.detach().cpu()
         if half and t.is_floating_point():
             t = t.half()
-        state[key] = t.clone()
+        state[key] = seen[alias] = t.clone()
     return state
 
 

@@ -108,8 +108,9 @@ def read_card(path: str | Path) -> dict[str, Any]:
         raise CheckpointError("not a bratseg checkpoint", path)
     state = payload.get("state_dict") or {}
     card = {k: v for k, v in payload.items() if k != "state_dict"}
-    card["parameters"] = int(sum(t.numel() for k, t in state.items()
-                                 if hasattr(t, "numel") and not k.endswith(_BUFFER_SUFFIXES)))
+    unique = {(t.data_ptr(), tuple(t.shape)): t for k, t in state.items()  # aliased entries count once
+              if hasattr(t, "numel") and not k.endswith(_BUFFER_SUFFIXES)}
+    card["parameters"] = int(sum(t.numel() for t in unique.values()))
     card["file_size"] = int(st.st_size)
     del payload, state
     _CARD_CACHE[key] = card
@@ -117,11 +118,15 @@ def read_card(path: str | Path) -> dict[str, Any]:
 
 
 def _find_val_dice(card: dict[str, Any]) -> dict[str, float] | None:
-    """Validation Dice from the card: provenance/extra ``val_dice`` or ``metrics.val_dice``."""
+    """Validation Dice from the card.
+
+    The model card's full-resolution ``provenance.card.val_dice`` (:mod:`bratseg.modelcard`) first,
+    else the trainer's provenance/extra ``val_dice`` or ``metrics.val_dice``.
+    """
     for section in (card.get("provenance") or {}, card.get("extra") or {}, card):
         if not isinstance(section, dict):
             continue
-        for holder in (section, section.get("metrics") or {}, section.get("card") or {}):
+        for holder in (section.get("card") or {}, section, section.get("metrics") or {}):
             value = holder.get("val_dice") if isinstance(holder, dict) else None
             if isinstance(value, dict) and value:
                 try:

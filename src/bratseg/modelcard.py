@@ -1,0 +1,271 @@
+"""Model cards: turn a finished training run into a bundled, honestly described checkpoint.
+
+A card is a plain dict (JSON-able) stored in the bundled checkpoint at
+``meta["provenance"]["card"]`` and beside it as ``NAME.json``. Its ``val_dice`` is what
+:mod:`bratseg.zoo` (and ``napari-brats models``) shows: Dice at full resolution, measured here by
+the real prediction pipeline (:func:`bratseg.inference.predict_case`, CPU, the checkpoint's default
+postprocessing, no TTA) on the run's validation cases, with the weights rounded to float16 exactly
+as they are shipped. The trainer's own validation Dice (at training resolution) is kept apart as
+``val_dice_training_resolution``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import bratseg
+from bratseg.checkpoint import LoadedModel, file_sha256, load_checkpoint, save_checkpoint
+from bratseg.errors import BratsInputError
+from bratseg.labels import REGIONS
+
+logger = logging.getLogger(__name__)
+
+#: Units of the HD95 values of a card (the official BraTS evaluation measures on the voxel grid).
+HD95_UNITS = "voxels (mm on the 1 mm BraTS grid), official BraTS definition"
+
+
+def round_weights_to_half(model: torch.nn.Module) -> None:
+    """Round every floating-point parameter/buffer to float16 precision in place (kept float32).
+
+    Evaluating after this gives exactly the predictions of the fp16 checkpoint that is shipped.
+    """
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.half().float())
+
+
+def read_progress(path: str | Path) -> dict[str, Any]:
+    """Summarise a run's ``progress.jsonl``.
+
+    Returns:
+        ``{"wall_time_s", "epochs", "steps", "done_reason", "sessions", "device",
+        "best_epoch", "best_val_dice"}`` (``None`` where the log does not say).
+    """
+    events: list[dict[str, Any]] = []
+    try:
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                events.append(json.loads(line))
+    except (OSError, ValueError) as exc:
+        raise BratsInputError(f"cannot read the training log ({exc})", path) from None
+    timed = [e for e in events if e.get("elapsed_s") is not None]
+    epochs = [e for e in events if e.get("event") == "epoch"]
+    best = [e for e in epochs if e.get("best")]
+    done = [e for e in events if e.get("event") == "done"]
+    return {
+        "wall_time_s": float(timed[-1]["elapsed_s"]) if timed else None,
+        "epochs": int(epochs[-1]["epoch"]) if epochs else None,
+        "steps": int(max(e.get("step") or 0 for e in events)) if events else None,
+        "done_reason": done[-1].get("reason") if done else "running (no 'done' event yet)",
+        "sessions": sum(e.get("event") == "start" for e in events),
+        "device": next((e.get("device") for e in reversed(events) if e.get("device")), None),
+        "best_epoch": int(best[-1]["epoch"]) if best else None,
+        "best_val_dice": best[-1].get("val_dice") if best else None,
+    }
+
+
+def evaluate_cases(
+    loaded: LoadedModel, case_dirs: list[Path], threads: int = 2
+) -> list[dict[str, Any]]:
+    """Predict each case at full resolution (CPU, no TTA) and score it against its label map.
+
+    Args:
+        loaded: The model (its default postprocessing is used).
+        case_dirs: Case folders with a ``*_seg`` file.
+        threads: CPU threads for torch.
+
+    Returns:
+        One row per case: ``case``, ``seconds`` (wall time of loading the four images and
+        predicting), ``dice``/``hd95``/``hd95_penalty`` ``{wt, tc, et}``, ``timings``.
+    """
+    from bratseg.inference import InferenceOptions, predict_case
+    from bratseg.io import find_case_files, load_case, load_label_map
+    from bratseg.metrics import evaluate_labels
+
+    options = InferenceOptions(device="cpu", tta=0, threads=threads)
+    rows = []
+    for folder in case_dirs:
+        t0 = time.perf_counter()
+        case = load_case(folder, load_seg=False)
+        pred = predict_case(case, [loaded], options)
+        seconds = time.perf_counter() - t0
+        ref = load_label_map(find_case_files(folder)["seg"])
+        scores = evaluate_labels(pred.labels, ref.data, spacing=case.spacing, pred_convention=pred.convention)
+        rows.append({
+            "case": folder.name, "seconds": round(seconds, 2),
+            "dice": {r: round(float(scores[r]["dice"]), 4) for r in REGIONS},
+            "hd95": {r: round(float(scores[r]["hd95"]), 2) for r in REGIONS},
+            "hd95_penalty": {r: bool(scores[r]["hd95_penalty"]) for r in REGIONS},
+            "timings": {k: round(v, 2) for k, v in pred.timings.items()},
+        })
+        logger.info("%s: Dice %s, %.1f s", folder.name, rows[-1]["dice"], seconds)
+    return rows
+
+
+def _mean_std(rows: list[dict[str, Any]], key: str) -> tuple[dict[str, float], dict[str, float]]:
+    values = {r: [float(row[key][r]) for row in rows] for r in REGIONS}
+    mean = {r: round(statistics.fmean(v), 4) for r, v in values.items()}
+    std = {r: round(statistics.stdev(v), 4) if len(v) > 1 else 0.0 for r, v in values.items()}
+    return mean, std
+
+
+def build_card(
+    loaded: LoadedModel,
+    name: str,
+    rows: list[dict[str, Any]],
+    progress: dict[str, Any],
+    *,
+    data_dirs: list[str],
+    threads: int,
+    remark: str = "",
+) -> dict[str, Any]:
+    """The model card of ``loaded`` evaluated as ``rows`` (see :func:`evaluate_cases`).
+
+    Args:
+        loaded: The source checkpoint (its provenance gives split, recipe, epochs...).
+        name: Name of the bundled model.
+        rows: Per-case validation results.
+        progress: :func:`read_progress` of the run.
+        data_dirs: Folders the validation cases were read from.
+        threads: CPU threads used for the timing.
+        remark: Extra text appended to the automatic remark.
+    """
+    prov = loaded.provenance
+    train, val = list(prov.get("train_cases") or []), list(prov.get("val_cases") or [])
+    dice, dice_std = _mean_std(rows, "dice")
+    hd95, hd95_std = _mean_std(rows, "hd95")
+    seconds = statistics.fmean(r["seconds"] for r in rows)
+    overlap = sorted(set(train) & set(val))
+    notes = [
+        f"Validation on {len(rows)} case(s) held out from training ({prov.get('split_note')}); "
+        "with so few cases the means are uncertain (per-region std over cases given)."
+        if not overlap else
+        f"NOT a held-out score: {len(overlap)} validation case(s) were also training cases.",
+        "Dice/HD95 at full resolution by the predict pipeline (CPU, checkpoint's default "
+        "postprocessing, no TTA), weights rounded to float16 as shipped.",
+        f"CPU seconds per case = wall time of loading the 4 images + predict, {threads} thread(s), "
+        f"load average {os.getloadavg()[0]:.1f} at the end of timing (a busy machine inflates it).",
+    ]
+    if str(progress.get("done_reason") or "").startswith("running"):
+        notes.append("Bundled from an intermediate checkpoint while training was still running.")
+    if remark:
+        notes.append(remark)
+    return {
+        "name": name,
+        "architecture": loaded.arch,
+        "paper": loaded.spec.paper,
+        "preset": prov.get("preset"),
+        "config": loaded.config.to_dict(),
+        "parameters": int(sum(p.numel() for p in loaded.model.parameters())),
+        "data": {"folders": data_dirs, "n_cases": len(set(train) | set(val)),
+                 "train_cases": train, "val_cases": val},
+        "split": prov.get("split_note"), "seed": prov.get("seed"),
+        "epochs": prov.get("epochs"), "steps": prov.get("steps"),
+        "steps_per_epoch": prov.get("steps_per_epoch"), "patch": prov.get("patch"),
+        "preprocess": loaded.preprocess, "postprocess": loaded.postprocess,
+        "recipe": prov.get("recipe"), "swa": prov.get("swa"), "init_from": prov.get("init_from"),
+        "training_wall_time_s": prov.get("wall_time_s"),
+        "run": progress,
+        "training_device": prov.get("device"),
+        "val_dice": dice, "val_dice_std": dice_std, "val_hd95": hd95, "val_hd95_std": hd95_std,
+        "hd95_units": HD95_UNITS,
+        "val_per_case": rows,
+        "val_dice_training_resolution": prov.get("val_dice"),
+        "cpu_seconds_per_case": round(seconds, 2), "cpu_threads": threads,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "bratseg_version": str(bratseg.__version__),
+        "source_checkpoint": str(loaded.path), "source_sha256": loaded.sha256,
+        "remark": " ".join(notes),
+    }
+
+
+def validation_case_dirs(loaded: LoadedModel, data: list[str] | None = None) -> tuple[list[Path], list[str]]:
+    """Folders of the checkpoint's validation cases, looked up in ``data`` (default: its training data).
+
+    Raises:
+        BratsInputError: No validation split recorded, or a validation case cannot be found.
+    """
+    from bratseg.training.data import discover_cases
+
+    val = list(loaded.provenance.get("val_cases") or [])
+    if not val:
+        raise BratsInputError("the checkpoint records no validation cases (provenance.val_cases): "
+                              "no honest validation score can be measured", loaded.path)
+    folders = [str(d) for d in (data or loaded.provenance.get("data") or [])]
+    refs = {r.case_id: r.folder for r in discover_cases(folders)}
+    missing = [c for c in val if c not in refs]
+    if missing:
+        raise BratsInputError(f"validation case(s) {', '.join(missing)} not found in {', '.join(folders)}")
+    return [Path(refs[c]) for c in val], folders
+
+
+def bundle_run(
+    run_dir: str | Path,
+    name: str,
+    weights_dir: str | Path,
+    *,
+    checkpoint: str = "best",
+    data: list[str] | None = None,
+    threads: int = 2,
+    default: bool = False,
+    remark: str = "",
+) -> tuple[dict[str, Any], Path]:
+    """Evaluate a run's checkpoint and write ``NAME.pt`` (fp16, card inside) and ``NAME.json``.
+
+    Args:
+        run_dir: Training run folder (``best.pt``/``last.pt``, ``progress.jsonl``).
+        name: Name of the bundled model (file stem).
+        weights_dir: Destination folder (the package's ``bratseg/weights`` when bundling).
+        checkpoint: ``"best"`` or ``"last"``.
+        data: Folders holding the validation cases (default: the run's data folders).
+        threads: CPU threads for the evaluation and timing.
+        default: Also write ``default.txt`` naming this model.
+        remark: Extra remark for the card.
+
+    Returns:
+        ``(card, path of the written checkpoint)``.
+    """
+    run_dir, weights_dir = Path(run_dir), Path(weights_dir)
+    source = run_dir / f"{checkpoint}.pt"
+    loaded = load_checkpoint(source)
+    case_dirs, folders = validation_case_dirs(loaded, data)
+    progress = read_progress(run_dir / "progress.jsonl")
+    round_weights_to_half(loaded.model)
+    rows = evaluate_cases(loaded, case_dirs, threads=threads)
+    card = build_card(loaded, name, rows, progress, data_dirs=folders, threads=threads, remark=remark)
+    provenance = {**loaded.provenance, "card": card}
+    out = save_checkpoint(weights_dir / f"{name}.pt", loaded.model, arch=loaded.arch, config=loaded.config,
+                          modalities=loaded.modalities, convention=loaded.convention,
+                          postprocess=loaded.postprocess, preprocess=loaded.preprocess,
+                          provenance=provenance, extra=loaded.meta.get("extra"), half=True)
+    card_file = {**card, "file": out.name, "sha256": file_sha256(out), "file_size": out.stat().st_size}
+    (weights_dir / f"{name}.json").write_text(json.dumps(card_file, indent=1) + "\n", encoding="utf-8")
+    if default:
+        (weights_dir / "default.txt").write_text(name + "\n", encoding="utf-8")
+    return card_file, out
+
+
+def markdown_row(card: dict[str, Any]) -> str:
+    """One README table row: model | arch | params | Dice WT/TC/ET | HD95 WT/TC/ET | CPU s | training."""
+    d, h = card["val_dice"], card["val_hd95"]
+    params = card["parameters"]
+    size = f"{params / 1e6:.1f}M" if params >= 1e6 else f"{params / 1e3:.0f}k"
+    minutes = (card.get("training_wall_time_s") or 0) / 60
+    run_minutes = ((card.get("run") or {}).get("wall_time_s") or 0) / 60
+    of_run = f" of a {run_minutes:.0f} min run" if run_minutes - minutes > 1 else ""
+    return (f"| {card['name']} | {card['architecture']} ({card.get('preset')}) | {size} | "
+            f"{d['wt']:.3f} / {d['tc']:.3f} / {d['et']:.3f} | "
+            f"{h['wt']:.1f} / {h['tc']:.1f} / {h['et']:.1f} | "
+            f"{card['cpu_seconds_per_case']:.1f} ({card['cpu_threads']} thr) | "
+            f"{minutes:.0f} min{of_run}, {card.get('epochs')} ep / {card.get('steps')} steps, "
+            f"{card.get('training_device')} |")
