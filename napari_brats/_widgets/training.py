@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shlex
 import shutil
 import sys
@@ -60,14 +59,14 @@ def runs_dir() -> Path:
 
 def install_checkpoint(checkpoint: str | Path, name: str) -> Path:
     """Copy a trained checkpoint into the user model folder (atomically) as ``<name>.pt``."""
+    from bratseg.atomic import atomic_write
     from bratseg.zoo import user_models_dir
 
     folder = user_models_dir()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{name}.pt"
-    partial = folder / f".{name}.pt.partial"
-    shutil.copyfile(checkpoint, partial)
-    os.replace(partial, target)
+    with open(checkpoint, "rb") as source, atomic_write(target) as handle:
+        shutil.copyfileobj(source, handle)
     return target
 
 

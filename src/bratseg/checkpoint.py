@@ -14,10 +14,8 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import logging
-import os
 import pickle
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ import torch
 from torch import nn
 
 import bratseg
+from bratseg.atomic import atomic_write
 from bratseg.errors import CheckpointError
 from bratseg.labels import check_convention
 from bratseg.models.config import ModelConfig
@@ -150,7 +149,7 @@ def save_checkpoint(
     extra: dict[str, Any] | None = None,
     half: bool = False,
 ) -> Path:
-    """Write a checkpoint atomically (temp file in the same folder, fsync, ``os.replace``).
+    """Write a checkpoint atomically (see :func:`bratseg.atomic.atomic_write`).
 
     Args:
         path: destination file (``.pt``); parent folders are created.
@@ -194,16 +193,8 @@ def save_checkpoint(
         "torch_version": str(torch.__version__),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as handle:
+        torch.save(payload, handle)
     logger.info("saved %s checkpoint to %s", arch, path)
     return path
 
@@ -344,14 +335,8 @@ def export_torchscript(model: nn.Module, path: str | Path, example_shape: tuple[
         with torch.no_grad():
             traced = torch.jit.trace(model, torch.zeros(example_shape, device=device))
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            traced.save(tmp_name)
-            os.replace(tmp_name, path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as handle:
+            torch.jit.save(traced, handle)
     finally:
         model.train(was_training)
     return path

@@ -1,22 +1,21 @@
 """Atomic NIfTI writing in the source geometry.
 
-Every write goes to a hidden temporary file in the destination folder, is flushed and fsync'ed,
-then moved into place with :func:`os.replace`: the destination is either the old file or the
-complete new one, never a partial file.
+Every write goes through :func:`bratseg.atomic.atomic_write` (hidden temporary file in the
+destination folder, fsync, :func:`os.replace`, folder fsync): the destination is either the old
+file or the complete new one, never a partial file.
 """
 
 from __future__ import annotations
 
 import gzip
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 from nibabel.spatialimages import HeaderDataError
 
+from bratseg.atomic import atomic_write
 from bratseg.errors import BratsInputError
 from bratseg.io.nifti import is_nifti_name
 from bratseg.labels import Convention, check_convention, convert_labels
@@ -66,10 +65,6 @@ def write_nifti_atomic(
     """
     path = Path(path)
     _check_destination(path, overwrite)
-    fd, tmp_name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    tmp = Path(tmp_name)
     try:
         data = _cast_for_writing(np.asanyarray(array), dtype, path)
         hdr = header.copy() if header is not None else None
@@ -79,8 +74,7 @@ def write_nifti_atomic(
         if data.dtype.kind in "iu" and data.size:
             img.header["cal_min"] = float(data.min())
             img.header["cal_max"] = float(data.max())
-        with os.fdopen(fd, "wb") as fh:
-            fd = -1
+        with atomic_write(path, overwrite=overwrite) as fh:
             if path.name.lower().endswith(".gz"):
                 # compresslevel 1 like nibabel's default; mtime 0 for reproducible bytes.
                 with gzip.GzipFile(filename="", mode="wb", fileobj=fh, compresslevel=1,
@@ -88,20 +82,9 @@ def write_nifti_atomic(
                     img.to_file_map({"image": nib.FileHolder(fileobj=stream)})
             else:
                 img.to_file_map({"image": nib.FileHolder(fileobj=fh)})
-            fh.flush()
-            os.chmod(tmp, _file_mode(path))  # mkstemp makes 0600; give the usual permissions
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if fd >= 0:
-            os.close(fd)
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise BratsInputError(f"cannot write file ({exc.strerror or exc})", path) from None
-        if isinstance(exc, HeaderDataError):
-            raise BratsInputError(f"cannot write file ({exc})", path) from None
-        raise
-    _fsync_folder(path.parent)
+    except (OSError, HeaderDataError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise BratsInputError(f"cannot write file ({reason})", path) from None
     logger.info("wrote %s", path)
     return path
 
@@ -175,28 +158,3 @@ def _cast_for_writing(data: np.ndarray, dtype, path: Path) -> np.ndarray:
                 f"values {data.min()}..{data.max()} do not fit in {target}", path
             )
     return data.astype(target, copy=False)
-
-
-def _file_mode(path: Path) -> int:
-    """Permissions of the file being replaced, else those a new file gets (0666 minus umask)."""
-    try:
-        return path.stat().st_mode & 0o777
-    except OSError:
-        pass
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Persist the rename (best effort; not possible on every platform)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

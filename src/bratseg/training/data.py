@@ -19,8 +19,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
+from bratseg.atomic import atomic_write
 from bratseg.errors import BratsInputError
 from bratseg.io import MODALITIES, find_case_files, list_case_folders, load_case
 from bratseg.labels import CLASSES, tissue_index_map
@@ -216,14 +215,8 @@ def load_cached_case(ref: CaseRef, preprocess: PreprocessConfig, cache_dir: str 
     for stale in cache_dir.glob(f"{ref.case_id}--*.npz"):
         stale.unlink(missing_ok=True)
     cached = preprocess_case(ref, preprocess)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, image=cached.image, label=cached.label)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(path) as fh:
+        np.savez(fh, image=cached.image, label=cached.label)
     logger.info("cached %s %s -> %s", ref.case_id, cached.image.shape, path.name)
     return cached
 

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import signal
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,6 +24,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from bratseg.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -135,19 +135,11 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 def save_atomic(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``."""
+    """``torch.save`` ``obj`` to ``path`` atomically (see :func:`bratseg.atomic.atomic_write`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as handle:
+        torch.save(obj, handle)
     return path
 
 
@@ -157,11 +149,10 @@ def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> di
 
 
 def write_json_atomic(data: dict[str, Any], path: str | Path) -> None:
-    """Write JSON atomically (temp file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default), encoding="utf-8")
-    os.replace(tmp, path)
+    """Write ``data`` as indented JSON to ``path`` atomically."""
+    text = json.dumps(data, indent=2, default=_json_default)
+    with atomic_write(path) as handle:
+        handle.write(text.encode("utf-8"))
 
 
 class Timer:
