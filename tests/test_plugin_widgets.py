@@ -240,6 +240,31 @@ def test_cancel_and_bad_checkpoint_leave_viewer_unchanged(
     assert viewer_state(viewer).session is None and len(viewer.layers) == n_layers
 
 
+def test_stop_inside_inference_reports_cancelled_not_failed(
+    make_napari_viewer, qtbot, tiny_checkpoint
+):
+    """``Cancelled`` raised by the engine reaches the dock through ``errored`` as a cancel."""
+    from napari_brats._state import viewer_state
+    from napari_brats._widgets.segment import SegmentWidget
+
+    viewer = make_napari_viewer()
+    segment = SegmentWidget(viewer)
+    viewer.open(str(CASE), plugin="napari-brats")
+    n_layers = len(viewer.layers)
+    segment.set_only_checked([tiny_checkpoint])
+    segment.device_combo.setCurrentText("cpu")
+    worker = segment.run()
+    errors: list[BaseException] = []
+    worker.errored.connect(errors.append)
+    worker.yielded.connect(lambda _progress: segment._stop.set())  # engine stops, worker not quit
+    qtbot.waitUntil(lambda: segment.worker is None, timeout=WORKER_TIMEOUT_MS)
+    assert [type(e).__name__ for e in errors] == ["Cancelled"]
+    assert segment.status.text() == "cancelled — nothing changed"
+    assert segment.last_error is None
+    assert viewer_state(viewer).session is None and len(viewer.layers) == n_layers
+    assert segment.run_button.isEnabled()
+
+
 def test_training_panel_streams_and_stops(make_napari_viewer, qtbot, tmp_path):
     from bratseg.checkpoint import load_checkpoint
     from bratseg.zoo import list_models

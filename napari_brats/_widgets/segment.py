@@ -52,10 +52,13 @@ def _segment_job(case: Any, model_paths: list[Path], options: Any, stop: threadi
         :class:`bratseg.inference.Progress` items.
 
     Returns:
-        ``(prediction, loaded_models)``, or None when cancelled.
+        ``(prediction, loaded_models)``.
+
+    Raises:
+        bratseg.errors.Cancelled: ``stop`` was set during inference (reported via ``errored``).
+        SegmentationFailed: Inference raised a RuntimeError.
     """
     from bratseg.checkpoint import load_checkpoint
-    from bratseg.errors import Cancelled
     from bratseg.inference import Progress, run_inference
 
     models = []
@@ -64,11 +67,9 @@ def _segment_job(case: Any, model_paths: list[Path], options: Any, stop: threadi
         models.append(load_checkpoint(path))
     try:
         prediction = yield from run_inference(case, models, options, should_stop=stop.is_set)
-    except Cancelled:
-        # Cancelled is a RuntimeError, which superqt's worker would swallow without emitting
-        # ``finished``: turn it into a plain "nothing" result instead.
-        return None
-    except RuntimeError as exc:  # e.g. a torch error: same reason, report it as a failure
+    except RuntimeError as exc:
+        # e.g. a torch error: superqt's worker would swallow a RuntimeError without emitting
+        # ``errored`` or ``finished``, so re-raise it as a plain Exception.
         raise SegmentationFailed(f"{type(exc).__name__}: {exc}") from exc
     return prediction, models
 
@@ -358,9 +359,6 @@ class SegmentWidget(QWidget):
         self.worker = None
 
     def _on_result(self, case: Any, paths: list[Path], options: Any, result: Any) -> None:
-        if result is None:
-            self._on_aborted()
-            return
         prediction, models = result
         info = ModelInfo(
             names=[Path(getattr(m, "path", p)).stem for m, p in zip(models, paths, strict=False)],

@@ -29,5 +29,10 @@ class CheckpointError(BratsInputError):
     """A model checkpoint is unsafe, corrupt, or does not fit the requested architecture."""
 
 
-class Cancelled(RuntimeError):
-    """Long work (inference, training) was stopped by the user between two steps."""
+class Cancelled(Exception):
+    """Long work (inference, training) was stopped by the user between two steps.
+
+    A plain :class:`Exception`, not a :class:`RuntimeError`: a cancel is not a failure, and
+    ``except RuntimeError`` handlers (torch errors; Qt worker threads, which treat a
+    RuntimeError as "worker deleted" and drop it silently) must not catch it.
+    """
