@@ -55,15 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     from bratseg.training.losses import loss_for
     from bratseg.training.recipes import build_optimizer, default_recipe
-    from bratseg.training.setup import initial_model, make_loader, model_size_divisor, preprocess_for, round_patch
-    from bratseg.training.trainer import _fit_fixed_input
+    from bratseg.training.setup import (
+        fit_fixed_input, initial_model, make_loader, model_size_divisor, preprocess_for, round_patch,
+    )
 
     device, desc = select_device(args.device, args.threads)
     init = initial_model(args.model, args.preset)
     pp = preprocess_for(TrainConfig(data=[args.data], out="-", target_spacing=args.target_spacing), init)
     div = model_size_divisor(init)
     patch = round_patch(args.patch, div) if args.patch else default_patch(pp, div)
-    patch = _fit_fixed_input(init, patch)
+    patch = fit_fixed_input(init, patch)
     recipe = default_recipe(init.arch)
     refs = discover_cases([args.data])[: args.cases]
     t0 = time.perf_counter()

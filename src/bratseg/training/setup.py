@@ -135,6 +135,32 @@ def round_patch(patch: list[int] | tuple[int, ...], divisor: int) -> tuple[int, 
     return out  # type: ignore[return-value]
 
 
+def fit_fixed_input(init: InitialModel, patch: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Reconcile the patch with a network trained on one fixed input size (segresnet-vae).
+
+    A fresh network is rebuilt for the patch (``init`` is updated in place); a fine-tuned one
+    imposes its size.
+
+    Args:
+        init: The network to train.
+        patch: Requested training patch (X, Y, Z).
+
+    Returns:
+        The patch to train on.
+    """
+    fixed = getattr(init.config, "input_image_size", None)
+    if fixed is None or tuple(fixed) == tuple(patch):
+        return patch
+    if init.init_from is not None:
+        logger.warning("%s trains on %s patches only; using that patch size", init.arch, list(fixed))
+        return tuple(int(p) for p in fixed)  # type: ignore[return-value]
+    from bratseg.models import build_model
+
+    init.config = init.config.replace(input_image_size=tuple(int(p) for p in patch))
+    init.model = build_model(init.arch, init.config)
+    return patch
+
+
 def default_num_workers(device: torch.device, world_size: int = 1) -> int:
     """DataLoader workers: none on a small CPU machine, a few otherwise.
 

@@ -24,7 +24,6 @@ from typing import Any
 import torch
 from torch.optim.swa_utils import AveragedModel
 
-from bratseg.checkpoint import save_checkpoint
 from bratseg.errors import BratsInputError
 from bratseg.training import ddp, rundir
 from bratseg.training.config import DEFAULT_EPOCHS, MIN_STEPS_PER_EPOCH, TrainConfig
@@ -34,14 +33,13 @@ from bratseg.training.data import (
 from bratseg.training.losses import loss_for
 from bratseg.training.recipes import PlateauTracker, Recipe, build_optimizer, default_recipe, in_swa_phase, lr_factor
 from bratseg.training.setup import (
-    default_cache_dir, default_num_workers, enable_gradient_checkpointing, initial_model, make_loader,
-    model_size_divisor, preprocess_for, round_patch,
+    default_cache_dir, default_num_workers, enable_gradient_checkpointing, fit_fixed_input, initial_model,
+    make_loader, model_size_divisor, preprocess_for, round_patch,
 )
+from bratseg.training.snapshots import RunSnapshots, model_from_state
 from bratseg.training.validate import thresholds_from_postprocess, validate
 
 logger = logging.getLogger(__name__)
-
-STATE_FORMAT = "bratseg-train-state"
 
 
 def train_events(config: TrainConfig) -> Generator[dict[str, Any], None, Path]:
@@ -106,7 +104,7 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise BratsInputError(f"cannot read run config ({exc})", path) from None
 
 
-class _Session:
+class _Session(RunSnapshots):
     """State of one training process (see :func:`train_events`)."""
 
     def __init__(self, config: TrainConfig, ctx: ddp.DistContext, log: rundir.ProgressLog | None) -> None:
@@ -125,7 +123,7 @@ class _Session:
             torch.manual_seed(cfg.seed)
             self.init = initial_model(cfg.model, cfg.preset)
         else:
-            self.init = _model_from_state(st)
+            self.init = model_from_state(st)
         self.arch, self.spec = self.init.arch, self.init.spec
         self.preprocess = preprocess_for(cfg, self.init) if st is None else _pp(st["preprocess"])
         recipe = default_recipe(self.arch) if st is None else Recipe.from_dict(st["recipe"])
@@ -142,7 +140,7 @@ class _Session:
             self.patch = tuple(int(p) for p in st["patch"])
         else:
             self.patch = round_patch(cfg.patch, divisor) if cfg.patch else default_patch(self.preprocess, divisor)
-            self.patch = _fit_fixed_input(self.init, self.patch)
+            self.patch = fit_fixed_input(self.init, self.patch)
         # data
         refs = {r.case_id: r for r in discover_cases(cfg.data)}
         if st is None:
@@ -378,49 +376,6 @@ class _Session:
             return self.swa.module
         return self.net
 
-    # ------------------------------------------------------------------ saving
-
-    def _save(self, validated: bool, improved: bool = False) -> None:
-        if not self.ctx.is_main:
-            ddp.barrier(self.ctx)
-            return
-        net = self._eval_net()
-        if improved:
-            self._checkpoint(net, self.out / rundir.BEST_CHECKPOINT, self.best_val)
-        self._checkpoint(net, self.out / rundir.LAST_CHECKPOINT, self.last_val if validated else None)
-        rundir.save_atomic(self._state_dict(), self.out / rundir.STATE_FILE)
-        ddp.barrier(self.ctx)
-
-    def _checkpoint(self, net: torch.nn.Module, path: Path, val: dict[str, float] | None) -> None:
-        provenance = {
-            "trained_by": "bratseg.training", "data": [str(Path(d).resolve()) for d in self.config.data],
-            "train_cases": list(self.split["train"]), "val_cases": list(self.split["val"]),
-            "split_note": self.split["note"], "epochs": self.epoch, "steps": self.global_step,
-            "steps_per_epoch": self.steps_per_epoch, "patch": list(self.patch), "seed": self.config.seed,
-            "preset": self.config.preset, "device": self.ctx.device_desc, "world_size": self.ctx.world_size,
-            "wall_time_s": round(self.timer.elapsed, 1), "recipe": self.recipe.to_dict(),
-            "init_from": self.init.init_from, "swa": self.swa is not None,
-            "val_dice": {k: float(val[k]) for k in ("wt", "tc", "et")} if val else None,
-            "metrics": {"val_dice": {k: float(val[k]) for k in ("wt", "tc", "et")}, "val_mean": float(val["mean"])} if val else {},
-        }
-        save_checkpoint(path, net, arch=self.arch, config=self.init.config, postprocess=self.init.postprocess,
-                        preprocess=self.preprocess.to_dict(), provenance=provenance)
-
-    def _state_dict(self) -> dict[str, Any]:
-        return {
-            "format": STATE_FORMAT, "version": 1, "arch": self.arch, "model_config": self.init.config.to_dict(),
-            "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "swa": self.swa.state_dict() if self.swa is not None else None,
-            "plateau": self.plateau.state_dict(), "rng": rundir.capture_rng(),
-            "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
-            "best_score": float(self.best_score), "best_val": self.best_val, "last_val": self.last_val,
-            "elapsed_s": float(self.timer.elapsed), "preprocess": self.preprocess.to_dict(),
-            "postprocess": dict(self.init.postprocess), "recipe": self.recipe.to_dict(),
-            "split": dict(self.split), "patch": list(self.patch), "steps_per_epoch": self.steps_per_epoch,
-            "init_from": self.init.init_from,
-        }
-
     def _start_event(self) -> dict[str, Any]:
         n_params = sum(p.numel() for p in self.net.parameters() if p.requires_grad)
         return {
@@ -438,24 +393,6 @@ class _Session:
         return {k: float(val[k]) for k in ("wt", "tc", "et")} if val else None
 
 
-def _fit_fixed_input(init: Any, patch: tuple[int, int, int]) -> tuple[int, int, int]:
-    """Reconcile the patch with a network trained on one fixed input size (segresnet-vae).
-
-    A fresh network is rebuilt for the patch; a fine-tuned one imposes its size.
-    """
-    fixed = getattr(init.config, "input_image_size", None)
-    if fixed is None or tuple(fixed) == tuple(patch):
-        return patch
-    if init.init_from is not None:
-        logger.warning("%s trains on %s patches only; using that patch size", init.arch, list(fixed))
-        return tuple(int(p) for p in fixed)  # type: ignore[return-value]
-    from bratseg.models import build_model
-
-    init.config = init.config.replace(input_image_size=tuple(int(p) for p in patch))
-    init.model = build_model(init.arch, init.config)
-    return patch
-
-
 def _finite(x: float | None) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
 
@@ -464,19 +401,3 @@ def _pp(d: dict[str, Any]) -> Any:
     from bratseg.preprocess import PreprocessConfig
 
     return PreprocessConfig.from_dict(d)
-
-
-def _model_from_state(st: dict[str, Any]) -> Any:
-    """Rebuild the network of a resume state (weights included)."""
-    from bratseg.models import build_model, get_architecture
-    from bratseg.training.setup import InitialModel
-
-    if st.get("format") != STATE_FORMAT:
-        raise BratsInputError("state.pt is not a bratseg training state")
-    spec = get_architecture(st["arch"])
-    cfg = spec.config_cls.from_dict(st["model_config"])
-    model = build_model(st["arch"], cfg)
-    model.load_state_dict(st["model"])
-    model.train()
-    return InitialModel(model, st["arch"], spec, cfg, init_from=st.get("init_from"),
-                        preprocess=st["preprocess"], postprocess=dict(st.get("postprocess") or {}))
