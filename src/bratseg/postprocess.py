@@ -8,7 +8,9 @@ Pipeline of :func:`postprocess` (every knob lives in :class:`PostprocessConfig`)
    probabilities by :func:`class_probs_to_region_probs` and thresholded hierarchically (seed 000).
 2. ET corrections, each turning ET voxels into NCR (they stay in the tumour core):
    seed 003's component rule, then seed 003's total-ET rule, then seed 001's minimum ET volume.
-3. Labels: NCR = TC − ET, ED = WT − TC (seed 002), in the requested convention.
+3. Labels: NCR = TC − ET, ED = WT − TC (seed 002), in the requested convention
+   (:mod:`bratseg.labelmaps`, which also holds seed 002's merge of two label maps; its public
+   names are re-exported here).
 
 The output is a uint8 label map, so ET ⊂ TC ⊂ WT holds by construction.
 
@@ -29,13 +31,19 @@ import numpy as np
 
 from bratseg.components import clear_flat, gather_flat, mask_components
 from bratseg.errors import BratsInputError
+from bratseg.labelmaps import (  # re-exported: part of this module's public interface
+    MERGE_TABLE,
+    labels_to_class_index,
+    merge_labelmaps,
+    nested_masks_to_labels,
+    reconstruct_labels,
+)
 from bratseg.labels import (
     CLASSES,
     LABEL_VALUES,
     REGIONS,
     Convention,
     check_convention,
-    tissue_index_map,
 )
 
 logger = logging.getLogger(__name__)
@@ -286,88 +294,6 @@ def apply_et_rules(
     return et
 
 
-# --------------------------------------------------------------------------- labels
-
-
-def reconstruct_labels(
-    wt: np.ndarray, tc: np.ndarray, et: np.ndarray, convention: Convention = "2021"
-) -> np.ndarray:
-    """Seed 002's label reconstruction: ET kept as is, NCR = TC − ET, ED = WT − TC.
-
-    Args:
-        wt, tc, et: Boolean masks (X, Y, Z), nested or not. ET is "left untouched" (seed 002):
-            an ET voxel outside TC/WT is still ET, so the regions of the result are
-            WT ∪ TC ∪ ET ⊇ TC ∪ ET ⊇ ET. (``labels.labels_from_regions`` instead clips ET
-            to TC to WT.)
-        convention: Convention of the returned map.
-
-    Returns:
-        uint8 label map (X, Y, Z).
-    """
-    values = LABEL_VALUES[check_convention(convention)]
-    wt = np.asarray(wt, dtype=bool)
-    et = np.asarray(et, dtype=bool)
-    tc = np.asarray(tc, dtype=bool) | et
-    return _nested_to_labels(wt | tc, tc, et, values)
-
-
-def _nested_to_labels(
-    wt: np.ndarray, tc: np.ndarray, et: np.ndarray, values: dict[str, int]
-) -> np.ndarray:
-    """uint8 labels from nested masks (et ⊂ tc ⊂ wt) by three uint8 multiply-adds."""
-    # For nested masks ED = wt·ed, NCR = ed + (ncr − ed), ET = ncr + (et − ncr); the
-    # differences are taken modulo 256 so the uint8 sums wrap to the exact label values.
-    ed, ncr, etv = values["ed"], values["ncr"], values["et"]
-    out = wt.view(np.uint8) * np.uint8(ed)
-    out += tc.view(np.uint8) * np.uint8((ncr - ed) % 256)
-    out += et.view(np.uint8) * np.uint8((etv - ncr) % 256)
-    return out
-
-
-def labels_to_class_index(labels: np.ndarray, convention: Convention) -> np.ndarray:
-    """Class index (0 bg, 1 NCR, 2 ED, 3 ET) of every voxel of a label map (uint8, same shape)."""
-    lut = tissue_index_map(convention).astype(np.uint8)
-    return lut[np.asarray(labels)]
-
-
-#: seed 002 (Henry et al.), Table 1: merged class, indexed [class in B, class in A]
-#: (classes 0 bg, 1 NCR, 2 ED, 3 ET). A's NCR and ET are kept; where A says background or
-#: edema, B decides between background and edema.
-MERGE_TABLE = np.array(
-    [
-        #  A: bg  ncr  ed  et
-        [0, 1, 0, 3],  # B: bg
-        [0, 1, 2, 3],  # B: ncr
-        [2, 1, 2, 3],  # B: ed
-        [0, 1, 2, 3],  # B: et
-    ],
-    dtype=np.uint8,
-)
-
-
-def merge_labelmaps(a: np.ndarray, b: np.ndarray, convention: Convention = "2021") -> np.ndarray:
-    """Merge two label maps by seed 002's table (A trusted for ET/TC, B for edema).
-
-    Args:
-        a: Label map (X, Y, Z) of the model trusted for ET and NCR.
-        b: Label map (X, Y, Z) of the model trusted for edema (WT).
-        convention: Convention of both inputs and of the output.
-
-    Returns:
-        uint8 label map (X, Y, Z).
-    """
-    conv = check_convention(convention)
-    a = np.asarray(a)
-    b = np.asarray(b)
-    if a.shape != b.shape:
-        raise BratsInputError(f"cannot merge label maps of shapes {a.shape} and {b.shape}")
-    merged_class = MERGE_TABLE[labels_to_class_index(b, conv), labels_to_class_index(a, conv)]
-    class_to_value = np.array(
-        [0, *(LABEL_VALUES[conv][t] for t in CLASSES[1:])], dtype=np.uint8
-    )
-    return class_to_value[merged_class]
-
-
 # --------------------------------------------------------------------------- entry point
 
 
@@ -416,4 +342,22 @@ def postprocess(
         et_prob = rp[REGIONS.index("et")]
 
     apply_et_rules(et, et_prob, config)
-    return _nested_to_labels(wt, tc, et, values)
+    return nested_masks_to_labels(wt, tc, et, values)
+
+
+__all__ = [
+    "MERGE_TABLE",
+    "MODES",
+    "Mode",
+    "PostprocessConfig",
+    "apply_et_rules",
+    "argmax_classes",
+    "argmax_masks",
+    "class_probs_to_region_probs",
+    "hierarchical_masks",
+    "labels_to_class_index",
+    "merge_labelmaps",
+    "nested_masks_to_labels",
+    "postprocess",
+    "reconstruct_labels",
+]
