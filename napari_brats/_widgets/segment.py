@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -24,8 +23,6 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -35,6 +32,7 @@ from qtpy.QtWidgets import (
 from .._layers import META_KEY, find_case, labels_layer_data, probability_layer_data
 from .._state import CaseSession, ModelInfo, viewer_state
 from ._common import show_input_error
+from .model_list import ModelList
 
 logger = logging.getLogger(__name__)
 
@@ -74,13 +72,6 @@ def _segment_job(case: Any, model_paths: list[Path], options: Any, stop: threadi
     return prediction, models
 
 
-def _dice_text(val_dice: dict | None) -> str:
-    if not val_dice:
-        return "val Dice n/a"
-    parts = [f"{k.upper()} {float(v):.2f}" for k, v in val_dice.items() if k in ("wt", "tc", "et")]
-    return "val Dice " + " / ".join(parts) if parts else "val Dice n/a"
-
-
 class SegmentWidget(QWidget):
     """Dock running a segmentation model on the loaded case."""
 
@@ -98,10 +89,7 @@ class SegmentWidget(QWidget):
         open_button = QPushButton("Open case folder…")
         open_button.clicked.connect(self._open_case_dialog)
 
-        self.model_list = QListWidget()
-        self.model_list.setToolTip("Tick one model, or several for an ensemble (probabilities averaged)")
-        self.model_list.setMinimumHeight(70)
-        self.model_list.setMaximumHeight(130)
+        self.model_list = ModelList()
         add_button = QPushButton("Add checkpoint…")
         add_button.clicked.connect(self._add_checkpoint_dialog)
 
@@ -162,67 +150,19 @@ class SegmentWidget(QWidget):
     # ------------------------------------------------------------------ models and device
     def refresh_models(self) -> None:
         """(Re)list the bundled and user models, keeping ticks and added checkpoints."""
-        ticked = set(self.selected_model_paths())
-        extra = [
-            self.model_list.item(i).data(Qt.ItemDataRole.UserRole)
-            for i in range(self.model_list.count())
-            if self.model_list.item(i).data(Qt.ItemDataRole.UserRole + 1) == "file"
-        ]
-        self.model_list.clear()
-        entries = []
-        try:
-            from bratseg.zoo import default_model_name, list_models
-
-            entries = list_models()
-            default = default_model_name()
-        except Exception as exc:  # zoo missing or broken: the user can still add checkpoints
-            logger.warning("cannot list models: %s", exc)
-            default = None
-        for entry in entries:
-            origin = "bundled" if entry.bundled else "user"
-            text = f"{entry.name} [{entry.arch}, {origin}] — {_dice_text(entry.val_dice)}"
-            path = str(entry.path)
-            checked = path in ticked if ticked else entry.name == default
-            self._add_item(text, path, "zoo", checked)
-        for path in extra:
-            self._add_item(f"{Path(path).name} [checkpoint file]", path, "file", path in ticked)
-
-    def _add_item(self, text: str, path: str, kind: str, checked: bool) -> None:
-        item = QListWidgetItem(text)
-        item.setData(Qt.ItemDataRole.UserRole, path)
-        item.setData(Qt.ItemDataRole.UserRole + 1, kind)
-        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-        item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
-        item.setToolTip(path)
-        self.model_list.addItem(item)
+        self.model_list.refresh()
 
     def add_checkpoint(self, path: str | Path, checked: bool = True) -> None:
         """Add a checkpoint file to the list (ticked by default)."""
-        path = str(Path(path))
-        for i in range(self.model_list.count()):
-            item = self.model_list.item(i)
-            if item.data(Qt.ItemDataRole.UserRole) == path:
-                item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
-                return
-        self._add_item(f"{Path(path).name} [checkpoint file]", path, "file", checked)
+        self.model_list.add_checkpoint(path, checked)
 
     def set_only_checked(self, paths: list[str | Path]) -> None:
         """Tick exactly ``paths`` (adding files not yet listed)."""
-        wanted = {str(Path(p)) for p in paths}
-        for p in wanted:
-            self.add_checkpoint(p)
-        for i in range(self.model_list.count()):
-            item = self.model_list.item(i)
-            state = item.data(Qt.ItemDataRole.UserRole) in wanted
-            item.setCheckState(Qt.CheckState.Checked if state else Qt.CheckState.Unchecked)
+        self.model_list.set_only_checked(paths)
 
     def selected_model_paths(self) -> list[str]:
         """Paths of the ticked models."""
-        return [
-            self.model_list.item(i).data(Qt.ItemDataRole.UserRole)
-            for i in range(self.model_list.count())
-            if self.model_list.item(i).checkState() == Qt.CheckState.Checked
-        ]
+        return self.model_list.selected_paths()
 
     def _add_checkpoint_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Model checkpoint", "", "Checkpoints (*.pt *.pth)")

@@ -1,0 +1,105 @@
+"""Checkable list of segmentation models: the zoo's bundled and user models plus added files.
+
+Split from :mod:`napari_brats._widgets.segment`. Each item keeps its checkpoint path (tooltip
+and ``UserRole``) and where it came from (``UserRole + 1``: "zoo" or "file"); ticking several
+models runs them as an ensemble.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QListWidget, QListWidgetItem, QWidget
+
+logger = logging.getLogger(__name__)
+
+_PATH_ROLE = Qt.ItemDataRole.UserRole
+_KIND_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def dice_text(val_dice: dict | None) -> str:
+    """One-line validation Dice of a model, e.g. ``"val Dice WT 0.90 / TC 0.85 / ET 0.80"``."""
+    if not val_dice:
+        return "val Dice n/a"
+    parts = [f"{k.upper()} {float(v):.2f}" for k, v in val_dice.items() if k in ("wt", "tc", "et")]
+    return "val Dice " + " / ".join(parts) if parts else "val Dice n/a"
+
+
+def _check_state(checked: bool) -> Qt.CheckState:
+    return Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked
+
+
+class ModelList(QListWidget):
+    """Models to run: tick one, or several for an ensemble (probabilities averaged)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setToolTip("Tick one model, or several for an ensemble (probabilities averaged)")
+        self.setMinimumHeight(70)
+        self.setMaximumHeight(130)
+
+    def refresh(self) -> None:
+        """(Re)list the bundled and user models, keeping ticks and added checkpoints.
+
+        With nothing ticked yet, the zoo's default model is ticked.
+        """
+        ticked = set(self.selected_paths())
+        extra = [
+            self.item(i).data(_PATH_ROLE) for i in range(self.count())
+            if self.item(i).data(_KIND_ROLE) == "file"
+        ]
+        self.clear()
+        entries = []
+        try:
+            from bratseg.zoo import default_model_name, list_models
+
+            entries = list_models()
+            default = default_model_name()
+        except Exception as exc:  # zoo missing or broken: the user can still add checkpoints
+            logger.warning("cannot list models: %s", exc)
+            default = None
+        for entry in entries:
+            origin = "bundled" if entry.bundled else "user"
+            text = f"{entry.name} [{entry.arch}, {origin}] — {dice_text(entry.val_dice)}"
+            path = str(entry.path)
+            checked = path in ticked if ticked else entry.name == default
+            self._add_item(text, path, "zoo", checked)
+        for path in extra:
+            self._add_item(f"{Path(path).name} [checkpoint file]", path, "file", path in ticked)
+
+    def add_checkpoint(self, path: str | Path, checked: bool = True) -> None:
+        """Add a checkpoint file (ticked by default); a listed one only gets its tick set."""
+        path = str(Path(path))
+        for i in range(self.count()):
+            item = self.item(i)
+            if item.data(_PATH_ROLE) == path:
+                item.setCheckState(_check_state(checked))
+                return
+        self._add_item(f"{Path(path).name} [checkpoint file]", path, "file", checked)
+
+    def set_only_checked(self, paths: list[str | Path]) -> None:
+        """Tick exactly ``paths`` (adding files not yet listed)."""
+        wanted = {str(Path(p)) for p in paths}
+        for p in wanted:
+            self.add_checkpoint(p)
+        for i in range(self.count()):
+            item = self.item(i)
+            item.setCheckState(_check_state(item.data(_PATH_ROLE) in wanted))
+
+    def selected_paths(self) -> list[str]:
+        """Paths of the ticked models, in list order."""
+        return [
+            self.item(i).data(_PATH_ROLE) for i in range(self.count())
+            if self.item(i).checkState() == Qt.CheckState.Checked
+        ]
+
+    def _add_item(self, text: str, path: str, kind: str, checked: bool) -> None:
+        item = QListWidgetItem(text)
+        item.setData(_PATH_ROLE, path)
+        item.setData(_KIND_ROLE, kind)
+        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+        item.setCheckState(_check_state(checked))
+        item.setToolTip(path)
+        self.addItem(item)
