@@ -11,10 +11,8 @@ into the user model folder and appears in the Segment dock's list.
 
 from __future__ import annotations
 
-import json
 import logging
 import shlex
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -41,33 +39,19 @@ from qtpy.QtWidgets import (
 
 from .._state import viewer_state
 from ._trainplot import TrainingPlot
+from ._trainrun import (
+    KILL_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    EventLineBuffer,
+    exit_error_text,
+    install_checkpoint,
+    request_stop,
+    runs_dir,
+    start_text,
+    step_text,
+)
 
 logger = logging.getLogger(__name__)
-
-#: Seconds to wait for a clean stop (STOP file) before terminating the trainer.
-STOP_TIMEOUT_S = 120.0
-#: Seconds between SIGTERM and SIGKILL when the trainer ignores the STOP file.
-KILL_TIMEOUT_S = 10.0
-
-
-def runs_dir() -> Path:
-    """``$BRATSEG_HOME/runs`` (default ``~/.napari-brats/runs``)."""
-    from bratseg.zoo import bratseg_home
-
-    return bratseg_home() / "runs"
-
-
-def install_checkpoint(checkpoint: str | Path, name: str) -> Path:
-    """Copy a trained checkpoint into the user model folder (atomically) as ``<name>.pt``."""
-    from bratseg.atomic import atomic_write
-    from bratseg.zoo import user_models_dir
-
-    folder = user_models_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{name}.pt"
-    with open(checkpoint, "rb") as source, atomic_write(target) as handle:
-        shutil.copyfileobj(source, handle)
-    return target
 
 
 class TrainingWidget(QWidget):
@@ -82,7 +66,7 @@ class TrainingWidget(QWidget):
         self.events: list[dict[str, Any]] = []
         self.error_text = ""
         self.installed: Path | None = None
-        self._stdout_buffer = ""
+        self._stdout_lines = EventLineBuffer()
         self._start_info: dict[str, Any] = {}
         self._stop_timer = QTimer(self)
         self._stop_timer.setSingleShot(True)
@@ -249,7 +233,8 @@ class TrainingWidget(QWidget):
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.run_dir = Path(run_dir) if run_dir else runs_dir() / f"run-{stamp}"
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.events, self.error_text, self.installed, self._stdout_buffer = [], "", None, ""
+        self.events, self.error_text, self.installed = [], "", None
+        self._stdout_lines = EventLineBuffer()
         self._start_info = {}
         self.errors.clear()
         self.plot.clear()
@@ -275,7 +260,7 @@ class TrainingWidget(QWidget):
         """Ask the trainer to stop cleanly (STOP file); escalate only after a timeout."""
         if self.process is None or self.run_dir is None:
             return
-        (self.run_dir / "STOP").write_text("stop requested from the napari Training dock\n")
+        request_stop(self.run_dir, "stop requested from the napari Training dock")
         self.status.setText("stopping after the current step (saving a checkpoint)…")
         self.stop_button.setEnabled(False)
         self._stop_timer.start(int(STOP_TIMEOUT_S * 1000))
@@ -297,16 +282,8 @@ class TrainingWidget(QWidget):
     def _read_stdout(self) -> None:
         if self.process is None:
             return
-        self._stdout_buffer += bytes(self.process.readAllStandardOutput()).decode("utf-8", "replace")
-        *lines, self._stdout_buffer = self._stdout_buffer.split("\n")
-        for line in lines:
-            line = line.strip()
-            if not line.startswith("{"):
-                continue
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
+        text = bytes(self.process.readAllStandardOutput()).decode("utf-8", "replace")
+        for event in self._stdout_lines.feed(text):
             self.handle_event(event)
 
     def _read_stderr(self) -> None:
@@ -326,24 +303,11 @@ class TrainingWidget(QWidget):
                 self.progress.setRange(0, int(epochs) * int(per_epoch))
             else:
                 self.progress.setRange(0, 1000)
-            self.status.setText(
-                f"training {event.get('arch')} on {len(event.get('train_cases') or [])} case(s), "
-                f"validating on {len(event.get('val_cases') or [])}"
-            )
+            self.status.setText(start_text(event))
         elif kind in ("step", "epoch"):
             self._update_progress(event)
             self.plot.add_event(event)
-            eta = event.get("eta_s")
-            text = f"epoch {event.get('epoch')} step {event.get('step')}"
-            if event.get("loss") is not None:
-                text += f" — loss {float(event['loss']):.4f}"
-            if event.get("val_dice"):
-                text += " — val Dice " + " / ".join(
-                    f"{k.upper()} {float(v):.3f}" for k, v in event["val_dice"].items()
-                )
-            if eta is not None:
-                text += f" — ETA {float(eta):.0f} s"
-            self.status.setText(text)
+            self.status.setText(step_text(event))
         elif kind == "done":
             self.progress.setRange(0, 1)
             self.progress.setValue(1)
@@ -376,8 +340,7 @@ class TrainingWidget(QWidget):
         self._stop_timer.stop()
         done = next((e for e in reversed(self.events) if e.get("event") == "done"), None)
         if exit_code != 0 and not any(e.get("event") == "error" for e in self.events):
-            tail = [line for line in self.error_text.strip().splitlines() if line.strip()][-3:]
-            self._show_error(" | ".join(tail) or f"trainer exited with code {exit_code}")
+            self._show_error(exit_error_text(self.error_text, exit_code))
         checkpoint = done.get("checkpoint") if done else None
         if checkpoint and Path(checkpoint).is_file():
             name = self.name_edit.text().strip() or f"finetuned-{self.run_dir.name}"
@@ -400,7 +363,7 @@ class TrainingWidget(QWidget):
         process = self.process
         if process is None or self.run_dir is None:
             return
-        (self.run_dir / "STOP").write_text("napari closed\n")
+        request_stop(self.run_dir, "napari closed")
         if not process.waitForFinished(int(STOP_TIMEOUT_S * 1000)):
             process.terminate()
             if not process.waitForFinished(int(KILL_TIMEOUT_S * 1000)):
