@@ -211,18 +211,29 @@ def test_bad_case_shows_one_line_error(make_napari_viewer, tmp_path):
     assert segment.run() is None and "no case" in segment.last_error
 
 
-def test_cancel_and_bad_checkpoint_leave_viewer_unchanged(
-    make_napari_viewer, qtbot, tiny_checkpoint, tmp_path
-):
-    from napari_brats._state import viewer_state
+def _segment_dock_on_case(make_napari_viewer, checkpoint: Path):
+    """A viewer with the default case open and a Segment dock set to run ``checkpoint`` on CPU.
+
+    Returns:
+        ``(viewer, segment_widget, number_of_layers_before_segmenting)``.
+    """
     from napari_brats._widgets.segment import SegmentWidget
 
     viewer = make_napari_viewer()
     segment = SegmentWidget(viewer)
     viewer.open(str(CASE), plugin="napari-brats")
     n_layers = len(viewer.layers)
-    segment.set_only_checked([tiny_checkpoint])
+    segment.set_only_checked([checkpoint])
     segment.device_combo.setCurrentText("cpu")
+    return viewer, segment, n_layers
+
+
+def test_cancel_and_bad_checkpoint_leave_viewer_unchanged(
+    make_napari_viewer, qtbot, tiny_checkpoint, tmp_path
+):
+    from napari_brats._state import viewer_state
+
+    viewer, segment, n_layers = _segment_dock_on_case(make_napari_viewer, tiny_checkpoint)
     worker = segment.run()
     worker.yielded.connect(lambda _progress: segment.cancel())
     qtbot.waitUntil(lambda: segment.worker is None, timeout=WORKER_TIMEOUT_MS)
@@ -245,14 +256,8 @@ def test_stop_inside_inference_reports_cancelled_not_failed(
 ):
     """``Cancelled`` raised by the engine reaches the dock through ``errored`` as a cancel."""
     from napari_brats._state import viewer_state
-    from napari_brats._widgets.segment import SegmentWidget
 
-    viewer = make_napari_viewer()
-    segment = SegmentWidget(viewer)
-    viewer.open(str(CASE), plugin="napari-brats")
-    n_layers = len(viewer.layers)
-    segment.set_only_checked([tiny_checkpoint])
-    segment.device_combo.setCurrentText("cpu")
+    viewer, segment, n_layers = _segment_dock_on_case(make_napari_viewer, tiny_checkpoint)
     worker = segment.run()
     errors: list[BaseException] = []
     worker.errored.connect(errors.append)

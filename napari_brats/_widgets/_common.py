@@ -9,6 +9,10 @@ from bratseg.errors import BratsInputError
 
 logger = logging.getLogger(__name__)
 
+#: Rows of the volume tables (the keys of :func:`bratseg.metrics.tumour_volumes_ml`):
+#: tissues NCR, ED, ET, then regions TC, WT.
+VOLUME_ROWS = ("ncr", "ed", "et", "tc", "wt")
+
 
 def show_input_error(exc: BaseException) -> str:
     """Show ``exc`` to the user as a napari error notification; return the message shown.

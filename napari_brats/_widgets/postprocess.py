@@ -30,11 +30,10 @@ from qtpy.QtWidgets import (
 from superqt import QLabeledDoubleSlider
 
 from .._state import viewer_state
-from ._common import fmt_ml, show_input_error, spacing_of
+from ._common import VOLUME_ROWS, fmt_ml, show_input_error, spacing_of
 
 logger = logging.getLogger(__name__)
 
-VOLUME_ROWS = ("ncr", "ed", "et", "tc", "wt")
 THRESHOLDS = ("wt_threshold", "tc_threshold", "et_threshold")
 #: Delay (ms) coalescing slider drags into one update.
 DEBOUNCE_MS = 30

@@ -31,11 +31,10 @@ from qtpy.QtWidgets import (
 from bratseg.labels import LABEL_VALUES, convert_labels, region_masks
 
 from .._state import CaseSession, viewer_state
-from ._common import spacing_of
+from ._common import VOLUME_ROWS, spacing_of
 
 logger = logging.getLogger(__name__)
 
-ROWS = ("ncr", "ed", "et", "tc", "wt")
 COLUMNS = ("ai_ml", "corrected_ml", "delta_ml", "dice_ai_vs_corrected", "lesions", "dice_vs_reference")
 HEADERS = ("AI mL", "Corr. mL", "Δ mL", "Dice", "Lesions", "vs ref.")
 TOOLTIPS = (
@@ -91,7 +90,7 @@ def build_report(session: CaseSession) -> dict[str, Any]:
         ref_labels = convert_labels(case.seg, case.seg_convention, session.convention)
         reference = _masks(ref_labels, session.convention)
     rows: dict[str, dict[str, Any]] = {}
-    for key in ROWS:
+    for key in VOLUME_ROWS:
         ai_ml = float(ai[key].sum()) * voxel_ml
         corr_ml = float(corrected[key].sum()) * voxel_ml
         rows[key] = {
@@ -146,12 +145,12 @@ class ReportWidget(QWidget):
 
         self.title = QLabel("No segmentation yet.")
         self.title.setWordWrap(True)
-        self.table = QTableWidget(len(ROWS), len(COLUMNS))
+        self.table = QTableWidget(len(VOLUME_ROWS), len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(HEADERS))
         for column, tip in enumerate(TOOLTIPS):
             self.table.horizontalHeaderItem(column).setToolTip(tip)
         self.table.setMinimumHeight(190)
-        self.table.setVerticalHeaderLabels([r.upper() for r in ROWS])
+        self.table.setVerticalHeaderLabels([r.upper() for r in VOLUME_ROWS])
         self.table.resizeColumnsToContents()
         refresh = QPushButton("Refresh")
         refresh.clicked.connect(self.refresh)
@@ -191,7 +190,7 @@ class ReportWidget(QWidget):
             f"<b>{report['case_id']}</b> — {', '.join(report['model']['names']) or 'model'}; "
             f"{report['edited_voxels']} voxels edited by hand"
         )
-        for r, key in enumerate(ROWS):
+        for r, key in enumerate(VOLUME_ROWS):
             row = report["rows"][key]
             for c, column in enumerate(COLUMNS):
                 value = row[column]

@@ -15,6 +15,7 @@ import torch
 
 from bratseg.checkpoint import save_checkpoint
 from bratseg.errors import BratsInputError
+from bratseg.labels import REGIONS
 from bratseg.training import ddp, rundir
 from bratseg.training.setup import InitialModel
 
@@ -47,8 +48,8 @@ class RunSnapshots:
             "preset": self.config.preset, "device": self.ctx.device_desc, "world_size": self.ctx.world_size,
             "wall_time_s": round(self.timer.elapsed, 1), "recipe": self.recipe.to_dict(),
             "init_from": self.init.init_from, "swa": self.swa is not None,
-            "val_dice": {k: float(val[k]) for k in ("wt", "tc", "et")} if val else None,
-            "metrics": {"val_dice": {k: float(val[k]) for k in ("wt", "tc", "et")}, "val_mean": float(val["mean"])} if val else {},
+            "val_dice": region_dice(val),
+            "metrics": {"val_dice": region_dice(val), "val_mean": float(val["mean"])} if val else {},
         }
         save_checkpoint(path, net, arch=self.arch, config=self.init.config, postprocess=self.init.postprocess,
                         preprocess=self.preprocess.to_dict(), provenance=provenance)
@@ -68,6 +69,11 @@ class RunSnapshots:
             "split": dict(self.split), "patch": list(self.patch), "steps_per_epoch": self.steps_per_epoch,
             "init_from": self.init.init_from,
         }
+
+
+def region_dice(val: dict[str, float] | None) -> dict[str, float] | None:
+    """The WT/TC/ET Dice of a validation result as plain floats (None without validation)."""
+    return {k: float(val[k]) for k in REGIONS} if val else None
 
 
 def model_from_state(st: dict[str, Any]) -> InitialModel:

@@ -25,6 +25,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from bratseg.errors import BratsInputError
+from bratseg.labels import REGIONS
 from bratseg.training import ddp, rundir
 from bratseg.training.config import DEFAULT_EPOCHS, MIN_STEPS_PER_EPOCH, TrainConfig
 from bratseg.training.data import (
@@ -36,7 +37,7 @@ from bratseg.training.setup import (
     default_cache_dir, default_num_workers, enable_gradient_checkpointing, fit_fixed_input, initial_model,
     make_loader, model_size_divisor, preprocess_for, round_patch,
 )
-from bratseg.training.snapshots import RunSnapshots, model_from_state
+from bratseg.training.snapshots import RunSnapshots, model_from_state, region_dice
 from bratseg.training.validate import thresholds_from_postprocess, validate
 
 logger = logging.getLogger(__name__)
@@ -287,7 +288,7 @@ class _Session(RunSnapshots):
         if self.ctx.is_main:
             yield self._emit({
                 "event": "done", "reason": reason, "epoch": self.epoch, "step": self.global_step,
-                "val_dice": self._dice(self.last_val), "best_val_mean": _finite(self.best_score),
+                "val_dice": region_dice(self.last_val), "best_val_mean": _finite(self.best_score),
                 "checkpoint": str(result), "last": str(self.out / rundir.LAST_CHECKPOINT),
                 "elapsed_s": round(self.timer.elapsed, 3),
             })
@@ -352,7 +353,7 @@ class _Session(RunSnapshots):
         if self.ctx.is_main and self.val_cases:
             val = validate(self._eval_net(), self.val_cases, output_kind=self.spec.output_kind,
                            device=self.device, patch=self.patch, thresholds=self.thresholds, amp=self.use_amp)
-            self.last_val = {k: val[k] for k in ("wt", "tc", "et", "mean")}
+            self.last_val = {k: val[k] for k in (*REGIONS, "mean")}
         score = ddp.mean_over_ranks(self.ctx, val["mean"] if val else 0.0) * (self.ctx.world_size if self.ctx.distributed else 1)
         if self.recipe.schedule == "plateau":
             self.plateau.update(score)
@@ -365,7 +366,7 @@ class _Session(RunSnapshots):
         return self._emit({
             "event": "epoch", "epoch": self.epoch, "step": self.global_step,
             "loss": float(sum(losses) / len(losses)) if losses else None, "lr": self._lr(),
-            "val_dice": self._dice(self.last_val), "val_mean": _finite(self.last_val["mean"]) if self.last_val else None,
+            "val_dice": region_dice(self.last_val), "val_mean": _finite(self.last_val["mean"]) if self.last_val else None,
             "best": improved, "best_val_mean": _finite(self.best_score), "swa": self.swa is not None,
             "eta_s": self.eta(), "elapsed_s": round(self.timer.elapsed, 3),
         })
@@ -387,10 +388,6 @@ class _Session(RunSnapshots):
             "preprocess": self.preprocess.to_dict(), "world_size": self.ctx.world_size,
             "epoch": self.epoch, "step": self.global_step, "run_dir": str(self.out),
         }
-
-    @staticmethod
-    def _dice(val: dict[str, float] | None) -> dict[str, float] | None:
-        return {k: float(val[k]) for k in ("wt", "tc", "et")} if val else None
 
 
 def _finite(x: float | None) -> float | None:
