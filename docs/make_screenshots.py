@@ -1,4 +1,4 @@
-"""Screenshots of the napari-brats docks for docs/plugin.md (run under a display or Xvfb).
+"""Screenshots of the napari-brats docks for the README (run under a display or Xvfb).
 
     xvfb-run -a .venv/bin/python docs/make_screenshots.py [CASE_DIR] [--model NAME_OR_CHECKPOINT]
 
