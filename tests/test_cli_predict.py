@@ -155,3 +155,15 @@ def test_models_command_lists_user_models_and_architectures(ckpts, tmp_path, cap
     from bratseg.zoo import resolve_model
 
     assert resolve_model("mine") == home / "models" / "mine.pt"
+
+
+def test_case_folder_missing_a_channel_names_it(case_dir, ckpts, tmp_path, capsys):
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for channel in ("t1", "t2", "flair"):
+        (partial / f"x_{channel}.nii.gz").symlink_to(next(case_dir.glob(f"*_{channel}.nii.gz")))
+    out = tmp_path / "pred.nii.gz"
+    rc = main(["predict", str(partial), "-o", str(out), "--model", str(ckpts[0])])
+    err = capsys.readouterr().err
+    assert rc == 2 and "missing T1Gd (t1ce)" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from bratseg.inference import InferenceOptions
-    from bratseg.io import list_case_folders, load_case
+    from bratseg.io import find_case_files, list_case_folders, load_case
 
     source = Path(args.input)
     out = Path(args.output)
@@ -189,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.overlap < 1.0:
         raise BratsInputError(f"--overlap must be in [0, 1), got {args.overlap}")
     folders = [source] if mapping else list_case_folders(source)
+    if not folders and any(f.name.endswith((".nii", ".nii.gz")) for f in source.iterdir()):
+        find_case_files(source, seg=False)  # a case folder missing a channel: say which one
     if not folders:
         raise BratsInputError("no BraTS case found (expected t1/t1ce/t2/flair files, here or in sub-folders)", source)
     single = folders == [source]
