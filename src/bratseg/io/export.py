@@ -136,7 +136,7 @@ def _check_destination(path: Path, overwrite: bool) -> None:
     if path.is_dir():
         raise BratsInputError("is a folder, expected an output file name", path)
     if path.exists() and not overwrite:
-        raise BratsInputError("file exists; refusing to overwrite (ask for overwrite)", path)
+        raise BratsInputError("file exists; refusing to overwrite it (pass --overwrite to replace it)", path)
 
 
 def _cast_for_writing(data: np.ndarray, dtype, path: Path) -> np.ndarray:
