@@ -23,8 +23,8 @@ import numpy as np
 from scipy import ndimage
 
 from bratseg.errors import BratsInputError
-from bratseg.labels import REGIONS, detect_convention, region_masks
-from bratseg.metrics import HD95_PENALTY, dice, hd95
+from bratseg.labels import REGIONS
+from bratseg.metrics import HD95_PENALTY, dice, hd95, paired_region_masks
 
 logger = logging.getLogger(__name__)
 
@@ -158,10 +158,7 @@ def lesionwise_metrics(
     Returns:
         ``{"wt": {...}, "tc": {...}, "et": {...}}`` with the keys of :func:`region_lesionwise`.
     """
-    ref_conv = detect_convention(np.asarray(ref), override=ref_convention)
-    pred_conv = detect_convention(np.asarray(pred), override=pred_convention, default=ref_conv)
-    pm = region_masks(pred, pred_conv)
-    rm = region_masks(ref, ref_conv)
+    pm, rm = paired_region_masks(pred, ref, pred_convention, ref_convention)
     return {r: region_lesionwise(pm[r], rm[r], connectivity) for r in REGIONS}
 
 

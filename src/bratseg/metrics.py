@@ -234,6 +234,38 @@ def region_metrics(
     )
 
 
+
+def paired_region_masks(
+    pred: np.ndarray,
+    ref: np.ndarray,
+    pred_convention: str | None = None,
+    ref_convention: str | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """WT/TC/ET masks of a predicted and a reference label map, conventions resolved together.
+
+    Args:
+        pred: Integer label map (X, Y, Z).
+        ref: Integer label map of the same shape.
+        pred_convention: ``"2021"``/``"2023"`` or None to detect; an ambiguous prediction (only
+            0/1/2) takes the reference's convention.
+        ref_convention: ``"2021"``/``"2023"`` or None to detect.
+
+    Returns:
+        ``(pred_masks, ref_masks)``, each ``{"wt", "tc", "et"}`` -> bool (X, Y, Z).
+
+    Raises:
+        BratsInputError: Different shapes or invalid label values.
+    """
+    pred = np.asarray(pred)
+    ref = np.asarray(ref)
+    if pred.shape != ref.shape:
+        raise BratsInputError(
+            f"prediction shape {pred.shape} differs from reference shape {ref.shape}"
+        )
+    ref_conv = detect_convention(ref, override=ref_convention)
+    pred_conv = detect_convention(pred, override=pred_convention, default=ref_conv)
+    return region_masks(pred, pred_conv), region_masks(ref, ref_conv)
+
 def evaluate_labels(
     pred: np.ndarray,
     ref: np.ndarray,
@@ -257,17 +289,7 @@ def evaluate_labels(
     Returns:
         ``{"wt": {...}, "tc": {...}, "et": {...}}``, each with the keys of :class:`RegionMetrics`.
     """
-    pred = np.asarray(pred)
-    ref = np.asarray(ref)
-    if pred.shape != ref.shape:
-        raise BratsInputError(
-            f"prediction shape {pred.shape} differs from reference shape {ref.shape}"
-        )
-    ref_conv = detect_convention(ref, override=ref_convention)
-    # An ambiguous prediction (only 0/1/2) takes the reference's convention.
-    pred_conv = detect_convention(pred, override=pred_convention, default=ref_conv)
-    pm = region_masks(pred, pred_conv)
-    rm = region_masks(ref, ref_conv)
+    pm, rm = paired_region_masks(pred, ref, pred_convention, ref_convention)
     return {
         r: region_metrics(pm[r], rm[r], spacing, hd95_in_mm=hd95_in_mm).as_dict() for r in REGIONS
     }
