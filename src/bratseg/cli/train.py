@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    '"augment": {"affine_prob": 0.3}}\'')
     p.add_argument("--max-val-cases", type=int, help="validate on at most this many cases")
     p.add_argument("--max-steps", type=int, help="stop (resumable) after this many steps in total")
-    p.add_argument("--grad-checkpoint", action="store_true", help="gradient checkpointing (saves memory)")
+    p.add_argument("--grad-checkpoint", action="store_true", help="recompute block activations in the backward pass (less memory, ~30%% more compute)")
     p.add_argument("--json", action="store_true", help="print one JSON event per line on stdout")
     p.set_defaults(func=run)
 

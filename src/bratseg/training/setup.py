@@ -198,16 +198,15 @@ def make_loader(dataset: Any, sampler: Any, batch_size: int, num_workers: int, d
 
 
 def enable_gradient_checkpointing(model: torch.nn.Module) -> bool:
-    """Turn on gradient checkpointing when the network offers it; returns whether it did."""
-    for name in ("set_gradient_checkpointing", "gradient_checkpointing_enable"):
-        fn = getattr(model, name, None)
-        if callable(fn):
-            fn(True) if name == "set_gradient_checkpointing" else fn()
-            return True
-    if hasattr(model, "gradient_checkpointing"):
-        model.gradient_checkpointing = True
+    """Turn on activation checkpointing of the network's blocks; returns whether any block was found.
+
+    See :func:`bratseg.models.checkpointing.enable_activation_checkpointing`.
+    """
+    from bratseg.models.checkpointing import enable_activation_checkpointing
+
+    if enable_activation_checkpointing(model):
         return True
-    logger.warning("%s does not support gradient checkpointing; training without it", type(model).__name__)
+    logger.warning("%s has no blocks to checkpoint; training without gradient checkpointing", type(model).__name__)
     return False
 
 
