@@ -48,18 +48,20 @@ def test_every_bundled_model_has_an_honest_card(entry):
     assert entry.val_dice == card["val_dice"]
 
 
-@needs_weights
-def test_predict_without_model_uses_the_default(brats2018_dir, tmp_path, capsys):
-    name = default_model_name()
-    assert name is not None
+def _held_out_case(brats2018_dir, name: str):
+    """First validation case of bundled model ``name`` (a case it never trained on)."""
     card = json.loads((BUNDLED_DIR / f"{name}.json").read_text())
-    case = card["data"]["val_cases"][0]
-    case_dir = brats2018_dir / case
+    case_dir = brats2018_dir / card["data"]["val_cases"][0]
     if not case_dir.is_dir():
-        pytest.skip(f"validation case {case} of the default model not in {brats2018_dir}")
-    out = tmp_path / "pred.nii.gz"
+        pytest.skip(f"validation case {case_dir.name} of {name} not in {brats2018_dir}")
+    return case_dir
 
-    assert main(["predict", str(case_dir), "-o", str(out), "-q"]) == 0
+
+def _predict_and_score(extra_args: list[str], case_dir, tmp_path) -> np.ndarray:
+    """Run ``napari-brats predict`` on ``case_dir``; check the file; return Dice WT, TC, ET."""
+    case = case_dir.name
+    out = tmp_path / "pred.nii.gz"
+    assert main(["predict", str(case_dir), "-o", str(out), "-q", *extra_args]) == 0
 
     pred_img = nib.load(out)
     ref_img = nib.load(case_dir / f"{case}_seg.nii.gz")
@@ -70,7 +72,35 @@ def test_predict_without_model_uses_the_default(brats2018_dir, tmp_path, capsys)
     masks = region_masks(pred, "2021")
     ref = region_masks(np.asarray(ref_img.dataobj).astype(np.uint8), "2021")
     stack = lambda m: np.stack([m["wt"], m["tc"], m["et"]])  # noqa: E731
-    dice = dice_regions(stack(masks), stack(ref))
+    return dice_regions(stack(masks), stack(ref))
+
+
+@needs_weights
+def test_predict_without_model_uses_the_default(brats2018_dir, tmp_path):
+    name = default_model_name()
+    assert name is not None
+    dice = _predict_and_score([], _held_out_case(brats2018_dir, name), tmp_path)
     # A trained model finds the tumour on a case it never saw: the whole-tumour Dice is far from
     # chance (the card holds the exact full-resolution scores of every validation case).
     assert dice[0] > 0.5, dict(zip(("wt", "tc", "et"), dice.round(3)))
+
+
+@needs_weights
+@pytest.mark.parametrize("entry", bundled, ids=[e.name for e in bundled])
+def test_every_bundled_model_segments_a_held_out_case(entry, brats2018_dir, tmp_path):
+    case_dir = _held_out_case(brats2018_dir, entry.name)
+    dice = _predict_and_score(["--model", entry.name], case_dir, tmp_path)
+    card = json.loads(entry.path.with_suffix(".json").read_text())
+    row = next(r for r in card["val_per_case"] if r["case"] == case_dir.name)
+    # The same pipeline as the card's measurement: the card's per-case Dice is reproduced.
+    np.testing.assert_allclose(dice, [row["dice"][r] for r in ("wt", "tc", "et")], atol=2e-3)
+
+
+@pytest.mark.skipif(len(bundled) < 2, reason="fewer than two bundled models: no ensemble")
+def test_ensemble_of_all_bundled_models_segments_a_held_out_case(brats2018_dir, tmp_path):
+    case_dir = _held_out_case(brats2018_dir, bundled[0].name)
+    held_out = all(case_dir.name not in json.loads(e.path.with_suffix(".json").read_text())["data"]["train_cases"]
+                   for e in bundled)
+    args = [a for e in bundled for a in ("--model", e.name)]
+    dice = _predict_and_score(args, case_dir, tmp_path)
+    assert dice[0] > (0.5 if held_out else 0.7), dict(zip(("wt", "tc", "et"), dice.round(3)))

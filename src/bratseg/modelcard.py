@@ -75,12 +75,13 @@ def read_progress(path: str | Path) -> dict[str, Any]:
 
 
 def evaluate_cases(
-    loaded: LoadedModel, case_dirs: list[Path], threads: int = 2
+    loaded: LoadedModel | list[LoadedModel], case_dirs: list[Path], threads: int = 2
 ) -> list[dict[str, Any]]:
     """Predict each case at full resolution (CPU, no TTA) and score it against its label map.
 
     Args:
-        loaded: The model (its default postprocessing is used).
+        loaded: The model, or several for an ensemble (mean of their region probabilities; the
+            first model's default postprocessing is used).
         case_dirs: Case folders with a ``*_seg`` file.
         threads: CPU threads for torch.
 
@@ -92,12 +93,13 @@ def evaluate_cases(
     from bratseg.io import find_case_files, load_case, load_label_map
     from bratseg.metrics import evaluate_labels
 
+    models = loaded if isinstance(loaded, list) else [loaded]
     options = InferenceOptions(device="cpu", tta=0, threads=threads)
     rows = []
     for folder in case_dirs:
         t0 = time.perf_counter()
         case = load_case(folder, load_seg=False)
-        pred = predict_case(case, [loaded], options)
+        pred = predict_case(case, models, options)
         seconds = time.perf_counter() - t0
         ref = load_label_map(find_case_files(folder)["seg"])
         scores = evaluate_labels(pred.labels, ref.data, spacing=case.spacing, pred_convention=pred.convention)
