@@ -104,3 +104,29 @@ def test_ensemble_of_all_bundled_models_segments_a_held_out_case(brats2018_dir, 
     args = [a for e in bundled for a in ("--model", e.name)]
     dice = _predict_and_score(args, case_dir, tmp_path)
     assert dice[0] > (0.5 if held_out else 0.7), dict(zip(("wt", "tc", "et"), dice.round(3)))
+
+
+@needs_weights
+@pytest.mark.parametrize("entry", bundled, ids=[e.name for e in bundled])
+def test_models_name_prints_the_card(entry, capsys):
+    card = json.loads(entry.path.with_suffix(".json").read_text())
+    assert main(["models", entry.name]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"{entry.name}: {card['architecture']}")
+    assert f"WT {card['val_dice']['wt']:.3f}" in text
+    assert all(case in text for case in card["data"]["val_cases"])
+
+    assert main(["models", entry.name, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["val_dice"] == card["val_dice"]
+
+
+def test_models_name_of_a_checkpoint_without_card_is_refused(tmp_path, capsys):
+    from bratseg.checkpoint import save_checkpoint
+    from bratseg.models import build_model
+
+    path = tmp_path / "bare.pt"
+    model = build_model("nnunet", preset="tiny")
+    save_checkpoint(path, model, arch="nnunet", config=model.config)
+    assert main(["models", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "bare.pt" in err and "no model card" in err

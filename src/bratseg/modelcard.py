@@ -271,3 +271,51 @@ def markdown_row(card: dict[str, Any]) -> str:
             f"{card['cpu_seconds_per_case']:.1f} ({card['cpu_threads']} thr) | "
             f"{minutes:.0f} min{of_run}, {card.get('epochs')} ep / {card.get('steps')} steps, "
             f"{card.get('training_device')} |")
+
+
+def format_card(card: dict[str, Any]) -> str:
+    """The card as readable text (what ``napari-brats models NAME`` prints).
+
+    Args:
+        card: A model card (see :func:`build_card`); missing keys are shown as ``?``.
+
+    Returns:
+        Multi-line text: what the model is, what it was trained on and how, how it scored on its
+        validation cases (mean ± std and per case) and how fast it is.
+    """
+    g = card.get
+    data = g("data") or {}
+    run = g("run") or {}
+
+    def regions(values: dict[str, float] | None, std: dict[str, float] | None, fmt: str) -> str:
+        if not values:
+            return "?"
+        return "  ".join(f"{r.upper()} {values[r]:{fmt}}" + (f" ± {std[r]:{fmt}}" if std else "")
+                         for r in REGIONS if r in values)
+
+    minutes = float(g("training_wall_time_s") or 0) / 60
+    lines = [
+        f"{g('name', '?')}: {g('architecture', '?')} ({g('preset', '?')} preset), {int(g('parameters') or 0):,} parameters",
+        f"  paper:       {g('paper', '?')}",
+        f"  data:        {len(data.get('train_cases') or [])} training / {len(data.get('val_cases') or [])} "
+        f"validation cases of {', '.join(data.get('folders') or ['?'])}, {g('split', '?')}",
+        f"  validation:  {', '.join(data.get('val_cases') or ['?'])}",
+        f"  training:    {g('epochs', '?')} epochs / {g('steps', '?')} steps of {g('patch', '?')} patches, "
+        f"{minutes:.0f} min on {g('training_device', '?')}"
+        + (f" (best epoch of a {run['epochs']}-epoch run)" if run.get("epochs") else ""),
+        f"  recipe:      {(g('recipe') or {}).get('source', '?')}",
+        f"  Dice:        {regions(g('val_dice'), g('val_dice_std'), '.3f')}",
+        f"  HD95:        {regions(g('val_hd95'), g('val_hd95_std'), '.1f')} ({g('hd95_units', '?')})",
+        f"  speed:       {g('cpu_seconds_per_case', '?')} s per case on CPU ({g('cpu_threads', '?')} threads)"
+        + (f", {card['gpu_seconds_per_case']} s on {card.get('gpu', 'GPU')}" if g("gpu_seconds_per_case") else ""),
+    ]
+    rows = g("val_per_case") or []
+    if rows:
+        lines.append("  per case:    Dice WT/TC/ET, HD95 WT/TC/ET, seconds")
+        for row in rows:
+            dice = "/".join(f"{row['dice'][r]:.3f}" for r in REGIONS)
+            hd95 = "/".join(f"{row['hd95'][r]:.1f}" for r in REGIONS)
+            lines.append(f"    {row['case']:<24} {dice}  {hd95}  {row.get('seconds', '?')}")
+    if g("remark"):
+        lines.append(f"  remark:      {card['remark']}")
+    return "\n".join(lines)

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from bratseg.cli._common import format_table, print_json
+from bratseg.errors import BratsInputError
 
 logger = logging.getLogger(__name__)
 
@@ -19,8 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="List the model checkpoints usable with `predict --model NAME` (bundled with the "
         "package, or in $BRATSEG_HOME/models, default ~/.napari-brats/models) with their paper, "
         "parameter count and validation Dice when the checkpoint records it, then every registered "
-        "architecture (paper preset sizes) including those without weights.",
+        "architecture (paper preset sizes) including those without weights. With NAME, print that "
+        "model's card.",
     )
+    p.add_argument("name", nargs="?", metavar="NAME",
+                   help="show this model's card (data, split, training, validation scores, speed)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.set_defaults(func=run)
 
@@ -92,8 +96,27 @@ def collect() -> dict[str, Any]:
     return {"default": default, "user_dir": str(user_models_dir()), "models": models, "architectures": archs}
 
 
+def show_card(name: str, as_json: bool) -> int:
+    """Print the card of one model (zoo name or checkpoint file)."""
+    from bratseg.checkpoint import load_checkpoint
+    from bratseg.modelcard import format_card
+    from bratseg.zoo import resolve_model
+
+    path = resolve_model(name)
+    card = (load_checkpoint(path).provenance or {}).get("card")
+    if not card:
+        raise BratsInputError("this checkpoint carries no model card (train and bundle it to get one)", path)
+    if as_json:
+        print_json(card)
+    else:
+        print(format_card(card))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    """Print the tables (or JSON)."""
+    """Print the tables (or JSON), or one model's card."""
+    if args.name:
+        return show_card(args.name, args.json)
     data = collect()
     if args.json:
         print_json(data)
