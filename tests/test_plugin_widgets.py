@@ -339,5 +339,11 @@ def test_view_command_opens_docks_and_case(qtbot, capsys):
         assert set(docks) == set(DOCKS) and all(w is not None for w in docks.values())
         assert [layer.name for layer in viewer.layers][:4] == ["T1", "T1Gd", "T2", "FLAIR"]
         assert "Brats18_2013_2_1" in docks["Segment"].case_label.text()
+        from bratseg.zoo import bundled_models
+
+        models = docks["Segment"].model_list
+        tips = {models.item(i).text().split(" ")[0]: models.item(i).toolTip() for i in range(models.count())}
+        for entry in bundled_models():  # hovering a bundled model shows its card
+            assert "Dice:" in tips[entry.name] and "validation:" in tips[entry.name], tips
     finally:
         viewer.close()

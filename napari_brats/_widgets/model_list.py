@@ -65,7 +65,7 @@ class ModelList(QListWidget):
             text = f"{entry.name} [{entry.arch}, {origin}] — {dice_text(entry.val_dice)}"
             path = str(entry.path)
             checked = path in ticked if ticked else entry.name == default
-            self._add_item(text, path, "zoo", checked)
+            self._add_item(text, path, "zoo", checked, tooltip=_card_tooltip(entry.card, path))
         for path in extra:
             self._add_item(f"{Path(path).name} [checkpoint file]", path, "file", path in ticked)
 
@@ -95,11 +95,21 @@ class ModelList(QListWidget):
             if self.item(i).checkState() == Qt.CheckState.Checked
         ]
 
-    def _add_item(self, text: str, path: str, kind: str, checked: bool) -> None:
+    def _add_item(self, text: str, path: str, kind: str, checked: bool, tooltip: str | None = None) -> None:
         item = QListWidgetItem(text)
         item.setData(_PATH_ROLE, path)
         item.setData(_KIND_ROLE, kind)
         item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
         item.setCheckState(_check_state(checked))
-        item.setToolTip(path)
+        item.setToolTip(tooltip or path)
         self.addItem(item)
+
+
+def _card_tooltip(checkpoint_meta: dict, path: str) -> str:
+    """The model card as hover text (data, split, training, scores, speed), else the path."""
+    card = (checkpoint_meta.get("provenance") or {}).get("card")
+    if not isinstance(card, dict):
+        return path
+    from bratseg.modelcard import format_card
+
+    return f"{format_card(card)}\n{path}"
