@@ -7,8 +7,8 @@ ensemble of all given models (mean of region probabilities, the first model's po
 scored the same way. Prints a Markdown table: Dice and HD95 (voxels, as the official tool) per
 region, mean and std over the cases, CPU seconds per case (load + predict).
 
-Run: ``.venv/bin/python bench/eval_models.py [--models A B ...] [--threads 2] [--json]``
-(default: every bundled model).
+Run: ``.venv/bin/python bench/eval_models.py [--models A B ...] [--threads 2] [--tta 8] [--json]``
+(default: every bundled model). ``--tta 8`` averages 8 flips.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", help="zoo names or checkpoint files (default: all bundled)")
     parser.add_argument("--data", nargs="+", default=[str(DEFAULT_DATA)], help="folders with the cases")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tta", type=int, choices=(0, 8), default=0, help="8: average 8 flips")
     parser.add_argument("--no-ensemble", action="store_true", help="score the models one by one only")
     parser.add_argument("--json", action="store_true", help="print the summaries as JSON")
     args = parser.parse_args(argv)
@@ -69,14 +70,15 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
 
-    summaries = [_summary(n, evaluate_cases(m, case_dirs, args.threads)) for n, m in zip(names, loaded)]
+    summaries = [_summary(n, evaluate_cases(m, case_dirs, args.threads, args.tta)) for n, m in zip(names, loaded)]
     if len(loaded) > 1 and not args.no_ensemble:
         summaries.append(_summary("ensemble of " + " + ".join(names),
-                                  evaluate_cases(loaded, case_dirs, args.threads)))
+                                  evaluate_cases(loaded, case_dirs, args.threads, args.tta)))
     if args.json:
         print(json.dumps(summaries, indent=1))
         return 0
-    print(f"{len(case_dirs)} validation cases: {', '.join(sorted(val))}\n")
+    print(f"{len(case_dirs)} validation cases: {', '.join(sorted(val))}; "
+          f"{'8-flip TTA' if args.tta else 'no TTA'}, {args.threads} CPU thread(s)\n")
     print("| model | Dice WT / TC / ET (std) | HD95 WT / TC / ET (vox) | CPU s/case |")
     print("|---|---|---|---|")
     for s in summaries:

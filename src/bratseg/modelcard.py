@@ -75,15 +75,16 @@ def read_progress(path: str | Path) -> dict[str, Any]:
 
 
 def evaluate_cases(
-    loaded: LoadedModel | list[LoadedModel], case_dirs: list[Path], threads: int = 2
+    loaded: LoadedModel | list[LoadedModel], case_dirs: list[Path], threads: int = 2, tta: int = 0
 ) -> list[dict[str, Any]]:
-    """Predict each case at full resolution (CPU, no TTA) and score it against its label map.
+    """Predict each case at full resolution (CPU) and score it against its label map.
 
     Args:
         loaded: The model, or several for an ensemble (mean of their region probabilities; the
             first model's default postprocessing is used).
         case_dirs: Case folders with a ``*_seg`` file.
         threads: CPU threads for torch.
+        tta: 0 (cards are measured without test-time augmentation) or 8 flips.
 
     Returns:
         One row per case: ``case``, ``seconds`` (wall time of loading the four images and
@@ -94,7 +95,7 @@ def evaluate_cases(
     from bratseg.metrics import evaluate_labels
 
     models = loaded if isinstance(loaded, list) else [loaded]
-    options = InferenceOptions(device="cpu", tta=0, threads=threads)
+    options = InferenceOptions(device="cpu", tta=tta, threads=threads)
     rows = []
     for folder in case_dirs:
         t0 = time.perf_counter()
