@@ -262,7 +262,7 @@ def test_official_sample_lesionwise_matching_and_dice():
     for pred_file, ref_file, official in _official_cases():
         pred, _ = _load(pred_file)
         ref, spacing = _load(ref_file)
-        ours = lesionwise_metrics(pred, ref)
+        ours = lesionwise_metrics(pred, ref, spacing=spacing)
         for region in ("wt", "tc", "et"):
             want, got = official[region], ours[region]
             assert (got["n_ref"], got["n_pred"]) == (
@@ -270,10 +270,26 @@ def test_official_sample_lesionwise_matching_and_dice():
             ), (ref_file, region)
             assert (got["tp"], got["fp"], got["fn"]) == (want["tp"], want["fp"], want["fn"])
             assert got["sq_dsc"] == pytest.approx(want["sq_dsc"], abs=1e-6), (ref_file, region)
-            if spacing == (1.0, 1.0, 1.0):
-                assert got["sq_hd95"] == pytest.approx(want["sq_hd95"], abs=1e-3)
+            # all four cases, the two anisotropic ones (0.86 x 0.86 x 1.5 and 0.5 x 0.5 x 1 mm) too
+            assert got["sq_hd95"] == pytest.approx(want["sq_hd95"], abs=1e-3), (ref_file, region)
             n = got["tp"] + got["fp"] + got["fn"]
             assert got["lesionwise_dsc"] == pytest.approx(got["sq_dsc"] * got["tp"] / n)
+
+
+@needs_official
+def test_lesionwise_hd95_spacing_axis_order():
+    """Official order (spacing reversed) and true order agree on isotropic data only."""
+    from bratseg.lesionwise import lesionwise_metrics
+
+    pred_file, ref_file, _ = next(c for c in _official_cases() if _load(c[1])[1][0] != _load(c[1])[1][2])
+    pred, _ = _load(pred_file)
+    ref, spacing = _load(ref_file)
+    official = lesionwise_metrics(pred, ref, spacing=spacing)
+    true_axes = lesionwise_metrics(pred, ref, spacing=spacing, official_axis_order=False)
+    assert official["et"]["sq_hd95"] != pytest.approx(true_axes["et"]["sq_hd95"], abs=1e-3)
+    iso = lesionwise_metrics(pred, ref, spacing=(2.0, 2.0, 2.0))
+    assert iso["et"]["sq_hd95"] == pytest.approx(
+        lesionwise_metrics(pred, ref, spacing=(2.0, 2.0, 2.0), official_axis_order=False)["et"]["sq_hd95"])
 
 
 def test_lesionwise_edge_cases():

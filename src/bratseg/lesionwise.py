@@ -88,7 +88,10 @@ def match_lesions(
 
 
 def region_lesionwise(
-    pred: np.ndarray, ref: np.ndarray, connectivity: int = LESION_CONNECTIVITY
+    pred: np.ndarray,
+    ref: np.ndarray,
+    connectivity: int = LESION_CONNECTIVITY,
+    spacing: Sequence[float] = (1.0, 1.0, 1.0),
 ) -> dict[str, float | int]:
     """Lesion-wise metrics of one region.
 
@@ -96,6 +99,7 @@ def region_lesionwise(
         pred: Boolean predicted mask (X, Y, Z).
         ref: Boolean reference mask (X, Y, Z).
         connectivity: Lesion connectivity (3 = 26-connected).
+        spacing: Millimetres per voxel step along each array axis, for the lesion HD95.
 
     Returns:
         Dict with ``n_ref``, ``n_pred``, ``tp``, ``fp``, ``fn``, ``sq_dsc`` / ``sq_hd95`` (mean
@@ -119,7 +123,7 @@ def region_lesionwise(
         r = ref_lab[box] == i
         p = pred_lab[box] == j
         dscs.append(dice(p, r))
-        hds.append(hd95(p, r))
+        hds.append(hd95(p, r, spacing))
     n_ref, n_pred, tp = len(ref_boxes), len(pred_boxes), len(matches)
     fp, fn = n_pred - tp, n_ref - tp
     n_all = tp + fp + fn
@@ -145,8 +149,18 @@ def lesionwise_metrics(
     pred_convention: str | None = None,
     ref_convention: str | None = None,
     connectivity: int = LESION_CONNECTIVITY,
+    spacing: Sequence[float] = (1.0, 1.0, 1.0),
+    official_axis_order: bool = True,
 ) -> dict[str, dict[str, float | int]]:
     """Lesion-wise metrics per region of two label maps.
+
+    Unlike the legacy whole-volume HD95 (voxel units), the official lesion-wise evaluation
+    (BraTS 2023+, panoptica) measures each lesion's HD95 with the image spacing, but applies it in
+    reversed axis order: SimpleITK's (z, y, x) spacing on the (x, y, z) NIfTI array. Its own
+    example shows this (BraTS-MET-00630: 0.86 x 0.86 x 1.5 mm voxels; matched only with the
+    spacing reversed). ``official_axis_order=True`` (default) does the same so the numbers match
+    the official tool; ``False`` applies each spacing to its own axis. Both agree on isotropic
+    data such as the 1 mm BraTS grid.
 
     Args:
         pred: Integer label map (X, Y, Z).
@@ -154,12 +168,17 @@ def lesionwise_metrics(
         pred_convention: Convention of ``pred`` or None to detect.
         ref_convention: Convention of ``ref`` or None to detect.
         connectivity: Lesion connectivity (3 = 26-connected).
+        spacing: Voxel size (x, y, z) in mm of the reference image.
+        official_axis_order: Apply ``spacing`` reversed, as the official tool does.
 
     Returns:
         ``{"wt": {...}, "tc": {...}, "et": {...}}`` with the keys of :func:`region_lesionwise`.
     """
     pm, rm = paired_region_masks(pred, ref, pred_convention, ref_convention)
-    return {r: region_lesionwise(pm[r], rm[r], connectivity) for r in REGIONS}
+    steps = tuple(float(s) for s in spacing)
+    if official_axis_order:
+        steps = steps[::-1]
+    return {r: region_lesionwise(pm[r], rm[r], connectivity, steps) for r in REGIONS}
 
 
 __all__: Sequence[str] = (
