@@ -6,12 +6,15 @@ Measures on real cases (cached crops):
   augmentations), i.e. what a DataLoader worker spends per patch;
 * ``compute``: seconds of one optimiser step (forward, loss, backward, update) on a fixed batch;
 * ``loop``: the real training loop (DataLoader with ``--num-workers``): seconds per step and the
-  part of it spent waiting for data.
+  part of it spent waiting for data;
+* ``activations``: megabytes of tensors kept by autograd for the backward pass of one step (what
+  fills GPU memory besides the weights), with ``--grad-checkpoint`` after activation checkpointing.
 
 Usage::
 
     .venv/bin/python bench/bench_train.py --model segresnet-vae --preset small --steps 5
     .venv/bin/python bench/bench_train.py --model nnunet --device cuda --num-workers 4 --json
+    .venv/bin/python bench/bench_train.py --model nnunet --patch 64 64 64 --grad-checkpoint
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--cache-dir", default=str(Path(tempfile.gettempdir()) / "bratseg-bench-cache"))
+    parser.add_argument("--grad-checkpoint", action="store_true", help="activation checkpointing on")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -56,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     from bratseg.training.losses import loss_for
     from bratseg.training.recipes import build_optimizer, default_recipe
     from bratseg.training.setup import (
-        fit_fixed_input, initial_model, make_loader, model_size_divisor, preprocess_for, round_patch,
+        enable_gradient_checkpointing, fit_fixed_input, initial_model, make_loader, model_size_divisor,
+        preprocess_for, round_patch,
     )
 
     device, desc = select_device(args.device, args.threads)
@@ -89,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # compute: fixed batch
     net = init.model.to(device).train()
+    if args.grad_checkpoint:
+        enable_gradient_checkpointing(net)
     crit = loss_for(init.spec, recipe)
     opt = build_optimizer(net.parameters(), recipe)
     batch = torch.utils.data.default_collate([dataset[i] for i in range(bs)])
@@ -108,7 +115,14 @@ def main(argv: list[str] | None = None) -> int:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    step(x, y)
+    kept = [0]
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        kept[0] += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        step(x, y)
     sync()
     times = []
     for _ in range(args.steps):
@@ -146,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "cache_build_s_per_case": t_cache / len(refs), "cache_load_s_per_case": t_cached,
         "data_s_per_patch": t_data, "compute_s_per_step": t_compute,
         "compute_patches_per_s": bs / t_compute, "loop": loops,
+        "grad_checkpoint": args.grad_checkpoint, "activations_mb": kept[0] / 2**20,
         "load_average": os.getloadavg()[0], "cpus": os.cpu_count(),
     }
     if args.json:
@@ -156,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  cache: build {result['cache_build_s_per_case']:.2f} s/case, reload {t_cached * 1000:.0f} ms/case")
         print(f"  data:    {t_data * 1000:.0f} ms per augmented patch (one process)")
         print(f"  compute: {t_compute:.3f} s per step -> {bs / t_compute:.2f} patches/s")
+        print(f"  activations kept for backward: {kept[0] / 2**20:.0f} MB"
+              + (" (activation checkpointing on)" if args.grad_checkpoint else ""))
         for nw, r in loops.items():
             print(f"  loop, {nw} worker(s): {r['s_per_step']:.3f} s/step ({r['patches_per_s']:.2f} patches/s), "
                   f"waiting for data {r['data_wait_s'] * 1000:.0f} ms/step")
