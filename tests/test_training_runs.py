@@ -172,3 +172,7 @@ def test_ddp_two_gloo_processes(dataset: Path, cache_dir: Path, tmp_path: Path) 
     assert lines[0]["world_size"] == 2 and "gloo" in lines[0]["device"]
     assert lines[-1]["event"] == "done" and lines[-1]["step"] == 2
     assert load_checkpoint(out / "best.pt").meta["provenance"]["world_size"] == 2
+    # rank 1's RNG state is saved beside rank 0's, and differs from it (own dropout draws)
+    rank0 = load_state(out / "state.pt")["rng"]["torch"]
+    rank1 = load_state(out / "rng.rank1.pt")["torch"]
+    assert not torch.equal(rank0, rank1)

@@ -32,6 +32,11 @@ logger = logging.getLogger(__name__)
 STOP_FILE = "STOP"
 PROGRESS_FILE = "progress.jsonl"
 STATE_FILE = "state.pt"
+
+
+def rank_rng_file(rank: int) -> str:
+    """File of the RNG state of DDP rank ``rank`` > 0 (rank 0's is inside :data:`STATE_FILE`)."""
+    return f"rng.rank{rank}.pt"
 CONFIG_FILE = "config.json"
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"

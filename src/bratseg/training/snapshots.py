@@ -27,8 +27,10 @@ class RunSnapshots:
     """Checkpoint and resume-state writing of a training session (mixin; see module docstring)."""
 
     def _save(self, validated: bool, improved: bool = False) -> None:
-        """Write best.pt (when ``improved``), last.pt and state.pt on rank 0; all ranks sync."""
+        """Write best.pt (when ``improved``), last.pt and state.pt on rank 0, each other rank's RNG
+        state beside them (its dropout and augmentation draws differ from rank 0's); all ranks sync."""
         if not self.ctx.is_main:
+            rundir.save_atomic(rundir.capture_rng(), self.out / rundir.rank_rng_file(self.ctx.rank))
             ddp.barrier(self.ctx)
             return
         net = self._eval_net()
@@ -37,6 +39,18 @@ class RunSnapshots:
         self._checkpoint(net, self.out / rundir.LAST_CHECKPOINT, self.last_val if validated else None)
         rundir.save_atomic(self._state_dict(), self.out / rundir.STATE_FILE)
         ddp.barrier(self.ctx)
+
+    def _restore_rank_rng(self, main_rng: dict[str, Any]) -> None:
+        """Restore this rank's RNG state (rank 0: from state.pt; others: their own file)."""
+        path = self.out / rundir.rank_rng_file(self.ctx.rank)
+        if self.ctx.is_main:
+            rundir.restore_rng(main_rng)
+        elif path.is_file():
+            rundir.restore_rng(rundir.load_state(path))
+        else:  # e.g. resumed with more processes than the run was saved with
+            logger.warning("rank %d: no saved RNG state (%s); random draws will differ from an "
+                           "uninterrupted run", self.ctx.rank, path.name)
+            rundir.restore_rng(main_rng)
 
     def _checkpoint(self, net: torch.nn.Module, path: Path, val: dict[str, float] | None) -> None:
         """Save ``net`` as a bratseg checkpoint with the run's provenance and validation Dice."""

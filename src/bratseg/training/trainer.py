@@ -123,6 +123,8 @@ class _Session(RunSnapshots):
         if st is None:
             torch.manual_seed(cfg.seed)
             self.init = initial_model(cfg.model, cfg.preset)
+            if self.ctx.rank:  # same initial weights on every rank, own dropout draws per rank
+                torch.manual_seed(cfg.seed + self.ctx.rank)
         else:
             self.init = model_from_state(st)
         self.arch, self.spec = self.init.arch, self.init.spec
@@ -214,7 +216,7 @@ class _Session(RunSnapshots):
         self.best_val = st.get("best_val") or None
         self.last_val = st.get("last_val") or None
         self.timer = rundir.Timer(float(st["elapsed_s"]))
-        rundir.restore_rng(st["rng"])
+        self._restore_rank_rng(st["rng"])
         logger.info("resumed at epoch %d, step %d", self.epoch, self.global_step)
 
     # ------------------------------------------------------------------ progress
