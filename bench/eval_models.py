@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tta", type=int, choices=(0, 8), default=0, help="8: average 8 flips")
     parser.add_argument("--no-ensemble", action="store_true", help="score the models one by one only")
+    parser.add_argument("--ensemble-only", action="store_true", help="score only the ensemble")
     parser.add_argument("--json", action="store_true", help="print the summaries as JSON")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -70,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
 
-    summaries = [_summary(n, evaluate_cases(m, case_dirs, args.threads, args.tta)) for n, m in zip(names, loaded)]
+    summaries = [] if args.ensemble_only and len(loaded) > 1 else [
+        _summary(n, evaluate_cases(m, case_dirs, args.threads, args.tta)) for n, m in zip(names, loaded)
+    ]
     if len(loaded) > 1 and not args.no_ensemble:
         summaries.append(_summary("ensemble of " + " + ".join(names),
                                   evaluate_cases(loaded, case_dirs, args.threads, args.tta)))
