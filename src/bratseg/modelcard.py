@@ -161,6 +161,12 @@ def build_card(
     ]
     if str(progress.get("done_reason") or "").startswith("running"):
         notes.append("Bundled from an intermediate checkpoint while training was still running.")
+    if progress.get("best_epoch") and progress.get("epochs") and not overlap:
+        notes.append(
+            f"The checkpoint is the epoch with the best mean validation Dice on these same {len(rows)} "
+            f"cases (epoch {progress['best_epoch']} of {progress['epochs']} validated), so the scores are "
+            "slightly optimistic."
+        )
     if remark:
         notes.append(remark)
     return {
