@@ -28,19 +28,19 @@ logger = logging.getLogger(__name__)
 _MARK = "_bratseg_checkpointed"
 
 
-def _is_unit(module: nn.Module, parent: nn.Module | None) -> bool:
+def _is_unit(module: nn.Module, parent: nn.Module) -> bool:
     if type(module).__name__.endswith("Block"):
         return True
     return isinstance(module, nn.Sequential) and isinstance(parent, nn.ModuleList)
 
 
-def _units(module: nn.Module, parent: nn.Module | None = None) -> Iterator[nn.Module]:
+def _units(module: nn.Module) -> Iterator[nn.Module]:
     """Outermost units below ``module`` (a unit's own sub-blocks are not visited)."""
     for child in module.children():
         if _is_unit(child, module):
             yield child
         else:
-            yield from _units(child, module)
+            yield from _units(child)
 
 
 def _checkpointed(module: nn.Module, forward: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
