@@ -176,3 +176,27 @@ def test_ddp_two_gloo_processes(dataset: Path, cache_dir: Path, tmp_path: Path) 
     rank0 = load_state(out / "state.pt")["rng"]["torch"]
     rank1 = load_state(out / "rng.rank1.pt")["torch"]
     assert not torch.equal(rank0, rank1)
+
+
+def test_rank_rng_restore_without_its_file_warns_and_uses_rank0(tmp_path: Path, caplog) -> None:
+    """A rank resumed without its own RNG file (e.g. more processes than saved) falls back, saying so."""
+    from bratseg.training import ddp, rundir
+    from bratseg.training.snapshots import RunSnapshots
+
+    session = RunSnapshots()
+    session.out = tmp_path
+    session.ctx = ddp.DistContext(rank=1, world_size=2)
+    torch.manual_seed(3)
+    saved = rundir.capture_rng()
+    torch.manual_seed(4)
+    with caplog.at_level("WARNING"):
+        session._restore_rank_rng(saved)
+    assert "rank 1: no saved RNG state (rng.rank1.pt)" in caplog.text
+    assert torch.equal(torch.get_rng_state(), saved["torch"])
+
+    torch.manual_seed(5)
+    own = rundir.capture_rng()
+    rundir.save_atomic(own, tmp_path / rundir.rank_rng_file(1))
+    torch.manual_seed(6)
+    session._restore_rank_rng(saved)
+    assert torch.equal(torch.get_rng_state(), own["torch"])

@@ -8,6 +8,7 @@ session and reads its attributes (``ctx``, ``out``, ``net``, ``optimizer``, ``sc
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from bratseg.errors import BratsInputError
 from bratseg.labels import REGIONS
 from bratseg.training import ddp, rundir
 from bratseg.training.setup import InitialModel
+
+logger = logging.getLogger(__name__)
 
 #: ``format`` tag of ``state.pt``.
 STATE_FORMAT = "bratseg-train-state"
