@@ -107,9 +107,7 @@ class ModelList(QListWidget):
 
 def _card_tooltip(checkpoint_meta: dict, path: str) -> str:
     """The model card as hover text (data, split, training, scores, speed), else the path."""
-    card = (checkpoint_meta.get("provenance") or {}).get("card")
-    if not isinstance(card, dict):
-        return path
-    from bratseg.modelcard import format_card
+    from bratseg.modelcard import embedded_card, format_card
 
-    return f"{format_card(card)}\n{path}"
+    card = embedded_card(checkpoint_meta)
+    return f"{format_card(card)}\n{path}" if card else path

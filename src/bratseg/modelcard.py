@@ -280,6 +280,16 @@ def markdown_row(card: dict[str, Any]) -> str:
             f"{card.get('training_device')} |")
 
 
+def embedded_card(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The model card stored in a checkpoint's metadata (``meta["provenance"]["card"]``), if any.
+
+    Args:
+        meta: Checkpoint metadata, e.g. :func:`bratseg.zoo.read_card` or ``LoadedModel.meta``.
+    """
+    card = (meta.get("provenance") or {}).get("card")
+    return card if isinstance(card, dict) and card else None
+
+
 def format_card(card: dict[str, Any]) -> str:
     """The card as readable text (what ``napari-brats models NAME`` prints).
 

@@ -98,11 +98,11 @@ def collect() -> dict[str, Any]:
 
 def show_card(name: str, as_json: bool) -> int:
     """Print the card of one model (zoo name or checkpoint file)."""
-    from bratseg.modelcard import format_card
+    from bratseg.modelcard import embedded_card, format_card
     from bratseg.zoo import read_card, resolve_model
 
     path = resolve_model(name)
-    card = (read_card(path).get("provenance") or {}).get("card")  # metadata only, no weights
+    card = embedded_card(read_card(path))  # metadata only, no weights
     if not card:
         raise BratsInputError("this checkpoint carries no model card (train and bundle it to get one)", path)
     if as_json:
