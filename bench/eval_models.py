@@ -25,15 +25,12 @@ DEFAULT_DATA = (ROOT / ".." / "shared" / "data" / "brats2018").resolve()
 
 
 def _summary(name: str, rows: list[dict]) -> dict:
-    from bratseg.labels import REGIONS
+    from bratseg.modelcard import region_mean_std
 
     out = {"name": name, "cases": [r["case"] for r in rows],
            "seconds": round(statistics.median(r["seconds"] for r in rows), 2)}
     for key in ("dice", "hd95"):
-        values = {reg: [float(r[key][reg]) for r in rows] for reg in REGIONS}
-        out[key] = {reg: round(statistics.fmean(v), 4) for reg, v in values.items()}
-        out[key + "_std"] = {reg: round(statistics.stdev(v), 4) if len(v) > 1 else 0.0
-                             for reg, v in values.items()}
+        out[key], out[key + "_std"] = region_mean_std(rows, key)
     return out
 
 

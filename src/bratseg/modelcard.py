@@ -115,7 +115,13 @@ def evaluate_cases(
     return rows
 
 
-def _mean_std(rows: list[dict[str, Any]], key: str) -> tuple[dict[str, float], dict[str, float]]:
+def region_mean_std(rows: list[dict[str, Any]], key: str) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean and sample std over cases of ``row[key][region]`` for each region (rounded to 4 places).
+
+    Args:
+        rows: Rows of :func:`evaluate_cases`.
+        key: ``"dice"`` or ``"hd95"``.
+    """
     values = {r: [float(row[key][r]) for row in rows] for r in REGIONS}
     mean = {r: round(statistics.fmean(v), 4) for r, v in values.items()}
     std = {r: round(statistics.stdev(v), 4) if len(v) > 1 else 0.0 for r, v in values.items()}
@@ -145,8 +151,8 @@ def build_card(
     """
     prov = loaded.provenance
     train, val = list(prov.get("train_cases") or []), list(prov.get("val_cases") or [])
-    dice, dice_std = _mean_std(rows, "dice")
-    hd95, hd95_std = _mean_std(rows, "hd95")
+    dice, dice_std = region_mean_std(rows, "dice")
+    hd95, hd95_std = region_mean_std(rows, "hd95")
     seconds = statistics.fmean(r["seconds"] for r in rows)
     overlap = sorted(set(train) & set(val))
     notes = [
