@@ -130,6 +130,16 @@ def test_train_mode_extras_follow_the_papers():
     assert len(ds.deep_heads) == 4  # seed 002: dilated convs + 3 decoder stages
 
 
+def test_ds_unet_keeps_stage_one_width_before_the_head_and_uses_he_init():
+    """A 8-channel bottleneck before the head with PyTorch's default init did not learn WT."""
+    ds = build_model("ds-unet", preset="small")
+    width = ds.config.base_filters
+    assert ds.head.in_channels == width and ds.decoder[-1][-1][0].out_channels == width
+    conv = ds.encoder[1][0][0]  # 3x3x3, fan_out = C_out * 27
+    expected = (2.0 / (conv.out_channels * 27)) ** 0.5
+    assert float(conv.weight.std()) == pytest.approx(expected, rel=0.05)
+
+
 def test_eval_accepts_other_sizes_than_the_vae_size_but_train_does_not():
     model = build_model("segresnet-vae", preset="tiny")
     x = torch.randn(1, 4, 24, 16, 32)
