@@ -35,7 +35,7 @@ def peak_rss_mb() -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", type=Path, default=DEFAULT_CASE)
-    parser.add_argument("--model", help="checkpoint or zoo name (default: bundled default, else random small)")
+    parser.add_argument("--model", help="checkpoint or zoo name (default: the first bundled default model, else random small)")
     parser.add_argument("--arch", default="nnunet", help="architecture for the random-weight fallback")
     parser.add_argument("--spacing", type=float, default=2.0, help="target spacing of the fallback (mm)")
     parser.add_argument("--device", default="cpu")
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from bratseg.io import load_case
     from bratseg.models import build_model
     from bratseg.preprocess import preprocess_with_config
-    from bratseg.zoo import default_model_name, resolve_model
+    from bratseg.zoo import default_model_names, resolve_model
 
     device, device_desc = select_device(args.device)
     t0 = time.perf_counter()
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     load_s = time.perf_counter() - t0
 
     tmp = tempfile.TemporaryDirectory()
-    name = args.model or default_model_name()
+    name = args.model or next(iter(default_model_names()), None)
     if name:
         path = resolve_model(name)
         source = f"checkpoint {path.name}"

@@ -46,11 +46,11 @@ def _wait(condition, timeout: float) -> None:
 def _model(name: str | None) -> str:
     if name:
         return name
-    from bratseg.zoo import default_model_name
+    from bratseg.zoo import default_model_names
 
-    default = default_model_name()
+    default = default_model_names()
     if default:
-        return default
+        return default[0]
     import torch
 
     from bratseg.checkpoint import save_checkpoint

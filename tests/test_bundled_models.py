@@ -1,8 +1,9 @@
 """The weights shipped in the package: cards, size budget, and one-click prediction with the default.
 
-The default-model test segments one of the default model's own validation cases (a case it never
-trained on, read from its card) with ``napari-brats predict`` and no ``--model``, and checks the
-output against the expert label.
+The default-model test segments one of the default models' own validation cases (a case none of
+them trained on, read from their cards) with ``napari-brats predict`` and no ``--model``, checks
+that this is exactly the ensemble named in ``weights/default.txt``, and checks the output against
+the expert label.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from bratseg.checkpoint import load_checkpoint
 from bratseg.cli.main import main
 from bratseg.labels import region_masks
 from bratseg.metrics import dice_regions
-from bratseg.zoo import BUNDLED_DIR, default_model_name, list_models
+import bratseg.zoo as zoo
+from bratseg.zoo import BUNDLED_DIR, default_model_names, list_models
 
 #: Upper bound on all bundled weights together (package size budget).
 MAX_BUNDLED_BYTES = 80 * 1024 * 1024
@@ -77,12 +79,33 @@ def _predict_and_score(extra_args: list[str], case_dir, tmp_path) -> np.ndarray:
 
 @needs_weights
 def test_predict_without_model_uses_the_default(brats2018_dir, tmp_path):
-    name = default_model_name()
-    assert name is not None
-    dice = _predict_and_score([], _held_out_case(brats2018_dir, name), tmp_path)
-    # A trained model finds the tumour on a case it never saw: the whole-tumour Dice is far from
-    # chance (the card holds the exact full-resolution scores of every validation case).
+    names = default_model_names()
+    assert names
+    case_dir = _held_out_case(brats2018_dir, names[0])
+    for name in names:
+        card = json.loads((BUNDLED_DIR / f"{name}.json").read_text())
+        assert case_dir.name not in card["data"]["train_cases"]
+    (tmp_path / "default").mkdir()
+    (tmp_path / "named").mkdir()
+    dice = _predict_and_score([], case_dir, tmp_path / "default")
+    named = _predict_and_score([a for name in names for a in ("--model", name)], case_dir, tmp_path / "named")
+    labels = [np.asarray(nib.load(tmp_path / d / "pred.nii.gz").dataobj) for d in ("default", "named")]
+    np.testing.assert_array_equal(labels[0], labels[1])
+    np.testing.assert_array_equal(dice, named)
+    # Trained models find the tumour on a case they never saw: the whole-tumour Dice is far from
+    # chance (the cards hold the exact full-resolution scores of every validation case).
     assert dice[0] > 0.5, dict(zip(("wt", "tc", "et"), dice.round(3)))
+
+
+def test_default_txt_names_an_ensemble_and_skips_models_not_bundled(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(zoo, "BUNDLED_DIR", tmp_path)
+    assert default_model_names() == []
+    for name in ("a-small", "b-small"):
+        (tmp_path / f"{name}.pt").write_bytes(b"")
+    assert default_model_names() == ["a-small"]  # no default.txt: the first by name
+    (tmp_path / "default.txt").write_text("b-small\n\ngone-small\na-small.pt\n")
+    assert default_model_names() == ["b-small", "a-small"]
+    assert "gone-small" in caplog.text
 
 
 @needs_weights

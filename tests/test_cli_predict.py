@@ -123,9 +123,9 @@ def test_bad_input_exit_2_nothing_written(case_dir, ckpts, tmp_path, capsys, mak
 
 
 def test_no_model_and_none_bundled(case_dir, tmp_path, capsys):
-    from bratseg.zoo import default_model_name
+    from bratseg.zoo import default_model_names
 
-    if default_model_name() is not None:
+    if default_model_names():
         pytest.skip("a default model is bundled")
     rc = main(["predict", str(case_dir), "-o", str(tmp_path / "x.nii.gz")])
     err = capsys.readouterr().err

@@ -43,7 +43,7 @@ class ModelList(QListWidget):
     def refresh(self) -> None:
         """(Re)list the bundled and user models, keeping ticks and added checkpoints.
 
-        With nothing ticked yet, the zoo's default model is ticked.
+        With nothing ticked yet, the zoo's default model(s) are ticked.
         """
         ticked = set(self.selected_paths())
         extra = [
@@ -53,18 +53,18 @@ class ModelList(QListWidget):
         self.clear()
         entries = []
         try:
-            from bratseg.zoo import default_model_name, list_models
+            from bratseg.zoo import default_model_names, list_models
 
             entries = list_models()
-            default = default_model_name()
+            default = default_model_names()
         except Exception as exc:  # zoo missing or broken: the user can still add checkpoints
             logger.warning("cannot list models: %s", exc)
-            default = None
+            default = []
         for entry in entries:
             origin = "bundled" if entry.bundled else "user"
             text = f"{entry.name} [{entry.arch}, {origin}] — {dice_text(entry.val_dice)}"
             path = str(entry.path)
-            checked = path in ticked if ticked else entry.name == default
+            checked = path in ticked if ticked else (entry.bundled and entry.name in default)
             self._add_item(text, path, "zoo", checked, tooltip=_card_tooltip(entry.card, path))
         for path in extra:
             self._add_item(f"{Path(path).name} [checkpoint file]", path, "file", path in ticked)

@@ -1,7 +1,8 @@
 """The model zoo: bundled checkpoints and the user's own.
 
-* Bundled weights ship inside the package in ``src/bratseg/weights/*.pt``. The default model is
-  named in ``weights/default.txt`` (one line) or, failing that, is the first bundled file by name.
+* Bundled weights ship inside the package in ``src/bratseg/weights/*.pt``. The default is named in
+  ``weights/default.txt``: one model name per line, several lines = an ensemble (their
+  probabilities are averaged). Failing that, it is the first bundled file by name.
 * User models live in ``$BRATSEG_HOME/models`` (default ``~/.napari-brats/models``); fine-tuned
   checkpoints go there. A user model with the same name as a bundled one takes precedence.
 
@@ -173,16 +174,19 @@ def bundled_models() -> list[ModelEntry]:
     return [e for e in list_models(include_user=False) if e.bundled]
 
 
-def default_model_name() -> str | None:
-    """Name of the bundled default model, or ``None`` when no weights are bundled."""
+def default_model_names() -> list[str]:
+    """Names of the bundled default model(s); several = an ensemble; empty when none is bundled."""
     names = [_strip_suffix(p.name) for p in _checkpoints_in(BUNDLED_DIR)]
     marker = BUNDLED_DIR / "default.txt"
     if marker.is_file():
-        wanted = _strip_suffix(marker.read_text().strip())
-        if wanted in names:
-            return wanted
-        logger.warning("weights/default.txt names %r which is not bundled", wanted)
-    return names[0] if names else None
+        wanted = [_strip_suffix(line.strip()) for line in marker.read_text().splitlines() if line.strip()]
+        missing = [w for w in wanted if w not in names]
+        if missing:
+            logger.warning("weights/default.txt names %s, not bundled", ", ".join(map(repr, missing)))
+        found = [w for w in wanted if w in names]
+        if found:
+            return found
+    return names[:1]
 
 
 def resolve_model(name_or_path: str | Path) -> Path:

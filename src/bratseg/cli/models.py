@@ -69,9 +69,9 @@ def architecture_parameters(name: str, preset: str) -> int | None:
 def collect() -> dict[str, Any]:
     """Everything ``models`` shows, as plain data."""
     from bratseg.models import get_architecture, list_architectures
-    from bratseg.zoo import default_model_name, list_models, user_models_dir
+    from bratseg.zoo import default_model_names, list_models, user_models_dir
 
-    default = default_model_name()
+    default = default_model_names()
     models = []
     for e in list_models():
         try:
@@ -80,7 +80,7 @@ def collect() -> dict[str, Any]:
             paper = "?"
         models.append({
             "name": e.name, "arch": e.arch, "paper": paper, "parameters": e.parameters,
-            "bundled": e.bundled, "default": e.bundled and e.name == default, "val_dice": e.val_dice,
+            "bundled": e.bundled, "default": e.bundled and e.name in default, "val_dice": e.val_dice,
             "path": str(e.path), "convention": e.card.get("convention"),
             "preprocess": e.card.get("preprocess"), "created": e.card.get("created"),
         })
@@ -126,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
                 for m in data["models"]]
         print("Models with weights")
         print(format_table(["name", "architecture", "paper", "params", "bundled", "validation Dice"], rows))
+        if len(data["default"]) > 1:
+            print(f"Default: the ensemble of {' + '.join(data['default'])} (probabilities averaged).")
     else:
         print(f"No model weights installed (none bundled, none in {data['user_dir']}).")
         print("Train one with `napari-brats train` or pass a checkpoint: `predict --model FILE.pt`.")

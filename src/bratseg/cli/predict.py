@@ -121,13 +121,12 @@ def postprocess_config(args: argparse.Namespace, loaded: list[Any]) -> Any:
 def load_models(names: list[str] | None) -> list[Any]:
     """Resolve and load the requested checkpoints (the bundled default when none is given)."""
     from bratseg.checkpoint import load_checkpoint
-    from bratseg.zoo import default_model_name, no_default_model_message, resolve_model
+    from bratseg.zoo import default_model_names, no_default_model_message, resolve_model
 
     if not names:
-        default = default_model_name()
-        if default is None:
+        names = default_model_names()
+        if not names:
             raise BratsInputError(no_default_model_message())
-        names = [default]
     paths = [resolve_model(n) for n in names]
     return [load_checkpoint(p) for p in paths]
 
