@@ -345,5 +345,9 @@ def test_view_command_opens_docks_and_case(qtbot, capsys):
         tips = {models.item(i).text().split(" ")[0]: models.item(i).toolTip() for i in range(models.count())}
         for entry in bundled_models():  # hovering a bundled model shows its card
             assert "Dice:" in tips[entry.name] and "validation:" in tips[entry.name], tips
+        from bratseg.zoo import default_model_names, resolve_model
+
+        # one click segments with the default: every model in weights/default.txt is ticked
+        assert sorted(models.selected_paths()) == sorted(str(resolve_model(n)) for n in default_model_names())
     finally:
         viewer.close()
