@@ -1,9 +1,9 @@
 """Screenshots of the napari-brats docks for the README (run under a display or Xvfb).
 
-    xvfb-run -a .venv/bin/python docs/make_screenshots.py [CASE_DIR] [--model NAME_OR_CHECKPOINT]
+    xvfb-run -a .venv/bin/python docs/make_screenshots.py [CASE_DIR] [--model NAME_OR_CHECKPOINT ...]
 
-Opens the viewer as ``napari-brats view`` does, segments the case (with the bundled default model,
-or ``--model``; without any trained model a tiny random-weight network stands in, and the labels
+Opens the viewer as ``napari-brats view`` does, segments the case (with the bundled default
+model(s), or ``--model``, repeatable for an ensemble; without any trained model a tiny random-weight network stands in, and the labels
 are then meaningless), paints a correction, moves a threshold, and saves one PNG per dock plus the
 whole window into docs/images/. The Training dock is shown replaying a real run's progress.jsonl
 when ``--training-log`` is given.
@@ -43,14 +43,14 @@ def _wait(condition, timeout: float) -> None:
             raise TimeoutError("timed out")
 
 
-def _model(name: str | None) -> str:
-    if name:
-        return name
+def _models(names: list[str] | None) -> list[str]:
+    if names:
+        return names
     from bratseg.zoo import default_model_names
 
     default = default_model_names()
     if default:
-        return default[0]
+        return default
     import torch
 
     from bratseg.checkpoint import save_checkpoint
@@ -62,7 +62,7 @@ def _model(name: str | None) -> str:
     save_checkpoint(path, model, arch="nnunet", config=getattr(model, "config", None),
                     postprocess=dict(get_architecture("nnunet").default_postprocess),
                     preprocess={}, provenance={"note": "random weights (no trained model yet)"})
-    return str(path)
+    return [str(path)]
 
 
 def main() -> None:
@@ -74,12 +74,12 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("case_dir", nargs="?", default=str(DEFAULT_CASE))
-    parser.add_argument("--model")
+    parser.add_argument("--model", action="append", help="repeat for an ensemble")
     parser.add_argument("--training-log", help="progress.jsonl of a run to replay in the Training dock")
     args = parser.parse_args()
 
     OUT.mkdir(parents=True, exist_ok=True)
-    viewer, docks = open_viewer(args.case_dir, [_model(args.model)])
+    viewer, docks = open_viewer(args.case_dir, _models(args.model))
     viewer.window._qt_window.resize(1700, 1050)
     viewer.reset_view()
     segment = docks["Segment"]
