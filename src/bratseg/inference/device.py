@@ -55,7 +55,8 @@ def describe_device(device: torch.device) -> str:
         return f"{torch.cuda.get_device_name(index)} (cuda:{index})"
     if device.type == "mps":
         return "Apple GPU (mps)"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"CPU ({n} thread{'' if n == 1 else 's'})"
 
 
 def select_device(request: str = "auto", threads: int | None = None) -> tuple[torch.device, str]:
