@@ -3,8 +3,8 @@
     xvfb-run -a .venv/bin/python docs/make_screenshots.py [CASE_DIR] [--model NAME_OR_CHECKPOINT ...]
 
 Opens the viewer as ``napari-brats view`` does, segments the case (with the bundled default
-model(s), or ``--model``, repeatable for an ensemble; without any trained model a tiny random-weight network stands in, and the labels
-are then meaningless), paints a correction, moves a threshold, and saves one PNG per dock plus the
+model(s), or ``--model``, repeatable for an ensemble; without any trained model a tiny
+random-weight network stands in, and the labels are then meaningless), paints a correction, moves a threshold, and saves one PNG per dock plus the
 whole window into docs/images/. The Training dock is shown replaying a real run's progress.jsonl
 when ``--training-log`` is given.
 """

@@ -8,8 +8,9 @@ upsampling, concatenation with the encoder skip and two convs per stage, the las
 the stage-1 width (the authors' released "EquiUnet"); 1x1x1 conv to 3 region logits (sigmoid).
 Halving the width in the last stage (their plain "Unet") left only 8 channels before the head in
 the small preset, and the network could not learn the whole tumour (WT) on this budget.
-Normalisation: GroupNorm (pipeline A) or InstanceNorm (pipeline B). Deep supervision (seed 002): 1x1x1 heads after the
-dilated convs and after every decoder stage but the last, trilinearly upsampled to full size.
+Normalisation: GroupNorm (pipeline A) or InstanceNorm (pipeline B). Deep supervision (seed
+002): 1x1x1 heads after the dilated convs and after every decoder stage but the last,
+trilinearly upsampled to full size.
 """
 
 from __future__ import annotations
