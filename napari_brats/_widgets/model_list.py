@@ -43,7 +43,10 @@ class ModelList(QListWidget):
     def refresh(self) -> None:
         """(Re)list the bundled and user models, keeping ticks and added checkpoints.
 
-        With nothing ticked yet, the zoo's default model(s) are ticked.
+        With nothing ticked yet, the zoo's default model(s) are ticked. The bundled defaults are
+        listed first, in ``default.txt`` order, so that a default ensemble runs exactly as
+        ``napari-brats predict`` runs it (an ensemble takes its postprocessing from the first
+        ticked model).
         """
         ticked = set(self.selected_paths())
         extra = [
@@ -60,6 +63,8 @@ class ModelList(QListWidget):
         except Exception as exc:  # zoo missing or broken: the user can still add checkpoints
             logger.warning("cannot list models: %s", exc)
             default = []
+        rank = {name: i for i, name in enumerate(default)}
+        entries = sorted(entries, key=lambda e: rank.get(e.name, len(rank)) if e.bundled else len(rank))
         for entry in entries:
             origin = "bundled" if entry.bundled else "user"
             text = f"{entry.name} [{entry.arch}, {origin}] — {dice_text(entry.val_dice)}"
