@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         "hierarchical+component-rule (a)+(d)": (PostprocessConfig(), None),
         "hierarchical only (a)": (PostprocessConfig(et_component_rule=False), None),
         "hierarchical+rules+ET volume (a)+(c)+(d)": (PostprocessConfig(et_min_volume=500), None),
+        "hierarchical+rules+islands<0.1 (a)+(d)": (PostprocessConfig(min_island_fraction=0.1), None),
         "argmax (b)+(d)": (PostprocessConfig(mode="argmax"), class_probs),
     }
     status = 0

@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from bratseg.checkpoint import save_checkpoint
 from bratseg.cli.main import main
@@ -89,11 +90,13 @@ def test_predict_dataset_with_ensemble(ckpts, tmp_path, capsys):
     (dataset / "notes").mkdir()  # not a case: skipped
     out = tmp_path / "preds"
     rc = main(["predict", str(dataset), "-o", str(out), "--model", str(ckpts[0]), "--model", str(ckpts[1]),
-               "--device", "cpu", "--et-threshold", "0.6"])
+               "--device", "cpu", "--et-threshold", "0.6", "--min-island-fraction", "1"])
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == [f"{c}.nii.gz" for c in CASES]
     for c in CASES:
         check_output(out / f"{c}.nii.gz", DATA / c)
+        tumour = np.asarray(nib.load(out / f"{c}.nii.gz").dataobj) > 0
+        assert ndimage.label(tumour, structure=np.ones((3, 3, 3)))[1] <= 1  # islands removed
     stdout = capsys.readouterr().out
     assert all(c in stdout for c in CASES)
     rc = main(["predict", str(dataset), "-o", str(out), "--model", str(ckpts[0]), "-q"])
@@ -107,6 +110,7 @@ def test_predict_dataset_with_ensemble(ckpts, tmp_path, capsys):
         (lambda d, o, m: [str(d), "-o", str(o.with_suffix(".txt")), "--model", m], ".nii"),
         (lambda d, o, m: [str(d), "-o", str(o), "--model", "no-such-model"], "unknown model"),
         (lambda d, o, m: [str(d), "-o", str(o), "--model", m, "--wt-threshold", "1.5"], "between 0 and 1"),
+        (lambda d, o, m: [str(d), "-o", str(o), "--model", m, "--min-island-fraction", "2"], "between 0 and 1"),
         (lambda d, o, m: [str(d), "-o", str(o.parent / "nofolder" / "x.nii.gz"), "--model", m], "does not exist"),
         (lambda d, o, m: [str(d), "-o", str(o), "--model", str(Path(m).parent / "junk.pt")], "checkpoint"),
     ],

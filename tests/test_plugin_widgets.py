@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 import pytest
 
 pytest.importorskip("napari")
@@ -120,6 +121,14 @@ def test_segment_tune_correct_report_export(make_napari_viewer, qtbot, tiny_chec
     expected = postprocess(session.region_probs, session.config, convention=session.convention)
     np.testing.assert_array_equal(session.labels, expected)
     assert post.volumes["wt"] == pytest.approx((session.labels > 0).sum() / 1000.0)
+    # drop tumour islands: only the largest component is left, as the engine computes it
+    post.island_fraction.setValue(1.0)
+    qtbot.waitUntil(lambda: session.config.min_island_fraction == 1.0, timeout=5000)
+    expected = postprocess(session.region_probs, session.config, convention=session.convention)
+    np.testing.assert_array_equal(session.labels, expected)
+    assert ndimage.label(session.labels > 0, structure=np.ones((3, 3, 3)))[1] <= 1
+    post.island_fraction.setValue(0.0)
+    qtbot.waitUntil(lambda: session.config.min_island_fraction == 0.0, timeout=5000)
 
     # paint ET (3D brush) in a known spot, move a slider, the paint survives
     et, ed = LABEL_VALUES["2021"]["et"], LABEL_VALUES["2021"]["ed"]

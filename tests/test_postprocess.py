@@ -48,6 +48,12 @@ def reference_postprocess(region_probs, config: PostprocessConfig, convention: s
     p = region_probs.astype(np.float64)
     c = config
     wt = p[0] >= c.wt_threshold
+    if c.min_island_fraction > 0:
+        comps, n = ndimage.label(wt, structure=np.ones((3, 3, 3)))
+        sizes = np.bincount(comps.ravel())[1:]
+        for i in range(1, n + 1):
+            if sizes[i - 1] < c.min_island_fraction * sizes.max():
+                wt[comps == i] = False
     tc = wt & (p[1] >= c.tc_threshold)
     et = tc & (p[2] >= c.et_threshold)
     if c.et_component_rule:
@@ -97,6 +103,7 @@ configs = st.builds(
     et_total_min_voxels=st.integers(0, 30),
     et_total_prob=st.floats(0.0, 1.0),
     et_component_connectivity=st.integers(1, 3),
+    min_island_fraction=st.sampled_from([0.0, 0.0, 0.2, 0.5, 1.0]),
 )
 
 
@@ -302,6 +309,26 @@ def test_reconstruct_labels_seed002(masks, convention):
     np.testing.assert_array_equal(labels == v["ed"], wt & ~tc & ~et)  # ED = WT - TC
     m = region_masks(labels, convention)
     assert not (m["et"] & ~m["tc"]).any() and not (m["tc"] & ~m["wt"]).any()
+
+
+@pytest.mark.parametrize(
+    ("fraction", "kept"),
+    [(0.0, 100 + 10 + 8), (0.08, 100 + 10 + 8), (0.1, 100 + 10), (0.11, 100), (1.0, 100)],
+)
+def test_small_islands_removed_with_all_their_labels(fraction, kept):
+    probs = np.zeros((3, 20, 20, 20), dtype=np.float32)
+    probs[:, 0:5, 0:5, 0:4] = 0.9  # main tumour, 100 voxels, all ET
+    probs[:, 10, 10, 10:15] = 0.9  # island of 10 voxels: a line plus its diagonal neighbours
+    probs[:, 11, 11, 11:16] = 0.9
+    probs[:, 18, 18, 10:18] = 0.9  # island of 8 voxels
+    config = PostprocessConfig(min_island_fraction=fraction, et_component_rule=False)
+    labels = postprocess(probs, config, convention="2021")
+    assert np.count_nonzero(labels) == kept  # 26-connectivity: the diagonal lines are one island
+    assert np.count_nonzero(labels == 4) == kept  # TC and ET removed with the island, not left as ET
+    assert (labels[0:5, 0:5, 0:4] == 4).all()
+    assert PostprocessConfig().min_island_fraction == 0.0  # off unless a checkpoint sets it
+    with pytest.raises(BratsInputError, match="min_island_fraction"):
+        PostprocessConfig(min_island_fraction=1.5)
 
 
 def test_config_roundtrip_and_validation():

@@ -79,6 +79,11 @@ class PostprocessWidget(QWidget):
         self.total_min.setRange(0, 1000000)
         self.total_min.setSuffix(" vox")
         self.total_prob = _slider(defaults.et_total_prob)
+        self.island_fraction = _slider(defaults.min_island_fraction)
+        self.island_fraction.setToolTip(
+            "Remove tumour components smaller than this fraction of the largest one, with all "
+            "their labels (0 = keep all, 1 = largest only)"
+        )
         reset = QPushButton("Reset to model defaults")
         reset.clicked.connect(self.reset_to_model_defaults)
 
@@ -87,6 +92,7 @@ class PostprocessWidget(QWidget):
         tform.addRow("Mode", self.mode_combo)
         for name, label in zip(THRESHOLDS, ("WT ≥", "TC ≥", "ET ≥"), strict=True):
             tform.addRow(label, self.sliders[name])
+        tform.addRow("Drop islands < × largest", self.island_fraction)
         rules = QGroupBox("Enhancing-tumour rules")
         rform = QFormLayout(rules)
         rform.addRow("ET → NCR below", self.et_min_volume)
@@ -127,7 +133,7 @@ class PostprocessWidget(QWidget):
     # ------------------------------------------------------------------ config <-> controls
     def _connect_controls(self) -> None:
         self.mode_combo.currentTextChanged.connect(self.schedule_update)
-        for slider in (*self.sliders.values(), self.component_prob, self.total_prob):
+        for slider in (*self.sliders.values(), self.component_prob, self.total_prob, self.island_fraction):
             slider.valueChanged.connect(self.schedule_update)
         for spin in (self.et_min_volume, self.component_min, self.total_min):
             spin.valueChanged.connect(self.schedule_update)
@@ -146,6 +152,7 @@ class PostprocessWidget(QWidget):
             self.component_prob.setValue(float(config.et_component_prob))
             self.total_min.setValue(int(config.et_total_min_voxels))
             self.total_prob.setValue(float(config.et_total_prob))
+            self.island_fraction.setValue(float(config.min_island_fraction))
         finally:
             self._updating = False
         self._update_ml_label()
@@ -165,6 +172,7 @@ class PostprocessWidget(QWidget):
             et_component_prob=round(float(self.component_prob.value()), 4),
             et_total_min_voxels=self.total_min.value(),
             et_total_prob=round(float(self.total_prob.value()), 4),
+            min_island_fraction=round(float(self.island_fraction.value()), 4),
         )
         known = {f.name for f in dataclasses.fields(base)}
         return dataclasses.replace(base, **{k: v for k, v in values.items() if k in known})

@@ -6,9 +6,11 @@ Pipeline of :func:`postprocess` (every knob lives in :class:`PostprocessConfig`)
    thresholded hierarchically, WT first, then TC inside WT, then ET inside TC (seeds 000 and
    003); or 4-class softmax (4, X, Y, Z) is reduced by argmax, or converted to region
    probabilities by :func:`class_probs_to_region_probs` and thresholded hierarchically (seed 000).
-2. ET corrections, each turning ET voxels into NCR (they stay in the tumour core):
+2. Tumour islands: optionally, connected tumour (WT) components smaller than a fraction of the
+   largest one are removed with all their labels (off by default; checkpoints may turn it on).
+3. ET corrections, each turning ET voxels into NCR (they stay in the tumour core):
    seed 003's component rule, then seed 003's total-ET rule, then seed 001's minimum ET volume.
-3. Labels: NCR = TC − ET, ED = WT − TC (seed 002), in the requested convention
+4. Labels: NCR = TC − ET, ED = WT − TC (seed 002), in the requested convention
    (:mod:`bratseg.labelmaps`, which also holds seed 002's merge of two label maps; its public
    names are re-exported here).
 
@@ -70,6 +72,9 @@ class PostprocessConfig:
         et_total_prob: ... and their mean ET probability is below this.
         et_component_connectivity: Neighbourhood of ET components: 1 = faces (6-connectivity),
             2 = faces + edges (18), 3 = 26-connectivity.
+        min_island_fraction: Tumour (WT) components, 26-connected, with fewer voxels than this
+            fraction of the largest component are removed with all their labels; 0 keeps
+            every component, 1 keeps only the largest (and any of equal size).
     """
 
     mode: Mode = "hierarchical"
@@ -90,12 +95,15 @@ class PostprocessConfig:
     et_total_prob: float = 0.9
     # scipy.ndimage.label's default structure (faces), as in seed 003's published code.
     et_component_connectivity: int = 1
+    # Not from the seeds: nnU-Net-style removal of small tumour islands, off by default. A
+    # bundled checkpoint sets its own value, chosen by cross-validation (see its model card).
+    min_island_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise BratsInputError(f"unknown postprocessing mode {self.mode!r}; use one of {MODES}")
         for name in ("wt_threshold", "tc_threshold", "et_threshold",
-                     "et_component_prob", "et_total_prob"):
+                     "et_component_prob", "et_total_prob", "min_island_fraction"):
             value = float(getattr(self, name))
             if not 0.0 <= value <= 1.0 or not np.isfinite(value):
                 raise BratsInputError(f"postprocessing {name}={value} must lie in [0, 1]")
@@ -249,6 +257,39 @@ def argmax_masks(class_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     return wt, tc, et
 
 
+# --------------------------------------------------------------------------- tumour islands
+
+
+#: Neighbourhood of tumour components for :func:`remove_small_islands` (26-connectivity).
+ISLAND_CONNECTIVITY = 3
+
+
+def remove_small_islands(wt: np.ndarray, fraction: float) -> np.ndarray:
+    """Drop tumour components smaller than ``fraction`` of the largest one (in place).
+
+    Args:
+        wt: Boolean whole-tumour mask (X, Y, Z); modified in place.
+        fraction: In [0, 1]; components with ``size < fraction * largest`` are cleared. 0 keeps
+            everything.
+
+    Returns:
+        Flat (C-order) indices of the removed voxels (int64), so that the caller can clear the
+        same voxels from the nested TC and ET masks.
+    """
+    if fraction <= 0:
+        return np.zeros(0, dtype=np.int64)
+    flat, component, n = mask_components(wt, ISLAND_CONNECTIVITY)
+    if n < 2:
+        return np.zeros(0, dtype=np.int64)
+    sizes = np.bincount(component, minlength=n)
+    removed = flat[(sizes < fraction * sizes.max())[component]]
+    if removed.size:
+        logger.debug("tumour islands: %d voxels in components < %.2f of the largest removed",
+                     removed.size, fraction)
+        clear_flat(wt, removed)
+    return removed
+
+
 # --------------------------------------------------------------------------- ET corrections
 
 
@@ -341,6 +382,9 @@ def postprocess(
         wt, tc, et = hierarchical_masks(rp, config)
         et_prob = rp[REGIONS.index("et")]
 
+    removed = remove_small_islands(wt, config.min_island_fraction)
+    clear_flat(tc, removed)
+    clear_flat(et, removed)
     apply_et_rules(et, et_prob, config)
     return nested_masks_to_labels(wt, tc, et, values)
 
@@ -360,4 +404,5 @@ __all__ = [
     "nested_masks_to_labels",
     "postprocess",
     "reconstruct_labels",
+    "remove_small_islands",
 ]
