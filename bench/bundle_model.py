@@ -7,13 +7,20 @@ TTA, weights rounded to fp16 as shipped), scores Dice and HD95 per region, times
 (the card) and, with --default, WEIGHTS_DIR/default.txt. Prints the per-case table, the means and a
 README table row.
 
+For a run trained on every case (``train --val-fraction 0``), give its fold runs of the same recipe
+with ``--cv-fold`` (once per fold; ``A,B`` for an ensemble fold): the card then reports their pooled
+held-out scores (cross-validation estimate), each case predicted by the fold that held it out.
+``--postprocess KEY=VALUE`` changes the bundled model's postprocessing (and its scores).
+
 Run: ``.venv/bin/python bench/bundle_model.py RUN_DIR --name NAME [--checkpoint best|last] [--default]
-[--data DIR ...] [--threads 2] [--weights-dir DIR] [--remark TEXT]``
+[--data DIR ...] [--threads 2] [--weights-dir DIR] [--remark TEXT] [--cv-fold RUN ...]
+[--postprocess KEY=VALUE ...]``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -35,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for prediction and timing")
     parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR, help="destination folder")
     parser.add_argument("--remark", default="", help="extra remark for the card")
+    parser.add_argument("--cv-fold", action="append", metavar="RUN[,RUN]",
+                        help="fold run(s) of the same recipe for a cross-validation card; repeat per fold")
+    parser.add_argument("--postprocess", action="append", metavar="KEY=VALUE", default=[],
+                        help="postprocessing override stored in the bundled model, e.g. min_island_fraction=0.1")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -43,9 +54,20 @@ def main(argv: list[str] | None = None) -> int:
     from bratseg.modelcard import bundle_run, markdown_row
 
     try:
+        overrides = {}
+        for item in args.postprocess:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise BratsInputError(f"--postprocess needs KEY=VALUE, got {item!r}")
+            try:
+                overrides[key] = json.loads(value)
+            except ValueError:
+                overrides[key] = value  # a plain string, e.g. mode=argmax
+        folds = [item.split(",") for item in args.cv_fold] if args.cv_fold else None
         card, path = bundle_run(args.run_dir, args.name, args.weights_dir,
                                 checkpoint=args.checkpoint, data=args.data, threads=args.threads,
-                                default=args.default, remark=args.remark)
+                                default=args.default, remark=args.remark, cv_folds=folds,
+                                postprocess=overrides or None)
     except BratsInputError as exc:
         print(f"bundle_model: error: {exc}", file=sys.stderr)
         return 2
@@ -58,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| case | {head} | s |")
     print("|---" * 8 + "|")
     for row in card["val_per_case"]:
+        fold = f" (fold {row['fold']})" if "fold" in row else ""
         cells = [f"{row['dice'][r]:.3f}" for r in REGIONS] + [f"{row['hd95'][r]:.1f}" for r in REGIONS]
-        print(f"| {row['case']} | " + " | ".join(cells) + f" | {row['seconds']:.1f} |")
+        print(f"| {row['case']}{fold} | " + " | ".join(cells) + f" | {row['seconds']:.1f} |")
     cells = [f"{card['val_dice'][r]:.3f} ± {card['val_dice_std'][r]:.3f}" for r in REGIONS]
     cells += [f"{card['val_hd95'][r]:.1f}" for r in REGIONS]
     print("| **mean** | " + " | ".join(cells) + f" | {card['cpu_seconds_per_case']:.1f} |")

@@ -9,6 +9,11 @@ region, mean and std over the cases, CPU seconds per case (load + predict).
 
 Run: ``.venv/bin/python bench/eval_models.py [--models A B ...] [--threads 2] [--tta 8] [--json]``
 (default: every bundled model). ``--tta 8`` averages 8 flips.
+
+Cross-validation: ``--cv RUN[,RUN] RUN[,RUN] ...`` gives one entry per fold (run folders or
+checkpoints; several per fold are ensembled); each fold is scored on its own held-out cases and
+the rows are pooled (bratseg.crossval). ``--island-fractions 0 0.05 0.1 ...`` also scores each
+``min_island_fraction`` on the same predictions (to choose it by cross-validation).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ DEFAULT_DATA = (ROOT / ".." / "shared" / "data" / "brats2018").resolve()
 
 
 def _summary(name: str, rows: list[dict]) -> dict:
-    from bratseg.modelcard import region_mean_std
+    from bratseg.evaluation import region_mean_std
 
     out = {"name": name, "cases": [r["case"] for r in rows],
            "seconds": round(statistics.median(r["seconds"] for r in rows), 2)}
@@ -44,48 +49,79 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-ensemble", action="store_true", help="score the models one by one only")
     parser.add_argument("--ensemble-only", action="store_true", help="score only the ensemble")
     parser.add_argument("--json", action="store_true", help="print the summaries as JSON")
+    parser.add_argument("--cv", nargs="+", metavar="RUN[,RUN]", help="cross-validation: one entry per fold")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="for --cv run folders")
+    parser.add_argument("--island-fractions", nargs="+", type=float, metavar="F",
+                        help="also score these min_island_fraction values")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     from bratseg.checkpoint import load_checkpoint
     from bratseg.errors import BratsInputError
-    from bratseg.labels import REGIONS
-    from bratseg.modelcard import evaluate_cases, validation_case_dirs
+    from bratseg.evaluation import check_held_out, score_cases, validation_case_dirs
     from bratseg.zoo import bundled_models, resolve_model
 
+    variants = {f"islands<{f:g}": {"min_island_fraction": f} for f in args.island_fractions or []}
+    if args.cv:
+        return _cross_validate(args, variants)
     names = args.models or [entry.name for entry in bundled_models()]
     try:
         loaded = [load_checkpoint(resolve_model(n)) for n in names]
         case_dirs, _ = validation_case_dirs(loaded[0], args.data)
+        check_held_out(loaded, [d.name for d in case_dirs])
     except BratsInputError as exc:
         print(f"eval_models: error: {exc}", file=sys.stderr)
         return 2
-    val = {d.name for d in case_dirs}
-    for name, model in zip(names, loaded):
-        seen = val & set(model.provenance.get("train_cases") or [])
-        if seen:
-            print(f"eval_models: error: {name} trained on {', '.join(sorted(seen))}: not held out",
-                  file=sys.stderr)
-            return 2
 
-    summaries = [] if args.ensemble_only and len(loaded) > 1 else [
-        _summary(n, evaluate_cases(m, case_dirs, args.threads, args.tta)) for n, m in zip(names, loaded)
-    ]
+    groups = [] if args.ensemble_only and len(loaded) > 1 else [(n, [m]) for n, m in zip(names, loaded)]
     if len(loaded) > 1 and not args.no_ensemble:
-        summaries.append(_summary("ensemble of " + " + ".join(names),
-                                  evaluate_cases(loaded, case_dirs, args.threads, args.tta)))
-    if args.json:
+        groups.append(("ensemble of " + " + ".join(names), loaded))
+    summaries = []
+    for label, models in groups:
+        scored = score_cases(models, case_dirs, args.threads, args.tta, variants={"": {}, **variants})
+        summaries += [_summary(f"{label} {name}".strip(), rows) for name, rows in scored.items()]
+    if not args.json:
+        print(f"{len(case_dirs)} validation cases: {', '.join(sorted(d.name for d in case_dirs))}; "
+              f"{'8-flip TTA' if args.tta else 'no TTA'}, {args.threads} CPU thread(s)\n")
+    _print_table(summaries, args.json)
+    return 0
+
+
+def _print_table(summaries: list[dict], as_json: bool) -> None:
+    from bratseg.labels import REGIONS
+
+    if as_json:
         print(json.dumps(summaries, indent=1))
-        return 0
-    print(f"{len(case_dirs)} validation cases: {', '.join(sorted(val))}; "
-          f"{'8-flip TTA' if args.tta else 'no TTA'}, {args.threads} CPU thread(s)\n")
-    print("| model | Dice WT / TC / ET (std) | HD95 WT / TC / ET (vox) | CPU s/case |")
-    print("|---|---|---|---|")
+        return
+    print("| model | Dice WT / TC / ET (std) | mean | HD95 WT / TC / ET (vox) | CPU s/case |")
+    print("|---|---|---|---|---|")
     for s in summaries:
         dice = " / ".join(f"{s['dice'][r]:.3f}" for r in REGIONS)
         std = "/".join(f"{s['dice_std'][r]:.2f}" for r in REGIONS)
         hd = " / ".join(f"{s['hd95'][r]:.1f}" for r in REGIONS)
-        print(f"| {s['name']} | {dice} ({std}) | {hd} | {s['seconds']:.1f} |")
+        mean = statistics.fmean(s["dice"].values())
+        print(f"| {s['name']} | {dice} ({std}) | {mean:.3f} | {hd} | {s['seconds']:.1f} |")
+
+
+def _cross_validate(args: argparse.Namespace, variants: dict) -> int:
+    """Score each fold on its held-out cases, pool the rows, print per fold and pooled."""
+    from bratseg.crossval import cross_validate
+    from bratseg.errors import BratsInputError
+
+    folds = [entry.split(",") for entry in args.cv]
+    try:
+        rows, info = cross_validate(folds, data=args.data, threads=args.threads, tta=args.tta,
+                                    variants=variants, checkpoint=args.checkpoint)
+    except BratsInputError as exc:
+        print(f"eval_models: error: {exc}", file=sys.stderr)
+        return 2
+    if not args.json:
+        print(f"{len(folds)} fold(s), {len(rows[''])} held-out cases pooled; "
+              f"{'8-flip TTA' if args.tta else 'no TTA'}, {args.threads} CPU thread(s)\n")
+    per_fold = [_summary(f"fold {k}: {', '.join(f['val_cases'])}", [r for r in rows[""] if r["fold"] == k])
+                for k, f in enumerate(info)]
+    pooled = [_summary(f"pooled{' ' + name if name else ''}", variant_rows) for name, variant_rows in rows.items()]
+    _print_table(per_fold + pooled, args.json)
     return 0
 
 

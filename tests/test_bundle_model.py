@@ -26,22 +26,33 @@ CARD_KEYS = {
 
 
 @pytest.fixture(scope="module")
-def tiny_run(brats2018_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-step run of a tiny ds-unet on two real cases, one for validation (3 mm).
-
-    ds-unet's random-weight masks are small, which keeps the full-resolution HD95 cheap.
-    """
+def bundle_data(brats2018_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding only the two cases of these tests."""
     data = tmp_path_factory.mktemp("bundle-data")
     for case in CASES:
         (data / case).symlink_to((brats2018_dir / case).resolve(), target_is_directory=True)
-    out = tmp_path_factory.mktemp("bundle-run") / "run"
+    return data
+
+
+def _tiny_run(data: Path, tmp_path_factory: pytest.TempPathFactory, name: str, **split) -> Path:
+    """A 2-step run of a tiny ds-unet on the two real cases (3 mm), split as given.
+
+    ds-unet's random-weight masks are small, which keeps the full-resolution HD95 cheap.
+    """
+    out = tmp_path_factory.mktemp("bundle-run") / name
     cfg = TrainConfig(data=[str(data)], out=str(out), model="ds-unet", preset="tiny", epochs=1,
                       steps_per_epoch=2, patch=[32, 32, 32], target_spacing=3.0, num_workers=0,
-                      val_cases=[CASES[0]],
-                      cache_dir=str(tmp_path_factory.getbasetemp() / "bundle-cache"), step_events=False)
+                      cache_dir=str(tmp_path_factory.getbasetemp() / "bundle-cache"), step_events=False,
+                      **split)
     for _ in train_events(cfg):
         pass
     return out
+
+
+@pytest.fixture(scope="module")
+def tiny_run(bundle_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Trained on CASES[1], validated on CASES[0]."""
+    return _tiny_run(bundle_data, tmp_path_factory, "run", val_cases=[CASES[0]])
 
 
 def test_bundle_writes_card_and_fp16_checkpoint_listed_by_the_zoo(
@@ -81,4 +92,32 @@ def test_bundle_refuses_a_checkpoint_without_validation_cases(tiny_run: Path, tm
                     provenance={**src.provenance, "val_cases": []})
     with pytest.raises(BratsInputError, match="no validation cases"):
         bundle_run(run, "x", tmp_path / "w")
+    assert not (tmp_path / "w").exists()
+
+
+def test_bundle_a_run_on_every_case_with_a_cross_validation_card(
+    tiny_run: Path, bundle_data: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from bratseg.modelcard import format_card
+
+    other_fold = _tiny_run(bundle_data, tmp_path_factory, "fold-b", val_cases=[CASES[1]])
+    every_case = _tiny_run(bundle_data, tmp_path_factory, "all", val_fraction=0.0)
+    weights = tmp_path / "models"
+    card, path = bundle_run(every_case, "tiny-cv", weights, checkpoint="last", threads=2,
+                            cv_folds=[[tiny_run], [other_fold]], postprocess={"min_island_fraction": 0.1})
+    # the weights hold no case out; each case is scored by the fold model that held it out
+    assert sorted(card["data"]["train_cases"]) == sorted(CASES) and card["data"]["val_cases"] == []
+    assert [(row["case"], row["fold"]) for row in card["val_per_case"]] == [(CASES[0], 0), (CASES[1], 1)]
+    cv = card["cross_validation"]
+    assert cv["n_folds"] == 2 and cv["n_cases"] == 2
+    assert [f["val_cases"] for f in cv["folds"]] == [[CASES[0]], [CASES[1]]]
+    assert card["remark"].startswith("Cross-validation estimate") and "last epoch" in card["remark"]
+    assert card["checkpoint"] == "last" and card["postprocess"]["min_island_fraction"] == 0.1
+    assert load_checkpoint(path).meta["postprocess"]["min_island_fraction"] == 0.1
+    assert "cross-validation estimate" in format_card(card)
+    # a fold given twice, or a fold model that trained on the case it is scored on, is refused
+    with pytest.raises(BratsInputError, match="held out by folds"):
+        bundle_run(every_case, "x", tmp_path / "w", cv_folds=[[tiny_run], [tiny_run]])
+    with pytest.raises(BratsInputError, match="not a held-out score"):
+        bundle_run(every_case, "x", tmp_path / "w", cv_folds=[[tiny_run, other_fold]])
     assert not (tmp_path / "w").exists()

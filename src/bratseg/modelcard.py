@@ -16,32 +16,19 @@ import json
 import logging
 import os
 import statistics
-import time
 from pathlib import Path
 from typing import Any
-
-import torch
 
 import bratseg
 from bratseg.checkpoint import LoadedModel, file_sha256, load_checkpoint, save_checkpoint
 from bratseg.errors import BratsInputError
+from bratseg.evaluation import evaluate_cases, region_mean_std, round_weights_to_half, validation_case_dirs
 from bratseg.labels import REGIONS
 
 logger = logging.getLogger(__name__)
 
 #: Units of the HD95 values of a card (the official BraTS evaluation measures on the voxel grid).
 HD95_UNITS = "voxels (mm on the 1 mm BraTS grid), official BraTS definition"
-
-
-def round_weights_to_half(model: torch.nn.Module) -> None:
-    """Round every floating-point parameter/buffer to float16 precision in place (kept float32).
-
-    Evaluating after this gives exactly the predictions of the fp16 checkpoint that is shipped.
-    """
-    with torch.no_grad():
-        for tensor in model.state_dict().values():
-            if tensor.is_floating_point():
-                tensor.copy_(tensor.half().float())
 
 
 def read_progress(path: str | Path) -> dict[str, Any]:
@@ -74,60 +61,6 @@ def read_progress(path: str | Path) -> dict[str, Any]:
     }
 
 
-def evaluate_cases(
-    loaded: LoadedModel | list[LoadedModel], case_dirs: list[Path], threads: int = 2, tta: int = 0
-) -> list[dict[str, Any]]:
-    """Predict each case at full resolution (CPU) and score it against its label map.
-
-    Args:
-        loaded: The model, or several for an ensemble (mean of their region probabilities; the
-            first model's default postprocessing is used).
-        case_dirs: Case folders with a ``*_seg`` file.
-        threads: CPU threads for torch.
-        tta: 0 (cards are measured without test-time augmentation) or 8 flips.
-
-    Returns:
-        One row per case: ``case``, ``seconds`` (wall time of loading the four images and
-        predicting), ``dice``/``hd95``/``hd95_penalty`` ``{wt, tc, et}``, ``timings``.
-    """
-    from bratseg.inference import InferenceOptions, predict_case
-    from bratseg.io import find_case_files, load_case, load_label_map
-    from bratseg.metrics import evaluate_labels
-
-    models = loaded if isinstance(loaded, list) else [loaded]
-    options = InferenceOptions(device="cpu", tta=tta, threads=threads)
-    rows = []
-    for folder in case_dirs:
-        t0 = time.perf_counter()
-        case = load_case(folder, load_seg=False)
-        pred = predict_case(case, models, options)
-        seconds = time.perf_counter() - t0
-        ref = load_label_map(find_case_files(folder)["seg"])
-        scores = evaluate_labels(pred.labels, ref.data, spacing=case.spacing, pred_convention=pred.convention)
-        rows.append({
-            "case": folder.name, "seconds": round(seconds, 2),
-            "dice": {r: round(float(scores[r]["dice"]), 4) for r in REGIONS},
-            "hd95": {r: round(float(scores[r]["hd95"]), 2) for r in REGIONS},
-            "hd95_penalty": {r: bool(scores[r]["hd95_penalty"]) for r in REGIONS},
-            "timings": {k: round(v, 2) for k, v in pred.timings.items()},
-        })
-        logger.info("%s: Dice %s, %.1f s", folder.name, rows[-1]["dice"], seconds)
-    return rows
-
-
-def region_mean_std(rows: list[dict[str, Any]], key: str) -> tuple[dict[str, float], dict[str, float]]:
-    """Mean and sample std over cases of ``row[key][region]`` for each region (rounded to 4 places).
-
-    Args:
-        rows: Rows of :func:`evaluate_cases`.
-        key: ``"dice"`` or ``"hd95"``.
-    """
-    values = {r: [float(row[key][r]) for row in rows] for r in REGIONS}
-    mean = {r: round(statistics.fmean(v), 4) for r, v in values.items()}
-    std = {r: round(statistics.stdev(v), 4) if len(v) > 1 else 0.0 for r, v in values.items()}
-    return mean, std
-
-
 def build_card(
     loaded: LoadedModel,
     name: str,
@@ -137,6 +70,8 @@ def build_card(
     data_dirs: list[str],
     threads: int,
     remark: str = "",
+    cv: dict[str, Any] | None = None,
+    checkpoint: str = "best",
 ) -> dict[str, Any]:
     """The model card of ``loaded`` evaluated as ``rows`` (see :func:`evaluate_cases`).
 
@@ -148,18 +83,30 @@ def build_card(
         data_dirs: Folders the validation cases were read from.
         threads: CPU threads used for the timing.
         remark: Extra text appended to the automatic remark.
+        cv: For weights trained on every case: the :func:`bratseg.crossval.cv_section` whose
+            pooled rows are ``rows`` (scored by the fold models, not by ``loaded``).
+        checkpoint: Which checkpoint of the run ``loaded`` is: ``"best"`` or ``"last"``.
     """
     prov = loaded.provenance
     train, val = list(prov.get("train_cases") or []), list(prov.get("val_cases") or [])
+    if cv is not None:
+        val = []  # these weights hold no case out; the scores are the folds' (see notes)
     dice, dice_std = region_mean_std(rows, "dice")
     hd95, hd95_std = region_mean_std(rows, "hd95")
     seconds = statistics.fmean(r["seconds"] for r in rows)
     overlap = sorted(set(train) & set(val))
+    if cv is not None:
+        first = f"Cross-validation estimate: these weights were trained on all {len(train)} cases, so " \
+            f"no case is held out from them; the scores are those of {cv['n_folds']} fold model(s) of " \
+            f"the same recipe, each case predicted by the fold that held it out ({cv['n_cases']} " \
+            "cases pooled; per-fold details in cross_validation)."
+    elif overlap:
+        first = f"NOT a held-out score: {len(overlap)} validation case(s) were also training cases."
+    else:
+        first = (f"Validation on {len(rows)} case(s) held out from training ({prov.get('split_note')}); "
+                 "with so few cases the means are uncertain (per-region std over cases given).")
     notes = [
-        f"Validation on {len(rows)} case(s) held out from training ({prov.get('split_note')}); "
-        "with so few cases the means are uncertain (per-region std over cases given)."
-        if not overlap else
-        f"NOT a held-out score: {len(overlap)} validation case(s) were also training cases.",
+        first,
         "Dice/HD95 at full resolution by the predict pipeline (CPU, checkpoint's default "
         "postprocessing, no TTA), weights rounded to float16 as shipped.",
         f"CPU seconds per case = wall time of loading the 4 images + predict, {threads} thread(s), "
@@ -167,7 +114,9 @@ def build_card(
     ]
     if str(progress.get("done_reason") or "").startswith("running"):
         notes.append("Bundled from an intermediate checkpoint while training was still running.")
-    if progress.get("best_epoch") and progress.get("epochs") and not overlap:
+    if checkpoint == "last":
+        notes.append(f"The checkpoint is the run's last epoch ({prov.get('epochs')}), not chosen by validation.")
+    elif progress.get("best_epoch") and progress.get("epochs") and not overlap and cv is None:
         notes.append(
             f"The checkpoint is the epoch with the best mean validation Dice on these same {len(rows)} "
             f"cases (epoch {progress['best_epoch']} of {progress['epochs']} validated), so the scores are "
@@ -189,12 +138,14 @@ def build_card(
         "steps_per_epoch": prov.get("steps_per_epoch"), "patch": prov.get("patch"),
         "preprocess": loaded.preprocess, "postprocess": loaded.postprocess,
         "recipe": prov.get("recipe"), "swa": prov.get("swa"), "init_from": prov.get("init_from"),
+        "checkpoint": checkpoint,
         "training_wall_time_s": prov.get("wall_time_s"),
         "run": progress,
         "training_device": prov.get("device"),
         "val_dice": dice, "val_dice_std": dice_std, "val_hd95": hd95, "val_hd95_std": hd95_std,
         "hd95_units": HD95_UNITS,
         "val_per_case": rows,
+        **({"cross_validation": cv} if cv is not None else {}),
         "val_dice_training_resolution": prov.get("val_dice"),
         "cpu_seconds_per_case": round(seconds, 2), "cpu_threads": threads,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -202,26 +153,6 @@ def build_card(
         "source_checkpoint": str(loaded.path), "source_sha256": loaded.sha256,
         "remark": " ".join(notes),
     }
-
-
-def validation_case_dirs(loaded: LoadedModel, data: list[str] | None = None) -> tuple[list[Path], list[str]]:
-    """Folders of the checkpoint's validation cases, looked up in ``data`` (default: its training data).
-
-    Raises:
-        BratsInputError: No validation split recorded, or a validation case cannot be found.
-    """
-    from bratseg.training.data import discover_cases
-
-    val = list(loaded.provenance.get("val_cases") or [])
-    if not val:
-        raise BratsInputError("the checkpoint records no validation cases (provenance.val_cases): "
-                              "no honest validation score can be measured", loaded.path)
-    folders = [str(d) for d in (data or loaded.provenance.get("data") or [])]
-    refs = {r.case_id: r.folder for r in discover_cases(folders)}
-    missing = [c for c in val if c not in refs]
-    if missing:
-        raise BratsInputError(f"validation case(s) {', '.join(missing)} not found in {', '.join(folders)}")
-    return [Path(refs[c]) for c in val], folders
 
 
 def bundle_run(
@@ -234,6 +165,8 @@ def bundle_run(
     threads: int = 2,
     default: bool = False,
     remark: str = "",
+    cv_folds: list[list[str | Path]] | None = None,
+    postprocess: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """Evaluate a run's checkpoint and write ``NAME.pt`` (fp16, card inside) and ``NAME.json``.
 
@@ -246,18 +179,46 @@ def bundle_run(
         threads: CPU threads for the evaluation and timing.
         default: Also write ``default.txt`` naming this model.
         remark: Extra remark for the card.
+        cv_folds: For a run trained on every case: the fold runs (or checkpoints) of the same
+            recipe, one entry per fold (see :func:`bratseg.crossval.cross_validate`); the card then
+            reports their pooled held-out scores, with the postprocessing of the bundled model.
+        postprocess: Postprocessing overrides stored in the bundled checkpoint (and used for its
+            scores), e.g. ``{"min_island_fraction": 0.1}`` chosen by cross-validation.
 
     Returns:
         ``(card, path of the written checkpoint)``.
+
+    Raises:
+        BratsInputError: No validation cases (and no ``cv_folds``), a fold of another
+            architecture, or a score that would not be held out.
     """
+    from bratseg.postprocess import PostprocessConfig
+
     run_dir, weights_dir = Path(run_dir), Path(weights_dir)
     source = run_dir / f"{checkpoint}.pt"
     loaded = load_checkpoint(source)
-    case_dirs, folders = validation_case_dirs(loaded, data)
+    if postprocess:
+        loaded.meta["postprocess"] = PostprocessConfig.from_dict({**loaded.postprocess, **postprocess}).to_dict()
+    if not cv_folds:  # fail early, before any prediction, when nothing is held out
+        case_dirs, folders = validation_case_dirs(loaded, data)
     progress = read_progress(run_dir / "progress.jsonl")
     round_weights_to_half(loaded.model)
-    rows = evaluate_cases(loaded, case_dirs, threads=threads)
-    card = build_card(loaded, name, rows, progress, data_dirs=folders, threads=threads, remark=remark)
+    cv = None
+    if cv_folds:
+        from bratseg.crossval import cross_validate, cv_section
+
+        folders = [str(d) for d in (data or loaded.provenance.get("data") or [])]
+        pooled, info = cross_validate(cv_folds, data=folders, threads=threads, postprocess=loaded.postprocess)
+        rows = pooled[""]
+        archs = {arch for fold in info for arch in fold["archs"]}
+        if archs != {loaded.arch}:
+            raise BratsInputError(f"cross-validation folds are {sorted(archs)}, the bundled model is "
+                                  f"{loaded.arch}: the estimate must come from the same recipe", source)
+        cv = cv_section(rows, info)
+    else:
+        rows = evaluate_cases(loaded, case_dirs, threads=threads)
+    card = build_card(loaded, name, rows, progress, data_dirs=folders, threads=threads, remark=remark, cv=cv,
+                      checkpoint=checkpoint)
     provenance = {**loaded.provenance, "card": card}
     out = save_checkpoint(weights_dir / f"{name}.pt", loaded.model, arch=loaded.arch, config=loaded.config,
                           modalities=loaded.modalities, convention=loaded.convention,
@@ -296,6 +257,16 @@ def embedded_card(meta: dict[str, Any]) -> dict[str, Any] | None:
     return card if isinstance(card, dict) and card else None
 
 
+def validation_text(card: dict[str, Any]) -> str:
+    """What a card's scores were measured on: its held-out cases, or its cross-validation."""
+    cv = card.get("cross_validation")
+    if cv:
+        cases = [row["case"] for row in card.get("val_per_case") or []]
+        return (f"cross-validation estimate, {cv['n_folds']} fold model(s) of the same recipe, each of "
+                f"{cv['n_cases']} cases predicted by the fold that held it out: {', '.join(cases)}")
+    return ", ".join((card.get("data") or {}).get("val_cases") or ["?"])
+
+
 def format_card(card: dict[str, Any]) -> str:
     """The card as readable text (what ``napari-brats models NAME`` prints).
 
@@ -322,10 +293,11 @@ def format_card(card: dict[str, Any]) -> str:
         f"  paper:       {g('paper', '?')}",
         f"  data:        {len(data.get('train_cases') or [])} training / {len(data.get('val_cases') or [])} "
         f"validation cases of {', '.join(data.get('folders') or ['?'])}, {g('split', '?')}",
-        f"  validation:  {', '.join(data.get('val_cases') or ['?'])}",
+        f"  validation:  {validation_text(card)}",
         f"  training:    {g('epochs', '?')} epochs / {g('steps', '?')} steps of {g('patch', '?')} patches, "
         f"{minutes:.0f} min on {g('training_device', '?')}"
-        + (f" (best epoch of a {run['epochs']}-epoch run)" if run.get("epochs") else ""),
+        + (f" ({'last' if g('checkpoint') == 'last' else 'best'} epoch of a {run['epochs']}-epoch run)"
+           if run.get("epochs") else ""),
         f"  recipe:      {(g('recipe') or {}).get('source', '?')}",
         f"  Dice:        {regions(g('val_dice'), g('val_dice_std'), '.3f')}",
         f"  HD95:        {regions(g('val_hd95'), g('val_hd95_std'), '.1f')} ({g('hd95_units', '?')})",

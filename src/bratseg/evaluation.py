@@ -1,0 +1,150 @@
+"""Score models on labelled cases with the real prediction pipeline (what model cards report).
+
+Every case is predicted at full resolution by :func:`bratseg.inference.predict_case` (CPU, the
+first model's postprocessing unless overridden) and scored with the official-style metrics of
+:func:`bratseg.metrics.evaluate_labels`: Dice and HD95 (voxels) per region WT, TC, ET.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bratseg.checkpoint import LoadedModel
+from bratseg.errors import BratsInputError
+from bratseg.labels import REGIONS
+
+logger = logging.getLogger(__name__)
+
+
+def round_weights_to_half(model: torch.nn.Module) -> None:
+    """Round every floating-point parameter/buffer to float16 precision in place (kept float32).
+
+    Evaluating after this gives exactly the predictions of the fp16 checkpoint that is shipped.
+    """
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.half().float())
+
+
+def score_cases(
+    loaded: LoadedModel | list[LoadedModel],
+    case_dirs: list[Path],
+    threads: int = 2,
+    tta: int = 0,
+    variants: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Predict each case once and score it under one or more postprocessing variants.
+
+    Args:
+        loaded: The model, or several for an ensemble (mean of their region probabilities).
+        case_dirs: Case folders with a ``*_seg`` file.
+        threads: CPU threads for torch.
+        tta: 0 (no test-time augmentation) or 8 flips.
+        variants: Name -> postprocessing overrides applied on top of the first model's
+            postprocessing; default ``{"": {}}`` (the model's own postprocessing only).
+
+    Returns:
+        Variant name -> one row per case: ``case``, ``seconds`` (wall time of loading the four
+        images and predicting), ``dice``/``hd95``/``hd95_penalty`` ``{wt, tc, et}``, ``timings``.
+    """
+    from bratseg.inference import InferenceOptions, predict_case
+    from bratseg.io import find_case_files, load_case, load_label_map
+    from bratseg.metrics import evaluate_labels
+    from bratseg.postprocess import PostprocessConfig, postprocess
+
+    models = loaded if isinstance(loaded, list) else [loaded]
+    variants = variants or {"": {}}
+    base = PostprocessConfig.from_dict(dict(models[0].meta.get("postprocess") or {}))
+    configs = {name: dataclasses.replace(base, **changes) for name, changes in variants.items()}
+    options = InferenceOptions(device="cpu", tta=tta, threads=threads, postprocess=next(iter(configs.values())))
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
+    for folder in case_dirs:
+        t0 = time.perf_counter()
+        case = load_case(folder, load_seg=False)
+        pred = predict_case(case, models, options)
+        seconds = time.perf_counter() - t0
+        ref = load_label_map(find_case_files(folder)["seg"])
+        for name, config in configs.items():
+            labels = pred.labels if config == pred.postprocess else postprocess(
+                pred.region_probs, config, convention=pred.convention, class_probs=pred.class_probs)
+            scores = evaluate_labels(labels, ref.data, spacing=case.spacing, pred_convention=pred.convention)
+            out[name].append({
+                "case": folder.name, "seconds": round(seconds, 2),
+                "dice": {r: round(float(scores[r]["dice"]), 4) for r in REGIONS},
+                "hd95": {r: round(float(scores[r]["hd95"]), 2) for r in REGIONS},
+                "hd95_penalty": {r: bool(scores[r]["hd95_penalty"]) for r in REGIONS},
+                "timings": {k: round(v, 2) for k, v in pred.timings.items()},
+            })
+        logger.info("%s: Dice %s, %.1f s", folder.name, out[next(iter(out))][-1]["dice"], seconds)
+    return out
+
+
+def evaluate_cases(
+    loaded: LoadedModel | list[LoadedModel], case_dirs: list[Path], threads: int = 2, tta: int = 0
+) -> list[dict[str, Any]]:
+    """Predict each case at full resolution (CPU) and score it against its label map.
+
+    Args:
+        loaded: The model, or several for an ensemble (mean of their region probabilities; the
+            first model's default postprocessing is used).
+        case_dirs: Case folders with a ``*_seg`` file.
+        threads: CPU threads for torch.
+        tta: 0 (cards are measured without test-time augmentation) or 8 flips.
+
+    Returns:
+        One row per case, as in :func:`score_cases`.
+    """
+    return score_cases(loaded, case_dirs, threads, tta)[""]
+
+
+def region_mean_std(rows: list[dict[str, Any]], key: str) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean and sample std over cases of ``row[key][region]`` for each region (rounded to 4 places).
+
+    Args:
+        rows: Rows of :func:`evaluate_cases`.
+        key: ``"dice"`` or ``"hd95"``.
+    """
+    values = {r: [float(row[key][r]) for row in rows] for r in REGIONS}
+    mean = {r: round(statistics.fmean(v), 4) for r, v in values.items()}
+    std = {r: round(statistics.stdev(v), 4) if len(v) > 1 else 0.0 for r, v in values.items()}
+    return mean, std
+
+
+def validation_case_dirs(loaded: LoadedModel, data: list[str] | None = None) -> tuple[list[Path], list[str]]:
+    """Folders of the checkpoint's validation cases, looked up in ``data`` (default: its training data).
+
+    Raises:
+        BratsInputError: No validation split recorded, or a validation case cannot be found.
+    """
+    from bratseg.training.data import discover_cases
+
+    val = list(loaded.provenance.get("val_cases") or [])
+    if not val:
+        raise BratsInputError("the checkpoint records no validation cases (provenance.val_cases): "
+                              "no honest validation score can be measured", loaded.path)
+    folders = [str(d) for d in (data or loaded.provenance.get("data") or [])]
+    refs = {r.case_id: r.folder for r in discover_cases(folders)}
+    missing = [c for c in val if c not in refs]
+    if missing:
+        raise BratsInputError(f"validation case(s) {', '.join(missing)} not found in {', '.join(folders)}")
+    return [Path(refs[c]) for c in val], folders
+
+
+def check_held_out(models: list[LoadedModel], case_ids: list[str]) -> None:
+    """Refuse scoring ``case_ids`` with a model that trained on any of them.
+
+    Raises:
+        BratsInputError: One of the models lists one of the cases among its training cases.
+    """
+    for model in models:
+        seen = sorted(set(case_ids) & set(model.provenance.get("train_cases") or []))
+        if seen:
+            raise BratsInputError(f"trained on {', '.join(seen)}: not a held-out score", model.path)
