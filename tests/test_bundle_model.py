@@ -96,7 +96,8 @@ def test_bundle_refuses_a_checkpoint_without_validation_cases(tiny_run: Path, tm
 
 
 def test_bundle_a_run_on_every_case_with_a_cross_validation_card(
-    tiny_run: Path, bundle_data: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+    tiny_run: Path, bundle_data: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from bratseg.modelcard import format_card
 
@@ -115,6 +116,10 @@ def test_bundle_a_run_on_every_case_with_a_cross_validation_card(
     assert card["checkpoint"] == "last" and card["postprocess"]["min_island_fraction"] == 0.1
     assert load_checkpoint(path).meta["postprocess"]["min_island_fraction"] == 0.1
     assert "cross-validation estimate" in format_card(card)
+    monkeypatch.setenv("BRATSEG_HOME", str(tmp_path))  # user models dir = tmp_path/models
+    entry = next(e for e in zoo.list_models() if e.name == "tiny-cv")
+    assert entry.cross_validated and entry.val_dice == pytest.approx(card["val_dice"])
+    assert not next(e for e in zoo.list_models() if e.name != "tiny-cv").cross_validated
     # a fold given twice, or a fold model that trained on the case it is scored on, is refused
     with pytest.raises(BratsInputError, match="held out by folds"):
         bundle_run(every_case, "x", tmp_path / "w", cv_folds=[[tiny_run], [tiny_run]])

@@ -19,12 +19,17 @@ _PATH_ROLE = Qt.ItemDataRole.UserRole
 _KIND_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
-def dice_text(val_dice: dict | None) -> str:
-    """One-line validation Dice of a model, e.g. ``"val Dice WT 0.90 / TC 0.85 / ET 0.80"``."""
+def dice_text(val_dice: dict | None, kind: str = "val") -> str:
+    """One-line validation Dice of a model, e.g. ``"val Dice WT 0.90 / TC 0.85 / ET 0.80"``.
+
+    Args:
+        val_dice: ``{"wt", "tc", "et"}`` Dice, or None.
+        kind: ``"val"`` (held-out cases) or ``"CV"`` (cross-validation estimate).
+    """
     if not val_dice:
-        return "val Dice n/a"
+        return f"{kind} Dice n/a"
     parts = [f"{k.upper()} {float(v):.2f}" for k, v in val_dice.items() if k in ("wt", "tc", "et")]
-    return "val Dice " + " / ".join(parts) if parts else "val Dice n/a"
+    return f"{kind} Dice " + " / ".join(parts) if parts else f"{kind} Dice n/a"
 
 
 def _check_state(checked: bool) -> Qt.CheckState:
@@ -67,7 +72,7 @@ class ModelList(QListWidget):
         entries = sorted(entries, key=lambda e: rank.get(e.name, len(rank)) if e.bundled else len(rank))
         for entry in entries:
             origin = "bundled" if entry.bundled else "user"
-            text = f"{entry.name} [{entry.arch}, {origin}] — {dice_text(entry.val_dice)}"
+            text = f"{entry.name} [{entry.arch}, {origin}] — {dice_text(entry.val_dice, 'CV' if entry.cross_validated else 'val')}"
             path = str(entry.path)
             checked = path in ticked if ticked else (entry.bundled and entry.name in default)
             self._add_item(text, path, "zoo", checked, tooltip=_card_tooltip(entry.card, path))

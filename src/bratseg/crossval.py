@@ -76,16 +76,11 @@ def cross_validate(
     """
     if not folds:
         raise BratsInputError("cross-validation needs at least one fold")
-    rows: dict[str, list[dict[str, Any]]] = {}
-    info: list[dict[str, Any]] = []
+    loaded: list[tuple[list[Path], list[LoadedModel], list[Path]]] = []
     seen: dict[str, int] = {}
-    for k, group in enumerate(folds):
+    for k, group in enumerate(folds):  # check everything before the first (slow) prediction
         paths = [fold_checkpoint(p, checkpoint) for p in group]
         models: list[LoadedModel] = [load_checkpoint(p) for p in paths]
-        for model in models:
-            round_weights_to_half(model.model)
-        if postprocess is not None:
-            models[0].meta["postprocess"] = dict(postprocess)
         case_dirs, _ = validation_case_dirs(models[0], data)
         ids = [d.name for d in case_dirs]
         check_held_out(models, ids)
@@ -94,13 +89,21 @@ def cross_validate(
             raise BratsInputError(f"case(s) {', '.join(twice)} held out by folds {seen[twice[0]]} and {k}: "
                                   "give each fold of one split once", paths[0])
         seen.update(dict.fromkeys(ids, k))
+        loaded.append((paths, models, case_dirs))
+    rows: dict[str, list[dict[str, Any]]] = {}
+    info: list[dict[str, Any]] = []
+    for k, (paths, models, case_dirs) in enumerate(loaded):
+        for model in models:
+            round_weights_to_half(model.model)
+        if postprocess is not None:
+            models[0].meta["postprocess"] = dict(postprocess)
         scored = score_cases(models, case_dirs, threads=threads, tta=tta, variants={"": {}, **(variants or {})})
         for name, fold_rows in scored.items():
             rows.setdefault(name, []).extend({**row, "fold": k} for row in fold_rows)
         prov = models[0].provenance
         info.append({
             "split": prov.get("split_note"), "archs": [m.arch for m in models],
-            "checkpoints": [str(p) for p in paths], "val_cases": ids,
+            "checkpoints": [str(p) for p in paths], "val_cases": [d.name for d in case_dirs],
             "epochs": prov.get("epochs"), "steps": prov.get("steps"), "wall_time_s": prov.get("wall_time_s"),
             "dice": region_mean_std(scored[""], "dice")[0],
         })

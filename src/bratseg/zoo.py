@@ -54,6 +54,12 @@ class ModelEntry:
     card: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def cross_validated(self) -> bool:
+        """Its card's scores are a cross-validation estimate (weights trained on every case)."""
+        card = (self.card.get("provenance") or {}).get("card") or {}
+        return bool(card.get("cross_validation"))
+
+    @property
     def parameters(self) -> int | None:
         """Number of learnable weights stored in the checkpoint."""
         return self.card.get("parameters")

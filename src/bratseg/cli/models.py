@@ -81,6 +81,7 @@ def collect() -> dict[str, Any]:
         models.append({
             "name": e.name, "arch": e.arch, "paper": paper, "parameters": e.parameters,
             "bundled": e.bundled, "default": e.bundled and e.name in default, "val_dice": e.val_dice,
+            "val_dice_is_cv": e.cross_validated,
             "path": str(e.path), "convention": e.card.get("convention"),
             "preprocess": e.card.get("preprocess"), "created": e.card.get("created"),
         })
@@ -122,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if data["models"]:
         rows = [[m["name"] + (" (default)" if m["default"] else ""), m["arch"], _paper_short(m["paper"]),
-                 _short_count(m["parameters"]), "yes" if m["bundled"] else "no (user)", _dice_text(m["val_dice"])]
+                 _short_count(m["parameters"]), "yes" if m["bundled"] else "no (user)", _dice_text(m["val_dice"])
+                 + (" (CV)" if m["val_dice_is_cv"] else "")]
                 for m in data["models"]]
         print("Models with weights")
         print(format_table(["name", "architecture", "paper", "params", "bundled", "validation Dice"], rows))
