@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
+from scipy import ndimage
 
 from bratseg.components import clear_flat, gather_flat, mask_components
 from bratseg.errors import BratsInputError
@@ -260,34 +261,51 @@ def argmax_masks(class_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
 # --------------------------------------------------------------------------- tumour islands
 
 
-#: Neighbourhood of tumour components for :func:`remove_small_islands` (26-connectivity).
-ISLAND_CONNECTIVITY = 3
+def _bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """Smallest box holding every True voxel of ``mask`` (None when it is empty)."""
+    box = []
+    for axis in range(mask.ndim):
+        others = tuple(a for a in range(mask.ndim) if a != axis)
+        hits = np.flatnonzero(np.any(mask, axis=others))
+        if hits.size == 0:
+            return None
+        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
+    return tuple(box)
 
 
-def remove_small_islands(wt: np.ndarray, fraction: float) -> np.ndarray:
+def remove_small_islands(wt: np.ndarray, fraction: float, *nested: np.ndarray) -> int:
     """Drop tumour components smaller than ``fraction`` of the largest one (in place).
+
+    Components are 26-connected. The tumour is usually compact, so they are labelled inside its
+    bounding box only (~30 ms for a 230k-voxel tumour).
 
     Args:
         wt: Boolean whole-tumour mask (X, Y, Z); modified in place.
         fraction: In [0, 1]; components with ``size < fraction * largest`` are cleared. 0 keeps
             everything.
+        *nested: Masks inside ``wt`` (TC, ET), cleared at the same voxels.
 
     Returns:
-        Flat (C-order) indices of the removed voxels (int64), so that the caller can clear the
-        same voxels from the nested TC and ET masks.
+        Number of voxels removed.
     """
     if fraction <= 0:
-        return np.zeros(0, dtype=np.int64)
-    flat, component, n = mask_components(wt, ISLAND_CONNECTIVITY)
+        return 0
+    box = _bounding_box(wt)
+    if box is None:
+        return 0
+    components, n = ndimage.label(wt[box], structure=np.ones((3,) * wt.ndim, dtype=bool))
     if n < 2:
-        return np.zeros(0, dtype=np.int64)
-    sizes = np.bincount(component, minlength=n)
-    removed = flat[(sizes < fraction * sizes.max())[component]]
-    if removed.size:
-        logger.debug("tumour islands: %d voxels in components < %.2f of the largest removed",
-                     removed.size, fraction)
-        clear_flat(wt, removed)
-    return removed
+        return 0
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0
+    drop = sizes < fraction * sizes.max()
+    drop[0] = False
+    removed = drop[components]
+    count = int(np.count_nonzero(removed))
+    for mask in (wt, *nested):
+        mask[box][removed] = False
+    logger.debug("tumour islands: %d voxels in components < %.2f of the largest removed", count, fraction)
+    return count
 
 
 # --------------------------------------------------------------------------- ET corrections
@@ -382,9 +400,7 @@ def postprocess(
         wt, tc, et = hierarchical_masks(rp, config)
         et_prob = rp[REGIONS.index("et")]
 
-    removed = remove_small_islands(wt, config.min_island_fraction)
-    clear_flat(tc, removed)
-    clear_flat(et, removed)
+    remove_small_islands(wt, config.min_island_fraction, tc, et)
     apply_et_rules(et, et_prob, config)
     return nested_masks_to_labels(wt, tc, et, values)
 
