@@ -181,7 +181,8 @@ def bundle_run(
         remark: Extra remark for the card.
         cv_folds: For a run trained on every case: the fold runs (or checkpoints) of the same
             recipe, one entry per fold (see :func:`bratseg.crossval.cross_validate`); the card then
-            reports their pooled held-out scores, with the postprocessing of the bundled model.
+            reports their pooled held-out scores, with the postprocessing of the bundled model and
+            the same ``checkpoint`` of each fold run.
         postprocess: Postprocessing overrides stored in the bundled checkpoint (and used for its
             scores), e.g. ``{"min_island_fraction": 0.1}`` chosen by cross-validation.
 
@@ -208,7 +209,8 @@ def bundle_run(
         from bratseg.crossval import cross_validate, cv_section
 
         folders = [str(d) for d in (data or loaded.provenance.get("data") or [])]
-        pooled, info = cross_validate(cv_folds, data=folders, threads=threads, postprocess=loaded.postprocess)
+        pooled, info = cross_validate(cv_folds, data=folders, threads=threads, postprocess=loaded.postprocess,
+                                      checkpoint=checkpoint)
         rows = pooled[""]
         archs = {arch for fold in info for arch in fold["archs"]}
         if archs != {loaded.arch}:
