@@ -317,9 +317,9 @@ def test_reconstruct_labels_seed002(masks, convention):
 )
 @pytest.mark.parametrize("labelling", ["sparse", "dense"])
 def test_small_islands_removed_with_all_their_labels(fraction, kept, labelling, monkeypatch):
-    import bratseg.postprocess as pp
+    import bratseg.islands as islands
 
-    monkeypatch.setattr(pp, "_DENSE_PER_SPARSE", 0 if labelling == "sparse" else 10**9)
+    monkeypatch.setattr(islands, "_DENSE_PER_SPARSE", 0 if labelling == "sparse" else 10**9)
     probs = np.zeros((3, 20, 20, 20), dtype=np.float32)
     probs[:, 0:5, 0:5, 0:4] = 0.9  # main tumour, 100 voxels, all ET
     probs[:, 10, 10, 10:15] = 0.9  # island of 10 voxels: a line plus its diagonal neighbours
