@@ -50,6 +50,7 @@ def cross_validate(
     postprocess: dict[str, Any] | None = None,
     variants: dict[str, dict[str, Any]] | None = None,
     checkpoint: str = "best",
+    arch: str | None = None,
 ) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
     """Score every fold's held-out cases with that fold's model(s) and pool the rows.
 
@@ -64,6 +65,8 @@ def cross_validate(
         variants: Extra postprocessing overrides to score as well, name -> overrides (see
             :func:`bratseg.evaluation.score_cases`); default: none.
         checkpoint: ``"best"`` or ``"last"`` for run folders.
+        arch: When given, every fold model must be of this architecture (the estimate of a
+            bundled model must come from its own recipe).
 
     Returns:
         ``(rows, folds_info)``: variant name (``""`` for the plain one) -> pooled rows, each with a
@@ -72,7 +75,8 @@ def cross_validate(
 
     Raises:
         BratsInputError: A checkpoint is missing, a fold has no validation cases, a model trained
-            on a case it is scored on, or two folds hold out the same case.
+            on a case it is scored on, two folds hold out the same case, or a fold model is not of
+            ``arch``.
     """
     if not folds:
         raise BratsInputError("cross-validation needs at least one fold")
@@ -81,6 +85,10 @@ def cross_validate(
     for k, group in enumerate(folds):  # check everything before the first (slow) prediction
         paths = [fold_checkpoint(p, checkpoint) for p in group]
         models: list[LoadedModel] = [load_checkpoint(p) for p in paths]
+        other = [m for m in models if arch is not None and m.arch != arch]
+        if other:
+            raise BratsInputError(f"cross-validation fold of {other[0].arch}, the bundled model is {arch}: "
+                                  "the estimate must come from the same recipe", other[0].path)
         case_dirs, _ = validation_case_dirs(models[0], data)
         ids = [d.name for d in case_dirs]
         check_held_out(models, ids)

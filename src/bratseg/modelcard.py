@@ -210,12 +210,8 @@ def bundle_run(
 
         folders = [str(d) for d in (data or loaded.provenance.get("data") or [])]
         pooled, info = cross_validate(cv_folds, data=folders, threads=threads, postprocess=loaded.postprocess,
-                                      checkpoint=checkpoint)
+                                      checkpoint=checkpoint, arch=loaded.arch)
         rows = pooled[""]
-        archs = {arch for fold in info for arch in fold["archs"]}
-        if archs != {loaded.arch}:
-            raise BratsInputError(f"cross-validation folds are {sorted(archs)}, the bundled model is "
-                                  f"{loaded.arch}: the estimate must come from the same recipe", source)
         cv = cv_section(rows, info)
     else:
         rows = evaluate_cases(loaded, case_dirs, threads=threads)
