@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bratseg.cli.predict",
     "bratseg.cli.models",
     "bratseg.cli.train",
+    "bratseg.cli.cvsplit",
     "bratseg.cli.view",
 )
 

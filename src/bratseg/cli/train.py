@@ -50,6 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--val-cases", nargs="+", metavar="CASE", help="explicit validation case ids")
     p.add_argument("--fold", type=int, help="k-fold index (with --folds)")
     p.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
+    p.add_argument("--split-file", metavar="JSON",
+                   help="fixed cross-validation split (napari-brats cv-split); with --fold K, hold out "
+                   "fold K and train on every other case of the split")
+    p.add_argument("--seg-on-image-grid", nargs="+", metavar="CASE",
+                   help="take these cases' label maps on their images' grid when only the origin differs "
+                   "(same voxel grid; logged as a warning)")
     p.add_argument("--patch", type=int, nargs=3, metavar=("X", "Y", "Z"), help="patch size in voxels")
     p.add_argument("--target-spacing", type=float, metavar="MM",
                    help="training resolution in mm (default 2.0, or the fine-tuned checkpoint's; 0 = source grid)")
@@ -87,7 +93,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
         epochs=args.epochs, time_budget_min=args.time_budget, steps_per_epoch=args.steps_per_epoch,
         batch_size=args.batch_size, lr=args.lr, patch=list(args.patch) if args.patch else None,
         target_spacing=args.target_spacing, val_fraction=args.val_fraction, val_cases=args.val_cases,
-        fold=args.fold, folds=args.folds, seed=args.seed, device=args.device, num_workers=args.num_workers,
+        fold=args.fold, folds=args.folds, split_file=args.split_file,
+        seg_on_image_grid=args.seg_on_image_grid, seed=args.seed, device=args.device, num_workers=args.num_workers,
         cache_dir=args.cache_dir, resume=args.resume, grad_checkpoint=args.grad_checkpoint, recipe=recipe,
         max_val_cases=args.max_val_cases, stop_after_steps=args.max_steps,
     )

@@ -13,13 +13,18 @@ flair     ``*_flair``            ``*-t2f``
 seg       ``*_seg``              ``*-seg``
 ========  =====================  ==================
 
-Either separator (``_`` or ``-``) is accepted with either naming, as is ``t1gd`` for T1Gd and a
-bare name such as ``flair.nii.gz``. Anything else needs an explicit mapping, e.g.
-``{"flair": "X_fla_bet.nii.gz"}`` (relative to the case folder, or absolute).
+Either separator (``_`` or ``-``) is accepted with either naming, as are the clinical names
+``t1gd``, ``t1post`` and ``t1_post`` for T1Gd and a bare name such as ``flair.nii.gz``.
+Anything else needs an explicit mapping, e.g. ``{"flair": "X_fla_bet.nii.gz"}`` (relative to the case folder, or absolute).
 
 All modalities must share one shape and one affine (within :data:`AFFINE_TOLERANCE` of the voxel
 size) and hold only finite values. The image is read once, straight into one float32 array of
 shape (4, X, Y, Z), channels in :data:`MODALITIES` order.
+
+A label map whose header disagrees with its images while it lies on the same voxel grid (same
+shape, same voxel axes and sizes, only the origin differs, as in one public BraTS 2017 case) is
+refused unless ``seg_on_image_grid=True`` is given, which takes the images' geometry for it and
+logs a warning naming the file and the offset.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ MODALITY_NAMES = {"t1": "T1", "t1ce": "T1Gd", "t2": "T2", "flair": "FLAIR"}
 #: Name endings (after ``_`` or ``-``) recognised for each channel and the label map.
 NAME_TOKENS: dict[str, tuple[str, ...]] = {
     "t1": ("t1", "t1n"),
-    "t1ce": ("t1ce", "t1c", "t1gd"),
+    "t1ce": ("t1ce", "t1c", "t1gd", "t1post", "t1_post"),
     "t2": ("t2", "t2w"),
     "flair": ("flair", "t2f"),
     "seg": ("seg",),
@@ -105,8 +110,10 @@ def match_modality(filename: str) -> str | None:
     """
     if not is_nifti_name(filename) or filename.startswith("."):
         return None
-    tail = re.split(r"[_-]", strip_nifti_suffix(filename).lower())[-1]
-    return _ALIASES.get(tail)
+    parts = re.split(r"[_-]", strip_nifti_suffix(filename).lower())
+    if len(parts) >= 2 and f"{parts[-2]}_{parts[-1]}" in _ALIASES:  # two-word names: t1_post
+        return _ALIASES[f"{parts[-2]}_{parts[-1]}"]
+    return _ALIASES.get(parts[-1])
 
 
 def find_case_files(
@@ -162,6 +169,8 @@ def load_case(
     path: str | Path,
     mapping: dict[str, str | Path] | None = None,
     load_seg: bool = True,
+    *,
+    seg_on_image_grid: bool = False,
 ) -> Case:
     """Load and validate a case folder.
 
@@ -169,6 +178,9 @@ def load_case(
         path: Case folder.
         mapping: Optional explicit channel -> file (see :func:`find_case_files`).
         load_seg: Also load the label map when one is present.
+        seg_on_image_grid: Accept a label map whose affine differs from the images' only in
+            its origin (same shape, voxel axes and sizes): it is taken on the images' grid, with
+            a warning. Off by default: such a map is refused like any misaligned file.
 
     Returns:
         :class:`Case` with ``image`` float32 (4, X, Y, Z), ``seg`` uint8 (X, Y, Z) or ``None``.
@@ -190,7 +202,10 @@ def load_case(
     seg_img = None
     if load_seg and "seg" in files:
         seg_img = open_nifti(files["seg"])
-        _check_geometry(seg_img, files["seg"], shape, affine, spacing, files[ref_key])
+        if seg_on_image_grid:
+            _check_same_grid(seg_img, files["seg"], shape, affine, spacing, files[ref_key])
+        else:
+            _check_geometry(seg_img, files["seg"], shape, affine, spacing, files[ref_key])
 
     seg = convention = None
     if seg_img is not None:  # first: small and quick to read, so a bad seg fails fast
@@ -263,3 +278,29 @@ def _check_geometry(
             f"(tolerance {tol:.3g}); the images are not co-registered",
             path,
         )
+
+
+def _check_same_grid(
+    img: nib.Nifti1Image,
+    path: Path,
+    shape: tuple[int, ...],
+    affine: np.ndarray,
+    spacing: tuple[float, float, float],
+    ref_path: Path,
+) -> None:
+    """Like :func:`_check_geometry`, but a difference in the origin alone is a warning."""
+    this_affine = np.asarray(img.affine, dtype=np.float64)
+    tol = AFFINE_TOLERANCE * min(spacing)
+    if affine_difference(this_affine, affine) <= tol:
+        return
+    if tuple(int(s) for s in img.shape[:3]) != shape or affine_difference(
+        this_affine[:3, :3], affine[:3, :3]
+    ) > tol:
+        _check_geometry(img, path, shape, affine, spacing, ref_path)  # raises: another grid
+        return
+    offset = this_affine[:3, 3] - affine[:3, 3]
+    logger.warning(
+        "%s: origin differs from that of %s by (%s) mm on the same voxel grid; "
+        "taking the images' geometry for it (seg_on_image_grid)",
+        path, ref_path.name, ", ".join(f"{v:.6g}" for v in offset),
+    )

@@ -35,6 +35,10 @@ class TrainConfig:
         val_fraction: Fraction of cases held out for validation.
         val_cases: Explicit validation case ids.
         fold, folds: K-fold split (fold index, number of folds).
+        split_file: A fixed cross-validation split (:mod:`bratseg.training.splits`); with
+            ``fold``, hold out that fold's cases and train on all the split's others.
+        seg_on_image_grid: Case ids whose label map is taken on the images' grid when only its
+            origin differs from theirs (explicit, with a warning; see :func:`bratseg.io.load_case`).
         seed: Seed of the split, weights, sampling and augmentation.
         device: "auto", "cpu", "cuda", "cuda:N", "mps".
         num_workers: DataLoader workers (default: 0 on a CPU with up to 4 cores, more with a GPU).
@@ -63,6 +67,8 @@ class TrainConfig:
     val_cases: list[str] | None = None
     fold: int | None = None
     folds: int = 5
+    split_file: str | None = None
+    seg_on_image_grid: list[str] | None = None
     seed: int = 0
     device: str = "auto"
     num_workers: int | None = None

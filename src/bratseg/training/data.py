@@ -15,6 +15,7 @@ removed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -49,11 +50,14 @@ class CaseRef:
         case_id: Case name (folder name).
         folder: Case folder.
         files: Channel -> file, including ``"seg"``.
+        seg_on_image_grid: Take the label map on the images' grid when only its origin differs
+            (see :func:`bratseg.io.load_case`); set per case, explicitly, never by default.
     """
 
     case_id: str
     folder: Path
     files: dict[str, Path] = field(hash=False, compare=False, default_factory=dict)
+    seg_on_image_grid: bool = field(default=False, compare=False)
 
 
 @dataclass
@@ -71,11 +75,17 @@ class CachedCase:
     label: np.ndarray
 
 
-def discover_cases(folders: Sequence[str | Path]) -> list[CaseRef]:
+def discover_cases(folders: Sequence[str | Path], seg_on_image_grid: Sequence[str] = ()) -> list[CaseRef]:
     """All labelled cases under ``folders`` (each a case folder or a folder of case folders).
 
+    Args:
+        folders: Folders of case folders, or case folders.
+        seg_on_image_grid: Case ids whose label map is taken on the images' grid when only its
+            origin differs (a warning is logged when that happens).
+
     Raises:
-        BratsInputError: A folder is missing, or no labelled case is found at all.
+        BratsInputError: A folder is missing, no labelled case is found at all, or a case of
+            ``seg_on_image_grid`` is not among them.
     """
     by_id: dict[str, CaseRef] = {}
     for root in folders:
@@ -94,6 +104,11 @@ def discover_cases(folders: Sequence[str | Path]) -> list[CaseRef]:
     if not by_id:
         where = ", ".join(str(f) for f in folders)
         raise BratsInputError(f"no labelled case (a case folder with a *_seg file) found in {where}")
+    unknown = sorted(set(seg_on_image_grid) - set(by_id))
+    if unknown:
+        raise BratsInputError(f"seg-on-image-grid case(s) not found among the labelled cases: {', '.join(unknown)}")
+    for case_id in seg_on_image_grid:
+        by_id[case_id] = dataclasses.replace(by_id[case_id], seg_on_image_grid=True)
     return [by_id[k] for k in sorted(by_id)]
 
 
@@ -173,9 +188,10 @@ def cache_key(ref: CaseRef, preprocess: PreprocessConfig) -> str:
     for key, path in sorted(ref.files.items()):
         st = Path(path).stat()
         files[key] = [str(Path(path).resolve()), st.st_mtime_ns, st.st_size]
-    blob = json.dumps(
-        {"version": CACHE_VERSION, "files": files, "preprocess": preprocess.to_dict()}, sort_keys=True
-    )
+    key: dict[str, Any] = {"version": CACHE_VERSION, "files": files, "preprocess": preprocess.to_dict()}
+    if ref.seg_on_image_grid:
+        key["seg_on_image_grid"] = True
+    blob = json.dumps(key, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -185,7 +201,7 @@ def preprocess_case(ref: CaseRef, preprocess: PreprocessConfig) -> CachedCase:
     The label map follows the image's crop; when resampling, its one-hot classes are
     interpolated trilinearly and the argmax taken (smoother than nearest neighbour).
     """
-    case = load_case(ref.folder)
+    case = load_case(ref.folder, seg_on_image_grid=ref.seg_on_image_grid)
     if case.seg is None or case.seg_convention is None:
         raise BratsInputError("case has no usable label map", ref.folder)
     image, info = preprocess_with_config(case.image, case.spacing, preprocess)

@@ -37,6 +37,7 @@ from bratseg.training.setup import (
     default_cache_dir, default_num_workers, enable_gradient_checkpointing, fit_fixed_input, initial_model,
     make_loader, model_size_divisor, preprocess_for, round_patch,
 )
+from bratseg.training.splits import split_from_file
 from bratseg.training.snapshots import RunSnapshots, model_from_state, region_dice
 from bratseg.training.validate import thresholds_from_postprocess, validate
 
@@ -145,8 +146,10 @@ class _Session(RunSnapshots):
             self.patch = round_patch(cfg.patch, divisor) if cfg.patch else default_patch(self.preprocess, divisor)
             self.patch = fit_fixed_input(self.init, self.patch)
         # data
-        refs = {r.case_id: r for r in discover_cases(cfg.data)}
-        if st is None:
+        refs = {r.case_id: r for r in discover_cases(cfg.data, cfg.seg_on_image_grid or ())}
+        if st is None and cfg.split_file:
+            self.split = split_from_file(cfg.split_file, cfg.fold, list(refs))
+        elif st is None:
             split = split_cases(list(refs), val_fraction=cfg.val_fraction, val_cases=cfg.val_cases,
                                 fold=cfg.fold, folds=cfg.folds, seed=cfg.seed)
             self.split = {"train": split.train, "val": split.val, "note": split.note}

@@ -1,0 +1,189 @@
+"""Cross-validation protocol pieces on real BraTS cases: clinical T1Gd names, a label map whose
+origin disagrees with its images (explicit override only), stratified fixed splits and the
+trainer reading one."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from bratseg.errors import BratsInputError
+from bratseg.io import load_case, match_modality
+from bratseg.training import TrainConfig, discover_cases, train_events
+from bratseg.training.data import cache_key, load_cases
+from bratseg.training.splits import (
+    LOW_ET_ML, CaseInfo, check_split_covers, make_split, read_split_file, split_from_file,
+    stratified_folds, write_split_file,
+)
+from bratseg.preprocess import PreprocessConfig
+
+REPO = Path(__file__).resolve().parents[1]
+SPLIT_44 = REPO / "docs" / "brats44-5fold.json"
+CASES = ("Brats18_2013_2_1", "Brats18_CBICA_ABM_1", "Brats18_TCIA01_201_1")
+
+
+@pytest.mark.parametrize("name", ["X_t1post.nii.gz", "X_t1_post.nii.gz", "X-t1post.nii", "X_T1GD.nii.gz",
+                                  "X_t1ce.nii.gz", "X-t1c.nii.gz"])
+def test_clinical_t1gd_names_are_recognised(name: str) -> None:
+    assert match_modality(name) == "t1ce"
+
+
+def test_post_alone_and_t1_stay_what_they_are() -> None:
+    assert match_modality("X_post.nii.gz") is None
+    assert match_modality("X_t1.nii.gz") == "t1"
+    assert match_modality("X_t2_post.nii.gz") is None
+
+
+def _case_with_shifted_seg(src: Path, dest: Path, shift: tuple[float, float, float], zoom: float = 1.0) -> Path:
+    """Copy a real case, rewriting its seg with the origin moved by ``shift`` mm (and scaled)."""
+    case = dest / src.name
+    case.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.name.endswith("_seg.nii.gz"):
+            img = nib.load(f)
+            affine = img.affine.copy()
+            affine[:3, 3] += shift
+            affine[:3, :3] *= zoom
+            nib.save(nib.Nifti1Image(np.asarray(img.dataobj), affine, img.header), case / f.name)
+        else:
+            (case / f.name).symlink_to(f.resolve())
+    return case
+
+
+def test_seg_with_another_origin_needs_the_explicit_override(brats2018_case_dir: Path, tmp_path: Path, caplog) -> None:
+    case = _case_with_shifted_seg(brats2018_case_dir, tmp_path, (0.0, -239.0, 0.0))
+    with pytest.raises(BratsInputError, match="not co-registered"):
+        load_case(case)
+    with caplog.at_level(logging.WARNING, logger="bratseg.io.case"):
+        loaded = load_case(case, seg_on_image_grid=True)
+    assert "origin differs" in caplog.text and "-239" in caplog.text and "_seg.nii.gz" in caplog.text
+    reference = load_case(brats2018_case_dir)
+    assert np.array_equal(loaded.seg, reference.seg)
+    np.testing.assert_array_equal(loaded.affine, reference.affine)
+
+
+def test_seg_on_another_voxel_grid_is_refused_even_with_the_override(brats2018_case_dir: Path, tmp_path: Path) -> None:
+    case = _case_with_shifted_seg(brats2018_case_dir, tmp_path, (0.0, -239.0, 0.0), zoom=1.2)
+    with pytest.raises(BratsInputError, match="not co-registered"):
+        load_case(case, seg_on_image_grid=True)
+
+
+def test_trainer_data_takes_the_override_per_case_only(brats2018_case_dir: Path, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    _case_with_shifted_seg(brats2018_case_dir, root, (0.0, 5.0, 0.0))
+    with pytest.raises(BratsInputError, match="not found among the labelled cases"):
+        discover_cases([root], seg_on_image_grid=["Nope_1"])
+    [plain] = discover_cases([root])
+    [marked] = discover_cases([root], seg_on_image_grid=[brats2018_case_dir.name])
+    assert not plain.seg_on_image_grid and marked.seg_on_image_grid
+    preprocess = PreprocessConfig(target_spacing=3.0, pad_multiple=16)
+    assert cache_key(plain, preprocess) != cache_key(marked, preprocess)
+    with pytest.raises(BratsInputError, match="not co-registered"):
+        load_cases([plain], preprocess, tmp_path / "cache")
+    [cached] = load_cases([marked], preprocess, tmp_path / "cache")
+    assert cached.label.max() > 0
+
+
+def _infos(n_low: int, n_high: int, datasets: tuple[str, ...] = ("a", "b")) -> list[CaseInfo]:
+    infos = [CaseInfo(f"low{i}", datasets[i % len(datasets)], 0.5 + i * 0.3) for i in range(n_low)]
+    infos += [CaseInfo(f"high{i}", datasets[i % len(datasets)], 10.0 + i) for i in range(n_high)]
+    return infos
+
+
+def test_stratified_folds_cover_every_case_once_and_spread_each_stratum() -> None:
+    infos = _infos(6, 38)
+    folds = stratified_folds(infos, 5, seed=0)
+    assert sorted(c for f in folds for c in f) == sorted(c.case_id for c in infos)
+    assert max(map(len, folds)) - min(map(len, folds)) <= 1
+    for fold in folds:
+        assert any(c.startswith("low") for c in fold)  # every fold holds a low-enhancement case
+        assert {c.dataset for c in infos if c.case_id in fold} == {"a", "b"}
+    assert stratified_folds(infos, 5, seed=0) == folds
+    assert stratified_folds(infos, 5, seed=1) != folds
+    assert all(c.stratum == "low-et" for c in infos[:6]) and infos[6].stratum == "enhancing"
+    assert CaseInfo("x", "a", LOW_ET_ML).stratum == "enhancing"
+
+
+def test_stratified_folds_refuse_impossible_splits() -> None:
+    with pytest.raises(BratsInputError, match="at least 5 cases"):
+        stratified_folds(_infos(1, 2), 5)
+    with pytest.raises(BratsInputError, match="at least 2 folds"):
+        stratified_folds(_infos(1, 2), 1)
+    with pytest.raises(BratsInputError, match="twice"):
+        stratified_folds([CaseInfo("a", "x", 1), CaseInfo("a", "y", 2)], 2)
+
+
+def test_split_file_round_trip_and_checks(tmp_path: Path) -> None:
+    split = make_split(_infos(6, 14), "demo", n_folds=4, seed=3)
+    path = write_split_file(split, tmp_path / "demo.json")
+    with pytest.raises(FileExistsError):
+        write_split_file(split, path)
+    again = read_split_file(path)
+    assert again.folds == split.folds and again.name == "demo" and again.seed == 3
+    train, val = again.train_val(2)
+    assert set(train) | set(val) == set(split.cases) and not set(train) & set(val)
+    assert again.fold_of(val[0]) == 2
+    with pytest.raises(BratsInputError, match="in no fold"):
+        check_split_covers(again, [*split.cases, "stranger"])
+    with pytest.raises(BratsInputError, match="not found"):
+        check_split_covers(again, list(split.cases)[1:])
+    with pytest.raises(BratsInputError, match="needs --fold"):
+        split_from_file(path, None, list(split.cases))
+    with pytest.raises(BratsInputError, match=r"fold must be in \[0, 4\)"):
+        split_from_file(path, 4, list(split.cases))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"folds": [["a", "b"], ["b"]]}))
+    with pytest.raises(BratsInputError, match="folds 0 and 1"):
+        read_split_file(bad)
+    with pytest.raises(BratsInputError, match="not found"):
+        read_split_file(tmp_path / "missing.json")
+
+
+def test_the_committed_44_case_protocol(brats2018_dir: Path) -> None:
+    """The fixed protocol: 44 cases, 5 folds, every fold with a low-enhancement case, and every
+    brats2018 case listed with the ET volume its real label map has."""
+    split = read_split_file(SPLIT_44)
+    assert split.name == "brats44-5fold" and split.n_folds == 5
+    assert sum(map(len, split.folds)) == len(split.cases) == 44
+    for fold in split.folds:
+        assert any(split.cases[c]["stratum"] == "low-et" for c in fold)
+    ids = {r.case_id for r in discover_cases([brats2018_dir])}
+    assert ids <= set(split.cases) and sum(v["dataset"] == "brats2018" for v in split.cases.values()) == len(ids)
+    from bratseg.io import load_label_map
+    from bratseg.labels import detect_convention
+    from bratseg.metrics import tumour_volumes_ml
+    case = "Brats18_TCIA10_637_1"
+    lab = load_label_map(brats2018_dir / case / f"{case}_seg.nii.gz")
+    et = tumour_volumes_ml(lab.data, detect_convention(lab.data), lab.spacing)["et"]
+    assert split.cases[case]["et_ml"] == pytest.approx(et, abs=1e-3)
+
+
+def test_cv_split_cli_and_trainer_fold_from_the_file(brats2018_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "mini"
+    data.mkdir()
+    for case in CASES:
+        (data / case).symlink_to((brats2018_dir / case).resolve(), target_is_directory=True)
+    out = tmp_path / "mini-3fold.json"
+    cmd = [sys.executable, "-m", "bratseg.cli.main", "cv-split", "--data", str(data), "--folds", "3", "-o", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote" in proc.stdout and out.is_file()
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert again.returncode == 2 and "refusing to overwrite" in again.stderr
+    split = read_split_file(out)
+    assert all(v["dataset"] == "mini" for v in split.cases.values())
+    assert not any(str(tmp_path) in json.dumps(v) for v in split.cases.values())  # no machine paths
+    config = TrainConfig(data=[str(data)], out=str(tmp_path / "run"), model="cascade-unet", preset="tiny",
+                         epochs=1, steps_per_epoch=2, patch=[32, 32, 32], target_spacing=3.0, num_workers=0,
+                         split_file=str(out), fold=1, cache_dir=str(tmp_path / "cache"))
+    start = next(e for e in train_events(config) if e["event"] == "start")
+    assert start["val_cases"] == split.folds[1]
+    assert sorted(start["train_cases"]) == sorted(c for k, f in enumerate(split.folds) if k != 1 for c in f)
+    assert "split mini-3fold" in start["split_note"]
