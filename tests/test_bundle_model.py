@@ -68,6 +68,12 @@ def test_bundle_writes_card_and_fp16_checkpoint_listed_by_the_zoo(
     assert card["cpu_seconds_per_case"] > 0 and card["steps"] == 2 and card["epochs"] == 1
     assert card["source_sha256"] == load_checkpoint(tiny_run / "best.pt").sha256
     assert json.loads((weights / "tiny-test.json").read_text())["val_dice"] == card["val_dice"]
+    # provenance names datasets and case ids, never a path of the training machine
+    [(dataset, ids)] = card["data"]["datasets"].items()
+    assert dataset.startswith("bundle-data") and ids == sorted(CASES)
+    assert card["data"]["folders"] == [dataset]
+    basetemp = str(tiny_run.parents[1])
+    assert basetemp.startswith("/") and basetemp not in json.dumps(card)
     assert (weights / "default.txt").read_text().strip() == "tiny-test"
     assert markdown_row(card).startswith("| tiny-test | ds-unet (tiny) |")
 

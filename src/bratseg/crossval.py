@@ -111,7 +111,7 @@ def cross_validate(
         prov = models[0].provenance
         info.append({
             "split": prov.get("split_note"), "archs": [m.arch for m in models],
-            "checkpoints": [str(p) for p in paths], "val_cases": [d.name for d in case_dirs],
+            "checkpoints": ["/".join(Path(p).parts[-2:]) for p in paths], "val_cases": [d.name for d in case_dirs],
             "epochs": prov.get("epochs"), "steps": prov.get("steps"), "wall_time_s": prov.get("wall_time_s"),
             "dice": region_mean_std(scored[""], "dice")[0],
         })

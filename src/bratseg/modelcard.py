@@ -131,8 +131,9 @@ def build_card(
         "preset": prov.get("preset"),
         "config": loaded.config.to_dict(),
         "parameters": int(sum(p.numel() for p in loaded.model.parameters())),
-        "data": {"folders": data_dirs, "n_cases": len(set(train) | set(val)),
-                 "train_cases": train, "val_cases": val},
+        "data": {"folders": [Path(d).name for d in data_dirs], "n_cases": len(set(train) | set(val)),
+                 "train_cases": train, "val_cases": val,
+                 "datasets": case_datasets(data_dirs, [*train, *val])},
         "split": prov.get("split_note"), "seed": prov.get("seed"),
         "epochs": prov.get("epochs"), "steps": prov.get("steps"),
         "steps_per_epoch": prov.get("steps_per_epoch"), "patch": prov.get("patch"),
@@ -150,9 +151,29 @@ def build_card(
         "cpu_seconds_per_case": round(seconds, 2), "cpu_threads": threads,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "bratseg_version": str(bratseg.__version__),
-        "source_checkpoint": str(loaded.path), "source_sha256": loaded.sha256,
+        "source_checkpoint": "/".join(Path(loaded.path).parts[-2:]), "source_sha256": loaded.sha256,
         "remark": " ".join(notes),
     }
+
+
+def case_datasets(data_dirs: list[str], case_ids: list[str]) -> dict[str, list[str]]:
+    """Dataset name (the folder of case folders' name) -> its case ids among ``case_ids``.
+
+    Cards identify cases by dataset and case id, never by a machine's absolute path. Cases not
+    found in ``data_dirs`` are listed under ``"?"``.
+    """
+    from bratseg.training.data import discover_cases
+
+    wanted, out = set(case_ids), {}
+    for folder in data_dirs:
+        if Path(folder).is_dir():
+            for ref in discover_cases([folder]):
+                if ref.case_id in wanted:
+                    out.setdefault(Path(folder).name, []).append(ref.case_id)
+                    wanted.discard(ref.case_id)
+    if wanted:
+        out["?"] = sorted(wanted)
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def bundle_run(
