@@ -187,3 +187,31 @@ def test_cv_split_cli_and_trainer_fold_from_the_file(brats2018_dir: Path, tmp_pa
     assert start["val_cases"] == split.folds[1]
     assert sorted(start["train_cases"]) == sorted(c for k, f in enumerate(split.folds) if k != 1 for c in f)
     assert "split mini-3fold" in start["split_note"]
+
+
+def _row(case: str, dice: float, ref_et: float, pred_et: float) -> dict:
+    return {"case": case, "dice": {"wt": dice, "tc": dice, "et": 0.0 if ref_et == 0 and pred_et else dice},
+            "hd95": {"wt": 1.0, "tc": 2.0, "et": 3.0},
+            "volume_ml": {"et": pred_et}, "ref_volume_ml": {"et": ref_et}}
+
+
+def test_protocol_summary_groups_by_fold_stratum_and_counts_invented_et() -> None:
+    from bratseg.protocol import format_protocol_table, protocol_summary
+
+    infos = _infos(2, 4)
+    split = make_split(infos, "demo", n_folds=2, seed=0)
+    et = {c.case_id: c.et_ml for c in infos}
+    et["low0"], et["low1"] = 0.0, 1.5  # one truly non-enhancing tumour, one faintly enhancing
+    rows = [_row(c, 0.5 + 0.1 * i, et[c], 3.0) for i, c in enumerate(sorted(split.cases))]
+    summary = protocol_summary(rows, split)
+    assert list(summary) == ["pooled", "fold 0", "fold 1", "low-et", "enhancing", "ET < 1 mL"]
+    assert summary["pooled"]["n"] == 6 and summary["fold 0"]["n"] + summary["fold 1"]["n"] == 6
+    assert summary["low-et"]["cases"] == ["low0", "low1"] and summary["enhancing"]["n"] == 4
+    assert summary["ET < 1 mL"]["cases"] == ["low0"] and summary["ET < 1 mL"]["et_fp"] == 1
+    assert summary["pooled"]["et_fp"] == 1 and summary["enhancing"]["et_fp"] == 0
+    dice_wt = [r["dice"]["wt"] for r in rows]
+    assert summary["pooled"]["dice"]["wt"] == pytest.approx(sum(dice_wt) / 6, abs=1e-4)
+    table = format_protocol_table(summary, "demo")
+    assert table.count("\n| ") == 6 + 1 and "| ET < 1 mL | 1 |" in table
+    empty = protocol_summary([r for r in rows if r["case"] != "low0"], split)
+    assert empty["ET < 1 mL"]["n"] == 0 and "| ET < 1 mL | 0 | - |" in format_protocol_table(empty)

@@ -260,6 +260,29 @@ def test_et_min_volume_seed001():
     assert PostprocessConfig().et_min_volume == 0  # seed 001 gives no value: off by default
 
 
+def test_case_level_et_decision_uses_the_mean_over_the_surviving_et():
+    # 500 ET voxels at p 0.6 plus 4 tiny confident voxels elsewhere: the mean decides, not the size
+    probs = np.zeros((3, 20, 20, 20), dtype=np.float32)
+    probs[:2] = 1.0
+    probs[2, 0:10, 0:10, 0:5] = 0.6
+    probs[2, 15, 15, 15:19] = 0.55  # 4 voxels, removed by the component rule before the decision
+    mean_kept = 0.6
+    off = postprocess(probs, PostprocessConfig(), convention="2021")
+    assert np.count_nonzero(off == 4) == 500  # the seed rules keep a large unsure ET
+    kept = postprocess(probs, PostprocessConfig(et_case_min_prob=mean_kept - 0.01), convention="2021")
+    assert np.count_nonzero(kept == 4) == 500
+    gone = postprocess(probs, PostprocessConfig(et_case_min_prob=mean_kept + 0.01), convention="2021")
+    assert np.count_nonzero(gone == 4) == 0 and np.count_nonzero(gone == 1) == gone.size  # ET -> NCR
+    # with the 4 stray voxels at p 0.2, the mean over all ET is (300 + 0.8) / 504 = 0.597 < 0.599,
+    # over the survivors of the component rule it is 0.6: the decision counts survivors only
+    probs[2, 15, 15, 15:19] = 0.2
+    survivors = postprocess(probs, PostprocessConfig(et_case_min_prob=0.599), convention="2021")
+    assert np.count_nonzero(survivors == 4) == 500
+    with pytest.raises(BratsInputError, match="et_case_min_prob"):
+        PostprocessConfig(et_case_min_prob=1.5)
+    assert PostprocessConfig().et_case_min_prob == 0.0
+
+
 def test_apply_et_rules_without_probabilities_only_volume_rule():
     et = np.zeros((5, 5, 5), bool)
     et[0, 0, :3] = True

@@ -79,6 +79,11 @@ class PostprocessWidget(QWidget):
         self.total_min.setRange(0, 1000000)
         self.total_min.setSuffix(" vox")
         self.total_prob = _slider(defaults.et_total_prob)
+        self.case_prob = _slider(defaults.et_case_min_prob)
+        self.case_prob.setToolTip(
+            "No-enhancement decision: all ET → NCR when the mean ET probability over the ET "
+            "voxels is below this (0 = off)"
+        )
         self.island_fraction = _slider(defaults.min_island_fraction)
         self.island_fraction.setToolTip(
             "Remove tumour components smaller than this fraction of the largest one, with all "
@@ -102,6 +107,7 @@ class PostprocessWidget(QWidget):
         rform.addRow("and mean p <", self.component_prob)
         rform.addRow("all ET if total <", self.total_min)
         rform.addRow("and mean p <", self.total_prob)
+        rform.addRow("all ET if mean p <", self.case_prob)
 
         self.volume_table = QTableWidget(len(VOLUME_ROWS), 1)
         self.volume_table.setHorizontalHeaderLabels(["Volume (mL)"])
@@ -133,7 +139,8 @@ class PostprocessWidget(QWidget):
     # ------------------------------------------------------------------ config <-> controls
     def _connect_controls(self) -> None:
         self.mode_combo.currentTextChanged.connect(self.schedule_update)
-        for slider in (*self.sliders.values(), self.component_prob, self.total_prob, self.island_fraction):
+        for slider in (*self.sliders.values(), self.component_prob, self.total_prob, self.case_prob,
+                       self.island_fraction):
             slider.valueChanged.connect(self.schedule_update)
         for spin in (self.et_min_volume, self.component_min, self.total_min):
             spin.valueChanged.connect(self.schedule_update)
@@ -152,6 +159,7 @@ class PostprocessWidget(QWidget):
             self.component_prob.setValue(float(config.et_component_prob))
             self.total_min.setValue(int(config.et_total_min_voxels))
             self.total_prob.setValue(float(config.et_total_prob))
+            self.case_prob.setValue(float(config.et_case_min_prob))
             self.island_fraction.setValue(float(config.min_island_fraction))
         finally:
             self._updating = False
@@ -172,6 +180,7 @@ class PostprocessWidget(QWidget):
             et_component_prob=round(float(self.component_prob.value()), 4),
             et_total_min_voxels=self.total_min.value(),
             et_total_prob=round(float(self.total_prob.value()), 4),
+            et_case_min_prob=round(float(self.case_prob.value()), 4),
             min_island_fraction=round(float(self.island_fraction.value()), 4),
         )
         known = {f.name for f in dataclasses.fields(base)}

@@ -53,11 +53,14 @@ def score_cases(
 
     Returns:
         Variant name -> one row per case: ``case``, ``seconds`` (wall time of loading the four
-        images and predicting), ``dice``/``hd95``/``hd95_penalty`` ``{wt, tc, et}``, ``timings``.
+        images and predicting), ``dice``/``hd95``/``hd95_penalty`` ``{wt, tc, et}``, ``timings``,
+        ``volume_ml``/``ref_volume_ml`` ``{ncr, ed, et, tc, wt}`` and ``et_mean_prob`` (mean ET
+        probability over the voxels labelled ET; 0 when none).
     """
     from bratseg.inference import InferenceOptions, predict_case
     from bratseg.io import find_case_files, load_case, load_label_map
-    from bratseg.metrics import evaluate_labels
+    from bratseg.labels import detect_convention, region_masks
+    from bratseg.metrics import evaluate_labels, tumour_volumes_ml
     from bratseg.postprocess import PostprocessConfig, postprocess
 
     models = loaded if isinstance(loaded, list) else [loaded]
@@ -72,6 +75,7 @@ def score_cases(
         pred = predict_case(case, models, options)
         seconds = time.perf_counter() - t0
         ref = load_label_map(find_case_files(folder)["seg"])
+        ref_ml = tumour_volumes_ml(ref.data, detect_convention(ref.data, source=str(ref.path)), case.spacing)
         for name, config in configs.items():
             labels = pred.labels if config == pred.postprocess else postprocess(
                 pred.region_probs, config, convention=pred.convention, class_probs=pred.class_probs)
@@ -82,9 +86,22 @@ def score_cases(
                 "hd95": {r: round(float(scores[r]["hd95"]), 2) for r in REGIONS},
                 "hd95_penalty": {r: bool(scores[r]["hd95_penalty"]) for r in REGIONS},
                 "timings": {k: round(v, 2) for k, v in pred.timings.items()},
+                "volume_ml": _rounded(tumour_volumes_ml(labels, pred.convention, case.spacing)),
+                "ref_volume_ml": _rounded(ref_ml),
+                "et_mean_prob": _mean_where(pred.region_probs[2], region_masks(labels, pred.convention)["et"]),
             })
         logger.info("%s: Dice %s, %.1f s", folder.name, out[next(iter(out))][-1]["dice"], seconds)
     return out
+
+
+def _rounded(values: dict[str, float]) -> dict[str, float]:
+    return {k: round(float(v), 3) for k, v in values.items()}
+
+
+def _mean_where(values: Any, mask: Any) -> float:
+    """Mean of ``values`` where ``mask`` (0.0 for an empty mask), rounded to 4 places."""
+    n = int(mask.sum())
+    return round(float(values[mask].astype("float64").sum() / n), 4) if n else 0.0
 
 
 def evaluate_cases(

@@ -74,6 +74,8 @@ class PostprocessConfig:
         et_total_prob: ... and their mean ET probability is below this.
         et_component_connectivity: Neighbourhood of ET components: 1 = faces (6-connectivity),
             2 = faces + edges (18), 3 = 26-connectivity.
+        et_case_min_prob: Case-level "no enhancement" decision: all ET -> NCR when the mean ET
+            probability over the ET voxels left by the other rules is below this; 0 disables.
         min_island_fraction: Tumour (WT) components, 26-connected, with fewer voxels than this
             fraction of the largest component are removed with all their labels; 0 keeps
             every component, 1 keeps only the largest (and any of equal size).
@@ -97,6 +99,10 @@ class PostprocessConfig:
     et_total_prob: float = 0.9
     # scipy.ndimage.label's default structure (faces), as in seed 003's published code.
     et_component_connectivity: int = 1
+    # Not from the seeds: seed 003's total-ET rule without its volume limit, so that a large
+    # but unsure ET (a non-enhancing tumour) becomes NCR. Off by default; a checkpoint may set
+    # a value chosen on cross-validation (see its card).
+    et_case_min_prob: float = 0.0
     # Not from the seeds: nnU-Net-style removal of small tumour islands, off by default. A
     # bundled checkpoint sets its own value, chosen by cross-validation (see its model card).
     min_island_fraction: float = 0.0
@@ -105,7 +111,7 @@ class PostprocessConfig:
         if self.mode not in MODES:
             raise BratsInputError(f"unknown postprocessing mode {self.mode!r}; use one of {MODES}")
         for name in ("wt_threshold", "tc_threshold", "et_threshold",
-                     "et_component_prob", "et_total_prob", "min_island_fraction"):
+                     "et_component_prob", "et_total_prob", "et_case_min_prob", "min_island_fraction"):
             value = float(getattr(self, name))
             if not 0.0 <= value <= 1.0 or not np.isfinite(value):
                 raise BratsInputError(f"postprocessing {name}={value} must lie in [0, 1]")
@@ -265,7 +271,8 @@ def argmax_masks(class_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
 def apply_et_rules(
     et: np.ndarray, et_prob: np.ndarray | None, config: PostprocessConfig
 ) -> np.ndarray:
-    """Remove ET voxels by seed 003's component and total rules and seed 001's volume rule.
+    """Remove ET voxels by seed 003's component and total rules, the case-level ET decision and
+    seed 001's volume rule.
 
     Removed voxels are meant to become NCR (they stay in TC). Works in place on ``et``.
 
@@ -296,6 +303,12 @@ def apply_et_rules(
             if removed.any():
                 logger.debug("ET rules: %d of %d ET voxels -> NCR", int(removed.sum()), flat.size)
                 clear_flat(et, flat[removed])
+    if config.et_case_min_prob > 0 and et_prob is not None:
+        flat = np.flatnonzero(et)
+        if flat.size and gather_flat(np.asarray(et_prob), flat).astype(np.float64).mean() < config.et_case_min_prob:
+            et[...] = False
+            logger.debug("ET case rule: mean ET probability < %g -> all %d ET voxels NCR",
+                         config.et_case_min_prob, flat.size)
     if config.et_min_volume > 0:
         total = int(np.count_nonzero(et))
         if 0 < total < config.et_min_volume:

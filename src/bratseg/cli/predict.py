@@ -26,6 +26,7 @@ _PP_FLAGS = {
     "et_threshold": "et_threshold",
     "et_min_volume": "et_min_volume",
     "et_component_rule": "et_component_rule",
+    "et_case_min_prob": "et_case_min_prob",
     "min_island_fraction": "min_island_fraction",
     "postprocess_mode": "mode",
 }
@@ -72,6 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="ET -> NCR when total ET is below this many voxels (seed 001; 0 disables)")
     pp.add_argument("--et-component-rule", action=argparse.BooleanOptionalAction, default=None,
                     help="seed 003's small-ET-component rule")
+    pp.add_argument("--et-case-min-prob", type=float, metavar="P",
+                    help="no-enhancement decision: all ET -> NCR when the mean ET probability over the ET "
+                    "voxels is below P (0 disables)")
     pp.add_argument("--min-island-fraction", type=float, metavar="F",
                     help="remove tumour components smaller than F x the largest one (0 keeps all, "
                     "1 keeps only the largest)")
@@ -113,7 +117,7 @@ def postprocess_config(args: argparse.Namespace, loaded: list[Any]) -> Any:
 
     config = PostprocessConfig.from_dict(dict(loaded[0].meta.get("postprocess") or {}))
     changes = {field: getattr(args, flag) for flag, field in _PP_FLAGS.items() if getattr(args, flag, None) is not None}
-    for flag in ("wt_threshold", "tc_threshold", "et_threshold", "min_island_fraction"):
+    for flag in ("wt_threshold", "tc_threshold", "et_threshold", "et_case_min_prob", "min_island_fraction"):
         value = getattr(args, flag, None)
         if value is not None and not 0.0 <= value <= 1.0:
             raise BratsInputError(f"--{flag.replace('_', '-')} must be between 0 and 1, got {value}")

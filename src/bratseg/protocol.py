@@ -1,0 +1,81 @@
+"""The cross-validation protocol's report: per fold, pooled and per stratum, with ET false positives.
+
+Rows are those of :func:`bratseg.evaluation.score_cases` (one per case: Dice, HD95, volumes);
+the split file (:mod:`bratseg.training.splits`) says each case's fold and its reference ET.
+Groups reported:
+
+- ``pooled``: every scored case;
+- ``fold K``: the cases that fold K holds out;
+- ``low-et`` / ``enhancing``: the split's strata (reference ET below / above
+  :data:`bratseg.training.splits.LOW_ET_ML`);
+- ``ET < 1 mL``: the non-enhancing tumours (reference ET below
+  :data:`bratseg.training.splits.NON_ENHANCING_ET_ML`), listed even when empty.
+
+Each group gives the mean Dice and HD95 per region, and ``et_fp``: the cases whose reference ET
+is empty while the prediction has ET (Dice 0 under the official rule), the failure a
+case-level ET decision must avoid.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+from bratseg.labels import REGIONS
+from bratseg.training.splits import NON_ENHANCING_ET_ML, SplitFile
+
+
+def _group(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"n": len(rows), "cases": [r["case"] for r in rows]}
+    for key in ("dice", "hd95"):
+        out[key] = {r: round(statistics.fmean(float(row[key][r]) for row in rows), 4) if rows else None
+                    for r in REGIONS}
+    out["mean_dice"] = round(statistics.fmean(out["dice"].values()), 4) if rows else None
+    out["et_fp"] = sum(1 for r in rows if _ref_et(r) == 0 and float((r.get("volume_ml") or {}).get("et", 0)) > 0)
+    return out
+
+
+def _ref_et(row: dict[str, Any]) -> float:
+    return float((row.get("ref_volume_ml") or {}).get("et", 0.0))
+
+
+def protocol_summary(rows: Sequence[dict[str, Any]], split: SplitFile) -> dict[str, dict[str, Any]]:
+    """Group rows as the protocol reports them.
+
+    Args:
+        rows: One row per scored case (keys ``case``, ``dice``, ``hd95``, ``volume_ml``,
+            ``ref_volume_ml``), each case of ``split``.
+        split: The split the cases belong to.
+
+    Returns:
+        Group name -> ``{"n", "cases", "dice", "hd95", "mean_dice", "et_fp"}`` (means ``None``
+        for an empty group), in the order pooled, folds, strata, ``ET < 1 mL``.
+
+    Raises:
+        KeyError: A row's case is not in the split.
+    """
+    groups: dict[str, dict[str, Any]] = {"pooled": _group(rows)}
+    for k in range(split.n_folds):
+        members = [r for r in rows if split.fold_of(r["case"]) == k]
+        if members:
+            groups[f"fold {k}"] = _group(members)
+    for stratum in ("low-et", "enhancing"):
+        groups[stratum] = _group([r for r in rows if split.cases[r["case"]]["stratum"] == stratum])
+    groups[f"ET < {NON_ENHANCING_ET_ML:g} mL"] = _group([r for r in rows if _ref_et(r) < NON_ENHANCING_ET_ML])
+    return groups
+
+
+def format_protocol_table(summary: dict[str, dict[str, Any]], title: str = "") -> str:
+    """Markdown table of :func:`protocol_summary`: one line per group."""
+    lines = [f"**{title}**", ""] if title else []
+    lines += ["| group | n | Dice WT / TC / ET | mean | HD95 WT / TC / ET | ET FP |",
+              "|---|---|---|---|---|---|"]
+    for name, g in summary.items():
+        if not g["n"]:
+            lines.append(f"| {name} | 0 | - | - | - | - |")
+            continue
+        dice = " / ".join(f"{g['dice'][r]:.3f}" for r in REGIONS)
+        hd = " / ".join(f"{g['hd95'][r]:.1f}" for r in REGIONS)
+        lines.append(f"| {name} | {g['n']} | {dice} | {g['mean_dice']:.3f} | {hd} | {g['et_fp']} |")
+    return "\n".join(lines)
