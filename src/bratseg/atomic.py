@@ -7,6 +7,10 @@ cache, installed user models) goes through :func:`atomic_write`:
    final rename is atomic), created with the permissions a normal new file gets (0666 minus the
    umask) or, when replacing, those of the file being replaced;
 2. the file is flushed and fsync'ed, then renamed over the destination with :func:`os.replace`;
+   without ``overwrite`` it is instead hard-linked to the destination name, which fails if that
+   name exists (even one created a moment ago by another process), then the temporary name is
+   unlinked; where hard links are unsupported (some network and FAT file systems) an
+   ``O_CREAT | O_EXCL`` placeholder reserves the name and the rename replaces only it;
 3. the folder is fsync'ed so the rename itself survives a crash (best effort);
 4. on any failure (including KeyboardInterrupt) the temporary file is removed and an existing
    destination is left untouched.
@@ -63,13 +67,50 @@ def atomic_write(path: str | Path, *, overwrite: bool = True) -> Iterator[Binary
             if replaced_mode is not None:
                 os.chmod(tmp, replaced_mode)
             os.fsync(handle.fileno())
-        if not overwrite and path.exists():
-            raise FileExistsError(errno.EEXIST, "file exists; refusing to overwrite", str(path))
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _place_without_clobbering(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     fsync_folder(path.parent)
+
+
+def _place_without_clobbering(tmp: Path, path: Path) -> None:
+    """Give ``tmp`` the name ``path`` atomically, failing if ``path`` exists at that moment.
+
+    Raises:
+        FileExistsError: ``path`` exists (the temporary file is left for the caller to remove).
+    """
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, "file exists; refusing to overwrite", str(path)) from None
+    except OSError as exc:
+        if exc.errno not in _NO_LINK_ERRNOS:
+            raise
+        _place_by_placeholder(tmp, path)
+        return
+    tmp.unlink()
+
+
+#: errno values meaning "this file system has no hard links".
+_NO_LINK_ERRNOS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, getattr(errno, "EMLINK", -1)}
+
+
+def _place_by_placeholder(tmp: Path, path: Path) -> None:
+    """Fallback of :func:`_place_without_clobbering`: reserve ``path`` with an exclusive create."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, "file exists; refusing to overwrite", str(path)) from None
+    os.close(fd)
+    try:
+        os.replace(tmp, path)  # replaces only our own empty placeholder
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
 
 
 def fsync_folder(folder: str | Path) -> None:
