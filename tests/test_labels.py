@@ -40,7 +40,10 @@ def label_maps(convention: str):
     return hnp.arrays(np.uint8, SHAPE, elements=st.sampled_from(valid_labels(convention)))
 
 
-conv_and_map = st.sampled_from(CONVENTIONS).flatmap(
+#: Conventions whose maps hold only the three tumour tissues (2024 adds the resection cavity).
+TUMOUR_CONVENTIONS = ("2021", "2023", "nnunet")
+
+conv_and_map = st.sampled_from(TUMOUR_CONVENTIONS).flatmap(
     lambda c: st.tuples(st.just(c), label_maps(c))
 )
 
@@ -48,24 +51,28 @@ conv_and_map = st.sampled_from(CONVENTIONS).flatmap(
 def test_constants_consistent():
     assert REGIONS == ("wt", "tc", "et")
     assert CLASSES == ("background", "ncr", "ed", "et")
-    assert LABEL_VALUES["2021"]["et"] == 4 and LABEL_VALUES["2023"]["et"] == 3
+    assert CONVENTIONS == ("2021", "2023", "2024", "nnunet")
+    assert LABEL_VALUES["2021"] == {"ncr": 1, "ed": 2, "et": 4}
+    assert LABEL_VALUES["2023"] == {"ncr": 1, "ed": 2, "et": 3}
+    assert LABEL_VALUES["2024"] == {"ncr": 1, "ed": 2, "et": 3, "rc": 4}  # NETC, SNFH, ET, RC
+    assert LABEL_VALUES["nnunet"] == {"ed": 1, "ncr": 2, "et": 3}
+    assert valid_labels("2021") == (0, 1, 2, 4) and valid_labels("2024") == (0, 1, 2, 3, 4)
+    assert label_value("ncr", "nnunet") == 2
     for conv in CONVENTIONS:
-        assert valid_labels(conv) == (0, 1, 2, LABEL_VALUES[conv]["et"])
-        assert label_value("et", conv) == LABEL_VALUES[conv]["et"]
         lut = tissue_index_map(conv)
         for idx, tissue in enumerate(CLASSES[1:], start=1):
             assert lut[LABEL_VALUES[conv][tissue]] == idx
-    assert set(LABEL_NAMES) == set(LABEL_COLORS) == {"ncr", "ed", "et"}
+    assert tissue_index_map("2024")[4] == 0  # the cavity is not tumour
+    assert set(LABEL_NAMES) == set(LABEL_COLORS) == {"ncr", "ed", "et", "rc"}
     assert set(REGION_TISSUES["et"]) < set(REGION_TISSUES["tc"]) < set(REGION_TISSUES["wt"])
     with pytest.raises(BratsInputError):
         check_convention("2019")
 
 
 @settings(max_examples=80, deadline=None)
-@given(data=conv_and_map)
-def test_convert_round_trip(data):
+@given(data=conv_and_map, other=st.sampled_from(CONVENTIONS))
+def test_convert_round_trip(data, other):
     conv, labels = data
-    other = "2023" if conv == "2021" else "2021"
     there = convert_labels(labels, conv, other)
     assert there.dtype == np.uint8
     assert set(np.unique(there).tolist()) <= set(valid_labels(other))
@@ -108,7 +115,8 @@ def test_labels_from_arbitrary_regions_clip_to_nesting(masks, conv):
 
 
 @settings(max_examples=80, deadline=None)
-@given(data=conv_and_map, default=st.sampled_from(CONVENTIONS))
+@given(data=st.sampled_from(("2021", "2023")).flatmap(lambda c: st.tuples(st.just(c), label_maps(c))),
+       default=st.sampled_from(CONVENTIONS))
 def test_detection(data, default):
     conv, labels = data
     et_value = LABEL_VALUES[conv]["et"]
@@ -125,9 +133,8 @@ def test_detection(data, default):
 
 
 def test_detection_refusals_name_the_file():
-    both = np.array([0, 3, 4], dtype=np.uint8)
-    with pytest.raises(BratsInputError, match="both 3 and 4") as err:
-        detect_convention(both, source="seg.nii.gz")
+    with pytest.raises(BratsInputError, match="2024") as err:
+        detect_convention(np.array([0, 1, 4]), strict=True, source="seg.nii.gz")
     assert err.value.path == Path("seg.nii.gz")
     with pytest.raises(BratsInputError, match=r"\[7\]"):
         detect_convention(np.array([0, 1, 7]), source="seg.nii.gz")
@@ -165,3 +172,64 @@ def test_real_label_maps_detected():
         assert detect_convention(lab) == "2023"
         back = convert_labels(convert_labels(lab, "2023", "2021"), "2021", "2023")
         np.testing.assert_array_equal(back, lab)
+
+
+def test_ambiguous_maps_warn_once_say_why_and_strict_refuses(caplog) -> None:
+    import bratseg.labels as labels_module
+
+    labels_module._WARNED.clear()
+    with caplog.at_level("WARNING", logger="bratseg.labels"):
+        assert detect_convention(np.array([0, 1, 2, 4]), source="a.nii.gz") == "2021"
+        assert detect_convention(np.array([0, 2, 4]), source="b.nii.gz") == "2021"
+        assert detect_convention(np.array([0, 1, 3]), source="c.nii.gz") == "2023"
+    text = caplog.text
+    assert text.count("--labels 2024") == 1 and "a.nii.gz" in text and "b.nii.gz" not in text
+    assert "--labels nnunet" in text and "NCR" in text
+    with pytest.raises(BratsInputError, match="nnunet"):
+        detect_convention(np.array([0, 1, 3]), strict=True)
+    # unambiguous: both 3 and 4 can only be 2024; an explicit convention never warns
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="bratseg.labels"):
+        assert detect_convention(np.array([0, 1, 2, 3, 4])) == "2024"
+        assert detect_convention(np.array([0, 1, 3]), override="nnunet") == "nnunet"
+    assert caplog.text == ""
+
+
+def test_2024_cavity_is_its_own_region_and_needs_an_explicit_drop() -> None:
+    from bratseg.labels import rc_mask
+
+    lab = np.array([0, 1, 2, 3, 4, 4], dtype=np.uint8)  # NETC, SNFH, ET, RC, RC
+    m = region_masks(lab, "2024")
+    assert m["wt"].tolist() == [False, True, True, True, False, False]
+    assert m["tc"].tolist() == [False, True, False, True, False, False]
+    assert m["et"].tolist() == [False, False, False, True, False, False]
+    assert rc_mask(lab, "2024").sum() == 2 and rc_mask(lab, "2021") is None
+    with pytest.raises(BratsInputError, match="resection cavity"):
+        convert_labels(lab, "2024", "2021")
+    assert convert_labels(lab, "2024", "2021", drop_rc=True).tolist() == [0, 1, 2, 4, 0, 0]
+    assert convert_labels(lab[:4], "2024", "nnunet").tolist() == [0, 2, 1, 3]
+    assert convert_labels(np.array([0, 1, 2, 3]), "nnunet", "2021").tolist() == [0, 2, 1, 4]
+    with pytest.raises(BratsInputError, match="not valid"):
+        convert_labels(np.array([0, 4]), "2023", "2021")
+
+
+def test_2024_map_scored_with_rc_separate() -> None:
+    """Read as 2024, the cavity is its own region and never counts as ET; read as 2021 it would."""
+    from bratseg.metrics import evaluate_labels
+
+    ref = np.zeros((12, 12, 12), np.uint8)
+    ref[2:6, 2:6, 2:6] = 3  # ET
+    ref[7:10, 7:10, 7:10] = 4  # resection cavity
+    pred = np.where(ref == 3, 3, 0).astype(np.uint8)  # ET found, no cavity predicted (2023 output)
+    out = evaluate_labels(pred, ref, pred_convention="2023", ref_convention="2024")
+    assert set(out) == {"wt", "tc", "et", "rc"}
+    assert out["et"]["dice"] == 1.0 and out["wt"]["dice"] == 1.0
+    assert out["rc"]["dice"] == 0.0 and out["rc"]["volume_ref_ml"] == pytest.approx(27 / 1000)
+    plain = evaluate_labels(pred, np.where(ref == 4, 0, ref).astype(np.uint8), pred_convention="2023",
+                            ref_convention="2023")
+    assert set(plain) == {"wt", "tc", "et"}
+    # the same 2024 map with only the cavity (no ET) is what detection would read as 2021
+    cavity_only = np.where(ref == 3, 1, ref).astype(np.uint8)
+    wrong = evaluate_labels(np.zeros_like(ref), cavity_only, pred_convention="2023")
+    right = evaluate_labels(np.zeros_like(ref), cavity_only, pred_convention="2023", ref_convention="2024")
+    assert wrong["et"]["volume_ref_ml"] > 0 and right["et"]["volume_ref_ml"] == 0

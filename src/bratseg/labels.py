@@ -1,11 +1,19 @@
 """BraTS label conventions: the one place that knows label 4 versus label 3.
 
-Two conventions exist:
+Four conventions exist:
 
 * ``"2021"`` (BraTS 2017-2021): 0 background, 1 NCR/NET, 2 ED, 4 ET.
 * ``"2023"`` (BraTS 2023+, also BraTS-MET): 0 background, 1 NCR (NETC), 2 ED (SNFH), 3 ET.
+* ``"2024"`` (BraTS 2024 post-treatment glioma): 1 NETC, 2 SNFH, 3 ET, 4 RC (resection cavity).
+  RC is a region of its own, never tumour: it is in none of WT, TC, ET.
+* ``"nnunet"`` (nnU-Net's BraTS dataset, Dataset137): 1 ED, 2 NCR, 3 ET.
 
 Regions are nested: WT = NCR | ED | ET, TC = NCR | ET, ET = ET, so ET ⊂ TC ⊂ WT.
+
+Values alone cannot always tell the convention: a 3 without a 4 is 2023 or nnunet (NCR and ED
+swapped), a 4 without a 3 is 2021 or 2024 (ET or resection cavity). :func:`detect_convention`
+then keeps the long-standing reading (2023, resp. 2021), says why in a warning, and an explicit
+convention (``--labels``) decides. Only 2024 holds both 3 and 4.
 Everywhere in the engine, region arrays are stacked in the order :data:`REGIONS`
 (``wt, tc, et``), and class-probability arrays in the order :data:`CLASSES`
 (background, NCR, ED, ET).
@@ -13,39 +21,50 @@ Everywhere in the engine, region arrays are stacked in the order :data:`REGIONS`
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 import numpy as np
 
 from bratseg.errors import BratsInputError
 
-Convention = Literal["2021", "2023"]
-CONVENTIONS: tuple[Convention, ...] = ("2021", "2023")
+logger = logging.getLogger(__name__)
+
+Convention = Literal["2021", "2023", "2024", "nnunet"]
+CONVENTIONS: tuple[Convention, ...] = ("2021", "2023", "2024", "nnunet")
+#: Conventions a prediction can be written in (they describe the three tumour tissues).
+OUTPUT_CONVENTIONS: tuple[Convention, ...] = ("2021", "2023", "nnunet")
 
 #: Region names in the canonical stacking order of every region array (C=3 axis).
 REGIONS: tuple[str, str, str] = ("wt", "tc", "et")
-REGION_NAMES = {"wt": "Whole tumour", "tc": "Tumour core", "et": "Enhancing tumour"}
+REGION_NAMES = {"wt": "Whole tumour", "tc": "Tumour core", "et": "Enhancing tumour", "rc": "Resection cavity"}
 
 #: Tissue classes in the canonical order of every class-probability array (C=4 axis).
 CLASSES: tuple[str, str, str, str] = ("background", "ncr", "ed", "et")
 
-#: Label values of each tissue per convention.
+#: Label values of each tissue per convention (``rc``: resection cavity, 2024 only).
 LABEL_VALUES: dict[str, dict[str, int]] = {
     "2021": {"ncr": 1, "ed": 2, "et": 4},
     "2023": {"ncr": 1, "ed": 2, "et": 3},
+    "2024": {"ncr": 1, "ed": 2, "et": 3, "rc": 4},
+    "nnunet": {"ed": 1, "ncr": 2, "et": 3},
 }
+#: Tumour tissues (every convention has them; ``rc`` is not tumour).
+TISSUES: tuple[str, str, str] = ("ncr", "ed", "et")
 
 #: Short and long display names of the tissue labels.
 LABEL_NAMES = {
     "ncr": "NCR (necrosis / non-enhancing core)",
     "ed": "ED (peritumoral edema)",
     "et": "ET (enhancing tumour)",
+    "rc": "RC (resection cavity)",
 }
 #: Display colours (RGBA, 0-1), shared by the plugin and any exported figure.
 LABEL_COLORS: dict[str, tuple[float, float, float, float]] = {
     "ncr": (1.0, 0.84, 0.0, 1.0),  # yellow-orange, classic BraTS figures
     "ed": (0.0, 0.78, 0.0, 1.0),  # green
     "et": (0.9, 0.0, 0.0, 1.0),  # red
+    "rc": (0.2, 0.45, 1.0, 1.0),  # blue
 }
 
 #: Labels making up each region, by tissue name.
@@ -60,7 +79,7 @@ def check_convention(convention: str) -> Convention:
     """Return ``convention`` as a valid :data:`Convention` or raise a clear error."""
     conv = str(convention)
     if conv not in CONVENTIONS:
-        raise BratsInputError(f"unknown label convention {convention!r}; use one of 2021, 2023")
+        raise BratsInputError(f"unknown label convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
     return conv  # type: ignore[return-value]
 
 
@@ -93,26 +112,41 @@ def _present_values(labels: np.ndarray) -> set:
     return set(np.unique(arr).tolist())
 
 
+#: Ambiguity warnings already given in this process (one line each, not one per file).
+_WARNED: set[str] = set()
+
+_AMBIGUOUS = {
+    "2021": "holds 4 but no 3: read as BraTS 2021 (4 = ET); a BraTS 2024 post-treatment map "
+            "(4 = resection cavity) needs --labels 2024",
+    "2023": "holds 3 but no 4: read as BraTS 2023 (1 NCR, 2 ED, 3 ET); an nnU-Net BraTS map "
+            "(1 ED, 2 NCR, 3 ET) needs --labels nnunet",
+}
+
+
 def detect_convention(
     labels: np.ndarray,
     override: str | None = None,
     default: Convention = "2021",
     source: str | None = None,
+    strict: bool = False,
 ) -> Convention:
     """Decide which convention a label map uses.
 
-    A 4 means 2021, a 3 means 2023; a map with only 0/1/2 is ambiguous and gets ``default``.
-    An explicit ``override`` wins but is still checked against the values present.
+    Both 3 and 4 mean 2024. A 4 alone is read as 2021 and a 3 alone as 2023, the long-standing
+    readings, with a warning naming the other possibility (once per process); with ``strict``
+    these ambiguous maps are an error instead. A map with only 0/1/2 gets ``default``. An
+    explicit ``override`` wins but is still checked against the values present.
 
     Args:
         labels: Integer label map, any shape.
-        override: ``"2021"`` or ``"2023"`` to force a convention, or ``None`` to detect.
+        override: A convention of :data:`CONVENTIONS` to force, or ``None`` to detect.
         default: Convention for maps holding neither 3 nor 4.
-        source: File name used in error messages.
+        source: File name used in messages.
+        strict: Refuse to guess between two conventions the values allow.
 
     Raises:
-        BratsInputError: Values outside both conventions, both 3 and 4 present, or values that
-            contradict ``override``.
+        BratsInputError: Values outside every convention, values that contradict
+            ``override``, or (``strict``) an ambiguous map.
     """
     present = _present_values(labels)
     if override is not None:
@@ -133,33 +167,62 @@ def detect_convention(
             source,
         )
     if 3 in present and 4 in present:
-        raise BratsInputError(
-            "label map holds both 3 and 4: mixes the 2021 (ET=4) and 2023 (ET=3) conventions",
-            source,
-        )
-    if 4 in present:
-        return "2021"
-    if 3 in present:
-        return "2023"
-    return default
+        return "2024"
+    guess: Convention | None = "2021" if 4 in present else "2023" if 3 in present else None
+    if guess is None:
+        return default
+    message = f"label map {_AMBIGUOUS[guess]}"
+    if strict:
+        raise BratsInputError(message, source)
+    if message not in _WARNED:
+        _WARNED.add(message)
+        logger.warning("%s%s (further maps like it are read the same way without this warning)",
+                       f"{source}: " if source else "", message)
+    return guess
 
 
-def convert_labels(labels: np.ndarray, src: Convention, dst: Convention) -> np.ndarray:
-    """Convert a label map between conventions (only the ET value changes).
+def convert_labels(
+    labels: np.ndarray, src: Convention, dst: Convention, *, drop_rc: bool = False
+) -> np.ndarray:
+    """Convert a label map between any two conventions, tissue by tissue.
 
     Args:
         labels: Integer label map, any shape, in convention ``src``.
         src: Source convention.
         dst: Target convention.
+        drop_rc: When ``dst`` has no resection cavity, turn ``src``'s RC into background
+            (otherwise an RC voxel is an error).
 
     Returns:
         uint8 label map of the same shape in convention ``dst`` (a new array).
+
+    Raises:
+        BratsInputError: RC voxels present, ``dst`` without RC and not ``drop_rc``; or values
+            not valid in ``src``.
     """
     src, dst = check_convention(src), check_convention(dst)
-    out = np.asarray(labels).astype(np.uint8, copy=True)
-    if src != dst:
-        out[np.asarray(labels) == LABEL_VALUES[src]["et"]] = LABEL_VALUES[dst]["et"]
-    return out
+    lab = np.asarray(labels)
+    if src == dst:
+        return lab.astype(np.uint8, copy=True)
+    lut = np.zeros(256, dtype=np.uint8)
+    for tissue, value in LABEL_VALUES[src].items():
+        if tissue in LABEL_VALUES[dst]:
+            lut[value] = LABEL_VALUES[dst][tissue]
+        elif np.any(lab == value) and not drop_rc:
+            raise BratsInputError(
+                f"the map holds {LABEL_NAMES[tissue]} (label {value}), which BraTS {dst} has no label for; "
+                "drop it explicitly (--drop-rc) to convert it to background"
+            )
+    bad = _present_values(lab) - set(valid_labels(src))
+    if bad:
+        raise BratsInputError(f"label values {sorted(bad)} are not valid in the BraTS {src} convention")
+    return lut[lab.astype(np.uint8)]
+
+
+def rc_mask(labels: np.ndarray, convention: Convention) -> np.ndarray | None:
+    """Boolean resection-cavity mask, or ``None`` when ``convention`` has no RC label."""
+    value = LABEL_VALUES[check_convention(convention)].get("rc")
+    return None if value is None else np.asarray(labels) == value
 
 
 def region_masks(labels: np.ndarray, convention: Convention) -> dict[str, np.ndarray]:
@@ -219,7 +282,7 @@ def tissue_index_map(convention: Convention) -> np.ndarray:
         int64 array of length 5 usable as ``lut[labels]``.
     """
     values = LABEL_VALUES[check_convention(convention)]
-    lut = np.zeros(5, dtype=np.int64)
+    lut = np.zeros(5, dtype=np.int64)  # RC (2024) stays background: it is not tumour
     for idx, tissue in enumerate(CLASSES[1:], start=1):
         lut[values[tissue]] = idx
     return lut

@@ -39,6 +39,7 @@ from bratseg.labels import (
     Convention,
     check_convention,
     detect_convention,
+    rc_mask,
     region_masks,
 )
 
@@ -264,7 +265,13 @@ def paired_region_masks(
         )
     ref_conv = detect_convention(ref, override=ref_convention)
     pred_conv = detect_convention(pred, override=pred_convention, default=ref_conv)
-    return region_masks(pred, pred_conv), region_masks(ref, ref_conv)
+    pm, rm = region_masks(pred, pred_conv), region_masks(ref, ref_conv)
+    p_rc, r_rc = rc_mask(pred, pred_conv), rc_mask(ref, ref_conv)
+    if (p_rc is not None and p_rc.any()) or (r_rc is not None and r_rc.any()):
+        empty = np.zeros(pred.shape, dtype=bool)
+        pm["rc"] = p_rc if p_rc is not None else empty
+        rm["rc"] = r_rc if r_rc is not None else empty
+    return pm, rm
 
 def evaluate_labels(
     pred: np.ndarray,
@@ -287,11 +294,13 @@ def evaluate_labels(
             evaluation).
 
     Returns:
-        ``{"wt": {...}, "tc": {...}, "et": {...}}``, each with the keys of :class:`RegionMetrics`.
+        ``{"wt": {...}, "tc": {...}, "et": {...}}``, each with the keys of :class:`RegionMetrics`,
+        plus ``"rc"`` (resection cavity, its own region) when either map holds RC (BraTS 2024).
     """
     pm, rm = paired_region_masks(pred, ref, pred_convention, ref_convention)
     return {
-        r: region_metrics(pm[r], rm[r], spacing, hd95_in_mm=hd95_in_mm).as_dict() for r in REGIONS
+        r: region_metrics(pm[r], rm[r], spacing, hd95_in_mm=hd95_in_mm).as_dict() for r in (*REGIONS, "rc")
+        if r in pm
     }
 
 
@@ -330,7 +339,7 @@ def tumour_volumes_ml(
         spacing: Voxel size in mm per axis.
 
     Returns:
-        ``{"ncr", "ed", "et", "tc", "wt"}`` -> volume in mL.
+        ``{"ncr", "ed", "et", "tc", "wt"}`` -> volume in mL, plus ``"rc"`` for BraTS 2024.
     """
     values = LABEL_VALUES[check_convention(convention)]
     lab = np.asarray(labels)
@@ -339,4 +348,6 @@ def tumour_volumes_ml(
     out = {t: n[t] * voxel_ml for t in ("ncr", "ed", "et")}
     out["tc"] = (n["ncr"] + n["et"]) * voxel_ml
     out["wt"] = (n["ncr"] + n["ed"] + n["et"]) * voxel_ml
+    if "rc" in n:  # BraTS 2024: the resection cavity, not part of any tumour region
+        out["rc"] = n["rc"] * voxel_ml
     return out

@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Compare a predicted label map with a reference label map, region by "
         "region (WT, TC, ET), like the official BraTS evaluation: Dice, HD95 (373.13 when "
         "exactly one mask is empty), sensitivity, specificity and volumes in mL. Label "
-        "conventions (2021: ET=4, 2023: ET=3) are detected from the values unless forced. "
+        "conventions (2021: ET=4, 2023: ET=3, 2024: ET=3 and resection cavity RC=4, nnunet: 1 ED, "
+        "2 NCR, 3 ET) are detected from the values where they can be, with a warning where two "
+        "are possible, unless forced; RC, when present, is reported as its own region. "
         "Voxel spacing is taken from REF.",
     )
     parser.add_argument("pred", metavar="PRED", help="predicted label map (.nii/.nii.gz)")
@@ -67,11 +69,11 @@ def run(args: argparse.Namespace) -> int:
         ref_convention=ref_conv, hd95_in_mm=args.hd95_mm,
     )
     if args.json:
-        print_json({r: results[r] for r in REGIONS})
+        print_json(results)
         return 0
     unit = "mm" if args.hd95_mm else "vox"
     rows = []
-    for r in REGIONS:
+    for r in results:
         m = results[r]
         hd = f"{m['hd95']:.3f}" + ("*" if m.get("hd95_penalty") else "")
         rows.append([
@@ -86,6 +88,6 @@ def run(args: argparse.Namespace) -> int:
         ["Region", "Dice", f"HD95 ({unit})", "Sensitivity", "Specificity", "Pred mL", "Ref mL"],
         rows,
     ))
-    if any(results[r].get("hd95_penalty") for r in REGIONS):
+    if any(m.get("hd95_penalty") for m in results.values()):
         print("* exactly one mask is empty: BraTS penalty HD95")
     return 0

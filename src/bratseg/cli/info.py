@@ -70,7 +70,7 @@ def case_summary(case: Case, labels_override: str | None = None) -> dict[str, An
 
 def run(args: argparse.Namespace) -> int:
     """Print the case summary."""
-    case = load_case(args.case_dir, mapping=parse_mapping(args.map))
+    case = load_case(args.case_dir, mapping=parse_mapping(args.map), labels=args.labels)
     summary = case_summary(case, args.labels)
     if args.json:
         print_json(summary)

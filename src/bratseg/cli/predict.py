@@ -17,7 +17,7 @@ import numpy as np
 
 from bratseg.cli._common import parse_mapping, warn
 from bratseg.errors import BratsInputError
-from bratseg.labels import CONVENTIONS, region_masks
+from bratseg.labels import OUTPUT_CONVENTIONS, region_masks
 
 #: Postprocessing options: CLI flag -> PostprocessConfig field.
 _PP_FLAGS = {
@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--probabilities", metavar="OUT_PROB",
                    help="also write region probabilities (X, Y, Z, 3: WT, TC, ET, float32); a folder "
                    "for a dataset")
-    p.add_argument("--labels", default="2021", choices=CONVENTIONS,
+    p.add_argument("--labels", default="2021", choices=OUTPUT_CONVENTIONS,
                    help="label convention of the output (2021: ET=4, 2023: ET=3)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--map", action="append", metavar="CHANNEL=FILE",

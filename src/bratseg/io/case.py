@@ -171,6 +171,7 @@ def load_case(
     load_seg: bool = True,
     *,
     seg_on_image_grid: bool = False,
+    labels: str | None = None,
 ) -> Case:
     """Load and validate a case folder.
 
@@ -181,6 +182,8 @@ def load_case(
         seg_on_image_grid: Accept a label map whose affine differs from the images' only in
             its origin (same shape, voxel axes and sizes): it is taken on the images' grid, with
             a warning. Off by default: such a map is refused like any misaligned file.
+        labels: Label convention of the seg (see :data:`bratseg.labels.CONVENTIONS`), or
+            ``None`` to detect it from the values.
 
     Returns:
         :class:`Case` with ``image`` float32 (4, X, Y, Z), ``seg`` uint8 (X, Y, Z) or ``None``.
@@ -210,7 +213,7 @@ def load_case(
     seg = convention = None
     if seg_img is not None:  # first: small and quick to read, so a bad seg fails fast
         seg = read_labels(seg_img, files["seg"])
-        convention = detect_convention(seg, source=str(files["seg"]))
+        convention = detect_convention(seg, override=labels, source=str(files["seg"]))
     image = np.empty((len(MODALITIES), *shape), dtype=np.float32)
     for idx, key in enumerate(MODALITIES):
         read_volume(images[key], files[key], out=image[idx])

@@ -98,6 +98,7 @@ def save_label_map(
     convention: Convention = "2021",
     src_convention: Convention = "2021",
     overwrite: bool = False,
+    drop_rc: bool = False,
 ) -> Path:
     """Save a label map as uint8 NIfTI in the source geometry and the chosen convention.
 
@@ -109,6 +110,7 @@ def save_label_map(
         convention: Convention written to disk.
         src_convention: Convention of ``labels``.
         overwrite: Replace an existing file.
+        drop_rc: Write a resection cavity as background when ``convention`` has no RC label.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -121,7 +123,7 @@ def save_label_map(
         raise BratsInputError(f"label map must be 3D, got shape {labels.shape}", path)
     if labels.dtype.kind not in "biu":
         raise BratsInputError(f"label map must be integer, got {labels.dtype}", path)
-    out = convert_labels(labels, check_convention(src_convention), check_convention(convention))
+    out = convert_labels(labels, check_convention(src_convention), check_convention(convention), drop_rc=drop_rc)
     return write_nifti_atomic(out, affine, header, path, overwrite=overwrite, dtype=np.uint8)
 
 
