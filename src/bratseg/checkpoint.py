@@ -30,6 +30,7 @@ from bratseg.errors import CheckpointError
 from bratseg.labels import check_convention
 from bratseg.models.config import ModelConfig
 from bratseg.models.registry import ArchitectureSpec, build_model, get_architecture
+from bratseg.orientation import parse_axcodes
 
 try:  # canonical channel order lives in bratseg.io
     from bratseg.io import MODALITIES
@@ -148,6 +149,7 @@ def save_checkpoint(
     provenance: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
     half: bool = False,
+    orientation: str = "LPS",
 ) -> Path:
     """Write a checkpoint atomically (see :func:`bratseg.atomic.atomic_write`).
 
@@ -163,6 +165,8 @@ def save_checkpoint(
         provenance: training data, split, epochs, metrics, device, time...
         extra: anything else (plain values).
         half: store floating-point weights as float16 (half the size; loading casts back).
+        orientation: axis codes of the voxel storage the network was trained in (inference
+            reorients every case to it; see :mod:`bratseg.orientation`).
 
     Returns:
         The written path.
@@ -182,6 +186,7 @@ def save_checkpoint(
         "half": bool(half),
         "modalities": to_plain(list(modalities), "modalities"),
         "convention": convention,
+        "orientation": "".join(parse_axcodes(orientation)),
         "postprocess": to_plain(
             dict(spec.default_postprocess if postprocess is None else postprocess), "postprocess"
         ),

@@ -242,7 +242,8 @@ def bundle_run(
     out = save_checkpoint(weights_dir / f"{name}.pt", loaded.model, arch=loaded.arch, config=loaded.config,
                           modalities=loaded.modalities, convention=loaded.convention,
                           postprocess=loaded.postprocess, preprocess=loaded.preprocess,
-                          provenance=provenance, extra=loaded.meta.get("extra"), half=True)
+                          provenance=provenance, extra=loaded.meta.get("extra"), half=True,
+                          orientation=loaded.meta.get("orientation") or "LPS")
     card_file = {**card, "file": out.name, "sha256": file_sha256(out), "file_size": out.stat().st_size}
     (weights_dir / f"{name}.json").write_text(json.dumps(card_file, indent=1) + "\n", encoding="utf-8")
     if default:

@@ -8,6 +8,11 @@ can show a progress bar. It stops between steps when ``should_stop()`` becomes t
 Several models make an ensemble by averaging region probabilities in the source grid (seeds
 000/001/003); each model uses its own preprocessing (``meta["preprocess"]``), and class-output
 models are turned into region probabilities first.
+
+Each model sees the case in the orientation it was trained in (``meta["orientation"]``, axis
+codes; the BraTS storage LPS when a checkpoint records none): the image is flipped/permuted to
+it before preprocessing (no resampling) and the probabilities are brought back exactly, so a
+case stored LPS, RAS or with permuted axes gets the same labels in its own geometry.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from bratseg.inference.window import (
     forward_probabilities,
 )
 from bratseg.labels import CLASSES, REGIONS, Convention, check_convention
+from bratseg.orientation import Reorientation, reorientation
 from bratseg.preprocess import (
     PreprocessConfig,
     PreprocessInfo,
@@ -144,6 +150,24 @@ def model_preprocess_config(loaded: Any) -> PreprocessConfig:
     return cfg
 
 
+def model_orientation(loaded: Any) -> tuple[str, str, str]:
+    """Axis codes the model was trained in (checkpoints that record none: the BraTS storage)."""
+    from bratseg.orientation import BRATS_AXCODES, parse_axcodes
+
+    return parse_axcodes(loaded.meta.get("orientation") or BRATS_AXCODES)
+
+
+def model_reorientation(loaded: Any, affine: np.ndarray | None) -> Reorientation | None:
+    """Flips/permutation from the case's storage (``affine``) to the model's orientation.
+
+    ``None`` when the case carries no affine (arrays given without geometry are taken as they
+    are).
+    """
+    if affine is None:
+        return None
+    return reorientation(affine, model_orientation(loaded))
+
+
 def size_divisor(loaded: Any) -> int:
     """Spatial multiple the network input needs (the config is authoritative over the spec)."""
     value = getattr(getattr(loaded, "config", None), "size_divisor", None)
@@ -248,6 +272,7 @@ def run_inference(
     cache: dict[tuple, tuple[np.ndarray, PreprocessInfo]] = {}
     image = np.asarray(case.image)
     spacing = tuple(float(s) for s in case.spacing)
+    affine = getattr(case, "affine", None)
 
     for index, loaded in enumerate(models):
         name = model_name(loaded)
@@ -257,10 +282,13 @@ def run_inference(
         t0 = time.perf_counter()
         cfg = model_preprocess_config(loaded)
         order = _channel_order(loaded)
-        key = (tuple(sorted(cfg.to_dict().items())), tuple(order or ()))
+        reo = model_reorientation(loaded, affine)
+        key = (tuple(sorted(cfg.to_dict().items())), tuple(order or ()), reo.target if reo else None)
         if key not in cache:
             src = image if order is None else image[order]
-            cache[key] = preprocess_with_config(src, spacing, cfg)
+            if reo is not None and not reo.identity:
+                src = reo.apply(src, leading=1)
+            cache[key] = preprocess_with_config(src, reo.spacing(spacing) if reo else spacing, cfg)
         x_np, info = cache[key]
         timings["preprocess"] += time.perf_counter() - t0
         step += 1
@@ -298,12 +326,16 @@ def run_inference(
         if kind == "classes":
             if want_classes:
                 full_classes = invert_probabilities(net, info, dtype=acc_dtype, fill=_CLASS_FILL)
+                if reo is not None:
+                    full_classes = reo.invert(full_classes, leading=1)
                 class_sum = full_classes if class_sum is None else np.add(class_sum, full_classes, out=class_sum)
                 del full_classes
             # WT/TC/ET are linear in the class probabilities, so converting before the (linear)
             # inverse resampling is exact and moves 3 instead of 4 channels.
             net = np.asarray(class_probs_to_region_probs(net), dtype=np.float32)
         regions = invert_probabilities(net, info, dtype=acc_dtype)
+        if reo is not None:
+            regions = reo.invert(regions, leading=1)  # back to the source storage, exactly
         del net
         region_sum = regions if region_sum is None else np.add(region_sum, regions, out=region_sum)
         del regions

@@ -34,12 +34,16 @@ from bratseg.atomic import atomic_write
 from bratseg.errors import BratsInputError
 from bratseg.io import MODALITIES, find_case_files, list_case_folders, load_case
 from bratseg.labels import CLASSES, tissue_index_map
+from bratseg.orientation import BRATS_AXCODES, reorientation
 from bratseg.preprocess import PreprocessConfig, preprocess_with_config
 
 logger = logging.getLogger(__name__)
 
-#: Bumped when the cached arrays change meaning.
-CACHE_VERSION = 1
+#: Bumped when the cached arrays change meaning (2: reoriented to :data:`TRAINING_AXCODES`).
+CACHE_VERSION = 2
+#: Voxel orientation every case is brought to before training (the BraTS storage), recorded in
+#: the checkpoints so that inference reorients cases the same way.
+TRAINING_AXCODES = BRATS_AXCODES
 
 
 @dataclass(frozen=True)
@@ -204,8 +208,10 @@ def preprocess_case(ref: CaseRef, preprocess: PreprocessConfig) -> CachedCase:
     case = load_case(ref.folder, seg_on_image_grid=ref.seg_on_image_grid)
     if case.seg is None or case.seg_convention is None:
         raise BratsInputError("case has no usable label map", ref.folder)
-    image, info = preprocess_with_config(case.image, case.spacing, preprocess)
-    index = tissue_index_map(case.seg_convention)[case.seg][info.slices].astype(np.int64)
+    reo = reorientation(case.affine, TRAINING_AXCODES)
+    image, info = preprocess_with_config(reo.apply(case.image, leading=1), reo.spacing(case.spacing), preprocess)
+    seg = reo.apply(case.seg)
+    index = tissue_index_map(case.seg_convention)[seg][info.slices].astype(np.int64)
     if info.resampled:
         onehot = F.one_hot(torch.from_numpy(index), len(CLASSES)).permute(3, 0, 1, 2)[None].float()
         with torch.no_grad():

@@ -18,6 +18,7 @@ from bratseg.checkpoint import save_checkpoint
 from bratseg.errors import BratsInputError
 from bratseg.labels import REGIONS
 from bratseg.training import ddp, rundir
+from bratseg.training.data import TRAINING_AXCODES
 from bratseg.training.setup import InitialModel
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ class RunSnapshots:
             "metrics": {"val_dice": region_dice(val), "val_mean": float(val["mean"])} if val else {},
         }
         save_checkpoint(path, net, arch=self.arch, config=self.init.config, postprocess=self.init.postprocess,
-                        preprocess=self.preprocess.to_dict(), provenance=provenance)
+                        preprocess=self.preprocess.to_dict(), provenance=provenance,
+                        orientation="".join(TRAINING_AXCODES))
 
     def _state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly (plain tensors/values: ``weights_only`` loads it)."""
