@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bratseg.cli.models",
     "bratseg.cli.train",
     "bratseg.cli.cvsplit",
+    "bratseg.cli.sessions",
     "bratseg.cli.view",
 )
 

@@ -1,0 +1,75 @@
+"""``napari-brats sessions``: list autosaved review sessions and export their labels."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bratseg.cli._common import format_table, print_json
+from bratseg.labels import OUTPUT_CONVENTIONS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``sessions`` command (and ``sessions export``)."""
+    p = subparsers.add_parser(
+        "sessions",
+        help="list autosaved review sessions (hand edits kept across crashes), export their labels",
+        description="Every edit stroke, settings change and model run in the viewer is saved to a "
+        "review session per case ($BRATSEG_HOME/sessions, default ~/.napari-brats/sessions), keyed "
+        "by a hash of the case's image files. Without an action: list them. 'sessions export "
+        "CASE_ID -o OUT.nii.gz' writes a session's labels in the case's source geometry.",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_list)
+    actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
+    e = actions.add_parser("export", help="write a saved session's labels as NIfTI")
+    e.add_argument("ident", metavar="CASE_ID", help="case id, or the session key (a prefix is enough)")
+    e.add_argument("-o", "--output", required=True, metavar="OUT", help="label file to write (.nii/.nii.gz)")
+    e.add_argument("--labels", choices=OUTPUT_CONVENTIONS, help="label convention to write (default: the session's)")
+    e.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    e.set_defaults(func=run_export)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    """Print the saved sessions, most recent first."""
+    from bratseg.review import SessionStore
+
+    store = SessionStore()
+    rows = [s.summary() for s in store.list()]
+    if args.json:
+        print_json({"folder": str(store.root), "sessions": rows})
+        return 0
+    if not rows:
+        print(f"no saved review sessions in {store.root}")
+        return 0
+    table = []
+    for r in rows:
+        per = r["edited_voxels"] or {}
+        edits = ", ".join(f"{t.upper()} +{v['added']}/-{v['removed']}" for t, v in per.items()
+                          if v["added"] or v["removed"]) or "none"
+        table.append([r["case_id"], r["key"][:12], r["last_change"] or "?", str(r["n_edited"]), edits,
+                      "yes" if r["exported"] else "no", r["case_folder"] or "?"])
+    print(format_table(["Case", "Key", "Last change", "Edited", "Edits per label", "Exported", "Folder"], table))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Write the labels of one saved session (one line; exit 2 on bad input, nothing written)."""
+    from bratseg.errors import BratsInputError
+    from bratseg.io import save_label_map
+    from bratseg.review import SessionStore
+
+    store = SessionStore()
+    saved = store.find(args.ident)
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        raise BratsInputError("file exists; refusing to overwrite it (pass --overwrite to replace it)", out)
+    labels, _proposal, _overrides = store.load_arrays(saved)
+    affine, header = store.geometry(saved)
+    convention = saved.meta["convention"]
+    written = save_label_map(labels, out, affine=affine, header=header, convention=args.labels or convention,
+                             src_convention=convention, overwrite=args.overwrite)
+    store.mark_exported(saved.key, written)
+    print(f"wrote {written} ({saved.case_id}: {saved.n_edited} hand-edited voxels, BraTS "
+          f"{args.labels or convention} labels)")
+    return 0

@@ -1,0 +1,222 @@
+"""The review state of one case: AI probabilities, proposal, working labels and hand edits.
+
+A :class:`ReviewSession` holds, for the case being reviewed, everything needed without running
+the model again: the region probabilities, the AI proposal (probabilities -> labels under the
+current postprocessing), the working label map a user edits, and the mask of hand-edited voxels
+(overrides). A new postprocessing config or a new model run recomputes the proposal and writes it
+into the working map everywhere *except* the overrides, so corrections survive both.
+
+Invariant (kept by every method): outside :attr:`ReviewSession.overrides` the working labels equal
+the proposal. So the working map is fully described by the proposal plus the override voxels'
+values, which is what :mod:`bratseg.review.store` saves.
+
+All arrays are in engine order (X, Y, Z), in the case's source storage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bratseg.labels import LABEL_VALUES
+
+if TYPE_CHECKING:
+    from bratseg.inference import Prediction
+    from bratseg.io import Case
+    from bratseg.postprocess import PostprocessConfig
+
+
+@dataclass
+class ModelInfo:
+    """What produced an AI proposal (for reports, autosave and export provenance)."""
+
+    names: list[str]
+    paths: list[str]
+    sha256: list[str]
+    device: str = ""
+    seconds: float = 0.0
+    tta: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelInfo:
+        """Inverse of :meth:`to_dict` (unknown keys ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class ReviewSession:
+    """Review state of one case.
+
+    Attributes:
+        case: The :class:`bratseg.io.Case` under review.
+        convention: Label convention of :attr:`labels` and :attr:`proposal`.
+        region_probs: float16 (3, X, Y, Z) WT/TC/ET probabilities (``None`` for a session
+            restored from disk without them: settings then cannot move until a new run).
+        config: The :class:`bratseg.postprocess.PostprocessConfig` in force.
+        proposal: uint8 (X, Y, Z) AI proposal under :attr:`config`.
+        labels: uint8 (X, Y, Z) working map (proposal + corrections); a viewer's layer memory.
+        overrides: bool (X, Y, Z) voxels edited by hand; they keep their value when the proposal
+            changes.
+        model: Which model(s) produced the probabilities.
+        initial_config: The config the model run started with ("Reset to model defaults").
+        class_probs: float16 (4, X, Y, Z) class probabilities of class-output models (for the
+            ``argmax`` mode), else None.
+        created: When the session was made (epoch seconds).
+        last_update_ms: Duration of the last proposal update.
+    """
+
+    case: Case
+    convention: str
+    region_probs: np.ndarray | None
+    config: PostprocessConfig
+    proposal: np.ndarray
+    labels: np.ndarray
+    overrides: np.ndarray
+    model: ModelInfo
+    initial_config: PostprocessConfig | None = None
+    class_probs: np.ndarray | None = None
+    created: float = field(default_factory=time.time)
+    last_update_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.initial_config is None:
+            self.initial_config = self.config
+
+    @classmethod
+    def from_prediction(cls, case: Case, prediction: Prediction, model: ModelInfo) -> ReviewSession:
+        """Session from a :class:`bratseg.inference.Prediction` of ``case``."""
+        labels = np.ascontiguousarray(prediction.labels, dtype=np.uint8)
+        return cls(
+            case=case,
+            convention=str(prediction.convention),
+            region_probs=prediction.region_probs,
+            config=prediction.postprocess,
+            proposal=labels.copy(),
+            labels=labels,
+            overrides=np.zeros(labels.shape, dtype=bool),
+            model=model,
+            class_probs=getattr(prediction, "class_probs", None),
+        )
+
+    # ------------------------------------------------------------------ edits
+    def record_edits(self, indices: tuple[np.ndarray, ...] | None = None) -> int:
+        """Mark hand-edited voxels as overrides.
+
+        Args:
+            indices: Engine-order index arrays of painted voxels (they become overrides even
+                where the brush gave the proposal's own value: an explicit confirmation), or
+                None to only diff the working map against the proposal (catches every edit path).
+
+        Returns:
+            Number of override voxels after the update.
+        """
+        if indices is not None:
+            self.overrides[indices] = True
+        np.logical_or(self.overrides, self.labels != self.proposal, out=self.overrides)
+        return int(self.overrides.sum())
+
+    def forget_undone(self, indices: tuple[np.ndarray, ...]) -> int:
+        """After an undo restored the voxels ``indices`` to earlier values: they stay overrides
+        only where they still differ from the proposal, so they follow it again otherwise.
+
+        Returns:
+            Number of override voxels after the update.
+        """
+        self.overrides[indices] = self.labels[indices] != self.proposal[indices]
+        return int(self.overrides.sum())
+
+    def apply_config(self, config: PostprocessConfig) -> float:
+        """Recompute the proposal under ``config`` and merge it into :attr:`labels` in place.
+
+        Override voxels keep their current (hand-edited) value.
+
+        Returns:
+            Milliseconds the update took.
+
+        Raises:
+            ValueError: The session holds no probabilities (restored from disk).
+        """
+        from bratseg.postprocess import postprocess
+
+        if self.region_probs is None:
+            raise ValueError("this review session has no probabilities: segment the case again")
+        start = time.perf_counter()
+        self.record_edits()
+        proposal = postprocess(self.region_probs, config, convention=self.convention, class_probs=self.class_probs)
+        self.config = config
+        self.set_proposal(np.asarray(proposal, dtype=np.uint8))
+        self.last_update_ms = (time.perf_counter() - start) * 1000.0
+        return self.last_update_ms
+
+    def set_proposal(self, proposal: np.ndarray) -> None:
+        """Make ``proposal`` the AI proposal; the working map follows it outside the overrides."""
+        self.proposal = np.ascontiguousarray(proposal, dtype=np.uint8)
+        np.copyto(self.labels, self.proposal, where=~self.overrides)
+
+    def replace_prediction(self, prediction: Prediction, model: ModelInfo, keep_edits: bool = True) -> int:
+        """A new model run on the same case: new probabilities and proposal, edits kept.
+
+        The working map is updated in place (a viewer layer showing it keeps its undo history).
+
+        Args:
+            prediction: The new prediction (same case and grid).
+            model: What produced it.
+            keep_edits: Keep the hand edits as overrides on the new proposal (default); False
+                discards them.
+
+        Returns:
+            Number of hand-edited voxels kept.
+
+        Raises:
+            ValueError: The prediction's grid differs from the session's.
+        """
+        if prediction.labels.shape != self.labels.shape:
+            raise ValueError(f"prediction grid {prediction.labels.shape} differs from {self.labels.shape}")
+        self.record_edits()
+        if not keep_edits:
+            self.overrides[:] = False
+        if str(prediction.convention) != self.convention:  # keep the hand values meaningful
+            from bratseg.labels import convert_labels
+
+            self.labels[...] = convert_labels(self.labels, self.convention, prediction.convention)
+            self.convention = str(prediction.convention)
+        self.region_probs = prediction.region_probs
+        self.class_probs = getattr(prediction, "class_probs", None)
+        self.config = self.initial_config = prediction.postprocess
+        self.model = model
+        self.set_proposal(prediction.labels)
+        return int(self.overrides.sum())
+
+    def clear_overrides(self) -> None:
+        """Discard all manual corrections: the working map becomes the AI proposal again."""
+        self.overrides[:] = False
+        np.copyto(self.labels, self.proposal)
+
+    def edited_voxels(self) -> dict[str, dict[str, int]]:
+        """Voxels changed by hand per tissue: ``{tissue: {"added": n, "removed": m}}``.
+
+        "added" counts voxels now labelled ``tissue`` that the AI labelled otherwise, "removed"
+        the reverse; background is reported too.
+        """
+        changed = self.labels != self.proposal
+        now = self.labels[changed]
+        before = self.proposal[changed]
+        values = {"background": 0, **LABEL_VALUES[self.convention]}
+        return {
+            tissue: {"added": int((now == v).sum()), "removed": int((before == v).sum())}
+            for tissue, v in values.items()
+        }
+
+    @property
+    def n_edited(self) -> int:
+        """Voxels whose working label differs from the proposal."""
+        return int(np.count_nonzero(self.labels != self.proposal))
