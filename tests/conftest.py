@@ -66,3 +66,15 @@ def brats2018_case(brats2018_case_dir: Path):
     from bratseg.io import load_case
 
     return load_case(brats2018_case_dir)
+
+
+@pytest.fixture(scope="module")
+def standin():
+    """The stand-in models of ``tests/standin.py``, registered while the test module runs.
+
+    Yields the ``standin`` helper module (``save_standin``, ``expected_region_probs``, ...).
+    """
+    import standin as module
+
+    with module.registered():
+        yield module

@@ -1,4 +1,8 @@
-"""`napari-brats predict` and `napari-brats models` on real shared cases with tiny checkpoints."""
+"""`napari-brats predict` and `napari-brats models` on real shared cases.
+
+Predictions use the deterministic stand-ins of ``tests/standin.py`` (their probabilities are
+known independently of the engine); the listing tests use tiny random-weight checkpoints.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,11 @@ import pytest
 import torch
 from scipy import ndimage
 
-from bratseg.checkpoint import save_checkpoint
+from bratseg.checkpoint import load_checkpoint, save_checkpoint
 from bratseg.cli.main import main
 from bratseg.labels import region_masks, valid_labels
 from bratseg.models import build_model
+from bratseg.postprocess import PostprocessConfig, postprocess
 
 torch.set_num_threads(2)
 
@@ -42,6 +47,20 @@ def ckpts(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def standins(standin, tmp_path_factory):
+    """Stand-in checkpoints at the source resolution: ``regions`` and ``classes``."""
+    folder = tmp_path_factory.mktemp("standins")
+    return {kind: standin.save_standin(folder / f"standin-{kind}.pt", kind) for kind in ("regions", "classes")}
+
+
+@pytest.fixture(scope="module")
+def case_image(case_dir):
+    from bratseg.io import load_case
+
+    return load_case(case_dir, load_seg=False).image
+
+
 @pytest.fixture(autouse=True)
 def _home(tmp_path, monkeypatch):
     monkeypatch.setenv("BRATSEG_HOME", str(tmp_path / "home"))
@@ -60,46 +79,89 @@ def check_output(path: Path, case_dir: Path, convention: str = "2021") -> np.nda
     return labels
 
 
-def test_predict_single_case(case_dir, ckpts, tmp_path, capsys):
+@pytest.mark.slow
+def test_predict_single_case(standin, standins, case_dir, case_image, tmp_path, capsys):
     out, prob = tmp_path / "pred.nii.gz", tmp_path / "prob.nii.gz"
-    rc = main(["predict", str(case_dir), "-o", str(out), "--model", str(ckpts[0]), "--labels", "2023",
+    rc = main(["predict", str(case_dir), "-o", str(out), "--model", str(standins["regions"]), "--labels", "2023",
                "--probabilities", str(prob), "--device", "cpu", "-q"])
     assert rc == 0
     labels = check_output(out, case_dir, "2023")
-    assert 4 not in labels
-    p = nib.load(prob)
-    assert p.shape == (*labels.shape, 3) and p.get_data_dtype() == np.float32
+    assert 4 not in labels and np.count_nonzero(labels == 3) > 1000
     assert CASES[0] in capsys.readouterr().out
+    # the probability file: X, Y, Z, (WT, TC, ET) float32 in [0, 1], the case's geometry, and the
+    # network's output (the stand-in's formula, channel by channel)
+    p_img = nib.load(prob)
+    assert p_img.shape == (*labels.shape, 3) and p_img.get_data_dtype() == np.float32
+    np.testing.assert_allclose(p_img.affine, nib.load(out).affine, atol=1e-5)
+    probs = np.moveaxis(np.asarray(p_img.dataobj), -1, 0)
+    assert probs.min() >= 0.0 and probs.max() <= 1.0
+    expected = standin.expected_region_probs(case_image, "regions")
+    np.testing.assert_allclose(probs, expected, atol=1e-3, rtol=0)
+    config = PostprocessConfig.from_dict(standin.POSTPROCESS)
+    np.testing.assert_array_equal(labels, postprocess(probs, config, convention="2023"))
     # existing output is refused (exit 2, file untouched), replaced with --overwrite
     before = out.read_bytes()
-    rc = main(["predict", str(case_dir), "-o", str(out), "--model", str(ckpts[0]), "-q"])
+    rc = main(["predict", str(case_dir), "-o", str(out), "--model", str(standins["regions"]), "-q"])
     assert rc == 2 and out.read_bytes() == before
     assert "exists" in capsys.readouterr().err
-    rc = main(["predict", str(case_dir), "-o", str(out), "--model", str(ckpts[0]), "-q", "--overwrite",
+    # the postprocessing flags reach the postprocessing
+    rc = main(["predict", str(case_dir), "-o", str(out), "--model", str(standins["regions"]), "-q", "--overwrite",
                "--wt-threshold", "0.99", "--no-et-component-rule"])
     assert rc == 0
+    strict = np.asarray(nib.load(out).dataobj)
+    flagged = PostprocessConfig.from_dict({**standin.POSTPROCESS, "wt_threshold": 0.99, "et_component_rule": False})
+    np.testing.assert_array_equal(strict, postprocess(probs, flagged, convention="2021"))
+    assert 0 < np.count_nonzero(strict) < np.count_nonzero(labels)  # WT shrinks at 0.99
 
 
-def test_predict_dataset_with_ensemble(ckpts, tmp_path, capsys):
+@pytest.mark.slow
+def test_probabilities_of_a_class_model_are_nested_regions(standins, case_dir, tmp_path):
+    out, prob = tmp_path / "pred.nii.gz", tmp_path / "prob.nii.gz"
+    assert main(["predict", str(case_dir), "-o", str(out), "--model", str(standins["classes"]),
+                 "--probabilities", str(prob), "-q"]) == 0
+    wt, tc, et = np.moveaxis(np.asarray(nib.load(prob).dataobj), -1, 0)
+    # WT = 1 - p(background) >= TC = p(NCR) + p(ET) >= ET = p(ET), up to float16 rounding
+    assert (wt >= tc - 1e-3).all() and (tc >= et - 1e-3).all()
+    assert np.count_nonzero(et > 0.5) > 1000 and np.count_nonzero(wt > tc + 0.1) > 1000
+    labels = np.asarray(nib.load(out).dataobj)
+    config = PostprocessConfig.from_dict(dict(load_checkpoint(standins["classes"]).meta["postprocess"]))
+    np.testing.assert_array_equal(labels, postprocess(np.stack([wt, tc, et]), config))
+
+
+@pytest.mark.slow
+def test_predict_dataset_with_ensemble(standin, standins, tmp_path, capsys):
     if not all((DATA / c).exists() for c in CASES):
         pytest.skip("shared cases missing")
+    from bratseg.io import load_case
+
     dataset = tmp_path / "dataset"
     dataset.mkdir()
     for c in CASES:
         (dataset / c).symlink_to(DATA / c, target_is_directory=True)
     (dataset / "notes").mkdir()  # not a case: skipped
-    out = tmp_path / "preds"
-    rc = main(["predict", str(dataset), "-o", str(out), "--model", str(ckpts[0]), "--model", str(ckpts[1]),
-               "--device", "cpu", "--et-threshold", "0.6", "--min-island-fraction", "1"])
+    out, prob = tmp_path / "preds", tmp_path / "probs"
+    rc = main(["predict", str(dataset), "-o", str(out), "--model", str(standins["regions"]),
+               "--model", str(standins["classes"]), "--device", "cpu", "--et-threshold", "0.6",
+               "--min-island-fraction", "1", "--probabilities", str(prob)])
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == [f"{c}.nii.gz" for c in CASES]
+    config = PostprocessConfig.from_dict({**standin.POSTPROCESS, "et_threshold": 0.6})
+    structure = np.ones((3, 3, 3))
     for c in CASES:
-        check_output(out / f"{c}.nii.gz", DATA / c)
-        tumour = np.asarray(nib.load(out / f"{c}.nii.gz").dataobj) > 0
-        assert ndimage.label(tumour, structure=np.ones((3, 3, 3)))[1] <= 1  # islands removed
+        labels = check_output(out / f"{c}.nii.gz", DATA / c)
+        probs = np.moveaxis(np.asarray(nib.load(prob / f"{c}_probabilities.nii.gz").dataobj), -1, 0)
+        image = load_case(DATA / c, load_seg=False).image
+        ensemble = 0.5 * (standin.expected_region_probs(image, "regions")
+                          + standin.expected_region_probs(image, "classes"))
+        np.testing.assert_allclose(probs, ensemble, atol=1e-3, rtol=0)  # the mean of the two models
+        # the FLAIR rule leaves scattered tumour islands; --min-island-fraction 1 keeps the largest
+        assert ndimage.label(postprocess(probs, config) > 0, structure=structure)[1] > 1
+        assert ndimage.label(labels > 0, structure=structure)[1] == 1
+        islands = PostprocessConfig.from_dict({**config.to_dict(), "min_island_fraction": 1.0})
+        np.testing.assert_array_equal(labels, postprocess(probs, islands))
     stdout = capsys.readouterr().out
     assert all(c in stdout for c in CASES)
-    rc = main(["predict", str(dataset), "-o", str(out), "--model", str(ckpts[0]), "-q"])
+    rc = main(["predict", str(dataset), "-o", str(out), "--model", str(standins["regions"]), "-q"])
     assert rc == 2  # outputs exist
 
 
@@ -126,14 +188,17 @@ def test_bad_input_exit_2_nothing_written(case_dir, ckpts, tmp_path, capsys, mak
     assert list(out.parent.iterdir()) == []
 
 
-def test_no_model_and_none_bundled(case_dir, tmp_path, capsys):
-    from bratseg.zoo import default_model_names
+def test_no_model_and_none_bundled(case_dir, tmp_path, capsys, monkeypatch):
+    import bratseg.zoo as zoo
 
-    if default_model_names():
-        pytest.skip("a default model is bundled")
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    monkeypatch.setattr(zoo, "BUNDLED_DIR", empty)
+    assert zoo.default_model_names() == []
     rc = main(["predict", str(case_dir), "-o", str(tmp_path / "x.nii.gz")])
     err = capsys.readouterr().err
     assert rc == 2 and "no bundled default model" in err and "--model" in err
+    assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.nii.gz").exists()
 
 
