@@ -78,3 +78,18 @@ def standin():
 
     with module.registered():
         yield module
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _review_sessions_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory):
+    """Autosaved review sessions of the tests go to a temporary folder, not the user's."""
+    import os
+
+    folder = tmp_path_factory.mktemp("review-sessions")
+    old = os.environ.get("BRATSEG_SESSIONS")
+    os.environ["BRATSEG_SESSIONS"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("BRATSEG_SESSIONS", None)
+    else:
+        os.environ["BRATSEG_SESSIONS"] = old

@@ -173,7 +173,7 @@ def test_edits_are_recovered_after_the_process_dies(brats2018_case_dir: Path, tm
     from bratseg.io import load_case
     from bratseg.labels import LABEL_VALUES
 
-    env = {**os.environ, "BRATSEG_HOME": str(tmp_path / "home"), "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "BRATSEG_SESSIONS": str(tmp_path / "sessions"), "PYTHONWARNINGS": "ignore"}
     crash = subprocess.run([sys.executable, "-c", textwrap.dedent(_CRASHING_REVIEW), str(brats2018_case_dir)],
                            env=env, capture_output=True, text=True, timeout=300)
     assert crash.returncode == 3, crash.stderr

@@ -3,7 +3,7 @@
 Buttons pick the tissue to paint (values from :mod:`bratseg.labels` for the session's convention),
 the brush size and 2D/3D brush; "Lock other labels" turns on napari's ``preserve_labels`` so
 painting ET only fills background and never erases ED. Every edited voxel is an override that
-postprocessing updates keep (see :class:`napari_brats._state.CaseSession`); undo/redo are napari's
+postprocessing updates keep (see :class:`bratseg.review.ReviewSession`); undo/redo are napari's
 own. "Revert all edits" goes back to the AI proposal after a confirmation.
 """
 
@@ -93,8 +93,7 @@ class CorrectionWidget(QWidget):
     @property
     def layer(self) -> Any:
         """The labels layer of the current session (or None)."""
-        session = self.state.session
-        return session.layer if session is not None else None
+        return self.state.layer if self.state.session is not None else None
 
     def paint_tissue(self, tissue: str) -> None:
         """Select the layer, switch to paint mode with ``tissue``'s label value."""
@@ -139,15 +138,16 @@ class CorrectionWidget(QWidget):
         if not confirm:
             return False
         session.clear_overrides()
-        if session.layer is not None:
-            session.layer.refresh()
+        if self.state.layer is not None:
+            self.state.layer.refresh()
         self.state.labels_changed.emit()
+        self.state.schedule_save()
         return True
 
     def _on_session(self, session: Any) -> None:
         self.setEnabled(session is not None)
-        if session is not None and session.layer is not None:
-            session.layer.preserve_labels = self.lock.isChecked()
+        if session is not None and self.state.layer is not None:
+            self.state.layer.preserve_labels = self.lock.isChecked()
             self._apply_brush()
         self.refresh()
 

@@ -129,5 +129,6 @@ class ExportWidget(QWidget):
             self.status.setText(f"Export failed: {show_input_error(exc)}")
             return None
         self.last_export = path
+        self.state.save_now(exported=True)
         self.status.setText(f"Exported to {path}")
         return path

@@ -3,7 +3,7 @@
 Every control change (debounced by a few milliseconds) rebuilds the label map from the session's
 cached probabilities with :func:`bratseg.postprocess.postprocess` — the model is not run again —
 and merges it into the labels layer, keeping the user's hand-edited voxels (see
-:meth:`napari_brats._state.CaseSession.apply_config`). The dock also shows the live tumour volumes
+:meth:`bratseg.review.ReviewSession.apply_config`). The dock also shows the live tumour volumes
 (mL) of NCR, ED, ET, TC and WT and how long the last update took.
 """
 
@@ -207,6 +207,10 @@ class PostprocessWidget(QWidget):
         session = self.state.session
         if session is None:
             return None
+        if session.region_probs is None:  # a review restored from its autosave
+            self.timing_label.setText("restored review: run segmentation again to tune settings "
+                                      "(your hand edits are kept)")
+            return None
         try:
             config = self.config()
             elapsed = session.apply_config(config)
@@ -214,8 +218,9 @@ class PostprocessWidget(QWidget):
             show_input_error(exc)
             self.timing_label.setText(f"not applied: {getattr(exc, 'reason', exc)}")
             return None
-        if session.layer is not None:
-            session.layer.refresh()
+        if self.state.layer is not None:
+            self.state.layer.refresh()
+        self.state.schedule_save()
         n_edit = int(session.overrides.sum())
         self.timing_label.setText(
             f"updated in {elapsed:.0f} ms from cached probabilities; "
@@ -229,7 +234,7 @@ class PostprocessWidget(QWidget):
         from bratseg.postprocess import PostprocessConfig
 
         session = self.state.session
-        config = getattr(session, "initial_config", None) or PostprocessConfig()
+        config = session.initial_config if session is not None else PostprocessConfig()
         self.set_config(config)
         self.apply_now()
 
@@ -240,8 +245,6 @@ class PostprocessWidget(QWidget):
         if session is None:
             self.timing_label.setText("Segment a case to enable the controls.")
         else:
-            if not hasattr(session, "initial_config"):
-                session.initial_config = session.config
             argmax_ok = session.class_probs is not None
             index = self.mode_combo.findText("argmax")
             if index >= 0:

@@ -29,9 +29,11 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._layers import META_KEY, find_case, labels_layer_data, probability_layer_data
+from .._layers import find_case, labels_layer_data, probability_layer_data
 from .._state import CaseSession, ModelInfo, viewer_state
+from .._tracking import EditTracker
 from ._common import show_input_error
+from ._review import ReviewNotice
 from .model_list import ModelList
 
 logger = logging.getLogger(__name__)
@@ -81,8 +83,10 @@ class SegmentWidget(QWidget):
         self.state = viewer_state(napari_viewer)
         self.worker: Any = None
         self._stop = threading.Event()
-        self._hooked_layers: set[int] = set()
+        self.trackers: dict[int, EditTracker] = {}
         self.last_error: str | None = None
+        self.notice = ReviewNotice()
+        self._offered: str | None = None
 
         self.case_label = QLabel("No case loaded")
         self.case_label.setWordWrap(True)
@@ -138,6 +142,7 @@ class SegmentWidget(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
+        layout.addWidget(self.notice)
         layout.addStretch()
 
         self.refresh_models()
@@ -188,8 +193,44 @@ class SegmentWidget(QWidget):
             f"Case <b>{case.case_id}</b> — {case.shape[0]}×{case.shape[1]}×{case.shape[2]}, "
             f"{'/'.join(f'{s:g}' for s in case.spacing)} mm"
         )
-        if case.seg_convention:
+        if case.seg_convention in ("2021", "2023"):
             self.convention_combo.setCurrentText(str(case.seg_convention))
+        self.offer_saved_review(case)
+
+    # ------------------------------------------------------------------ saved reviews
+    def offer_saved_review(self, case: Any) -> bool:
+        """When ``case`` has an autosaved review with hand edits, offer to restore it (once)."""
+        session = self.state.session
+        if session is not None and session.case.case_id == case.case_id:
+            return False
+        saved = self.state.saved_session_of(case)
+        if saved is None or saved.n_edited == 0 or self._offered == saved.key:
+            return False
+        self._offered = saved.key
+        self.notice.show_notice(
+            f"A saved review of {case.case_id} exists ({saved.n_edited} hand-edited voxels, "
+            f"last change {saved.meta.get('last_change')}, models "
+            f"{', '.join((saved.meta.get('model') or {}).get('names', [])) or '?'}).",
+            ("Restore it", lambda: self.restore_saved_review(case)),
+            ("Discard it", lambda: self.state.store.discard(saved.key)),
+        )
+        return True
+
+    def restore_saved_review(self, case: Any) -> CaseSession | None:
+        """Open the autosaved review of ``case``: its labels and edits, no probabilities (a new
+        run of the model keeps the edits)."""
+        saved = self.state.saved_session_of(case)
+        if saved is None:
+            return None
+        try:
+            session = self.state.store.restore(saved, case)
+        except Exception as exc:
+            self._fail(show_input_error(exc))
+            return None
+        self.show_session(session)
+        self.status.setText(f"restored {saved.n_edited} hand-edited voxels of {case.case_id}; run the "
+                            "segmentation again to tune settings (the edits are kept)")
+        return session
 
     def _open_case_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "BraTS case folder")
@@ -300,6 +341,7 @@ class SegmentWidget(QWidget):
 
     def _on_result(self, case: Any, paths: list[Path], options: Any, result: Any) -> None:
         prediction, models = result
+        self.notice.clear()
         info = ModelInfo(
             names=[Path(getattr(m, "path", p)).stem for m, p in zip(models, paths, strict=False)],
             paths=[str(p) for p in paths],
@@ -308,8 +350,18 @@ class SegmentWidget(QWidget):
             seconds=float(prediction.seconds),
             tta=int(options.tta),
         )
-        session = CaseSession.from_prediction(case, prediction, info)
-        self.show_session(session)
+        current = self.state.session
+        if (current is not None and current.case.case_id == case.case_id
+                and current.labels.shape == prediction.labels.shape and self.state.layer in self.viewer.layers):
+            kept = current.replace_prediction(prediction, info, keep_edits=True)
+            self.show_session(current)
+            if kept:
+                self.notice.show_notice(
+                    f"Your {kept} hand-edited voxels were kept on the new proposal.",
+                    ("Discard my edits", self.discard_edits),
+                )
+        else:
+            self.show_session(CaseSession.from_prediction(case, prediction, info))
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self.status.setText(
@@ -318,7 +370,11 @@ class SegmentWidget(QWidget):
         )
 
     def show_session(self, session: CaseSession) -> None:
-        """Show a session's labels (and probabilities) in the viewer and publish it to the docks."""
+        """Show a session's labels (and probabilities) in the viewer and publish it to the docks.
+
+        The same case's labels layer is reused and updated in place, so napari's undo history of
+        the strokes stays valid.
+        """
         case = session.case
         name = f"{case.case_id} segmentation"
         data, kwargs, _ = labels_layer_data(
@@ -326,34 +382,36 @@ class SegmentWidget(QWidget):
         )
         if name in self.viewer.layers:
             layer = self.viewer.layers[name]
-            layer.data = data
+            if layer.data is not data and not np.shares_memory(layer.data, session.labels):
+                layer.data = data
             layer.metadata = kwargs["metadata"]
             layer.colormap = kwargs["colormap"]
             layer.features = kwargs["features"]
+            layer.refresh()
         else:
             layer = self.viewer.add_labels(data, **kwargs)
-        layer.metadata[META_KEY]["session"] = session
-        session.layer = layer
-        if id(layer) not in self._hooked_layers:
-            layer.events.paint.connect(lambda event, lyr=layer: self._on_paint(lyr, event))
-            self._hooked_layers.add(id(layer))
-        if self.prob_check.isChecked():
+        if session.region_probs is not None and self.prob_check.isChecked():
             for pdata, pkwargs, _ in probability_layer_data(session.region_probs, case):
                 if pkwargs["name"] in self.viewer.layers:
                     self.viewer.layers[pkwargs["name"]].data = pdata
                 else:
                     self.viewer.add_image(pdata, **pkwargs)
         self.viewer.layers.selection.active = layer
-        self.state.set_session(session)
+        self.state.set_session(session, layer)
+        tracker = self.trackers.get(id(layer))
+        if tracker is None:
+            self.trackers[id(layer)] = EditTracker(self.state, layer)
+        else:
+            tracker.resync()
 
-    def _on_paint(self, layer: Any, event: Any) -> None:
-        session = layer.metadata.get(META_KEY, {}).get("session")
-        if session is None or session is not self.state.session:
+    def discard_edits(self) -> None:
+        """Drop every hand edit of the open review: the labels become the AI proposal."""
+        session = self.state.session
+        if session is None:
             return
-        for atom in event.value or []:
-            if isinstance(atom, tuple) and len(atom) == 3:
-                indices = atom[0]
-                if len(indices) == 3:
-                    session.record_edits(tuple(np.asarray(indices[a]) for a in (2, 1, 0)))
-        session.record_edits()
+        session.clear_overrides()
+        if self.state.layer is not None:
+            self.state.layer.refresh()
         self.state.labels_changed.emit()
+        self.state.schedule_save()
+        self.status.setText("hand edits discarded: the labels are the AI proposal")

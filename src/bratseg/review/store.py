@@ -49,10 +49,13 @@ _CHUNK = 1 << 20
 
 
 def sessions_dir() -> Path:
-    """``$BRATSEG_HOME/sessions`` (default ``~/.napari-brats/sessions``)."""
+    """``$BRATSEG_SESSIONS``, else ``$BRATSEG_HOME/sessions`` (default ``~/.napari-brats/sessions``)."""
+    import os
+
     from bratseg.zoo import bratseg_home
 
-    return bratseg_home() / "sessions"
+    override = os.environ.get("BRATSEG_SESSIONS")
+    return Path(override).expanduser() if override else bratseg_home() / "sessions"
 
 
 def file_digest(path: str | Path) -> str:
