@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,14 @@ import torch
 
 from bratseg.checkpoint import load_checkpoint
 from bratseg.training import TrainConfig, train_events
+from bratseg.training import rundir
 from bratseg.training.rundir import load_state
 
+pytestmark = pytest.mark.slow  # whole training runs
+
 torch.set_num_threads(2)
+#: Seconds a training subprocess may take: generous, CI machines are often busy.
+SUBPROCESS_TIMEOUT_S = 600
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = ("Brats18_2013_2_1", "Brats18_CBICA_ABM_1", "Brats18_TCIA01_201_1")
@@ -120,12 +126,18 @@ def test_sigterm_stops_cleanly(dataset: Path, cache_dir: Path, tmp_path: Path) -
             str(cache_dir), "--num-workers", "0", "--json"),
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env(), cwd=REPO,
     )
+    watchdog = threading.Timer(SUBPROCESS_TIMEOUT_S, proc.kill)  # never block on a stuck trainer
+    watchdog.start()
     events = []
-    for line in proc.stdout:
-        events.append(json.loads(line))
-        if events[-1]["event"] == "step" and events[-1]["step"] == 1:
-            proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == 0
+    try:
+        for line in proc.stdout:
+            events.append(json.loads(line))
+            if events[-1]["event"] == "step" and events[-1]["step"] == 1:
+                proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=SUBPROCESS_TIMEOUT_S)
+    finally:
+        watchdog.cancel()
+    assert rc == 0
     assert events[-1]["event"] == "done" and events[-1]["reason"] == "signal SIGTERM"
     assert load_checkpoint(out / "last.pt").meta["arch"] == "ds-unet"
 
@@ -165,7 +177,7 @@ def test_ddp_two_gloo_processes(dataset: Path, cache_dir: Path, tmp_path: Path) 
            "--epochs", "1", "--steps-per-epoch", "2", "--patch", "32", "32", "32", "--target-spacing", "3",
            "--out", str(out), "--cache-dir", str(cache_dir), "--num-workers", "0", "--device", "cpu",
            "--val-cases", CASES[0]]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env(), cwd=REPO, timeout=180)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env(), cwd=REPO, timeout=SUBPROCESS_TIMEOUT_S)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
     assert [e["event"] for e in lines].count("start") == 1  # rank 0 only
@@ -173,9 +185,22 @@ def test_ddp_two_gloo_processes(dataset: Path, cache_dir: Path, tmp_path: Path) 
     assert lines[-1]["event"] == "done" and lines[-1]["step"] == 2
     assert load_checkpoint(out / "best.pt").meta["provenance"]["world_size"] == 2
     # rank 1's RNG state is saved beside rank 0's, and differs from it (own dropout draws)
-    rank0 = load_state(out / "state.pt")["rng"]["torch"]
-    rank1 = load_state(out / "rng.rank1.pt")["torch"]
-    assert not torch.equal(rank0, rank1)
+    state0, rank1 = load_state(out / "state.pt"), load_state(out / "rng.rank1.pt")
+    assert not torch.equal(state0["rng"]["torch"], rank1["torch"])
+    # gradients were synchronised: after two steps on different patches (disjoint shards of the
+    # epoch's samples, own augmentation draws) both ranks hold exactly the same weights ...
+    from bratseg.training.data import EpochSampler
+    from bratseg.training.snapshots import model_from_state
+    from bratseg.training.setup import initial_model
+
+    shards = [set(EpochSampler(4, world_size=2, rank=r, seed=0)) for r in (0, 1)]
+    assert not shards[0] & shards[1] and len(shards[0] | shards[1]) == 4
+    names = [name for name, _ in model_from_state(state0).model.named_parameters()]
+    assert rank1["weights_sha256"] == rundir.weights_digest({n: state0["model"][n] for n in names})
+    # ... and not their initial weights: they trained (unsynchronised ranks would now differ)
+    torch.manual_seed(0)
+    init = initial_model("ds-unet", "tiny").model
+    assert rundir.weights_digest(dict(init.named_parameters())) != rank1["weights_sha256"]
 
 
 def test_rank_rng_restore_without_its_file_warns_and_uses_rank0(tmp_path: Path, caplog) -> None:

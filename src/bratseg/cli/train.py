@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from bratseg.errors import BratsInputError
@@ -77,6 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def config_from_args(args: argparse.Namespace) -> Any:
     """The :class:`TrainConfig` described by the command line."""
     from bratseg.training import TrainConfig
+    from bratseg.training.recipes import check_overrides
 
     if not args.data and not args.resume:
         raise BratsInputError("give at least one --data folder (or --resume a run)")
@@ -88,6 +90,10 @@ def config_from_args(args: argparse.Namespace) -> Any:
             raise BratsInputError(f"--recipe is not valid JSON ({exc})") from None
         if not isinstance(recipe, dict):
             raise BratsInputError("--recipe must be a JSON object")
+        check_overrides(recipe)
+    missing = [d for d in args.data if not Path(d).exists()]
+    if missing:
+        raise BratsInputError("--data folder not found", missing[0])
     return TrainConfig(
         data=list(args.data), out=args.out, model=args.model, preset=args.preset,
         epochs=args.epochs, time_budget_min=args.time_budget, steps_per_epoch=args.steps_per_epoch,

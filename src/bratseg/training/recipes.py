@@ -16,11 +16,14 @@ from typing import Any
 
 import torch
 
+from bratseg.errors import BratsInputError
 from bratseg.training.augment import AugmentConfig
 
 logger = logging.getLogger(__name__)
 
 SCHEDULES = ("poly", "cosine", "plateau", "constant")
+OPTIMIZERS = ("adam", "adamw")
+DEEP_SUPERVISION = ("halving", "equal")
 
 
 @dataclass
@@ -91,6 +94,65 @@ class Recipe:
     def with_overrides(self, **changes: Any) -> Recipe:
         """Copy with the non-``None`` ``changes`` applied."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _type_error(where: str, value: Any, default: Any) -> str | None:
+    """Why ``value`` cannot replace ``default`` (None when it can): same kind of plain value."""
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "true or false"
+    if isinstance(default, int):
+        return None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
+    if isinstance(default, float):
+        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else "a number"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "a string"
+    if isinstance(default, tuple):
+        ok = (isinstance(value, (list, tuple)) and len(value) >= 1
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
+        return None if ok else "a list of numbers"
+    return None
+
+
+def check_overrides(overrides: Mapping[str, Any]) -> None:
+    """Refuse recipe overrides (``train --recipe``) that would be ignored or fail later.
+
+    Every key must be a :class:`Recipe` field (``augment``: an object of
+    :class:`~bratseg.training.augment.AugmentConfig` fields), every value of the field's kind
+    (number, integer, string, true/false, list of numbers), and ``optimizer``, ``schedule``,
+    ``loss`` and ``deep_supervision`` one of their known names.
+
+    Raises:
+        BratsInputError: Naming the first bad key and what it should be.
+    """
+    from bratseg.training.losses import LOSS_KINDS
+
+    if not isinstance(overrides, Mapping):
+        raise BratsInputError("the recipe overrides must be a JSON object")
+    defaults = Recipe()
+    known = {f.name for f in fields(Recipe)}
+    for key, value in overrides.items():
+        if key not in known:
+            raise BratsInputError(f"unknown recipe key {key!r} (known: {', '.join(sorted(known))})")
+        if key == "augment":
+            if not isinstance(value, Mapping):
+                raise BratsInputError("recipe key 'augment' must be an object of augmentation settings")
+            aug_defaults = defaults.augment
+            aug_known = {f.name for f in fields(AugmentConfig)}
+            for akey, avalue in value.items():
+                if akey not in aug_known:
+                    raise BratsInputError(f"unknown augment key {akey!r} (known: {', '.join(sorted(aug_known))})")
+                need = _type_error(akey, avalue, getattr(aug_defaults, akey))
+                if need:
+                    raise BratsInputError(f"augment key {akey!r} must be {need}, got {avalue!r}")
+            continue
+        need = _type_error(key, value, getattr(defaults, key))
+        if need:
+            raise BratsInputError(f"recipe key {key!r} must be {need}, got {value!r}")
+    choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "loss": tuple(LOSS_KINDS),
+               "deep_supervision": DEEP_SUPERVISION}
+    for key, allowed in choices.items():
+        if key in overrides and overrides[key] not in allowed:
+            raise BratsInputError(f"recipe key {key!r} must be one of {', '.join(allowed)}, got {overrides[key]!r}")
 
 
 # ------------------------------------------------------------------------- default recipes

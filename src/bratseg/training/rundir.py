@@ -13,6 +13,7 @@ A run folder holds::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from bratseg.atomic import atomic_write
+from bratseg.errors import BratsInputError
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,34 @@ def rank_rng_file(rank: int) -> str:
 CONFIG_FILE = "config.json"
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
+
+
+#: Files that mark a folder as holding a run (a fresh run there would mix two runs' logs).
+RUN_FILES = (CONFIG_FILE, PROGRESS_FILE, STATE_FILE)
+
+
+def check_run_folder(out: str | Path, resume: bool) -> None:
+    """Refuse a run folder a run cannot start in, before anything is written to it.
+
+    Args:
+        out: The run folder.
+        resume: Whether the run continues the one in ``out``.
+
+    Raises:
+        BratsInputError: ``resume`` without a saved state; a fresh run into a folder that already
+            holds a run (:data:`RUN_FILES`); ``out`` is a file.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BratsInputError("the run folder is a file", out)
+    if resume:
+        if not (out / STATE_FILE).is_file():
+            raise BratsInputError(f"nothing to resume: no {STATE_FILE} in the run folder", out)
+        return
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if found:
+        raise BratsInputError(f"the run folder already holds a run ({', '.join(found)}): use --resume to "
+                              "continue it, or give a new --out", out)
 
 
 class ProgressLog:
@@ -137,6 +167,20 @@ def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def weights_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of named tensors (names, dtypes, shapes and bytes, in name order).
+
+    DDP ranks store the digest of their parameters beside their RNG state: equal digests show
+    that gradient synchronisation kept every rank's weights identical.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def save_atomic(obj: Any, path: str | Path) -> Path:

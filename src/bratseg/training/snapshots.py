@@ -32,9 +32,12 @@ class RunSnapshots:
 
     def _save(self, validated: bool, improved: bool = False) -> None:
         """Write best.pt (when ``improved``), last.pt and state.pt on rank 0, each other rank's RNG
-        state beside them (its dropout and augmentation draws differ from rank 0's); all ranks sync."""
+        state beside them (its dropout and augmentation draws differ from rank 0's) with the
+        digest of its parameters (``weights_sha256``, equal to rank 0's); all ranks sync."""
         if not self.ctx.is_main:
-            rundir.save_atomic(rundir.capture_rng(), self.out / rundir.rank_rng_file(self.ctx.rank))
+            rank_state = rundir.capture_rng()
+            rank_state["weights_sha256"] = rundir.weights_digest(dict(self.net.named_parameters()))
+            rundir.save_atomic(rank_state, self.out / rundir.rank_rng_file(self.ctx.rank))
             ddp.barrier(self.ctx)
             return
         net = self._eval_net()

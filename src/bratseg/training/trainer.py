@@ -32,7 +32,9 @@ from bratseg.training.data import (
     EpochSampler, PatchDataset, default_patch, discover_cases, load_cases, split_cases, training_sample,
 )
 from bratseg.training.losses import loss_for
-from bratseg.training.recipes import PlateauTracker, Recipe, build_optimizer, default_recipe, in_swa_phase, lr_factor
+from bratseg.training.recipes import (
+    PlateauTracker, Recipe, build_optimizer, check_overrides, default_recipe, in_swa_phase, lr_factor,
+)
 from bratseg.training.setup import (
     default_cache_dir, default_num_workers, enable_gradient_checkpointing, fit_fixed_input, initial_model,
     make_loader, model_size_divisor, preprocess_for, round_patch,
@@ -56,6 +58,9 @@ def train_events(config: TrainConfig) -> Generator[dict[str, Any], None, Path]:
         Path of best.pt (last.pt when no validation happened).
     """
     out = Path(config.out)
+    rundir.check_run_folder(out, config.resume)  # on every rank, before any of them writes
+    if not config.resume:
+        check_overrides(config.recipe or {})
     log = None
     ctx = ddp.init_distributed(config.device)
     try:
@@ -82,8 +87,6 @@ def _resolve_config(config: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | 
     state_path = out / rundir.STATE_FILE
     if not config.resume:
         return config, None
-    if not state_path.is_file():
-        raise BratsInputError("nothing to resume: no state.pt in the run folder", out)
     stored = TrainConfig.from_dict(_read_json(out / rundir.CONFIG_FILE))
     for key in ("epochs", "time_budget_min", "num_workers"):
         value = getattr(config, key)
