@@ -1,10 +1,13 @@
 """Layer building: turn engine arrays into napari layer-data tuples and back.
 
-The engine keeps every volume in file order (X, Y, Z). napari shows the last two axes of a layer
-and puts a slider on the first, so layers hold the transposed view (Z, Y, X): the default view is
-then axial, and for the usual LPS-stored BraTS volumes it is in radiological orientation (anterior
-up, patient's left on the right). The transposes are views, never copies, so painting on a labels
-layer writes straight into the engine-order array it was built from.
+The engine keeps every volume in file order (X, Y, Z), whatever the storage orientation. napari
+shows the last two axes of a layer and puts a slider on the first. Layers therefore hold a view of
+the volume brought to LPS axes (flips and a permutation from its affine, no resampling) and then
+transposed to (Z, Y, X) = (I→S, A→P, R→L): the default view is axial and radiological (anterior
+up, the patient's left on the right of the screen) for a file stored LPS, RAS, sagittally or any
+other way, with anatomical axis labels and mm units. These are views, never copies, so painting
+on a labels layer writes straight into the engine-order array it was built from, and
+:func:`from_display` gives the source-storage array back for writing.
 
 Every layer built here carries ``metadata["bratseg"]`` with the geometry (affine, header, spacing)
 needed to write it back in the source geometry, its role and, for case layers, the
@@ -13,6 +16,7 @@ needed to write it back in the source geometry, its role and, for case layers, t
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -21,25 +25,68 @@ from bratseg.labels import LABEL_COLORS, LABEL_NAMES, LABEL_VALUES, REGIONS, REG
 
 #: Key of the plugin's entry in ``layer.metadata``.
 META_KEY = "bratseg"
-#: Axis order of layer data relative to engine (X, Y, Z) order.
+#: Axis order of layer data relative to LPS-ordered (L, P, S) axes.
 DISPLAY_AXES = (2, 1, 0)
+#: Anatomical labels of the layer axes (Z, Y, X) and their unit.
+AXIS_LABELS = ("inferior→superior", "anterior→posterior", "right→left")
+UNITS = ("mm", "mm", "mm")
 
 LayerDataTuple = tuple[Any, dict[str, Any], str]
 
 
-def to_display(volume: np.ndarray) -> np.ndarray:
-    """View of an engine-order (X, Y, Z) volume in layer order (Z, Y, X); no copy."""
-    return np.asarray(volume).transpose(DISPLAY_AXES)
+def _to_lps(affine: np.ndarray | None) -> tuple[list[int], list[bool]]:
+    """``(perm, flips)``: flip source axis ``i`` when ``flips[i]``, then ``transpose(perm)`` to
+    get L, P, S ordered axes (identity without an affine)."""
+    if affine is None:
+        return [0, 1, 2], [False, False, False]
+    from nibabel import orientations as ornt
+
+    transform = ornt.ornt_transform(ornt.io_orientation(np.asarray(affine, dtype=np.float64)),
+                                    ornt.axcodes2ornt("LPS"))
+    perm = [0, 0, 0]
+    for src, (dst, _flip) in enumerate(transform):
+        perm[int(dst)] = src
+    return perm, [bool(flip < 0) for _dst, flip in transform]
 
 
-def from_display(data: np.ndarray) -> np.ndarray:
-    """View of a layer-order (Z, Y, X) volume in engine order (X, Y, Z); no copy."""
-    return np.asarray(data).transpose(DISPLAY_AXES)
+def to_display(volume: np.ndarray, affine: np.ndarray | None = None) -> np.ndarray:
+    """View of an engine-order (X, Y, Z) volume in layer order (I→S, A→P, R→L); no copy.
+
+    Args:
+        volume: The volume in its storage order.
+        affine: Its voxel-to-world affine (None: taken as stored LPS).
+    """
+    perm, flips = _to_lps(affine)
+    view = np.asarray(volume)
+    for axis, flip in enumerate(flips):
+        if flip:
+            view = np.flip(view, axis)
+    return view.transpose(perm).transpose(DISPLAY_AXES)
 
 
-def display_scale(spacing: tuple[float, float, float]) -> tuple[float, float, float]:
-    """Layer ``scale`` (mm per voxel along Z, Y, X) from engine spacing (X, Y, Z)."""
-    return tuple(float(spacing[a]) for a in DISPLAY_AXES)  # type: ignore[return-value]
+def from_display(data: np.ndarray, affine: np.ndarray | None = None) -> np.ndarray:
+    """View of a layer-order volume in the storage order of ``affine``; inverse of :func:`to_display`."""
+    perm, flips = _to_lps(affine)
+    view = np.asarray(data).transpose(DISPLAY_AXES).transpose(np.argsort(perm))
+    for axis, flip in enumerate(flips):
+        if flip:
+            view = np.flip(view, axis)
+    return view
+
+
+def display_scale(spacing: tuple[float, float, float], affine: np.ndarray | None = None) -> tuple[float, float, float]:
+    """Layer ``scale`` (mm per voxel along the layer axes) from the storage spacing (X, Y, Z)."""
+    perm, _ = _to_lps(affine)
+    lps = [float(spacing[a]) for a in perm]
+    return tuple(lps[a] for a in DISPLAY_AXES)  # type: ignore[return-value]
+
+
+def display_index_to_storage(index: tuple[int, int, int], shape: tuple[int, int, int],
+                             affine: np.ndarray | None = None) -> tuple[int, int, int]:
+    """Storage voxel (X, Y, Z) of a layer-order voxel index (for *Go to* and tests)."""
+    probe = np.zeros(shape, dtype=bool)
+    to_display(probe, affine)[tuple(index)] = True
+    return tuple(int(v[0]) for v in np.nonzero(probe))  # type: ignore[return-value]
 
 
 def contrast_limits(volume: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
@@ -93,8 +140,22 @@ def label_features(convention: str) -> dict[str, list]:
     return rows
 
 
+#: Cases shown in some viewer (weakly held): a labels layer made with napari's own "new labels"
+#: button carries no geometry, and the writer matches it to one of these by shape and scale.
+_OPEN_CASES: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+
+
+def open_cases() -> list[Any]:
+    """The cases whose layers were built in this session and are still alive."""
+    return list(_OPEN_CASES.values())
+
+
 def geometry_meta(case: Any) -> dict[str, Any]:
     """The ``metadata["bratseg"]`` entries shared by all layers of one case."""
+    try:
+        _OPEN_CASES[id(case)] = case
+    except TypeError:  # not weak-referenceable: nothing to match against later
+        pass
     return {
         "case": case,
         "case_id": case.case_id,
@@ -102,7 +163,7 @@ def geometry_meta(case: Any) -> dict[str, Any]:
         "header": case.header,
         "spacing": tuple(float(s) for s in case.spacing),
         "folder": str(case.folder) if case.folder is not None else None,
-        "axes": "zyx",
+        "axes": "display",  # layer data = to_display(storage array, affine)
     }
 
 
@@ -118,7 +179,7 @@ def image_layer_data(case: Any) -> list[LayerDataTuple]:
     from bratseg.io import MODALITIES, MODALITY_NAMES
 
     out: list[LayerDataTuple] = []
-    scale = display_scale(case.spacing)
+    scale = display_scale(case.spacing, case.affine)
     for index, modality in enumerate(MODALITIES):
         volume = case.image[index]
         meta = {**geometry_meta(case), "role": "image", "modality": modality}
@@ -130,8 +191,10 @@ def image_layer_data(case: Any) -> list[LayerDataTuple]:
             "blending": "translucent" if index == 0 else "translucent_no_depth",
             "visible": modality == MODALITIES[-1],
             "metadata": {META_KEY: meta},
+            "axis_labels": AXIS_LABELS,
+            "units": UNITS,
         }
-        out.append((to_display(volume), kwargs, "image"))
+        out.append((to_display(volume, case.affine), kwargs, "image"))
     return out
 
 
@@ -159,14 +222,16 @@ def labels_layer_data(
     meta = {**geometry_meta(case), "role": role, "convention": convention}
     kwargs = {
         "name": name,
-        "scale": display_scale(case.spacing),
+        "scale": display_scale(case.spacing, case.affine),
         "colormap": label_colormap(convention),
         "features": label_features(convention),
         "opacity": opacity,
         "visible": visible,
         "metadata": {META_KEY: meta},
+        "axis_labels": AXIS_LABELS,
+        "units": UNITS,
     }
-    return (to_display(labels), kwargs, "labels")
+    return (to_display(labels, case.affine), kwargs, "labels")
 
 
 def probability_layer_data(region_probs: np.ndarray, case: Any) -> list[LayerDataTuple]:
@@ -182,15 +247,17 @@ def probability_layer_data(region_probs: np.ndarray, case: Any) -> list[LayerDat
         meta = {**geometry_meta(case), "role": "probability", "region": region}
         kwargs = {
             "name": f"P({region.upper()}) {REGION_NAMES[region].lower()}",
-            "scale": display_scale(case.spacing),
+            "scale": display_scale(case.spacing, case.affine),
             "contrast_limits": (0.0, 1.0),
             "colormap": colormaps[region],
             "blending": "additive",
             "opacity": 0.6,
             "visible": False,
             "metadata": {META_KEY: meta},
+            "axis_labels": AXIS_LABELS,
+            "units": UNITS,
         }
-        out.append((to_display(region_probs[index]), kwargs, "image"))
+        out.append((to_display(region_probs[index], case.affine), kwargs, "image"))
     return out
 
 

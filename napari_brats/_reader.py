@@ -84,63 +84,52 @@ def read_case(path: str | list[str]) -> list[LayerDataTuple]:
 def read_single_nifti(path: str | list[str]) -> list[LayerDataTuple]:
     """Load one 3D NIfTI that is not part of a case: a BraTS label map or an image.
 
-    Raises:
-        BratsInputError: Not a readable 3D NIfTI.
-    """
-    import nibabel as nib
+    It is read by the engine (:func:`bratseg.io.open_nifti`, :func:`~bratseg.io.nifti.read_volume`,
+    :func:`~bratseg.io.nifti.read_labels`), so one file gets the same truncation, dimension and
+    NaN checks as a case folder, and shown like a case (radiological, whatever its storage).
 
+    Raises:
+        BratsInputError: Not a readable 3D NIfTI, or non-finite voxels.
+    """
+    from bratseg.io.nifti import open_nifti, read_labels, read_volume, voxel_spacing
     from bratseg.labels import detect_convention
 
-    from ._layers import display_scale, label_colormap, label_features
+    from ._layers import AXIS_LABELS, UNITS, display_scale, label_colormap, label_features
 
     if isinstance(path, list):
         path = path[0]
     p = Path(path)
-    try:
-        img = nib.load(str(p))
-        data = np.asarray(img.dataobj)
-    except Exception as exc:  # nibabel raises many types for corrupt files
-        raise BratsInputError(f"cannot read NIfTI ({type(exc).__name__}: {exc})", p) from exc
-    if data.ndim != 3:
-        raise BratsInputError(f"expected a 3D volume, got shape {data.shape}", p)
-    spacing = tuple(float(z) for z in img.header.get_zooms()[:3])
+    img = open_nifti(p)
+    affine = np.asarray(img.affine, dtype=np.float64)
+    spacing = voxel_spacing(img.header)
     meta: dict[str, Any] = {
         "case": None,
         "case_id": p.name.split(".")[0],
-        "affine": np.asarray(img.affine, dtype=np.float64),
+        "affine": affine,
         "header": img.header,
         "spacing": spacing,
         "folder": str(p.parent),
-        "axes": "zyx",
+        "axes": "display",
         "source": str(p),
     }
     name = p.name.removesuffix(".gz").removesuffix(".nii")
-    is_int = np.issubdtype(data.dtype, np.integer) or np.array_equal(data, np.round(data))
-    if is_int and data.size and int(data.max()) <= 4 and int(data.min()) >= 0:
-        try:
-            convention = detect_convention(data, source=str(p))
-        except BratsInputError:
-            convention = None
-        if convention is not None:
-            labels = data.astype(np.uint8)
-            meta.update(role="reference", convention=convention)
-            kwargs = {
-                "name": name,
-                "scale": display_scale(spacing),
-                "colormap": label_colormap(convention),
-                "features": label_features(convention),
-                "opacity": 0.5,
-                "metadata": {META_KEY: meta},
-            }
-            return [(to_display(labels), kwargs, "labels")]
-    volume = data.astype(np.float32, copy=False)
-    if not np.isfinite(volume).all():
-        raise BratsInputError("holds non-finite voxels (NaN or inf)", p)
+    common = {"name": name, "scale": display_scale(spacing, affine), "axis_labels": AXIS_LABELS, "units": UNITS}
+    try:  # integer values 0..4 (in any stored type): a label map
+        labels = read_labels(img, p)
+    except BratsInputError:
+        labels = None
+    if labels is not None:
+        if labels.size and int(labels.max()) <= 4:
+            try:
+                convention = detect_convention(labels, source=str(p))
+            except BratsInputError:
+                convention = None
+            if convention is not None:
+                meta.update(role="reference", convention=convention)
+                kwargs = {**common, "colormap": label_colormap(convention), "features": label_features(convention),
+                          "opacity": 0.5, "metadata": {META_KEY: meta}}
+                return [(to_display(labels, affine), kwargs, "labels")]
+    volume = read_volume(img, p)
     meta.update(role="image")
-    kwargs = {
-        "name": name,
-        "scale": display_scale(spacing),
-        "contrast_limits": contrast_limits(volume),
-        "metadata": {META_KEY: meta},
-    }
-    return [(to_display(volume), kwargs, "image")]
+    kwargs = {**common, "contrast_limits": contrast_limits(volume), "metadata": {META_KEY: meta}}
+    return [(to_display(volume, affine), kwargs, "image")]

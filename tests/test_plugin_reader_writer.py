@@ -124,15 +124,15 @@ def test_viewer_opens_case_through_plugin(make_napari_viewer):
     assert viewer.layers["FLAIR"].data.shape == (155, 240, 240)
 
 
-def test_writer_handles_a_layer_without_plugin_metadata(tmp_path):
-    import nibabel as nib
-
+def test_writer_refuses_a_layer_without_geometry_that_matches_no_open_case(tmp_path):
+    """An identity-affine guess would open mirrored in other tools: refused, nothing written
+    (matching an open case is tested in test_plugin_orientation.py)."""
+    from bratseg.errors import BratsInputError
     from napari_brats._writer import write_labels
 
     data = np.zeros((5, 6, 7), dtype=np.int32)
     data[2, 3, 4] = 2
-    out = write_labels(str(tmp_path / "plain"), data, {"scale": (3.0, 2.0, 1.0), "metadata": {}})
-    img = nib.load(out[0])
-    assert out[0].endswith(".nii.gz") and img.shape == (7, 6, 5)
-    assert np.asarray(img.dataobj)[4, 3, 2] == 2
-    np.testing.assert_allclose(np.diag(img.affine)[:3], (1.0, 2.0, 3.0))
+    with pytest.raises(BratsInputError, match="no known geometry") as err:
+        write_labels(str(tmp_path / "plain"), data, {"scale": (3.0, 2.0, 1.0), "metadata": {}})
+    assert "(5, 6, 7)" in str(err.value) and "open its case first" in str(err.value)
+    assert list(tmp_path.iterdir()) == []
