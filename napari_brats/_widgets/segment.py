@@ -260,6 +260,7 @@ class SegmentWidget(QWidget):
             device=self.device_combo.currentText(),
             tta=8 if self.tta_check.isChecked() else 0,
             convention=self.convention_combo.currentText(),
+            keep_class_probs=True,  # a class model's argmax mode (Postprocessing dock) needs them
         )
 
     def run(self) -> Any:
