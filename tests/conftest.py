@@ -93,3 +93,17 @@ def _review_sessions_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFact
         os.environ.pop("BRATSEG_SESSIONS", None)
     else:
         os.environ["BRATSEG_SESSIONS"] = old
+
+
+#: Fixtures that need Qt and a display: tests using them are marked ``gui`` automatically.
+GUI_FIXTURES = frozenset({"qtbot", "make_napari_viewer", "make_napari_viewer_proxy"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``gui`` every test that needs napari or Qt: those using a Qt or napari-viewer fixture
+    and every test of the plugin's modules (``test_plugin_*.py``), whatever the module declares,
+    so that ``-m "not gui"`` runs the engine's tests without napari or a display."""
+    for item in items:
+        plugin_module = item.path.name.startswith("test_plugin_")
+        if plugin_module or GUI_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.gui)

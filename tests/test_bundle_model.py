@@ -14,6 +14,8 @@ from bratseg.errors import BratsInputError
 from bratseg.modelcard import bundle_run, markdown_row
 from bratseg.training import TrainConfig, train_events
 
+pytestmark = pytest.mark.slow  # tiny training runs and full-resolution card predictions
+
 torch.set_num_threads(2)
 
 CASES = ("Brats18_2013_2_1", "Brats18_CBICA_ABM_1")

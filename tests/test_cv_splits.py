@@ -165,6 +165,7 @@ def test_the_committed_44_case_protocol(brats2018_dir: Path) -> None:
     assert split.cases[case]["et_ml"] == pytest.approx(et, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_cv_split_cli_and_trainer_fold_from_the_file(brats2018_dir: Path, tmp_path: Path) -> None:
     data = tmp_path / "mini"
     data.mkdir()

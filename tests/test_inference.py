@@ -22,6 +22,8 @@ from bratseg.inference import (
 )
 from bratseg.labels import region_masks, valid_labels
 from bratseg.models import build_model
+from bratseg.postprocess import postprocess
+from standin import box_mask
 
 torch.set_num_threads(2)
 
@@ -66,11 +68,14 @@ def check_prediction(pred, case, convention="2021"):
     assert set(np.unique(pred.labels).tolist()) <= set(valid_labels(convention))
     masks = region_masks(pred.labels, convention)
     assert not (masks["et"] & ~masks["tc"]).any() and not (masks["tc"] & ~masks["wt"]).any()
-    # nothing predicted outside the brain (corners are background)
-    assert pred.labels[0, 0, 0] == 0 and pred.labels[-1, -1, -1] == 0
+    # the labels are the postprocessing of the returned probabilities, nothing outside the brain box
+    np.testing.assert_array_equal(pred.labels, postprocess(pred.region_probs, pred.postprocess, convention=convention,
+                                                          class_probs=pred.class_probs))
+    assert not pred.labels[~box_mask(case.image)].any()
     assert pred.seconds > 0 and pred.device.startswith("CPU")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["classes", "regions"])
 def test_single_model_geometry_and_invariants(case, models, kind):
     reports: list[Progress] = []
@@ -82,6 +87,7 @@ def test_single_model_geometry_and_invariants(case, models, kind):
     assert pred.models == [models[kind].path.stem]
 
 
+@pytest.mark.slow
 def test_generator_returns_prediction(case, models):
     gen = run_inference(case, [models["regions"]], InferenceOptions(device="cpu", convention="2023"))
     seen = []
@@ -96,6 +102,7 @@ def test_generator_returns_prediction(case, models):
     assert pred.convention == "2023" and 4 not in np.unique(pred.labels)
 
 
+@pytest.mark.slow
 def test_tta8_and_class_probs(case, models):
     opts = InferenceOptions(device="cpu", tta=8, keep_class_probs=True)
     reports: list[Progress] = []
@@ -110,6 +117,7 @@ def test_tta8_and_class_probs(case, models):
     assert np.allclose(wt, pred.region_probs[0].astype(np.float32), atol=2e-3)
 
 
+@pytest.mark.slow
 def test_ensemble_of_two_averages(case, models):
     pair = [models["classes"], models["regions"]]
     opts = InferenceOptions(device="cpu")
@@ -141,6 +149,7 @@ def test_cancel_by_closing_generator(case, models):
         next(gen)
 
 
+@pytest.mark.slow
 def test_sliding_window_and_whole_volume_paths(case, models):
     loaded = models["classes"]
     x = torch.randn(1, 4, 24, 32, 24)

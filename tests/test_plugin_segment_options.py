@@ -71,6 +71,7 @@ def engine(case, paths, **options):
     return predict_case(case, [load_checkpoint(p) for p in paths], InferenceOptions(device="cpu", **options))
 
 
+@pytest.mark.slow
 def test_tta_checkbox_averages_the_eight_flips(make_napari_viewer, qtbot, ckpts, standin, brats2018_case):
     _, _, session = segment_in_viewer(make_napari_viewer, qtbot, [ckpts["shifted"]], tta=True)
     assert session.model.tta == 8

@@ -165,6 +165,7 @@ def test_schedules_follow_the_papers() -> None:
 # --------------------------------------------------------------- learning, every arch
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", [s.name for s in list_architectures()])
 def test_a_few_steps_lower_the_loss(arch: str, cached: list) -> None:
     torch.manual_seed(0)
