@@ -48,6 +48,7 @@ class ViewerState:
         self.store = SessionStore()
         self.autosave_enabled = True
         self.last_save_ms = 0.0
+        self.settled_edits: int | None = None
         self._timer: Any = None
 
     def set_session(self, session: ReviewSession | None, layer: Any = None) -> None:
@@ -55,6 +56,8 @@ class ViewerState:
         self.session = session
         self.layer = layer
         self.key = None
+        self.settled_edits = None
+        self.autosave_enabled = True
         if session is not None and getattr(session.case, "files", None):
             try:
                 self.key = case_key(session.case.files)
@@ -103,6 +106,8 @@ class ViewerState:
     def has_unexported_edits(self) -> bool:
         """True when the open session holds hand edits that were not exported."""
         if self.session is None or self.session.n_edited == 0:
+            return False
+        if self.settled_edits == self.session.n_edited:  # the user already decided about them
             return False
         saved = self.store.get(self.key) if self.key else None
         return not (saved is not None and saved.meta.get("exported")

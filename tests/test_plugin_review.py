@@ -106,7 +106,7 @@ def test_an_autosaved_review_is_offered_and_restored(make_napari_viewer, qtbot):
                     and state.store.get(state.key).n_edited == 216, timeout=10_000)  # debounced autosave
     saved_labels = state.session.labels.copy()
     assert state.last_save_ms > 0
-    viewer.close()
+    viewer.close()  # a hidden viewer (nobody to ask) keeps the autosave
 
     again = make_napari_viewer()  # the next day: a new viewer opens the same case
     segment2 = _dock(again)
@@ -120,3 +120,53 @@ def test_an_autosaved_review_is_offered_and_restored(make_napari_viewer, qtbot):
     _run(segment2, qtbot, ["nnunet-small"])  # probabilities back, the restored edits kept
     assert state2.session.region_probs is not None and state2.session.overrides.sum() == 216
     assert (state2.layer.data[block] == 4).all()
+    again.close()  # a hidden viewer (nobody to ask) keeps the autosave
+    assert state2.store.get(state2.key).n_edited == 216
+
+
+def _answer_when_asked(qtbot, label: str) -> list[str]:
+    """Click ``label`` in the next modal question box (as the user would)."""
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication, QMessageBox
+
+    seen: list[str] = []
+
+    def click() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(50, click)
+            return
+        seen.append(box.text())
+        next(b for b in box.buttons() if b.text().replace("&", "") == label).click()
+
+    QTimer.singleShot(50, click)
+    return seen
+
+
+def test_closing_with_unexported_edits_asks_first(make_napari_viewer, qtbot):
+    from napari_brats._state import viewer_state
+
+    viewer = make_napari_viewer(show=True)
+    segment = _dock(viewer)
+    assert viewer.open(str(CASE), plugin="napari-brats")
+    _run(segment, qtbot, ["nnunet-small"])
+    state = viewer_state(viewer)
+    window = viewer.window._qt_window
+    assert not state.has_unexported_edits()  # nothing edited: closing would not ask
+    _paint_block(state.layer, 2)
+    assert state.has_unexported_edits()
+    seen = _answer_when_asked(qtbot, "Cancel")
+    window.close()
+    assert seen and "216 hand-edited voxels" in seen[0] and segment.close_guard.last_choice == "cancel"
+    assert window.isVisible() and state.session is not None  # the viewer stays open
+    # opening another case asks too; "Discard edits" deletes the autosave and goes on
+    state.save_now()
+    assert state.store.get(state.key) is not None
+    seen = _answer_when_asked(qtbot, "Discard edits")
+    assert segment.open_case(CASE)
+    assert seen and state.store.get(state.key) is None and not state.has_unexported_edits()
+    assert state.session.n_edited == 0  # discarded: the labels are the AI proposal again
+    _paint_block(state.layer, 4)  # new edits: asked again; "Keep autosave" goes on and keeps them
+    seen = _answer_when_asked(qtbot, "Keep autosave")
+    assert segment.open_case(CASE)
+    assert seen and state.store.get(state.key).n_edited == 216 and not state.has_unexported_edits()

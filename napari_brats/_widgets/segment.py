@@ -148,6 +148,9 @@ class SegmentWidget(QWidget):
         self.refresh_models()
         self._update_device_label(self.device_combo.currentText())
         self.state.models_changed.connect(self.refresh_models)
+        from .._closeguard import install_close_guard
+
+        self.close_guard = install_close_guard(self.viewer, self.state)
         self.viewer.layers.events.inserted.connect(self._update_case_label)
         self.viewer.layers.events.removed.connect(self._update_case_label)
         self._update_case_label()
@@ -238,8 +241,13 @@ class SegmentWidget(QWidget):
             self.open_case(folder)
 
     def open_case(self, folder: str | Path) -> bool:
-        """Load a case folder into the viewer; errors go to a dialog. Returns success."""
+        """Load a case folder into the viewer (asking first about unexported edits of the open
+        case); errors go to a dialog. Returns success."""
+        from .._closeguard import ask_about_edits, settle_edits
         from .._reader import read_case
+
+        if not settle_edits(self, self.state, ask_about_edits(self, self.state, "opening another case")):
+            return False
 
         try:
             layer_data = read_case(str(folder))
