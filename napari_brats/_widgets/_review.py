@@ -1,6 +1,7 @@
 """The Segment dock's review notices: edits kept after a re-run, and a saved review to restore.
 
 Both are non-blocking: a line of text with buttons inside the dock, never a modal dialog.
+:class:`SavedReviewMixin` holds the dock's methods behind them.
 """
 
 from __future__ import annotations
@@ -54,3 +55,57 @@ class ReviewNotice(QWidget):
         self.clear()
         if action is not None:
             action()
+
+
+class SavedReviewMixin:
+    """Segment-dock methods for autosaved reviews and discarding edits (needs ``state``,
+    ``notice``, ``status``, ``viewer``, ``show_session`` and ``_fail`` on the dock)."""
+
+    def offer_saved_review(self, case: Any) -> bool:
+        """When ``case`` has an autosaved review with hand edits, offer to restore it (once)."""
+        session = self.state.session
+        if session is not None and session.case.case_id == case.case_id:
+            return False
+        saved = self.state.saved_session_of(case)
+        if saved is None or saved.n_edited == 0 or self._offered == saved.key:
+            return False
+        self._offered = saved.key
+        self.notice.show_notice(
+            f"A saved review of {case.case_id} exists ({saved.n_edited} hand-edited voxels, "
+            f"last change {saved.meta.get('last_change')}, models "
+            f"{', '.join((saved.meta.get('model') or {}).get('names', [])) or '?'}).",
+            ("Restore it", lambda: self.restore_saved_review(case)),
+            ("Discard it", lambda: self.state.store.discard(saved.key)),
+        )
+        return True
+
+    def restore_saved_review(self, case: Any) -> Any:
+        """Open the autosaved review of ``case``: its labels and edits, no probabilities (a new
+        run of the model keeps the edits)."""
+        saved = self.state.saved_session_of(case)
+        if saved is None:
+            return None
+        try:
+            session = self.state.store.restore(saved, case)
+        except Exception as exc:
+            from ._common import show_input_error
+
+            self._fail(show_input_error(exc))
+            return None
+        self.show_session(session)
+        self.status.setText(f"restored {saved.n_edited} hand-edited voxels of {case.case_id}; run the "
+                            "segmentation again to tune settings (the edits are kept)")
+        return session
+
+
+    def discard_edits(self) -> None:
+        """Drop every hand edit of the open review: the labels become the AI proposal."""
+        session = self.state.session
+        if session is None:
+            return
+        session.clear_overrides()
+        if self.state.layer is not None:
+            self.state.layer.refresh()
+        self.state.labels_changed.emit()
+        self.state.schedule_save()
+        self.status.setText("hand edits discarded: the labels are the AI proposal")

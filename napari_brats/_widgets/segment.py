@@ -33,7 +33,7 @@ from .._layers import find_case, labels_layer_data, probability_layer_data
 from .._state import CaseSession, ModelInfo, viewer_state
 from .._tracking import EditTracker
 from ._common import show_input_error
-from ._review import ReviewNotice
+from ._review import ReviewNotice, SavedReviewMixin
 from .model_list import ModelList
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def _segment_job(case: Any, model_paths: list[Path], options: Any, stop: threadi
     return prediction, models
 
 
-class SegmentWidget(QWidget):
+class SegmentWidget(SavedReviewMixin, QWidget):
     """Dock running a segmentation model on the loaded case."""
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
@@ -199,41 +199,6 @@ class SegmentWidget(QWidget):
         if case.seg_convention in ("2021", "2023"):
             self.convention_combo.setCurrentText(str(case.seg_convention))
         self.offer_saved_review(case)
-
-    # ------------------------------------------------------------------ saved reviews
-    def offer_saved_review(self, case: Any) -> bool:
-        """When ``case`` has an autosaved review with hand edits, offer to restore it (once)."""
-        session = self.state.session
-        if session is not None and session.case.case_id == case.case_id:
-            return False
-        saved = self.state.saved_session_of(case)
-        if saved is None or saved.n_edited == 0 or self._offered == saved.key:
-            return False
-        self._offered = saved.key
-        self.notice.show_notice(
-            f"A saved review of {case.case_id} exists ({saved.n_edited} hand-edited voxels, "
-            f"last change {saved.meta.get('last_change')}, models "
-            f"{', '.join((saved.meta.get('model') or {}).get('names', [])) or '?'}).",
-            ("Restore it", lambda: self.restore_saved_review(case)),
-            ("Discard it", lambda: self.state.store.discard(saved.key)),
-        )
-        return True
-
-    def restore_saved_review(self, case: Any) -> CaseSession | None:
-        """Open the autosaved review of ``case``: its labels and edits, no probabilities (a new
-        run of the model keeps the edits)."""
-        saved = self.state.saved_session_of(case)
-        if saved is None:
-            return None
-        try:
-            session = self.state.store.restore(saved, case)
-        except Exception as exc:
-            self._fail(show_input_error(exc))
-            return None
-        self.show_session(session)
-        self.status.setText(f"restored {saved.n_edited} hand-edited voxels of {case.case_id}; run the "
-                            "segmentation again to tune settings (the edits are kept)")
-        return session
 
     def _open_case_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "BraTS case folder")
@@ -412,15 +377,3 @@ class SegmentWidget(QWidget):
             self.trackers[id(layer)] = EditTracker(self.state, layer)
         else:
             tracker.resync()
-
-    def discard_edits(self) -> None:
-        """Drop every hand edit of the open review: the labels become the AI proposal."""
-        session = self.state.session
-        if session is None:
-            return
-        session.clear_overrides()
-        if self.state.layer is not None:
-            self.state.layer.refresh()
-        self.state.labels_changed.emit()
-        self.state.schedule_save()
-        self.status.setText("hand edits discarded: the labels are the AI proposal")
