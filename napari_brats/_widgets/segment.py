@@ -45,8 +45,10 @@ class SegmentationFailed(Exception):
     """Inference failed with a RuntimeError (re-raised as this so the worker reports it)."""
 
 
-def _segment_job(case: Any, model_paths: list[Path], options: Any, stop: threading.Event):
-    """Generator run in the worker thread: load checkpoints, then run inference.
+def _segment_job(case: Any, model_paths: list[Path], options: Any, stop: threading.Event,
+                 default_ensemble: bool = False):
+    """Generator run in the worker thread: load checkpoints, then run inference (the bundled
+    default ensemble with its own cross-validated postprocessing, as ``predict`` does).
 
     Yields:
         :class:`bratseg.inference.Progress` items.
@@ -65,6 +67,10 @@ def _segment_job(case: Any, model_paths: list[Path], options: Any, stop: threadi
     for index, path in enumerate(model_paths):
         yield Progress(0, 1, f"loading model {index + 1}/{len(model_paths)}: {Path(path).name}")
         models.append(load_checkpoint(path))
+    if default_ensemble and options.postprocess is None:
+        from bratseg.zoo import default_postprocess
+
+        options.postprocess = default_postprocess(models[0])
     try:
         prediction = yield from run_inference(case, models, options, should_stop=stop.is_set)
     except RuntimeError as exc:
@@ -260,7 +266,8 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         self.status.setText(f"segmenting {case.case_id} with {len(paths)} model(s)…")
         self._stop = threading.Event()
         worker = create_worker(
-            _segment_job, case, paths, options, self._stop, _start_thread=False, _ignore_errors=True
+            _segment_job, case, paths, options, self._stop, self._is_default_ensemble(paths),
+            _start_thread=False, _ignore_errors=True,
         )
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda result: self._on_result(case, paths, options, result))
@@ -270,6 +277,12 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         self.worker = worker
         worker.start()
         return worker
+
+    @staticmethod
+    def _is_default_ensemble(paths: list[Path]) -> bool:
+        from bratseg.zoo import is_default_ensemble
+
+        return is_default_ensemble(paths)
 
     def cancel(self) -> None:
         """Ask the running worker to stop at its next progress step."""

@@ -2,7 +2,9 @@
 
 * Bundled weights ship inside the package in ``src/bratseg/weights/*.pt``. The default is named in
   ``weights/default.txt``: one model name per line, several lines = an ensemble (their
-  probabilities are averaged). Failing that, it is the first bundled file by name.
+  probabilities are averaged). Failing that, it is the first bundled file by name. The default's
+  own postprocessing settings, chosen for the ensemble by cross-validation, are in
+  ``weights/default-postprocess.json`` (they override the first model's).
 * User models live in ``$BRATSEG_HOME/models`` (default ``~/.napari-brats/models``); fine-tuned
   checkpoints go there. A user model with the same name as a bundled one takes precedence.
 
@@ -14,6 +16,7 @@ the zoo stays cheap.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -193,6 +196,38 @@ def default_model_names() -> list[str]:
         if found:
             return found
     return names[:1]
+
+
+def default_postprocess_overrides() -> dict[str, Any]:
+    """Postprocessing settings of the bundled default ensemble (``weights/default-postprocess.json``,
+    key ``postprocess``), applied over the first default model's own; empty when absent."""
+    path = BUNDLED_DIR / "default-postprocess.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        logger.warning("%s is not valid JSON (%s); using the models' own postprocessing", path, exc)
+        return {}
+    return dict(data.get("postprocess") or {})
+
+
+def is_default_ensemble(paths: list[str | Path]) -> bool:
+    """True when ``paths`` are exactly the bundled default model(s), in order."""
+    try:
+        default = [resolve_model(n).resolve() for n in default_model_names()]
+    except Exception:  # a default named but not loadable: nothing is the default
+        return False
+    return bool(default) and [Path(p).resolve() for p in paths] == default
+
+
+def default_postprocess(first: Any) -> Any:
+    """The :class:`bratseg.postprocess.PostprocessConfig` of the default ensemble whose first
+    model is the loaded checkpoint ``first``."""
+    from bratseg.postprocess import PostprocessConfig
+
+    return PostprocessConfig.from_dict({**dict(first.meta.get("postprocess") or {}),
+                                        **default_postprocess_overrides()})
 
 
 def resolve_model(name_or_path: str | Path) -> Path:

@@ -115,7 +115,12 @@ def postprocess_config(args: argparse.Namespace, loaded: list[Any]) -> Any:
     """The first checkpoint's PostprocessConfig with the command-line overrides applied."""
     from bratseg.postprocess import PostprocessConfig
 
-    config = PostprocessConfig.from_dict(dict(loaded[0].meta.get("postprocess") or {}))
+    from bratseg.zoo import default_postprocess, is_default_ensemble
+
+    if is_default_ensemble([m.path for m in loaded]):  # its own cross-validated settings
+        config = default_postprocess(loaded[0])
+    else:
+        config = PostprocessConfig.from_dict(dict(loaded[0].meta.get("postprocess") or {}))
     changes = {field: getattr(args, flag) for flag, field in _PP_FLAGS.items() if getattr(args, flag, None) is not None}
     for flag in ("wt_threshold", "tc_threshold", "et_threshold", "et_case_min_prob", "min_island_fraction"):
         value = getattr(args, flag, None)
