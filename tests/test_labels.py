@@ -233,3 +233,33 @@ def test_2024_map_scored_with_rc_separate() -> None:
     wrong = evaluate_labels(np.zeros_like(ref), cavity_only, pred_convention="2023")
     right = evaluate_labels(np.zeros_like(ref), cavity_only, pred_convention="2023", ref_convention="2024")
     assert wrong["et"]["volume_ref_ml"] > 0 and right["et"]["volume_ref_ml"] == 0
+
+
+@pytest.mark.skipif(not (DATA / "brats2018").is_dir(), reason="shared BraTS data not found")
+def test_evaluate_scores_a_real_2024_map_with_the_cavity_separate(tmp_path):
+    """A real expert label re-coded as a BraTS 2024 post-treatment map (2023 values plus a resection
+    cavity = 4 cut out of its edema): detected as 2024, RC reported as its own region, ET intact."""
+    import json
+    import subprocess
+    import sys
+
+    nib = pytest.importorskip("nibabel")
+    seg_file = DATA / "brats2018" / "Brats18_2013_2_1" / "Brats18_2013_2_1_seg.nii.gz"
+    img = nib.load(seg_file)
+    seg = np.asarray(img.dataobj).astype(np.uint8)
+    post = convert_labels(seg, "2021", "2023")
+    ed = np.argwhere(post == 2)
+    cavity = tuple(ed[: len(ed) // 3].T)  # a third of the edema becomes the cavity
+    post[cavity] = 4
+    ref = tmp_path / "post_seg.nii.gz"
+    nib.save(nib.Nifti1Image(post, img.affine, img.header), ref)
+    pred = tmp_path / "pred.nii.gz"  # a prediction (2023 labels) that finds the tumour, no cavity
+    nib.save(nib.Nifti1Image(convert_labels(seg, "2021", "2023"), img.affine, img.header), pred)
+    proc = subprocess.run([sys.executable, "-m", "bratseg.cli.main", "evaluate", str(pred), str(ref), "--json"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert set(out) == {"wt", "tc", "et", "rc"}
+    assert out["et"]["dice"] == 1.0 and out["tc"]["dice"] == 1.0  # the cavity never counts as ET
+    assert out["rc"]["dice"] == 0.0 and out["rc"]["volume_ref_ml"] == pytest.approx(len(ed) // 3 / 1000)
+    assert out["wt"]["volume_ref_ml"] == pytest.approx(out["wt"]["volume_pred_ml"] - len(ed) // 3 / 1000)
