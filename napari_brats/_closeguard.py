@@ -119,8 +119,9 @@ class CloseGuard(QObject):
 
 def install_close_guard(viewer: Any, state: ViewerState) -> CloseGuard | None:
     """Guard ``viewer``'s main window once (None when it has no Qt window)."""
+    viewer = getattr(viewer, "__wrapped__", viewer)  # docks made by napari get a public-only proxy
     window = getattr(getattr(viewer, "window", None), "_qt_window", None)
-    if window is None:
+    if window is None or not isinstance(window, QWidget):
         return None
     guard = _GUARDS.get(id(window))
     if guard is None or guard._window() is not window:
