@@ -1,3 +1,5 @@
 """napari-brats: the napari plugin (reader, writer, sample data, docks) over the bratseg engine."""
 
-__version__ = "0.1.0"
+from bratseg import __version__
+
+__all__ = ["__version__"]
