@@ -111,10 +111,37 @@ def test_sample_data_explains_when_absent(monkeypatch, tmp_path):
     from bratseg.errors import BratsInputError
     from napari_brats import _sample_data
 
-    monkeypatch.setenv(_sample_data.SAMPLE_ENV, str(tmp_path))
-    monkeypatch.setattr(_sample_data, "_candidate_roots", lambda: [tmp_path])
+    monkeypatch.setenv(_sample_data.SAMPLE_ENV, str(tmp_path))  # names no case folder
     with pytest.raises(BratsInputError, match=_sample_data.SAMPLE_ENV):
         _sample_data.find_sample_case()
+
+
+def test_the_packaged_sample_opens_without_any_checkout_data(monkeypatch, tmp_path):
+    """The case shipped in the package: real, lossless crop of its source, with its attribution."""
+    import nibabel as nib
+
+    from bratseg.cli.main import main
+    from bratseg.sample import PACKAGED_SAMPLE, SAMPLE_CASE_ID
+    from napari_brats._sample_data import SAMPLE_ENV, load_sample_case
+
+    monkeypatch.delenv(SAMPLE_ENV, raising=False)
+    layers = load_sample_case()
+    assert [kw["name"] for _, kw, _ in layers] == ["T1", "T1Gd", "T2", "FLAIR", f"{SAMPLE_CASE_ID} reference seg"]
+    size = sum(f.stat().st_size for f in PACKAGED_SAMPLE.iterdir())
+    assert size <= 12e6 and "CC BY 3.0" in (PACKAGED_SAMPLE / "ATTRIBUTION.md").read_text()
+    source = CASE_2018.parent / SAMPLE_CASE_ID
+    if source.is_dir():  # lossless: the crop holds every voxel of the source, at the same place
+        for f in sorted(source.glob("*.nii.gz")):
+            full, crop = nib.load(f), nib.load(PACKAGED_SAMPLE / f.name)
+            corner = np.round(np.linalg.solve(full.affine, crop.affine @ [0, 0, 0, 1])[:3]).astype(int)
+            box = tuple(slice(c, c + n) for c, n in zip(corner, crop.shape))
+            full_data = np.asarray(full.dataobj)
+            assert np.array_equal(full_data[box], np.asarray(crop.dataobj)), f.name
+            assert np.count_nonzero(full_data) == np.count_nonzero(np.asarray(crop.dataobj)), f.name
+    assert main(["sample", str(tmp_path / "here")]) == 0
+    written = tmp_path / "here" / SAMPLE_CASE_ID
+    assert sorted(p.name for p in written.iterdir()) == sorted(p.name for p in PACKAGED_SAMPLE.iterdir())
+    assert main(["sample", str(tmp_path / "here")]) == 2  # never over an existing case folder
 
 
 def test_viewer_opens_case_through_plugin(make_napari_viewer):

@@ -35,6 +35,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bratseg.cli.train",
     "bratseg.cli.cvsplit",
     "bratseg.cli.sessions",
+    "bratseg.cli.sample",
     "bratseg.cli.view",
 )
 

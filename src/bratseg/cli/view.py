@@ -1,8 +1,8 @@
 """``napari-brats view [CASE_DIR]``: open napari with the plugin's docks and a case loaded.
 
 napari (and Qt) are imported inside :func:`run` only, so the engine stays importable without a GUI.
-Without ``CASE_DIR`` the sample case is opened when one is available (see
-``napari_brats._sample_data``); otherwise the viewer opens empty with the docks ready.
+Without ``CASE_DIR`` the sample case shipped in the package is opened (see
+:mod:`bratseg.sample`); failing that, the viewer opens empty with the docks ready.
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ def _case_path(case_dir: str | None) -> Path | None:
             raise BratsInputError("case folder not found", path)
         return path
     try:
-        from napari_brats._sample_data import find_sample_case
+        from bratseg.sample import sample_case_dir
 
-        return find_sample_case()
+        return sample_case_dir()
     except BratsInputError as exc:
         logger.warning("%s", exc)
         return None
