@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bratseg.cli.info",
     "bratseg.cli.evaluate",
     "bratseg.cli.convert",
+    "bratseg.cli.convert_dataset",
     "bratseg.cli.predict",
     "bratseg.cli.models",
     "bratseg.cli.train",

@@ -172,6 +172,7 @@ def load_case(
     *,
     seg_on_image_grid: bool = False,
     labels: str | None = None,
+    case_id: str | None = None,
 ) -> Case:
     """Load and validate a case folder.
 
@@ -184,6 +185,8 @@ def load_case(
             a warning. Off by default: such a map is refused like any misaligned file.
         labels: Label convention of the seg (see :data:`bratseg.labels.CONVENTIONS`), or
             ``None`` to detect it from the values.
+        case_id: The case's id (default: the folder's name; an nnU-Net dataset's cases share
+            one folder).
 
     Returns:
         :class:`Case` with ``image`` float32 (4, X, Y, Z), ``seg`` uint8 (X, Y, Z) or ``None``.
@@ -221,7 +224,7 @@ def load_case(
         files.pop("seg", None)  # an explicitly mapped seg that was not wanted
     logger.info("loaded case %s %s from %s", folder.name, shape, folder)
     return Case(
-        case_id=folder.name,
+        case_id=case_id or folder.name,
         image=image,
         affine=affine,
         header=ref.header,

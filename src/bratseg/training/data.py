@@ -33,6 +33,7 @@ from torch.utils.data import Dataset, DistributedSampler, Sampler
 from bratseg.atomic import atomic_write
 from bratseg.errors import BratsInputError
 from bratseg.io import MODALITIES, find_case_files, list_case_folders, load_case
+from bratseg.io.nnunet import is_nnunet_dataset, read_nnunet_dataset
 from bratseg.labels import CLASSES, tissue_index_map
 from bratseg.orientation import BRATS_AXCODES, reorientation
 from bratseg.preprocess import PreprocessConfig, preprocess_with_config
@@ -56,12 +57,17 @@ class CaseRef:
         files: Channel -> file, including ``"seg"``.
         seg_on_image_grid: Take the label map on the images' grid when only its origin differs
             (see :func:`bratseg.io.load_case`); set per case, explicitly, never by default.
+        labels: Label convention of the seg when the layout says it (``"nnunet"`` for an nnU-Net
+            dataset), else None (detected from the values).
+        mapped: The files are given explicitly (cases sharing one folder, as in nnU-Net's).
     """
 
     case_id: str
     folder: Path
     files: dict[str, Path] = field(hash=False, compare=False, default_factory=dict)
     seg_on_image_grid: bool = field(default=False, compare=False)
+    labels: str | None = field(default=None, compare=False)
+    mapped: bool = field(default=False, compare=False)
 
 
 @dataclass
@@ -93,6 +99,12 @@ def discover_cases(folders: Sequence[str | Path], seg_on_image_grid: Sequence[st
     """
     by_id: dict[str, CaseRef] = {}
     for root in folders:
+        if is_nnunet_dataset(root):  # nnU-Net v2 raw layout: imagesTr/labelsTr + dataset.json
+            for item in read_nnunet_dataset(root):
+                if "seg" in item.files:
+                    by_id[item.case_id] = CaseRef(item.case_id, Path(root) / "imagesTr", dict(item.files),
+                                                  labels="nnunet", mapped=True)
+            continue
         cases = list_case_folders(root)
         n_labelled = 0
         for folder in cases:
@@ -205,7 +217,8 @@ def preprocess_case(ref: CaseRef, preprocess: PreprocessConfig) -> CachedCase:
     The label map follows the image's crop; when resampling, its one-hot classes are
     interpolated trilinearly and the argmax taken (smoother than nearest neighbour).
     """
-    case = load_case(ref.folder, seg_on_image_grid=ref.seg_on_image_grid)
+    case = load_case(ref.folder, mapping=dict(ref.files) if ref.mapped else None,
+                     seg_on_image_grid=ref.seg_on_image_grid, labels=ref.labels, case_id=ref.case_id)
     if case.seg is None or case.seg_convention is None:
         raise BratsInputError("case has no usable label map", ref.folder)
     reo = reorientation(case.affine, TRAINING_AXCODES)
