@@ -153,6 +153,10 @@ def find_case_files(
                 f"ambiguous {_display(key)} files: {names}; pass an explicit mapping", folder
             )
         files[key] = paths[0]
+    if any(m not in files for m in MODALITIES):  # DICOM series sub-folders, by SeriesDescription
+        from bratseg.io.dicom import find_dicom_channels
+
+        files.update(find_dicom_channels(folder, files))
     missing = [m for m in MODALITIES if m not in files]
     if missing:
         m = missing[0]
@@ -257,7 +261,7 @@ def _explicit_files(folder: Path, mapping: dict[str, str | Path]) -> dict[str, P
         file = Path(value).expanduser()
         if not file.is_absolute():
             file = folder / file
-        if not file.is_file():
+        if not (file.is_file() or file.is_dir()):  # a folder: a DICOM series
             raise BratsInputError(f"mapped {_display(key)} file not found", file)
         files[key] = file
     return files

@@ -57,7 +57,11 @@ def open_nifti(path: str | Path) -> nib.Nifti1Image:
     if not path.exists():
         raise BratsInputError("file not found", path)
     if path.is_dir():
-        raise BratsInputError("is a folder, expected a NIfTI file (.nii or .nii.gz)", path)
+        from bratseg.io.dicom import is_dicom_folder, read_dicom_series
+
+        if is_dicom_folder(path):  # a DICOM series folder: read into an in-memory NIfTI image
+            return read_dicom_series(path)
+        raise BratsInputError("is a folder, expected a NIfTI file (.nii or .nii.gz) or a DICOM series folder", path)
     if path.name.lower().endswith(".gz"):
         with open(path, "rb") as fh:
             magic = fh.read(2)
@@ -237,7 +241,9 @@ def _read_raw(img: nib.Nifti1Image, path: str | Path) -> np.ndarray:
     still inflate to the right number of (wrong) bytes.
     """
     shape = tuple(int(s) for s in img.shape)
-    if str(path).lower().endswith(".gz"):
+    if isinstance(img.dataobj, np.ndarray):  # an in-memory image (e.g. read from a DICOM series)
+        raw = np.asarray(img.dataobj)
+    elif str(path).lower().endswith(".gz"):
         try:
             with gzip.open(path, "rb") as fh:
                 buf = fh.read()

@@ -59,11 +59,14 @@ def sessions_dir() -> Path:
 
 
 def file_digest(path: str | Path) -> str:
-    """sha256 of a file's bytes."""
+    """sha256 of a file's bytes (of a folder's files, by name, for a DICOM series)."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(chunk)
+    path = Path(path)
+    for item in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]:
+        h.update(item.name.encode())
+        with open(item, "rb") as fh:
+            for chunk in iter(lambda: fh.read(_CHUNK), b""):
+                h.update(chunk)
     return h.hexdigest()
 
 

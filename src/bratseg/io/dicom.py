@@ -1,0 +1,127 @@
+"""DICOM series as case channels: one series folder per sequence, read with SimpleITK.
+
+A channel may be a folder holding one DICOM series (``--map t1=DIR``), and a case folder may hold
+four series folders instead of NIfTI files; they are matched to T1, T1Gd, T2 and FLAIR by their
+SeriesDescription (an explicit mapping decides anything ambiguous). SimpleITK's series reader
+sorts the slices by position; the volume becomes an in-memory NIfTI image (RAS affine from the
+DICOM LPS geometry), so every check and output of a NIfTI case applies unchanged.
+
+SimpleITK is an optional dependency (``pip install "napari-brats[dicom]"``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from bratseg.errors import BratsInputError
+
+#: SeriesDescription patterns per channel, most specific first (case-insensitive).
+_DESCRIPTION_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("flair", r"flair|t2[\s_-]*f\b|\bt2f\b"),
+    ("t1ce", r"t1.*(ce|gd|gad|post|contrast|\+c)|\bt1c\b|mprage.*post"),
+    ("t2", r"\bt2\b|t2[\s_-]*w|t2[\s_-]*tse|t2[\s_-]*frfse"),
+    ("t1", r"\bt1\b|t1[\s_-]*w|t1[\s_-]*n\b|mprage|\bt1[\s_-]*(se|tse|pre)"),
+)
+
+
+def _sitk():
+    try:
+        import SimpleITK as sitk
+    except ImportError:
+        raise BratsInputError('reading DICOM needs SimpleITK: pip install "napari-brats[dicom]"') from None
+    return sitk
+
+
+def is_dicom_folder(path: str | Path) -> bool:
+    """True when ``path`` is a folder holding at least one DICOM series (no SimpleITK: False)."""
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    try:
+        sitk = _sitk()
+    except BratsInputError:
+        return False
+    return bool(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path)))
+
+
+def series_description(folder: str | Path) -> str:
+    """SeriesDescription (0008|103e) of the series in ``folder`` ('' when absent)."""
+    sitk = _sitk()
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder))
+    if not files:
+        return ""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(files[0])
+    reader.LoadPrivateTagsOff()
+    reader.ReadImageInformation()
+    return reader.GetMetaData("0008|103e").strip() if reader.HasMetaDataKey("0008|103e") else ""
+
+
+def channel_of_description(description: str) -> str | None:
+    """The channel a SeriesDescription names, or None."""
+    text = description.lower()
+    for channel, pattern in _DESCRIPTION_PATTERNS:
+        if re.search(pattern, text):
+            return channel
+    return None
+
+
+def read_dicom_series(folder: str | Path) -> nib.Nifti1Image:
+    """The one DICOM series in ``folder`` as an in-memory NIfTI image (RAS affine).
+
+    Raises:
+        BratsInputError: No series, several series (ambiguous), not 3D, or unreadable.
+    """
+    sitk = _sitk()
+    folder = Path(folder)
+    ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    if not ids:
+        raise BratsInputError("no DICOM series in the folder", folder)
+    if len(ids) > 1:
+        raise BratsInputError(f"{len(ids)} DICOM series in one folder; give each series its own folder", folder)
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), ids[0])
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise BratsInputError(f"unreadable DICOM series ({str(exc).splitlines()[0]})", folder) from None
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise BratsInputError(f"expected a 3D single-channel series, got dimension {image.GetDimension()}", folder)
+    data = np.ascontiguousarray(sitk.GetArrayFromImage(image).transpose(2, 1, 0))  # (x, y, z)
+    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
+    lps = np.eye(4)
+    lps[:3, :3] = direction * np.asarray(image.GetSpacing(), dtype=np.float64)
+    lps[:3, 3] = image.GetOrigin()
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps  # DICOM LPS+ world -> NIfTI RAS+ world
+    out = nib.Nifti1Image(data, affine)
+    out.header.set_xyzt_units("mm")
+    return out
+
+
+def find_dicom_channels(folder: Path, taken: dict[str, Path]) -> dict[str, Path]:
+    """Series sub-folders of a case folder matched to channels not in ``taken``, by description.
+
+    Raises:
+        BratsInputError: Two series match one channel (pass an explicit mapping).
+    """
+    found: dict[str, list[tuple[Path, str]]] = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not is_dicom_folder(sub):
+            continue
+        description = series_description(sub)
+        channel = channel_of_description(description) or channel_of_description(sub.name)
+        if channel is not None and channel not in taken:
+            found.setdefault(channel, []).append((sub, description))
+    out = {}
+    for channel, hits in found.items():
+        if len(hits) > 1:
+            names = ", ".join(f"{p.name} ({d!r})" for p, d in hits)
+            raise BratsInputError(f"several DICOM series look like {channel}: {names}; pass an explicit "
+                                  f"mapping (--map {channel}=DIR)", folder)
+        out[channel] = hits[0][0]
+    return out
