@@ -68,9 +68,38 @@ class ModelEntry:
         return self.card.get("parameters")
 
 
+#: Folder of earlier versions, still used when it exists (models and sessions stay where they are).
+LEGACY_HOME = Path("~/.napari-brats")
+
+
 def bratseg_home() -> Path:
-    """``$BRATSEG_HOME`` or ``~/.napari-brats``."""
-    return Path(os.environ.get("BRATSEG_HOME") or "~/.napari-brats").expanduser()
+    """The user data folder: ``$BRATSEG_HOME``; else ``~/.napari-brats`` when it exists (earlier
+    versions); else the platform's user data folder (platformdirs: ``~/.local/share/napari-brats``
+    on Linux, ``~/Library/Application Support/napari-brats`` on macOS, ``%LOCALAPPDATA%`` on
+    Windows)."""
+    env = os.environ.get("BRATSEG_HOME")
+    if env:
+        return Path(env).expanduser()
+    legacy = LEGACY_HOME.expanduser()
+    if legacy.is_dir():
+        return legacy
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("napari-brats", appauthor=False))
+
+
+def bratseg_cache() -> Path:
+    """The cache folder: ``$BRATSEG_HOME/cache`` when set, ``~/.napari-brats/cache`` when that
+    exists, else the platform's user cache folder (platformdirs)."""
+    env = os.environ.get("BRATSEG_HOME")
+    if env:
+        return Path(env).expanduser() / "cache"
+    legacy = LEGACY_HOME.expanduser()
+    if legacy.is_dir():
+        return legacy / "cache"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("napari-brats", appauthor=False))
 
 
 def user_models_dir() -> Path:

@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "sessions",
         help="list autosaved review sessions (hand edits kept across crashes), export their labels",
         description="Every edit stroke, settings change and model run in the viewer is saved to a "
-        "review session per case ($BRATSEG_HOME/sessions, default ~/.napari-brats/sessions), keyed "
+        "review session per case ($BRATSEG_HOME/sessions, or $BRATSEG_SESSIONS), keyed "
         "by a hash of the case's image files. Without an action: list them. 'sessions export "
         "CASE_ID -o OUT.nii.gz' writes a session's labels in the case's source geometry.",
     )

@@ -211,11 +211,7 @@ def enable_gradient_checkpointing(model: torch.nn.Module) -> bool:
 
 
 def default_cache_dir() -> Path:
-    """``$BRATSEG_HOME/cache/crops`` (shared by runs and folds)."""
-    try:
-        from bratseg.zoo import bratseg_home
+    """``crops`` in the user cache folder (:func:`bratseg.zoo.bratseg_cache`; shared by runs and folds)."""
+    from bratseg.zoo import bratseg_cache
 
-        home = Path(bratseg_home())
-    except ImportError:
-        home = Path(os.environ.get("BRATSEG_HOME", Path.home() / ".napari-brats"))
-    return home / "cache" / "crops"
+    return bratseg_cache() / "crops"
