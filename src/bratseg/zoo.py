@@ -5,7 +5,7 @@
   probabilities are averaged). Failing that, it is the first bundled file by name. The default's
   own postprocessing settings, chosen for the ensemble by cross-validation, are in
   ``weights/default-postprocess.json`` (they override the first model's).
-* User models live in ``$BRATSEG_HOME/models`` (default ``~/.napari-brats/models``); fine-tuned
+* User models live in ``$BRATSEG_HOME/models`` (see :func:`bratseg_home`); fine-tuned
   checkpoints go there. A user model with the same name as a bundled one takes precedence.
 
 A model's *card* is its checkpoint metadata (architecture, paper, preprocessing, postprocessing,
