@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 import nibabel as nib
@@ -33,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--labels", choices=CONVENTIONS, help="label convention of the seg (default: detect)"
     )
+    parser.add_argument("--align", choices=("none", "resample", "register"), default="none",
+                        help="align series on other grids into the T1Gd grid (see predict --help)")
     parser.set_defaults(func=run)
 
 
@@ -70,7 +73,9 @@ def case_summary(case: Case, labels_override: str | None = None) -> dict[str, An
 
 def run(args: argparse.Namespace) -> int:
     """Print the case summary."""
-    case = load_case(args.case_dir, mapping=parse_mapping(args.map), labels=args.labels)
+    case = load_case(args.case_dir, mapping=parse_mapping(args.map), labels=args.labels, align=args.align)
+    for report in case.alignment:  # the registration-quality line of each aligned series
+        sys.stderr.write(f"{'napari-brats: warning: ' if report.poor else ''}{report.line()}\n")
     summary = case_summary(case, args.labels)
     if args.json:
         print_json(summary)

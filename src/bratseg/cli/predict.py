@@ -56,6 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", default="2021", choices=OUTPUT_CONVENTIONS,
                    help="label convention of the output (2021: ET=4, 2023: ET=3)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--align", choices=("none", "resample", "register"), default="none",
+                   help="series on other grids: resample into the T1Gd grid through the affines, or register "
+                   "rigidly to T1Gd first (SimpleITK); labels are written in the T1Gd's geometry")
     p.add_argument("--map", action="append", metavar="CHANNEL=FILE",
                    help="explicit file for a channel (t1, t1ce, t2, flair) in a single case folder")
     p.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (seed 003: 0.5)")
@@ -226,7 +229,9 @@ def run(args: argparse.Namespace) -> int:
     )
     quiet = bool(args.quiet)
     if single:
-        case = load_case(source, mapping or None, load_seg=False)
+        case = load_case(source, mapping or None, load_seg=False, align=args.align)
+        for report in case.alignment:
+            (warn if report.poor else lambda m: print(m, file=sys.stderr))(report.line())
         bar = None if quiet else tqdm(total=1, desc=case.case_id, file=sys.stderr, leave=False, unit="step")
         try:
             pred = _predict_one(case, models, options, bar, step_bar=True)
@@ -244,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(folders, desc="predict", file=sys.stderr, unit="case", disable=quiet)
     for folder in bar:
         try:
-            case = load_case(folder, load_seg=False)
+            case = load_case(folder, load_seg=False, align=args.align)
             pred = _predict_one(case, models, options, None if quiet else bar, step_bar=False)
             _write_outputs(case, pred, targets[folder], prob_targets[folder] if prob else None, args.overwrite)
         except BratsInputError as exc:

@@ -84,6 +84,7 @@ class Case:
         seg: uint8 label map (X, Y, Z), values as on disk, or ``None``.
         seg_convention: Detected convention of ``seg`` or ``None``.
         folder: The case folder.
+        alignment: What ``align`` did to each series (empty when the series shared one grid).
     """
 
     case_id: str
@@ -95,6 +96,7 @@ class Case:
     seg: np.ndarray | None = None
     seg_convention: Convention | None = None
     folder: Path | None = None
+    alignment: list = field(default_factory=list)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -177,6 +179,7 @@ def load_case(
     seg_on_image_grid: bool = False,
     labels: str | None = None,
     case_id: str | None = None,
+    align: str = "none",
 ) -> Case:
     """Load and validate a case folder.
 
@@ -191,6 +194,8 @@ def load_case(
             ``None`` to detect it from the values.
         case_id: The case's id (default: the folder's name; an nnU-Net dataset's cases share
             one folder).
+        align: ``"none"`` (series must share one grid), ``"resample"`` or ``"register"`` into
+            the T1Gd grid (see :mod:`bratseg.io.align`); the case then has the T1Gd's geometry.
 
     Returns:
         :class:`Case` with ``image`` float32 (4, X, Y, Z), ``seg`` uint8 (X, Y, Z) or ``None``.
@@ -202,13 +207,15 @@ def load_case(
     folder = Path(path)
     files = find_case_files(folder, mapping, seg=load_seg)
     images = {m: open_nifti(files[m]) for m in MODALITIES}
-    ref_key = MODALITIES[0]
+    ref_key = MODALITIES[0] if align == "none" else "t1ce"
     ref = images[ref_key]
     shape = tuple(int(s) for s in ref.shape[:3])
     affine = np.asarray(ref.affine, dtype=np.float64)
     spacing = voxel_spacing(ref.header)
-    for key in MODALITIES[1:]:
-        _check_geometry(images[key], files[key], shape, affine, spacing, files[ref_key])
+    reports = _align_series(images, files, ref_key, align) if align != "none" else []
+    for key in (k for k in MODALITIES if k != ref_key):
+        _check_geometry(images[key], files[key], shape, affine, spacing, files[ref_key],
+                        hint="" if align != "none" else ALIGN_HINT)
     seg_img = None
     if load_seg and "seg" in files:
         seg_img = open_nifti(files["seg"])
@@ -237,6 +244,7 @@ def load_case(
         seg=seg,
         seg_convention=convention,
         folder=folder,
+        alignment=reports,
     )
 
 
@@ -267,6 +275,41 @@ def _explicit_files(folder: Path, mapping: dict[str, str | Path]) -> dict[str, P
     return files
 
 
+#: What a geometry refusal of a series says about the way forward.
+ALIGN_HINT = ("; pass --align resample (series in the scanner's frame) or --align register (rigid "
+              "registration to T1Gd) to align them")
+
+
+def _align_series(images: dict, files: dict, ref_key: str, align: str) -> list:
+    """Replace every series by its alignment into the ``ref_key`` grid (in place); the reports."""
+    from bratseg.io.align import check_align, register_into, resample_into
+
+    check_align(align)
+    ref = images[ref_key]
+    reports = []
+    for key in (k for k in MODALITIES if k != ref_key):
+        img = images[key]
+        if align == "register":
+            images[key], report = register_into(img, ref, MODALITY_NAMES[key])
+        else:
+            same = tuple(img.shape[:3]) == tuple(ref.shape[:3]) and affine_difference(img.affine, ref.affine) <= \
+                AFFINE_TOLERANCE * min(voxel_spacing(ref.header))
+            if same:
+                continue
+            import time
+
+            start = time.perf_counter()
+            images[key] = resample_into(img, ref)
+            from bratseg.io.align import AlignmentReport
+
+            report = AlignmentReport(MODALITY_NAMES[key], "resample", seconds=time.perf_counter() - start)
+        logger.info("%s", report.line())
+        if report.poor:
+            logger.warning("%s: %s", files[key], report.line())
+        reports.append(report)
+    return reports
+
+
 def _check_geometry(
     img: nib.Nifti1Image,
     path: Path,
@@ -274,18 +317,19 @@ def _check_geometry(
     affine: np.ndarray,
     spacing: tuple[float, float, float],
     ref_path: Path,
+    hint: str = "",
 ) -> None:
     this_shape = tuple(int(s) for s in img.shape[:3])
     if this_shape != shape:
         raise BratsInputError(
-            f"shape {this_shape} differs from {shape} of {ref_path.name}", path
+            f"shape {this_shape} differs from {shape} of {ref_path.name}{hint}", path
         )
     diff = affine_difference(img.affine, affine)
     tol = AFFINE_TOLERANCE * min(spacing)
     if diff > tol:
         raise BratsInputError(
             f"affine differs from that of {ref_path.name} by up to {diff:.6g} "
-            f"(tolerance {tol:.3g}); the images are not co-registered",
+            f"(tolerance {tol:.3g}); the images are not co-registered{hint}",
             path,
         )
 
