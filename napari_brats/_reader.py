@@ -64,8 +64,13 @@ def napari_get_reader(path: str | list[str]) -> ReaderFunction | None:
     return None
 
 
-def read_case(path: str | list[str]) -> list[LayerDataTuple]:
+def read_case(path: str | list[str], align: str = "none") -> list[LayerDataTuple]:
     """Load the case folder ``path`` is (or belongs to) and return its layers.
+
+    Args:
+        path: A case folder or one of its files.
+        align: ``"none"``, ``"resample"`` or ``"register"`` (series on other grids; see
+            :mod:`bratseg.io.align`): the layers then show the aligned series.
 
     Raises:
         BratsInputError: Missing modality, mismatched geometry, unreadable file... (one line).
@@ -76,8 +81,10 @@ def read_case(path: str | list[str]) -> list[LayerDataTuple]:
         path = path[0]
     p = Path(path)
     folder = _case_folder_of(p) or (p if p.is_dir() else p.parent)
-    case = load_case(folder)
+    case = load_case(folder, align=align)
     logger.info("loaded case %s from %s, shape %s", case.case_id, folder, case.shape)
+    for report in case.alignment:
+        (logger.warning if report.poor else logger.info)("%s", report.line())
     return case_layer_data(case)
 
 

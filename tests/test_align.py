@@ -99,3 +99,16 @@ def test_motion_between_series_is_recovered_by_registration(brats2018_case_dir: 
     assert reports["T1"].translation_mm < 1.5 and reports["T1"].rotation_deg < 1.0
     dice = _dice(_labels(case), reference)
     assert (dice >= 0.9).all() and dice.mean() > off.mean(), (dice, off)
+
+
+def test_the_viewer_shows_the_aligned_series(brats2018_case_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("napari")
+    from napari_brats._reader import read_case
+
+    case_dir = _copy_with(brats2018_case_dir, tmp_path, _other_grid)
+    with pytest.raises(BratsInputError, match="--align"):
+        read_case(str(case_dir))
+    layers = read_case(str(case_dir), align="resample")
+    shapes = {kw["name"]: data.shape for data, kw, _ in layers}
+    assert shapes["T2"] == shapes["FLAIR"] == shapes["T1Gd"] == (155, 240, 240)
+    assert layers[0][1]["metadata"]["bratseg"]["case"].alignment[0].method == "resample"

@@ -98,6 +98,10 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         self.case_label.setWordWrap(True)
         open_button = QPushButton("Open case folder…")
         open_button.clicked.connect(self._open_case_dialog)
+        self.align_combo = QComboBox()
+        self.align_combo.addItems(["none", "resample", "register"])
+        self.align_combo.setToolTip("Series on other grids: resample them into the T1Gd grid, or register "
+                                    "them rigidly to T1Gd first (when opening a case here)")
 
         self.model_list = ModelList()
         add_button = QPushButton("Add checkpoint…")
@@ -126,6 +130,7 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         self.status.setWordWrap(True)
 
         form = QFormLayout()
+        form.addRow("Align series", self.align_combo)
         form.addRow("Device", self.device_combo)
         form.addRow("", self.device_label)
         form.addRow("Labels", self.convention_combo)
@@ -221,13 +226,18 @@ class SegmentWidget(SavedReviewMixin, QWidget):
             return False
 
         try:
-            layer_data = read_case(str(folder))
+            layer_data = read_case(str(folder), align=self.align_combo.currentText())
         except Exception as exc:
             self.last_error = show_input_error(exc)
             self.status.setText(self.last_error)
             return False
         for data, kwargs, kind in layer_data:
             getattr(self.viewer, f"add_{kind}")(data, **kwargs)
+        case = layer_data[0][1]["metadata"]["bratseg"]["case"]
+        if case.alignment:
+            self.status.setText("; ".join(r.line() for r in case.alignment))
+            if any(r.poor for r in case.alignment):
+                self._fail("poor registration: " + "; ".join(r.line() for r in case.alignment if r.poor))
         return True
 
     # ------------------------------------------------------------------ run

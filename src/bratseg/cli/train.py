@@ -54,6 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split-file", metavar="JSON",
                    help="fixed cross-validation split (napari-brats cv-split); with --fold K, hold out "
                    "fold K and train on every other case of the split")
+    p.add_argument("--align", choices=("none", "resample", "register"), default="none",
+                   help="series on other grids: resample into the T1Gd grid, or register to T1Gd first")
     p.add_argument("--seg-on-image-grid", nargs="+", metavar="CASE",
                    help="take these cases' label maps on their images' grid when only the origin differs "
                    "(same voxel grid; logged as a warning)")
@@ -100,7 +102,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         batch_size=args.batch_size, lr=args.lr, patch=list(args.patch) if args.patch else None,
         target_spacing=args.target_spacing, val_fraction=args.val_fraction, val_cases=args.val_cases,
         fold=args.fold, folds=args.folds, split_file=args.split_file,
-        seg_on_image_grid=args.seg_on_image_grid, seed=args.seed, device=args.device, num_workers=args.num_workers,
+        seg_on_image_grid=args.seg_on_image_grid, align=args.align, seed=args.seed, device=args.device, num_workers=args.num_workers,
         cache_dir=args.cache_dir, resume=args.resume, grad_checkpoint=args.grad_checkpoint, recipe=recipe,
         max_val_cases=args.max_val_cases, stop_after_steps=args.max_steps,
     )

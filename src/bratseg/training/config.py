@@ -39,6 +39,7 @@ class TrainConfig:
             ``fold``, hold out that fold's cases and train on all the split's others.
         seg_on_image_grid: Case ids whose label map is taken on the images' grid when only its
             origin differs from theirs (explicit, with a warning; see :func:`bratseg.io.load_case`).
+        align: Series on other grids: ``"none"`` (refused), ``"resample"`` or ``"register"``.
         seed: Seed of the split, weights, sampling and augmentation.
         device: "auto", "cpu", "cuda", "cuda:N", "mps".
         num_workers: DataLoader workers (default: 0 on a CPU with up to 4 cores, more with a GPU).
@@ -69,6 +70,7 @@ class TrainConfig:
     folds: int = 5
     split_file: str | None = None
     seg_on_image_grid: list[str] | None = None
+    align: str = "none"
     seed: int = 0
     device: str = "auto"
     num_workers: int | None = None

@@ -60,6 +60,7 @@ class CaseRef:
         labels: Label convention of the seg when the layout says it (``"nnunet"`` for an nnU-Net
             dataset), else None (detected from the values).
         mapped: The files are given explicitly (cases sharing one folder, as in nnU-Net's).
+        align: How series on other grids are aligned (:mod:`bratseg.io.align`).
     """
 
     case_id: str
@@ -68,6 +69,7 @@ class CaseRef:
     seg_on_image_grid: bool = field(default=False, compare=False)
     labels: str | None = field(default=None, compare=False)
     mapped: bool = field(default=False, compare=False)
+    align: str = field(default="none", compare=False)
 
 
 @dataclass
@@ -85,13 +87,15 @@ class CachedCase:
     label: np.ndarray
 
 
-def discover_cases(folders: Sequence[str | Path], seg_on_image_grid: Sequence[str] = ()) -> list[CaseRef]:
+def discover_cases(folders: Sequence[str | Path], seg_on_image_grid: Sequence[str] = (),
+                   align: str = "none") -> list[CaseRef]:
     """All labelled cases under ``folders`` (each a case folder or a folder of case folders).
 
     Args:
         folders: Folders of case folders, or case folders.
         seg_on_image_grid: Case ids whose label map is taken on the images' grid when only its
             origin differs (a warning is logged when that happens).
+        align: ``"none"``, ``"resample"`` or ``"register"`` for every case (series on other grids).
 
     Raises:
         BratsInputError: A folder is missing, no labelled case is found at all, or a case of
@@ -125,6 +129,8 @@ def discover_cases(folders: Sequence[str | Path], seg_on_image_grid: Sequence[st
         raise BratsInputError(f"seg-on-image-grid case(s) not found among the labelled cases: {', '.join(unknown)}")
     for case_id in seg_on_image_grid:
         by_id[case_id] = dataclasses.replace(by_id[case_id], seg_on_image_grid=True)
+    if align != "none":
+        by_id = {k: dataclasses.replace(v, align=align) for k, v in by_id.items()}
     return [by_id[k] for k in sorted(by_id)]
 
 
@@ -207,6 +213,8 @@ def cache_key(ref: CaseRef, preprocess: PreprocessConfig) -> str:
     key: dict[str, Any] = {"version": CACHE_VERSION, "files": files, "preprocess": preprocess.to_dict()}
     if ref.seg_on_image_grid:
         key["seg_on_image_grid"] = True
+    if ref.align != "none":
+        key["align"] = ref.align
     blob = json.dumps(key, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -218,7 +226,8 @@ def preprocess_case(ref: CaseRef, preprocess: PreprocessConfig) -> CachedCase:
     interpolated trilinearly and the argmax taken (smoother than nearest neighbour).
     """
     case = load_case(ref.folder, mapping=dict(ref.files) if ref.mapped else None,
-                     seg_on_image_grid=ref.seg_on_image_grid, labels=ref.labels, case_id=ref.case_id)
+                     seg_on_image_grid=ref.seg_on_image_grid, labels=ref.labels, case_id=ref.case_id,
+                     align=ref.align)
     if case.seg is None or case.seg_convention is None:
         raise BratsInputError("case has no usable label map", ref.folder)
     reo = reorientation(case.affine, TRAINING_AXCODES)

@@ -149,7 +149,7 @@ class _Session(RunSnapshots):
             self.patch = round_patch(cfg.patch, divisor) if cfg.patch else default_patch(self.preprocess, divisor)
             self.patch = fit_fixed_input(self.init, self.patch)
         # data
-        refs = {r.case_id: r for r in discover_cases(cfg.data, cfg.seg_on_image_grid or ())}
+        refs = {r.case_id: r for r in discover_cases(cfg.data, cfg.seg_on_image_grid or (), cfg.align)}
         if st is None and cfg.split_file:
             self.split = split_from_file(cfg.split_file, cfg.fold, list(refs))
         elif st is None:
