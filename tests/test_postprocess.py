@@ -161,8 +161,16 @@ def test_argmax_classes_matches_numpy_with_ties_and_negatives(probs):
     ),
     connectivity=st.integers(1, 3),
 )
-def test_mask_components_equals_ndimage_label(mask, connectivity):
-    flat, comp, n = mask_components(mask, connectivity)
+@pytest.mark.parametrize("path", ["cc3d box", "flat indices"])
+def test_mask_components_equals_ndimage_label(mask, connectivity, path):
+    import bratseg.components as components
+
+    previous = components.CC3D_MAX_BOX_PER_VOXEL
+    components.CC3D_MAX_BOX_PER_VOXEL = 10**9 if path == "cc3d box" else 0  # force one path
+    try:
+        flat, comp, n = mask_components(mask, connectivity)
+    finally:
+        components.CC3D_MAX_BOX_PER_VOXEL = previous
     ref, n_ref = ndimage.label(mask, ndimage.generate_binary_structure(3, connectivity))
     assert n == n_ref
     np.testing.assert_array_equal(flat, np.flatnonzero(mask))

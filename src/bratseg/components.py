@@ -1,8 +1,12 @@
 """Connected components of sparse masks, computed on the foreground voxels only.
 
 For a mask with few foreground voxels in a large volume (ET in a brain MRI), labelling the
-whole volume with ``scipy.ndimage.label`` costs far more than the voxels themselves:
-:func:`mask_components` finds the same components from the sorted flat indices.
+whole volume with ``scipy.ndimage.label`` costs far more than the voxels themselves.
+:func:`mask_components` labels a compact mask with cc3d (connected-components-3d) inside its
+bounding box, and scattered voxels from their sorted flat indices (scipy), whichever is cheaper:
+``bench/bench_components.py`` measured cc3d up to 8x faster on compact tumour masks and 2.5x
+slower on scattered specks (where the box is most of the volume). Without cc3d the flat-index
+path does everything.
 """
 
 from __future__ import annotations
@@ -11,6 +15,10 @@ import numpy as np
 from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+
+#: cc3d is used when the bounding box holds at most this many voxels per foreground voxel.
+CC3D_MAX_BOX_PER_VOXEL = 40
 
 
 def mask_components(
@@ -38,6 +46,13 @@ def mask_components(
         return flat, np.zeros(0, dtype=np.int32), 0
     shape = mask.shape
     coords = np.unravel_index(flat, shape)
+    if mask.ndim == 3:
+        lo = [int(c.min()) for c in coords]
+        hi = [int(c.max()) + 1 for c in coords]
+        if int(np.prod([b - a for a, b in zip(lo, hi)])) <= CC3D_MAX_BOX_PER_VOXEL * n_fg:
+            labelled = _cc3d_in_box(mask, coords, lo, hi, connectivity)
+            if labelled is not None:
+                return flat, labelled[0], labelled[1]
     strides = np.array([int(np.prod(shape[a + 1 :])) for a in range(mask.ndim)], dtype=np.int64)
     structure = ndimage.generate_binary_structure(mask.ndim, connectivity)
     center = np.ones(mask.ndim, dtype=int)
@@ -62,6 +77,20 @@ def mask_components(
     graph = coo_matrix((np.ones(r.size, dtype=np.int8), (r, c)), shape=(n_fg, n_fg))
     n, component = connected_components(graph, directed=False)
     return flat, component.astype(np.int32, copy=False), int(n)
+
+
+def _cc3d_in_box(mask: np.ndarray, coords: tuple[np.ndarray, ...], lo: list[int], hi: list[int],
+                 connectivity: int) -> tuple[np.ndarray, int] | None:
+    """Component ids of the foreground voxels ``coords`` from cc3d in the box; None without cc3d."""
+    try:
+        import cc3d
+    except ImportError:
+        return None
+    box = np.ascontiguousarray(mask[tuple(slice(a, b) for a, b in zip(lo, hi))])
+    labels, n = cc3d.connected_components(box, connectivity={1: 6, 2: 18, 3: 26}[int(connectivity)],
+                                          return_N=True)
+    ids = labels[tuple(c - a for c, a in zip(coords, lo))].astype(np.int32) - 1
+    return ids, int(n)
 
 
 def clear_flat(mask: np.ndarray, flat: np.ndarray) -> None:
