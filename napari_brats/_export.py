@@ -135,6 +135,26 @@ def export_case(
     return final
 
 
+def export_case_nnunet(session: Any, dataset_dir: str | Path, *, overwrite: bool = False) -> Path:
+    """Add the reviewed case to an nnU-Net v2 raw dataset (see :mod:`bratseg.io.nnunet`).
+
+    Returns:
+        The label file written (``labelsTr/{case}.nii.gz``).
+
+    Raises:
+        ExportExistsError: The dataset holds the case and ``overwrite`` is False.
+    """
+    from bratseg.io.nnunet import add_case_to_nnunet_dataset
+
+    session.record_edits()
+    provenance = build_provenance(session, "nnunet", {m: "copy" for m in session.case.files if m != "seg"})
+    try:
+        return add_case_to_nnunet_dataset(session.case, session.labels, session.convention, dataset_dir,
+                                          overwrite=overwrite, provenance=provenance)
+    except FileExistsError as exc:
+        raise ExportExistsError(str(exc)) from None
+
+
 def build_provenance(session: Any, convention: str, placed: dict[str, str]) -> dict[str, Any]:
     """Provenance record of an exported case (JSON-able)."""
     from napari_brats import __version__

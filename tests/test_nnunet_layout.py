@@ -92,3 +92,56 @@ def test_refusals(converted, tmp_path: Path) -> None:
     (bad / "dataset.json").write_text(json.dumps({"channel_names": {"0": "CT"}, "file_ending": ".nii.gz"}))
     with pytest.raises(BratsInputError, match="not one of T1"):
         read_nnunet_dataset(bad)
+
+
+def test_reviewed_cases_are_added_to_an_nnunet_dataset_one_by_one(brats2018_dir: Path, tmp_path: Path) -> None:
+    from bratseg.io import load_case
+    from bratseg.io.nnunet import add_case_to_nnunet_dataset
+
+    dest = tmp_path / "Dataset502_Corrected"
+    for i, case_id in enumerate(CASES):
+        case = load_case(brats2018_dir / case_id)
+        edited = case.seg.copy()
+        edited[100:104, 100:104, 70:72] = 1  # a hand correction
+        add_case_to_nnunet_dataset(case, edited, "2021", dest, provenance={"reviewer": "test"})
+        meta = json.loads((dest / "dataset.json").read_text())
+        assert meta["numTraining"] == i + 1 and meta["channel_names"]["1"] == "T1ce"
+        back = np.asarray(nib.load(dest / "labelsTr" / f"{case_id}.nii.gz").dataobj)
+        assert np.array_equal(convert_labels(back, "nnunet", "2021"), edited)
+    assert [c.case_id for c in read_nnunet_dataset(dest)] == sorted(CASES)
+    assert json.loads((dest / "provenance" / f"{CASES[0]}.json").read_text()) == {"reviewer": "test"}
+    with pytest.raises(FileExistsError):
+        add_case_to_nnunet_dataset(load_case(brats2018_dir / CASES[0]), edited, "2021", dest)
+    assert not list(dest.rglob(".*.tmp"))
+
+
+def test_the_export_dock_writes_the_nnunet_layout(make_napari_viewer, brats2018_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("napari")
+    from bratseg.io import load_case
+    from bratseg.labels import regions_to_stack
+    from bratseg.postprocess import PostprocessConfig, postprocess
+    from bratseg.review import ModelInfo, ReviewSession
+    from napari_brats._state import viewer_state
+    from napari_brats._widgets.export import ExportWidget
+
+    class Expert:  # the expert label's regions as probabilities: a known proposal
+        pass
+
+    case = load_case(brats2018_dir / CASES[0])
+    p = Expert()
+    p.region_probs = (regions_to_stack(case.seg, "2021") * np.float16(0.9)).astype(np.float16)
+    p.postprocess, p.convention, p.class_probs = PostprocessConfig(), "2021", None
+    p.labels = postprocess(p.region_probs, p.postprocess, convention="2021")
+    viewer = make_napari_viewer()
+    dock = ExportWidget(viewer)
+    state = viewer_state(viewer)
+    state.autosave_enabled = False
+    session = ReviewSession.from_prediction(case, p, ModelInfo(["expert"], [], []))
+    session.labels[0:3, 0:3, 0:3] = 2
+    state.set_session(session)
+    dock.layout_combo.setCurrentText("nnU-Net dataset")
+    written = dock.export(tmp_path / "Dataset503", overwrite=False)
+    assert written == tmp_path / "Dataset503" / "labelsTr" / f"{CASES[0]}.nii.gz"
+    back = convert_labels(np.asarray(nib.load(written).dataobj), "nnunet", "2021")
+    assert np.array_equal(back, session.labels)
+    assert dock.export(tmp_path / "Dataset503", overwrite=False) is None  # exists: kept as is

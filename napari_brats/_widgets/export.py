@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._export import LINK_MODES, ExportExistsError, export_case
+from .._export import LINK_MODES, ExportExistsError, export_case, export_case_nnunet
 from .._state import viewer_state
 from ._common import show_input_error
 
@@ -55,6 +55,10 @@ class ExportWidget(QWidget):
         folder_row.addWidget(browse)
         self.convention_combo = QComboBox()
         self.convention_combo.addItems(["2021", "2023"])
+        self.layout_combo = QComboBox()
+        self.layout_combo.addItems(["BraTS case folders", "nnU-Net dataset"])
+        self.layout_combo.setToolTip("BraTS: <case>/<case>_{t1,t1ce,t2,flair,seg}; nnU-Net v2 raw: "
+                                     "imagesTr/labelsTr/dataset.json (labels 1 ED, 2 NCR, 3 ET)")
         self.link_combo = QComboBox()
         self.link_combo.addItems(list(LINK_MODES))
         self.link_combo.setToolTip("How the four MRI files go into the dataset")
@@ -65,6 +69,7 @@ class ExportWidget(QWidget):
 
         form = QFormLayout()
         form.addRow("Dataset folder", folder_row)
+        form.addRow("Layout", self.layout_combo)
         form.addRow("Label convention", self.convention_combo)
         form.addRow("Images", self.link_combo)
         layout = QVBoxLayout(self)
@@ -108,9 +113,13 @@ class ExportWidget(QWidget):
             "link": self.link_combo.currentText(),
         }
         dataset = Path(self.folder_edit.text()).expanduser()
+        write = export_case
+        if self.layout_combo.currentText().startswith("nnU-Net"):
+            def write(session, dataset, overwrite, **_):  # the nnU-Net layout: no link or label choice
+                return export_case_nnunet(session, dataset, overwrite=overwrite)
         try:
             try:
-                path = export_case(session, dataset, overwrite=bool(overwrite), **kwargs)
+                path = write(session, dataset, overwrite=bool(overwrite), **kwargs)
             except ExportExistsError:
                 if overwrite is None:
                     answer = QMessageBox.question(
@@ -124,7 +133,7 @@ class ExportWidget(QWidget):
                         f"Not exported: {dataset / session.case.case_id} exists (kept as is)."
                     )
                     return None
-                path = export_case(session, dataset, overwrite=True, **kwargs)
+                path = write(session, dataset, overwrite=True, **kwargs)
         except Exception as exc:
             self.status.setText(f"Export failed: {show_input_error(exc)}")
             return None

@@ -33,13 +33,29 @@ def _sitk():
         import SimpleITK as sitk
     except ImportError:
         raise BratsInputError('reading DICOM needs SimpleITK: pip install "napari-brats[dicom]"') from None
+    sitk.ProcessObject_SetGlobalWarningDisplay(False)  # no ITK chatter on stderr: errors are ours
     return sitk
+
+
+def _looks_like_dicom(folder: Path, probe: int = 8) -> bool:
+    """A few of the folder's files carry the DICOM preamble ("DICM" at byte 128)."""
+    for i, item in enumerate(sorted(p for p in folder.iterdir() if p.is_file())):
+        if i >= probe:
+            break
+        try:
+            with open(item, "rb") as fh:
+                fh.seek(128)
+                if fh.read(4) == b"DICM":
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def is_dicom_folder(path: str | Path) -> bool:
     """True when ``path`` is a folder holding at least one DICOM series (no SimpleITK: False)."""
     path = Path(path)
-    if not path.is_dir():
+    if not path.is_dir() or not _looks_like_dicom(path):
         return False
     try:
         sitk = _sitk()

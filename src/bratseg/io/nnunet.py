@@ -183,3 +183,63 @@ def _copy_as_nii_gz(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
     else:
         nib.save(nib.load(src), dst)
+
+
+def add_case_to_nnunet_dataset(case, labels, convention: str, dest: str | Path, *, overwrite: bool = False,
+                               provenance: dict | None = None) -> Path:
+    """Add (or, with ``overwrite``, replace) one labelled case in an nnU-Net raw dataset.
+
+    The dataset folder and its dataset.json are created when missing; ``numTraining`` follows the
+    label files present. Files are written under temporary names and renamed into place, the
+    label map last, so an interrupted export leaves no half case that nnU-Net would train on.
+
+    Args:
+        case: The :class:`bratseg.io.Case` (its image files are copied).
+        labels: uint8 (X, Y, Z) label map of the case, in ``convention``.
+        convention: Convention of ``labels``.
+        dest: The dataset folder (``imagesTr``, ``labelsTr``, ``dataset.json``).
+        overwrite: Replace the case when the dataset holds it already.
+        provenance: Written as ``provenance/{case}.json`` when given.
+
+    Returns:
+        The label file written.
+
+    Raises:
+        FileExistsError: The case exists and ``overwrite`` is False.
+        BratsInputError: ``dest`` holds a dataset.json of other channels.
+    """
+    from bratseg.atomic import atomic_write
+    from bratseg.io.case import MODALITIES
+    from bratseg.io.export import save_label_map
+
+    dest = Path(dest)
+    label_file = dest / "labelsTr" / f"{case.case_id}{FILE_ENDING}"
+    if label_file.exists() and not overwrite:
+        raise FileExistsError(f"{case.case_id} is already in {dest}")
+    meta_file = dest / "dataset.json"
+    if meta_file.is_file():
+        if (dest / "imagesTr").is_dir() and any((dest / "imagesTr").iterdir()):
+            read_nnunet_dataset(dest)  # refuses a dataset of other channels
+        meta = json.loads(meta_file.read_text())
+    else:
+        meta = {"channel_names": CHANNEL_NAMES, "labels": DATASET_LABELS, "regions_class_order": [1, 2, 3],
+                "file_ending": FILE_ENDING, "name": dest.name,
+                "description": "cases reviewed and exported by napari-brats",
+                "channel_order_note": "0 T1, 1 T1Gd (T1ce), 2 T2, 3 FLAIR; labels 1 ED, 2 NCR, 3 ET"}
+    (dest / "imagesTr").mkdir(parents=True, exist_ok=True)
+    (dest / "labelsTr").mkdir(exist_ok=True)
+    for k, m in enumerate(MODALITIES):
+        target = dest / "imagesTr" / f"{case.case_id}_{k:04d}{FILE_ENDING}"
+        tmp = target.with_name(f".{target.name}.tmp")
+        _copy_as_nii_gz(Path(case.files[m]), tmp)
+        tmp.replace(target)
+    if provenance is not None:
+        (dest / "provenance").mkdir(exist_ok=True)
+        with atomic_write(dest / "provenance" / f"{case.case_id}.json") as fh:
+            fh.write((json.dumps(provenance, indent=1, default=str) + "\n").encode())
+    save_label_map(labels, label_file, affine=case.affine, header=case.header, convention="nnunet",
+                   src_convention=convention, overwrite=True)
+    meta["numTraining"] = len(list((dest / "labelsTr").glob(f"*{FILE_ENDING}")))
+    with atomic_write(meta_file) as fh:
+        fh.write((json.dumps(meta, indent=1) + "\n").encode())
+    return label_file
