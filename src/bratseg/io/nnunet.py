@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,15 +111,9 @@ def write_nnunet_dataset(case_dirs: list[Path], dest: str | Path, *, name: str |
     from bratseg.io.export import save_label_map
 
     dest = Path(dest)
-    if dest.exists():
-        raise BratsInputError("destination exists; refusing to overwrite it", dest)
-    if not dest.parent.is_dir():
-        raise BratsInputError("parent folder does not exist", dest.parent)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "imagesTr").mkdir(parents=True)
-    (tmp / "labelsTr").mkdir()
-    try:
+    with _staged_folder(dest) as tmp:
+        (tmp / "imagesTr").mkdir()
+        (tmp / "labelsTr").mkdir()
         for folder in case_dirs:
             case = load_case(folder)
             if case.seg is None or case.seg_convention is None:
@@ -132,10 +128,6 @@ def write_nnunet_dataset(case_dirs: list[Path], dest: str | Path, *, name: str |
                 "name": name or dest.name, "description": "BraTS cases written by napari-brats convert-dataset",
                 "channel_order_note": "0 T1, 1 T1Gd (T1ce), 2 T2, 3 FLAIR; labels 1 ED, 2 NCR, 3 ET"}
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=1) + "\n")
-        tmp.rename(dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest
 
 
@@ -153,7 +145,30 @@ def write_brats_dataset(cases: list[tuple[str, dict[str, Path], str]], dest: str
     from bratseg.io.export import save_label_map
     from bratseg.io.nifti import load_label_map
 
+    from bratseg.io.case import MODALITIES
+
     dest = Path(dest)
+    with _staged_folder(dest) as tmp:
+        for case_id, files, seg_convention in cases:
+            out = tmp / case_id
+            out.mkdir()
+            for m in MODALITIES:
+                _copy_as_nii_gz(files[m], out / f"{case_id}_{m}{FILE_ENDING}")
+            if "seg" in files:
+                seg = load_label_map(files["seg"])
+                save_label_map(seg.data, out / f"{case_id}_seg{FILE_ENDING}", affine=seg.affine, header=seg.header,
+                               convention=convention, src_convention=seg_convention)
+    return dest
+
+
+@contextmanager
+def _staged_folder(dest: Path) -> Iterator[Path]:
+    """A hidden sibling folder of the new folder ``dest``, renamed to ``dest`` when the block ends
+    cleanly and removed otherwise, so ``dest`` appears complete or not at all.
+
+    Raises:
+        BratsInputError: ``dest`` exists, or its parent folder does not.
+    """
     if dest.exists():
         raise BratsInputError("destination exists; refusing to overwrite it", dest)
     if not dest.parent.is_dir():
@@ -162,20 +177,11 @@ def write_brats_dataset(cases: list[tuple[str, dict[str, Path], str]], dest: str
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        for case_id, files, seg_convention in cases:
-            out = tmp / case_id
-            out.mkdir()
-            for m in ("t1", "t1ce", "t2", "flair"):
-                _copy_as_nii_gz(files[m], out / f"{case_id}_{m}{FILE_ENDING}")
-            if "seg" in files:
-                seg = load_label_map(files["seg"])
-                save_label_map(seg.data, out / f"{case_id}_seg{FILE_ENDING}", affine=seg.affine, header=seg.header,
-                               convention=convention, src_convention=seg_convention)
+        yield tmp
         tmp.rename(dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return dest
 
 
 def _copy_as_nii_gz(src: Path, dst: Path) -> None:
