@@ -216,3 +216,16 @@ def test_protocol_summary_groups_by_fold_stratum_and_counts_invented_et() -> Non
     assert table.count("\n| ") == 6 + 1 and "| ET < 1 mL | 1 |" in table
     empty = protocol_summary([r for r in rows if r["case"] != "low0"], split)
     assert empty["ET < 1 mL"]["n"] == 0 and "| ET < 1 mL | 0 | - |" in format_protocol_table(empty)
+
+
+def test_protocol_summary_reports_cases_seen_by_initial_weights_apart() -> None:
+    from bratseg.protocol import NEVER_SEEN, SEEN_IN_PRETRAINING, protocol_summary
+
+    split = make_split(_infos(2, 4), "demo", n_folds=2, seed=0)
+    cases = sorted(split.cases)
+    rows = [{**_row(c, 0.9 if i < 2 else 0.5, 5.0, 5.0), "seen_in_pretraining": i < 2} for i, c in enumerate(cases)]
+    summary = protocol_summary(rows, split)
+    assert list(summary)[-2:] == [NEVER_SEEN, SEEN_IN_PRETRAINING]
+    assert summary[SEEN_IN_PRETRAINING]["cases"] == cases[:2] and summary[NEVER_SEEN]["n"] == 4
+    assert summary[NEVER_SEEN]["dice"]["wt"] == pytest.approx(0.5)
+    assert NEVER_SEEN not in protocol_summary([{**r, "seen_in_pretraining": False} for r in rows], split)

@@ -159,6 +159,16 @@ def test_finetune_one_case_and_list_in_user_models(
     assert start["preprocess"]["target_spacing"] == 3.0  # the checkpoint's preprocessing
     tuned = load_checkpoint(tmp_path / "ft" / "best.pt")
     assert tuned.meta["provenance"]["init_from"]["sha256"] and tuned.meta["arch"] == "ds-unet"
+    # the cases the initial weights saw travel with the fine-tuned checkpoint, so that a
+    # cross-validation can tell them from truly unseen ones
+    first = load_checkpoint(src / "best.pt").provenance["train_cases"]
+    assert tuned.provenance["pretrained_cases"] == sorted(first)
+    from bratseg.evaluation import pretrained_cases
+
+    assert pretrained_cases(tuned.provenance) == set(first)
+    legacy = {k: v for k, v in tuned.provenance.items() if k != "pretrained_cases"}
+    assert pretrained_cases(legacy) == set(first)  # looked up through init_from
+    assert pretrained_cases({"init_from": {"path": str(tmp_path / "gone.pt"), "sha256": "0" * 64}}) == set()
     home = tmp_path / "home"
     (home / "models").mkdir(parents=True)
     (home / "models" / "my-tuned.pt").write_bytes((tmp_path / "ft" / "best.pt").read_bytes())

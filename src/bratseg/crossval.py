@@ -19,6 +19,7 @@ from bratseg.checkpoint import LoadedModel, load_checkpoint
 from bratseg.errors import BratsInputError
 from bratseg.evaluation import (
     check_held_out,
+    pretrained_cases,
     region_mean_std,
     round_weights_to_half,
     score_cases,
@@ -106,8 +107,10 @@ def cross_validate(
         if postprocess is not None:
             models[0].meta["postprocess"] = dict(postprocess)
         scored = score_cases(models, case_dirs, threads=threads, tta=tta, variants={"": {}, **(variants or {})})
+        pretrained = set().union(*(pretrained_cases(m.provenance) for m in models))
         for name, fold_rows in scored.items():
-            rows.setdefault(name, []).extend({**row, "fold": k} for row in fold_rows)
+            rows.setdefault(name, []).extend(
+                {**row, "fold": k, "seen_in_pretraining": row["case"] in pretrained} for row in fold_rows)
         prov = models[0].provenance
         info.append({
             "split": prov.get("split_note"), "archs": [m.arch for m in models],

@@ -155,6 +155,51 @@ def validation_case_dirs(loaded: LoadedModel, data: list[str] | None = None) -> 
     return [Path(refs[c]) for c in val], folders
 
 
+def pretrained_cases(provenance: dict[str, Any]) -> set[str]:
+    """The cases that a fine-tuned checkpoint's initial weights were trained on, down its init chain.
+
+    Read from ``provenance["pretrained_cases"]`` when the trainer recorded it; otherwise from the
+    checkpoint named by ``provenance["init_from"]`` (its path, or a bundled model with the same
+    sha256). Such cases can still be scored (they were not in the fold's training cases), but the
+    score is not held out: :func:`bratseg.protocol.protocol_summary` reports them apart.
+
+    Args:
+        provenance: A checkpoint's ``meta["provenance"]``.
+
+    Returns:
+        Case IDs (empty for weights trained from scratch).
+    """
+    if provenance.get("pretrained_cases") is not None:
+        return set(provenance["pretrained_cases"])
+    init = provenance.get("init_from") or {}
+    if not init:
+        return set()
+    source = _init_checkpoint(init)
+    if source is None:
+        logger.warning("the initial weights %s (sha256 %s) are not found: the cases they were trained "
+                       "on are unknown", init.get("path"), str(init.get("sha256"))[:12])
+        return set()
+    from bratseg.checkpoint import load_checkpoint
+
+    prov = load_checkpoint(source).provenance
+    return set(prov.get("train_cases") or []) | pretrained_cases(prov)
+
+
+def _init_checkpoint(init: dict[str, Any]) -> Path | None:
+    """The checkpoint file ``init`` (``{"path", "sha256"}``) names, found by path or bundled sha256."""
+    from bratseg.checkpoint import file_sha256
+    from bratseg.zoo import bundled_models
+
+    want = str(init.get("sha256") or "")
+    path = Path(str(init.get("path") or ""))
+    if path.is_file() and (not want or file_sha256(path) == want):
+        return path
+    for entry in bundled_models():
+        if want and file_sha256(entry.path) == want:
+            return Path(entry.path)
+    return None
+
+
 def check_held_out(models: list[LoadedModel], case_ids: list[str]) -> None:
     """Refuse scoring ``case_ids`` with a model that trained on any of them.
 

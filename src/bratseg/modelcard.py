@@ -22,7 +22,13 @@ from typing import Any
 import bratseg
 from bratseg.checkpoint import LoadedModel, file_sha256, load_checkpoint, save_checkpoint
 from bratseg.errors import BratsInputError
-from bratseg.evaluation import evaluate_cases, region_mean_std, round_weights_to_half, validation_case_dirs
+from bratseg.evaluation import (
+    evaluate_cases,
+    pretrained_cases,
+    region_mean_std,
+    round_weights_to_half,
+    validation_case_dirs,
+)
 from bratseg.labels import REGIONS
 
 logger = logging.getLogger(__name__)
@@ -133,7 +139,8 @@ def build_card(
         "parameters": int(sum(p.numel() for p in loaded.model.parameters())),
         "data": {"folders": [Path(d).name for d in data_dirs], "n_cases": len(set(train) | set(val)),
                  "train_cases": train, "val_cases": val,
-                 "datasets": case_datasets(data_dirs, [*train, *val])},
+                 "datasets": case_datasets(data_dirs, [*train, *val]),
+                 "pretrained_cases": sorted(pretrained_cases(prov))},
         "split": prov.get("split_note"), "seed": prov.get("seed"),
         "epochs": prov.get("epochs"), "steps": prov.get("steps"),
         "steps_per_epoch": prov.get("steps_per_epoch"), "patch": prov.get("patch"),

@@ -9,7 +9,9 @@ Groups reported:
 - ``low-et`` / ``enhancing``: the split's strata (reference ET below / above
   :data:`bratseg.training.splits.LOW_ET_ML`);
 - ``ET < 1 mL``: the non-enhancing tumours (reference ET below
-  :data:`bratseg.training.splits.NON_ENHANCING_ET_ML`), listed even when empty.
+  :data:`bratseg.training.splits.NON_ENHANCING_ET_ML`), listed even when empty;
+- for fold models fine-tuned from earlier weights (rows with ``seen_in_pretraining``): the
+  cases those weights never saw (the held-out estimate) and the ones they did, apart.
 
 Each group gives the mean Dice and HD95 per region, and ``et_fp``: the cases whose reference ET
 is empty while the prediction has ET (Dice 0 under the official rule), the failure a
@@ -24,6 +26,12 @@ from typing import Any
 
 from bratseg.labels import REGIONS
 from bratseg.training.splits import NON_ENHANCING_ET_ML, SplitFile
+
+
+#: Group of the cases that no weights of the fold model ever saw (its initial weights included).
+NEVER_SEEN = "never seen (initial weights included)"
+#: Group of the held-out cases that a fine-tuned fold model's initial weights were trained on.
+SEEN_IN_PRETRAINING = "seen by the initial weights"
 
 
 def _group(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -45,12 +53,13 @@ def protocol_summary(rows: Sequence[dict[str, Any]], split: SplitFile) -> dict[s
 
     Args:
         rows: One row per scored case (keys ``case``, ``dice``, ``hd95``, ``volume_ml``,
-            ``ref_volume_ml``), each case of ``split``.
+            ``ref_volume_ml``, optional ``seen_in_pretraining``), each case of ``split``.
         split: The split the cases belong to.
 
     Returns:
         Group name -> ``{"n", "cases", "dice", "hd95", "mean_dice", "et_fp"}`` (means ``None``
-        for an empty group), in the order pooled, folds, strata, ``ET < 1 mL``.
+        for an empty group), in the order pooled, folds, strata, ``ET < 1 mL``, then the never-seen and
+        seen-by-the-initial-weights groups when some rows were seen in pretraining.
 
     Raises:
         KeyError: A row's case is not in the split.
@@ -63,6 +72,9 @@ def protocol_summary(rows: Sequence[dict[str, Any]], split: SplitFile) -> dict[s
     for stratum in ("low-et", "enhancing"):
         groups[stratum] = _group([r for r in rows if split.cases[r["case"]]["stratum"] == stratum])
     groups[f"ET < {NON_ENHANCING_ET_ML:g} mL"] = _group([r for r in rows if _ref_et(r) < NON_ENHANCING_ET_ML])
+    if any(r.get("seen_in_pretraining") for r in rows):
+        groups[NEVER_SEEN] = _group([r for r in rows if not r.get("seen_in_pretraining")])
+        groups[SEEN_IN_PRETRAINING] = _group([r for r in rows if r.get("seen_in_pretraining")])
     return groups
 
 

@@ -36,6 +36,8 @@ class InitialModel:
         preprocess: The checkpoint's preprocess dict (fine-tuning) or ``None``.
         postprocess: PostprocessConfig kwargs to store in the trained checkpoint.
         card: The initial checkpoint's provenance (fine-tuning), else empty.
+        pretrained_cases: Cases the initial weights were trained on, down their init chain
+            (recorded in every checkpoint so that a cross-validation can report them apart).
     """
 
     model: torch.nn.Module
@@ -46,6 +48,7 @@ class InitialModel:
     preprocess: dict[str, Any] | None = None
     postprocess: dict[str, Any] = field(default_factory=dict)
     card: dict[str, Any] = field(default_factory=dict)
+    pretrained_cases: list[str] = field(default_factory=list)
 
 
 def initial_model(name_or_path: str, preset: str = "small") -> InitialModel:
@@ -79,8 +82,11 @@ def initial_model(name_or_path: str, preset: str = "small") -> InitialModel:
             raise BratsInputError(
                 f"{name_or_path!r} is neither an architecture ({', '.join(ARCHITECTURES)}) nor a known model: {exc.reason}"
             ) from None
+    from bratseg.evaluation import pretrained_cases
+
     loaded = load_checkpoint(path)
     model = loaded.model
+    seen = set(loaded.provenance.get("train_cases") or []) | pretrained_cases(loaded.provenance)
     model.train()
     logger.info("fine-tuning %s (%s)", path, loaded.meta["arch"])
     return InitialModel(
@@ -92,6 +98,7 @@ def initial_model(name_or_path: str, preset: str = "small") -> InitialModel:
         preprocess=dict(loaded.meta.get("preprocess") or {}),
         postprocess=dict(loaded.meta.get("postprocess") or loaded.spec.default_postprocess),
         card=dict(loaded.meta.get("provenance") or {}),
+        pretrained_cases=sorted(seen),
     )
 
 

@@ -68,8 +68,8 @@ class RunSnapshots:
             "steps_per_epoch": self.steps_per_epoch, "patch": list(self.patch), "seed": self.config.seed,
             "preset": self.config.preset, "device": self.ctx.device_desc, "world_size": self.ctx.world_size,
             "wall_time_s": round(self.timer.elapsed, 1), "recipe": self.recipe.to_dict(),
-            "init_from": self.init.init_from, "swa": self.swa is not None,
-            "val_dice": region_dice(val),
+            "init_from": self.init.init_from, "pretrained_cases": list(self.init.pretrained_cases),
+            "swa": self.swa is not None, "val_dice": region_dice(val),
             "metrics": {"val_dice": region_dice(val), "val_mean": float(val["mean"])} if val else {},
         }
         save_checkpoint(path, net, arch=self.arch, config=self.init.config, postprocess=self.init.postprocess,
@@ -89,7 +89,7 @@ class RunSnapshots:
             "elapsed_s": float(self.timer.elapsed), "preprocess": self.preprocess.to_dict(),
             "postprocess": dict(self.init.postprocess), "recipe": self.recipe.to_dict(),
             "split": dict(self.split), "patch": list(self.patch), "steps_per_epoch": self.steps_per_epoch,
-            "init_from": self.init.init_from,
+            "init_from": self.init.init_from, "pretrained_cases": list(self.init.pretrained_cases),
         }
 
 
@@ -119,5 +119,12 @@ def model_from_state(st: dict[str, Any]) -> InitialModel:
     model = build_model(st["arch"], cfg)
     model.load_state_dict(st["model"])
     model.train()
+    if "pretrained_cases" in st:
+        seen = list(st["pretrained_cases"])
+    else:  # a state written before the trainer recorded them: look the initial weights up
+        from bratseg.evaluation import pretrained_cases
+
+        seen = sorted(pretrained_cases({"init_from": st.get("init_from")}))
     return InitialModel(model, st["arch"], spec, cfg, init_from=st.get("init_from"),
-                        preprocess=st["preprocess"], postprocess=dict(st.get("postprocess") or {}))
+                        preprocess=st["preprocess"], postprocess=dict(st.get("postprocess") or {}),
+                        pretrained_cases=seen)
