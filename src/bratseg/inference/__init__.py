@@ -10,6 +10,7 @@ from bratseg.inference.engine import (
     predict_case,
     run_inference,
 )
+from bratseg.inference.spread import MemberSpread
 from bratseg.inference.tta import apply_flip, flip_sets
 from bratseg.inference.window import (
     DEFAULT_OVERLAP,
@@ -23,6 +24,7 @@ __all__ = [
     "DEFAULT_WINDOW",
     "ForwardPlan",
     "InferenceOptions",
+    "MemberSpread",
     "Prediction",
     "Progress",
     "apply_flip",

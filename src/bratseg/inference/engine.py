@@ -28,6 +28,7 @@ import torch
 
 from bratseg.errors import BratsInputError, Cancelled
 from bratseg.inference.device import select_device
+from bratseg.inference.spread import MemberSpread, RunningRange, class_tensor_to_regions
 from bratseg.inference.tta import apply_flip, flip_sets
 from bratseg.inference.window import (
     DEFAULT_OVERLAP,
@@ -67,6 +68,8 @@ class InferenceOptions:
         threads: CPU threads for torch (``None`` = CPUs available to the process).
         keep_class_probs: Return class probabilities when every model outputs classes (always
             done for ``postprocess.mode == "argmax"``, which needs them).
+        keep_spread: Also return the members' disagreement (:class:`MemberSpread`: models of an
+            ensemble, else the flips of TTA; nothing for one model without TTA).
     """
 
     device: str = "auto"
@@ -79,6 +82,7 @@ class InferenceOptions:
     convention: Convention = "2021"
     threads: int | None = None
     keep_class_probs: bool = False
+    keep_spread: bool = False
 
 
 @dataclass
@@ -106,6 +110,7 @@ class Prediction:
             (argmax postprocessing or ``keep_class_probs``), else ``None``.
         notes: Fallback messages (e.g. CUDA out of memory -> CPU).
         timings: Seconds per phase (``preprocess``, ``network``, ``invert``, ``postprocess``).
+        spread: Members' disagreement when ``keep_spread`` was asked and there were members.
     """
 
     region_probs: np.ndarray
@@ -118,6 +123,7 @@ class Prediction:
     class_probs: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    spread: MemberSpread | None = None
 
 
 def model_name(loaded: Any) -> str:
@@ -268,6 +274,8 @@ def run_inference(
     all_classes = all(m.spec.output_kind == "classes" for m in models)
     want_classes = all_classes and (options.keep_class_probs or getattr(pp_config, "mode", "") == "argmax")
     region_sum: np.ndarray | None = None
+    model_range = RunningRange() if options.keep_spread and len(models) > 1 else None
+    spread: MemberSpread | None = None
     class_sum: np.ndarray | None = None
     cache: dict[tuple, tuple[np.ndarray, PreprocessInfo]] = {}
     image = np.asarray(case.image)
@@ -297,6 +305,7 @@ def run_inference(
         divisor = size_divisor(loaded)
         loaded.model.eval()
         probs: torch.Tensor | None = None
+        flip_range = RunningRange() if options.keep_spread and len(models) == 1 and len(flips) > 1 else None
         for k, axes in enumerate(flips):
             check()
             flip_txt = f" (flip {k + 1}/{len(flips)})" if len(flips) > 1 else ""
@@ -308,6 +317,8 @@ def run_inference(
                                       divisor=divisor, should_stop=should_stop),
                 axes,
             )
+            if flip_range is not None:
+                flip_range.update(class_tensor_to_regions(out) if kind == "classes" else out)
             probs = out if probs is None else probs.add_(out)
             timings["network"] += time.perf_counter() - t0
             logger.debug("%s%s: %s", tag, flip_txt, plan.last_mode)
@@ -337,6 +348,12 @@ def run_inference(
         if reo is not None:
             regions = reo.invert(regions, leading=1)  # back to the source storage, exactly
         del net
+        if flip_range is not None:
+            flip_spread = invert_probabilities(flip_range.spread()[0].numpy(), info, dtype=np.float16)
+            flip_spread = reo.invert(flip_spread, leading=1) if reo is not None else flip_spread
+            spread = MemberSpread(np.ascontiguousarray(flip_spread), "TTA disagreement", len(flips))
+        if model_range is not None:
+            model_range.update(regions)
         region_sum = regions if region_sum is None else np.add(region_sum, regions, out=region_sum)
         del regions
         timings["invert"] += time.perf_counter() - t0
@@ -351,6 +368,8 @@ def run_inference(
         if class_sum is not None:
             class_sum /= len(models)
     region_probs = _as_float16(region_sum)
+    if model_range is not None:
+        spread = MemberSpread(model_range.spread(), "ensemble disagreement", len(models))
     class_probs = _as_float16(class_sum) if class_sum is not None else None
     del region_sum, class_sum
     labels = postprocess(region_probs, pp_config, convention=convention, class_probs=class_probs)
@@ -373,6 +392,7 @@ def run_inference(
         class_probs=class_probs,
         notes=list(plan.notes),
         timings=timings,
+        spread=spread,
     )
 
 
