@@ -88,16 +88,27 @@ def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture) -> None:
     assert_bad_input(run_here(capsys, "evaluate", "a", "b", "--labels", "2019"), "invalid choice")
 
 
-def test_missing_command_modules_are_skipped_other_import_errors_raise(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_engine_commands_import_strictly_and_plugin_commands_come_from_entry_points(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    import importlib.metadata
+
+    names = [m.__name__ for m in cli_main.command_modules()]
+    assert names[: len(cli_main.COMMAND_MODULES)] == list(cli_main.COMMAND_MODULES)
+    assert "napari_brats._view_command" in names  # the installed plugin's entry point
+    assert not any(n.startswith("bratseg.") and "view" in n for n in names)
+    monkeypatch.setattr(cli_main, "COMMAND_MODULES", ("bratseg.cli.info", "bratseg.cli.nope"))
+    with pytest.raises(ModuleNotFoundError, match="bratseg.cli.nope"):
+        cli_main.command_modules()  # an engine command missing is a broken install, not skipped
     (tmp_path / "brats_cli_broken.py").write_text("import brats_cli_dependency_that_is_absent\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(cli_main, "COMMAND_MODULES", ("bratseg.cli.info", "bratseg.cli.nope"))
-    assert [m.__name__ for m in cli_main.command_modules()] == ["bratseg.cli.info"]
-    monkeypatch.setattr(cli_main, "COMMAND_MODULES", ("brats_cli_broken",))
-    with pytest.raises(ModuleNotFoundError, match="brats_cli_dependency_that_is_absent"):
-        cli_main.command_modules()
+    broken = importlib.metadata.EntryPoint(name="broken", value="brats_cli_broken",
+                                           group=cli_main.COMMAND_ENTRY_POINTS)
+    monkeypatch.setattr(cli_main, "COMMAND_MODULES", ("bratseg.cli.info",))
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [broken])
+    with caplog.at_level("WARNING"):
+        assert [m.__name__ for m in cli_main.command_modules()] == ["bratseg.cli.info"]
+    assert "brats_cli_dependency_that_is_absent" in caplog.text and "'broken'" in caplog.text
 
 
 def test_unexpected_errors_exit_1_without_traceback_unless_verbose(

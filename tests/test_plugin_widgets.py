@@ -342,7 +342,7 @@ def test_training_panel_shows_trainer_errors(make_napari_viewer, qtbot, tmp_path
 
 def test_view_command_opens_docks_and_case(qtbot, capsys):
     from bratseg.cli.main import main
-    from bratseg.cli.view import DOCKS, open_viewer
+    from napari_brats._view_command import DOCKS, open_viewer
 
     assert main(["view", str(DATA / "no_such_case")]) == 2
     assert "no_such_case" in capsys.readouterr().err

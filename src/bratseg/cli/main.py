@@ -2,7 +2,8 @@
 
 Each command lives in its own module listed in :data:`COMMAND_MODULES`; a module defines
 ``register(subparsers) -> None`` (adds its parser, sets ``func=run``) and ``run(args) -> int``.
-A listed module that does not exist (yet) is skipped; any other import error is raised.
+Other installed packages add commands through the :data:`COMMAND_ENTRY_POINTS` entry-point
+group (the plugin's ``view``).
 
 Exit codes: 0 success, 1 unexpected error, 2 bad input (one line on stderr naming the file and
 the problem; no traceback), 130 interrupted or cancelled.
@@ -29,6 +30,7 @@ PROG = "napari-brats"
 COMMAND_MODULES: tuple[str, ...] = (
     "bratseg.cli.info",
     "bratseg.cli.evaluate",
+    "bratseg.cli.report",
     "bratseg.cli.convert",
     "bratseg.cli.convert_dataset",
     "bratseg.cli.predict",
@@ -37,8 +39,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bratseg.cli.cvsplit",
     "bratseg.cli.sessions",
     "bratseg.cli.sample",
-    "bratseg.cli.view",
 )
+
+#: Entry-point group of commands that other packages add (the plugin adds ``view``: the engine
+#: itself never imports napari or Qt).
+COMMAND_ENTRY_POINTS = "bratseg.commands"
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -54,15 +59,19 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
 
 def command_modules() -> list:
-    """Import the available command modules (skipping those not written yet)."""
-    modules = []
-    for name in COMMAND_MODULES:
+    """The engine's command modules, then those that installed packages register as entry points.
+
+    A registered module that cannot be imported (a broken install) is logged and left out, so
+    the engine's own commands keep working.
+    """
+    from importlib.metadata import entry_points
+
+    modules = [importlib.import_module(name) for name in COMMAND_MODULES]
+    for point in sorted(entry_points(group=COMMAND_ENTRY_POINTS), key=lambda p: p.name):
         try:
-            modules.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            logger.debug("command module %s not available", name)
+            modules.append(importlib.import_module(point.value))
+        except ImportError as exc:
+            logger.warning("command %r (%s) is not available: %s", point.name, point.value, exc)
     return modules
 
 

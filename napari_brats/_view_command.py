@@ -1,6 +1,8 @@
 """``napari-brats view [CASE_DIR]``: open napari with the plugin's docks and a case loaded.
 
-napari (and Qt) are imported inside :func:`run` only, so the engine stays importable without a GUI.
+The plugin registers this module under the ``bratseg.commands`` entry point, so the engine's
+command line offers it without importing napari itself; napari (and Qt) are imported inside
+:func:`run` only, so ``napari-brats --help`` works without a GUI.
 Without ``CASE_DIR`` the sample case shipped in the package is opened (see
 :mod:`bratseg.sample`); failing that, the viewer opens empty with the docks ready.
 """
