@@ -9,7 +9,7 @@ from bratseg.io.case import (
     load_case,
     match_modality,
 )
-from bratseg.io.dataset import is_case_folder, list_case_folders
+from bratseg.io.dataset import is_case_folder, list_case_folders, scan_case_folders
 from bratseg.io.export import save_label_map, write_nifti_atomic
 from bratseg.io.nifti import LabelMap, load_label_map, open_nifti, voxel_spacing
 
@@ -27,6 +27,7 @@ __all__ = [
     "match_modality",
     "open_nifti",
     "save_label_map",
+    "scan_case_folders",
     "voxel_spacing",
     "write_nifti_atomic",
 ]

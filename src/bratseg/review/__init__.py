@@ -4,9 +4,16 @@
   labels and hand edits (overrides) that survive new settings and new model runs.
 - :class:`SessionStore` (:mod:`bratseg.review.store`): atomic autosave per case, keyed by a
   hash of the case's image files, for recovery after a crash or a closed viewer.
+- Sign-off (:mod:`bratseg.review.signoff`): approve / reopen with reviewer, time, models and
+  settings; an approved review is read-only.
+- :class:`Worklist` (:mod:`bratseg.review.worklist`): a folder of cases with their review status,
+  batch segmentation (:func:`segment_all`) and the export of approved cases
+  (:func:`export_approved`).
 """
 
 from bratseg.review.session import ModelInfo, ReviewSession
+from bratseg.review.signoff import STATUSES, ReviewLockedError, SignOff, default_reviewer
 from bratseg.review.store import SavedSession, SessionStore, case_key, sessions_dir
 
-__all__ = ["ModelInfo", "ReviewSession", "SavedSession", "SessionStore", "case_key", "sessions_dir"]
+__all__ = ["STATUSES", "ModelInfo", "ReviewLockedError", "ReviewSession", "SavedSession", "SessionStore", "SignOff",
+           "case_key", "default_reviewer", "sessions_dir"]

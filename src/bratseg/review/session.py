@@ -10,6 +10,10 @@ Invariant (kept by every method): outside :attr:`ReviewSession.overrides` the wo
 the proposal. So the working map is fully described by the proposal plus the override voxels'
 values, which is what :mod:`bratseg.review.store` saves.
 
+An approved session (:mod:`bratseg.review.signoff`) is read-only: every method that would change
+its labels or proposal raises :class:`~bratseg.review.signoff.ReviewLockedError` until
+:meth:`ReviewSession.reopen`.
+
 All arrays are in engine order (X, Y, Z), in the case's source storage.
 """
 
@@ -23,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bratseg.labels import LABEL_VALUES
+from bratseg.review.signoff import APPROVE, REOPEN, ReviewLockedError, SignOff, is_approved, sign
 
 if TYPE_CHECKING:
     from bratseg.inference import Prediction
@@ -51,6 +56,27 @@ class ModelInfo:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
+    @classmethod
+    def from_run(cls, models: list[Any], paths: list[Any], prediction: Prediction, tta: int = 0) -> ModelInfo:
+        """What a model run used: checkpoint stems, paths and sha256 of the loaded ``models``.
+
+        Args:
+            models: The :class:`bratseg.checkpoint.LoadedModel` objects (same order as ``paths``).
+            paths: Their checkpoint files.
+            prediction: The run's result (device, wall time).
+            tta: Test-time augmentation flips used.
+        """
+        from pathlib import Path
+
+        return cls(
+            names=[Path(getattr(m, "path", p)).stem for m, p in zip(models, paths, strict=False)],
+            paths=[str(p) for p in paths],
+            sha256=[str(getattr(m, "sha256", "")) for m in models],
+            device=str(prediction.device),
+            seconds=float(prediction.seconds),
+            tta=int(tta),
+        )
+
 
 @dataclass
 class ReviewSession:
@@ -72,6 +98,8 @@ class ReviewSession:
             ``argmax`` mode), else None.
         created: When the session was made (epoch seconds).
         last_update_ms: Duration of the last proposal update.
+        signoffs: Sign-off history (:class:`~bratseg.review.signoff.SignOff`), oldest first; the
+            session is read-only while the last one is an approval.
     """
 
     case: Case
@@ -86,6 +114,7 @@ class ReviewSession:
     class_probs: np.ndarray | None = None
     created: float = field(default_factory=time.time)
     last_update_ms: float = 0.0
+    signoffs: list[SignOff] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.initial_config is None:
@@ -119,6 +148,8 @@ class ReviewSession:
         Returns:
             Number of override voxels after the update.
         """
+        if self.approved and (indices is not None or np.any((self.labels != self.proposal) & ~self.overrides)):
+            self._refuse("editing its labels")
         if indices is not None:
             self.overrides[indices] = True
         np.logical_or(self.overrides, self.labels != self.proposal, out=self.overrides)
@@ -131,6 +162,7 @@ class ReviewSession:
         Returns:
             Number of override voxels after the update.
         """
+        self._check_open("undoing edits")
         self.overrides[indices] = self.labels[indices] != self.proposal[indices]
         return int(self.overrides.sum())
 
@@ -147,6 +179,7 @@ class ReviewSession:
         """
         from bratseg.postprocess import postprocess
 
+        self._check_open("changing its postprocessing")
         if self.region_probs is None:
             raise ValueError("this review session has no probabilities: segment the case again")
         start = time.perf_counter()
@@ -159,6 +192,7 @@ class ReviewSession:
 
     def set_proposal(self, proposal: np.ndarray) -> None:
         """Make ``proposal`` the AI proposal; the working map follows it outside the overrides."""
+        self._check_open("changing its AI proposal")
         self.proposal = np.ascontiguousarray(proposal, dtype=np.uint8)
         np.copyto(self.labels, self.proposal, where=~self.overrides)
 
@@ -178,7 +212,9 @@ class ReviewSession:
 
         Raises:
             ValueError: The prediction's grid differs from the session's.
+            ReviewLockedError: The session is approved.
         """
+        self._check_open("replacing its AI proposal")
         if prediction.labels.shape != self.labels.shape:
             raise ValueError(f"prediction grid {prediction.labels.shape} differs from {self.labels.shape}")
         self.record_edits()
@@ -198,6 +234,7 @@ class ReviewSession:
 
     def clear_overrides(self) -> None:
         """Discard all manual corrections: the working map becomes the AI proposal again."""
+        self._check_open("discarding its edits")
         self.overrides[:] = False
         np.copyto(self.labels, self.proposal)
 
@@ -220,3 +257,52 @@ class ReviewSession:
     def n_edited(self) -> int:
         """Voxels whose working label differs from the proposal."""
         return int(np.count_nonzero(self.labels != self.proposal))
+
+    # ------------------------------------------------------------------ sign-off
+    @property
+    def approved(self) -> bool:
+        """Whether the review is signed off (read-only until :meth:`reopen`)."""
+        return is_approved(self.signoffs)
+
+    @property
+    def approval(self) -> SignOff | None:
+        """The sign-off in force, or None when the review is open."""
+        return self.signoffs[-1] if self.approved else None
+
+    def approve(self, reviewer: str | None = None, note: str = "") -> SignOff:
+        """Sign the review off: records reviewer, time, models, settings and edit counts.
+
+        Args:
+            reviewer: Who approves (default: the OS user).
+            note: Free text kept with the approval.
+
+        Returns:
+            The new :class:`~bratseg.review.signoff.SignOff`.
+
+        Raises:
+            ReviewLockedError: Already approved.
+        """
+        self._check_open("approving it again")
+        self.record_edits()
+        entry = sign(self, APPROVE, reviewer, note)
+        self.signoffs.append(entry)
+        return entry
+
+    def reopen(self, reviewer: str | None = None, note: str = "") -> SignOff:
+        """Lift the approval (recorded in the history): the review can be edited again.
+
+        Raises:
+            ReviewLockedError: The review is not approved.
+        """
+        if not self.approved:
+            raise ReviewLockedError(f"case {self.case.case_id} is not approved: nothing to reopen")
+        entry = sign(self, REOPEN, reviewer, note)
+        self.signoffs.append(entry)
+        return entry
+
+    def _check_open(self, action: str) -> None:
+        if self.approved:
+            self._refuse(action)
+
+    def _refuse(self, action: str) -> None:
+        raise ReviewLockedError(f"case {self.case.case_id} is {self.signoffs[-1].line()}: reopen it before {action}")

@@ -8,8 +8,11 @@ four image files (their bytes, not their path: a moved or renamed folder is the 
 - ``edits-<n>.npz``: the hand-edited voxels (flat indices, their labels) - small, so saving
   after every brush stroke is cheap;
 - ``session.json``: what the rest means (case id, folder, files, geometry, convention, model
-  names and sha256, postprocessing settings, edited-voxel counts, last change, exported or not)
-  and which proposal and edits files are current.
+  names and sha256, postprocessing settings, edited-voxel counts, tumour volumes, review status,
+  sign-off history, last change, exported or not) and which proposal and edits files are current.
+  Optional keys (absent in older saves, read with defaults): ``signoffs`` (the sign-off
+  history, :mod:`bratseg.review.signoff`), ``status``, ``volumes_ml`` and ``assessment`` (the
+  automatic needs-review assessment of the model run, kept while the proposal is unchanged).
 
 Every file is written atomically (:func:`bratseg.atomic.atomic_write`) and ``session.json`` last:
 it is the commit point. A crash at any moment leaves the previous complete session (older files
@@ -38,6 +41,7 @@ import numpy as np
 from bratseg.atomic import atomic_write
 from bratseg.errors import BratsInputError
 from bratseg.review.session import ModelInfo, ReviewSession
+from bratseg.review.signoff import SignOff, status_of
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +49,8 @@ logger = logging.getLogger(__name__)
 STORE_VERSION = 1
 #: Fields of a previous save carried over while the labels stay as exported.
 _KEPT_WHEN_EXPORTED = ("exported_to", "exported_at")
+#: Fields of a previous save carried over while the AI proposal stays the same.
+_KEPT_WITH_PROPOSAL = ("assessment",)
 _CHUNK = 1 << 20
 
 
@@ -102,13 +108,25 @@ class SavedSession:
         """Hand-edited voxels."""
         return int(self.meta.get("n_edited", 0))
 
+    @property
+    def status(self) -> str:
+        """Review status: ``segmented``, ``edited`` or ``approved`` (see :mod:`bratseg.review.signoff`)."""
+        return status_of(self.meta)
+
+    @property
+    def signoffs(self) -> list[SignOff]:
+        """The sign-off history, oldest first (empty for older saves)."""
+        return [SignOff.from_dict(d) for d in self.meta.get("signoffs") or []]
+
     def summary(self) -> dict[str, Any]:
         """The row ``napari-brats sessions`` prints."""
         m = self.meta
         return {"key": self.key, "case_id": m.get("case_id"), "case_folder": m.get("case_folder"),
                 "last_change": m.get("last_change"), "n_edited": m.get("n_edited", 0),
                 "edited_voxels": m.get("edited_voxels"), "exported": bool(m.get("exported")),
-                "models": (m.get("model") or {}).get("names", []), "status": m.get("status", "edited")}
+                "models": (m.get("model") or {}).get("names", []), "status": self.status,
+                "approved_by": (self.signoffs[-1].reviewer if self.status == "approved" else None),
+                "volumes_ml": m.get("volumes_ml"), "assessment": m.get("assessment")}
 
 
 class SessionStore:
@@ -154,6 +172,8 @@ class SessionStore:
         if exported is None:
             exported = bool(old and old.get("exported")) and same
         kept = {k: old[k] for k in _KEPT_WHEN_EXPORTED if old and k in old} if exported else {}
+        if old is not None and old.get("proposal_file") == proposal_name:
+            kept.update({k: old[k] for k in _KEPT_WITH_PROPOSAL if k in old})
         meta = {
             "version": STORE_VERSION, "key": key, "generation": generation,
             "case_id": session.case.case_id, "case_folder": str(session.case.folder),
@@ -165,8 +185,10 @@ class SessionStore:
             "proposal_file": proposal_name, "edits_file": edits_name, "edits_digest": edits_digest,
             "n_edited": n_edited, "n_overrides": int(flat.size), "edited_voxels": session.edited_voxels(),
             "exported": bool(exported), "last_change": _now(), "last_change_epoch": time.time(),
+            "volumes_ml": _volumes(session), "signoffs": [e.to_dict() for e in session.signoffs],
             **kept, **(extra or {}),
         }
+        meta["status"] = status_of(meta)
         with atomic_write(folder / "session.json") as fh:
             fh.write((json.dumps(meta, indent=1) + "\n").encode())
         for stale in folder.iterdir():  # only after the commit point
@@ -262,6 +284,7 @@ class SessionStore:
             initial_config=PostprocessConfig.from_dict(meta.get("initial_config") or meta["config"]),
             proposal=proposal, labels=labels, overrides=overrides,
             model=ModelInfo.from_dict(meta.get("model") or {"names": [], "paths": [], "sha256": []}),
+            signoffs=SavedSession(saved.key, saved.folder, meta).signoffs,
         )
 
     def geometry(self, saved: SavedSession) -> tuple[np.ndarray, nib.Nifti1Header | None]:
@@ -295,6 +318,17 @@ def _digest(flat: np.ndarray, values: np.ndarray) -> str:
     h = hashlib.sha1(np.ascontiguousarray(flat).tobytes())
     h.update(np.ascontiguousarray(values).tobytes())
     return h.hexdigest()[:16]
+
+
+def _volumes(session: ReviewSession) -> dict[str, float] | None:
+    """Tumour volumes (mL) of the working labels, None when the case has no voxel size."""
+    from bratseg.metrics import tumour_volumes_ml
+
+    spacing = getattr(session.case, "spacing", None)
+    if spacing is None:
+        return None
+    volumes = tumour_volumes_ml(session.labels, session.convention, spacing)
+    return {k: round(float(v), 4) for k, v in volumes.items()}
 
 
 def _now() -> str:
