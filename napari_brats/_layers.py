@@ -89,6 +89,16 @@ def display_index_to_storage(index: tuple[int, int, int], shape: tuple[int, int,
     return tuple(int(v[0]) for v in np.nonzero(probe))  # type: ignore[return-value]
 
 
+def storage_index_to_display(index: tuple[int, int, int], shape: tuple[int, int, int],
+                             affine: np.ndarray | None = None) -> tuple[int, int, int]:
+    """Layer-order voxel index of a storage voxel (X, Y, Z) of a volume of ``shape`` (X, Y, Z);
+    inverse of :func:`display_index_to_storage`."""
+    perm, flips = _to_lps(affine)
+    flipped = [shape[a] - 1 - int(index[a]) if flips[a] else int(index[a]) for a in range(3)]
+    lps = [flipped[p] for p in perm]
+    return tuple(lps[a] for a in DISPLAY_AXES)  # type: ignore[return-value]
+
+
 def contrast_limits(volume: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
     """Display range from percentiles of the brain voxels of one MRI volume.
 
