@@ -5,6 +5,7 @@ proposal, working labels, hand edits that survive settings and new model runs). 
 keeps, per viewer, which session is open, which labels layer shows it, and the debounced autosave
 (:class:`bratseg.review.SessionStore`) that the docks trigger after every stroke, slider move and
 model run. The layer holds a view of :attr:`ReviewSession.labels`, so paint strokes land in it.
+An approved session (:mod:`bratseg.review.signoff`) makes its layer read-only until reopened.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class ViewerState:
     models_changed = Signal()
     #: Emitted with the saved session's description after each autosave.
     autosaved = Signal(object)
+    #: Emitted with the session after it was approved or reopened.
+    signoff_changed = Signal(object)
 
     def __init__(self) -> None:
         self.session: ReviewSession | None = None
@@ -50,6 +53,8 @@ class ViewerState:
         self.last_save_ms = 0.0
         self.settled_edits: int | None = None
         self._timer: Any = None
+        #: Edit trackers of the labels layers shown, by ``id(layer)`` (one per layer).
+        self.trackers: dict[int, Any] = {}
 
     def set_session(self, session: ReviewSession | None, layer: Any = None) -> None:
         """Replace the current session (and the layer showing it) and notify the docks."""
@@ -63,8 +68,46 @@ class ViewerState:
                 self.key = case_key(session.case.files)
             except OSError as exc:  # files gone: the session still works, it is not saved
                 logger.warning("cannot identify case %s for autosave: %s", session.case.case_id, exc)
+        self.apply_lock()
         self.session_changed.emit(session)
         self.schedule_save()
+
+    # ------------------------------------------------------------------ sign-off
+    @property
+    def approved(self) -> bool:
+        """Whether the open review is approved (read-only)."""
+        return self.session is not None and self.session.approved
+
+    def apply_lock(self) -> None:
+        """The labels layer is editable exactly while the review is not approved."""
+        if self.layer is not None and self.session is not None:
+            self.layer.editable = not self.session.approved
+
+    def approve(self, reviewer: str | None = None) -> Any:
+        """Approve the open review (:meth:`ReviewSession.approve`), save it, lock its layer.
+
+        Returns:
+            The :class:`bratseg.review.SignOff`.
+
+        Raises:
+            bratseg.review.ReviewLockedError: No review open, or it is approved already.
+        """
+        return self._sign("approve", reviewer)
+
+    def reopen(self, reviewer: str | None = None) -> Any:
+        """Reopen the approved review (recorded), save it, make its layer editable again."""
+        return self._sign("reopen", reviewer)
+
+    def _sign(self, action: str, reviewer: str | None) -> Any:
+        from bratseg.review import ReviewLockedError
+
+        if self.session is None:
+            raise ReviewLockedError("no review is open: segment or open a case first")
+        entry = getattr(self.session, action)(reviewer)
+        self.save_now()
+        self.apply_lock()
+        self.signoff_changed.emit(self.session)
+        return entry
 
     # ------------------------------------------------------------------ autosave
     def schedule_save(self) -> None:

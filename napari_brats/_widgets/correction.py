@@ -87,6 +87,7 @@ class CorrectionWidget(QWidget):
         layout.addStretch()
 
         self.state.session_changed.connect(self._on_session)
+        self.state.signoff_changed.connect(self._on_session)
         self.state.labels_changed.connect(self.refresh)
         self._on_session(self.state.session)
 
@@ -145,7 +146,11 @@ class CorrectionWidget(QWidget):
         return True
 
     def _on_session(self, session: Any) -> None:
-        self.setEnabled(session is not None)
+        self.setEnabled(session is not None and not session.approved)
+        if session is not None and session.approved:  # signed off: read-only until reopened
+            self.edits_label.setText(f"{session.case.case_id} is {session.approval.line()}: read-only. "
+                                     "Reopen it in the Worklist to edit.")
+            return
         if session is not None and self.state.layer is not None:
             self.state.layer.preserve_labels = self.lock.isChecked()
             self._apply_brush()

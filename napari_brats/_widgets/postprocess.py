@@ -133,6 +133,7 @@ class PostprocessWidget(QWidget):
         self.set_config(defaults)
         self._connect_controls()
         self.state.session_changed.connect(self._on_session)
+        self.state.signoff_changed.connect(self._on_session)
         self.state.labels_changed.connect(self.refresh_volumes)
         self._on_session(self.state.session)
 
@@ -205,7 +206,7 @@ class PostprocessWidget(QWidget):
         """Recompute the labels now; returns the update time in ms (None without a session)."""
         self._timer.stop()
         session = self.state.session
-        if session is None:
+        if session is None or session.approved:  # approved: read-only until reopened
             return None
         if session.region_probs is None:  # a review restored from its autosave
             self.timing_label.setText("restored review: run segmentation again to tune settings "
@@ -239,11 +240,15 @@ class PostprocessWidget(QWidget):
         self.apply_now()
 
     def _on_session(self, session: Any) -> None:
-        enabled = session is not None
+        enabled = session is not None and not session.approved
         for child in self.findChildren(QGroupBox):
             child.setEnabled(enabled)
         if session is None:
             self.timing_label.setText("Segment a case to enable the controls.")
+        elif session.approved:  # signed off: the settings are frozen until reopened
+            self.set_config(session.config)
+            self.timing_label.setText(f"{session.case.case_id} is {session.approval.line()}: read-only "
+                                      "(reopen it in the Worklist to change settings).")
         else:
             argmax_ok = session.class_probs is not None
             index = self.mode_combo.findText("argmax")

@@ -15,7 +15,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -29,9 +28,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._layers import find_case, labels_layer_data, probability_layer_data
+from .._layers import find_case
 from .._state import CaseSession, ModelInfo, viewer_state
-from .._tracking import EditTracker
 from ._common import show_input_error
 from ._review import ReviewNotice, SavedReviewMixin
 from .model_list import ModelList
@@ -89,7 +87,7 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         self.state = viewer_state(napari_viewer)
         self.worker: Any = None
         self._stop = threading.Event()
-        self.trackers: dict[int, EditTracker] = {}
+        self.trackers = self.state.trackers  # one edit tracker per labels layer, shared by the docks
         self.last_error: str | None = None
         self.notice = ReviewNotice()
         self._offered: str | None = None
@@ -159,6 +157,7 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         self.refresh_models()
         self._update_device_label(self.device_combo.currentText())
         self.state.models_changed.connect(self.refresh_models)
+        self.state.session_changed.connect(self._on_session_changed)
         from .._closeguard import install_close_guard
 
         self.close_guard = install_close_guard(self.viewer, self.state)
@@ -210,6 +209,10 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         if case.seg_convention in ("2021", "2023"):
             self.convention_combo.setCurrentText(str(case.seg_convention))
         self.offer_saved_review(case)
+
+    def _on_session_changed(self, session: Any) -> None:
+        if session is not None and self._offered is not None and self._offered == self.state.key:
+            self.notice.clear()  # the offered review was opened (e.g. from the Worklist)
 
     def _open_case_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "BraTS case folder")
@@ -263,6 +266,10 @@ class SegmentWidget(SavedReviewMixin, QWidget):
             return None
         if not paths:
             self._fail("no model ticked: tick at least one model (several = ensemble)")
+            return None
+        current = self.state.session
+        if current is not None and current.approved and current.case.case_id == case.case_id:
+            self._fail(f"{case.case_id} is {current.approval.line()}: reopen it (Worklist) before a new run")
             return None
         try:
             options = self.build_options()
@@ -367,36 +374,8 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         )
 
     def show_session(self, session: CaseSession) -> None:
-        """Show a session's labels (and probabilities) in the viewer and publish it to the docks.
+        """Show a session's labels (and probabilities) in the viewer and publish it to the docks
+        (see :func:`napari_brats._show.show_session`)."""
+        from .._show import show_session
 
-        The same case's labels layer is reused and updated in place, so napari's undo history of
-        the strokes stays valid.
-        """
-        case = session.case
-        name = f"{case.case_id} segmentation"
-        data, kwargs, _ = labels_layer_data(
-            session.labels, case, session.convention, name=name, role="segmentation"
-        )
-        if name in self.viewer.layers:
-            layer = self.viewer.layers[name]
-            if layer.data is not data and not np.shares_memory(layer.data, session.labels):
-                layer.data = data
-            layer.metadata = kwargs["metadata"]
-            layer.colormap = kwargs["colormap"]
-            layer.features = kwargs["features"]
-            layer.refresh()
-        else:
-            layer = self.viewer.add_labels(data, **kwargs)
-        if session.region_probs is not None and self.prob_check.isChecked():
-            for pdata, pkwargs, _ in probability_layer_data(session.region_probs, case):
-                if pkwargs["name"] in self.viewer.layers:
-                    self.viewer.layers[pkwargs["name"]].data = pdata
-                else:
-                    self.viewer.add_image(pdata, **pkwargs)
-        self.viewer.layers.selection.active = layer
-        self.state.set_session(session, layer)
-        tracker = self.trackers.get(id(layer))
-        if tracker is None:
-            self.trackers[id(layer)] = EditTracker(self.state, layer)
-        else:
-            tracker.resync()
+        show_session(self.viewer, session, probabilities=self.prob_check.isChecked())

@@ -263,7 +263,7 @@ def assess_prediction(prediction: Any, case: Any) -> dict[str, Any] | None:
     try:
         return assess_case(prediction.region_probs, prediction.labels, tuple(case.spacing),
                            str(prediction.convention)).to_dict()
-    except Exception as exc:  # the flag is advisory: log and go on
+    except Exception as exc:  # noqa: BLE001 (the flag is advisory: log and go on)
         logger.warning("needs-review assessment of %s failed: %s", case.case_id, exc)
         return None
 

@@ -1,0 +1,397 @@
+"""Worklist dock: a folder of cases, their review status, batch segmentation and sign-off.
+
+The rules live in the engine (:mod:`bratseg.review.worklist`, :mod:`bratseg.review.signoff`):
+this dock shows a :class:`~bratseg.review.worklist.Worklist` as a table, opens a case into the
+viewer exactly as the reader and the Segment dock do (with its saved review restored), drives
+:func:`~bratseg.review.worklist.segment_all` and
+:func:`~bratseg.review.worklist.export_approved` in napari ``thread_worker`` threads (progress
+bar, Cancel; the viewer never blocks), and approves or reopens the open case. Every status comes
+from the saved review sessions, so it survives a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .._state import viewer_state
+from ._common import fmt_ml, show_input_error
+from .model_list import ModelList
+
+logger = logging.getLogger(__name__)
+
+#: Table columns (header, tooltip).
+COLUMNS = (
+    ("Case", "case id (folder name)"),
+    ("Status", "new, segmented, edited, approved (or error)"),
+    ("Model", "model(s) behind the AI proposal"),
+    ("Edited", "hand-edited voxels"),
+    ("Review", "flagged for review by the uncertainty assessment"),
+    ("Note", "why it is flagged, or why the case cannot be used"),
+    ("WT mL", "whole tumour volume"),
+    ("TC mL", "tumour core volume"),
+    ("ET mL", "enhancing tumour volume"),
+)
+
+
+def _row_cells(row: Any) -> list[str]:
+    """The table texts of one :class:`~bratseg.review.worklist.WorklistRow`."""
+    volumes = row.volumes_ml or {}
+    flag = "" if row.needs_review is None else ("⚑ yes" if row.needs_review else "no")
+    note = row.error or "; ".join(row.reasons)
+    if row.approval is not None:
+        note = f"{row.approval.line()}" + (f"; {note}" if note else "")
+    return [row.case_id, row.status, ", ".join(row.models), str(row.n_edited) if row.status != "new" else "",
+            flag, note, *(fmt_ml(volumes[k]) if k in volumes else "" for k in ("wt", "tc", "et"))]
+
+
+class WorklistWidget(QWidget):
+    """Dock listing a folder's cases for review."""
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from bratseg.review import default_reviewer
+
+        self.viewer = napari_viewer
+        self.state = viewer_state(napari_viewer)
+        self.worklist: Any = None
+        self.worker: Any = None
+        self.current: int | None = None
+        self.last_error: str | None = None
+        self.last_export: list[Path] = []
+        self._stop = threading.Event()
+        self._case_layers: list[Any] = []
+
+        self.folder_edit = QLineEdit()
+        self.folder_edit.setPlaceholderText("folder of case folders")
+        self.folder_edit.returnPressed.connect(lambda: self.set_folder(self.folder_edit.text()))
+        browse = QPushButton("Open folder…")
+        browse.clicked.connect(self._browse)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels([c[0] for c in COLUMNS])
+        for i, (_, tip) in enumerate(COLUMNS):
+            self.table.horizontalHeaderItem(i).setToolTip(tip)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.cellDoubleClicked.connect(lambda r, _c: self.open_row(r))
+
+        self.open_button = QPushButton("Open")
+        self.open_button.clicked.connect(lambda: self.open_row(self.selected_row()))
+        self.prev_button = QPushButton("◀ Previous")
+        self.prev_button.clicked.connect(lambda: self.step(-1))
+        self.next_button = QPushButton("Next ▶")
+        self.next_button.clicked.connect(lambda: self.step(1))
+
+        self.model_list = ModelList()
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(["auto", "cpu", "cuda", "mps"])
+        self.segment_button = QPushButton("Segment all")
+        self.segment_button.setToolTip("Segment every new case in the background (done cases are skipped)")
+        self.segment_button.clicked.connect(lambda: self.segment_all())
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+
+        self.reviewer_edit = QLineEdit(default_reviewer())
+        self.reviewer_edit.setToolTip("Who signs off (default: your user name)")
+        self.approve_button = QPushButton("Approve")
+        self.approve_button.clicked.connect(lambda: self.approve())
+        self.reopen_button = QPushButton("Reopen")
+        self.reopen_button.clicked.connect(lambda: self.reopen())
+        self.export_button = QPushButton("Export approved…")
+        self.export_button.setToolTip("Write every approved case into a training dataset folder")
+        self.export_button.clicked.connect(lambda: self.export_approved())
+        self.status = QLabel("Open a folder of case folders.")
+        self.status.setWordWrap(True)
+
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.folder_edit)
+        folder_row.addWidget(browse)
+        nav = QHBoxLayout()
+        for button in (self.prev_button, self.open_button, self.next_button):
+            nav.addWidget(button)
+        batch = QHBoxLayout()
+        batch.addWidget(self.segment_button)
+        batch.addWidget(self.cancel_button)
+        sign = QFormLayout()
+        sign.addRow("Reviewer", self.reviewer_edit)
+        sign_buttons = QHBoxLayout()
+        for button in (self.approve_button, self.reopen_button, self.export_button):
+            sign_buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(folder_row)
+        layout.addWidget(self.table, stretch=1)
+        layout.addLayout(nav)
+        layout.addWidget(QLabel("Models for Segment all (tick ≥ 1)"))
+        layout.addWidget(self.model_list)
+        form = QFormLayout()
+        form.addRow("Device", self.device_combo)
+        layout.addLayout(form)
+        layout.addLayout(batch)
+        layout.addWidget(self.progress)
+        layout.addLayout(sign)
+        layout.addLayout(sign_buttons)
+        layout.addWidget(self.status)
+
+        self.model_list.refresh()
+        self.state.models_changed.connect(self.model_list.refresh)
+        self.state.signoff_changed.connect(lambda _s: self._refresh_current())
+        self.state.autosaved.connect(lambda _s: self._refresh_current())
+        self._update_buttons()
+
+    # ------------------------------------------------------------------ folder and table
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder of case folders", self.folder_edit.text())
+        if folder:
+            self.set_folder(folder)
+
+    def set_folder(self, folder: str | Path) -> bool:
+        """List the cases of ``folder``; errors go to a dialog. Returns success."""
+        from bratseg.review.worklist import Worklist
+
+        self.folder_edit.setText(str(folder))
+        try:
+            self.worklist = Worklist(folder, self.state.store)
+        except Exception as exc:
+            self._error(exc)
+            return False
+        self.current = None
+        self.fill_table()
+        n_err = sum(r.status == "error" for r in self.worklist.rows)
+        self.status.setText(f"{len(self.worklist.rows)} cases" + (f", {n_err} unusable" if n_err else ""))
+        return True
+
+    def fill_table(self) -> None:
+        """Show every row of the worklist."""
+        rows = self.worklist.rows if self.worklist is not None else []
+        self.table.setRowCount(len(rows))
+        for index in range(len(rows)):
+            self.update_row(index)
+        self.table.resizeColumnsToContents()
+        self._update_buttons()
+
+    def update_row(self, index: int) -> None:
+        """Show row ``index`` as the worklist has it now."""
+        row = self.worklist.rows[index]
+        for column, text in enumerate(_row_cells(row)):
+            item = QTableWidgetItem(text)
+            if row.error and column == 5:
+                item.setToolTip(row.error)
+            self.table.setItem(index, column, item)
+
+    def selected_row(self) -> int | None:
+        """Index of the selected row (None when nothing is selected)."""
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        return rows[0].row() if rows else self.current
+
+    def _refresh_current(self) -> None:
+        if self.worklist is not None and self.current is not None and self.worker is None:
+            self.worklist.refresh_row(self.current)
+            self.update_row(self.current)
+        self._update_buttons()
+
+    # ------------------------------------------------------------------ open
+    def step(self, offset: int) -> bool:
+        """Open the next (``offset`` 1) or previous (-1) case."""
+        if self.worklist is None:
+            return False
+        target = self.worklist.step(self.current, offset)
+        return target is not None and self.open_row(target)
+
+    def open_row(self, index: int | None) -> bool:
+        """Load row ``index``'s case into the viewer (as the reader does) with its saved review.
+
+        The open case's edits are already autosaved; its layers are replaced by the new case's.
+        """
+        from .._reader import read_case
+        from .._show import show_session
+
+        if self.worklist is None or index is None:
+            return False
+        row = self.worklist.rows[index]
+        if row.key is None:
+            self._fail(f"{row.case_id}: {row.error}")
+            return False
+        self.state.save_now()
+        try:
+            layer_data = read_case(str(row.folder))
+            case = layer_data[0][1]["metadata"]["bratseg"]["case"]
+            saved = self.state.store.get(row.key)
+            session = self.state.store.restore(saved, case) if saved is not None else None
+        except Exception as exc:
+            self._error(exc)
+            return False
+        self._close_case_layers()
+        self.state.set_session(None)
+        self._case_layers = [getattr(self.viewer, f"add_{kind}")(data, **kwargs) for data, kwargs, kind in layer_data]
+        if session is not None:
+            self._case_layers.append(show_session(self.viewer, session))
+        self.current = index
+        self.table.selectRow(index)
+        self.worklist.refresh_row(index)
+        self.update_row(index)
+        self.status.setText(f"{row.case_id}: {self.worklist.rows[index].status}"
+                            + (" (read-only until reopened)" if session is not None and session.approved else ""))
+        self._update_buttons()
+        return True
+
+    def _close_case_layers(self) -> None:
+        """Remove the layers of the case this dock opened before (probability layers too)."""
+        names = {layer.name for layer in self._case_layers}
+        case_id = self.state.session.case.case_id if self.state.session is not None else None
+        for layer in list(self.viewer.layers):
+            meta = layer.metadata.get("bratseg", {}) if hasattr(layer, "metadata") else {}
+            if layer.name in names or (case_id is not None and meta.get("case_id") == case_id):
+                self.viewer.layers.remove(layer)
+        self._case_layers = []
+
+    # ------------------------------------------------------------------ batch
+    def segment_all(self) -> Any:
+        """Segment every new case in a background worker; returns the worker."""
+        from napari.qt.threading import create_worker
+
+        from bratseg.inference import InferenceOptions
+        from bratseg.review.worklist import segment_all
+
+        paths = self.model_list.selected_paths()
+        if self.worklist is None or not paths:
+            self._fail("open a folder and tick at least one model first")
+            return None
+        self._stop = threading.Event()
+        options = InferenceOptions(device=self.device_combo.currentText())
+        worker = create_worker(segment_all, self.worklist, paths, options, self._stop.is_set,
+                               _start_thread=False, _ignore_errors=True)
+        return self._start(worker, "segmenting…")
+
+    def export_approved(self, folder: str | Path | None = None, overwrite: bool | None = None) -> Any:
+        """Export every approved case into ``folder`` (asked when None) in a background worker.
+
+        Existing exports of the same cases are replaced only after a Yes (or ``overwrite``).
+        """
+        from napari.qt.threading import create_worker
+
+        from bratseg.review.worklist import approved_rows, existing_exports, export_approved
+
+        if self.worklist is None or not approved_rows(self.worklist):
+            self._fail("no approved case to export")
+            return None
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(self, "Dataset folder for the approved cases")
+            if not folder:
+                return None
+        existing = existing_exports(self.worklist, folder)
+        if existing and overwrite is None:
+            answer = QMessageBox.question(self, "Replace exports?", f"{len(existing)} approved cases are already "
+                                          f"in {folder} ({', '.join(existing[:3])}…). Replace them?")
+            overwrite = answer == QMessageBox.StandardButton.Yes
+        self.last_export = []
+        self._stop = threading.Event()
+        worker = create_worker(export_approved, self.worklist, folder, overwrite=bool(overwrite),
+                               should_stop=self._stop.is_set, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(lambda paths: setattr(self, "last_export", list(paths or [])))
+        return self._start(worker, f"exporting approved cases to {folder}…")
+
+    def _start(self, worker: Any, message: str) -> Any:
+        self.last_error = None
+        worker.yielded.connect(self._on_event)
+        worker.errored.connect(lambda exc: self._error(exc))
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self.progress.setRange(0, 0)
+        self.status.setText(message)
+        self._update_buttons()
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Stop the batch at its next step (the case being segmented stays new)."""
+        if self.worker is not None:
+            self.status.setText("cancelling…")
+            self._stop.set()
+            self.worker.quit()
+
+    def _on_event(self, event: Any) -> None:
+        total = max(event.total, 1)
+        within = event.step / event.steps if event.steps else (1.0 if event.kind in ("done", "skipped", "failed") else 0.0)
+        self.progress.setRange(0, 100 * total)
+        self.progress.setValue(int(100 * (max(event.index, 0) + within)) if event.index >= 0 else 100 * total)
+        self.status.setText(event.message)
+        if event.index >= 0 and event.kind in ("done", "skipped", "failed"):
+            self.update_row(event.index)
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        if self.worklist is not None:
+            self.fill_table()
+        if self._stop.is_set():
+            self.status.setText(self.status.text() if "stopped" in self.status.text() else "cancelled")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self._update_buttons()
+
+    # ------------------------------------------------------------------ sign-off
+    def approve(self) -> Any:
+        """Approve the case open in the viewer (its labels layer becomes read-only)."""
+        return self._sign("approve")
+
+    def reopen(self) -> Any:
+        """Reopen the approved case open in the viewer (recorded; editable again)."""
+        return self._sign("reopen")
+
+    def _sign(self, action: str) -> Any:
+        if self.state.session is None or self.current is None:
+            self._fail("open a segmented case first")
+            return None
+        try:
+            entry = getattr(self.state, action)(self.reviewer_edit.text())
+        except Exception as exc:
+            self._error(exc)
+            return None
+        self.status.setText(f"{self.state.session.case.case_id} {entry.line()}"
+                            + ("; read-only until reopened" if action == "approve" else ""))
+        return entry
+
+    def _update_buttons(self) -> None:
+        busy = self.worker is not None
+        has = self.worklist is not None and bool(self.worklist.rows)
+        for button in (self.open_button, self.prev_button, self.next_button, self.segment_button, self.export_button):
+            button.setEnabled(has and not busy)
+        self.cancel_button.setEnabled(busy)
+        open_case = self.state.session is not None and self.current is not None
+        self.approve_button.setEnabled(open_case and not self.state.approved and not busy)
+        self.reopen_button.setEnabled(open_case and self.state.approved and not busy)
+
+    def _error(self, exc: BaseException) -> None:
+        self.last_error = show_input_error(exc)  # shown as a notification
+        self.status.setText(self.last_error)
+
+    def _fail(self, message: str) -> None:
+        from napari.utils.notifications import show_error
+
+        self.last_error = message
+        self.status.setText(message)
+        show_error(message)
