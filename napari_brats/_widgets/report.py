@@ -1,21 +1,23 @@
-"""Report dock: volumes and lesion counts, AI proposal versus corrected mask, CSV/JSON export.
+"""Report dock: the engine's clinical report of the case under review, CSV/JSON/PDF export.
 
-For each tissue (NCR, ED, ET) and region (TC, WT) the table shows the AI proposal's volume, the
-corrected volume, their difference (ΔmL), the Dice between the two, and the number of lesions
-(26-connected components) in the corrected mask. When the case folder had a reference
-segmentation, the Dice of the corrected mask against it is reported too.
+The numbers are :func:`bratseg.report.build_report`'s (the ones ``napari-brats report`` prints):
+for each tissue (NCR, ED, ET) and region (TC, WT) the AI proposal's volume, the corrected volume,
+their difference (ΔmL), the Dice between the two, the number of lesions (26-connected
+components) in the corrected mask and, when the case folder had a reference segmentation, the
+Dice of the corrected mask against it. Below: the lesions (side, volume, RANO bidimensional
+product of their enhancing part), the sum of products and the ET/TC ratio. The dock only shows
+them and writes them out.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QFileDialog,
@@ -28,10 +30,13 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from bratseg.labels import LABEL_VALUES, convert_labels, region_masks
+from bratseg.atomic import atomic_write
+from bratseg.io import MODALITIES
+from bratseg.report import CaseReport, ReportInfo, build_report as build_case_report
+from bratseg.report.table import lesion_table, summary_lines
 
 from .._state import CaseSession, viewer_state
-from ._common import VOLUME_ROWS, spacing_of
+from ._common import VOLUME_ROWS, show_input_error, spacing_of
 
 logger = logging.getLogger(__name__)
 
@@ -45,97 +50,92 @@ TOOLTIPS = (
     "26-connected components in the corrected mask",
     "Dice of the corrected mask against the case's reference seg (when present)",
 )
+#: Engine row keys behind the dock's columns.
+_ENGINE_KEYS = {"ai_ml": "proposal_ml", "corrected_ml": "volume_ml", "delta_ml": "delta_ml",
+                "dice_ai_vs_corrected": "dice_vs_proposal", "lesions": "lesions",
+                "dice_vs_reference": "dice_vs_reference"}
 
 
-def _masks(labels: np.ndarray, convention: str) -> dict[str, np.ndarray]:
-    values = LABEL_VALUES[convention]
-    masks = {tissue: labels == values[tissue] for tissue in ("ncr", "ed", "et")}
-    regions = region_masks(labels, convention)
-    masks["tc"], masks["wt"] = regions["tc"], regions["wt"]
-    return masks
+def session_info(session: CaseSession) -> ReportInfo:
+    """Case, model, reviewer and status of a review session."""
+    signoffs = list(getattr(session, "signoffs", None) or [])
+    last = signoffs[-1] if signoffs else None
+    if getattr(session, "approved", False):
+        status = "approved"
+    else:
+        status = "edited" if int(session.overrides.sum()) else "segmented"
+    return ReportInfo(case_id=session.case.case_id, reviewer=getattr(last, "reviewer", None), status=status,
+                      model_names=list(session.model.names), model_sha256=list(session.model.sha256))
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
-
-
-def count_lesions(mask: np.ndarray) -> int:
-    """Number of 26-connected components of a boolean (X, Y, Z) mask."""
-    from scipy import ndimage
-
-    if not mask.any():
-        return 0
-    coords = np.nonzero(mask)
-    box = tuple(slice(int(c.min()), int(c.max()) + 1) for c in coords)
-    _, count = ndimage.label(mask[box], structure=np.ones((3, 3, 3), dtype=bool))
-    return int(count)
+def engine_report(session: CaseSession) -> CaseReport:
+    """:func:`bratseg.report.build_report` of a session: corrected labels against the proposal
+    (and the case's reference seg when there is one)."""
+    session.record_edits()
+    case = session.case
+    reference = getattr(case, "seg", None) if getattr(case, "seg_convention", None) else None
+    return build_case_report(
+        session.labels, session.convention, case.affine, spacing_of(session), images=case.image,
+        proposal=session.proposal, reference=reference,
+        reference_convention=case.seg_convention if reference is not None else None,
+        info=session_info(session),
+    )
 
 
 def build_report(session: CaseSession) -> dict[str, Any]:
     """Report of one session as a JSON-able dict.
 
     Returns:
-        ``{"case_id", "convention", "spacing_mm", "model", "postprocess", "generated",
-        "rows": {tissue_or_region: {column: value}}}`` with the columns of :data:`COLUMNS`.
+        The engine report (:meth:`bratseg.report.CaseReport.to_dict`) plus ``"spacing_mm"``,
+        ``"postprocess"``, ``"edited_voxels"`` and ``"rows": {tissue_or_region: {column: value}}``
+        with the dock's columns (:data:`COLUMNS`).
     """
-    spacing = spacing_of(session)
-    voxel_ml = float(np.prod(spacing)) / 1000.0
-    session.record_edits()
-    ai = _masks(session.proposal, session.convention)
-    corrected = _masks(session.labels, session.convention)
-    reference = None
-    case = session.case
-    if getattr(case, "seg", None) is not None and case.seg_convention:
-        ref_labels = convert_labels(case.seg, case.seg_convention, session.convention)
-        reference = _masks(ref_labels, session.convention)
-    rows: dict[str, dict[str, Any]] = {}
+    report = engine_report(session).to_dict()
+    rows = {}
     for key in VOLUME_ROWS:
-        ai_ml = float(ai[key].sum()) * voxel_ml
-        corr_ml = float(corrected[key].sum()) * voxel_ml
-        rows[key] = {
-            "ai_ml": round(ai_ml, 4),
-            "corrected_ml": round(corr_ml, 4),
-            "delta_ml": round(corr_ml - ai_ml, 4),
-            "dice_ai_vs_corrected": round(_dice(ai[key], corrected[key]), 6),
-            "lesions": count_lesions(corrected[key]),
-            "dice_vs_reference": (
-                round(_dice(corrected[key], reference[key]), 6) if reference is not None else None
-            ),
-        }
+        engine = report["regions"][key]
+        rows[key] = {column: engine.get(_ENGINE_KEYS[column]) for column in COLUMNS}
     config = session.config
-    return {
-        "case_id": case.case_id,
-        "convention": session.convention,
-        "spacing_mm": list(spacing),
-        "model": {"names": session.model.names, "sha256": session.model.sha256},
-        "postprocess": config.to_dict() if hasattr(config, "to_dict") else dict(config or {}),
-        "edited_voxels": int(session.overrides.sum()),
-        "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "rows": rows,
-    }
+    report.update(
+        postprocess=config.to_dict() if hasattr(config, "to_dict") else dict(config or {}),
+        edited_voxels=int(session.overrides.sum()), rows=rows,
+    )
+    return report
 
 
 def write_report_json(report: dict[str, Any], path: str | Path) -> Path:
-    """Write a report as JSON; returns the path."""
+    """Write a report as JSON, atomically; returns the path."""
     path = Path(path)
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    with atomic_write(path) as handle:
+        handle.write((json.dumps(report, indent=2) + "\n").encode())
     return path
 
 
 def write_report_csv(report: dict[str, Any], path: str | Path) -> Path:
-    """Write a report's table as CSV (one row per tissue/region); returns the path."""
+    """Write a report's table as CSV (one row per tissue/region), atomically; returns the path."""
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["case_id", "structure", *COLUMNS])
+    for key, row in report["rows"].items():
+        writer.writerow([report["case_id"], key.upper(), *(row[c] for c in COLUMNS)])
     path = Path(path)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["case_id", "structure", *COLUMNS])
-        for key, row in report["rows"].items():
-            writer.writerow([report["case_id"], key.upper(), *(row[c] for c in COLUMNS)])
+    with atomic_write(path) as handle:
+        handle.write(text.getvalue().encode())
     return path
 
 
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return "–"
+    if column == "lesions":
+        return str(value)
+    if column.startswith("dice"):
+        return f"{value:.3f}"
+    return f"{value:+.2f}" if column == "delta_ml" else f"{value:.2f}"
+
+
 class ReportWidget(QWidget):
-    """Dock showing the report table, refreshed after every change."""
+    """Dock showing the report tables, refreshed after every change."""
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -152,19 +152,27 @@ class ReportWidget(QWidget):
         self.table.setMinimumHeight(190)
         self.table.setVerticalHeaderLabels([r.upper() for r in VOLUME_ROWS])
         self.table.resizeColumnsToContents()
-        refresh = QPushButton("Refresh")
-        refresh.clicked.connect(self.refresh)
-        to_csv = QPushButton("Export CSV…")
-        to_csv.clicked.connect(lambda: self._export_dialog("csv"))
-        to_json = QPushButton("Export JSON…")
-        to_json.clicked.connect(lambda: self._export_dialog("json"))
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        header, _rows = lesion_table({"lesions": [], "enhancing_lesions": []})
+        self.lesions = QTableWidget(0, len(header))
+        self.lesions.setHorizontalHeaderLabels(header)
+        self.lesions.verticalHeader().setVisible(False)
+        self.lesions.setToolTip("26-connected tumour lesions, largest first: the patient's side of the "
+                                "brain's mid-sagittal plane, volume, and the RANO diameters of the "
+                                "largest measurable enhancing part (both >= 10 mm)")
+        self.lesions.setMinimumHeight(120)
         buttons = QHBoxLayout()
-        for button in (refresh, to_csv, to_json):
+        for text, slot in (("Refresh", self.refresh), ("Export CSV…", lambda: self._export_dialog("csv")),
+                           ("Export JSON…", lambda: self._export_dialog("json")),
+                           ("Save PDF…", lambda: self._export_dialog("pdf"))):
+            button = QPushButton(text)
+            button.clicked.connect(slot)
             buttons.addWidget(button)
 
         layout = QVBoxLayout(self)
-        layout.addWidget(self.title)
-        layout.addWidget(self.table)
+        for widget in (self.title, self.table, self.summary, self.lesions):
+            layout.addWidget(widget)
         layout.addLayout(buttons)
         layout.addStretch()
 
@@ -183,43 +191,56 @@ class ReportWidget(QWidget):
         if session is None:
             self.report = None
             self.title.setText("No segmentation yet: run Segment first.")
+            self.summary.setText("")
+            self.lesions.setRowCount(0)
             return None
         report = build_report(session)
         self.report = report
+        who = f"; reviewer {report['reviewer']}" if report.get("reviewer") else ""
         self.title.setText(
             f"<b>{report['case_id']}</b> — {', '.join(report['model']['names']) or 'model'}; "
-            f"{report['edited_voxels']} voxels edited by hand"
+            f"{report['edited_voxels']} voxels edited by hand; {report['status']}{who}"
         )
         for r, key in enumerate(VOLUME_ROWS):
             row = report["rows"][key]
             for c, column in enumerate(COLUMNS):
-                value = row[column]
-                if value is None:
-                    text = "–"
-                elif column == "lesions":
-                    text = str(value)
-                elif column.startswith("dice"):
-                    text = f"{value:.3f}"
-                else:
-                    text = f"{value:+.2f}" if column == "delta_ml" else f"{value:.2f}"
-                self.table.setItem(r, c, QTableWidgetItem(text))
+                self.table.setItem(r, c, QTableWidgetItem(_cell(column, row[column])))
         self.table.resizeColumnsToContents()
+        self.summary.setText("<br>".join(summary_lines(report)))
+        _header, rows = lesion_table(report)
+        self.lesions.setRowCount(len(rows))
+        for r, cells in enumerate(rows):
+            for c, text in enumerate(cells):
+                self.lesions.setItem(r, c, QTableWidgetItem(text))
+        self.lesions.resizeColumnsToContents()
         return report
 
     def export(self, path: str | Path) -> Path:
-        """Write the current report to ``path`` (``.csv`` or ``.json``)."""
+        """Write the current report to ``path`` (``.csv``, ``.json`` or ``.pdf``), replacing it."""
         report = self.refresh()
         if report is None:
             raise RuntimeError("no report: segment a case first")
         path = Path(path)
-        if path.suffix.lower() == ".csv":
+        suffix = path.suffix.lower()
+        if suffix == ".csv":
             return write_report_csv(report, path)
+        if suffix == ".pdf":
+            from bratseg.report.pdf import write_report_pdf
+
+            session = self.state.session
+            case = session.case
+            return write_report_pdf(report, path, session.labels, case.affine, spacing_of(session),
+                                    case.image[MODALITIES.index("t1ce")], overwrite=True)
         return write_report_json(report, path)
 
     def _export_dialog(self, kind: str) -> None:
         if self.state.session is None:
             return
         default = f"{self.state.session.case.case_id}_report.{kind}"
-        path, _ = QFileDialog.getSaveFileName(self, "Export report", default, f"*.{kind}")
+        path, _ = QFileDialog.getSaveFileName(self, "Save report" if kind == "pdf" else "Export report",
+                                              default, f"*.{kind}")
         if path:
-            self.export(path)
+            try:
+                self.export(path)
+            except Exception as exc:  # noqa: BLE001 - shown to the user, never a silent failure
+                show_input_error(exc)

@@ -62,11 +62,15 @@ class ReportInfo:
 
     @classmethod
     def from_record(cls, record: dict[str, Any], **overrides: Any) -> ReportInfo:
-        """Read a provenance record or a review session's ``session.json`` (their ``model``
-        block, ``reviewer``, ``status`` and ``case_id``); ``overrides`` that are not None win."""
+        """Read a provenance record or a review session's ``session.json``: their ``model`` block,
+        ``case_id``, ``reviewer`` and ``status`` (else those of the last sign-off in
+        ``signoffs``, an approval meaning ``approved``); ``overrides`` that are not None win."""
         model = record.get("model") or {}
-        info = cls(case_id=str(record.get("case_id") or ""), reviewer=record.get("reviewer"),
-                   status=record.get("status"), model_names=[str(n) for n in model.get("names", [])],
+        signoffs = [s for s in record.get("signoffs") or [] if isinstance(s, dict)]
+        last = signoffs[-1] if signoffs else {}
+        status = record.get("status") or ("approved" if last.get("action") == "approve" else None)
+        info = cls(case_id=str(record.get("case_id") or ""), reviewer=record.get("reviewer") or last.get("reviewer"),
+                   status=status, model_names=[str(n) for n in model.get("names", [])],
                    model_sha256=[str(s) for s in model.get("sha256", [])])
         for key, value in overrides.items():
             if value is not None:
