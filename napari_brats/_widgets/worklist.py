@@ -78,6 +78,7 @@ class WorklistWidget(QWidget):
         self.current: int | None = None
         self.last_error: str | None = None
         self.last_export: list[Path] = []
+        self.failures: list[str] = []
         self._stop = threading.Event()
         self._case_layers: list[Any] = []
 
@@ -316,7 +317,9 @@ class WorklistWidget(QWidget):
         return self._start(worker, f"exporting approved cases to {folder}…")
 
     def _start(self, worker: Any, message: str) -> Any:
+        self.state.save_now()  # no autosave of the open case pending while the batch reads the store
         self.last_error = None
+        self.failures = []
         worker.yielded.connect(self._on_event)
         worker.errored.connect(lambda exc: self._error(exc))
         worker.finished.connect(self._on_finished)
@@ -339,7 +342,10 @@ class WorklistWidget(QWidget):
         within = event.step / event.steps if event.steps else (1.0 if event.kind in ("done", "skipped", "failed") else 0.0)
         self.progress.setRange(0, 100 * total)
         self.progress.setValue(int(100 * (max(event.index, 0) + within)) if event.index >= 0 else 100 * total)
-        self.status.setText(event.message)
+        if event.kind == "failed":
+            self.failures.append(event.message)
+        self.status.setText(event.message + (f" ({len(self.failures)} failed: {self.failures[-1]})"
+                                             if self.failures and event.kind == "finished" else ""))
         if event.index >= 0 and event.kind in ("done", "skipped", "failed"):
             self.update_row(event.index)
 

@@ -249,17 +249,27 @@ class SessionStore:
     def load_arrays(self, saved: SavedSession) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(labels, proposal, overrides)`` of a saved session, exactly as saved.
 
+        When another save replaced the session's files meanwhile, its newer ``session.json`` is
+        read (into ``saved.meta``) and the arrays it names are loaded.
+
         Raises:
             BratsInputError: A file of the session is missing or damaged.
         """
-        meta = saved.meta
-        try:
-            with np.load(saved.folder / meta["proposal_file"]) as z:
-                proposal = np.ascontiguousarray(z["proposal"], dtype=np.uint8)
-            with np.load(saved.folder / meta["edits_file"]) as z:
-                flat, values = z["flat"], z["values"]
-        except (OSError, KeyError, ValueError) as exc:
-            raise BratsInputError(f"saved session is damaged ({exc})", saved.folder) from None
+        for attempt in range(3):  # a save running meanwhile replaces the files: read its new meta
+            meta = saved.meta
+            try:
+                with np.load(saved.folder / meta["proposal_file"]) as z:
+                    proposal = np.ascontiguousarray(z["proposal"], dtype=np.uint8)
+                with np.load(saved.folder / meta["edits_file"]) as z:
+                    flat, values = z["flat"], z["values"]
+                break
+            except FileNotFoundError as exc:
+                newer = self._read_meta(saved.folder)
+                if attempt == 2 or newer is None or newer.get("generation") == meta.get("generation"):
+                    raise BratsInputError(f"saved session is damaged ({exc})", saved.folder) from None
+                saved.meta = newer
+            except (OSError, KeyError, ValueError) as exc:
+                raise BratsInputError(f"saved session is damaged ({exc})", saved.folder) from None
         if list(proposal.shape) != list(meta["shape"]):
             raise BratsInputError("saved session is damaged (proposal shape)", saved.folder)
         labels = proposal.copy()
