@@ -75,7 +75,11 @@ def _largest_slice(mask: np.ndarray, axial_axis: int, pixel_mm2: float) -> tuple
 
 def _hull_outline(plane: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
     """Convex-hull contour of a 2-D mask in mm: float (n, 2), plane pixel (row, col) * spacing."""
-    from skimage.measure import find_contours, regionprops
+    try:
+        from skimage.measure import find_contours, regionprops
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("the RANO measurement needs scikit-image: "
+                                  "pip install 'napari-brats[report]'", name="skimage") from None
 
     (props,) = regionprops(plane.astype(np.uint8))
     hull = np.pad(props.image_convex, 1)
