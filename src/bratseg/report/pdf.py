@@ -35,6 +35,8 @@ PAGE_SIZE = (8.27, 11.69)
 OVERLAY_ALPHA = 0.45
 #: Length of the scale bar.
 SCALE_BAR_MM = 20.0
+#: Height of one table row, as a fraction of the page.
+ROW_HEIGHT = 0.018
 #: Lesion rows shown on the page (the JSON has them all).
 MAX_LESION_ROWS = 8
 
@@ -69,7 +71,7 @@ def _focus(report: dict[str, Any]) -> tuple[np.ndarray | None, dict[str, Any] | 
     return point, main
 
 
-def _draw_views(fig: Any, rect: tuple[float, float, float, float], report: dict[str, Any],
+def _draw_views(fig: Any, rects: Sequence[tuple[float, float, float, float]], report: dict[str, Any],
                 labels: np.ndarray, affine: np.ndarray, spacing: Sequence[float],
                 image: np.ndarray | None) -> None:
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
@@ -99,10 +101,8 @@ def _draw_views(fig: Any, rect: tuple[float, float, float, float], report: dict[
         ("Sagittal", lab[x0, :, :].T, None if img is None else img[x0, :, :].T, (sy, sz), "lower",
          (lim[1], lim[2]), ("A", "P", "S", "I"), f"slice {x0 + 1}/{nx}"),
     ]
-    left, bottom, width, height = rect
-    panel = width / 3.0
     for k, (title, lab2, img2, (sc, sr), origin, (cl, rl), letters, where) in enumerate(views):
-        ax = fig.add_axes((left + k * panel + 0.004, bottom, panel - 0.008, height))
+        ax = fig.add_axes(rects[k])
         ax.set_facecolor("black")
         rows, cols = lab2.shape
         extent = (-0.5 * sc, (cols - 0.5) * sc, (rows - 0.5) * sr, -0.5 * sr) if origin == "upper" else \
@@ -131,22 +131,23 @@ def _draw_views(fig: Any, rect: tuple[float, float, float, float], report: dict[
                 ax.plot(ends[:, 0] * sx, ends[:, 1] * sy, color=colour, linewidth=1.2)
 
 
-def _draw_table(fig: Any, rect: tuple[float, float, float, float], header: list[str],
-                rows: list[list[str]], title: str) -> None:
-    ax = fig.add_axes(rect)
+def _draw_table(fig: Any, top: float, header: list[str], rows: list[list[str]], title: str) -> float:
+    """Draw a table of :data:`ROW_HEIGHT` rows from ``top`` (figure fraction); returns its bottom."""
+    height = ROW_HEIGHT * (len(rows) + 1)
+    ax = fig.add_axes((0.06, top - height, 0.88, height))
     ax.axis("off")
-    ax.set_title(title, fontsize=9, loc="left", fontweight="bold")
+    fig.text(0.06, top + 0.006, title, fontsize=9, fontweight="bold")
     if not rows:
-        ax.text(0.0, 0.8, "none", fontsize=8, transform=ax.transAxes)
-        return
-    table = ax.table(cellText=rows, colLabels=header, loc="upper center", cellLoc="center")
+        ax.text(0.0, 0.5, "none", fontsize=8, transform=ax.transAxes)
+        return top - height
+    table = ax.table(cellText=rows, colLabels=header, bbox=(0.0, 0.0, 1.0, 1.0), cellLoc="center")
     table.auto_set_font_size(False)
     table.set_fontsize(7.5)
-    table.scale(1.0, 1.25)
     for (r, _c), cell in table.get_celld().items():
         cell.set_linewidth(0.4)
         if r == 0:
             cell.set_facecolor("#e6e6e6")
+    return top - height
 
 
 def render_report_pdf(report: CaseReport | dict[str, Any], labels: np.ndarray, affine: np.ndarray,
@@ -169,22 +170,25 @@ def render_report_pdf(report: CaseReport | dict[str, Any], labels: np.ndarray, a
     FigureCanvasAgg(fig)
     fig.text(0.06, 0.965, "Brain tumour segmentation report", fontsize=14, fontweight="bold")
     for k, line in enumerate(info_lines(data)):
-        fig.text(0.06, 0.945 - 0.016 * k, line, fontsize=8)
+        fig.text(0.06, 0.95 - 0.015 * k, line, fontsize=8)
     header, rows = region_table(data)
-    _draw_table(fig, (0.06, 0.80, 0.88, 0.11), header, rows, "Volumes per tissue and region")
-    for k, line in enumerate(summary_lines(data)):
-        fig.text(0.06, 0.785 - 0.015 * k, line, fontsize=8)
+    y = _draw_table(fig, 0.885, header, rows, "Volumes per tissue and region") - 0.018
+    for line in summary_lines(data):
+        fig.text(0.06, y, line, fontsize=8)
+        y -= 0.014
     header, rows = lesion_table(data, MAX_LESION_ROWS)
     extra = len(data["lesions"]) - len(rows)
     title = "Lesions (26-connected), largest first" + (f"; {extra} smaller not shown" if extra > 0 else "")
-    _draw_table(fig, (0.06, 0.52, 0.88, 0.18), header, rows, title)
-    _draw_views(fig, (0.03, 0.10, 0.94, 0.40), data, labels, affine, spacing, image)
+    top = _draw_table(fig, y - 0.02, header, rows, title) - 0.03
+    bottom, half = 0.075, (top - 0.075 - 0.025) / 2
+    rects = ((0.03, bottom, 0.47, top - bottom), (0.52, bottom + half + 0.025, 0.45, half), (0.52, bottom, 0.45, half))
+    _draw_views(fig, rects, data, labels, affine, spacing, image)
     handles = [Patch(color=LABEL_COLORS[t][:3], label=LABEL_NAMES[t]) for t in LABEL_VALUES[data["convention"]]]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False,
-               bbox_to_anchor=(0.5, 0.075))
-    fig.text(0.06, 0.05, "Slices through the largest lesion; radiological orientation (patient's left on "
-             "the image right). Cyan/magenta: longest and perpendicular diameters (RANO, Wen et al. 2010).",
-             fontsize=6.5, wrap=True)
+               bbox_to_anchor=(0.5, 0.045))
+    fig.text(0.06, 0.025, "Slices through the largest lesion, radiological orientation (the patient's left on "
+             "the right of the image).\nCyan and magenta: longest and perpendicular diameters of its "
+             "enhancing part (RANO, Wen et al. 2010).", fontsize=6.5)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="pdf")
     return buffer.getvalue()
