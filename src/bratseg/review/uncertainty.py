@@ -49,9 +49,15 @@ class ReviewRules:
         max_hotspots: At most this many hotspots are listed (the largest).
         low_component_prob: A predicted component is low-confidence when its region's mean
             probability over it is below this.
-        max_uncertain_ml: Flag: more uncertain volume than this (mL).
+        max_uncertain_ml: Flag: more uncertain volume than this (mL), entropy measure.
+        max_disagreement_ml: Flag: more uncertain volume than this (mL), a disagreement measure.
+        max_uncertain_fraction: Flag: uncertain volume over this many times the predicted whole
+            tumour (at least ``min_wt_ml``), entropy measure.
+        max_disagreement_fraction: The same for a disagreement measure.
         min_et_mean_prob: Flag: ET predicted with a mean ET probability below this.
         min_et_ml: ET smaller than this (mL) is not judged by ``min_et_mean_prob``.
+        min_et_fraction: Flag: predicted ET under this fraction of the predicted whole tumour
+            (ET Dice is unreliable for small ET, and ET may have been missed).
         max_component_distance_mm: Flag: a WT component of at least ``min_hotspot_ml`` whose
             centroid lies farther than this from the largest component's.
         min_wt_ml: Flag: whole tumour smaller than this (mL), none included.
@@ -66,8 +72,12 @@ class ReviewRules:
     max_hotspots: int = 20
     low_component_prob: float = 0.75
     max_uncertain_ml: float = 40.0
+    max_disagreement_ml: float = 40.0
+    max_uncertain_fraction: float = 1.0
+    max_disagreement_fraction: float = 1.0
     min_et_mean_prob: float = 0.8
     min_et_ml: float = 0.5
+    min_et_fraction: float = 0.0
     max_component_distance_mm: float = 40.0
     min_wt_ml: float = 2.0
     max_wt_ml: float = 250.0
@@ -354,7 +364,7 @@ def assess_case(
     Returns:
         :class:`ReviewAssessment`.
     """
-    from bratseg.review.flag_rules import review_reasons
+    from bratseg.review.flag_rules import CaseFacts, review_reasons
 
     rules = rules or DEFAULT_RULES
     convention = check_convention(convention)
@@ -366,18 +376,17 @@ def assess_case(
     threshold = rules.uncertain_entropy if measure == "entropy" else rules.uncertain_spread
     uncertain, uncertain_ml = uncertain_hotspots(probs, uncertainty, threshold, spacing, rules)
     masks = region_masks(lab, convention)
-    components = component_hotspots(probs, masks, uncertainty, spacing, rules, low_only=False)
-    low = [c for c in components if c.mean_probability < rules.low_component_prob]
     et = masks["et"]
-    n_et = int(np.count_nonzero(et))
-    et_mean = float(probs[2][et].astype(np.float64).mean()) if n_et else 0.0
-    volumes = tumour_volumes_ml(lab, convention, spacing)
-    reasons = review_reasons(
-        rules, uncertain_ml=uncertain_ml, volumes_ml=volumes, et_mean_prob=et_mean,
-        wt_components=[c for c in components if c.region == "wt"], low_components=low, spacing=spacing,
+    facts = CaseFacts(
+        measure=measure, uncertain_ml=float(uncertain_ml), volumes_ml=tumour_volumes_ml(lab, convention, spacing),
+        et_mean_prob=float(probs[2][et].astype(np.float64).mean()) if et.any() else 0.0,
+        components=component_hotspots(probs, masks, uncertainty, spacing, rules, low_only=False),
+        spacing=tuple(float(s) for s in spacing),  # type: ignore[arg-type]
     )
-    hotspots = sorted(uncertain + low, key=lambda h: -h.voxels)[: rules.max_hotspots]
+    reasons = review_reasons(rules, facts)
+    hotspots = sorted(uncertain + facts.low_components(rules), key=lambda h: -h.voxels)[: rules.max_hotspots]
     return ReviewAssessment(
         needs_review=bool(reasons), reasons=reasons, measure=measure, uncertain_ml=float(uncertain_ml),
-        hotspots=hotspots, volumes_ml=volumes, et_mean_prob=et_mean, rules=rules, uncertainty=uncertainty,
+        hotspots=hotspots, volumes_ml=facts.volumes_ml, et_mean_prob=facts.et_mean_prob, rules=rules,
+        uncertainty=uncertainty,
     )
