@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -290,3 +289,20 @@ def test_pdf_slice_points_follow_the_lps_view():
         reo = reorientation(affine, "LPS")
         point = np.round(_lps_point((3, 31, 12), reo, shape)).astype(int)
         assert reo.apply(labels)[tuple(point)] == 4
+
+
+def test_cli_reviewer_status_and_model_from_a_provenance_record(brats2018_case_dir, capsys, tmp_path):
+    record = tmp_path / "session.json"
+    sha = "ab" * 32
+    record.write_text(json.dumps({
+        "case_id": brats2018_case_dir.name, "model": {"names": ["nnunet-small"], "sha256": [sha]},
+        "signoffs": [{"action": "approve", "reviewer": "B. Second", "time": "2026-01-01T00:00:00Z"}],
+    }))
+    report = json.loads(run_here(capsys, "report", brats2018_case_dir, "--json", "--provenance", record).stdout)
+    assert report["model"] == {"names": ["nnunet-small"], "sha256": [sha]}
+    assert report["reviewer"] == "B. Second" and report["status"] == "approved"
+    report = json.loads(run_here(capsys, "report", brats2018_case_dir, "--json", "--provenance", record,
+                                 "--reviewer", "C. Third", "--status", "draft").stdout)
+    assert report["reviewer"] == "C. Third" and report["status"] == "draft"
+    assert_bad_input(run_here(capsys, "report", brats2018_case_dir, "--provenance", tmp_path / "none.json"),
+                     "none.json", "not found")

@@ -32,7 +32,8 @@ from qtpy.QtWidgets import (
 
 from bratseg.atomic import atomic_write
 from bratseg.io import MODALITIES
-from bratseg.report import CaseReport, ReportInfo, build_report as build_case_report
+from bratseg.report import CaseReport, ReportInfo
+from bratseg.report import build_report as build_case_report
 from bratseg.report.table import lesion_table, summary_lines
 
 from .._state import CaseSession, viewer_state

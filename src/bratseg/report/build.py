@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -207,7 +208,8 @@ def build_report(
     ai_ml = tumour_volumes_ml(proposal, conv, spacing) if proposal is not None else None
     ref = None
     if reference is not None:
-        ref = structure_masks(convert_labels(reference, reference_convention or conv, conv, drop_rc=True), conv)
+        ref = structure_masks(convert_labels(reference, check_convention(reference_convention or conv), conv,
+                                                   drop_rc=True), conv)
     prior_regions = _prior_regions(prior) if prior is not None else None
     regions: dict[str, dict[str, Any]] = {}
     for key in STRUCTURES:

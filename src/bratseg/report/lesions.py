@@ -14,8 +14,9 @@ atlas is made.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -105,7 +106,7 @@ def midline_x(affine: np.ndarray, shape: Sequence[int], brain: np.ndarray | None
 def brain_mask(images: np.ndarray) -> np.ndarray:
     """Voxels above zero in any channel: bool (X, Y, Z) from images (C, X, Y, Z) or (X, Y, Z)."""
     images = np.asarray(images)
-    return (images > 0).any(axis=0) if images.ndim == 4 else images > 0
+    return np.asarray((images > 0).any(axis=0) if images.ndim == 4 else images > 0)
 
 
 def _components_by_size(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -196,7 +197,9 @@ def _enhancing_lesions(et: np.ndarray, wt_flat: np.ndarray, wt_comp: np.ndarray,
         lo = [int(c.min()) for c in coords]
         box = np.zeros([int(c.max()) - a + 1 for c, a in zip(coords, lo)], dtype=bool)
         box[tuple(c - a for c, a in zip(coords, lo))] = True
-        rano = measure_bidimensional(box, tuple(float(s) for s in spacing), axial)
+        rano = measure_bidimensional(box, (float(spacing[0]), float(spacing[1]), float(spacing[2])), axial)
+        if rano is None:  # not reached: a component has voxels
+            continue
         rano.slice_index += lo[axial]
         for ends in (rano.longest_ends, rano.perpendicular_ends):
             for point in ends:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,7 @@ ROW_HEIGHT = 0.018
 MAX_LESION_ROWS = 8
 
 
-def _lps_point(point: Sequence[float], reo: Reorientation, shape: Sequence[int]) -> np.ndarray:
+def _lps_point(point: Sequence[float] | np.ndarray, reo: Reorientation, shape: Sequence[int]) -> np.ndarray:
     """Storage voxel coordinates (3,) -> coordinates in the LPS-ordered array."""
     out = np.zeros(3)
     for src, (dst, flip) in enumerate(reo.forward):
@@ -74,7 +75,7 @@ def _focus(report: dict[str, Any]) -> tuple[np.ndarray | None, dict[str, Any] | 
 def _draw_views(fig: Any, rects: Sequence[tuple[float, float, float, float]], report: dict[str, Any],
                 labels: np.ndarray, affine: np.ndarray, spacing: Sequence[float],
                 image: np.ndarray | None) -> None:
-    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar  # type: ignore[import-untyped]
 
     reo = reorientation(affine, "LPS")
     lab = reo.apply(np.asarray(labels))
@@ -84,7 +85,7 @@ def _draw_views(fig: Any, rects: Sequence[tuple[float, float, float, float]], re
     point, main = _focus(report)
     centre = (_lps_point(point, reo, shape) if point is not None
               else (np.asarray(lab.shape) - 1) / 2.0)
-    x0, y0, z0 = (int(round(float(np.clip(c, 0, n - 1)))) for c, n in zip(centre, lab.shape))
+    x0, y0, z0 = (round(float(np.clip(c, 0, n - 1))) for c, n in zip(centre, lab.shape))
     if img is not None and np.any(img > 0):
         vmin, vmax = np.percentile(img[img > 0][:: 7], [0.5, 99.5])
         box = [np.flatnonzero((img > 0).any(axis=tuple(b for b in range(3) if b != a))) for a in range(3)]

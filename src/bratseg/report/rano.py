@@ -168,7 +168,7 @@ def axial_axis_of(affine: np.ndarray) -> int:
     """Storage axis (0, 1 or 2) closest to the patient's inferior-superior direction."""
     from bratseg.orientation import axcodes
 
-    return [i for i, code in enumerate(axcodes(affine)) if code in ("S", "I")][0]
+    return next(i for i, code in enumerate(axcodes(affine)) if code in ("S", "I"))
 
 
 def target_lesions(measurements: list[Bidimensional | None]) -> list[int]:

@@ -65,8 +65,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     """Short lines: lesion counts, sum of products (and its change), ET/TC ratio."""
     ratio = report["et_tc_ratio"]
     lines = [
-        f"{report['n_lesions']} lesion(s); {len(report['enhancing_lesions'])} enhancing, "
-        f"{report['n_measurable']} measurable (both diameters >= 10 mm)",
+        (f"{report['n_lesions']} lesion(s); {len(report['enhancing_lesions'])} enhancing, "
+         f"{report['n_measurable']} measurable (both diameters >= 10 mm)"),
         f"Sum of bidimensional products (up to 5 target lesions): {report['sum_of_products_mm2']:.0f} mm²",
         f"ET/TC ratio: {_num(ratio, '.3f')}",
     ]
@@ -88,9 +88,9 @@ def info_lines(report: dict[str, Any]) -> list[str]:
     names = ", ".join(model.get("names") or []) or "–"
     shas = ", ".join(s[:12] for s in model.get("sha256") or []) or "–"
     return [
-        f"Case: {report['case_id'] or '–'}   Labels: BraTS {report['convention']}   "
-        f"Voxel: {' × '.join(f'{s:g}' for s in report['spacing_mm'])} mm ({report['axcodes']})",
+        (f"Case: {report['case_id'] or '–'}   Labels: BraTS {report['convention']}   "
+         f"Voxel: {' × '.join(f'{s:g}' for s in report['spacing_mm'])} mm ({report['axcodes']})"),
         f"Model: {names}   sha256: {shas}",
-        f"Reviewer: {report.get('reviewer') or '–'}   Status: {report.get('status') or '–'}   "
-        f"Generated: {report.get('generated') or '–'}",
+        (f"Reviewer: {report.get('reviewer') or '–'}   Status: {report.get('status') or '–'}   "
+         f"Generated: {report.get('generated') or '–'}"),
     ]
