@@ -39,6 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--segment", action="store_true", help="run the segmentation as soon as the case is open"
     )
+    parser.add_argument(
+        "--worklist", metavar="FOLDER",
+        help="also open the Worklist dock on a folder of case folders (status, segment all, sign-off)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -57,9 +61,16 @@ def _case_path(case_dir: str | None) -> Path | None:
         return None
 
 
-def open_viewer(case_dir: str | None = None, models: list[str] | None = None, show: bool = True):
-    """Create the viewer, add the docks, load the case; returns ``(viewer, docks)``."""
+def open_viewer(case_dir: str | None = None, models: list[str] | None = None, show: bool = True,
+                worklist: str | None = None):
+    """Create the viewer, add the docks, load the case; returns ``(viewer, docks)``.
+
+    With ``worklist`` (a folder of case folders) the Worklist dock is added too, on that folder.
+    """
     import napari
+
+    if worklist is not None and not Path(worklist).is_dir():
+        raise BratsInputError("worklist folder not found", worklist)
 
     path = _case_path(case_dir)
     if path is not None:
@@ -79,6 +90,11 @@ def open_viewer(case_dir: str | None = None, models: list[str] | None = None, sh
         from bratseg.zoo import resolve_model
 
         docks["Segment"].set_only_checked([resolve_model(m) for m in models])
+    if worklist is not None:
+        _, docks["Worklist"] = viewer.window.add_plugin_dock_widget(PLUGIN, "Worklist", tabify=False)
+        docks["Worklist"].set_folder(worklist)
+        if models:
+            docks["Worklist"].model_list.set_only_checked([resolve_model(m) for m in models])
     if first is not None:
         first.raise_()
     return viewer, docks
@@ -92,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         raise BratsInputError(
             f"napari is not installed ({exc}); install the GUI extra: pip install 'napari-brats[gui]'"
         ) from exc
-    viewer, docks = open_viewer(args.case_dir, args.model)
+    viewer, docks = open_viewer(args.case_dir, args.model, worklist=getattr(args, "worklist", None))
     if args.segment and docks.get("Segment") is not None:
         docks["Segment"].run()
     napari.run()

@@ -125,3 +125,15 @@ def test_worklist_batch_cancels_and_resumes(make_napari_viewer, qtbot, standin, 
     qtbot.waitUntil(lambda: dock.worker is None, timeout=WORKER_TIMEOUT_MS)
     assert [_status(dock, i) for i in range(2)] == ["segmented", "segmented"]
     assert dock.status.text().startswith("1 segmented, 1 skipped")
+
+
+def test_view_opens_the_worklist_dock_on_a_folder(tmp_path):
+    from napari_brats._view_command import open_viewer
+
+    folder = _folder(tmp_path, "cases", CASES[:2])
+    viewer, docks = open_viewer(str(folder / CASES[0]), show=False, worklist=str(folder))
+    try:
+        assert docks["Worklist"].table.rowCount() == 2 and _status(docks["Worklist"], 0) == "new"
+        assert docks["Worklist"].folder_edit.text() == str(folder)
+    finally:
+        viewer.close()

@@ -60,7 +60,7 @@ def _row_cells(row: Any) -> list[str]:
     note = row.error or "; ".join(row.reasons)
     if row.approval is not None:
         note = f"{row.approval.line()}" + (f"; {note}" if note else "")
-    return [row.case_id, row.status, ", ".join(row.models), str(row.n_edited) if row.status != "new" else "",
+    return [row.case_id, row.status, " + ".join(row.models), str(row.n_edited) if row.status != "new" else "",
             flag, note, *(fmt_ml(volumes[k]) if k in volumes else "" for k in ("wt", "tc", "et"))]
 
 
@@ -105,6 +105,7 @@ class WorklistWidget(QWidget):
         self.next_button.clicked.connect(lambda: self.step(1))
 
         self.model_list = ModelList()
+        self.model_list.setMaximumHeight(110)  # the table gets the room
         self.device_combo = QComboBox()
         self.device_combo.addItems(["auto", "cpu", "cuda", "mps"])
         self.segment_button = QPushButton("Segment all")
