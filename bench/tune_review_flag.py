@@ -250,6 +250,8 @@ def tune(store: Path, as_json: bool = False) -> int:
         "leave_one_out": dict(zip(("hard_flagged", "others_flagged"), loo)),
         "leave_one_out_all_families": dict(zip(("hard_flagged", "others_flagged"), leave_one_out(rows))),
         "current_defaults": dict(zip(("hard_flagged", "others_flagged", "flagged"), rates(rows, hard, DEFAULT_RULES))),
+        "current_defaults_disagreement": dict(zip(("hard_flagged", "others_flagged", "flagged"),
+                                                  rates(rows, hard, DEFAULT_RULES, "ensemble disagreement"))),
         "per_case": [{"case": r["case"], "mean_dice": round(r["mean_dice"], 3), "hard": r["case"] in hard,
                       "reasons": flags(r, chosen), "reasons_default": flags(r, DEFAULT_RULES)} for r in rows],
     }
@@ -262,9 +264,9 @@ def tune(store: Path, as_json: bool = False) -> int:
     print("chosen thresholds:", json.dumps(changed))
     print("with ensemble disagreement instead of entropy:", json.dumps(report["chosen_disagreement"]))
     for key in ("in_sample", "in_sample_disagreement", "leave_one_out", "leave_one_out_all_families",
-                "current_defaults"):
+                "current_defaults", "current_defaults_disagreement"):
         v = report[key]
-        print(f"{key:24s} hard flagged {v['hard_flagged']:.0%}, others flagged {v['others_flagged']:.0%}")
+        print(f"{key:30s} hard flagged {v['hard_flagged']:.0%}, others flagged {v['others_flagged']:.0%}")
     print("\n| case | mean Dice | hard | WT mL | ET % of WT | uncertain mL (H>=0.8) | ET mean p | flag (chosen) |")
     print("|---|---|---|---|---|---|---|---|")
     for r, c in sorted(zip(rows, report["per_case"]), key=lambda rc: rc[0]["mean_dice"]):

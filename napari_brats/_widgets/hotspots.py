@@ -55,7 +55,7 @@ def uncertainty_layer_data(values: np.ndarray, case: Any, measure: str) -> tuple
         "contrast_limits": (0.0, 1.0),
         "colormap": "magma",
         "blending": "additive",
-        "opacity": 0.5,
+        "opacity": 0.4,
         "metadata": {META_KEY: {**geometry_meta(case), "role": "uncertainty", "measure": measure}},
         "axis_labels": AXIS_LABELS,
         "units": UNITS,
@@ -120,7 +120,7 @@ class HotspotsWidget(QWidget):
         self._timer.setInterval(REFRESH_DELAY_MS)
         self._timer.timeout.connect(self.refresh)
         self.state.session_changed.connect(lambda _s: self.refresh())
-        self.state.labels_changed.connect(self._timer.start)
+        self.state.labels_changed.connect(lambda: self._timer.start())
         self.refresh()
 
     # ------------------------------------------------------------------ assessment
@@ -183,7 +183,8 @@ class HotspotsWidget(QWidget):
         point = hotspot_world_point(self.assessment.hotspots[row], session.case, self.state.layer)
         dims = self.viewer.dims
         dims.point = tuple(point[a] if a < len(point) else p for a, p in enumerate(dims.point))
-        self.viewer.camera.center = tuple(point[a] for a in dims.displayed)
+        camera = getattr(getattr(self.viewer, "scene", None), "camera", None) or self.viewer.camera
+        camera.center = tuple(point[a] for a in dims.displayed)
         self.table.selectRow(row)
         return point
 
