@@ -52,7 +52,7 @@ def uncertainty_layer_data(values: np.ndarray, case: Any, measure: str) -> tuple
     kwargs = {
         "name": uncertainty_layer_name(measure),
         "scale": display_scale(case.spacing, case.affine),
-        "contrast_limits": (0.0, 1.0),
+        "contrast_limits": (0.2, 1.0),  # near-certain voxels black: additive blending leaves them as they are
         "colormap": "magma",
         "blending": "additive",
         "opacity": 0.4,
