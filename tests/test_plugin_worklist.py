@@ -57,7 +57,7 @@ def test_worklist_segment_all_open_approve_reopen_export(make_napari_viewer, qtb
     state = viewer_state(viewer)
     assert dock.set_folder(_folder(tmp_path, "cases"))
     assert dock.table.rowCount() == 3 and [_status(dock, i) for i in range(3)] == ["new"] * 3
-    assert dock.table.horizontalHeaderItem(6).text() == "WT mL"
+    assert dock.table.horizontalHeaderItem(4).text() == "WT mL"
 
     dock.model_list.add_checkpoint(model)
     dock.model_list.set_only_checked([model])
@@ -67,7 +67,7 @@ def test_worklist_segment_all_open_approve_reopen_export(make_napari_viewer, qtb
     qtbot.waitUntil(lambda: dock.worker is None, timeout=WORKER_TIMEOUT_MS)
     assert dock.last_error is None, dock.last_error
     assert [_status(dock, i) for i in range(3)] == ["segmented"] * 3
-    assert dock.table.item(0, 2).text() == "standin-regions" and float(dock.table.item(0, 6).text()) > 0
+    assert dock.table.item(0, 2).text() == "standin-regions" and float(dock.table.item(0, 4).text()) > 0
 
     assert dock.open_row(0)
     session, layer = state.session, state.layer
@@ -81,7 +81,7 @@ def test_worklist_segment_all_open_approve_reopen_export(make_napari_viewer, qtb
     approval = dock.approve()
     assert approval.reviewer == "dr.ana" and session.approved
     assert not layer.editable and layer.mode == "pan_zoom"  # read-only
-    assert _status(dock, 0) == "approved" and "approved by dr.ana" in dock.table.item(0, 5).text()
+    assert _status(dock, 0) == "approved" and "approved by dr.ana" in dock.table.item(0, 8).text()
     assert not correction.isEnabled() and "read-only" in correction.edits_label.text()
     assert "read-only" in post.timing_label.text()
     assert not dock.approve_button.isEnabled() and dock.reopen_button.isEnabled()

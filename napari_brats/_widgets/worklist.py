@@ -45,12 +45,14 @@ COLUMNS = (
     ("Status", "new, segmented, edited, approved (or error)"),
     ("Model", "model(s) behind the AI proposal"),
     ("Edited", "hand-edited voxels"),
-    ("Review", "flagged for review by the uncertainty assessment"),
-    ("Note", "why it is flagged, or why the case cannot be used"),
     ("WT mL", "whole tumour volume"),
     ("TC mL", "tumour core volume"),
     ("ET mL", "enhancing tumour volume"),
+    ("Review", "flagged for review by the uncertainty assessment"),
+    ("Note", "sign-off, why it is flagged, or why the case cannot be used"),
 )
+#: Column of the note (the error's tooltip).
+NOTE_COLUMN = len(COLUMNS) - 1
 
 
 def _row_cells(row: Any) -> list[str]:
@@ -61,7 +63,7 @@ def _row_cells(row: Any) -> list[str]:
     if row.approval is not None:
         note = f"{row.approval.line()}" + (f"; {note}" if note else "")
     return [row.case_id, row.status, " + ".join(row.models), str(row.n_edited) if row.status != "new" else "",
-            flag, note, *(fmt_ml(volumes[k]) if k in volumes else "" for k in ("wt", "tc", "et"))]
+            *(fmt_ml(volumes[k]) if k in volumes else "" for k in ("wt", "tc", "et")), flag, note]
 
 
 class WorklistWidget(QWidget):
@@ -201,7 +203,7 @@ class WorklistWidget(QWidget):
         row = self.worklist.rows[index]
         for column, text in enumerate(_row_cells(row)):
             item = QTableWidgetItem(text)
-            if row.error and column == 5:
+            if row.error and column == NOTE_COLUMN:
                 item.setToolTip(row.error)
             self.table.setItem(index, column, item)
 
