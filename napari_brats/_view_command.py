@@ -18,7 +18,7 @@ from bratseg.errors import BratsInputError
 logger = logging.getLogger(__name__)
 
 #: Docks opened by ``view``: (manifest widget name, tabbed with the previous one).
-DOCKS = ("Segment", "Postprocessing", "Correction", "Report", "Export for retraining", "Training")
+DOCKS = ("Segment", "Postprocessing", "Correction", "Review hotspots", "Report", "Export for retraining", "Training")
 PLUGIN = "napari-brats"
 
 

@@ -52,7 +52,7 @@ def _display_index_of(voxel, case) -> tuple[int, int, int]:
 
 
 def test_the_dock_shows_the_flag_and_hotspots_largest_first(dock):
-    viewer, widget, _layer, session = dock
+    _viewer, widget, _layer, _session = dock
     assessment = widget.assessment
     assert assessment is not None and assessment.measure == "entropy"
     assert widget.table.rowCount() == len(assessment.hotspots) > 0

@@ -31,7 +31,15 @@ from qtpy.QtWidgets import (
 
 from bratseg.review.uncertainty import Hotspot, ReviewAssessment, assess_case
 
-from .._layers import AXIS_LABELS, META_KEY, UNITS, display_scale, geometry_meta, storage_index_to_display, to_display
+from .._layers import (
+    AXIS_LABELS,
+    META_KEY,
+    UNITS,
+    display_scale,
+    geometry_meta,
+    storage_index_to_display,
+    to_display,
+)
 from .._state import viewer_state
 from ._common import show_input_error
 
