@@ -12,8 +12,10 @@ Two steps:
    quartile of mean Dice. Each rule's threshold is scanned on a grid; rules are added greedily while
    one more hard case is flagged than easy ones (hit rate on the hard cases minus the firing rate on
    the rest, Youden's J). Reports the chosen thresholds, the hit rate on hard and easy cases, and a
-   leave-one-out estimate (the whole choice redone without each case, the left-out case flagged
-   with the thresholds chosen on the others).
+   leave-one-out estimate (the thresholds chosen again without each case, the left-out case
+   flagged with them). Which rule families to use is chosen first, as the subset of up to 3
+   families with the best leave-one-out J, so that estimate is slightly optimistic for the
+   chosen subset; the report also gives it for all families together.
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python bench/tune_review_flag.py predict`` then
 ``.venv/bin/python bench/tune_review_flag.py tune [--json]``.
