@@ -125,9 +125,11 @@ def test_batch_is_cancellable_and_resumable(folder: Path, model: Path, tmp_path:
     assert _run(resumed, model)[-1].message.startswith("0 segmented, 3 skipped")
 
 
-def test_a_broken_case_keeps_its_error_in_its_row(brats2018_dir: Path, model: Path, tmp_path: Path) -> None:
+def test_a_broken_case_keeps_its_error_in_its_row(brats2018_dir: Path, brats2023_case_dir: Path, model: Path,
+                                                  tmp_path: Path) -> None:
     root = tmp_path / "cases"
     good = _link_case(brats2018_dir / CASES[0], root / CASES[0])
+    _link_case(brats2023_case_dir, root / brats2023_case_dir.name)  # BraTS 2023 names beside 2018 ones
     _link_case(brats2018_dir / CASES[1], root / "Case_no_flair", skip="flair")
     truncated = _link_case(brats2018_dir / CASES[2], root / "Case_truncated", skip="flair")
     flair = (brats2018_dir / CASES[2] / f"{CASES[2]}_flair.nii.gz").read_bytes()
@@ -137,10 +139,10 @@ def test_a_broken_case_keeps_its_error_in_its_row(brats2018_dir: Path, model: Pa
 
     worklist = Worklist(root, SessionStore(tmp_path / "sessions"))
     rows = {r.case_id: r for r in worklist.rows}
-    assert sorted(rows) == [CASES[0], "Case_no_flair", "Case_truncated"]
+    assert sorted(rows) == sorted([CASES[0], brats2023_case_dir.name, "Case_no_flair", "Case_truncated"])
     assert rows["Case_no_flair"].status == "error" and "missing FLAIR (flair) image" in rows["Case_no_flair"].error
     assert "\n" not in rows["Case_no_flair"].error
-    assert rows[CASES[0]].status == rows["Case_truncated"].status == "new"
+    assert rows[CASES[0]].status == rows["Case_truncated"].status == rows[brats2023_case_dir.name].status == "new"
 
     events = _run(worklist, model)
     failed = [e for e in events if e.kind == "failed"]
@@ -149,6 +151,7 @@ def test_a_broken_case_keeps_its_error_in_its_row(brats2018_dir: Path, model: Pa
     assert rows["Case_truncated"].status == "error" and "Case_truncated_flair.nii.gz" in rows["Case_truncated"].error
     assert "\n" not in rows["Case_truncated"].error
     assert rows[CASES[0]].status == "segmented" and rows[CASES[0]].error is None and good.is_dir()
+    assert rows[brats2023_case_dir.name].status == "segmented" and rows[brats2023_case_dir.name].volumes_ml["wt"] > 0
     if importlib.util.find_spec("bratseg.review.uncertainty") is None:  # the flag stays empty without it
         assert rows[CASES[0]].needs_review is None and rows[CASES[0]].reasons == []
     else:  # the assessment is stored with the saved review and read back into the row
