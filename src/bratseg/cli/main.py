@@ -38,6 +38,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bratseg.cli.train",
     "bratseg.cli.cvsplit",
     "bratseg.cli.sessions",
+    "bratseg.cli.worklist",
     "bratseg.cli.sample",
 )
 
