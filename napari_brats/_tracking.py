@@ -14,6 +14,9 @@ refreshes. :class:`EditTracker` keeps a snapshot of the working labels and compa
 
 The engine's own proposal updates write only non-edited voxels to the proposal's value, so the
 ``set_data`` of the following refresh leaves the edits as they are.
+
+An approved review is read-only (its layer is not editable); a change that still reaches its
+labels (a script writing into the layer) is undone from the snapshot.
 """
 
 from __future__ import annotations
@@ -101,7 +104,23 @@ class EditTracker:
             return None
         return np.concatenate(voxels).astype(np.intp), np.concatenate(values).astype(labels.dtype)
 
+    def _refused(self) -> bool:
+        """True for an approved review: any change to its labels is undone from the snapshot."""
+        session = self.state.session
+        if session is None or not session.approved or self.state.layer is not self.layer:
+            return False
+        if self.snapshot is not None and self.snapshot.shape == session.labels.shape:
+            changed = session.labels != self.snapshot
+            if changed.any():
+                logger.warning("%s is %s: %d changed voxels undone (reopen it to edit)",
+                               session.case.case_id, session.approval.line(), int(changed.sum()))
+                np.copyto(session.labels, self.snapshot, where=changed)
+                self.layer.refresh()
+        return True
+
     def _on_paint(self, event: Any = None) -> None:
+        if self._refused():
+            return
         start = time.perf_counter()
         session = self.state.session
         stroke = None
@@ -126,6 +145,8 @@ class EditTracker:
         self._commit(session, np.zeros(session.labels.shape, dtype=bool), start)
 
     def _on_set_data(self, _event: Any = None) -> None:
+        if self._refused():
+            return
         start = time.perf_counter()
         hit = self._changed()
         if hit is None:

@@ -87,6 +87,9 @@ def test_worklist_segment_all_open_approve_reopen_export(make_napari_viewer, qtb
     assert not dock.approve_button.isEnabled() and dock.reopen_button.isEnabled()
     saved = state.store.get(state.key)
     assert saved.status == "approved" and saved.signoffs[-1].reviewer == "dr.ana"
+    approved_labels = session.labels.copy()
+    layer.data_setitem(tuple((grid[a] + s).ravel() for a, s in enumerate((60, 60, 60))), 2)  # a script's write
+    assert np.array_equal(session.labels, approved_labels) and session.n_edited == 216  # undone
 
     assert dock.reopen().action == "reopen"
     assert layer.editable and correction.isEnabled() and _status(dock, 0) == "edited"
