@@ -110,12 +110,15 @@ def test_worklist_segment_all_open_approve_reopen_export(make_napari_viewer, qtb
 
 
 def test_worklist_batch_cancels_and_resumes(make_napari_viewer, qtbot, standin, tmp_path):
+    from napari_brats._state import viewer_state
+
     model = standin.save_standin(tmp_path / "standin-regions.pt")
     viewer = make_napari_viewer()
     from napari_brats._widgets.worklist import WorklistWidget
 
     dock = WorklistWidget(viewer)
     assert dock.set_folder(_folder(tmp_path, "cases", CASES[:2]))
+    assert dock.open_row(1) and viewer_state(viewer).session is None  # a new case: images only
     dock.model_list.add_checkpoint(model)
     dock.model_list.set_only_checked([model])
     dock.device_combo.setCurrentText("cpu")
@@ -128,6 +131,8 @@ def test_worklist_batch_cancels_and_resumes(make_napari_viewer, qtbot, standin, 
     qtbot.waitUntil(lambda: dock.worker is None, timeout=WORKER_TIMEOUT_MS)
     assert [_status(dock, i) for i in range(2)] == ["segmented", "segmented"]
     assert dock.status.text().startswith("1 segmented, 1 skipped")
+    state = viewer_state(viewer)  # the open case's new review is shown, editable
+    assert state.session is not None and state.session.case.case_id == CASES[1] and state.layer.editable
 
 
 def test_view_opens_the_worklist_dock_on_a_folder(tmp_path):

@@ -263,6 +263,22 @@ class WorklistWidget(QWidget):
         self._update_buttons()
         return True
 
+    def _show_new_review(self) -> None:
+        """The open case had no review and the batch made one: show it."""
+        from .._show import show_session
+
+        if self.current is None or self.state.session is not None or not self._case_layers:
+            return
+        row = self.worklist.rows[self.current]
+        saved = self.state.store.get(row.key) if row.key else None
+        case = self._case_layers[0].metadata.get("bratseg", {}).get("case")
+        if saved is None or case is None or self._case_layers[0] not in self.viewer.layers:
+            return
+        try:
+            self._case_layers.append(show_session(self.viewer, self.state.store.restore(saved, case)))
+        except Exception as exc:
+            self._error(exc)
+
     def _close_case_layers(self) -> None:
         """Remove the layers of the case this dock opened before (probability layers too)."""
         names = {layer.name for layer in self._case_layers}
@@ -356,6 +372,7 @@ class WorklistWidget(QWidget):
         self.worker = None
         if self.worklist is not None:
             self.fill_table()
+            self._show_new_review()
         if self._stop.is_set():
             self.status.setText(self.status.text() if "stopped" in self.status.text() else "cancelled")
         self.progress.setRange(0, 1)
