@@ -49,11 +49,12 @@ def test_worklist_segment_all_open_approve_reopen_export(make_napari_viewer, qtb
     from napari_brats._state import viewer_state
     from napari_brats._widgets.correction import CorrectionWidget
     from napari_brats._widgets.postprocess import PostprocessWidget
+    from napari_brats._widgets.segment import SegmentWidget
 
     model = standin.save_standin(tmp_path / "standin-regions.pt")
     viewer = make_napari_viewer()
     _, dock = viewer.window.add_plugin_dock_widget("napari-brats", "Worklist")
-    correction, post = CorrectionWidget(viewer), PostprocessWidget(viewer)
+    correction, post, segment = CorrectionWidget(viewer), PostprocessWidget(viewer), SegmentWidget(viewer)
     state = viewer_state(viewer)
     assert dock.set_folder(_folder(tmp_path, "cases"))
     assert dock.table.rowCount() == 3 and [_status(dock, i) for i in range(3)] == ["new"] * 3
@@ -84,6 +85,8 @@ def test_worklist_segment_all_open_approve_reopen_export(make_napari_viewer, qtb
     assert _status(dock, 0) == "approved" and "approved by dr.ana" in dock.table.item(0, 8).text()
     assert not correction.isEnabled() and "read-only" in correction.edits_label.text()
     assert "read-only" in post.timing_label.text()
+    segment.set_only_checked([model])
+    assert segment.run() is None and "reopen it" in segment.last_error  # no new run over an approval
     assert not dock.approve_button.isEnabled() and dock.reopen_button.isEnabled()
     saved = state.store.get(state.key)
     assert saved.status == "approved" and saved.signoffs[-1].reviewer == "dr.ana"

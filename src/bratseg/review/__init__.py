@@ -6,9 +6,9 @@
   hash of the case's image files, for recovery after a crash or a closed viewer.
 - Sign-off (:mod:`bratseg.review.signoff`): approve / reopen with reviewer, time, models and
   settings; an approved review is read-only.
-- :class:`Worklist` (:mod:`bratseg.review.worklist`): a folder of cases with their review status,
-  batch segmentation (:func:`segment_all`) and the export of approved cases
-  (:func:`export_approved`).
+- ``Worklist`` (:mod:`bratseg.review.worklist`): a folder of cases with their review status;
+  :mod:`bratseg.review.batch`: batch segmentation (``segment_all``) and the export of the
+  approved cases (``export_approved``).
 """
 
 from bratseg.review.session import ModelInfo, ReviewSession
