@@ -87,8 +87,8 @@ def _cc3d_in_box(mask: np.ndarray, coords: tuple[np.ndarray, ...], lo: list[int]
     except ImportError:
         return None
     box = np.ascontiguousarray(mask[tuple(slice(a, b) for a, b in zip(lo, hi))])
-    labels, n = cc3d.connected_components(box, connectivity={1: 6, 2: 18, 3: 26}[int(connectivity)],
-                                          return_N=True)
+    labels, n = cc3d.connected_components(  # type: ignore[call-overload]  # cc3d's stubs lack return_N=bool
+        box, connectivity={1: 6, 2: 18, 3: 26}[int(connectivity)], return_N=True)
     ids = labels[tuple(c - a for c, a in zip(coords, lo))].astype(np.int32) - 1
     return ids, int(n)
 

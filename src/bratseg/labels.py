@@ -80,7 +80,7 @@ def check_convention(convention: str) -> Convention:
     conv = str(convention)
     if conv not in CONVENTIONS:
         raise BratsInputError(f"unknown label convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
-    return conv  # type: ignore[return-value]
+    return conv
 
 
 def label_value(tissue: str, convention: Convention) -> int:

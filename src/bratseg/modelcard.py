@@ -17,7 +17,7 @@ import logging
 import os
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import bratseg
 from bratseg.checkpoint import LoadedModel, file_sha256, load_checkpoint, save_checkpoint
@@ -171,7 +171,7 @@ def case_datasets(data_dirs: list[str], case_ids: list[str]) -> dict[str, list[s
     """
     from bratseg.training.data import discover_cases
 
-    wanted, out = set(case_ids), {}
+    wanted, out = set(case_ids), cast(dict[str, list[str]], {})
     for folder in data_dirs:
         if Path(folder).is_dir():
             for ref in discover_cases([folder]):

@@ -41,7 +41,7 @@ def parse_axcodes(codes: str | Sequence[str]) -> tuple[str, str, str]:
     which = sorted(next((i for i, p in enumerate(pairs) if c in p), -1) for c in out)
     if len(out) != 3 or which != [0, 1, 2]:
         raise BratsInputError(f"invalid axis codes {codes!r}: need one of L/R, A/P and S/I each")
-    return out  # type: ignore[return-value]
+    return out
 
 
 @dataclass(frozen=True)

@@ -226,7 +226,7 @@ def preprocess_image(
     original_shape = tuple(int(s) for s in image.shape[1:])
     mask = brain_mask(image)
     box = _mask_bbox(mask, margin) if crop else tuple(slice(0, s) for s in original_shape)
-    sub = image[(slice(None), *box)]
+    sub = image[(slice(None),) + tuple(box)]
     mask = mask[box]
     channels = []
     means: list[float] = []
@@ -329,7 +329,7 @@ def invert_probabilities(
     fills = np.broadcast_to(np.asarray(fill, dtype=np.float64), (core.shape[0],))
     for k in range(core.shape[0]):
         out[k].fill_(float(fills[k]))
-    out[(slice(None), *info.slices)] = core
+    out[(slice(None),) + tuple(info.slices)] = core
     return out.numpy()
 
 

@@ -39,11 +39,12 @@ def run(args: argparse.Namespace) -> int:
         out = write_nnunet_dataset([r.folder for r in refs], args.dest, name=args.name)
     else:
         from bratseg.io.nifti import load_label_map
-        from bratseg.labels import detect_convention
+        from bratseg.labels import check_convention, detect_convention
 
         cases = []
         for r in refs:
-            labels = r.labels or detect_convention(load_label_map(r.files["seg"]).data, source=str(r.files["seg"]))
+            labels = (check_convention(r.labels) if r.labels else
+                      detect_convention(load_label_map(r.files["seg"]).data, source=str(r.files["seg"])))
             cases.append((r.case_id, dict(r.files), labels))
         out = write_brats_dataset(cases, args.dest, "2021" if args.to == "brats2021" else "2023")
     print(f"wrote {out} ({len(refs)} labelled cases, {args.to} layout)")

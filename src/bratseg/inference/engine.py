@@ -21,7 +21,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Generator
+from typing import Any, Callable, Generator, cast
 
 import numpy as np
 import torch
@@ -296,7 +296,8 @@ def run_inference(
             src = image if order is None else image[order]
             if reo is not None and not reo.identity:
                 src = reo.apply(src, leading=1)
-            cache[key] = preprocess_with_config(src, reo.spacing(spacing) if reo else spacing, cfg)
+            src_spacing = cast(tuple[float, float, float], reo.spacing(spacing) if reo else spacing)
+            cache[key] = preprocess_with_config(src, src_spacing, cfg)
         x_np, info = cache[key]
         timings["preprocess"] += time.perf_counter() - t0
         step += 1
@@ -369,7 +370,7 @@ def run_inference(
             class_sum /= len(models)
     region_probs = _as_float16(region_sum)
     if model_range is not None:
-        spread = MemberSpread(model_range.spread(), "ensemble disagreement", len(models))
+        spread = MemberSpread(cast(np.ndarray, model_range.spread()), "ensemble disagreement", len(models))
     class_probs = _as_float16(class_sum) if class_sum is not None else None
     del region_sum, class_sum
     labels = postprocess(region_probs, pp_config, convention=convention, class_probs=class_probs)

@@ -9,7 +9,7 @@ can show where the members disagree without keeping every member's probabilities
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -38,8 +38,8 @@ class RunningRange:
     """Element-wise running minimum and maximum of same-shaped arrays (kept as float16) or tensors."""
 
     def __init__(self) -> None:
-        self.low = None
-        self.high = None
+        self.low: np.ndarray | torch.Tensor | None = None
+        self.high: np.ndarray | torch.Tensor | None = None
         self.count = 0
 
     def update(self, value: np.ndarray | torch.Tensor) -> None:
@@ -48,21 +48,23 @@ class RunningRange:
             if self.low is None:
                 self.low, self.high = value.clone(), value.clone()
             else:
-                torch.minimum(self.low, value, out=self.low)
-                torch.maximum(self.high, value, out=self.high)
+                low, high = cast(torch.Tensor, self.low), cast(torch.Tensor, self.high)
+                torch.minimum(low, value, out=low)
+                torch.maximum(high, value, out=high)
         else:
             if self.low is None:  # float16 halves the memory; probabilities need no more
                 self.low, self.high = value.astype(np.float16), value.astype(np.float16)
             else:
-                np.minimum(self.low, value, out=self.low, casting="unsafe")
-                np.maximum(self.high, value, out=self.high, casting="unsafe")
+                lo, hi = cast(np.ndarray, self.low), cast(np.ndarray, self.high)
+                np.minimum(lo, value, out=lo, casting="unsafe")
+                np.maximum(hi, value, out=hi, casting="unsafe")
         self.count += 1
 
     def spread(self) -> np.ndarray | torch.Tensor:
         """``max - min`` (reuses the maximum's memory; call once, at the end)."""
-        if self.low is None:
+        if self.low is None or self.high is None:
             raise ValueError("no member was added")
-        high = self.high
+        high: Any = self.high
         high -= self.low
         self.low = self.high = None
         return high

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, cast
 
 import torch
 from monai.inferers import sliding_window_inference
@@ -129,7 +129,7 @@ def _run(
             sw_device=device,
             device=device if device.type == "cuda" and not plan.notes else torch.device("cpu"),
         )
-        return out.float().cpu()
+        return cast(torch.Tensor, out).float().cpu()
 
 
 def forward_probabilities(

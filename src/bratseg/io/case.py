@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,7 +102,8 @@ class Case:
     @property
     def shape(self) -> tuple[int, int, int]:
         """Spatial shape (X, Y, Z)."""
-        return tuple(self.image.shape[1:])  # type: ignore[return-value]
+        x, y, z = self.image.shape[1:]
+        return int(x), int(y), int(z)
 
 
 def match_modality(filename: str) -> str | None:
@@ -119,7 +121,7 @@ def match_modality(filename: str) -> str | None:
 
 
 def find_case_files(
-    folder: str | Path, mapping: dict[str, str | Path] | None = None, *, seg: bool = True
+    folder: str | Path, mapping: Mapping[str, str | Path] | None = None, *, seg: bool = True
 ) -> dict[str, Path]:
     """Find the files of a case folder without reading them.
 
@@ -173,7 +175,7 @@ def find_case_files(
 
 def load_case(
     path: str | Path,
-    mapping: dict[str, str | Path] | None = None,
+    mapping: Mapping[str, str | Path] | None = None,
     load_seg: bool = True,
     *,
     seg_on_image_grid: bool = False,
@@ -255,7 +257,7 @@ def _display(key: str) -> str:
     return f"{MODALITY_NAMES[key]} ({key})" if key in MODALITY_NAMES else "label map (seg)"
 
 
-def _explicit_files(folder: Path, mapping: dict[str, str | Path]) -> dict[str, Path]:
+def _explicit_files(folder: Path, mapping: Mapping[str, str | Path]) -> dict[str, Path]:
     files: dict[str, Path] = {}
     for raw_key, value in mapping.items():
         key = _ALIASES.get(str(raw_key).lower().strip())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import logging
 from pathlib import Path
+from typing import Any, cast
 
 import nibabel as nib
 import numpy as np
@@ -79,9 +80,9 @@ def write_nifti_atomic(
                 # compresslevel 1 like nibabel's default; mtime 0 for reproducible bytes.
                 with gzip.GzipFile(filename="", mode="wb", fileobj=fh, compresslevel=1,
                                    mtime=0) as stream:
-                    img.to_file_map({"image": nib.FileHolder(fileobj=stream)})
+                    img.to_file_map({"image": nib.FileHolder(fileobj=cast(Any, stream))})
             else:
-                img.to_file_map({"image": nib.FileHolder(fileobj=fh)})
+                img.to_file_map({"image": nib.FileHolder(fileobj=cast(Any, fh))})
     except (OSError, HeaderDataError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise BratsInputError(f"cannot write file ({reason})", path) from None

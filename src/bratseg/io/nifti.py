@@ -11,6 +11,7 @@ import logging
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import nibabel as nib
 import numpy as np
@@ -161,7 +162,8 @@ class LabelMap:
     @property
     def shape(self) -> tuple[int, int, int]:
         """(X, Y, Z)."""
-        return tuple(self.data.shape)  # type: ignore[return-value]
+        x, y, z = self.data.shape
+        return int(x), int(y), int(z)
 
 
 def read_labels(img: nib.Nifti1Image, path: str | Path) -> np.ndarray:
@@ -265,7 +267,7 @@ def _read_raw(img: nib.Nifti1Image, path: str | Path) -> np.ndarray:
         )
     else:
         try:
-            raw = np.asanyarray(img.dataobj.get_unscaled())
+            raw = np.asanyarray(cast(Any, img.dataobj).get_unscaled())  # an ArrayProxy here
         except (EOFError, OSError, ValueError) as exc:
             # numpy raises ValueError when a .nii holds fewer bytes than the header promises
             raise BratsInputError(

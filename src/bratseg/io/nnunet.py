@@ -27,6 +27,7 @@ from pathlib import Path
 import nibabel as nib
 
 from bratseg.errors import BratsInputError
+from bratseg.labels import Convention
 
 #: nnU-Net channel index -> name, in bratseg's channel order (io.MODALITIES).
 CHANNEL_NAMES = {"0": "T1", "1": "T1ce", "2": "T2", "3": "Flair"}
@@ -121,7 +122,7 @@ def write_nnunet_dataset(case_dirs: list[Path], dest: str | Path, *, name: str |
             for k, m in enumerate(MODALITIES):
                 _copy_as_nii_gz(case.files[m], tmp / "imagesTr" / f"{case.case_id}_{k:04d}{FILE_ENDING}")
             save_label_map(case.seg, tmp / "labelsTr" / f"{case.case_id}{FILE_ENDING}", affine=case.affine,
-                           header=nib.load(case.files["seg"]).header, convention="nnunet",
+                           header=_nifti_header(case.files["seg"]), convention="nnunet",
                            src_convention=case.seg_convention)
         meta = {"channel_names": CHANNEL_NAMES, "labels": DATASET_LABELS, "regions_class_order": [1, 2, 3],
                 "numTraining": len(case_dirs), "file_ending": FILE_ENDING,
@@ -131,7 +132,8 @@ def write_nnunet_dataset(case_dirs: list[Path], dest: str | Path, *, name: str |
     return dest
 
 
-def write_brats_dataset(cases: list[tuple[str, dict[str, Path], str]], dest: str | Path, convention: str) -> Path:
+def write_brats_dataset(cases: list[tuple[str, dict[str, Path], Convention]], dest: str | Path,
+                        convention: Convention) -> Path:
     """Write cases as BraTS 2017-2021-named case folders, labels in ``convention``.
 
     Args:
@@ -159,6 +161,12 @@ def write_brats_dataset(cases: list[tuple[str, dict[str, Path], str]], dest: str
                 save_label_map(seg.data, out / f"{case_id}_seg{FILE_ENDING}", affine=seg.affine, header=seg.header,
                                convention=convention, src_convention=seg_convention)
     return dest
+
+
+def _nifti_header(path: Path) -> nib.Nifti1Header:
+    """The NIfTI-1 header of ``path`` (a NIfTI-2 file's header is converted)."""
+    header = nib.load(path).header
+    return header if isinstance(header, nib.Nifti1Header) else nib.Nifti1Header.from_header(header)
 
 
 @contextmanager
@@ -191,7 +199,7 @@ def _copy_as_nii_gz(src: Path, dst: Path) -> None:
         nib.save(nib.load(src), dst)
 
 
-def add_case_to_nnunet_dataset(case, labels, convention: str, dest: str | Path, *, overwrite: bool = False,
+def add_case_to_nnunet_dataset(case, labels, convention: Convention, dest: str | Path, *, overwrite: bool = False,
                                provenance: dict | None = None) -> Path:
     """Add (or, with ``overwrite``, replace) one labelled case in an nnU-Net raw dataset.
 

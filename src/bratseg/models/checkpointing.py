@@ -64,7 +64,7 @@ def enable_activation_checkpointing(model: nn.Module) -> int:
     for unit in _units(model):
         if getattr(unit, _MARK, False):
             continue
-        unit.forward = functools.partial(_checkpointed, unit, unit.forward)  # type: ignore[method-assign]
+        unit.forward = functools.partial(_checkpointed, unit, unit.forward)
         setattr(unit, _MARK, True)
         count += 1
     logger.info("activation checkpointing on %d block(s) of %s", count, type(model).__name__)

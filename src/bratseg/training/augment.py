@@ -79,7 +79,8 @@ class AugmentConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> AugmentConfig:
         """Inverse of :meth:`to_dict`; unknown keys are ignored."""
         names = {f.name for f in fields(cls)}
-        kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
+        kwargs: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()
+                                  if k in names}
         return cls(**kwargs)
 
 
@@ -188,7 +189,7 @@ def build_augmentation(
             RandGaussianNoised(keys=image, prob=config.noise_prob, std=config.noise_std)
         )
     if config.blur_prob > 0:
-        s = tuple(config.blur_sigma)
+        s = (float(config.blur_sigma[0]), float(config.blur_sigma[1]))
         transforms.append(
             RandGaussianSmoothd(
                 keys=image, sigma_x=s, sigma_y=s, sigma_z=s, prob=config.blur_prob

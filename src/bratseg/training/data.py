@@ -206,10 +206,10 @@ def split_cases(
 
 def cache_key(ref: CaseRef, preprocess: PreprocessConfig) -> str:
     """Hash of the source files (resolved path, mtime, size) and the preprocess config."""
-    files = {}
-    for key, path in sorted(ref.files.items()):
+    files: dict[str, list[Any]] = {}
+    for modality, path in sorted(ref.files.items()):
         st = Path(path).stat()
-        files[key] = [str(Path(path).resolve()), st.st_mtime_ns, st.st_size]
+        files[modality] = [str(Path(path).resolve()), st.st_mtime_ns, st.st_size]
     key: dict[str, Any] = {"version": CACHE_VERSION, "files": files, "preprocess": preprocess.to_dict()}
     if ref.seg_on_image_grid:
         key["seg_on_image_grid"] = True
@@ -344,8 +344,9 @@ class EpochSampler(Sampler[int]):
 
     def __init__(self, samples_per_epoch: int, *, world_size: int = 1, rank: int = 0, seed: int = 0) -> None:
         self.samples_per_epoch = int(samples_per_epoch)
-        self._dist = DistributedSampler(
-            range(self.samples_per_epoch), num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
+        indices: Any = range(self.samples_per_epoch)  # a sized sequence is all the sampler reads
+        self._dist: DistributedSampler[int] = DistributedSampler(
+            indices, num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
         )
         self.epoch = 0
         self.skip = 0

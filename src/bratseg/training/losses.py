@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -79,10 +79,11 @@ def _base_loss(kind: str, output_kind: str) -> Callable[[torch.Tensor, torch.Ten
         # seed 000 (Ashtari et al.): soft Dice on the softmax, squared norms, +1 smoothing.
         # Computed per class and averaged (a single Dice over all four channels would be
         # dominated by the background).
-        crit = DiceLoss(softmax=True, squared_pred=True, smooth_nr=1.0, smooth_dr=1.0, batch=True)
+        soft_dice = DiceLoss(softmax=True, squared_pred=True, smooth_nr=1.0, smooth_dr=1.0, batch=True)
         if kind != "softmax_dice":
             logger.info("loss %r is for region outputs; a class-output model uses softmax Dice", kind)
-        return lambda logits, index: crit(logits, onehot_from_index(index))
+        return lambda logits, index: soft_dice(logits, onehot_from_index(index))
+    crit: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     if kind == "dice_bce":
         # seed 003 (Futrega et al.): batched Dice + binary cross-entropy per region. (MONAI's
         # DiceCELoss applies a softmax cross-entropy to multi-channel input, wrong for the
@@ -90,8 +91,10 @@ def _base_loss(kind: str, output_kind: str) -> Callable[[torch.Tensor, torch.Ten
         dice = DiceLoss(sigmoid=True, batch=True, smooth_nr=1e-5, smooth_dr=1e-5)
         bce = torch.nn.BCEWithLogitsLoss()
 
-        def crit(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        def dice_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             return dice(logits, target) + bce(logits, target)
+
+        crit = dice_bce
     elif kind == "dice_focal":
         # seed 003: Focal (gamma 2) instead of cross-entropy.
         crit = DiceFocalLoss(sigmoid=True, batch=True, gamma=2.0, smooth_nr=1e-5, smooth_dr=1e-5)
@@ -183,13 +186,13 @@ class SegmentationLoss(torch.nn.Module):
         # seed 001 (Jiang et al.): losses of every stage and decoder are added together.
         stages = [s for s in (output.get("stages") or []) if s is not logits]
         if stages:
-            stage_loss = sum(self._term(s, index) for s in stages)
+            stage_loss = cast(torch.Tensor, sum(self._term(s, index) for s in stages))
             total = total + stage_loss
             parts["stages"] = float(stage_loss.detach())
         deep = list(output.get("deep") or [])
         if deep:
             weights = deep_supervision_weights(len(deep), self.deep_supervision)
-            ds = sum(w * self._term(d, index) for w, d in zip(weights, deep))
+            ds = cast(torch.Tensor, sum(w * self._term(d, index) for w, d in zip(weights, deep)))
             total = total + ds
             parts["deep"] = float(ds.detach())
         vae = output.get("vae")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -36,7 +36,7 @@ def region_probabilities(logits: torch.Tensor, output_kind: str) -> torch.Tensor
         return torch.sigmoid(logits.float())
     probs = torch.softmax(logits.float(), dim=1)
     return torch.stack(
-        [sum(probs[:, CLASSES.index(t)] for t in REGION_TISSUES[r]) for r in REGIONS], dim=1
+        [cast(torch.Tensor, sum(probs[:, CLASSES.index(t)] for t in REGION_TISSUES[r])) for r in REGIONS], dim=1
     )
 
 
@@ -98,9 +98,9 @@ def validate(
                 if int(np.prod(x.shape[2:])) <= WHOLE_CROP_MAX_VOXELS:
                     logits = _logits(model(x))
                 else:
-                    logits = sliding_window_inference(
+                    logits = cast(torch.Tensor, sliding_window_inference(
                         x, tuple(patch), 1, lambda t: _logits(model(t)), overlap=0.25, mode="gaussian"
-                    )
+                    ))
             probs = region_probabilities(logits, output_kind)[0].cpu().numpy()
             dice = dice_regions(hierarchical_masks(probs, thresholds), reference_regions(case.label))
             per_case[case.case_id] = [float(d) for d in dice]
