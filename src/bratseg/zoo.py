@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -241,7 +242,7 @@ def default_postprocess_overrides() -> dict[str, Any]:
     return dict(data.get("postprocess") or {})
 
 
-def is_default_ensemble(paths: list[str | Path]) -> bool:
+def is_default_ensemble(paths: Sequence[str | Path]) -> bool:
     """True when ``paths`` are exactly the bundled default model(s), in order."""
     try:
         default = [resolve_model(n).resolve() for n in default_model_names()]

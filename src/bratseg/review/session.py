@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bratseg.labels import LABEL_VALUES
+from bratseg.labels import LABEL_VALUES, Convention, check_convention
 from bratseg.review.signoff import APPROVE, REOPEN, ReviewLockedError, SignOff, is_approved, sign
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ class ReviewSession:
     """
 
     case: Case
-    convention: str
+    convention: Convention
     region_probs: np.ndarray | None
     config: PostprocessConfig
     proposal: np.ndarray
@@ -126,7 +126,7 @@ class ReviewSession:
         labels = np.ascontiguousarray(prediction.labels, dtype=np.uint8)
         return cls(
             case=case,
-            convention=str(prediction.convention),
+            convention=check_convention(prediction.convention),
             region_probs=prediction.region_probs,
             config=prediction.postprocess,
             proposal=labels.copy(),
@@ -224,7 +224,7 @@ class ReviewSession:
             from bratseg.labels import convert_labels
 
             self.labels[...] = convert_labels(self.labels, self.convention, prediction.convention)
-            self.convention = str(prediction.convention)
+            self.convention = check_convention(prediction.convention)
         self.region_probs = prediction.region_probs
         self.class_probs = getattr(prediction, "class_probs", None)
         self.config = self.initial_config = prediction.postprocess

@@ -181,7 +181,7 @@ class SessionStore:
             "shape": list(session.labels.shape), "affine": np.asarray(session.case.affine).tolist(),
             "header": base64.b64encode(session.case.header.binaryblock).decode() if session.case.header is not None else None,
             "convention": session.convention, "model": session.model.to_dict(),
-            "config": session.config.to_dict(), "initial_config": session.initial_config.to_dict(),
+            "config": session.config.to_dict(), "initial_config": (session.initial_config or session.config).to_dict(),
             "proposal_file": proposal_name, "edits_file": edits_name, "edits_digest": edits_digest,
             "n_edited": n_edited, "n_overrides": int(flat.size), "edited_voxels": session.edited_voxels(),
             "exported": bool(exported), "last_change": _now(), "last_change_epoch": time.time(),
@@ -217,7 +217,7 @@ class SessionStore:
     # ------------------------------------------------------------------ read
     def list(self) -> list[SavedSession]:
         """Every saved session, most recently changed first (unreadable ones skipped, logged)."""
-        out = []
+        out: list[SavedSession] = []
         if not self.root.is_dir():
             return out
         for folder in sorted(self.root.iterdir()):
@@ -319,7 +319,8 @@ class SessionStore:
 
 def _write_npz(path: Path, compressed: bool, **arrays: np.ndarray) -> None:
     buffer = io.BytesIO()
-    (np.savez_compressed if compressed else np.savez)(buffer, **arrays)
+    named: dict[str, Any] = dict(arrays)  # numpy's stubs type **kwds as its allow_pickle flag
+    (np.savez_compressed if compressed else np.savez)(buffer, **named)
     with atomic_write(path) as fh:
         fh.write(buffer.getvalue())
 

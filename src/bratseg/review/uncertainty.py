@@ -212,7 +212,7 @@ def _as_member_spread(members: Any) -> tuple[np.ndarray, Measure]:
         kind = str(members.kind)
         if kind not in MEASURES[1:]:
             raise ValueError(f"unknown member spread kind {kind!r}")
-        return np.asarray(members.values), kind  # type: ignore[return-value]
+        return np.asarray(members.values), kind
     arrays = [np.asarray(m) for m in members]
     if len(arrays) < 2:
         raise ValueError("member disagreement needs at least two members")
