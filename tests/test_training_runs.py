@@ -200,8 +200,8 @@ def test_ddp_two_gloo_processes(dataset: Path, cache_dir: Path, tmp_path: Path) 
     # gradients were synchronised: after two steps on different patches (disjoint shards of the
     # epoch's samples, own augmentation draws) both ranks hold exactly the same weights ...
     from bratseg.training.data import EpochSampler
-    from bratseg.training.snapshots import model_from_state
     from bratseg.training.setup import initial_model
+    from bratseg.training.snapshots import model_from_state
 
     shards = [set(EpochSampler(4, world_size=2, rank=r, seed=0)) for r in (0, 1)]
     assert not shards[0] & shards[1] and len(shards[0] | shards[1]) == 4
@@ -216,16 +216,14 @@ def test_ddp_two_gloo_processes(dataset: Path, cache_dir: Path, tmp_path: Path) 
 def test_rank_rng_restore_without_its_file_warns_and_uses_rank0(tmp_path: Path, caplog) -> None:
     """A rank resumed without its own RNG file (e.g. more processes than saved) falls back, saying so."""
     from bratseg.training import ddp, rundir
-    from bratseg.training.snapshots import RunSnapshots
+    from bratseg.training.snapshots import restore_rank_rng
 
-    session = RunSnapshots()
-    session.out = tmp_path
-    session.ctx = ddp.DistContext(rank=1, world_size=2)
+    ctx = ddp.DistContext(rank=1, world_size=2)
     torch.manual_seed(3)
     saved = rundir.capture_rng()
     torch.manual_seed(4)
     with caplog.at_level("WARNING"):
-        session._restore_rank_rng(saved)
+        restore_rank_rng(tmp_path, ctx, saved)
     assert "rank 1: no saved RNG state (rng.rank1.pt)" in caplog.text
     assert torch.equal(torch.get_rng_state(), saved["torch"])
 
@@ -233,5 +231,5 @@ def test_rank_rng_restore_without_its_file_warns_and_uses_rank0(tmp_path: Path, 
     own = rundir.capture_rng()
     rundir.save_atomic(own, tmp_path / rundir.rank_rng_file(1))
     torch.manual_seed(6)
-    session._restore_rank_rng(saved)
+    restore_rank_rng(tmp_path, ctx, saved)
     assert torch.equal(torch.get_rng_state(), own["torch"])

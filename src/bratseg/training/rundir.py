@@ -140,14 +140,14 @@ class StopRequest:
 def capture_rng() -> dict[str, Any]:
     """Python, NumPy and torch RNG states as tensors / plain lists (weights_only-safe)."""
     py_version, py_state, py_gauss = random.getstate()
-    np_state = np.random.get_state()
+    np_state = np.random.get_state(legacy=False)  # the legacy tuple's values, by name
     state: dict[str, Any] = {
         "python": [int(py_version), list(py_state), py_gauss],
         "numpy": {
-            "key": torch.from_numpy(np_state[1].astype(np.int64)),
-            "pos": int(np_state[2]),
-            "has_gauss": int(np_state[3]),
-            "cached_gaussian": float(np_state[4]),
+            "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "cached_gaussian": float(np_state["gauss"]),
         },
         "torch": torch.get_rng_state(),
     }

@@ -1,6 +1,7 @@
-"""Building the pieces of a run: initial model, preprocessing, data, loaders.
+"""Building the pieces of a run: initial model, preprocessing, data, loaders, and the run's plan.
 
-Split from :mod:`bratseg.training.trainer` to keep the loop readable.
+Split from :mod:`bratseg.training.trainer` to keep the loop readable. :class:`RunPlan` holds
+what a run trains (built for a fresh or a resumed run by :mod:`bratseg.training.plans`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from torch.utils.data import DataLoader
@@ -19,6 +20,8 @@ from torch.utils.data import DataLoader
 from bratseg.errors import BratsInputError
 from bratseg.preprocess import PreprocessConfig, effective_pad_multiple
 from bratseg.training.config import DEFAULT_TARGET_SPACING, TrainConfig
+from bratseg.training.data import CaseRef
+from bratseg.training.recipes import Recipe
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +54,39 @@ class InitialModel:
     pretrained_cases: list[str] = field(default_factory=list)
 
 
+class RunSplit(TypedDict):
+    """Training and validation case ids of a run and a human note on how they were chosen."""
+
+    train: list[str]
+    val: list[str]
+    note: str
+
+
+@dataclass
+class RunPlan:
+    """What a run trains, fixed for its whole life (a resumed run reads it from state.pt).
+
+    Attributes:
+        config: The effective run configuration.
+        init: The network to train and where it came from.
+        preprocess: Preprocessing of the training cases.
+        recipe: Optimiser, schedule, loss and augmentation settings.
+        patch: Training patch size (X, Y, Z) voxels.
+        refs: The cases of the data folders by case id.
+        split: Training and validation case ids.
+        steps_per_epoch: Optimiser steps per epoch.
+    """
+
+    config: TrainConfig
+    init: InitialModel
+    preprocess: PreprocessConfig
+    recipe: Recipe
+    patch: tuple[int, int, int]
+    refs: dict[str, CaseRef]
+    split: RunSplit
+    steps_per_epoch: int
+
+
 def initial_model(name_or_path: str, preset: str = "small") -> InitialModel:
     """Fresh architecture (by registry name) or a checkpoint to fine-tune (path or zoo name).
 
@@ -68,14 +104,8 @@ def initial_model(name_or_path: str, preset: str = "small") -> InitialModel:
         return InitialModel(model, name_or_path, spec, model.config, postprocess=dict(spec.default_postprocess))
     path = Path(str(name_or_path)).expanduser()
     if not path.is_file():
-        try:
-            from bratseg.zoo import resolve_model
-        except ImportError:
-            resolve_model = None
-        if resolve_model is None:
-            raise BratsInputError(
-                f"{name_or_path!r} is neither an architecture ({', '.join(ARCHITECTURES)}) nor a checkpoint file"
-            )
+        from bratseg.zoo import resolve_model
+
         try:
             path = resolve_model(name_or_path)
         except BratsInputError as exc:

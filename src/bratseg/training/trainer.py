@@ -27,20 +27,24 @@ from torch.optim.swa_utils import AveragedModel
 from bratseg.errors import BratsInputError
 from bratseg.labels import REGIONS
 from bratseg.training import ddp, rundir
-from bratseg.training.config import DEFAULT_EPOCHS, MIN_STEPS_PER_EPOCH, TrainConfig
-from bratseg.training.data import (
-    EpochSampler, PatchDataset, default_patch, discover_cases, load_cases, split_cases, training_sample,
-)
+from bratseg.training.config import DEFAULT_EPOCHS, TrainConfig
+from bratseg.training.data import EpochSampler, PatchDataset, load_cases, training_sample
 from bratseg.training.losses import loss_for
+from bratseg.training.plans import fresh_run_plan, resolve_config, resumed_run_plan
 from bratseg.training.recipes import (
-    PlateauTracker, Recipe, build_optimizer, check_overrides, default_recipe, in_swa_phase, lr_factor,
+    PlateauTracker,
+    build_optimizer,
+    check_overrides,
+    in_swa_phase,
+    lr_factor,
 )
 from bratseg.training.setup import (
-    default_cache_dir, default_num_workers, enable_gradient_checkpointing, fit_fixed_input, initial_model,
-    make_loader, model_size_divisor, preprocess_for, round_patch,
+    default_cache_dir,
+    default_num_workers,
+    enable_gradient_checkpointing,
+    make_loader,
 )
-from bratseg.training.splits import split_from_file
-from bratseg.training.snapshots import RunSnapshots, model_from_state, region_dice
+from bratseg.training.snapshots import RunState, region_dice, restore_state, save_snapshots
 from bratseg.training.validate import thresholds_from_postprocess, validate
 
 logger = logging.getLogger(__name__)
@@ -81,41 +85,15 @@ def train_events(config: TrainConfig) -> Generator[dict[str, Any], None, Path]:
         ddp.cleanup(ctx)
 
 
-def _resolve_config(config: TrainConfig) -> tuple[TrainConfig, dict[str, Any] | None]:
-    """The effective config and the resume state (``None`` for a fresh run)."""
-    out = Path(config.out)
-    state_path = out / rundir.STATE_FILE
-    if not config.resume:
-        return config, None
-    stored = TrainConfig.from_dict(_read_json(out / rundir.CONFIG_FILE))
-    for key in ("epochs", "time_budget_min", "num_workers"):
-        value = getattr(config, key)
-        if value is not None:
-            setattr(stored, key, value)
-    stored.stop_after_steps = config.stop_after_steps  # a per-invocation limit, never inherited
-    if config.device != "auto":
-        stored.device = config.device
-    stored.resume = True
-    stored.out = str(out)
-    return stored, rundir.load_state(state_path)
+class _Session:
+    """One training process (see :func:`train_events`); its :class:`RunState` is ``self.state``."""
 
-
-def _read_json(path: Path) -> dict[str, Any]:
-    import json
-
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise BratsInputError(f"cannot read run config ({exc})", path) from None
-
-
-class _Session(RunSnapshots):
-    """State of one training process (see :func:`train_events`)."""
+    state: RunState
 
     def __init__(self, config: TrainConfig, ctx: ddp.DistContext, log: rundir.ProgressLog | None) -> None:
         self.ctx = ctx
         self.log = log
-        self.config, self.state = _resolve_config(config)
+        self.config, self.resume_from = resolve_config(config)
         self.out = Path(self.config.out)
         self.device = ctx.device
         self.stop = rundir.StopRequest(self.out)
@@ -123,131 +101,76 @@ class _Session(RunSnapshots):
     # ------------------------------------------------------------------ setup
 
     def _setup(self) -> None:
-        cfg, st = self.config, self.state
-        if st is None:
-            torch.manual_seed(cfg.seed)
-            self.init = initial_model(cfg.model, cfg.preset)
-            if self.ctx.rank:  # same initial weights on every rank, own dropout draws per rank
-                torch.manual_seed(cfg.seed + self.ctx.rank)
-        else:
-            self.init = model_from_state(st)
-        self.arch, self.spec = self.init.arch, self.init.spec
-        self.preprocess = preprocess_for(cfg, self.init) if st is None else _pp(st["preprocess"])
-        recipe = default_recipe(self.arch) if st is None else Recipe.from_dict(st["recipe"])
-        if st is None:
-            overrides = dict(cfg.recipe or {})
-            aug = overrides.pop("augment", None)
-            recipe = recipe.with_overrides(lr=cfg.lr, batch_size=cfg.batch_size, **overrides)
-            if aug:
-                recipe.augment = type(recipe.augment).from_dict({**recipe.augment.to_dict(), **aug})
-        self.recipe = recipe
+        """Plan the run (fresh or resumed), load its cases and build loader, model and optimiser."""
+        cfg, st, ctx = self.config, self.resume_from, self.ctx
+        plan = fresh_run_plan(cfg, ctx) if st is None else resumed_run_plan(cfg, st)
+        self.plan, self.spec, recipe = plan, plan.init.spec, plan.recipe
         self.use_amp = bool(recipe.amp and self.device.type == "cuda")
-        divisor = model_size_divisor(self.init)
-        if st is not None:
-            self.patch = tuple(int(p) for p in st["patch"])
-        else:
-            self.patch = round_patch(cfg.patch, divisor) if cfg.patch else default_patch(self.preprocess, divisor)
-            self.patch = fit_fixed_input(self.init, self.patch)
         # data
-        refs = {r.case_id: r for r in discover_cases(cfg.data, cfg.seg_on_image_grid or (), cfg.align)}
-        if st is None and cfg.split_file:
-            self.split = split_from_file(cfg.split_file, cfg.fold, list(refs))
-        elif st is None:
-            split = split_cases(list(refs), val_fraction=cfg.val_fraction, val_cases=cfg.val_cases,
-                                fold=cfg.fold, folds=cfg.folds, seed=cfg.seed)
-            self.split = {"train": split.train, "val": split.val, "note": split.note}
-        else:
-            self.split = {k: st["split"][k] for k in ("train", "val", "note")}
-            missing = [c for c in self.split["train"] + self.split["val"] if c not in refs]
-            if missing:
-                raise BratsInputError(f"cannot resume: case(s) {', '.join(missing)} no longer in the data folders")
+        refs, split = plan.refs, plan.split
         cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
-        val_ids = self.split["val"][: cfg.max_val_cases] if cfg.max_val_cases else self.split["val"]
-        if self.ctx.is_main:
-            train_cases = load_cases([refs[c] for c in self.split["train"]], self.preprocess, cache_dir)
-            self.val_cases = load_cases([refs[c] for c in val_ids], self.preprocess, cache_dir)
-        ddp.barrier(self.ctx)
-        if not self.ctx.is_main:
-            train_cases = load_cases([refs[c] for c in self.split["train"]], self.preprocess, cache_dir)
+        val_ids = split["val"][: cfg.max_val_cases] if cfg.max_val_cases else split["val"]
+        if ctx.is_main:
+            train_cases = load_cases([refs[c] for c in split["train"]], plan.preprocess, cache_dir)
+            self.val_cases = load_cases([refs[c] for c in val_ids], plan.preprocess, cache_dir)
+        ddp.barrier(ctx)
+        if not ctx.is_main:
+            train_cases = load_cases([refs[c] for c in split["train"]], plan.preprocess, cache_dir)
             self.val_cases = []
         from bratseg.training.augment import build_augmentation
 
-        world, bs = self.ctx.world_size, int(recipe.batch_size)
-        if st is not None:
-            self.steps_per_epoch = int(st["steps_per_epoch"])
-        else:
-            self.steps_per_epoch = int(cfg.steps_per_epoch or max(MIN_STEPS_PER_EPOCH, math.ceil(len(train_cases) / (bs * world))))
-        samples = self.steps_per_epoch * bs * world
-        has_extra = self.preprocess.foreground_channel
-        augment = build_augmentation(recipe.augment, self.patch, has_extra=has_extra)
-        dataset = PatchDataset([training_sample(c, self.patch) for c in train_cases], augment, samples, cfg.seed)
-        self.sampler = EpochSampler(samples, world_size=world, rank=self.ctx.rank, seed=cfg.seed)
+        world, bs = ctx.world_size, int(recipe.batch_size)
+        samples = plan.steps_per_epoch * bs * world
+        augment = build_augmentation(recipe.augment, plan.patch, has_extra=plan.preprocess.foreground_channel)
+        dataset = PatchDataset([training_sample(c, plan.patch) for c in train_cases], augment, samples, cfg.seed)
+        self.sampler = EpochSampler(samples, world_size=world, rank=ctx.rank, seed=cfg.seed)
         workers = default_num_workers(self.device, world) if cfg.num_workers is None else int(cfg.num_workers)
         self.loader = make_loader(dataset, self.sampler, bs, workers, self.device)
         # model, optimiser, schedule
-        self.net = self.init.model.to(self.device)
+        net = plan.init.model.to(self.device)
         if cfg.grad_checkpoint:
-            enable_gradient_checkpointing(self.net)
-        self.model = ddp.wrap_model(self.net, self.ctx)
+            enable_gradient_checkpointing(net)
+        self.model = ddp.wrap_model(net, ctx)
         self.criterion = loss_for(self.spec, recipe)
-        self.optimizer = build_optimizer(self.net.parameters(), recipe)
+        optimizer = build_optimizer(net.parameters(), recipe)
         amp_dtype = torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16
         self.amp_dtype = amp_dtype
-        self.scaler = torch.amp.GradScaler("cuda") if self.use_amp and amp_dtype == torch.float16 else None
-        self.plateau = PlateauTracker(recipe.plateau_factor, recipe.plateau_patience)
-        self.swa: AveragedModel | None = None
-        self.thresholds = thresholds_from_postprocess(self.init.postprocess)
+        scaler = torch.amp.GradScaler("cuda") if self.use_amp and amp_dtype == torch.float16 else None
+        plateau = PlateauTracker(recipe.plateau_factor, recipe.plateau_patience)
+        self.thresholds = thresholds_from_postprocess(plan.init.postprocess)
         self.epochs = cfg.epochs if cfg.epochs else (None if cfg.time_budget_min else DEFAULT_EPOCHS)
         self.budget_s = float(cfg.time_budget_min) * 60.0 if cfg.time_budget_min else None
-        # counters
-        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
-        self.best_score, self.best_val, self.last_val = -math.inf, None, None
-        self.timer = rundir.Timer()
+        self.state = RunState(plan=plan, ctx=ctx, out=self.out, net=net, optimizer=optimizer, plateau=plateau,
+                              scaler=scaler)
         if st is not None:
-            self._restore(st)
-        if self.ctx.is_main:
+            restore_state(self.state, st)
+        if ctx.is_main:
             rundir.write_json_atomic(self.config.to_dict(), self.out / rundir.CONFIG_FILE)
-
-    def _restore(self, st: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(st["optimizer"])
-        if self.scaler is not None and st.get("scaler"):
-            self.scaler.load_state_dict(st["scaler"])
-        self.plateau.load_state_dict(st["plateau"])
-        if st.get("swa") is not None:
-            self.swa = AveragedModel(self.net)
-            self.swa.load_state_dict(st["swa"])
-        self.epoch, self.step_in_epoch = int(st["epoch"]), int(st["step_in_epoch"])
-        self.global_step = int(st["global_step"])
-        self.best_score = float(st["best_score"])
-        self.best_val = st.get("best_val") or None
-        self.last_val = st.get("last_val") or None
-        self.timer = rundir.Timer(float(st["elapsed_s"]))
-        self._restore_rank_rng(st["rng"])
-        logger.info("resumed at epoch %d, step %d", self.epoch, self.global_step)
 
     # ------------------------------------------------------------------ progress
 
     @property
     def total_steps(self) -> int | None:
-        return None if self.epochs is None else self.epochs * self.steps_per_epoch
+        return None if self.epochs is None else self.epochs * self.plan.steps_per_epoch
 
     def progress(self) -> float:
         """Training progress in [0, 1] (steps, or time for a time-budgeted run)."""
         if self.budget_s:
-            return min(1.0, self.timer.elapsed / self.budget_s)
-        return min(1.0, self.global_step / max(1, self.total_steps or 1))
+            return min(1.0, self.state.timer.elapsed / self.budget_s)
+        return min(1.0, self.state.global_step / max(1, self.total_steps or 1))
 
     def eta(self) -> float | None:
         if self.budget_s:
-            return max(0.0, self.budget_s - self.timer.elapsed)
-        done = self.global_step - self._session_start_step
+            return max(0.0, self.budget_s - self.state.timer.elapsed)
+        done = self.state.global_step - self._session_start_step
         if done <= 0 or self.total_steps is None:
             return None
         rate = (time.monotonic() - self._session_start) / done
-        return max(0.0, rate * (self.total_steps - self.global_step))
+        return max(0.0, rate * (self.total_steps - self.state.global_step))
 
     def _lr(self) -> float:
-        return self.recipe.lr * lr_factor(self.recipe, self.progress(), self.plateau.scale)
+        recipe = self.plan.recipe
+        return recipe.lr * lr_factor(recipe, self.progress(), self.state.plateau.scale)
 
     def _emit(self, event: dict[str, Any]) -> dict[str, Any]:
         event.setdefault("device", self.ctx.device_desc)
@@ -260,52 +183,55 @@ class _Session(RunSnapshots):
 
     def run(self) -> Generator[dict[str, Any], None, Path]:
         self._setup()
-        self._session_start, self._session_start_step = time.monotonic(), self.global_step
+        state = self.state
+        self._session_start, self._session_start_step = time.monotonic(), state.global_step
         if self.ctx.is_main:
             self.stop.clear_stale()  # a STOP left by the previous (stopped) session
             yield self._emit(self._start_event())
         reason = None
         with self.stop:
             while reason is None:
-                self.sampler.set_epoch(self.epoch, skip=self.step_in_epoch * int(self.recipe.batch_size))
+                self.sampler.set_epoch(state.epoch, skip=state.step_in_epoch * int(self.plan.recipe.batch_size))
                 losses: list[float] = []
                 for batch in self.loader:
                     loss, parts = self._train_step(batch)
                     losses.append(loss)
                     if self.ctx.is_main and self.config.step_events:
                         yield self._emit({
-                            "event": "step", "epoch": self.epoch + 1, "step": self.global_step,
-                            "epoch_step": self.step_in_epoch, "steps_per_epoch": self.steps_per_epoch,
+                            "event": "step", "epoch": state.epoch + 1, "step": state.global_step,
+                            "epoch_step": state.step_in_epoch, "steps_per_epoch": self.plan.steps_per_epoch,
                             "loss": loss, "loss_parts": parts, "lr": self._current_lr,
-                            "eta_s": self.eta(), "elapsed_s": round(self.timer.elapsed, 3),
+                            "eta_s": self.eta(), "elapsed_s": round(state.timer.elapsed, 3),
                         })
                     reason = self._stop_reason()
                     if reason is not None:
                         break
                 if reason in (None, "time-budget", "completed"):
-                    if self.step_in_epoch >= self.steps_per_epoch or reason is not None:
+                    if state.step_in_epoch >= self.plan.steps_per_epoch or reason is not None:
                         event = self._end_epoch(losses)
                         if event is not None:
                             yield event
-                    if reason is None and self.epochs is not None and self.epoch >= self.epochs:
+                    if reason is None and self.epochs is not None and state.epoch >= self.epochs:
                         reason = "completed"
                 else:  # stop file, signal, max-steps: save without validating
-                    self._save(validated=False)
+                    save_snapshots(state, validated=False)
         best = self.out / rundir.BEST_CHECKPOINT
         result = best if best.exists() else self.out / rundir.LAST_CHECKPOINT
         if self.ctx.is_main:
             yield self._emit({
-                "event": "done", "reason": reason, "epoch": self.epoch, "step": self.global_step,
-                "val_dice": region_dice(self.last_val), "best_val_mean": _finite(self.best_score),
+                "event": "done", "reason": reason, "epoch": state.epoch, "step": state.global_step,
+                "val_dice": region_dice(state.last_val), "best_val_mean": _finite(state.best_score),
                 "checkpoint": str(result), "last": str(self.out / rundir.LAST_CHECKPOINT),
-                "elapsed_s": round(self.timer.elapsed, 3),
+                "elapsed_s": round(state.timer.elapsed, 3),
             })
         ddp.barrier(self.ctx)
         return result
 
     def _train_step(self, batch: dict[str, torch.Tensor]) -> tuple[float, dict[str, float]]:
+        state, recipe = self.state, self.plan.recipe
+        optimizer, scaler = state.optimizer, state.scaler
         lr = self._lr()
-        for group in self.optimizer.param_groups:
+        for group in optimizer.param_groups:
             group["lr"] = lr
         self._current_lr = lr
         x = batch["image"].to(self.device, non_blocking=True)
@@ -314,24 +240,24 @@ class _Session(RunSnapshots):
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             output = self.model(x)
         loss, parts = self.criterion(output, y)
-        self.optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
         if torch.isfinite(loss):
-            if self.scaler is not None:
-                self.scaler.scale(loss).backward()
-                self.scaler.unscale_(self.optimizer)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
             else:
                 loss.backward()
-            if self.recipe.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.recipe.grad_clip)
-            if self.scaler is not None:
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
+            if recipe.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(state.net.parameters(), recipe.grad_clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
             else:
-                self.optimizer.step()
+                optimizer.step()
         else:
-            logger.warning("non-finite loss at step %d: step skipped", self.global_step + 1)
-        self.global_step += 1
-        self.step_in_epoch += 1
+            logger.warning("non-finite loss at step %d: step skipped", state.global_step + 1)
+        state.global_step += 1
+        state.step_in_epoch += 1
         value = ddp.mean_over_ranks(self.ctx, float(loss.detach()))
         return value, parts
 
@@ -339,11 +265,11 @@ class _Session(RunSnapshots):
         local = None
         if self.stop.requested:
             local = self.stop.reason
-        elif self.config.stop_after_steps and self.global_step >= self.config.stop_after_steps:
+        elif self.config.stop_after_steps and self.state.global_step >= self.config.stop_after_steps:
             local = "max-steps"
-        elif self.budget_s and self.timer.elapsed >= self.budget_s:
+        elif self.budget_s and self.state.timer.elapsed >= self.budget_s:
             local = "time-budget"
-        elif self.total_steps is not None and self.global_step >= self.total_steps:
+        elif self.total_steps is not None and self.state.global_step >= self.total_steps:
             local = "completed"
         if ddp.any_rank(self.ctx, local is not None):
             return local or "stopped by another process"
@@ -351,58 +277,49 @@ class _Session(RunSnapshots):
 
     def _end_epoch(self, losses: list[float]) -> dict[str, Any] | None:
         """Finish an epoch: SWA update, validation, checkpoints; the epoch event (rank 0)."""
-        self.epoch += 1
-        self.step_in_epoch = 0
-        if in_swa_phase(self.recipe, self.progress()):
-            if self.swa is None:
-                self.swa = AveragedModel(self.net)
-            self.swa.update_parameters(self.net)  # seed 002: average the weights of each cycle
+        state, recipe = self.state, self.plan.recipe
+        state.epoch += 1
+        state.step_in_epoch = 0
+        if in_swa_phase(recipe, self.progress()):
+            if state.swa is None:
+                state.swa = AveragedModel(state.net)
+            state.swa.update_parameters(state.net)  # seed 002: average the weights of each cycle
         val = None
         if self.ctx.is_main and self.val_cases:
-            val = validate(self._eval_net(), self.val_cases, output_kind=self.spec.output_kind,
-                           device=self.device, patch=self.patch, thresholds=self.thresholds, amp=self.use_amp)
-            self.last_val = {k: val[k] for k in (*REGIONS, "mean")}
+            val = validate(state.eval_net(), self.val_cases, output_kind=self.spec.output_kind, device=self.device,
+                           patch=self.plan.patch, thresholds=self.thresholds, amp=self.use_amp)
+            state.last_val = {k: val[k] for k in (*REGIONS, "mean")}
         score = ddp.mean_over_ranks(self.ctx, val["mean"] if val else 0.0) * (self.ctx.world_size if self.ctx.distributed else 1)
-        if self.recipe.schedule == "plateau":
-            self.plateau.update(score)
-        improved = bool(val) and score > self.best_score
-        if improved:
-            self.best_score, self.best_val = score, dict(self.last_val)
-        self._save(validated=True, improved=improved)
+        if recipe.schedule == "plateau":
+            state.plateau.update(score)
+        improved = bool(val) and score > state.best_score
+        if improved and state.last_val is not None:  # improved: rank 0 validated
+            state.best_score, state.best_val = score, dict(state.last_val)
+        save_snapshots(state, validated=True, improved=improved)
         if not self.ctx.is_main:
             return None
+        last_val = state.last_val
         return self._emit({
-            "event": "epoch", "epoch": self.epoch, "step": self.global_step,
+            "event": "epoch", "epoch": state.epoch, "step": state.global_step,
             "loss": float(sum(losses) / len(losses)) if losses else None, "lr": self._lr(),
-            "val_dice": region_dice(self.last_val), "val_mean": _finite(self.last_val["mean"]) if self.last_val else None,
-            "best": improved, "best_val_mean": _finite(self.best_score), "swa": self.swa is not None,
-            "eta_s": self.eta(), "elapsed_s": round(self.timer.elapsed, 3),
+            "val_dice": region_dice(last_val), "val_mean": _finite(last_val["mean"]) if last_val else None,
+            "best": improved, "best_val_mean": _finite(state.best_score), "swa": state.swa is not None,
+            "eta_s": self.eta(), "elapsed_s": round(state.timer.elapsed, 3),
         })
 
-    def _eval_net(self) -> torch.nn.Module:
-        """The weights to validate and ship: the SWA average once it exists, else the network."""
-        if self.swa is not None and int(self.swa.n_averaged) > 0:
-            return self.swa.module
-        return self.net
-
     def _start_event(self) -> dict[str, Any]:
-        n_params = sum(p.numel() for p in self.net.parameters() if p.requires_grad)
+        plan, state = self.plan, self.state
+        n_params = sum(p.numel() for p in state.net.parameters() if p.requires_grad)
         return {
-            "event": "start", "arch": self.arch, "resumed": bool(self.config.resume),
-            "init_from": self.init.init_from, "train_cases": self.split["train"], "val_cases": self.split["val"],
-            "split_note": self.split["note"], "patch": list(self.patch), "batch_size": self.recipe.batch_size,
-            "steps_per_epoch": self.steps_per_epoch, "epochs": self.epochs, "time_budget_s": self.budget_s,
-            "recipe": self.recipe.name, "lr": self.recipe.lr, "parameters": n_params,
-            "preprocess": self.preprocess.to_dict(), "world_size": self.ctx.world_size,
-            "epoch": self.epoch, "step": self.global_step, "run_dir": str(self.out),
+            "event": "start", "arch": plan.init.arch, "resumed": bool(self.config.resume),
+            "init_from": plan.init.init_from, "train_cases": plan.split["train"], "val_cases": plan.split["val"],
+            "split_note": plan.split["note"], "patch": list(plan.patch), "batch_size": plan.recipe.batch_size,
+            "steps_per_epoch": plan.steps_per_epoch, "epochs": self.epochs, "time_budget_s": self.budget_s,
+            "recipe": plan.recipe.name, "lr": plan.recipe.lr, "parameters": n_params,
+            "preprocess": plan.preprocess.to_dict(), "world_size": self.ctx.world_size,
+            "epoch": state.epoch, "step": state.global_step, "run_dir": str(self.out),
         }
 
 
 def _finite(x: float | None) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
-
-
-def _pp(d: dict[str, Any]) -> Any:
-    from bratseg.preprocess import PreprocessConfig
-
-    return PreprocessConfig.from_dict(d)
