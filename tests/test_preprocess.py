@@ -7,6 +7,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from bratseg.errors import BratsInputError
 import torch
 
 from bratseg.preprocess import (
@@ -111,8 +112,11 @@ def test_resampling_shapes_and_inverse():
 
 def test_config_roundtrip():
     cfg = PreprocessConfig(target_spacing=2.0, foreground_channel=True, pad_multiple=32)
-    again = PreprocessConfig.from_dict({**cfg.to_dict(), "unknown_future_key": 1})
+    again = PreprocessConfig.from_dict(cfg.to_dict())
     assert again == cfg
+    # a key this version does not know (a newer checkpoint, a typo) is refused, never ignored
+    with pytest.raises(BratsInputError, match="unknown preprocessing key 'unknown_future_key'"):
+        PreprocessConfig.from_dict({**cfg.to_dict(), "unknown_future_key": 1})
     assert PreprocessConfig.from_dict(None) == PreprocessConfig()
 
 

@@ -27,7 +27,7 @@ labelling a volume, and component sizes / probability sums come from ``np.bincou
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -134,13 +134,10 @@ class PostprocessConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> PostprocessConfig:
-        """Build a config from a dict; missing keys take the defaults, unknown keys are refused."""
-        data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise BratsInputError(f"unknown postprocessing parameters {unknown}")
-        return cls(**data)
+        """Build a config from a dict (strict: see :func:`bratseg.configdict.config_from_dict`)."""
+        from bratseg.configdict import config_from_dict
+
+        return config_from_dict(cls, data, "postprocessing")
 
 
 # --------------------------------------------------------------------------- thresholds

@@ -64,10 +64,10 @@ class PreprocessConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "PreprocessConfig":
-        """Build from a dict, ignoring unknown keys (forward compatibility)."""
-        data = dict(data or {})
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        cfg = cls(**known)
+        """Build from a dict (strict: see :func:`bratseg.configdict.config_from_dict`)."""
+        from bratseg.configdict import config_from_dict
+
+        cfg = config_from_dict(cls, data, "preprocessing")
         if cfg.target_spacing is not None:
             cfg.target_spacing = float(cfg.target_spacing)
             if cfg.target_spacing <= 0:

@@ -32,20 +32,11 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-        """Build from a dict as written by :meth:`to_dict`; unknown keys raise ``ValueError``."""
-        names = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
-        kwargs = {}
-        for key, value in data.items():
-            spec = names[key]
-            default = spec.default
-            if default is dataclasses.MISSING and spec.default_factory is not dataclasses.MISSING:
-                default = spec.default_factory()
-            as_tuple = isinstance(value, list) and isinstance(default, tuple)
-            kwargs[key] = tuple(value) if as_tuple else value
-        return cls(**kwargs)
+        """Build from a dict as written by :meth:`to_dict` (strict: see
+        :func:`bratseg.configdict.config_from_dict`; errors are ``BratsInputError``, a ``ValueError``)."""
+        from bratseg.configdict import config_from_dict
+
+        return config_from_dict(cls, data, f"{cls.__name__}")
 
     def replace(self: T, **changes: Any) -> T:
         """Copy with some fields changed."""

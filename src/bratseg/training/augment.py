@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -77,11 +77,10 @@ class AugmentConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AugmentConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are ignored."""
-        names = {f.name for f in fields(cls)}
-        kwargs: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()
-                                  if k in names}
-        return cls(**kwargs)
+        """Inverse of :meth:`to_dict` (strict: see :func:`bratseg.configdict.config_from_dict`)."""
+        from bratseg.configdict import config_from_dict
+
+        return config_from_dict(cls, data, "augment")
 
 
 class RandModalityDropd(RandomizableTransform, MapTransform):

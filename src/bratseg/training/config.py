@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 #: Isotropic training resolution (mm) when neither the user nor an initial checkpoint says.
@@ -91,6 +91,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are ignored."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        """Inverse of :meth:`to_dict` (strict: see :func:`bratseg.configdict.config_from_dict`)."""
+        from bratseg.configdict import config_from_dict
+
+        return config_from_dict(cls, data, "training config")

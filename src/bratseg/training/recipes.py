@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
 
+from bratseg.configdict import check_config_dict, config_from_dict
 from bratseg.errors import BratsInputError
 from bratseg.training.augment import AugmentConfig
 
@@ -86,31 +87,12 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Recipe:
-        """Inverse of :meth:`to_dict`; unknown keys are ignored."""
-        names = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in names and k != "augment"}
-        return cls(**kwargs, augment=AugmentConfig.from_dict(data.get("augment", {})))
+        """Inverse of :meth:`to_dict` (strict: see :func:`bratseg.configdict.config_from_dict`)."""
+        return config_from_dict(cls, data, "recipe", augment=AugmentConfig.from_dict(data.get("augment", {})))
 
     def with_overrides(self, **changes: Any) -> Recipe:
         """Copy with the non-``None`` ``changes`` applied."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
-
-
-def _type_error(where: str, value: Any, default: Any) -> str | None:
-    """Why ``value`` cannot replace ``default`` (None when it can): same kind of plain value."""
-    if isinstance(default, bool):
-        return None if isinstance(value, bool) else "true or false"
-    if isinstance(default, int):
-        return None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
-    if isinstance(default, float):
-        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else "a number"
-    if isinstance(default, str):
-        return None if isinstance(value, str) else "a string"
-    if isinstance(default, tuple):
-        ok = (isinstance(value, (list, tuple)) and len(value) >= 1
-              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
-        return None if ok else "a list of numbers"
-    return None
 
 
 def check_overrides(overrides: Mapping[str, Any]) -> None:
@@ -128,26 +110,11 @@ def check_overrides(overrides: Mapping[str, Any]) -> None:
 
     if not isinstance(overrides, Mapping):
         raise BratsInputError("the recipe overrides must be a JSON object")
-    defaults = Recipe()
-    known = {f.name for f in fields(Recipe)}
-    for key, value in overrides.items():
-        if key not in known:
-            raise BratsInputError(f"unknown recipe key {key!r} (known: {', '.join(sorted(known))})")
-        if key == "augment":
-            if not isinstance(value, Mapping):
-                raise BratsInputError("recipe key 'augment' must be an object of augmentation settings")
-            aug_defaults = defaults.augment
-            aug_known = {f.name for f in fields(AugmentConfig)}
-            for akey, avalue in value.items():
-                if akey not in aug_known:
-                    raise BratsInputError(f"unknown augment key {akey!r} (known: {', '.join(sorted(aug_known))})")
-                need = _type_error(akey, avalue, getattr(aug_defaults, akey))
-                if need:
-                    raise BratsInputError(f"augment key {akey!r} must be {need}, got {avalue!r}")
-            continue
-        need = _type_error(key, value, getattr(defaults, key))
-        if need:
-            raise BratsInputError(f"recipe key {key!r} must be {need}, got {value!r}")
+    check_config_dict(Recipe, {k: v for k, v in overrides.items() if k != "augment"}, "recipe")
+    if "augment" in overrides:
+        if not isinstance(overrides["augment"], Mapping):
+            raise BratsInputError("recipe key 'augment' must be an object of augmentation settings")
+        check_config_dict(AugmentConfig, overrides["augment"], "augment")
     choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "loss": tuple(LOSS_KINDS),
                "deep_supervision": DEEP_SUPERVISION}
     for key, allowed in choices.items():
