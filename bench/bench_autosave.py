@@ -23,11 +23,10 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
-
 from bench_postprocess import DATA, DEFAULT_CASE, realistic_probabilities
+
 from bratseg.io import load_case
 from bratseg.postprocess import PostprocessConfig, postprocess
 from bratseg.review import ModelInfo, ReviewSession, SessionStore, case_key

@@ -45,7 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from bratseg.checkpoint import load_checkpoint, save_checkpoint
-    from bratseg.inference import InferenceOptions, model_preprocess_config, predict_case, select_device
+    from bratseg.inference import (
+        InferenceOptions,
+        model_preprocess_config,
+        predict_case,
+        select_device,
+    )
     from bratseg.io import load_case
     from bratseg.models import build_model
     from bratseg.preprocess import preprocess_with_config

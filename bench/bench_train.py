@@ -55,13 +55,23 @@ def main(argv: list[str] | None = None) -> int:
     from bratseg.training.augment import build_augmentation
     from bratseg.training.config import TrainConfig
     from bratseg.training.data import (
-        EpochSampler, PatchDataset, default_patch, discover_cases, load_cases, training_sample,
+        EpochSampler,
+        PatchDataset,
+        default_patch,
+        discover_cases,
+        load_cases,
+        training_sample,
     )
     from bratseg.training.losses import loss_for
     from bratseg.training.recipes import build_optimizer, default_recipe
     from bratseg.training.setup import (
-        enable_gradient_checkpointing, fit_fixed_input, initial_model, make_loader, model_size_divisor,
-        preprocess_for, round_patch,
+        enable_gradient_checkpointing,
+        fit_fixed_input,
+        initial_model,
+        make_loader,
+        model_size_divisor,
+        preprocess_for,
+        round_patch,
     )
 
     device, desc = select_device(args.device, args.threads)

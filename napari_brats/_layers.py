@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bratseg.labels import LABEL_COLORS, LABEL_NAMES, LABEL_VALUES, REGIONS, REGION_NAMES
+from bratseg.labels import LABEL_COLORS, LABEL_NAMES, LABEL_VALUES, REGION_NAMES, REGIONS
 
 #: Key of the plugin's entry in ``layer.metadata``.
 META_KEY = "bratseg"

@@ -16,11 +16,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+import bratseg.zoo as zoo
 from bratseg.checkpoint import load_checkpoint
 from bratseg.cli.main import main
 from bratseg.labels import region_masks
 from bratseg.metrics import dice_regions
-import bratseg.zoo as zoo
 from bratseg.zoo import BUNDLED_DIR, default_model_names, list_models
 
 #: Upper bound on all bundled weights together (package size budget).

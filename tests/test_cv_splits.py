@@ -16,13 +16,19 @@ import pytest
 
 from bratseg.errors import BratsInputError
 from bratseg.io import load_case, match_modality
+from bratseg.preprocess import PreprocessConfig
 from bratseg.training import TrainConfig, discover_cases, train_events
 from bratseg.training.data import cache_key, load_cases
 from bratseg.training.splits import (
-    LOW_ET_ML, CaseInfo, check_split_covers, make_split, read_split_file, split_from_file,
-    stratified_folds, write_split_file,
+    LOW_ET_ML,
+    CaseInfo,
+    check_split_covers,
+    make_split,
+    read_split_file,
+    split_from_file,
+    stratified_folds,
+    write_split_file,
 )
-from bratseg.preprocess import PreprocessConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SPLIT_44 = REPO / "docs" / "brats44-5fold.json"

@@ -15,7 +15,11 @@ from bratseg.checkpoint import load_checkpoint
 from bratseg.cli.main import main
 from bratseg.postprocess import PostprocessConfig, postprocess
 from bratseg.zoo import (
-    BUNDLED_DIR, default_model_names, default_postprocess, default_postprocess_overrides, is_default_ensemble,
+    BUNDLED_DIR,
+    default_model_names,
+    default_postprocess,
+    default_postprocess_overrides,
+    is_default_ensemble,
     resolve_model,
 )
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from standin import box_mask
 
 from bratseg.checkpoint import load_checkpoint, save_checkpoint
 from bratseg.errors import BratsInputError, Cancelled
@@ -23,7 +24,6 @@ from bratseg.inference import (
 from bratseg.labels import region_masks, valid_labels
 from bratseg.models import build_model
 from bratseg.postprocess import postprocess
-from standin import box_mask
 
 torch.set_num_threads(2)
 

@@ -52,7 +52,7 @@ def _official_cases() -> list[tuple[Path, Path, dict]]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(path: Path) -> tuple[np.ndarray, tuple[float, float, float]]:
     """Label array and voxel spacing of a NIfTI file (cached: the sample is read once)."""
     import nibabel as nib

@@ -13,7 +13,11 @@ from nibabel import orientations as ornt
 
 from bratseg.errors import BratsInputError
 from bratseg.orientation import (
-    BRATS_AXCODES, axcodes, parse_axcodes, reorientation, reoriented_affine,
+    BRATS_AXCODES,
+    axcodes,
+    parse_axcodes,
+    reorientation,
+    reoriented_affine,
 )
 
 ALL_AXCODES = [

@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 import pytest
+from scipy import ndimage
 
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")

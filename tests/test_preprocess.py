@@ -7,9 +7,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from bratseg.errors import BratsInputError
 import torch
 
+from bratseg.errors import BratsInputError
 from bratseg.preprocess import (
     PreprocessConfig,
     background_values,

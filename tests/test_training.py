@@ -14,9 +14,20 @@ import torch
 from bratseg.labels import CLASSES
 from bratseg.models import build_model, get_architecture, list_architectures
 from bratseg.preprocess import PreprocessConfig
-from bratseg.training import AugmentConfig, build_augmentation, default_recipe, discover_cases, loss_for, split_cases
+from bratseg.training import (
+    AugmentConfig,
+    build_augmentation,
+    default_recipe,
+    discover_cases,
+    loss_for,
+    split_cases,
+)
 from bratseg.training.data import (
-    PatchDataset, cache_key, load_cached_case, load_cases, training_sample,
+    PatchDataset,
+    cache_key,
+    load_cached_case,
+    load_cases,
+    training_sample,
 )
 from bratseg.training.losses import SegmentationLoss, deep_supervision_weights, regions_from_index
 from bratseg.training.recipes import PlateauTracker, Recipe, lr_factor

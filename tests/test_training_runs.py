@@ -15,8 +15,7 @@ import pytest
 import torch
 
 from bratseg.checkpoint import load_checkpoint
-from bratseg.training import TrainConfig, train_events
-from bratseg.training import rundir
+from bratseg.training import TrainConfig, rundir, train_events
 from bratseg.training.rundir import load_state
 
 pytestmark = pytest.mark.slow  # whole training runs

@@ -16,7 +16,6 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-
 #: cc3d is used when the bounding box holds at most this many voxels per foreground voxel.
 CC3D_MAX_BOX_PER_VOXEL = 40
 

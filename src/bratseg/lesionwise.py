@@ -17,7 +17,7 @@ FP/FN lesion counts as Dice 0 and HD95 :data:`~bratseg.metrics.HD95_PENALTY`.
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage

@@ -25,8 +25,8 @@ surface voxel lies inside that box) and avoids distance transforms of the full v
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 from scipy import ndimage

@@ -63,7 +63,7 @@ class PreprocessConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "PreprocessConfig":
+    def from_dict(cls, data: dict[str, Any] | None) -> PreprocessConfig:
         """Build from a dict (strict: see :func:`bratseg.configdict.config_from_dict`)."""
         from bratseg.configdict import config_from_dict
 

@@ -27,7 +27,6 @@ from typing import Any
 from bratseg.labels import REGIONS
 from bratseg.training.splits import NON_ENHANCING_ET_ML, SplitFile
 
-
 #: Group of the cases that no weights of the fold model ever saw (its initial weights included).
 NEVER_SEEN = "never seen (initial weights included)"
 #: Group of the held-out cases that a fine-tuned fold model's initial weights were trained on.

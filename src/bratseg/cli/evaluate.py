@@ -8,7 +8,7 @@ from bratseg.cli._common import format_table, print_json, warn
 from bratseg.errors import BratsInputError
 from bratseg.io import AFFINE_TOLERANCE, load_label_map
 from bratseg.io.nifti import affine_difference
-from bratseg.labels import CONVENTIONS, REGION_NAMES, REGIONS, detect_convention
+from bratseg.labels import CONVENTIONS, REGION_NAMES, detect_convention
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

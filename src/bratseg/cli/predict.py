@@ -117,7 +117,6 @@ def _check_output_dir(folder: Path, targets: list[Path], overwrite: bool) -> Non
 def postprocess_config(args: argparse.Namespace, loaded: list[Any]) -> Any:
     """The first checkpoint's PostprocessConfig with the command-line overrides applied."""
     from bratseg.postprocess import PostprocessConfig
-
     from bratseg.zoo import default_postprocess, is_default_ensemble
 
     if is_default_ensemble([m.path for m in loaded]):  # its own cross-validated settings

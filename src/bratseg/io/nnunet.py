@@ -144,10 +144,9 @@ def write_brats_dataset(cases: list[tuple[str, dict[str, Path], Convention]], de
     Raises:
         BratsInputError: ``dest`` exists, or a label map cannot be converted.
     """
+    from bratseg.io.case import MODALITIES
     from bratseg.io.export import save_label_map
     from bratseg.io.nifti import load_label_map
-
-    from bratseg.io.case import MODALITIES
 
     dest = Path(dest)
     with _staged_folder(dest) as tmp:

@@ -70,10 +70,10 @@ class SegResNetVAENet(SegResNetVAE):
                     widen = nn.Conv3d(width // 2, width, 1, bias=False)
                     layer[0] = nn.Sequential(nn.MaxPool3d(2), widen)
         if config.squeeze_excitation:  # seed 004
-            self.down_layers = nn.ModuleList(_with_se(l, self.norm, config.se_reduction)
-                                             for l in self.down_layers)
-            self.up_layers = nn.ModuleList(_with_se(l, self.norm, config.se_reduction)
-                                           for l in self.up_layers)
+            self.down_layers = nn.ModuleList(_with_se(layer, self.norm, config.se_reduction)
+                                             for layer in self.down_layers)
+            self.up_layers = nn.ModuleList(_with_se(layer, self.norm, config.se_reduction)
+                                           for layer in self.up_layers)
         if config.he_init:
             self._he_init()
 
