@@ -38,7 +38,9 @@ def cc3d_components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, np
     lo = [int(c.min()) for c in coords]
     hi = [int(c.max()) + 1 for c in coords]
     box = np.ascontiguousarray(mask[tuple(slice(a, b) for a, b in zip(lo, hi))])
-    labels, n = cc3d.connected_components(box, connectivity={1: 6, 2: 18, 3: 26}[connectivity], return_N=True)
+    labels, n = cc3d.connected_components(
+        box, connectivity={1: 6, 2: 18, 3: 26}[connectivity], return_N=True
+    )
     return flat, labels[tuple(c - a for c, a in zip(coords, lo))].astype(np.int32) - 1, int(n)
 
 
@@ -59,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import cc3d  # noqa: F401
     except ImportError:
-        print("cc3d (connected-components-3d) is not installed: pip install connected-components-3d")
+        print(
+            "cc3d (connected-components-3d) is not installed: pip install connected-components-3d"
+        )
         return 2
     rng = np.random.default_rng(0)
     print("| case | mask | voxels | conn. | components | sparse ms | cc3d ms |")
@@ -67,18 +71,31 @@ def main(argv: list[str] | None = None) -> int:
     ratios = []
     for seg_file in sorted(DATA.glob("*/*_seg.nii.gz"))[: args.cases]:
         seg = np.asarray(nib.load(seg_file).dataobj)
-        masks = {"ET": seg == 4, "WT": seg > 0, "ET + 0.1% specks": (seg == 4) | (rng.random(seg.shape) < 0.001)}
+        masks = {
+            "ET": seg == 4,
+            "WT": seg > 0,
+            "ET + 0.1% specks": (seg == 4) | (rng.random(seg.shape) < 0.001),
+        }
         for name, mask in masks.items():
             for conn in (1, 3):
                 f1, c1, n1 = mask_components(mask, conn)
                 f2, c2, n2 = cc3d_components(mask, conn)
                 pairs = set(zip(c1.tolist(), c2.tolist()))
-                assert n1 == n2 and np.array_equal(f1, f2) and len(pairs) == n1, "different components"
-                a, b = _median_ms(mask_components, mask, conn), _median_ms(cc3d_components, mask, conn)
+                assert n1 == n2 and np.array_equal(f1, f2) and len(pairs) == n1, (
+                    "different components"
+                )
+                a, b = (
+                    _median_ms(mask_components, mask, conn),
+                    _median_ms(cc3d_components, mask, conn),
+                )
                 ratios.append(a / b)
-                print(f"| {seg_file.parent.name} | {name} | {int(mask.sum())} | {conn} | {n1} | {a:.1f} | {b:.1f} |")
-    print(f"\nsparse / cc3d time: median {statistics.median(ratios):.2f}x, range "
-          f"{min(ratios):.2f}-{max(ratios):.2f}x (> 1: cc3d faster)")
+                print(
+                    f"| {seg_file.parent.name} | {name} | {int(mask.sum())} | {conn} | {n1} | {a:.1f} | {b:.1f} |"
+                )
+    print(
+        f"\nsparse / cc3d time: median {statistics.median(ratios):.2f}x, range "
+        f"{min(ratios):.2f}-{max(ratios):.2f}x (> 1: cc3d faster)"
+    )
     return 0
 
 

@@ -83,14 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     class_probs = np.stack([1 - wt, np.clip(tc - et, 0, 1), np.clip(wt - tc, 0, 1), et])
     class_probs = class_probs.astype(np.float16)
     del wt, tc, et
-    print(f"case {args.case.name}: probabilities {probs.shape} {probs.dtype}, "
-          f"{args.repeats} repetitions")
+    print(
+        f"case {args.case.name}: probabilities {probs.shape} {probs.dtype}, "
+        f"{args.repeats} repetitions"
+    )
 
     modes = {
         "hierarchical+component-rule (a)+(d)": (PostprocessConfig(), None),
         "hierarchical only (a)": (PostprocessConfig(et_component_rule=False), None),
         "hierarchical+rules+ET volume (a)+(c)+(d)": (PostprocessConfig(et_min_volume=500), None),
-        "hierarchical+rules+islands<0.1 (a)+(d)": (PostprocessConfig(min_island_fraction=0.1), None),
+        "hierarchical+rules+islands<0.1 (a)+(d)": (
+            PostprocessConfig(min_island_fraction=0.1),
+            None,
+        ),
         "argmax (b)+(d)": (PostprocessConfig(mode="argmax"), class_probs),
     }
     status = 0
@@ -98,11 +103,15 @@ def main(argv: list[str] | None = None) -> int:
         times, peak_mib, labels = time_mode(probs, config, args.repeats, class_probs=cp)
         med = statistics.median(times)
         p90 = float(np.percentile(times, 90))
-        print(f"{name:45s} median {med:7.1f} ms  p90 {p90:7.1f} ms  "
-              f"peak extra {peak_mib:6.1f} MiB  labels {np.unique(labels).tolist()}")
+        print(
+            f"{name:45s} median {med:7.1f} ms  p90 {p90:7.1f} ms  "
+            f"peak extra {peak_mib:6.1f} MiB  labels {np.unique(labels).tolist()}"
+        )
         if name.startswith("hierarchical+component-rule") and med > args.target_ms:
-            print(f"FAIL: median {med:.1f} ms exceeds the {args.target_ms:.0f} ms target",
-                  file=sys.stderr)
+            print(
+                f"FAIL: median {med:.1f} ms exceeds the {args.target_ms:.0f} ms target",
+                file=sys.stderr,
+            )
             status = 1
     return status
 

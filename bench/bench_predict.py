@@ -35,9 +35,16 @@ def peak_rss_mb() -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", type=Path, default=DEFAULT_CASE)
-    parser.add_argument("--model", help="checkpoint or zoo name (default: the first bundled default model, else random small)")
-    parser.add_argument("--arch", default="nnunet", help="architecture for the random-weight fallback")
-    parser.add_argument("--spacing", type=float, default=2.0, help="target spacing of the fallback (mm)")
+    parser.add_argument(
+        "--model",
+        help="checkpoint or zoo name (default: the first bundled default model, else random small)",
+    )
+    parser.add_argument(
+        "--arch", default="nnunet", help="architecture for the random-weight fallback"
+    )
+    parser.add_argument(
+        "--spacing", type=float, default=2.0, help="target spacing of the fallback (mm)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tta", type=int, default=0, choices=(0, 8))
     parser.add_argument("--repeats", type=int, default=3)
@@ -69,10 +76,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         torch.manual_seed(0)
         model = build_model(args.arch, preset="small")
-        path = save_checkpoint(Path(tmp.name) / f"{args.arch}-small-random.pt", model, arch=args.arch,
-                               config=model.config,
-                               preprocess={"target_spacing": args.spacing,
-                                           "foreground_channel": model.config.in_channels == 5})
+        path = save_checkpoint(
+            Path(tmp.name) / f"{args.arch}-small-random.pt",
+            model,
+            arch=args.arch,
+            config=model.config,
+            preprocess={
+                "target_spacing": args.spacing,
+                "foreground_channel": model.config.in_channels == 5,
+            },
+        )
         source = f"{args.arch} 'small' preset, random weights, target_spacing {args.spacing} mm (no bundled weights)"
     loaded = load_checkpoint(path, map_location=device)
 
@@ -115,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         "predict_s_median": round(statistics.median(pred_s), 3),
         "ratio_min": round(min(pred_s) / (n_flips * min(fwd)), 3),
         "ratio_median": round(statistics.median(pred_s) / (n_flips * statistics.median(fwd)), 3),
-        "phases_s_median": {k: round(statistics.median(t[k] for t in timings), 3) for k in timings[0]},
+        "phases_s_median": {
+            k: round(statistics.median(t[k] for t in timings), 3) for k in timings[0]
+        },
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "targets": {"ratio": 1.3, "peak_rss_mb": 4096},
     }
@@ -124,8 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(f"case {result['case']} ({list(case.image.shape)}), model: {source}")
-    print(f"device {result['device']}, network input {result['network_input_shape']}, "
-          f"case loading {load_s:.2f} s (not included below)")
+    print(
+        f"device {result['device']}, network input {result['network_input_shape']}, "
+        f"case loading {load_s:.2f} s (not included below)"
+    )
     rows = [
         ("bare network forward", result["forward_s_min"], result["forward_s_median"], ""),
         ("predict (pre+net+invert+post)", result["predict_s_min"], result["predict_s_median"], ""),
@@ -134,7 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'':32s}{'min':>9s}{'median':>9s}")
     for label, a, b, note in rows:
         print(f"{label:32s}{a:9.3f}{b:9.3f}  {note}")
-    print("predict phases (median s): " + ", ".join(f"{k} {v}" for k, v in result["phases_s_median"].items()))
+    print(
+        "predict phases (median s): "
+        + ", ".join(f"{k} {v}" for k, v in result["phases_s_median"].items())
+    )
     print(f"peak RAM {result['peak_rss_mb']:.0f} MB (target <= 4096 MB)")
     return 0
 

@@ -44,16 +44,36 @@ def _in_process(case_dir: Path, out: Path) -> dict[str, float]:
     case = load_case(case_dir)
     times["load case"] = time.perf_counter() - start
     start = time.perf_counter()
-    report = build_report(case.seg, case.seg_convention, case.affine, case.spacing, images=case.image,
-                          info=ReportInfo(case_id=case.case_id))
+    report = build_report(
+        case.seg,
+        case.seg_convention,
+        case.affine,
+        case.spacing,
+        images=case.image,
+        info=ReportInfo(case_id=case.case_id),
+    )
     times["build_report"] = time.perf_counter() - start
     start = time.perf_counter()
-    write_report_pdf(report, out, case.seg, case.affine, case.spacing, case.image[MODALITIES.index("t1ce")],
-                     overwrite=True)
+    write_report_pdf(
+        report,
+        out,
+        case.seg,
+        case.affine,
+        case.spacing,
+        case.image[MODALITIES.index("t1ce")],
+        overwrite=True,
+    )
     times["write PDF (first, with imports)"] = time.perf_counter() - start
     start = time.perf_counter()
-    write_report_pdf(report, out, case.seg, case.affine, case.spacing, case.image[MODALITIES.index("t1ce")],
-                     overwrite=True)
+    write_report_pdf(
+        report,
+        out,
+        case.seg,
+        case.affine,
+        case.spacing,
+        case.image[MODALITIES.index("t1ce")],
+        overwrite=True,
+    )
     times["write PDF (again)"] = time.perf_counter() - start
     return times
 
@@ -77,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                 results["report --json"].append(_timed([*cli, str(case), "--json"]))
                 pdf = Path(tmp) / f"{case.name}.pdf"
                 results["report --json --pdf"].append(
-                    _timed([*cli, str(case), "--json", "--pdf", str(pdf), "--overwrite"]))
+                    _timed([*cli, str(case), "--json", "--pdf", str(pdf), "--overwrite"])
+                )
         steps = _in_process(cases[0], Path(tmp) / "steps.pdf")
     print(f"{len(cases)} case(s) x {args.repeat}: wall time of one command (fresh process)")
     for name, values in results.items():

@@ -46,8 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-workers", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int)
-    parser.add_argument("--cache-dir", default=str(Path(tempfile.gettempdir()) / "bratseg-bench-cache"))
-    parser.add_argument("--grad-checkpoint", action="store_true", help="activation checkpointing on")
+    parser.add_argument(
+        "--cache-dir", default=str(Path(tempfile.gettempdir()) / "bratseg-bench-cache")
+    )
+    parser.add_argument(
+        "--grad-checkpoint", action="store_true", help="activation checkpointing on"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -76,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
 
     device, desc = select_device(args.device, args.threads)
     init = initial_model(args.model, args.preset)
-    pp = preprocess_for(TrainConfig(data=[args.data], out="-", target_spacing=args.target_spacing), init)
+    pp = preprocess_for(
+        TrainConfig(data=[args.data], out="-", target_spacing=args.target_spacing), init
+    )
     div = model_size_divisor(init)
     patch = round_patch(args.patch, div) if args.patch else default_patch(pp, div)
     patch = fit_fixed_input(init, patch)
@@ -161,31 +167,52 @@ def main(argv: list[str] | None = None) -> int:
                 n += 1
             t_prev = t_done
         del it, loader
-        loops[str(nw)] = {"s_per_step": total / max(n, 1), "data_wait_s": wait / max(n, 1),
-                          "patches_per_s": bs * n / max(total, 1e-9)}
+        loops[str(nw)] = {
+            "s_per_step": total / max(n, 1),
+            "data_wait_s": wait / max(n, 1),
+            "patches_per_s": bs * n / max(total, 1e-9),
+        }
 
     result = {
-        "model": init.arch, "preset": args.preset, "device": desc, "patch": list(patch), "batch_size": bs,
-        "target_spacing": pp.target_spacing, "parameters": sum(p.numel() for p in net.parameters()),
-        "cache_build_s_per_case": t_cache / len(refs), "cache_load_s_per_case": t_cached,
-        "data_s_per_patch": t_data, "compute_s_per_step": t_compute,
-        "compute_patches_per_s": bs / t_compute, "loop": loops,
-        "grad_checkpoint": args.grad_checkpoint, "activations_mb": kept[0] / 2**20,
-        "load_average": os.getloadavg()[0], "cpus": os.cpu_count(),
+        "model": init.arch,
+        "preset": args.preset,
+        "device": desc,
+        "patch": list(patch),
+        "batch_size": bs,
+        "target_spacing": pp.target_spacing,
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "cache_build_s_per_case": t_cache / len(refs),
+        "cache_load_s_per_case": t_cached,
+        "data_s_per_patch": t_data,
+        "compute_s_per_step": t_compute,
+        "compute_patches_per_s": bs / t_compute,
+        "loop": loops,
+        "grad_checkpoint": args.grad_checkpoint,
+        "activations_mb": kept[0] / 2**20,
+        "load_average": os.getloadavg()[0],
+        "cpus": os.cpu_count(),
     }
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{init.arch} ({args.preset}, {result['parameters']:,} params) on {desc}, patch {list(patch)} "
-              f"at {pp.target_spacing} mm, batch {bs}; load average {result['load_average']:.1f}")
-        print(f"  cache: build {result['cache_build_s_per_case']:.2f} s/case, reload {t_cached * 1000:.0f} ms/case")
+        print(
+            f"{init.arch} ({args.preset}, {result['parameters']:,} params) on {desc}, patch {list(patch)} "
+            f"at {pp.target_spacing} mm, batch {bs}; load average {result['load_average']:.1f}"
+        )
+        print(
+            f"  cache: build {result['cache_build_s_per_case']:.2f} s/case, reload {t_cached * 1000:.0f} ms/case"
+        )
         print(f"  data:    {t_data * 1000:.0f} ms per augmented patch (one process)")
         print(f"  compute: {t_compute:.3f} s per step -> {bs / t_compute:.2f} patches/s")
-        print(f"  activations kept for backward: {kept[0] / 2**20:.0f} MB"
-              + (" (activation checkpointing on)" if args.grad_checkpoint else ""))
+        print(
+            f"  activations kept for backward: {kept[0] / 2**20:.0f} MB"
+            + (" (activation checkpointing on)" if args.grad_checkpoint else "")
+        )
         for nw, r in loops.items():
-            print(f"  loop, {nw} worker(s): {r['s_per_step']:.3f} s/step ({r['patches_per_s']:.2f} patches/s), "
-                  f"waiting for data {r['data_wait_s'] * 1000:.0f} ms/step")
+            print(
+                f"  loop, {nw} worker(s): {r['s_per_step']:.3f} s/step ({r['patches_per_s']:.2f} patches/s), "
+                f"waiting for data {r['data_wait_s'] * 1000:.0f} ms/step"
+            )
     return 0
 
 

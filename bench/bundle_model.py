@@ -36,16 +36,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", type=Path, help="training run folder")
     parser.add_argument("--name", required=True, help="name of the bundled model (file stem)")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
-    parser.add_argument("--default", action="store_true", help="write default.txt naming this model")
-    parser.add_argument("--data", nargs="+", default=[str(DEFAULT_DATA.resolve())],
-                        help="folder(s) holding the validation cases (default ../shared/data/brats2018)")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads for prediction and timing")
+    parser.add_argument(
+        "--default", action="store_true", help="write default.txt naming this model"
+    )
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        default=[str(DEFAULT_DATA.resolve())],
+        help="folder(s) holding the validation cases (default ../shared/data/brats2018)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="CPU threads for prediction and timing"
+    )
     parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR, help="destination folder")
     parser.add_argument("--remark", default="", help="extra remark for the card")
-    parser.add_argument("--cv-fold", action="append", metavar="RUN[,RUN]",
-                        help="fold run(s) of the same recipe for a cross-validation card; repeat per fold")
-    parser.add_argument("--postprocess", action="append", metavar="KEY=VALUE", default=[],
-                        help="postprocessing override stored in the bundled model, e.g. min_island_fraction=0.1")
+    parser.add_argument(
+        "--cv-fold",
+        action="append",
+        metavar="RUN[,RUN]",
+        help="fold run(s) of the same recipe for a cross-validation card; repeat per fold",
+    )
+    parser.add_argument(
+        "--postprocess",
+        action="append",
+        metavar="KEY=VALUE",
+        default=[],
+        help="postprocessing override stored in the bundled model, e.g. min_island_fraction=0.1",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -64,36 +81,56 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError:
                 overrides[key] = value  # a plain string, e.g. mode=argmax
         folds = [item.split(",") for item in args.cv_fold] if args.cv_fold else None
-        card, path = bundle_run(args.run_dir, args.name, args.weights_dir,
-                                checkpoint=args.checkpoint, data=args.data, threads=args.threads,
-                                default=args.default, remark=args.remark, cv_folds=folds,
-                                postprocess=overrides or None)
+        card, path = bundle_run(
+            args.run_dir,
+            args.name,
+            args.weights_dir,
+            checkpoint=args.checkpoint,
+            data=args.data,
+            threads=args.threads,
+            default=args.default,
+            remark=args.remark,
+            cv_folds=folds,
+            postprocess=overrides or None,
+        )
     except BratsInputError as exc:
         print(f"bundle_model: error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {path} ({card['file_size'] / 1e6:.1f} MB, sha256 {card['sha256'][:12]}) and "
-          f"{path.with_suffix('.json')}" + (" and default.txt" if args.default else ""))
-    print(f"\n{card['architecture']} ({card['preset']}), {card['parameters']:,} parameters, {card['split']}, "
-          f"{card['epochs']} epochs / {card['steps']} steps, trained {card['training_wall_time_s']} s on "
-          f"{card['training_device']} (run: {card['run']['done_reason']})\n")
-    head = " | ".join([f"Dice {r.upper()}" for r in REGIONS] + [f"HD95 {r.upper()}" for r in REGIONS])
+    print(
+        f"wrote {path} ({card['file_size'] / 1e6:.1f} MB, sha256 {card['sha256'][:12]}) and "
+        f"{path.with_suffix('.json')}" + (" and default.txt" if args.default else "")
+    )
+    print(
+        f"\n{card['architecture']} ({card['preset']}), {card['parameters']:,} parameters, {card['split']}, "
+        f"{card['epochs']} epochs / {card['steps']} steps, trained {card['training_wall_time_s']} s on "
+        f"{card['training_device']} (run: {card['run']['done_reason']})\n"
+    )
+    head = " | ".join(
+        [f"Dice {r.upper()}" for r in REGIONS] + [f"HD95 {r.upper()}" for r in REGIONS]
+    )
     print(f"| case | {head} | s |")
     print("|---" * 8 + "|")
     for row in card["val_per_case"]:
         fold = f" (fold {row['fold']})" if "fold" in row else ""
-        cells = [f"{row['dice'][r]:.3f}" for r in REGIONS] + [f"{row['hd95'][r]:.1f}" for r in REGIONS]
+        cells = [f"{row['dice'][r]:.3f}" for r in REGIONS] + [
+            f"{row['hd95'][r]:.1f}" for r in REGIONS
+        ]
         print(f"| {row['case']}{fold} | " + " | ".join(cells) + f" | {row['seconds']:.1f} |")
     cells = [f"{card['val_dice'][r]:.3f} ± {card['val_dice_std'][r]:.3f}" for r in REGIONS]
     cells += [f"{card['val_hd95'][r]:.1f}" for r in REGIONS]
     print("| **mean** | " + " | ".join(cells) + f" | {card['cpu_seconds_per_case']:.1f} |")
     tr = card.get("val_dice_training_resolution") or {}
     if tr:
-        print("\ntrainer's validation Dice (training resolution): "
-              + ", ".join(f"{r.upper()} {float(tr[r]):.3f}" for r in REGIONS if r in tr))
-    print(f"\nremark: {card['remark']}\n\nREADME row:\n"
-          "| model | architecture | params | val Dice WT / TC / ET | HD95 WT / TC / ET | CPU s/case "
-          "| training |\n"
-          "|---|---|---|---|---|---|---|")
+        print(
+            "\ntrainer's validation Dice (training resolution): "
+            + ", ".join(f"{r.upper()} {float(tr[r]):.3f}" for r in REGIONS if r in tr)
+        )
+    print(
+        f"\nremark: {card['remark']}\n\nREADME row:\n"
+        "| model | architecture | params | val Dice WT / TC / ET | HD95 WT / TC / ET | CPU s/case "
+        "| training |\n"
+        "|---|---|---|---|---|---|---|"
+    )
     print(markdown_row(card))
     return 0
 

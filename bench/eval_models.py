@@ -32,8 +32,11 @@ DEFAULT_DATA = (ROOT / ".." / "shared" / "data" / "brats2018").resolve()
 def _summary(name: str, rows: list[dict]) -> dict:
     from bratseg.evaluation import region_mean_std
 
-    out = {"name": name, "cases": [r["case"] for r in rows],
-           "seconds": round(statistics.median(r["seconds"] for r in rows), 2)}
+    out = {
+        "name": name,
+        "cases": [r["case"] for r in rows],
+        "seconds": round(statistics.median(r["seconds"] for r in rows), 2),
+    }
     for key in ("dice", "hd95"):
         out[key], out[key + "_std"] = region_mean_std(rows, key)
     return out
@@ -42,17 +45,32 @@ def _summary(name: str, rows: list[dict]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, score each model and the ensemble, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", help="zoo names or checkpoint files (default: all bundled)")
-    parser.add_argument("--data", nargs="+", default=[str(DEFAULT_DATA)], help="folders with the cases")
+    parser.add_argument(
+        "--models", nargs="+", help="zoo names or checkpoint files (default: all bundled)"
+    )
+    parser.add_argument(
+        "--data", nargs="+", default=[str(DEFAULT_DATA)], help="folders with the cases"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tta", type=int, choices=(0, 8), default=0, help="8: average 8 flips")
-    parser.add_argument("--no-ensemble", action="store_true", help="score the models one by one only")
+    parser.add_argument(
+        "--no-ensemble", action="store_true", help="score the models one by one only"
+    )
     parser.add_argument("--ensemble-only", action="store_true", help="score only the ensemble")
     parser.add_argument("--json", action="store_true", help="print the summaries as JSON")
-    parser.add_argument("--cv", nargs="+", metavar="RUN[,RUN]", help="cross-validation: one entry per fold")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="for --cv run folders")
-    parser.add_argument("--island-fractions", nargs="+", type=float, metavar="F",
-                        help="also score these min_island_fraction values")
+    parser.add_argument(
+        "--cv", nargs="+", metavar="RUN[,RUN]", help="cross-validation: one entry per fold"
+    )
+    parser.add_argument(
+        "--checkpoint", choices=("best", "last"), default="best", help="for --cv run folders"
+    )
+    parser.add_argument(
+        "--island-fractions",
+        nargs="+",
+        type=float,
+        metavar="F",
+        help="also score these min_island_fraction values",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -73,16 +91,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"eval_models: error: {exc}", file=sys.stderr)
         return 2
 
-    groups = [] if args.ensemble_only and len(loaded) > 1 else [(n, [m]) for n, m in zip(names, loaded)]
+    groups = (
+        [] if args.ensemble_only and len(loaded) > 1 else [(n, [m]) for n, m in zip(names, loaded)]
+    )
     if len(loaded) > 1 and not args.no_ensemble:
         groups.append(("ensemble of " + " + ".join(names), loaded))
     summaries = []
     for label, models in groups:
-        scored = score_cases(models, case_dirs, args.threads, args.tta, variants={"": {}, **variants})
+        scored = score_cases(
+            models, case_dirs, args.threads, args.tta, variants={"": {}, **variants}
+        )
         summaries += [_summary(f"{label} {name}".strip(), rows) for name, rows in scored.items()]
     if not args.json:
-        print(f"{len(case_dirs)} validation cases: {', '.join(sorted(d.name for d in case_dirs))}; "
-              f"{'8-flip TTA' if args.tta else 'no TTA'}, {args.threads} CPU thread(s)\n")
+        print(
+            f"{len(case_dirs)} validation cases: {', '.join(sorted(d.name for d in case_dirs))}; "
+            f"{'8-flip TTA' if args.tta else 'no TTA'}, {args.threads} CPU thread(s)\n"
+        )
     _print_table(summaries, args.json)
     return 0
 
@@ -110,17 +134,30 @@ def _cross_validate(args: argparse.Namespace, variants: dict) -> int:
 
     folds = [entry.split(",") for entry in args.cv]
     try:
-        rows, info = cross_validate(folds, data=args.data, threads=args.threads, tta=args.tta,
-                                    variants=variants, checkpoint=args.checkpoint)
+        rows, info = cross_validate(
+            folds,
+            data=args.data,
+            threads=args.threads,
+            tta=args.tta,
+            variants=variants,
+            checkpoint=args.checkpoint,
+        )
     except BratsInputError as exc:
         print(f"eval_models: error: {exc}", file=sys.stderr)
         return 2
     if not args.json:
-        print(f"{len(folds)} fold(s), {len(rows[''])} held-out cases pooled; "
-              f"{'8-flip TTA' if args.tta else 'no TTA'}, {args.threads} CPU thread(s)\n")
-    per_fold = [_summary(f"fold {k}: {', '.join(f['val_cases'])}", [r for r in rows[""] if r["fold"] == k])
-                for k, f in enumerate(info)]
-    pooled = [_summary(f"pooled{' ' + name if name else ''}", variant_rows) for name, variant_rows in rows.items()]
+        print(
+            f"{len(folds)} fold(s), {len(rows[''])} held-out cases pooled; "
+            f"{'8-flip TTA' if args.tta else 'no TTA'}, {args.threads} CPU thread(s)\n"
+        )
+    per_fold = [
+        _summary(f"fold {k}: {', '.join(f['val_cases'])}", [r for r in rows[""] if r["fold"] == k])
+        for k, f in enumerate(info)
+    ]
+    pooled = [
+        _summary(f"pooled{' ' + name if name else ''}", variant_rows)
+        for name, variant_rows in rows.items()
+    ]
     _print_table(per_fold + pooled, args.json)
     return 0
 

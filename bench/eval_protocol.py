@@ -30,15 +30,31 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, score, print one protocol table per postprocessing variant."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split-file", required=True, help="the protocol's split (napari-brats cv-split)")
-    parser.add_argument("--data", action="append", required=True, help="folders holding the cases; repeatable")
+    parser.add_argument(
+        "--split-file", required=True, help="the protocol's split (napari-brats cv-split)"
+    )
+    parser.add_argument(
+        "--data", action="append", required=True, help="folders holding the cases; repeatable"
+    )
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--fold-runs", nargs="+", metavar="RUN[,RUN]|-", help="one entry per fold, in fold order")
-    which.add_argument("--models", nargs="+", help="zoo names or checkpoints (one ensemble), scored on unseen cases")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="last", help="for --fold-runs folders")
-    parser.add_argument("--variants", default="{}", help="JSON: variant name -> postprocessing overrides")
+    which.add_argument(
+        "--fold-runs", nargs="+", metavar="RUN[,RUN]|-", help="one entry per fold, in fold order"
+    )
+    which.add_argument(
+        "--models",
+        nargs="+",
+        help="zoo names or checkpoints (one ensemble), scored on unseen cases",
+    )
+    parser.add_argument(
+        "--checkpoint", choices=("best", "last"), default="last", help="for --fold-runs folders"
+    )
+    parser.add_argument(
+        "--variants", default="{}", help="JSON: variant name -> postprocessing overrides"
+    )
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rows-out", help="write the per-case rows (all variants) to this JSON file")
+    parser.add_argument(
+        "--rows-out", help="write the per-case rows (all variants) to this JSON file"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -51,7 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         variants = json.loads(args.variants)
         if not isinstance(variants, dict):
             raise BratsInputError("--variants must be a JSON object")
-        rows, what = (_fold_rows(args, split, variants) if args.fold_runs else _model_rows(args, split, variants))
+        rows, what = (
+            _fold_rows(args, split, variants)
+            if args.fold_runs
+            else _model_rows(args, split, variants)
+        )
     except (BratsInputError, ValueError) as exc:
         print(f"eval_protocol: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
@@ -59,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         title = f"{what}{' — ' + name if name else ''} ({split.name})"
         print(format_protocol_table(protocol_summary(variant_rows, split), title) + "\n")
     if args.rows_out:
-        Path(args.rows_out).write_text(json.dumps({"what": what, "split": split.name, "rows": rows}, indent=1))
+        Path(args.rows_out).write_text(
+            json.dumps({"what": what, "split": split.name, "rows": rows}, indent=1)
+        )
     return 0
 
 
@@ -68,14 +90,23 @@ def _fold_rows(args: argparse.Namespace, split, variants: dict) -> tuple[dict, s
     from bratseg.errors import BratsInputError
 
     if len(args.fold_runs) != split.n_folds:
-        raise BratsInputError(f"--fold-runs needs {split.n_folds} entries (one per fold, '-' to skip), "
-                              f"got {len(args.fold_runs)}")
+        raise BratsInputError(
+            f"--fold-runs needs {split.n_folds} entries (one per fold, '-' to skip), "
+            f"got {len(args.fold_runs)}"
+        )
     given = [(k, entry.split(",")) for k, entry in enumerate(args.fold_runs) if entry != "-"]
-    rows, info = cross_validate([g for _, g in given], data=args.data, threads=args.threads,
-                                variants=variants, checkpoint=args.checkpoint)
+    rows, info = cross_validate(
+        [g for _, g in given],
+        data=args.data,
+        threads=args.threads,
+        variants=variants,
+        checkpoint=args.checkpoint,
+    )
     for (k, _), fold in zip(given, info):
         if sorted(fold["val_cases"]) != sorted(split.folds[k]):
-            raise BratsInputError(f"fold run {args.fold_runs[k]} does not hold out fold {k} of {split.name}")
+            raise BratsInputError(
+                f"fold run {args.fold_runs[k]} does not hold out fold {k} of {split.name}"
+            )
     return rows, f"{len(given)} of {split.n_folds} fold models, {args.checkpoint} checkpoints"
 
 
@@ -91,9 +122,13 @@ def _model_rows(args: argparse.Namespace, split, variants: dict) -> tuple[dict, 
     cases = sorted(c for f in split.folds for c in f if c not in seen and c in refs)
     for model in models:
         round_weights_to_half(model.model)
-    rows = score_cases(models, [Path(refs[c]) for c in cases], threads=args.threads,
-                       variants={"": {}, **variants})
-    return rows, f"{' + '.join(args.models)} on the {len(cases)} split cases none of them trained on"
+    rows = score_cases(
+        models, [Path(refs[c]) for c in cases], threads=args.threads, variants={"": {}, **variants}
+    )
+    return (
+        rows,
+        f"{' + '.join(args.models)} on the {len(cases)} split cases none of them trained on",
+    )
 
 
 if __name__ == "__main__":

@@ -41,14 +41,21 @@ def main() -> None:
     case = load_case(args.case_dir)
     names = default_model_names()
     models = [load_checkpoint(resolve_model(n)) for n in names]
-    prediction = predict_case(case, models, InferenceOptions(device="cpu", postprocess=default_postprocess(models[0])))
+    prediction = predict_case(
+        case, models, InferenceOptions(device="cpu", postprocess=default_postprocess(models[0]))
+    )
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1500, 900)
     for data, kwargs, kind in case_layer_data(case):
         getattr(viewer, f"add_{kind}")(data, **kwargs)
     session = ReviewSession.from_prediction(case, prediction, ModelInfo(list(names), [], []))
-    data, kwargs, _ = labels_layer_data(session.labels, case, session.convention,
-                                        name=f"{case.case_id} segmentation", role="segmentation")
+    data, kwargs, _ = labels_layer_data(
+        session.labels,
+        case,
+        session.convention,
+        name=f"{case.case_id} segmentation",
+        role="segmentation",
+    )
     layer = viewer.add_labels(data, **kwargs)
     widget = HotspotsWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Review hotspots", area="right")

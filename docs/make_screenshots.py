@@ -59,9 +59,15 @@ def _models(names: list[str] | None) -> list[str]:
     torch.manual_seed(0)
     model = build_model("nnunet", preset="tiny")
     path = Path(tempfile.mkdtemp()) / "random-tiny-nnunet.pt"
-    save_checkpoint(path, model, arch="nnunet", config=getattr(model, "config", None),
-                    postprocess=dict(get_architecture("nnunet").default_postprocess),
-                    preprocess={}, provenance={"note": "random weights (no trained model yet)"})
+    save_checkpoint(
+        path,
+        model,
+        arch="nnunet",
+        config=getattr(model, "config", None),
+        postprocess=dict(get_architecture("nnunet").default_postprocess),
+        preprocess={},
+        provenance={"note": "random weights (no trained model yet)"},
+    )
     return [str(path)]
 
 
@@ -75,7 +81,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("case_dir", nargs="?", default=str(DEFAULT_CASE))
     parser.add_argument("--model", action="append", help="repeat for an ensemble")
-    parser.add_argument("--training-log", help="progress.jsonl of a run to replay in the Training dock")
+    parser.add_argument(
+        "--training-log", help="progress.jsonl of a run to replay in the Training dock"
+    )
     args = parser.parse_args()
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -90,7 +98,11 @@ def main() -> None:
     if session is None:
         raise SystemExit(f"segmentation failed: {segment.last_error}")
     reference = session.case.seg if session.case.seg is not None else session.labels
-    z = int(np.argmax((reference > 0).sum(axis=(0, 1)))) if reference.any() else reference.shape[2] // 2
+    z = (
+        int(np.argmax((reference > 0).sum(axis=(0, 1))))
+        if reference.any()
+        else reference.shape[2] // 2
+    )
     viewer.dims.set_point(0, z)
     viewer.reset_view()
     viewer.layers["T1Gd"].visible = False
@@ -104,7 +116,9 @@ def main() -> None:
     docks["Postprocessing"].sliders["tc_threshold"].setValue(0.5)
     docks["Postprocessing"].apply_now()
     docks["Report"].refresh()
-    docks["Export for retraining"].status.setText("Ready to export — click to write the dataset case.")
+    docks["Export for retraining"].status.setText(
+        "Ready to export — click to write the dataset case."
+    )
     if args.training_log:
         panel = docks["Training"]
         for line in Path(args.training_log).read_text().splitlines():

@@ -35,9 +35,13 @@ def ask_about_edits(parent: QWidget | None, state: ViewerState, action: str) -> 
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Question)
     box.setWindowTitle("Unexported hand edits")
-    box.setText(f"{session.case.case_id} has {session.n_edited} hand-edited voxels that were not exported.")
-    box.setInformativeText(f"Before {action}: export them, keep the autosave (offered again when the "
-                           "case is opened), or discard them?")
+    box.setText(
+        f"{session.case.case_id} has {session.n_edited} hand-edited voxels that were not exported."
+    )
+    box.setInformativeText(
+        f"Before {action}: export them, keep the autosave (offered again when the "
+        "case is opened), or discard them?"
+    )
     buttons = {
         "export": box.addButton("Export…", QMessageBox.ButtonRole.AcceptRole),
         "keep": box.addButton("Keep autosave", QMessageBox.ButtonRole.AcceptRole),
@@ -78,13 +82,21 @@ def export_labels_dialog(parent: QWidget | None, state: ViewerState) -> bool:
     from bratseg.io import save_label_map
 
     session = state.session
-    name, _ = QFileDialog.getSaveFileName(parent, "Export labels", f"{session.case.case_id}_seg.nii.gz",
-                                          "NIfTI (*.nii.gz *.nii)")
+    name, _ = QFileDialog.getSaveFileName(
+        parent, "Export labels", f"{session.case.case_id}_seg.nii.gz", "NIfTI (*.nii.gz *.nii)"
+    )
     if not name:
         return False
     try:
-        save_label_map(session.labels, Path(name), affine=session.case.affine, header=session.case.header,
-                       convention=session.convention, src_convention=session.convention, overwrite=True)
+        save_label_map(
+            session.labels,
+            Path(name),
+            affine=session.case.affine,
+            header=session.case.header,
+            convention=session.convention,
+            src_convention=session.convention,
+            overwrite=True,
+        )
     except Exception as exc:
         from ._widgets._common import show_input_error
 
@@ -109,7 +121,9 @@ class CloseGuard(QObject):
         if window is not None and obj is window and event.type() == QEvent.Type.Close:
             # a window never shown (a script, a test) has nobody to ask: the autosave is kept
             visible = window.isVisible()
-            choice = ask_about_edits(window, self.state, "closing the viewer") if visible else "keep"
+            choice = (
+                ask_about_edits(window, self.state, "closing the viewer") if visible else "keep"
+            )
             self.last_choice = choice
             if not settle_edits(window, self.state, choice):
                 event.ignore()

@@ -13,5 +13,12 @@ from bratseg.io.case_export import (
     export_case_nnunet,
 )
 
-__all__ = ["AI_SUFFIX", "LINK_MODES", "ExportExistsError", "LinkMode", "build_provenance", "export_case",
-           "export_case_nnunet"]
+__all__ = [
+    "AI_SUFFIX",
+    "LINK_MODES",
+    "ExportExistsError",
+    "LinkMode",
+    "build_provenance",
+    "export_case",
+    "export_case_nnunet",
+]

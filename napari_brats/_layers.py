@@ -41,8 +41,9 @@ def _to_lps(affine: np.ndarray | None) -> tuple[list[int], list[bool]]:
         return [0, 1, 2], [False, False, False]
     from nibabel import orientations as ornt
 
-    transform = ornt.ornt_transform(ornt.io_orientation(np.asarray(affine, dtype=np.float64)),
-                                    ornt.axcodes2ornt("LPS"))
+    transform = ornt.ornt_transform(
+        ornt.io_orientation(np.asarray(affine, dtype=np.float64)), ornt.axcodes2ornt("LPS")
+    )
     perm = [0, 0, 0]
     for src, (dst, _flip) in enumerate(transform):
         perm[int(dst)] = src
@@ -74,23 +75,27 @@ def from_display(data: np.ndarray, affine: np.ndarray | None = None) -> np.ndarr
     return view
 
 
-def display_scale(spacing: tuple[float, float, float], affine: np.ndarray | None = None) -> tuple[float, float, float]:
+def display_scale(
+    spacing: tuple[float, float, float], affine: np.ndarray | None = None
+) -> tuple[float, float, float]:
     """Layer ``scale`` (mm per voxel along the layer axes) from the storage spacing (X, Y, Z)."""
     perm, _ = _to_lps(affine)
     lps = [float(spacing[a]) for a in perm]
     return tuple(lps[a] for a in DISPLAY_AXES)  # type: ignore[return-value]
 
 
-def display_index_to_storage(index: tuple[int, int, int], shape: tuple[int, int, int],
-                             affine: np.ndarray | None = None) -> tuple[int, int, int]:
+def display_index_to_storage(
+    index: tuple[int, int, int], shape: tuple[int, int, int], affine: np.ndarray | None = None
+) -> tuple[int, int, int]:
     """Storage voxel (X, Y, Z) of a layer-order voxel index (for *Go to* and tests)."""
     probe = np.zeros(shape, dtype=bool)
     to_display(probe, affine)[tuple(index)] = True
     return tuple(int(v[0]) for v in np.nonzero(probe))  # type: ignore[return-value]
 
 
-def storage_index_to_display(index: tuple[int, int, int], shape: tuple[int, int, int],
-                             affine: np.ndarray | None = None) -> tuple[int, int, int]:
+def storage_index_to_display(
+    index: tuple[int, int, int], shape: tuple[int, int, int], affine: np.ndarray | None = None
+) -> tuple[int, int, int]:
     """Layer-order voxel index of a storage voxel (X, Y, Z) of a volume of ``shape`` (X, Y, Z);
     inverse of :func:`display_index_to_storage`."""
     perm, flips = _to_lps(affine)
@@ -99,7 +104,9 @@ def storage_index_to_display(index: tuple[int, int, int], shape: tuple[int, int,
     return tuple(lps[a] for a in DISPLAY_AXES)  # type: ignore[return-value]
 
 
-def contrast_limits(volume: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
+def contrast_limits(
+    volume: np.ndarray, low: float = 0.5, high: float = 99.5
+) -> tuple[float, float]:
     """Display range from percentiles of the brain voxels of one MRI volume.
 
     Brain voxels are those differing from the most common (background) value; a strided sample

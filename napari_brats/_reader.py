@@ -120,7 +120,12 @@ def read_single_nifti(path: str | list[str]) -> list[LayerDataTuple]:
         "source": str(p),
     }
     name = p.name.removesuffix(".gz").removesuffix(".nii")
-    common = {"name": name, "scale": display_scale(spacing, affine), "axis_labels": AXIS_LABELS, "units": UNITS}
+    common = {
+        "name": name,
+        "scale": display_scale(spacing, affine),
+        "axis_labels": AXIS_LABELS,
+        "units": UNITS,
+    }
     try:  # integer values 0..4 (in any stored type): a label map
         labels = read_labels(img, p)
     except BratsInputError:
@@ -133,8 +138,13 @@ def read_single_nifti(path: str | list[str]) -> list[LayerDataTuple]:
                 convention = None
             if convention is not None:
                 meta.update(role="reference", convention=convention)
-                kwargs = {**common, "colormap": label_colormap(convention), "features": label_features(convention),
-                          "opacity": 0.5, "metadata": {META_KEY: meta}}
+                kwargs = {
+                    **common,
+                    "colormap": label_colormap(convention),
+                    "features": label_features(convention),
+                    "opacity": 0.5,
+                    "metadata": {META_KEY: meta},
+                }
                 return [(to_display(labels, affine), kwargs, "labels")]
     volume = read_volume(img, p)
     meta.update(role="image")

@@ -32,7 +32,9 @@ def show_session(viewer: Any, session: Any, *, probabilities: bool = True) -> An
     state = viewer_state(viewer)
     case = session.case
     name = f"{case.case_id} segmentation"
-    data, kwargs, _ = labels_layer_data(session.labels, case, session.convention, name=name, role="segmentation")
+    data, kwargs, _ = labels_layer_data(
+        session.labels, case, session.convention, name=name, role="segmentation"
+    )
     if name in viewer.layers:
         layer = viewer.layers[name]
         if layer.data is not data and not np.shares_memory(layer.data, session.labels):

@@ -67,7 +67,9 @@ class ViewerState:
             try:
                 self.key = case_key(session.case.files)
             except OSError as exc:  # files gone: the session still works, it is not saved
-                logger.warning("cannot identify case %s for autosave: %s", session.case.case_id, exc)
+                logger.warning(
+                    "cannot identify case %s for autosave: %s", session.case.case_id, exc
+                )
         self.apply_lock()
         self.session_changed.emit(session)
         self.schedule_save()
@@ -153,8 +155,11 @@ class ViewerState:
         if self.settled_edits == self.session.n_edited:  # the user already decided about them
             return False
         saved = self.store.get(self.key) if self.key else None
-        return not (saved is not None and saved.meta.get("exported")
-                    and saved.meta.get("n_edited") == self.session.n_edited)
+        return not (
+            saved is not None
+            and saved.meta.get("exported")
+            and saved.meta.get("n_edited") == self.session.n_edited
+        )
 
 
 _STATES: weakref.WeakKeyDictionary[Any, ViewerState] = weakref.WeakKeyDictionary()

@@ -75,22 +75,32 @@ class EditTracker:
         changed = session.labels != self.snapshot
         return (session, changed) if changed.any() else None
 
-    def _stroke_voxels(self, event: Any, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    def _stroke_voxels(
+        self, event: Any, labels: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """Flat indices into ``labels`` and new values of the stroke in a ``paint`` event, from its
         history atoms (napari's masked paint atoms or ``(indices, old, new)`` tuples) mapped
         through the layer's view of ``labels``; None when they cannot be read."""
         data = self.layer.data
-        if (not isinstance(data, np.ndarray) or not labels.flags.c_contiguous
-                or not np.shares_memory(data, labels)):
+        if (
+            not isinstance(data, np.ndarray)
+            or not labels.flags.c_contiguous
+            or not np.shares_memory(data, labels)
+        ):
             return None
-        origin = (data.__array_interface__["data"][0] - labels.__array_interface__["data"][0]) // labels.itemsize
+        origin = (
+            data.__array_interface__["data"][0] - labels.__array_interface__["data"][0]
+        ) // labels.itemsize
         strides = np.asarray(data.strides, dtype=np.intp)[:, None] // labels.itemsize
         voxels, values = [], []
         for atom in getattr(event, "value", None) or []:
             if hasattr(atom, "slice_key") and hasattr(atom, "new_value"):
                 box = atom.slice_key
-                idx = (np.indices([s.stop - s.start for s in box]).reshape(len(box), -1) if atom.mask is None
-                       else np.array(np.nonzero(atom.mask)))
+                idx = (
+                    np.indices([s.stop - s.start for s in box]).reshape(len(box), -1)
+                    if atom.mask is None
+                    else np.array(np.nonzero(atom.mask))
+                )
                 idx = idx + np.array([s.start for s in box], dtype=np.intp)[:, None]
                 new = np.full(idx.shape[1], atom.new_value)
             elif isinstance(atom, tuple) and len(atom) == 3 and len(atom[0]) == data.ndim:
@@ -112,8 +122,12 @@ class EditTracker:
         if self.snapshot is not None and self.snapshot.shape == session.labels.shape:
             changed = session.labels != self.snapshot
             if changed.any():
-                logger.warning("%s is %s: %d changed voxels undone (reopen it to edit)",
-                               session.case.case_id, session.approval.line(), int(changed.sum()))
+                logger.warning(
+                    "%s is %s: %d changed voxels undone (reopen it to edit)",
+                    session.case.case_id,
+                    session.approval.line(),
+                    int(changed.sum()),
+                )
                 np.copyto(session.labels, self.snapshot, where=changed)
                 self.layer.refresh()
         return True
@@ -156,12 +170,20 @@ class EditTracker:
         overrides, proposal = session.overrides.reshape(-1), session.proposal.reshape(-1)
         last = self.strokes[-1] if self.strokes else None
         again = self.undone[-1] if self.undone else None
-        if last is not None and flat_changed[last.voxels].any() and (labels[last.voxels] != last.after).all():
+        if (
+            last is not None
+            and flat_changed[last.voxels].any()
+            and (labels[last.voxels] != last.after).all()
+        ):
             self.undone.append(self.strokes.pop())  # an undo of the last stroke
             session.overrides[changed] = session.labels[changed] != session.proposal[changed]
             overrides[last.fresh] = False  # its own voxels follow the proposal again
             labels[last.fresh] = proposal[last.fresh]
-        elif again is not None and flat_changed[again.voxels].any() and (labels[again.voxels] == again.after).all():
+        elif (
+            again is not None
+            and flat_changed[again.voxels].any()
+            and (labels[again.voxels] == again.after).all()
+        ):
             self.strokes.append(self.undone.pop())  # a redo: its voxels are hand edits again
             session.overrides[changed] = session.labels[changed] != session.proposal[changed]
             overrides[again.voxels] = True

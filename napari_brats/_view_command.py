@@ -18,7 +18,15 @@ from bratseg.errors import BratsInputError
 logger = logging.getLogger(__name__)
 
 #: Docks opened by ``view``: (manifest widget name, tabbed with the previous one).
-DOCKS = ("Segment", "Postprocessing", "Correction", "Review hotspots", "Report", "Export for retraining", "Training")
+DOCKS = (
+    "Segment",
+    "Postprocessing",
+    "Correction",
+    "Review hotspots",
+    "Report",
+    "Export for retraining",
+    "Training",
+)
 PLUGIN = "napari-brats"
 
 
@@ -33,14 +41,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("case_dir", metavar="CASE_DIR", nargs="?", help="case folder to open")
     parser.add_argument(
-        "--model", action="append", metavar="NAME_OR_CHECKPOINT",
+        "--model",
+        action="append",
+        metavar="NAME_OR_CHECKPOINT",
         help="tick this model in the Segment dock (repeat for an ensemble)",
     )
     parser.add_argument(
         "--segment", action="store_true", help="run the segmentation as soon as the case is open"
     )
     parser.add_argument(
-        "--worklist", metavar="FOLDER",
+        "--worklist",
+        metavar="FOLDER",
         help="also open the Worklist dock on a folder of case folders (status, segment all, sign-off)",
     )
     parser.set_defaults(func=run)
@@ -61,8 +72,12 @@ def _case_path(case_dir: str | None) -> Path | None:
         return None
 
 
-def open_viewer(case_dir: str | None = None, models: list[str] | None = None, show: bool = True,
-                worklist: str | None = None):
+def open_viewer(
+    case_dir: str | None = None,
+    models: list[str] | None = None,
+    show: bool = True,
+    worklist: str | None = None,
+):
     """Create the viewer, add the docks, load the case; returns ``(viewer, docks)``.
 
     With ``worklist`` (a folder of case folders) the Worklist dock is added too, on that folder.
@@ -91,7 +106,9 @@ def open_viewer(case_dir: str | None = None, models: list[str] | None = None, sh
 
         docks["Segment"].set_only_checked([resolve_model(m) for m in models])
     if worklist is not None:
-        _, docks["Worklist"] = viewer.window.add_plugin_dock_widget(PLUGIN, "Worklist", tabify=False)
+        _, docks["Worklist"] = viewer.window.add_plugin_dock_widget(
+            PLUGIN, "Worklist", tabify=False
+        )
         docks["Worklist"].set_folder(worklist)
         if models:
             docks["Worklist"].model_list.set_only_checked([resolve_model(m) for m in models])

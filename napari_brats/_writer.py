@@ -65,18 +65,23 @@ def matching_case(shape: tuple[int, ...], scale: tuple[float, ...], name: Any = 
     hits = []
     for case in open_cases():
         shown = to_display(np.empty(case.image.shape[1:], dtype=bool), case.affine).shape
-        if tuple(shown) == tuple(shape) and (not scale or np.allclose(display_scale(case.spacing, case.affine),
-                                                                        scale[-3:], atol=1e-6)):
+        if tuple(shown) == tuple(shape) and (
+            not scale
+            or np.allclose(display_scale(case.spacing, case.affine), scale[-3:], atol=1e-6)
+        ):
             hits.append(case)
     if not hits:
         raise BratsInputError(
             f"{what} has no known geometry (not made by napari-brats) and matches no open case "
             f"(layer shape {tuple(shape)}, scale {tuple(scale)}): open its case first, or paint on the "
-            "case's segmentation layer")
+            "case's segmentation layer"
+        )
     if any(not np.allclose(h.affine, hits[0].affine) for h in hits[1:]):
         ids = ", ".join(sorted({h.case_id for h in hits}))
-        raise BratsInputError(f"{what} has no known geometry and matches several open cases of different "
-                              f"geometry ({ids}): save it from the case's segmentation layer instead")
+        raise BratsInputError(
+            f"{what} has no known geometry and matches several open cases of different "
+            f"geometry ({ids}): save it from the case's segmentation layer instead"
+        )
     logger.info("%s takes the geometry of open case %s", what, hits[0].case_id)
     return hits[0]
 

@@ -44,21 +44,34 @@ T1, T1CE, T2, FLAIR = range(4)
 SLOPE = 4.0
 #: Logits = weights @ (t1, t1ce, t2, flair) z-scores + bias, per output channel.
 LOGIT_WEIGHTS = {
-    "regions": np.array([[0, 0, 0, SLOPE],   # WT: FLAIR
-                         [0, SLOPE, 0, 0],   # TC: T1Gd
-                         [0, SLOPE, 0, 0]]),  # ET: T1Gd
-    "classes": np.array([[0, 0, 0, -SLOPE],  # background: low FLAIR
-                         [0, 0, 0, 0],       # NCR: constant
-                         [0, 0, 0, 0],       # ED: 0
-                         [0, SLOPE, 0, 0]]),  # ET: T1Gd
+    "regions": np.array(
+        [
+            [0, 0, 0, SLOPE],  # WT: FLAIR
+            [0, SLOPE, 0, 0],  # TC: T1Gd
+            [0, SLOPE, 0, 0],
+        ]
+    ),  # ET: T1Gd
+    "classes": np.array(
+        [
+            [0, 0, 0, -SLOPE],  # background: low FLAIR
+            [0, 0, 0, 0],  # NCR: constant
+            [0, 0, 0, 0],  # ED: 0
+            [0, SLOPE, 0, 0],
+        ]
+    ),  # ET: T1Gd
 }
 LOGIT_BIAS = {
     "regions": np.array([-SLOPE * 1.2, -SLOPE * 0.8, -SLOPE * 1.2]),
     "classes": np.array([SLOPE * 1.2, -1.0, 0.0, -SLOPE * 1.2]),
 }
 #: Postprocessing stored in the stand-in checkpoints (thresholds at 0.5, seed 003's ET rules).
-POSTPROCESS = {"mode": "hierarchical", "wt_threshold": 0.5, "tc_threshold": 0.5, "et_threshold": 0.5,
-               "et_component_rule": True}
+POSTPROCESS = {
+    "mode": "hierarchical",
+    "wt_threshold": 0.5,
+    "tc_threshold": 0.5,
+    "et_threshold": 0.5,
+    "et_component_rule": True,
+}
 #: Voxels of margin around the brain box (the engine's documented crop margin).
 BOX_MARGIN = 2
 
@@ -95,12 +108,15 @@ class StandInNet(nn.Module):
         if shift not in (0, 1):
             raise ValueError(f"shift must be 0 or 1, got {shift}")
         kernel = (3, 1, 1) if shift else (1, 1, 1)
-        self.conv = nn.Conv3d(config.in_channels, config.out_channels, kernel,
-                              padding=(1, 0, 0) if shift else 0)
+        self.conv = nn.Conv3d(
+            config.in_channels, config.out_channels, kernel, padding=(1, 0, 0) if shift else 0
+        )
         with torch.no_grad():
             self.conv.weight.zero_()
             tap = 2 if shift else 0  # index 2 of a padded 3-tap kernel reads voxel x + 1
-            self.conv.weight[:, :4, tap, 0, 0] = torch.tensor(LOGIT_WEIGHTS[kind], dtype=torch.float32)
+            self.conv.weight[:, :4, tap, 0, 0] = torch.tensor(
+                LOGIT_WEIGHTS[kind], dtype=torch.float32
+            )
             self.conv.bias.copy_(torch.tensor(LOGIT_BIAS[kind], dtype=torch.float32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,9 +126,16 @@ class StandInNet(nn.Module):
 
 def _spec(name: str, config: StandInRegionsConfig, kind: str) -> ArchitectureSpec:
     return ArchitectureSpec(
-        name=name, paper="test stand-in (not a paper)", config_cls=type(config), output_kind=kind,
-        in_channels=4, presets={"small": config, "tiny": config}, default_postprocess=dict(POSTPROCESS),
-        size_divisor=1, description="fixed linear map of FLAIR and T1Gd (tests only)", factory=StandInNet,
+        name=name,
+        paper="test stand-in (not a paper)",
+        config_cls=type(config),
+        output_kind=kind,
+        in_channels=4,
+        presets={"small": config, "tiny": config},
+        default_postprocess=dict(POSTPROCESS),
+        size_divisor=1,
+        description="fixed linear map of FLAIR and T1Gd (tests only)",
+        factory=StandInNet,
     )
 
 
@@ -120,8 +143,10 @@ def _spec(name: str, config: StandInRegionsConfig, kind: str) -> ArchitectureSpe
 def registered() -> Iterator[None]:
     """Register both stand-in architectures for the duration of the block (idempotent)."""
     added = []
-    for name, config, kind in ((REGIONS_ARCH, StandInRegionsConfig(), "regions"),
-                               (CLASSES_ARCH, StandInClassesConfig(), "classes")):
+    for name, config, kind in (
+        (REGIONS_ARCH, StandInRegionsConfig(), "regions"),
+        (CLASSES_ARCH, StandInClassesConfig(), "classes"),
+    ):
         if name not in ARCHITECTURES:
             register(_spec(name, config, kind))
             added.append(name)
@@ -132,8 +157,13 @@ def registered() -> Iterator[None]:
             ARCHITECTURES.pop(name, None)
 
 
-def save_standin(path: Path, kind: str = "regions", shift: int = 0, target_spacing: float | None = None,
-                 postprocess: dict[str, Any] | None = None) -> Path:
+def save_standin(
+    path: Path,
+    kind: str = "regions",
+    shift: int = 0,
+    target_spacing: float | None = None,
+    postprocess: dict[str, Any] | None = None,
+) -> Path:
     """Write a stand-in checkpoint (the architectures must be registered).
 
     Args:
@@ -146,10 +176,15 @@ def save_standin(path: Path, kind: str = "regions", shift: int = 0, target_spaci
     from bratseg.checkpoint import save_checkpoint
 
     config = (StandInClassesConfig if kind == "classes" else StandInRegionsConfig)(shift=shift)
-    return save_checkpoint(path, StandInNet(config), arch=CLASSES_ARCH if kind == "classes" else REGIONS_ARCH,
-                           config=config, postprocess=dict(postprocess or POSTPROCESS),
-                           preprocess={"target_spacing": target_spacing},
-                           provenance={"note": "deterministic stand-in for tests"})
+    return save_checkpoint(
+        path,
+        StandInNet(config),
+        arch=CLASSES_ARCH if kind == "classes" else REGIONS_ARCH,
+        config=config,
+        postprocess=dict(postprocess or POSTPROCESS),
+        preprocess={"target_spacing": target_spacing},
+        provenance={"note": "deterministic stand-in for tests"},
+    )
 
 
 # --------------------------------------------------------------------------- expected output
@@ -231,8 +266,9 @@ def expected_class_probs(image: np.ndarray) -> np.ndarray:
     return out
 
 
-def expected_region_probs(image: np.ndarray, kind: str = "regions", shift: int = 0,
-                          tta: bool = False) -> np.ndarray:
+def expected_region_probs(
+    image: np.ndarray, kind: str = "regions", shift: int = 0, tta: bool = False
+) -> np.ndarray:
     """What the engine must return for a stand-in on ``image`` at the source resolution.
 
     Args:
@@ -250,7 +286,9 @@ def expected_region_probs(image: np.ndarray, kind: str = "regions", shift: int =
     """
     z, box = _boxed(image)
     if shift and tta:
-        probs = 0.5 * (_region_probs(_shift_x(z, shift), kind) + _region_probs(_shift_x(z, -shift), kind))
+        probs = 0.5 * (
+            _region_probs(_shift_x(z, shift), kind) + _region_probs(_shift_x(z, -shift), kind)
+        )
     else:
         probs = _region_probs(_shift_x(z, shift), kind)
     out = np.zeros((3, *image.shape[1:]), dtype=np.float32)

@@ -28,7 +28,7 @@ def _copy_with(case_dir: Path, dest: Path, change) -> Path:
     out = dest / case_dir.name
     out.mkdir(parents=True)
     for f in sorted(case_dir.glob("*.nii.gz")):
-        m = f.name[len(case_dir.name) + 1:].split(".")[0]
+        m = f.name[len(case_dir.name) + 1 :].split(".")[0]
         img = nib.load(f)
         nib.save(change(img) if m in ("t2", "flair") else img, out / f.name)
     return out
@@ -58,7 +58,11 @@ def _labels(case, model_name: str = "nnunet-small") -> np.ndarray:
     from bratseg.inference import InferenceOptions, predict_case
     from bratseg.zoo import resolve_model
 
-    return predict_case(case, [load_checkpoint(resolve_model(model_name))], InferenceOptions(device="cpu", threads=2)).labels
+    return predict_case(
+        case,
+        [load_checkpoint(resolve_model(model_name))],
+        InferenceOptions(device="cpu", threads=2),
+    ).labels
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -73,19 +77,26 @@ def reference(brats2018_case_dir: Path) -> np.ndarray:
     return _labels(load_case(brats2018_case_dir, load_seg=False))
 
 
-def test_another_grid_is_refused_then_resampled(brats2018_case_dir: Path, tmp_path: Path, reference) -> None:
+def test_another_grid_is_refused_then_resampled(
+    brats2018_case_dir: Path, tmp_path: Path, reference
+) -> None:
     case_dir = _copy_with(brats2018_case_dir, tmp_path, _other_grid)
     with pytest.raises(BratsInputError, match="--align resample"):
         load_case(case_dir, load_seg=False)
     case = load_case(case_dir, load_seg=False, align="resample")
-    assert [r.channel for r in case.alignment] == ["T2", "FLAIR"] and case.image.shape[1:] == (240, 240, 155)
+    assert [r.channel for r in case.alignment] == ["T2", "FLAIR"] and case.image.shape[1:] == (
+        240,
+        240,
+        155,
+    )
     np.testing.assert_allclose(case.affine, nib.load(next(case_dir.glob("*_t1ce.nii.gz"))).affine)
     dice = _dice(_labels(case), reference)
     assert (dice >= 0.9).all(), dice
 
 
-def test_motion_between_series_is_recovered_by_registration(brats2018_case_dir: Path, tmp_path: Path,
-                                                            reference) -> None:
+def test_motion_between_series_is_recovered_by_registration(
+    brats2018_case_dir: Path, tmp_path: Path, reference
+) -> None:
     case_dir = _copy_with(brats2018_case_dir, tmp_path, _moved)
     moved = load_case(case_dir, load_seg=False)  # same grid: loads, but the content is off
     off = _dice(_labels(moved), reference)
@@ -93,8 +104,10 @@ def test_motion_between_series_is_recovered_by_registration(brats2018_case_dir: 
     reports = {r.channel: r for r in case.alignment}
     assert set(reports) == {"T1", "T2", "FLAIR"}
     for channel in ("T2", "FLAIR"):
-        assert 2.5 <= reports[channel].translation_mm <= 6.0 and 3.0 <= reports[channel].rotation_deg <= 7.0, \
-            reports[channel].line()
+        assert (
+            2.5 <= reports[channel].translation_mm <= 6.0
+            and 3.0 <= reports[channel].rotation_deg <= 7.0
+        ), reports[channel].line()
         assert reports[channel].mi_after < reports[channel].mi_before and not reports[channel].poor
     assert reports["T1"].translation_mm < 1.5 and reports["T1"].rotation_deg < 1.0
     dice = _dice(_labels(case), reference)

@@ -36,8 +36,10 @@ def test_a_file_appearing_during_the_write_is_never_replaced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, links: bool
 ) -> None:
     if not links:  # a file system without hard links: the exclusive-create fallback
+
         def no_link(*_args, **_kw):
             raise OSError(errno.EPERM, "hard links not supported")
+
         monkeypatch.setattr(atomic.os, "link", no_link)
     target = tmp_path / "mask.nii.gz"
     with pytest.raises(FileExistsError):
@@ -68,7 +70,9 @@ def test_failure_inside_the_block_leaves_nothing(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_refusal_does_not_rely_on_an_exists_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_refusal_does_not_rely_on_an_exists_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The file may appear between any check and the final rename: the placing itself refuses.
 
     ``Path.exists`` answering False models that race (a check-then-replace would clobber).

@@ -20,10 +20,31 @@ torch.set_num_threads(2)
 
 CASES = ("Brats18_2013_2_1", "Brats18_CBICA_ABM_1")
 CARD_KEYS = {
-    "name", "architecture", "paper", "preset", "config", "parameters", "data", "split", "seed", "epochs",
-    "steps", "recipe", "training_wall_time_s", "run", "training_device", "val_dice", "val_hd95",
-    "val_per_case", "val_dice_training_resolution", "cpu_seconds_per_case", "cpu_threads", "date",
-    "bratseg_version", "source_sha256", "remark",
+    "name",
+    "architecture",
+    "paper",
+    "preset",
+    "config",
+    "parameters",
+    "data",
+    "split",
+    "seed",
+    "epochs",
+    "steps",
+    "recipe",
+    "training_wall_time_s",
+    "run",
+    "training_device",
+    "val_dice",
+    "val_hd95",
+    "val_per_case",
+    "val_dice_training_resolution",
+    "cpu_seconds_per_case",
+    "cpu_threads",
+    "date",
+    "bratseg_version",
+    "source_sha256",
+    "remark",
 }
 
 
@@ -42,10 +63,20 @@ def _tiny_run(data: Path, tmp_path_factory: pytest.TempPathFactory, name: str, *
     ds-unet's random-weight masks are small, which keeps the full-resolution HD95 cheap.
     """
     out = tmp_path_factory.mktemp("bundle-run") / name
-    cfg = TrainConfig(data=[str(data)], out=str(out), model="ds-unet", preset="tiny", epochs=1,
-                      steps_per_epoch=2, patch=[32, 32, 32], target_spacing=3.0, num_workers=0,
-                      cache_dir=str(tmp_path_factory.getbasetemp() / "bundle-cache"), step_events=False,
-                      **split)
+    cfg = TrainConfig(
+        data=[str(data)],
+        out=str(out),
+        model="ds-unet",
+        preset="tiny",
+        epochs=1,
+        steps_per_epoch=2,
+        patch=[32, 32, 32],
+        target_spacing=3.0,
+        num_workers=0,
+        cache_dir=str(tmp_path_factory.getbasetemp() / "bundle-cache"),
+        step_events=False,
+        **split,
+    )
     for _ in train_events(cfg):
         pass
     return out
@@ -91,20 +122,30 @@ def test_bundle_writes_card_and_fp16_checkpoint_listed_by_the_zoo(
     assert zoo.resolve_model("tiny-test") == path
 
 
-def test_bundle_refuses_a_checkpoint_without_validation_cases(tiny_run: Path, tmp_path: Path) -> None:
+def test_bundle_refuses_a_checkpoint_without_validation_cases(
+    tiny_run: Path, tmp_path: Path
+) -> None:
     from bratseg.checkpoint import save_checkpoint
 
     src = load_checkpoint(tiny_run / "best.pt")
     run = tmp_path / "run"
-    save_checkpoint(run / "best.pt", src.model, arch=src.arch, config=src.config,
-                    provenance={**src.provenance, "val_cases": []})
+    save_checkpoint(
+        run / "best.pt",
+        src.model,
+        arch=src.arch,
+        config=src.config,
+        provenance={**src.provenance, "val_cases": []},
+    )
     with pytest.raises(BratsInputError, match="no validation cases"):
         bundle_run(run, "x", tmp_path / "w")
     assert not (tmp_path / "w").exists()
 
 
 def test_bundle_a_run_on_every_case_with_a_cross_validation_card(
-    tiny_run: Path, bundle_data: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+    tiny_run: Path,
+    bundle_data: Path,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from bratseg.modelcard import format_card
@@ -112,11 +153,21 @@ def test_bundle_a_run_on_every_case_with_a_cross_validation_card(
     other_fold = _tiny_run(bundle_data, tmp_path_factory, "fold-b", val_cases=[CASES[1]])
     every_case = _tiny_run(bundle_data, tmp_path_factory, "all", val_fraction=0.0)
     weights = tmp_path / "models"
-    card, path = bundle_run(every_case, "tiny-cv", weights, checkpoint="last", threads=2,
-                            cv_folds=[[tiny_run], [other_fold]], postprocess={"min_island_fraction": 0.1})
+    card, path = bundle_run(
+        every_case,
+        "tiny-cv",
+        weights,
+        checkpoint="last",
+        threads=2,
+        cv_folds=[[tiny_run], [other_fold]],
+        postprocess={"min_island_fraction": 0.1},
+    )
     # the weights hold no case out; each case is scored by the fold model that held it out
     assert sorted(card["data"]["train_cases"]) == sorted(CASES) and card["data"]["val_cases"] == []
-    assert [(row["case"], row["fold"]) for row in card["val_per_case"]] == [(CASES[0], 0), (CASES[1], 1)]
+    assert [(row["case"], row["fold"]) for row in card["val_per_case"]] == [
+        (CASES[0], 0),
+        (CASES[1], 1),
+    ]
     cv = card["cross_validation"]
     assert cv["n_folds"] == 2 and cv["n_cases"] == 2
     assert [f["val_cases"] for f in cv["folds"]] == [[CASES[0]], [CASES[1]]]

@@ -48,8 +48,19 @@ def test_bundled_weights_fit_the_size_budget():
 @pytest.mark.parametrize("entry", bundled, ids=[e.name for e in bundled])
 def test_every_bundled_model_has_an_honest_card(entry):
     card = json.loads(entry.path.with_suffix(".json").read_text())
-    for key in ("architecture", "data", "split", "epochs", "steps", "training_wall_time_s",
-                "training_device", "val_dice", "val_hd95", "cpu_seconds_per_case", "parameters"):
+    for key in (
+        "architecture",
+        "data",
+        "split",
+        "epochs",
+        "steps",
+        "training_wall_time_s",
+        "training_device",
+        "val_dice",
+        "val_hd95",
+        "cpu_seconds_per_case",
+        "parameters",
+    ):
         assert key in card, key
     assert set(card["val_dice"]) == {"wt", "tc", "et"}
     assert not set(card["data"]["val_cases"]) & set(card["data"]["train_cases"]) or (
@@ -57,7 +68,10 @@ def test_every_bundled_model_has_an_honest_card(entry):
     )
     if "cross_validation" in card:  # trained on every case: the scores are the folds' held-out ones
         cv, rows = card["cross_validation"], card["val_per_case"]
-        assert card["remark"].startswith("Cross-validation estimate") and card["data"]["val_cases"] == []
+        assert (
+            card["remark"].startswith("Cross-validation estimate")
+            and card["data"]["val_cases"] == []
+        )
         assert cv["n_cases"] == len(rows) == len({row["case"] for row in rows})
         for row in rows:
             assert row["case"] in cv["folds"][row["fold"]]["val_cases"]
@@ -97,7 +111,9 @@ def _predict_unseen(extra_args: list[str], case_dir, tmp_path) -> np.ndarray:
         card = json.loads(entry.path.with_suffix(".json").read_text())
         assert case_dir.name not in card["data"]["train_cases"]
     out = tmp_path / "pred.nii.gz"
-    assert main(["predict", str(case_dir), "-o", str(out), "-q", "--labels", "2023", *extra_args]) == 0
+    assert (
+        main(["predict", str(case_dir), "-o", str(out), "-q", "--labels", "2023", *extra_args]) == 0
+    )
     ref_img = nib.load(case_dir / "algorithm-output-not-ground-truth-seg.nii.gz")
     pred_img = nib.load(out)
     np.testing.assert_allclose(pred_img.affine, ref_img.affine, atol=1e-4)
@@ -134,8 +150,12 @@ def test_predict_without_model_uses_the_default(brats2018_dir, tmp_path):
     (tmp_path / "default").mkdir()
     (tmp_path / "named").mkdir()
     dice = _predict_and_score([], case_dir, tmp_path / "default")
-    named = _predict_and_score([a for name in names for a in ("--model", name)], case_dir, tmp_path / "named")
-    labels = [np.asarray(nib.load(tmp_path / d / "pred.nii.gz").dataobj) for d in ("default", "named")]
+    named = _predict_and_score(
+        [a for name in names for a in ("--model", name)], case_dir, tmp_path / "named"
+    )
+    labels = [
+        np.asarray(nib.load(tmp_path / d / "pred.nii.gz").dataobj) for d in ("default", "named")
+    ]
     np.testing.assert_array_equal(labels[0], labels[1])
     np.testing.assert_array_equal(dice, named)
     # Trained models find the tumour on a case they never saw: the whole-tumour Dice is far from
@@ -182,7 +202,9 @@ def test_every_bundled_model_segments_a_case_as_its_card_says(entry, brats2018_d
 @slow
 @pytest.mark.skipif(len(bundled) < 2, reason="fewer than two bundled models: no ensemble")
 def test_ensemble_of_all_bundled_models_segments_a_case_none_saw(brats2023_case_dir, tmp_path):
-    dice = _predict_unseen([a for e in bundled for a in ("--model", e.name)], brats2023_case_dir, tmp_path)
+    dice = _predict_unseen(
+        [a for e in bundled for a in ("--model", e.name)], brats2023_case_dir, tmp_path
+    )
     assert (dice > UNSEEN_FLOORS).all(), dict(zip(("wt", "tc", "et"), dice.round(3)))
 
 

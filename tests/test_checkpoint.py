@@ -21,8 +21,14 @@ from bratseg.models import build_model, get_architecture, list_architectures
 torch.set_num_threads(2)
 
 NAMES = [s.name for s in list_architectures()]
-PROVENANCE = {"data": "shared/data", "split": {"train": ["a"], "val": ["b"]}, "epochs": 3,
-              "metrics": {"dice": {"wt": 0.9}}, "device": "cpu", "seconds": 1.5}
+PROVENANCE = {
+    "data": "shared/data",
+    "split": {"train": ["a"], "val": ["b"]},
+    "epochs": 3,
+    "metrics": {"dice": {"wt": 0.9}},
+    "device": "cpu",
+    "seconds": 1.5,
+}
 
 
 def _input(model: torch.nn.Module) -> torch.Tensor:
@@ -35,10 +41,17 @@ def _input(model: torch.nn.Module) -> torch.Tensor:
 def _save(tmp_path, name: str, half: bool = False, **kwargs):
     torch.manual_seed(3)
     model = build_model(name, preset="tiny").eval()
-    path = save_checkpoint(tmp_path / f"{name}.pt", model, arch=name, config=model.config,
-                           postprocess=get_architecture(name).default_postprocess,
-                           preprocess={"target_spacing": None, "pad_multiple": 16},
-                           provenance=PROVENANCE, half=half, **kwargs)
+    path = save_checkpoint(
+        tmp_path / f"{name}.pt",
+        model,
+        arch=name,
+        config=model.config,
+        postprocess=get_architecture(name).default_postprocess,
+        preprocess={"target_spacing": None, "pad_multiple": 16},
+        provenance=PROVENANCE,
+        half=half,
+        **kwargs,
+    )
     return model, path
 
 
@@ -69,8 +82,9 @@ def test_round_trip_gives_identical_outputs(tmp_path, name):
 def test_half_precision_weights_load_as_float32_and_stay_close(tmp_path, name):
     model, path = _save(tmp_path, name, half=True)
     raw = torch.load(path, weights_only=True)
-    assert raw["half"] and all(t.dtype == torch.float16 for t in raw["state_dict"].values()
-                               if t.is_floating_point())
+    assert raw["half"] and all(
+        t.dtype == torch.float16 for t in raw["state_dict"].values() if t.is_floating_point()
+    )
     loaded = load_checkpoint(path)
     assert all(p.dtype == torch.float32 for p in loaded.model.parameters())
     x = _input(model)
@@ -156,8 +170,15 @@ def test_bad_version_missing_keys_bare_state_dict_and_garbage_are_refused(tmp_pa
 def test_save_refuses_unplain_metadata_and_leaves_no_file(tmp_path):
     model = build_model("ds-unet", preset="tiny")
     with pytest.raises(TypeError, match="provenance"):
-        save_checkpoint(tmp_path / "x.pt", model, arch="ds-unet", config=None,
-                        provenance={"bad": object()}, postprocess={}, preprocess={})
+        save_checkpoint(
+            tmp_path / "x.pt",
+            model,
+            arch="ds-unet",
+            config=None,
+            provenance={"bad": object()},
+            postprocess={},
+            preprocess={},
+        )
     assert list(tmp_path.iterdir()) == []
 
 

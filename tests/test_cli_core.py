@@ -102,8 +102,9 @@ def test_engine_commands_import_strictly_and_plugin_commands_come_from_entry_poi
         cli_main.command_modules()  # an engine command missing is a broken install, not skipped
     (tmp_path / "brats_cli_broken.py").write_text("import brats_cli_dependency_that_is_absent\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    broken = importlib.metadata.EntryPoint(name="broken", value="brats_cli_broken",
-                                           group=cli_main.COMMAND_ENTRY_POINTS)
+    broken = importlib.metadata.EntryPoint(
+        name="broken", value="brats_cli_broken", group=cli_main.COMMAND_ENTRY_POINTS
+    )
     monkeypatch.setattr(cli_main, "COMMAND_MODULES", ("bratseg.cli.info",))
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [broken])
     with caplog.at_level("WARNING"):
@@ -114,14 +115,16 @@ def test_engine_commands_import_strictly_and_plugin_commands_come_from_entry_poi
 def test_unexpected_errors_exit_1_without_traceback_unless_verbose(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    (tmp_path / "brats_cli_crash.py").write_text(textwrap.dedent("""
+    (tmp_path / "brats_cli_crash.py").write_text(
+        textwrap.dedent("""
         def register(subparsers):
             parser = subparsers.add_parser("crash", help="always fails")
             parser.set_defaults(func=run)
 
         def run(args):
             raise RuntimeError("boom\\nsecond line")
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(cli_main, "COMMAND_MODULES", ("brats_cli_crash",))
     assert cli_main.main(["crash"]) == 1
@@ -142,8 +145,17 @@ def test_info_brats2018(brats2018_case_dir: Path) -> None:
     proc = run_cli("info", brats2018_case_dir)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    for text in ("240 x 240 x 155", "1 x 1 x 1 mm", "LPS", "T1Gd", "_t1ce.nii.gz", "BraTS 2021",
-                 "ET=4", "WT", "61.09"):
+    for text in (
+        "240 x 240 x 155",
+        "1 x 1 x 1 mm",
+        "LPS",
+        "T1Gd",
+        "_t1ce.nii.gz",
+        "BraTS 2021",
+        "ET=4",
+        "WT",
+        "61.09",
+    ):
         assert text in out, text
     # 4 without 3 could also be a 2024 post-treatment map: one warning line says how to decide
     lines = proc.stderr.strip().splitlines()
@@ -170,19 +182,35 @@ def test_info_json_brats2023(brats2023_case_dir: Path) -> None:
 
 def test_info_explicit_mapping_and_errors(brats2018_case_dir, tmp_path, capsys) -> None:
     name = brats2018_case_dir.name
-    for key, odd in {"t1": "a.nii.gz", "t1ce": "b.nii.gz", "t2": "c.nii.gz",
-                     "flair": "X_fla_bet.nii.gz"}.items():
+    for key, odd in {
+        "t1": "a.nii.gz",
+        "t1ce": "b.nii.gz",
+        "t2": "c.nii.gz",
+        "flair": "X_fla_bet.nii.gz",
+    }.items():
         (tmp_path / odd).symlink_to(brats2018_case_dir / f"{name}_{key}.nii.gz")
     proc = run_cli("info", tmp_path)
     assert_bad_input(proc, str(tmp_path), "missing T1 (t1)")
-    proc = run_here(capsys, "info", tmp_path, "--json", "--map", "t1=a.nii.gz",
-                    "--map", "t1ce=b.nii.gz", "--map", "t2=c.nii.gz",
-                    "--map", "flair=X_fla_bet.nii.gz")
+    proc = run_here(
+        capsys,
+        "info",
+        tmp_path,
+        "--json",
+        "--map",
+        "t1=a.nii.gz",
+        "--map",
+        "t1ce=b.nii.gz",
+        "--map",
+        "t2=c.nii.gz",
+        "--map",
+        "flair=X_fla_bet.nii.gz",
+    )
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
     assert info["files"]["flair"].endswith("X_fla_bet.nii.gz") and info["seg"] is None
-    assert_bad_input(run_here(capsys, "info", tmp_path, "--map", "flair"),
-                     "--map expects CHANNEL=FILE")
+    assert_bad_input(
+        run_here(capsys, "info", tmp_path, "--map", "flair"), "--map expects CHANNEL=FILE"
+    )
     assert_bad_input(run_here(capsys, "info", tmp_path / "none"), "case folder not found")
 
 
@@ -197,12 +225,20 @@ def test_evaluate_json_matches_official(met_pair) -> None:
     assert list(result) == ["wt", "tc", "et"]
     for region in ("wt", "tc", "et"):
         r = result[region]
-        assert set(r) >= {"dice", "hd95", "sensitivity", "specificity", "volume_pred_ml",
-                          "volume_ref_ml", "hd95_penalty"}
+        assert set(r) >= {
+            "dice",
+            "hd95",
+            "sensitivity",
+            "specificity",
+            "volume_pred_ml",
+            "volume_ref_ml",
+            "hd95_penalty",
+        }
         assert r["dice"] == pytest.approx(official[region]["global_bin_dsc"], abs=1e-6)
         assert r["hd95"] == pytest.approx(official[region]["global_bin_hd95"], abs=1e-3)
-        assert r["volume_ref_ml"] == pytest.approx(official[region]["global_bin_volume_ref"]
-                                                   / 1000.0)
+        assert r["volume_ref_ml"] == pytest.approx(
+            official[region]["global_bin_volume_ref"] / 1000.0
+        )
 
 
 def test_evaluate_table_and_identity(seg_file: Path, capsys: pytest.CaptureFixture) -> None:
@@ -226,20 +262,36 @@ def test_evaluate_conventions(seg_file: Path, tmp_path: Path, capsys) -> None:
     assert proc.returncode == 0, proc.stderr
     assert all(v["dice"] == 1.0 for v in json.loads(proc.stdout).values())
     # forcing a convention that contradicts the values is a clear input error
-    assert_bad_input(run_here(capsys, "evaluate", out23, seg_file, "--labels", "2021"),
-                     str(out23), "not valid in the BraTS 2021 convention")
-    proc = run_here(capsys, "evaluate", out23, seg_file, "--pred-labels", "2023",
-                    "--ref-labels", "2021", "--json")
+    assert_bad_input(
+        run_here(capsys, "evaluate", out23, seg_file, "--labels", "2021"),
+        str(out23),
+        "not valid in the BraTS 2021 convention",
+    )
+    proc = run_here(
+        capsys,
+        "evaluate",
+        out23,
+        seg_file,
+        "--pred-labels",
+        "2023",
+        "--ref-labels",
+        "2021",
+        "--json",
+    )
     assert proc.returncode == 0 and json.loads(proc.stdout)["et"]["dice"] == 1.0
 
 
 def test_evaluate_errors_and_affine_warning(met_pair, seg_file, tmp_path, capsys) -> None:
     pred, ref, _ = met_pair
     other_ref = ref.parent / "BraTS-MET-00630-001-seg.nii.gz"
-    assert_bad_input(run_cli("evaluate", pred, other_ref), str(pred), "(240, 240, 155)",
-                     "(256, 256, 106)", str(other_ref))
-    assert_bad_input(run_here(capsys, "evaluate", tmp_path / "none.nii.gz", ref),
-                     "file not found")
+    assert_bad_input(
+        run_cli("evaluate", pred, other_ref),
+        str(pred),
+        "(240, 240, 155)",
+        "(256, 256, 106)",
+        str(other_ref),
+    )
+    assert_bad_input(run_here(capsys, "evaluate", tmp_path / "none.nii.gz", ref), "file not found")
     text = tmp_path / "pred.nii.gz"
     text.write_text("not an image")
     assert_bad_input(run_here(capsys, "evaluate", text, ref), str(text), "not a gzip file")
@@ -271,8 +323,11 @@ def test_convert_labels(seg_file: Path, tmp_path: Path, capsys) -> None:
     np.testing.assert_array_equal(converted.affine, original.affine)
     assert nib.load(out).get_data_dtype() == np.uint8
     before = out.read_bytes()
-    assert_bad_input(run_here(capsys, "convert-labels", seg_file, out, "--to", "2021"),
-                     str(out), "refusing to overwrite")
+    assert_bad_input(
+        run_here(capsys, "convert-labels", seg_file, out, "--to", "2021"),
+        str(out),
+        "refusing to overwrite",
+    )
     assert out.read_bytes() == before
     proc = run_here(capsys, "convert-labels", out, out, "--to", "2021", "--overwrite")
     assert proc.returncode == 0, proc.stderr
@@ -284,13 +339,32 @@ def test_convert_labels_bad_input_writes_nothing(seg_file, tmp_path, capsys) -> 
     bad = tmp_path / "bad.nii.gz"
     raw = seg_file.read_bytes()
     bad.write_bytes(raw[: len(raw) // 3])
-    assert_bad_input(run_cli("convert-labels", bad, tmp_path / "out.nii.gz", "--to", "2023"),
-                     str(bad), "truncated or corrupt")
-    assert_bad_input(run_here(capsys, "convert-labels", seg_file, tmp_path / "out.nii.gz",
-                              "--to", "2023", "--from", "2023"),
-                     "not valid in the BraTS 2023 convention")
-    assert_bad_input(run_here(capsys, "convert-labels", seg_file, tmp_path / "no" / "out.nii.gz",
-                              "--to", "2023"), "output folder does not exist")
-    assert_bad_input(run_here(capsys, "convert-labels", seg_file, tmp_path / "out.png",
-                              "--to", "2023"), "must end in .nii or .nii.gz")
+    assert_bad_input(
+        run_cli("convert-labels", bad, tmp_path / "out.nii.gz", "--to", "2023"),
+        str(bad),
+        "truncated or corrupt",
+    )
+    assert_bad_input(
+        run_here(
+            capsys,
+            "convert-labels",
+            seg_file,
+            tmp_path / "out.nii.gz",
+            "--to",
+            "2023",
+            "--from",
+            "2023",
+        ),
+        "not valid in the BraTS 2023 convention",
+    )
+    assert_bad_input(
+        run_here(
+            capsys, "convert-labels", seg_file, tmp_path / "no" / "out.nii.gz", "--to", "2023"
+        ),
+        "output folder does not exist",
+    )
+    assert_bad_input(
+        run_here(capsys, "convert-labels", seg_file, tmp_path / "out.png", "--to", "2023"),
+        "must end in .nii or .nii.gz",
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.nii.gz"]

@@ -41,9 +41,16 @@ def ckpts(tmp_path_factory):
     for arch, spacing in (("lowrank-resunet", 3.0), ("segresnet-vae", 3.0)):
         torch.manual_seed(1)
         model = build_model(arch, preset="tiny")
-        out.append(save_checkpoint(folder / f"{arch}-tiny.pt", model, arch=arch, config=model.config,
-                                   preprocess={"target_spacing": spacing},
-                                   provenance={"val_dice": {"wt": 0.5, "tc": 0.4, "et": 0.3}}))
+        out.append(
+            save_checkpoint(
+                folder / f"{arch}-tiny.pt",
+                model,
+                arch=arch,
+                config=model.config,
+                preprocess={"target_spacing": spacing},
+                provenance={"val_dice": {"wt": 0.5, "tc": 0.4, "et": 0.3}},
+            )
+        )
     return out
 
 
@@ -51,7 +58,10 @@ def ckpts(tmp_path_factory):
 def standins(standin, tmp_path_factory):
     """Stand-in checkpoints at the source resolution: ``regions`` and ``classes``."""
     folder = tmp_path_factory.mktemp("standins")
-    return {kind: standin.save_standin(folder / f"standin-{kind}.pt", kind) for kind in ("regions", "classes")}
+    return {
+        kind: standin.save_standin(folder / f"standin-{kind}.pt", kind)
+        for kind in ("regions", "classes")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +92,23 @@ def check_output(path: Path, case_dir: Path, convention: str = "2021") -> np.nda
 @pytest.mark.slow
 def test_predict_single_case(standin, standins, case_dir, case_image, tmp_path, capsys):
     out, prob = tmp_path / "pred.nii.gz", tmp_path / "prob.nii.gz"
-    rc = main(["predict", str(case_dir), "-o", str(out), "--model", str(standins["regions"]), "--labels", "2023",
-               "--probabilities", str(prob), "--device", "cpu", "-q"])
+    rc = main(
+        [
+            "predict",
+            str(case_dir),
+            "-o",
+            str(out),
+            "--model",
+            str(standins["regions"]),
+            "--labels",
+            "2023",
+            "--probabilities",
+            str(prob),
+            "--device",
+            "cpu",
+            "-q",
+        ]
+    )
     assert rc == 0
     labels = check_output(out, case_dir, "2023")
     assert 4 not in labels and np.count_nonzero(labels == 3) > 1000
@@ -105,11 +130,26 @@ def test_predict_single_case(standin, standins, case_dir, case_image, tmp_path, 
     assert rc == 2 and out.read_bytes() == before
     assert "exists" in capsys.readouterr().err
     # the postprocessing flags reach the postprocessing
-    rc = main(["predict", str(case_dir), "-o", str(out), "--model", str(standins["regions"]), "-q", "--overwrite",
-               "--wt-threshold", "0.99", "--no-et-component-rule"])
+    rc = main(
+        [
+            "predict",
+            str(case_dir),
+            "-o",
+            str(out),
+            "--model",
+            str(standins["regions"]),
+            "-q",
+            "--overwrite",
+            "--wt-threshold",
+            "0.99",
+            "--no-et-component-rule",
+        ]
+    )
     assert rc == 0
     strict = np.asarray(nib.load(out).dataobj)
-    flagged = PostprocessConfig.from_dict({**standin.POSTPROCESS, "wt_threshold": 0.99, "et_component_rule": False})
+    flagged = PostprocessConfig.from_dict(
+        {**standin.POSTPROCESS, "wt_threshold": 0.99, "et_component_rule": False}
+    )
     np.testing.assert_array_equal(strict, postprocess(probs, flagged, convention="2021"))
     assert 0 < np.count_nonzero(strict) < np.count_nonzero(labels)  # WT shrinks at 0.99
 
@@ -117,14 +157,30 @@ def test_predict_single_case(standin, standins, case_dir, case_image, tmp_path, 
 @pytest.mark.slow
 def test_probabilities_of_a_class_model_are_nested_regions(standins, case_dir, tmp_path):
     out, prob = tmp_path / "pred.nii.gz", tmp_path / "prob.nii.gz"
-    assert main(["predict", str(case_dir), "-o", str(out), "--model", str(standins["classes"]),
-                 "--probabilities", str(prob), "-q"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(case_dir),
+                "-o",
+                str(out),
+                "--model",
+                str(standins["classes"]),
+                "--probabilities",
+                str(prob),
+                "-q",
+            ]
+        )
+        == 0
+    )
     wt, tc, et = np.moveaxis(np.asarray(nib.load(prob).dataobj), -1, 0)
     # WT = 1 - p(background) >= TC = p(NCR) + p(ET) >= ET = p(ET), up to float16 rounding
     assert (wt >= tc - 1e-3).all() and (tc >= et - 1e-3).all()
     assert np.count_nonzero(et > 0.5) > 1000 and np.count_nonzero(wt > tc + 0.1) > 1000
     labels = np.asarray(nib.load(out).dataobj)
-    config = PostprocessConfig.from_dict(dict(load_checkpoint(standins["classes"]).meta["postprocess"]))
+    config = PostprocessConfig.from_dict(
+        dict(load_checkpoint(standins["classes"]).meta["postprocess"])
+    )
     np.testing.assert_array_equal(labels, postprocess(np.stack([wt, tc, et]), config))
 
 
@@ -140,9 +196,26 @@ def test_predict_dataset_with_ensemble(standin, standins, tmp_path, capsys):
         (dataset / c).symlink_to(DATA / c, target_is_directory=True)
     (dataset / "notes").mkdir()  # not a case: skipped
     out, prob = tmp_path / "preds", tmp_path / "probs"
-    rc = main(["predict", str(dataset), "-o", str(out), "--model", str(standins["regions"]),
-               "--model", str(standins["classes"]), "--device", "cpu", "--et-threshold", "0.6",
-               "--min-island-fraction", "1", "--probabilities", str(prob)])
+    rc = main(
+        [
+            "predict",
+            str(dataset),
+            "-o",
+            str(out),
+            "--model",
+            str(standins["regions"]),
+            "--model",
+            str(standins["classes"]),
+            "--device",
+            "cpu",
+            "--et-threshold",
+            "0.6",
+            "--min-island-fraction",
+            "1",
+            "--probabilities",
+            str(prob),
+        ]
+    )
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == [f"{c}.nii.gz" for c in CASES]
     config = PostprocessConfig.from_dict({**standin.POSTPROCESS, "et_threshold": 0.6})
@@ -151,8 +224,10 @@ def test_predict_dataset_with_ensemble(standin, standins, tmp_path, capsys):
         labels = check_output(out / f"{c}.nii.gz", DATA / c)
         probs = np.moveaxis(np.asarray(nib.load(prob / f"{c}_probabilities.nii.gz").dataobj), -1, 0)
         image = load_case(DATA / c, load_seg=False).image
-        ensemble = 0.5 * (standin.expected_region_probs(image, "regions")
-                          + standin.expected_region_probs(image, "classes"))
+        ensemble = 0.5 * (
+            standin.expected_region_probs(image, "regions")
+            + standin.expected_region_probs(image, "classes")
+        )
         np.testing.assert_allclose(probs, ensemble, atol=1e-3, rtol=0)  # the mean of the two models
         # the FLAIR rule leaves scattered tumour islands; --min-island-fraction 1 keeps the largest
         assert ndimage.label(postprocess(probs, config) > 0, structure=structure)[1] > 1
@@ -171,10 +246,22 @@ def test_predict_dataset_with_ensemble(standin, standins, tmp_path, capsys):
         (lambda d, o, m: [str(d / "missing"), "-o", str(o), "--model", m], "not found"),
         (lambda d, o, m: [str(d), "-o", str(o.with_suffix(".txt")), "--model", m], ".nii"),
         (lambda d, o, m: [str(d), "-o", str(o), "--model", "no-such-model"], "unknown model"),
-        (lambda d, o, m: [str(d), "-o", str(o), "--model", m, "--wt-threshold", "1.5"], "between 0 and 1"),
-        (lambda d, o, m: [str(d), "-o", str(o), "--model", m, "--min-island-fraction", "2"], "between 0 and 1"),
-        (lambda d, o, m: [str(d), "-o", str(o.parent / "nofolder" / "x.nii.gz"), "--model", m], "does not exist"),
-        (lambda d, o, m: [str(d), "-o", str(o), "--model", str(Path(m).parent / "junk.pt")], "checkpoint"),
+        (
+            lambda d, o, m: [str(d), "-o", str(o), "--model", m, "--wt-threshold", "1.5"],
+            "between 0 and 1",
+        ),
+        (
+            lambda d, o, m: [str(d), "-o", str(o), "--model", m, "--min-island-fraction", "2"],
+            "between 0 and 1",
+        ),
+        (
+            lambda d, o, m: [str(d), "-o", str(o.parent / "nofolder" / "x.nii.gz"), "--model", m],
+            "does not exist",
+        ),
+        (
+            lambda d, o, m: [str(d), "-o", str(o), "--model", str(Path(m).parent / "junk.pt")],
+            "checkpoint",
+        ),
     ],
 )
 def test_bad_input_exit_2_nothing_written(case_dir, ckpts, tmp_path, capsys, make_args, message):

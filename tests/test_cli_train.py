@@ -30,35 +30,73 @@ def dataset(brats2018_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 def train(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", BRATSEG_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    return subprocess.run([sys.executable, "-m", "bratseg.cli.main", "train", *args], capture_output=True,
-                          text=True, env=env, cwd=REPO, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "bratseg.cli.main", "train", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=timeout,
+    )
 
 
 def snapshot(folder: Path) -> dict[str, bytes] | None:
     """Every file under ``folder`` with its bytes (None when the folder does not exist)."""
     if not folder.exists():
         return None
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 def previous_run(folder: Path) -> Path:
     """A folder holding an earlier run's config and progress log."""
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"data": ["earlier"], "out": str(folder)}))
-    (folder / "progress.jsonl").write_text(json.dumps({"event": "done", "reason": "completed"}) + "\n")
+    (folder / "progress.jsonl").write_text(
+        json.dumps({"event": "done", "reason": "completed"}) + "\n"
+    )
     return folder
 
 
 CASES = {
     "no --data": (lambda d, out: ["--out", str(out)], "--data", None),
-    "--data folder missing": (lambda d, out: ["--data", str(d / "nowhere"), "--out", str(out)], "nowhere", None),
-    "unknown recipe key": (lambda d, out: ["--data", str(d), "--out", str(out), "--recipe", '{"learning_rate": 0.1}'],
-                           "learning_rate", None),
-    "recipe value of the wrong type": (lambda d, out: ["--data", str(d), "--out", str(out), "--recipe", '{"lr": "fast"}'],
-                                       "'lr' must be a number", None),
-    "--resume without a saved state": (lambda d, out: ["--out", str(out), "--resume"], "nothing to resume", "empty"),
-    "fresh run into a run folder": (lambda d, out: ["--data", str(d), "--out", str(out), "--model", "nnunet",
-                                                    "--preset", "tiny", "--epochs", "1"], "--resume", "run"),
+    "--data folder missing": (
+        lambda d, out: ["--data", str(d / "nowhere"), "--out", str(out)],
+        "nowhere",
+        None,
+    ),
+    "unknown recipe key": (
+        lambda d, out: ["--data", str(d), "--out", str(out), "--recipe", '{"learning_rate": 0.1}'],
+        "learning_rate",
+        None,
+    ),
+    "recipe value of the wrong type": (
+        lambda d, out: ["--data", str(d), "--out", str(out), "--recipe", '{"lr": "fast"}'],
+        "'lr' must be a number",
+        None,
+    ),
+    "--resume without a saved state": (
+        lambda d, out: ["--out", str(out), "--resume"],
+        "nothing to resume",
+        "empty",
+    ),
+    "fresh run into a run folder": (
+        lambda d, out: [
+            "--data",
+            str(d),
+            "--out",
+            str(out),
+            "--model",
+            "nnunet",
+            "--preset",
+            "tiny",
+            "--epochs",
+            "1",
+        ],
+        "--resume",
+        "run",
+    ),
 }
 
 
@@ -102,8 +140,15 @@ def test_recipe_overrides_are_checked(overrides, message):
 
 
 def test_valid_recipe_overrides_pass():
-    check_overrides({"lr": 1, "schedule": "cosine", "batch_size": 2, "amp": False,
-                     "augment": {"affine_prob": 0.3, "flip_axes": [0, 1], "zoom_range": [1.0, 1.2]}})
+    check_overrides(
+        {
+            "lr": 1,
+            "schedule": "cosine",
+            "batch_size": 2,
+            "amp": False,
+            "augment": {"affine_prob": 0.3, "flip_axes": [0, 1], "zoom_range": [1.0, 1.2]},
+        }
+    )
 
 
 def test_engine_refuses_a_fresh_run_into_a_run_folder(tmp_path):
@@ -113,7 +158,15 @@ def test_engine_refuses_a_fresh_run_into_a_run_folder(tmp_path):
     out = previous_run(tmp_path / "run")
     before = snapshot(out)
     with pytest.raises(BratsInputError, match="already holds a run"):
-        next(train_events(TrainConfig(data=[str(tmp_path)], out=str(out), model="nnunet", preset="tiny")))
+        next(
+            train_events(
+                TrainConfig(data=[str(tmp_path)], out=str(out), model="nnunet", preset="tiny")
+            )
+        )
     with pytest.raises(BratsInputError, match="unknown recipe key"):
-        next(train_events(TrainConfig(data=[str(tmp_path)], out=str(tmp_path / "new"), recipe={"lr_max": 1})))
+        next(
+            train_events(
+                TrainConfig(data=[str(tmp_path)], out=str(tmp_path / "new"), recipe={"lr_max": 1})
+            )
+        )
     assert snapshot(out) == before and not (tmp_path / "new").exists()

@@ -29,16 +29,37 @@ def _json(capsys) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-def test_worklist_command_segments_approves_and_exports(folder: Path, standin, tmp_path: Path, capsys) -> None:
+def test_worklist_command_segments_approves_and_exports(
+    folder: Path, standin, tmp_path: Path, capsys
+) -> None:
     model = standin.save_standin(tmp_path / "standin-regions.pt")
     assert main(["worklist", str(folder), "--json"]) == 0
     assert [c["status"] for c in _json(capsys)["cases"]] == ["new", "new"]
 
-    assert main(["worklist", str(folder), "--segment-all", "--model", str(model), "--device", "cpu",
-                 "--approve", CASES[0], "--reviewer", "dr.ana", "--json"]) == 0
+    assert (
+        main(
+            [
+                "worklist",
+                str(folder),
+                "--segment-all",
+                "--model",
+                str(model),
+                "--device",
+                "cpu",
+                "--approve",
+                CASES[0],
+                "--reviewer",
+                "dr.ana",
+                "--json",
+            ]
+        )
+        == 0
+    )
     cases = _json(capsys)["cases"]
     assert [c["status"] for c in cases] == ["approved", "segmented"]
-    assert cases[0]["approval"]["reviewer"] == "dr.ana" and cases[0]["models"] == ["standin-regions"]
+    assert cases[0]["approval"]["reviewer"] == "dr.ana" and cases[0]["models"] == [
+        "standin-regions"
+    ]
 
     out = tmp_path / "dataset"
     assert main(["worklist", str(folder), "--export-approved", str(out)]) == 0

@@ -16,12 +16,32 @@ def test_every_config_refuses_an_unknown_key_with_the_closest_name() -> None:
     from bratseg.training.recipes import Recipe
 
     cases = [
-        (PostprocessConfig, {"wt_treshold": 0.5}, "unknown postprocessing key 'wt_treshold' (did you mean 'wt_threshold'?"),
-        (PreprocessConfig, {"target_spacin": 2.0}, "unknown preprocessing key 'target_spacin' (did you mean 'target_spacing'?"),
-        (AugmentConfig, {"flip_prb": 0.5}, "unknown augment key 'flip_prb' (did you mean 'flip_prob'?"),
+        (
+            PostprocessConfig,
+            {"wt_treshold": 0.5},
+            "unknown postprocessing key 'wt_treshold' (did you mean 'wt_threshold'?",
+        ),
+        (
+            PreprocessConfig,
+            {"target_spacin": 2.0},
+            "unknown preprocessing key 'target_spacin' (did you mean 'target_spacing'?",
+        ),
+        (
+            AugmentConfig,
+            {"flip_prb": 0.5},
+            "unknown augment key 'flip_prb' (did you mean 'flip_prob'?",
+        ),
         (Recipe, {"learning_rate": 1e-3}, "unknown recipe key 'learning_rate'"),
-        (TrainConfig, {"data": [], "out": "x", "epoch": 3}, "unknown training config key 'epoch' (did you mean 'epochs'?"),
-        (get_architecture("nnunet").config_cls, {"filter": [8, 16]}, "unknown NNUNetConfig key 'filter' (did you mean 'filters'?"),
+        (
+            TrainConfig,
+            {"data": [], "out": "x", "epoch": 3},
+            "unknown training config key 'epoch' (did you mean 'epochs'?",
+        ),
+        (
+            get_architecture("nnunet").config_cls,
+            {"filter": [8, 16]},
+            "unknown NNUNetConfig key 'filter' (did you mean 'filters'?",
+        ),
     ]
     for cls, data, message in cases:
         with pytest.raises(BratsInputError) as err:
@@ -35,7 +55,9 @@ def test_wrong_kinds_are_refused_and_lists_become_tuples() -> None:
     from bratseg.training.augment import AugmentConfig
     from bratseg.training.recipes import Recipe
 
-    with pytest.raises(BratsInputError, match="postprocessing key 'wt_threshold' must be a number, got '0.5'"):
+    with pytest.raises(
+        BratsInputError, match="postprocessing key 'wt_threshold' must be a number, got '0.5'"
+    ):
         PostprocessConfig.from_dict({"wt_threshold": "0.5"})
     with pytest.raises(BratsInputError, match="key 'et_component_rule' must be true or false"):
         PostprocessConfig.from_dict({"et_component_rule": 1})

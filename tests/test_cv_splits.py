@@ -35,8 +35,17 @@ SPLIT_44 = REPO / "docs" / "brats44-5fold.json"
 CASES = ("Brats18_2013_2_1", "Brats18_CBICA_ABM_1", "Brats18_TCIA01_201_1")
 
 
-@pytest.mark.parametrize("name", ["X_t1post.nii.gz", "X_t1_post.nii.gz", "X-t1post.nii", "X_T1GD.nii.gz",
-                                  "X_t1ce.nii.gz", "X-t1c.nii.gz"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "X_t1post.nii.gz",
+        "X_t1_post.nii.gz",
+        "X-t1post.nii",
+        "X_T1GD.nii.gz",
+        "X_t1ce.nii.gz",
+        "X-t1c.nii.gz",
+    ],
+)
 def test_clinical_t1gd_names_are_recognised(name: str) -> None:
     assert match_modality(name) == "t1ce"
 
@@ -47,7 +56,9 @@ def test_post_alone_and_t1_stay_what_they_are() -> None:
     assert match_modality("X_t2_post.nii.gz") is None
 
 
-def _case_with_shifted_seg(src: Path, dest: Path, shift: tuple[float, float, float], zoom: float = 1.0) -> Path:
+def _case_with_shifted_seg(
+    src: Path, dest: Path, shift: tuple[float, float, float], zoom: float = 1.0
+) -> Path:
     """Copy a real case, rewriting its seg with the origin moved by ``shift`` mm (and scaled)."""
     case = dest / src.name
     case.mkdir(parents=True)
@@ -63,25 +74,33 @@ def _case_with_shifted_seg(src: Path, dest: Path, shift: tuple[float, float, flo
     return case
 
 
-def test_seg_with_another_origin_needs_the_explicit_override(brats2018_case_dir: Path, tmp_path: Path, caplog) -> None:
+def test_seg_with_another_origin_needs_the_explicit_override(
+    brats2018_case_dir: Path, tmp_path: Path, caplog
+) -> None:
     case = _case_with_shifted_seg(brats2018_case_dir, tmp_path, (0.0, -239.0, 0.0))
     with pytest.raises(BratsInputError, match="not co-registered"):
         load_case(case)
     with caplog.at_level(logging.WARNING, logger="bratseg.io.case"):
         loaded = load_case(case, seg_on_image_grid=True)
-    assert "origin differs" in caplog.text and "-239" in caplog.text and "_seg.nii.gz" in caplog.text
+    assert (
+        "origin differs" in caplog.text and "-239" in caplog.text and "_seg.nii.gz" in caplog.text
+    )
     reference = load_case(brats2018_case_dir)
     assert np.array_equal(loaded.seg, reference.seg)
     np.testing.assert_array_equal(loaded.affine, reference.affine)
 
 
-def test_seg_on_another_voxel_grid_is_refused_even_with_the_override(brats2018_case_dir: Path, tmp_path: Path) -> None:
+def test_seg_on_another_voxel_grid_is_refused_even_with_the_override(
+    brats2018_case_dir: Path, tmp_path: Path
+) -> None:
     case = _case_with_shifted_seg(brats2018_case_dir, tmp_path, (0.0, -239.0, 0.0), zoom=1.2)
     with pytest.raises(BratsInputError, match="not co-registered"):
         load_case(case, seg_on_image_grid=True)
 
 
-def test_trainer_data_takes_the_override_per_case_only(brats2018_case_dir: Path, tmp_path: Path) -> None:
+def test_trainer_data_takes_the_override_per_case_only(
+    brats2018_case_dir: Path, tmp_path: Path
+) -> None:
     root = tmp_path / "data"
     _case_with_shifted_seg(brats2018_case_dir, root, (0.0, 5.0, 0.0))
     with pytest.raises(BratsInputError, match="not found among the labelled cases"):
@@ -161,10 +180,13 @@ def test_the_committed_44_case_protocol(brats2018_dir: Path) -> None:
     for fold in split.folds:
         assert any(split.cases[c]["stratum"] == "low-et" for c in fold)
     ids = {r.case_id for r in discover_cases([brats2018_dir])}
-    assert ids <= set(split.cases) and sum(v["dataset"] == "brats2018" for v in split.cases.values()) == len(ids)
+    assert ids <= set(split.cases) and sum(
+        v["dataset"] == "brats2018" for v in split.cases.values()
+    ) == len(ids)
     from bratseg.io import load_label_map
     from bratseg.labels import detect_convention
     from bratseg.metrics import tumour_volumes_ml
+
     case = "Brats18_TCIA10_637_1"
     lab = load_label_map(brats2018_dir / case / f"{case}_seg.nii.gz")
     et = tumour_volumes_ml(lab.data, detect_convention(lab.data), lab.spacing)["et"]
@@ -178,7 +200,18 @@ def test_cv_split_cli_and_trainer_fold_from_the_file(brats2018_dir: Path, tmp_pa
     for case in CASES:
         (data / case).symlink_to((brats2018_dir / case).resolve(), target_is_directory=True)
     out = tmp_path / "mini-3fold.json"
-    cmd = [sys.executable, "-m", "bratseg.cli.main", "cv-split", "--data", str(data), "--folds", "3", "-o", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bratseg.cli.main",
+        "cv-split",
+        "--data",
+        str(data),
+        "--folds",
+        "3",
+        "-o",
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "wrote" in proc.stdout and out.is_file()
@@ -187,19 +220,36 @@ def test_cv_split_cli_and_trainer_fold_from_the_file(brats2018_dir: Path, tmp_pa
     split = read_split_file(out)
     assert all(v["dataset"] == "mini" for v in split.cases.values())
     assert not any(str(tmp_path) in json.dumps(v) for v in split.cases.values())  # no machine paths
-    config = TrainConfig(data=[str(data)], out=str(tmp_path / "run"), model="cascade-unet", preset="tiny",
-                         epochs=1, steps_per_epoch=2, patch=[32, 32, 32], target_spacing=3.0, num_workers=0,
-                         split_file=str(out), fold=1, cache_dir=str(tmp_path / "cache"))
+    config = TrainConfig(
+        data=[str(data)],
+        out=str(tmp_path / "run"),
+        model="cascade-unet",
+        preset="tiny",
+        epochs=1,
+        steps_per_epoch=2,
+        patch=[32, 32, 32],
+        target_spacing=3.0,
+        num_workers=0,
+        split_file=str(out),
+        fold=1,
+        cache_dir=str(tmp_path / "cache"),
+    )
     start = next(e for e in train_events(config) if e["event"] == "start")
     assert start["val_cases"] == split.folds[1]
-    assert sorted(start["train_cases"]) == sorted(c for k, f in enumerate(split.folds) if k != 1 for c in f)
+    assert sorted(start["train_cases"]) == sorted(
+        c for k, f in enumerate(split.folds) if k != 1 for c in f
+    )
     assert "split mini-3fold" in start["split_note"]
 
 
 def _row(case: str, dice: float, ref_et: float, pred_et: float) -> dict:
-    return {"case": case, "dice": {"wt": dice, "tc": dice, "et": 0.0 if ref_et == 0 and pred_et else dice},
-            "hd95": {"wt": 1.0, "tc": 2.0, "et": 3.0},
-            "volume_ml": {"et": pred_et}, "ref_volume_ml": {"et": ref_et}}
+    return {
+        "case": case,
+        "dice": {"wt": dice, "tc": dice, "et": 0.0 if ref_et == 0 and pred_et else dice},
+        "hd95": {"wt": 1.0, "tc": 2.0, "et": 3.0},
+        "volume_ml": {"et": pred_et},
+        "ref_volume_ml": {"et": ref_et},
+    }
 
 
 def test_protocol_summary_groups_by_fold_stratum_and_counts_invented_et() -> None:
@@ -229,9 +279,14 @@ def test_protocol_summary_reports_cases_seen_by_initial_weights_apart() -> None:
 
     split = make_split(_infos(2, 4), "demo", n_folds=2, seed=0)
     cases = sorted(split.cases)
-    rows = [{**_row(c, 0.9 if i < 2 else 0.5, 5.0, 5.0), "seen_in_pretraining": i < 2} for i, c in enumerate(cases)]
+    rows = [
+        {**_row(c, 0.9 if i < 2 else 0.5, 5.0, 5.0), "seen_in_pretraining": i < 2}
+        for i, c in enumerate(cases)
+    ]
     summary = protocol_summary(rows, split)
     assert list(summary)[-2:] == [NEVER_SEEN, SEEN_IN_PRETRAINING]
     assert summary[SEEN_IN_PRETRAINING]["cases"] == cases[:2] and summary[NEVER_SEEN]["n"] == 4
     assert summary[NEVER_SEEN]["dice"]["wt"] == pytest.approx(0.5)
-    assert NEVER_SEEN not in protocol_summary([{**r, "seen_in_pretraining": False} for r in rows], split)
+    assert NEVER_SEEN not in protocol_summary(
+        [{**r, "seen_in_pretraining": False} for r in rows], split
+    )

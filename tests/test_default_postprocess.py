@@ -23,8 +23,10 @@ from bratseg.zoo import (
     resolve_model,
 )
 
-pytestmark = pytest.mark.skipif(not (BUNDLED_DIR / "default-postprocess.json").is_file(),
-                                reason="no default-postprocess.json bundled")
+pytestmark = pytest.mark.skipif(
+    not (BUNDLED_DIR / "default-postprocess.json").is_file(),
+    reason="no default-postprocess.json bundled",
+)
 
 
 def test_the_settings_file_is_valid_and_documents_its_estimate() -> None:
@@ -34,15 +36,35 @@ def test_the_settings_file_is_valid_and_documents_its_estimate() -> None:
     assert set(data["cv_estimate"]["dice"]) == {"wt", "tc", "et"}
     assert default_postprocess_overrides() == data["postprocess"]
     paths = [resolve_model(n) for n in default_model_names()]
-    assert is_default_ensemble(paths) and not is_default_ensemble(paths[:1] if len(paths) > 1 else [])
+    assert is_default_ensemble(paths) and not is_default_ensemble(
+        paths[:1] if len(paths) > 1 else []
+    )
 
 
 @pytest.mark.slow
-def test_predict_applies_the_default_settings_only_to_the_default(brats2018_case_dir: Path, tmp_path: Path) -> None:
+def test_predict_applies_the_default_settings_only_to_the_default(
+    brats2018_case_dir: Path, tmp_path: Path
+) -> None:
     out, probs_file = tmp_path / "pred.nii.gz", tmp_path / "probs.nii.gz"
-    assert main(["predict", str(brats2018_case_dir), "-o", str(out), "--probabilities", str(probs_file),
-                 "--threads", "2", "-q"]) == 0
-    probs = np.moveaxis(np.asarray(nib.load(probs_file).dataobj, dtype=np.float32), -1, 0).astype(np.float16)
+    assert (
+        main(
+            [
+                "predict",
+                str(brats2018_case_dir),
+                "-o",
+                str(out),
+                "--probabilities",
+                str(probs_file),
+                "--threads",
+                "2",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    probs = np.moveaxis(np.asarray(nib.load(probs_file).dataobj, dtype=np.float32), -1, 0).astype(
+        np.float16
+    )
     labels = np.asarray(nib.load(out).dataobj)
     first = load_checkpoint(resolve_model(default_model_names()[0]))
     own = PostprocessConfig.from_dict(first.meta["postprocess"])

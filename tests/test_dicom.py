@@ -14,7 +14,12 @@ sitk = pytest.importorskip("SimpleITK")
 from bratseg.errors import BratsInputError  # noqa: E402
 from bratseg.io import load_case  # noqa: E402
 
-DESCRIPTIONS = {"t1": "AX T1 SE PRE", "t1ce": "AX T1 POST GD", "t2": "AX T2 FSE", "flair": "AX FLAIR"}
+DESCRIPTIONS = {
+    "t1": "AX T1 SE PRE",
+    "t1ce": "AX T1 POST GD",
+    "t2": "AX T2 FSE",
+    "flair": "AX FLAIR",
+}
 
 
 def write_series(nifti: Path, folder: Path, description: str, uid_root: str) -> None:
@@ -23,16 +28,24 @@ def write_series(nifti: Path, folder: Path, description: str, uid_root: str) -> 
     folder.mkdir(parents=True)
     d = image.GetDirection()
     series_uid = f"1.2.826.0.1.3680043.2.1125.{uid_root}"
-    common = [("0008|0031", time.strftime("%H%M%S")), ("0008|0021", time.strftime("%Y%m%d")),
-              ("0008|0060", "MR"), ("0020|000e", series_uid), ("0020|000d", "1.2.826.0.1.3680043.2.1125.1"),
-              ("0020|0037", "\\".join(map(str, (d[0], d[3], d[6], d[1], d[4], d[7])))), ("0008|103e", description)]
+    common = [
+        ("0008|0031", time.strftime("%H%M%S")),
+        ("0008|0021", time.strftime("%Y%m%d")),
+        ("0008|0060", "MR"),
+        ("0020|000e", series_uid),
+        ("0020|000d", "1.2.826.0.1.3680043.2.1125.1"),
+        ("0020|0037", "\\".join(map(str, (d[0], d[3], d[6], d[1], d[4], d[7])))),
+        ("0008|103e", description),
+    ]
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
     for z in range(image.GetDepth()):
         piece = image[:, :, z]
         for tag, value in common:
             piece.SetMetaData(tag, value)
-        piece.SetMetaData("0020|0032", "\\".join(map(str, image.TransformIndexToPhysicalPoint((0, 0, z)))))
+        piece.SetMetaData(
+            "0020|0032", "\\".join(map(str, image.TransformIndexToPhysicalPoint((0, 0, z))))
+        )
         piece.SetMetaData("0020|0013", str(z + 1))
         piece.SetMetaData("0008|0018", f"{series_uid}.{z + 1}")
         writer.SetFileName(str(folder / f"IM{z:04d}.dcm"))
@@ -43,26 +56,37 @@ def write_series(nifti: Path, folder: Path, description: str, uid_root: str) -> 
 def dicom_case(brats2018_case_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("dicom") / brats2018_case_dir.name
     for k, (m, description) in enumerate(DESCRIPTIONS.items()):
-        write_series(brats2018_case_dir / f"{brats2018_case_dir.name}_{m}.nii.gz", root / f"series{k + 1}",
-                     description, str(k + 1))
+        write_series(
+            brats2018_case_dir / f"{brats2018_case_dir.name}_{m}.nii.gz",
+            root / f"series{k + 1}",
+            description,
+            str(k + 1),
+        )
     return root
 
 
-def test_four_series_are_matched_by_description_and_read_exactly(dicom_case: Path, brats2018_case_dir: Path) -> None:
+def test_four_series_are_matched_by_description_and_read_exactly(
+    dicom_case: Path, brats2018_case_dir: Path
+) -> None:
     from bratseg.io.dicom import channel_of_description
 
-    assert {m: channel_of_description(d) for m, d in DESCRIPTIONS.items()} == {m: m for m in DESCRIPTIONS}
+    assert {m: channel_of_description(d) for m, d in DESCRIPTIONS.items()} == {
+        m: m for m in DESCRIPTIONS
+    }
     case = load_case(dicom_case)
     original = load_case(brats2018_case_dir, load_seg=False)
-    assert {m: p.name for m, p in case.files.items()} == {m: f"series{k + 1}" for k, m in enumerate(DESCRIPTIONS)}
+    assert {m: p.name for m, p in case.files.items()} == {
+        m: f"series{k + 1}" for k, m in enumerate(DESCRIPTIONS)
+    }
     assert case.seg is None and case.image.shape == original.image.shape
     assert np.array_equal(case.image, original.image)
     np.testing.assert_allclose(case.affine, original.affine, atol=1e-4)
 
 
 @pytest.mark.slow
-def test_a_dicom_case_segments_like_its_nifti_original(dicom_case: Path, brats2018_case_dir: Path,
-                                                        tmp_path: Path) -> None:
+def test_a_dicom_case_segments_like_its_nifti_original(
+    dicom_case: Path, brats2018_case_dir: Path, tmp_path: Path
+) -> None:
     import nibabel as nib
 
     from bratseg.cli.main import main
@@ -70,21 +94,57 @@ def test_a_dicom_case_segments_like_its_nifti_original(dicom_case: Path, brats20
     from bratseg.metrics import dice_regions
 
     a, b = tmp_path / "dicom.nii.gz", tmp_path / "nifti.nii.gz"
-    assert main(["predict", str(dicom_case), "-o", str(a), "--model", "nnunet-small", "-q", "--threads", "2"]) == 0
-    assert main(["predict", str(brats2018_case_dir), "-o", str(b), "--model", "nnunet-small", "-q", "--threads", "2"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(dicom_case),
+                "-o",
+                str(a),
+                "--model",
+                "nnunet-small",
+                "-q",
+                "--threads",
+                "2",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "predict",
+                str(brats2018_case_dir),
+                "-o",
+                str(b),
+                "--model",
+                "nnunet-small",
+                "-q",
+                "--threads",
+                "2",
+            ]
+        )
+        == 0
+    )
     la, lb = (np.asarray(nib.load(p).dataobj) for p in (a, b))
     dice = dice_regions(regions_to_stack(la, "2021"), regions_to_stack(lb, "2021"))
     assert (dice >= 0.99).all(), dice
-    np.testing.assert_allclose(nib.load(a).affine, nib.load(b).affine, atol=1e-4)  # written in the source geometry
+    np.testing.assert_allclose(
+        nib.load(a).affine, nib.load(b).affine, atol=1e-4
+    )  # written in the source geometry
 
 
-def test_an_explicit_mapping_takes_series_folders_and_ambiguity_is_refused(dicom_case: Path, tmp_path: Path) -> None:
+def test_an_explicit_mapping_takes_series_folders_and_ambiguity_is_refused(
+    dicom_case: Path, tmp_path: Path
+) -> None:
     mapped = load_case(dicom_case, mapping={"t1": dicom_case / "series1"})
     assert mapped.files["t1"].name == "series1"
     twin = tmp_path / "twin"
     twin.mkdir()
     for sub in ("series1", "series2", "series3", "series4"):
         (twin / sub).symlink_to(dicom_case / sub, target_is_directory=True)
-    (twin / "series5").symlink_to(dicom_case / "series4", target_is_directory=True)  # a second FLAIR
+    (twin / "series5").symlink_to(
+        dicom_case / "series4", target_is_directory=True
+    )  # a second FLAIR
     with pytest.raises(BratsInputError, match="several DICOM series look like flair"):
         load_case(twin)

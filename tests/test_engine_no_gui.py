@@ -29,7 +29,9 @@ print(json.dumps(report))
 def test_every_engine_module_imports_without_gui() -> None:
     proc = subprocess.run(
         [sys.executable, "-c", _SCRIPT.format(gui=GUI_MODULES)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -25,8 +25,9 @@ def _listing(folder: Path) -> list[str]:
 
 
 def test_round_trip_keeps_geometry_dtype_values(real_seg: LabelMap, tmp_path: Path) -> None:
-    out = save_label_map(real_seg.data, tmp_path / "pred.nii.gz", affine=real_seg.affine,
-                         header=real_seg.header)
+    out = save_label_map(
+        real_seg.data, tmp_path / "pred.nii.gz", affine=real_seg.affine, header=real_seg.header
+    )
     assert out == tmp_path / "pred.nii.gz"
     assert _listing(tmp_path) == ["pred.nii.gz"]  # no temporary file left behind
     assert out.read_bytes()[:2] == b"\x1f\x8b"  # really gzip-compressed
@@ -51,15 +52,27 @@ def test_round_trip_keeps_geometry_dtype_values(real_seg: LabelMap, tmp_path: Pa
 
 
 def test_convention_conversion_both_ways(real_seg: LabelMap, tmp_path: Path) -> None:
-    p23 = save_label_map(real_seg.data, tmp_path / "seg23.nii.gz", affine=real_seg.affine,
-                         header=real_seg.header, convention="2023", src_convention="2021")
+    p23 = save_label_map(
+        real_seg.data,
+        tmp_path / "seg23.nii.gz",
+        affine=real_seg.affine,
+        header=real_seg.header,
+        convention="2023",
+        src_convention="2021",
+    )
     lab23 = load_label_map(p23).data
     assert set(np.unique(lab23).tolist()) == {0, 1, 2, 3}
     assert detect_convention(lab23) == "2023"
     np.testing.assert_array_equal(lab23 == 3, real_seg.data == 4)
     np.testing.assert_array_equal(lab23 == 1, real_seg.data == 1)
-    p21 = save_label_map(lab23, tmp_path / "seg21.nii", affine=real_seg.affine,
-                         header=real_seg.header, convention="2021", src_convention="2023")
+    p21 = save_label_map(
+        lab23,
+        tmp_path / "seg21.nii",
+        affine=real_seg.affine,
+        header=real_seg.header,
+        convention="2021",
+        src_convention="2023",
+    )
     np.testing.assert_array_equal(load_label_map(p21).data, real_seg.data)
     assert p21.read_bytes()[:2] != b"\x1f\x8b"  # .nii is written uncompressed
 
@@ -72,8 +85,9 @@ def test_refuses_to_overwrite_unless_asked(real_seg: LabelMap, tmp_path: Path) -
     assert err.value.path == path
     assert path.read_bytes() == b"precious"
     assert _listing(tmp_path) == ["pred.nii.gz"]
-    save_label_map(real_seg.data, path, affine=real_seg.affine, header=real_seg.header,
-                   overwrite=True)
+    save_label_map(
+        real_seg.data, path, affine=real_seg.affine, header=real_seg.header, overwrite=True
+    )
     np.testing.assert_array_equal(load_label_map(path).data, real_seg.data)
     assert _listing(tmp_path) == ["pred.nii.gz"]
 
@@ -94,8 +108,9 @@ def test_failed_write_leaves_no_partial_file(real_seg: LabelMap, tmp_path: Path)
     save_label_map(real_seg.data, target, affine=real_seg.affine, header=real_seg.header)
     before = target.read_bytes()
     with pytest.raises(BratsInputError):
-        write_nifti_atomic(np.zeros((8, 8, 8), dtype=object), np.eye(4), None, target,
-                           overwrite=True)
+        write_nifti_atomic(
+            np.zeros((8, 8, 8), dtype=object), np.eye(4), None, target, overwrite=True
+        )
     assert target.read_bytes() == before
     assert _listing(tmp_path) == ["probs.nii.gz"]
 

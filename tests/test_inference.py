@@ -31,14 +31,30 @@ DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 CASE_DIR = DATA / "brats2018" / "Brats18_2013_2_1"
 
 
-def make_checkpoint(folder: Path, arch: str, target_spacing: float = 3.0, seed: int = 0,
-                    name: str | None = None, **pre) -> Path:
+def make_checkpoint(
+    folder: Path,
+    arch: str,
+    target_spacing: float = 3.0,
+    seed: int = 0,
+    name: str | None = None,
+    **pre,
+) -> Path:
     """Tiny random-weight checkpoint of ``arch`` (test helper, also used by the CLI tests)."""
     torch.manual_seed(seed)
     model = build_model(arch, preset="tiny")
-    preprocess = {"target_spacing": target_spacing, "foreground_channel": model.config.in_channels == 5, **pre}
-    return save_checkpoint(folder / f"{name or arch}.pt", model, arch=arch, config=model.config,
-                           preprocess=preprocess, provenance={"note": "random weights for tests"})
+    preprocess = {
+        "target_spacing": target_spacing,
+        "foreground_channel": model.config.in_channels == 5,
+        **pre,
+    }
+    return save_checkpoint(
+        folder / f"{name or arch}.pt",
+        model,
+        arch=arch,
+        config=model.config,
+        preprocess=preprocess,
+        provenance={"note": "random weights for tests"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +85,12 @@ def check_prediction(pred, case, convention="2021"):
     masks = region_masks(pred.labels, convention)
     assert not (masks["et"] & ~masks["tc"]).any() and not (masks["tc"] & ~masks["wt"]).any()
     # the labels are the postprocessing of the returned probabilities, nothing outside the brain box
-    np.testing.assert_array_equal(pred.labels, postprocess(pred.region_probs, pred.postprocess, convention=convention,
-                                                          class_probs=pred.class_probs))
+    np.testing.assert_array_equal(
+        pred.labels,
+        postprocess(
+            pred.region_probs, pred.postprocess, convention=convention, class_probs=pred.class_probs
+        ),
+    )
     assert not pred.labels[~box_mask(case.image)].any()
     assert pred.seconds > 0 and pred.device.startswith("CPU")
 
@@ -79,7 +99,9 @@ def check_prediction(pred, case, convention="2021"):
 @pytest.mark.parametrize("kind", ["classes", "regions"])
 def test_single_model_geometry_and_invariants(case, models, kind):
     reports: list[Progress] = []
-    pred = predict_case(case, [models[kind]], InferenceOptions(device="cpu"), progress=reports.append)
+    pred = predict_case(
+        case, [models[kind]], InferenceOptions(device="cpu"), progress=reports.append
+    )
     check_prediction(pred, case)
     assert reports[-1].step == reports[-1].total and "done" in reports[-1].message
     assert [r.step for r in reports] == sorted(r.step for r in reports)
@@ -89,7 +111,9 @@ def test_single_model_geometry_and_invariants(case, models, kind):
 
 @pytest.mark.slow
 def test_generator_returns_prediction(case, models):
-    gen = run_inference(case, [models["regions"]], InferenceOptions(device="cpu", convention="2023"))
+    gen = run_inference(
+        case, [models["regions"]], InferenceOptions(device="cpu", convention="2023")
+    )
     seen = []
     while True:
         try:
@@ -124,7 +148,9 @@ def test_ensemble_of_two_averages(case, models):
     ens = predict_case(case, pair, opts)
     check_prediction(ens, case)
     singles = [predict_case(case, [m], opts).region_probs.astype(np.float32) for m in pair]
-    np.testing.assert_allclose(ens.region_probs.astype(np.float32), (singles[0] + singles[1]) / 2, atol=2e-3)
+    np.testing.assert_allclose(
+        ens.region_probs.astype(np.float32), (singles[0] + singles[1]) / 2, atol=2e-3
+    )
     assert len(ens.models) == 2
 
 
@@ -136,7 +162,12 @@ def test_cancel_with_should_stop(case, models):
         return calls["n"] > 2
 
     with pytest.raises(Cancelled):
-        predict_case(case, [models["classes"]], InferenceOptions(device="cpu", tta=8), should_stop=stop_after_two)
+        predict_case(
+            case,
+            [models["classes"]],
+            InferenceOptions(device="cpu", tta=8),
+            should_stop=stop_after_two,
+        )
     assert calls["n"] == 3
 
 
@@ -161,13 +192,17 @@ def test_sliding_window_and_whole_volume_paths(case, models):
     p_sw = forward_probabilities(loaded.model, x, sw, output_kind="classes", divisor=4)
     assert sw.last_mode == "sliding window 16x16x16"
     assert p_whole.shape == p_sw.shape == (1, 4, 24, 32, 24)
-    np.testing.assert_allclose(p_sw.sum(1).numpy(), 1.0, atol=1e-4)  # blended softmax stays a distribution
+    np.testing.assert_allclose(
+        p_sw.sum(1).numpy(), 1.0, atol=1e-4
+    )  # blended softmax stays a distribution
     # auto mode switches to windows above the whole-volume limit
     auto = ForwardPlan(device=device, description=desc, whole_volume_max_voxels=1000)
     forward_probabilities(loaded.model, x, auto, output_kind="classes", divisor=4)
     assert auto.last_mode.startswith("sliding window")
     # through the engine as well (3 mm crop ~ 48x64x48: a few 48^3 windows)
-    pred = predict_case(case, [loaded], InferenceOptions(device="cpu", window=(48, 48, 48), overlap=0.25))
+    pred = predict_case(
+        case, [loaded], InferenceOptions(device="cpu", window=(48, 48, 48), overlap=0.25)
+    )
     check_prediction(pred, case)
 
 
@@ -194,7 +229,9 @@ def test_out_of_memory_falls_back_to_smaller_windows():
     assert plan.last_mode == "sliding window 32x32x32"
     assert len(plan.notes) == 1 and all("out of memory" in n for n in plan.notes)
     with pytest.raises(torch.OutOfMemoryError):  # nothing left to try on the CPU
-        forward_probabilities(_MemoryHungry(10), x, ForwardPlan(device=device, description=desc), divisor=8)
+        forward_probabilities(
+            _MemoryHungry(10), x, ForwardPlan(device=device, description=desc), divisor=8
+        )
 
 
 def test_options_validation(case, models):

@@ -48,8 +48,11 @@ def ckpts(standin, tmp_path_factory):
     folder = tmp_path_factory.mktemp("standins")
     return {
         name: load_checkpoint(standin.save_standin(folder / f"{name}.pt", kind, shift))
-        for name, kind, shift in (("regions", "regions", 0), ("classes", "classes", 0),
-                                  ("shifted", "regions", 1))
+        for name, kind, shift in (
+            ("regions", "regions", 0),
+            ("classes", "classes", 0),
+            ("shifted", "regions", 1),
+        )
     }
 
 
@@ -66,10 +69,16 @@ def test_probabilities_equal_the_stand_in_formula(standin, brats2018_case, ckpts
     kind, shift = ("classes", 0) if name == "classes" else ("regions", int(name == "shifted"))
     expected = standin.expected_region_probs(case.image, kind, shift)
     assert pred.region_probs.shape == expected.shape and pred.region_probs.dtype == np.float16
-    np.testing.assert_allclose(pred.region_probs.astype(np.float64), expected, atol=PROB_ATOL, rtol=0)
+    np.testing.assert_allclose(
+        pred.region_probs.astype(np.float64), expected, atol=PROB_ATOL, rtol=0
+    )
     # the label map is the postprocessing of exactly these probabilities
-    np.testing.assert_array_equal(pred.labels, postprocess(pred.region_probs, pred.postprocess,
-                                                          convention="2021", class_probs=pred.class_probs))
+    np.testing.assert_array_equal(
+        pred.labels,
+        postprocess(
+            pred.region_probs, pred.postprocess, convention="2021", class_probs=pred.class_probs
+        ),
+    )
     assert not pred.labels[~standin.box_mask(case.image)].any()  # nothing outside the brain box
     assert pred.postprocess == PostprocessConfig.from_dict(standin.POSTPROCESS)
 
@@ -85,11 +94,14 @@ def test_class_probabilities_equal_the_softmax_formula(standin, brats2018_case, 
     pred = whole["classes"]
     assert pred.class_probs is not None and pred.class_probs.shape == (4, *brats2018_case.shape)
     expected = standin.expected_class_probs(brats2018_case.image)
-    np.testing.assert_allclose(pred.class_probs.astype(np.float64), expected, atol=PROB_ATOL, rtol=0)
+    np.testing.assert_allclose(
+        pred.class_probs.astype(np.float64), expected, atol=PROB_ATOL, rtol=0
+    )
     # argmax postprocessing through the engine equals argmax of the formula's classes
     argmax = PostprocessConfig(mode="argmax", et_component_rule=False)
-    labels = predict_case(brats2018_case, [ckpts["classes"]],
-                          InferenceOptions(device="cpu", postprocess=argmax)).labels
+    labels = predict_case(
+        brats2018_case, [ckpts["classes"]], InferenceOptions(device="cpu", postprocess=argmax)
+    ).labels
     winner = np.argmax(expected, axis=0)
     ties = np.sort(expected, axis=0)[-1] - np.sort(expected, axis=0)[-2] < 2 * PROB_ATOL
     values = np.array([0, 1, 2, 4], dtype=np.uint8)[winner]
@@ -104,18 +116,28 @@ def test_tta_is_the_mean_of_un_flipped_passes(standin, brats2018_case, ckpts, wh
     tta = predict_case(case, [model], InferenceOptions(device="cpu", tta=8))
     # 1. the closed form: half the passes look at the +X neighbour, half at the -X one
     expected = standin.expected_region_probs(case.image, "regions", shift=1, tta=True)
-    np.testing.assert_allclose(tta.region_probs.astype(np.float64), expected, atol=PROB_ATOL, rtol=0)
+    np.testing.assert_allclose(
+        tta.region_probs.astype(np.float64), expected, atol=PROB_ATOL, rtol=0
+    )
     # 2. by hand on the network grid: mean over flips of flip(net(flip(x)))
     x, info = preprocess_image(case.image, spacing=case.spacing, pad_multiple=16)
     xt = torch.from_numpy(x)[None]
     with torch.no_grad():
-        passes = [torch.flip(torch.sigmoid(model.model(torch.flip(xt, f))), f) if f else
-                  torch.sigmoid(model.model(xt)) for f in flip_sets(8)]
+        passes = [
+            torch.flip(torch.sigmoid(model.model(torch.flip(xt, f))), f)
+            if f
+            else torch.sigmoid(model.model(xt))
+            for f in flip_sets(8)
+        ]
     manual = torch.stack(passes).mean(0)[0].numpy()
     (x0, x1), (y0, y1), (z0, z1) = info.bbox
     rx, ry, rz = info.resampled_shape
-    np.testing.assert_allclose(tta.region_probs[:, x0:x1, y0:y1, z0:z1].astype(np.float32),
-                               manual[:, :rx, :ry, :rz], atol=PROB_ATOL, rtol=0)
+    np.testing.assert_allclose(
+        tta.region_probs[:, x0:x1, y0:y1, z0:z1].astype(np.float32),
+        manual[:, :rx, :ry, :rz],
+        atol=PROB_ATOL,
+        rtol=0,
+    )
     # 3. the test is sensitive: TTA really changes this model's output
     no_tta = whole["shifted"].region_probs.astype(np.float32)
     assert np.abs(tta.region_probs.astype(np.float32) - no_tta).max() > 0.3
@@ -125,8 +147,12 @@ def test_sliding_window_equals_whole_volume_for_a_point_wise_model(brats2018_cas
     opts = InferenceOptions(device="cpu", window=(64, 64, 64), overlap=0.5)
     windowed = predict_case(brats2018_case, [ckpts["regions"]], opts)
     ref = whole["regions"]
-    np.testing.assert_allclose(windowed.region_probs.astype(np.float32),
-                               ref.region_probs.astype(np.float32), atol=PROB_ATOL, rtol=0)
+    np.testing.assert_allclose(
+        windowed.region_probs.astype(np.float32),
+        ref.region_probs.astype(np.float32),
+        atol=PROB_ATOL,
+        rtol=0,
+    )
     np.testing.assert_array_equal(windowed.labels, ref.labels)
 
 
@@ -151,15 +177,23 @@ def test_gaussian_blending_hides_window_borders(brats2018_case, ckpts):
 
 
 def test_2023_labels_are_the_2021_labels_with_et_3(brats2018_case, ckpts, whole):
-    pred = predict_case(brats2018_case, [ckpts["regions"]], InferenceOptions(device="cpu", convention="2023"))
+    pred = predict_case(
+        brats2018_case, [ckpts["regions"]], InferenceOptions(device="cpu", convention="2023")
+    )
     ref = whole["regions"].labels
     np.testing.assert_array_equal(pred.labels, np.where(ref == 4, 3, ref))
     assert pred.convention == "2023" and np.count_nonzero(pred.labels == 3) > 1000
 
 
 def test_ensemble_is_the_mean_of_the_formulas(standin, brats2018_case, ckpts):
-    pred = predict_case(brats2018_case, [ckpts["regions"], ckpts["classes"]], InferenceOptions(device="cpu"))
-    expected = 0.5 * (standin.expected_region_probs(brats2018_case.image, "regions")
-                      + standin.expected_region_probs(brats2018_case.image, "classes"))
-    np.testing.assert_allclose(pred.region_probs.astype(np.float64), expected, atol=PROB_ATOL, rtol=0)
+    pred = predict_case(
+        brats2018_case, [ckpts["regions"], ckpts["classes"]], InferenceOptions(device="cpu")
+    )
+    expected = 0.5 * (
+        standin.expected_region_probs(brats2018_case.image, "regions")
+        + standin.expected_region_probs(brats2018_case.image, "classes")
+    )
+    np.testing.assert_allclose(
+        pred.region_probs.astype(np.float64), expected, atol=PROB_ATOL, rtol=0
+    )
     np.testing.assert_array_equal(pred.labels, postprocess(pred.region_probs, pred.postprocess))

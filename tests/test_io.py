@@ -120,8 +120,12 @@ def test_find_files_t1_not_confused_with_t1ce(brats2018_case_dir: Path) -> None:
 
 
 def test_explicit_mapping_with_odd_names(brats2018_case, brats2018_case_dir, tmp_path) -> None:
-    odd = {"t1": "anat_T1w_bet.nii.gz", "t1ce": "contrast.nii.gz", "t2": "T2_weighted.nii.gz",
-           "flair": "X_fla_bet.nii.gz"}
+    odd = {
+        "t1": "anat_T1w_bet.nii.gz",
+        "t1ce": "contrast.nii.gz",
+        "t2": "T2_weighted.nii.gz",
+        "flair": "X_fla_bet.nii.gz",
+    }
     for key, name in odd.items():
         (tmp_path / name).symlink_to(_file(brats2018_case_dir, key))
     with pytest.raises(BratsInputError, match="missing T1 \\(t1\\)"):
@@ -235,8 +239,9 @@ def test_affine_mismatch_reports_largest_difference(brats2018_case_dir, t2_volum
     affine = t2_volume.affine.copy()
     affine[0, 3] += 0.5
     affine[1, 1] += 0.01
-    bad = _replace(tmp_path, "t2", nib.Nifti1Image(np.asanyarray(t2_volume.dataobj), affine,
-                                                   t2_volume.header))
+    bad = _replace(
+        tmp_path, "t2", nib.Nifti1Image(np.asanyarray(t2_volume.dataobj), affine, t2_volume.header)
+    )
     with pytest.raises(BratsInputError, match="affine differs .* by up to 0.5 ") as err:
         load_case(tmp_path)
     assert err.value.path == bad
@@ -246,8 +251,9 @@ def test_affine_within_tolerance_loads(brats2018_case_dir, t2_volume, tmp_path) 
     _linked_case(brats2018_case_dir, tmp_path)
     affine = t2_volume.affine.copy()
     affine[2, 3] += AFFINE_TOLERANCE / 10
-    _replace(tmp_path, "t2", nib.Nifti1Image(np.asanyarray(t2_volume.dataobj), affine,
-                                             t2_volume.header))
+    _replace(
+        tmp_path, "t2", nib.Nifti1Image(np.asanyarray(t2_volume.dataobj), affine, t2_volume.header)
+    )
     case = load_case(tmp_path, load_seg=False)
     assert case.image.shape == (4, 240, 240, 155)
 

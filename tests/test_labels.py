@@ -115,8 +115,10 @@ def test_labels_from_arbitrary_regions_clip_to_nesting(masks, conv):
 
 
 @settings(max_examples=80, deadline=None)
-@given(data=st.sampled_from(("2021", "2023")).flatmap(lambda c: st.tuples(st.just(c), label_maps(c))),
-       default=st.sampled_from(CONVENTIONS))
+@given(
+    data=st.sampled_from(("2021", "2023")).flatmap(lambda c: st.tuples(st.just(c), label_maps(c))),
+    default=st.sampled_from(CONVENTIONS),
+)
 def test_detection(data, default):
     conv, labels = data
     et_value = LABEL_VALUES[conv]["et"]
@@ -164,7 +166,9 @@ def test_real_label_maps_detected():
     seg = next((DATA / "brats2018").glob("*/*_seg.nii.gz"))
     assert detect_convention(np.asarray(nib.load(seg).dataobj)) == "2021"
     algo = (
-        DATA / "brats2023-naming" / "BraTS-GLI-00001-000"
+        DATA
+        / "brats2023-naming"
+        / "BraTS-GLI-00001-000"
         / "algorithm-output-not-ground-truth-seg.nii.gz"
     )
     if algo.is_file():
@@ -225,13 +229,19 @@ def test_2024_map_scored_with_rc_separate() -> None:
     assert set(out) == {"wt", "tc", "et", "rc"}
     assert out["et"]["dice"] == 1.0 and out["wt"]["dice"] == 1.0
     assert out["rc"]["dice"] == 0.0 and out["rc"]["volume_ref_ml"] == pytest.approx(27 / 1000)
-    plain = evaluate_labels(pred, np.where(ref == 4, 0, ref).astype(np.uint8), pred_convention="2023",
-                            ref_convention="2023")
+    plain = evaluate_labels(
+        pred,
+        np.where(ref == 4, 0, ref).astype(np.uint8),
+        pred_convention="2023",
+        ref_convention="2023",
+    )
     assert set(plain) == {"wt", "tc", "et"}
     # the same 2024 map with only the cavity (no ET) is what detection would read as 2021
     cavity_only = np.where(ref == 3, 1, ref).astype(np.uint8)
     wrong = evaluate_labels(np.zeros_like(ref), cavity_only, pred_convention="2023")
-    right = evaluate_labels(np.zeros_like(ref), cavity_only, pred_convention="2023", ref_convention="2024")
+    right = evaluate_labels(
+        np.zeros_like(ref), cavity_only, pred_convention="2023", ref_convention="2024"
+    )
     assert wrong["et"]["volume_ref_ml"] > 0 and right["et"]["volume_ref_ml"] == 0
 
 
@@ -255,11 +265,18 @@ def test_evaluate_scores_a_real_2024_map_with_the_cavity_separate(tmp_path):
     nib.save(nib.Nifti1Image(post, img.affine, img.header), ref)
     pred = tmp_path / "pred.nii.gz"  # a prediction (2023 labels) that finds the tumour, no cavity
     nib.save(nib.Nifti1Image(convert_labels(seg, "2021", "2023"), img.affine, img.header), pred)
-    proc = subprocess.run([sys.executable, "-m", "bratseg.cli.main", "evaluate", str(pred), str(ref), "--json"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bratseg.cli.main", "evaluate", str(pred), str(ref), "--json"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert set(out) == {"wt", "tc", "et", "rc"}
     assert out["et"]["dice"] == 1.0 and out["tc"]["dice"] == 1.0  # the cavity never counts as ET
-    assert out["rc"]["dice"] == 0.0 and out["rc"]["volume_ref_ml"] == pytest.approx(len(ed) // 3 / 1000)
-    assert out["wt"]["volume_ref_ml"] == pytest.approx(out["wt"]["volume_pred_ml"] - len(ed) // 3 / 1000)
+    assert out["rc"]["dice"] == 0.0 and out["rc"]["volume_ref_ml"] == pytest.approx(
+        len(ed) // 3 / 1000
+    )
+    assert out["wt"]["volume_ref_ml"] == pytest.approx(
+        out["wt"]["volume_pred_ml"] - len(ed) // 3 / 1000
+    )

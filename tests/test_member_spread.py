@@ -14,10 +14,14 @@ from bratseg.inference.spread import RunningRange
 def standins(standin, tmp_path_factory):
     folder = tmp_path_factory.mktemp("spread")
     return {
-        name: load_checkpoint(standin.save_standin(folder / f"{name}.pt", kind=kind, shift=shift,
-                                                   target_spacing=3.0))
-        for name, kind, shift in (("regions", "regions", 0), ("classes", "classes", 0),
-                                  ("shifted", "regions", 1))
+        name: load_checkpoint(
+            standin.save_standin(folder / f"{name}.pt", kind=kind, shift=shift, target_spacing=3.0)
+        )
+        for name, kind, shift in (
+            ("regions", "regions", 0),
+            ("classes", "classes", 0),
+            ("shifted", "regions", 1),
+        )
     }
 
 
@@ -50,10 +54,21 @@ def test_default_prediction_keeps_no_spread(brats2018_case, standins):
 def test_ensemble_spread_is_the_members_range(brats2018_case, standins):
     pair = [standins["regions"], standins["classes"]]
     ens = predict_case(brats2018_case, pair, InferenceOptions(device="cpu", keep_spread=True))
-    singles = [predict_case(brats2018_case, [m], InferenceOptions(device="cpu")).region_probs.astype(np.float32)
-               for m in pair]
-    assert ens.spread is not None and ens.spread.kind == "ensemble disagreement" and ens.spread.members == 2
-    assert ens.spread.values.shape == (3, *brats2018_case.shape) and ens.spread.values.dtype == np.float16
+    singles = [
+        predict_case(brats2018_case, [m], InferenceOptions(device="cpu")).region_probs.astype(
+            np.float32
+        )
+        for m in pair
+    ]
+    assert (
+        ens.spread is not None
+        and ens.spread.kind == "ensemble disagreement"
+        and ens.spread.members == 2
+    )
+    assert (
+        ens.spread.values.shape == (3, *brats2018_case.shape)
+        and ens.spread.values.dtype == np.float16
+    )
     expected = np.abs(singles[0] - singles[1])
     np.testing.assert_allclose(ens.spread.values.astype(np.float32), expected, atol=3e-3)
     assert expected.max() > 0.3  # the two stand-ins really disagree somewhere
@@ -68,5 +83,7 @@ def test_tta_spread_of_one_model(brats2018_case, standins):
     assert float(symmetric.spread.values.max()) < 2e-3
     assert float(shifted.spread.values.max()) > 0.2
     assert shifted.spread.values.min() >= 0 and shifted.spread.values.max() <= 1
-    single = predict_case(brats2018_case, [standins["regions"]], InferenceOptions(device="cpu", keep_spread=True))
+    single = predict_case(
+        brats2018_case, [standins["regions"]], InferenceOptions(device="cpu", keep_spread=True)
+    )
     assert single.spread is None  # one model, one pass: nothing to compare

@@ -98,9 +98,7 @@ def test_official_sample_dice_and_hd95_match():
 @needs_official
 def test_official_hd95_is_in_voxel_units_and_mm_option_scales():
     """The official tool ignores the spacing; hd95_in_mm=True uses it."""
-    pred_file, ref_file, official = next(
-        c for c in _official_cases() if "00630" in c[1].name
-    )
+    pred_file, ref_file, official = next(c for c in _official_cases() if "00630" in c[1].name)
     pred, _ = _load(pred_file)
     ref, spacing = _load(ref_file)
     assert len(set(spacing)) > 1  # anisotropic case
@@ -151,7 +149,12 @@ def test_evaluate_labels_edge_cases_per_region():
     assert out["et"]["dice"] == 0.0 and out["et"]["hd95"] == 373.13 and out["et"]["hd95_penalty"]
     assert out["tc"]["hd95_penalty"] is True
     assert set(out["wt"]) == {
-        "dice", "hd95", "sensitivity", "specificity", "volume_pred_ml", "volume_ref_ml",
+        "dice",
+        "hd95",
+        "sensitivity",
+        "specificity",
+        "volume_pred_ml",
+        "volume_ref_ml",
         "hd95_penalty",
     }
     json.dumps(out)  # JSON-able as `evaluate --json` prints it
@@ -266,7 +269,8 @@ def test_official_sample_lesionwise_matching_and_dice():
         for region in ("wt", "tc", "et"):
             want, got = official[region], ours[region]
             assert (got["n_ref"], got["n_pred"]) == (
-                want["n_ref_instances"], want["n_pred_instances"]
+                want["n_ref_instances"],
+                want["n_pred_instances"],
             ), (ref_file, region)
             assert (got["tp"], got["fp"], got["fn"]) == (want["tp"], want["fp"], want["fn"])
             assert got["sq_dsc"] == pytest.approx(want["sq_dsc"], abs=1e-6), (ref_file, region)
@@ -281,7 +285,9 @@ def test_lesionwise_hd95_spacing_axis_order():
     """Official order (spacing reversed) and true order agree on isotropic data only."""
     from bratseg.lesionwise import lesionwise_metrics
 
-    pred_file, ref_file, _ = next(c for c in _official_cases() if _load(c[1])[1][0] != _load(c[1])[1][2])
+    pred_file, ref_file, _ = next(
+        c for c in _official_cases() if _load(c[1])[1][0] != _load(c[1])[1][2]
+    )
     pred, _ = _load(pred_file)
     ref, spacing = _load(ref_file)
     official = lesionwise_metrics(pred, ref, spacing=spacing)
@@ -289,7 +295,10 @@ def test_lesionwise_hd95_spacing_axis_order():
     assert official["et"]["sq_hd95"] != pytest.approx(true_axes["et"]["sq_hd95"], abs=1e-3)
     iso = lesionwise_metrics(pred, ref, spacing=(2.0, 2.0, 2.0))
     assert iso["et"]["sq_hd95"] == pytest.approx(
-        lesionwise_metrics(pred, ref, spacing=(2.0, 2.0, 2.0), official_axis_order=False)["et"]["sq_hd95"])
+        lesionwise_metrics(pred, ref, spacing=(2.0, 2.0, 2.0), official_axis_order=False)["et"][
+            "sq_hd95"
+        ]
+    )
 
 
 def test_lesionwise_edge_cases():

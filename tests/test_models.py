@@ -150,8 +150,9 @@ def test_eval_accepts_other_sizes_than_the_vae_size_but_train_does_not():
 
 
 def test_segresnet_options_of_seed_004_can_be_switched_off():
-    plain = build_model("segresnet-vae", {"squeeze_excitation": False, "maxpool_downsample": False},
-                        preset="tiny")
+    plain = build_model(
+        "segresnet-vae", {"squeeze_excitation": False, "maxpool_downsample": False}, preset="tiny"
+    )
     options = build_model("segresnet-vae", preset="tiny")
     names = {type(m).__name__ for m in options.modules()}
     assert {"SEResBlock", "MaxPool3d"} <= names

@@ -22,7 +22,8 @@ from bratseg.orientation import (
 
 ALL_AXCODES = [
     "".join(p[i] if s else {"L": "R", "P": "A", "S": "I"}[p[i]] for i, s in enumerate(signs))
-    for p in itertools.permutations("LPS") for signs in itertools.product((True, False), repeat=3)
+    for p in itertools.permutations("LPS")
+    for signs in itertools.product((True, False), repeat=3)
 ]
 
 
@@ -54,7 +55,9 @@ def test_all_48_orientations_round_trip_and_reach_the_target() -> None:
         dst_index = np.linalg.solve(new_affine, world)
         assert y[(0, *np.round(dst_index[:3]).astype(int))] == x[0, 1, 2, 3]
         assert sorted(reo.spacing((1.0, 2.0, 3.0))) == [1.0, 2.0, 3.0]
-        assert np.allclose(np.sqrt((new_affine[:3, :3] ** 2).sum(0)), reo.spacing(nib.affines.voxel_sizes(affine)))
+        assert np.allclose(
+            np.sqrt((new_affine[:3, :3] ** 2).sum(0)), reo.spacing(nib.affines.voxel_sizes(affine))
+        )
 
 
 def test_identity_returns_the_same_array_and_bad_codes_are_refused() -> None:
@@ -98,8 +101,13 @@ def test_a_flipped_or_permuted_copy_of_a_case_gets_identical_labels(
     assert axcodes(original.affine) == ("L", "P", "S")
     reference = predict_case(original, [model], options)
     truth = region_masks(original.seg, "2021")
-    assert dice_regions(np.stack(list(region_masks(reference.labels, "2021").values())),
-                        np.stack(list(truth.values())))[0] > 0.8  # a real segmentation
+    assert (
+        dice_regions(
+            np.stack(list(region_masks(reference.labels, "2021").values())),
+            np.stack(list(truth.values())),
+        )[0]
+        > 0.8
+    )  # a real segmentation
     for codes in ("RAS", "SLP"):
         case = load_case(_restored_copy(brats2018_case_dir, tmp_path, codes))
         assert axcodes(case.affine) == tuple(codes)

@@ -10,7 +10,9 @@ from bratseg import zoo
 from bratseg.training.setup import default_cache_dir
 
 
-def test_user_folders_follow_the_platform_unless_told(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_user_folders_follow_the_platform_unless_told(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     import platformdirs
 
     monkeypatch.delenv("BRATSEG_HOME", raising=False)
@@ -20,10 +22,16 @@ def test_user_folders_follow_the_platform_unless_told(monkeypatch: pytest.Monkey
     monkeypatch.setattr(zoo, "LEGACY_HOME", tmp_path / ".napari-brats")
     assert zoo.bratseg_home() == Path(platformdirs.user_data_dir("napari-brats", appauthor=False))
     assert zoo.bratseg_home().is_relative_to(tmp_path / "data")
-    assert default_cache_dir() == Path(platformdirs.user_cache_dir("napari-brats", appauthor=False)) / "crops"
+    assert (
+        default_cache_dir()
+        == Path(platformdirs.user_cache_dir("napari-brats", appauthor=False)) / "crops"
+    )
     assert zoo.user_models_dir() == zoo.bratseg_home() / "models"
     (tmp_path / ".napari-brats").mkdir()  # an earlier version's folder stays in use
     assert zoo.bratseg_home() == tmp_path / ".napari-brats"
     assert default_cache_dir() == tmp_path / ".napari-brats" / "cache" / "crops"
     monkeypatch.setenv("BRATSEG_HOME", str(tmp_path / "mine"))  # the override wins
-    assert zoo.bratseg_home() == tmp_path / "mine" and default_cache_dir() == tmp_path / "mine" / "cache" / "crops"
+    assert (
+        zoo.bratseg_home() == tmp_path / "mine"
+        and default_cache_dir() == tmp_path / "mine" / "cache" / "crops"
+    )

@@ -27,7 +27,9 @@ WORKER_TIMEOUT_MS = 600_000  # generous: CI machines are often busy (waitUntil p
 
 @pytest.fixture(scope="module")
 def checkpoint(standin, tmp_path_factory) -> Path:
-    return standin.save_standin(tmp_path_factory.mktemp("standin") / "standin-regions.pt", "regions")
+    return standin.save_standin(
+        tmp_path_factory.mktemp("standin") / "standin-regions.pt", "regions"
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -50,8 +52,12 @@ def review(make_napari_viewer, qtbot, checkpoint):
     from napari_brats._widgets.segment import SegmentWidget
 
     viewer = make_napari_viewer()
-    docks = {"segment": SegmentWidget(viewer), "post": PostprocessWidget(viewer),
-             "correction": CorrectionWidget(viewer), "report": ReportWidget(viewer)}
+    docks = {
+        "segment": SegmentWidget(viewer),
+        "post": PostprocessWidget(viewer),
+        "correction": CorrectionWidget(viewer),
+        "report": ReportWidget(viewer),
+    }
     for name, widget in docks.items():
         viewer.window.add_dock_widget(widget, name=name)
     assert viewer.open(str(CASE), plugin="napari-brats")
@@ -156,7 +162,9 @@ def test_report_numbers_are_dice_and_volumes_of_the_masks(review, qtbot):
 
     viewer, docks, state = review
     session, layer = state.session, _layer(viewer)
-    zz, yy, xx = np.meshgrid(np.arange(70, 76), np.arange(100, 106), np.arange(100, 106), indexing="ij")
+    zz, yy, xx = np.meshgrid(
+        np.arange(70, 76), np.arange(100, 106), np.arange(100, 106), indexing="ij"
+    )
     layer.data_setitem((zz.ravel(), yy.ravel(), xx.ravel()), 4)  # a 6x6x6 block of ET, by hand
     report = docks["report"].refresh()
     assert report["edited_voxels"] == int(np.count_nonzero(session.labels != session.proposal)) > 0
@@ -164,10 +172,14 @@ def test_report_numbers_are_dice_and_volumes_of_the_masks(review, qtbot):
     reference = convert_labels(session.case.seg, session.case.seg_convention, session.convention)
     values = {"ncr": (1,), "ed": (2,), "et": (4,), "tc": (1, 4), "wt": (1, 2, 4)}
     for key, labels in values.items():
-        ai, corrected, ref = (np.isin(m, labels) for m in (session.proposal, session.labels, reference))
+        ai, corrected, ref = (
+            np.isin(m, labels) for m in (session.proposal, session.labels, reference)
+        )
         row = report["rows"][key]
         assert row["ai_ml"] == pytest.approx(np.count_nonzero(ai) * voxel_ml, abs=1e-4)
-        assert row["corrected_ml"] == pytest.approx(np.count_nonzero(corrected) * voxel_ml, abs=1e-4)
+        assert row["corrected_ml"] == pytest.approx(
+            np.count_nonzero(corrected) * voxel_ml, abs=1e-4
+        )
         assert row["delta_ml"] == pytest.approx(row["corrected_ml"] - row["ai_ml"], abs=2e-4)
         assert row["dice_ai_vs_corrected"] == pytest.approx(dice(ai, corrected), abs=1e-6)
         assert row["dice_vs_reference"] == pytest.approx(dice(corrected, ref), abs=1e-6)

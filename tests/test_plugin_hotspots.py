@@ -18,7 +18,9 @@ def prediction(standin, brats2018_case, tmp_path_factory):
     from bratseg.checkpoint import load_checkpoint
     from bratseg.inference import InferenceOptions, predict_case
 
-    path = standin.save_standin(tmp_path_factory.mktemp("hotspots") / "standin.pt", target_spacing=2.0)
+    path = standin.save_standin(
+        tmp_path_factory.mktemp("hotspots") / "standin.pt", target_spacing=2.0
+    )
     return predict_case(brats2018_case, [load_checkpoint(path)], InferenceOptions(device="cpu"))
 
 
@@ -32,9 +34,12 @@ def dock(make_napari_viewer, brats2018_case, prediction):
     viewer = make_napari_viewer()
     for data, kwargs, kind in case_layer_data(brats2018_case):
         getattr(viewer, f"add_{kind}")(data, **kwargs)
-    session = ReviewSession.from_prediction(brats2018_case, prediction, ModelInfo(["standin"], [], []))
-    data, kwargs, _ = labels_layer_data(session.labels, brats2018_case, session.convention,
-                                        name="segmentation", role="segmentation")
+    session = ReviewSession.from_prediction(
+        brats2018_case, prediction, ModelInfo(["standin"], [], [])
+    )
+    data, kwargs, _ = labels_layer_data(
+        session.labels, brats2018_case, session.convention, name="segmentation", role="segmentation"
+    )
     layer = viewer.add_labels(data, **kwargs)
     widget = HotspotsWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Review hotspots")
@@ -83,7 +88,10 @@ def test_go_to_puts_the_slice_and_camera_on_the_hotspot(dock, qtbot):
         assert layer.data[index] == session.labels[tuple(spot.centroid)]
     widget.table.cellDoubleClicked.emit(1, 0)
     index = _display_index_of(widget.assessment.hotspots[1].centroid, case)
-    assert viewer.dims.current_step[viewer.dims.not_displayed[0]] == index[viewer.dims.not_displayed[0]]
+    assert (
+        viewer.dims.current_step[viewer.dims.not_displayed[0]]
+        == index[viewer.dims.not_displayed[0]]
+    )
 
 
 def test_the_uncertainty_layer_is_added_on_request_and_names_its_measure(dock):

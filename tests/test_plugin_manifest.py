@@ -31,7 +31,12 @@ def test_manifest_validates_and_names_the_plugin():
     contributions = manifest.contributions
     assert contributions.readers and contributions.writers and contributions.sample_data
     assert {w.display_name for w in contributions.widgets} >= {
-        "Segment", "Postprocessing", "Correction", "Report", "Export for retraining", "Training"
+        "Segment",
+        "Postprocessing",
+        "Correction",
+        "Report",
+        "Export for retraining",
+        "Training",
     }
 
 

@@ -18,7 +18,9 @@ pytest.importorskip("napari")
 ROOT = Path(__file__).resolve().parents[1]
 CASE = ROOT / ".." / "shared" / "data" / "brats2018" / "Brats18_2013_2_1"
 MET_REF = ROOT / ".." / "shared" / "data" / "official-metrics-sample" / "sample_data" / "ref"
-pytestmark = pytest.mark.skipif(not CASE.is_dir(), reason="shared BraTS data (../shared/data) absent")
+pytestmark = pytest.mark.skipif(
+    not CASE.is_dir(), reason="shared BraTS data (../shared/data) absent"
+)
 
 
 def _restored(src: Path, dest: Path, codes: str) -> Path:
@@ -64,7 +66,9 @@ def test_the_layer_is_a_view_painting_reaches_the_storage_array(layers_by_storag
     z, y, x = 80, 120, 100
     sx, sy, sz = display_index_to_storage((z, y, x), storage.shape, meta["affine"])
     assert data[z, y, x] == storage[sx, sy, sz]
-    assert np.array_equal(from_display(to_display(storage, meta["affine"]), meta["affine"]), storage)
+    assert np.array_equal(
+        from_display(to_display(storage, meta["affine"]), meta["affine"]), storage
+    )
     assert from_display(data, meta["affine"]).shape == storage.shape
 
 
@@ -91,7 +95,9 @@ def _cropped_copy(src: Path, dest: Path) -> Path:
     return out
 
 
-def test_a_labels_layer_without_geometry_takes_the_open_case_or_is_refused(layers_by_storage, tmp_path) -> None:
+def test_a_labels_layer_without_geometry_takes_the_open_case_or_is_refused(
+    layers_by_storage, tmp_path
+) -> None:
     from napari_brats._layers import display_index_to_storage
     from napari_brats._reader import read_case
     from napari_brats._writer import write_labels
@@ -100,9 +106,15 @@ def test_a_labels_layer_without_geometry_takes_the_open_case_or_is_refused(layer
     data, kwargs, _ = layers_by_storage["LPS"][3]
     foreign = np.zeros(data.shape, np.uint8)
     with pytest.raises(BratsInputError, match="several open cases of different geometry"):
-        write_labels(str(tmp_path / "amb.nii.gz"), foreign, {"name": "Labels", "scale": kwargs["scale"]})
+        write_labels(
+            str(tmp_path / "amb.nii.gz"), foreign, {"name": "Labels", "scale": kwargs["scale"]}
+        )
     with pytest.raises(BratsInputError, match="no known geometry.*matches no open case"):
-        write_labels(str(tmp_path / "odd.nii.gz"), np.zeros((7, 8, 9), np.uint8), {"name": "Labels", "scale": (1, 1, 1)})
+        write_labels(
+            str(tmp_path / "odd.nii.gz"),
+            np.zeros((7, 8, 9), np.uint8),
+            {"name": "Labels", "scale": (1, 1, 1)},
+        )
     assert not (tmp_path / "amb.nii.gz").exists() and not (tmp_path / "odd.nii.gz").exists()
     # a case of its own geometry: napari's "new labels" layer over it takes its affine
     layers = read_case(str(_cropped_copy(CASE, tmp_path / "crop")))
@@ -110,7 +122,9 @@ def test_a_labels_layer_without_geometry_takes_the_open_case_or_is_refused(layer
     case = kwargs["metadata"]["bratseg"]["case"]
     foreign = np.zeros(data.shape, np.uint8)
     foreign[60, 70, 80] = 2
-    [written] = write_labels(str(tmp_path / "new.nii.gz"), foreign, {"name": "Labels", "scale": kwargs["scale"]})
+    [written] = write_labels(
+        str(tmp_path / "new.nii.gz"), foreign, {"name": "Labels", "scale": kwargs["scale"]}
+    )
     img = nib.load(written)
     np.testing.assert_allclose(img.affine, case.affine)
     index = display_index_to_storage((60, 70, 80), case.image.shape[1:], case.affine)

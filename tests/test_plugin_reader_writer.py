@@ -13,7 +13,9 @@ pytest.importorskip("napari")
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 CASE_2018 = DATA / "brats2018" / "Brats18_2013_2_1"
 CASE_2023 = DATA / "brats2023-naming" / "BraTS-GLI-00001-000"
-pytestmark = pytest.mark.skipif(not CASE_2018.is_dir(), reason="shared BraTS data (../shared/data) absent")
+pytestmark = pytest.mark.skipif(
+    not CASE_2018.is_dir(), reason="shared BraTS data (../shared/data) absent"
+)
 
 
 def _layers_by_name(layer_data):
@@ -126,21 +128,31 @@ def test_the_packaged_sample_opens_without_any_checkout_data(monkeypatch, tmp_pa
 
     monkeypatch.delenv(SAMPLE_ENV, raising=False)
     layers = load_sample_case()
-    assert [kw["name"] for _, kw, _ in layers] == ["T1", "T1Gd", "T2", "FLAIR", f"{SAMPLE_CASE_ID} reference seg"]
+    assert [kw["name"] for _, kw, _ in layers] == [
+        "T1",
+        "T1Gd",
+        "T2",
+        "FLAIR",
+        f"{SAMPLE_CASE_ID} reference seg",
+    ]
     size = sum(f.stat().st_size for f in PACKAGED_SAMPLE.iterdir())
     assert size <= 12e6 and "CC BY 3.0" in (PACKAGED_SAMPLE / "ATTRIBUTION.md").read_text()
     source = CASE_2018.parent / SAMPLE_CASE_ID
     if source.is_dir():  # lossless: the crop holds every voxel of the source, at the same place
         for f in sorted(source.glob("*.nii.gz")):
             full, crop = nib.load(f), nib.load(PACKAGED_SAMPLE / f.name)
-            corner = np.round(np.linalg.solve(full.affine, crop.affine @ [0, 0, 0, 1])[:3]).astype(int)
+            corner = np.round(np.linalg.solve(full.affine, crop.affine @ [0, 0, 0, 1])[:3]).astype(
+                int
+            )
             box = tuple(slice(c, c + n) for c, n in zip(corner, crop.shape))
             full_data = np.asarray(full.dataobj)
             assert np.array_equal(full_data[box], np.asarray(crop.dataobj)), f.name
             assert np.count_nonzero(full_data) == np.count_nonzero(np.asarray(crop.dataobj)), f.name
     assert main(["sample", str(tmp_path / "here")]) == 0
     written = tmp_path / "here" / SAMPLE_CASE_ID
-    assert sorted(p.name for p in written.iterdir()) == sorted(p.name for p in PACKAGED_SAMPLE.iterdir())
+    assert sorted(p.name for p in written.iterdir()) == sorted(
+        p.name for p in PACKAGED_SAMPLE.iterdir()
+    )
     assert main(["sample", str(tmp_path / "here")]) == 2  # never over an existing case folder
 
 

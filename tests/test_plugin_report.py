@@ -26,7 +26,9 @@ WORKER_TIMEOUT_MS = 600_000
 
 @pytest.fixture(scope="module")
 def checkpoint(standin, tmp_path_factory) -> Path:
-    return standin.save_standin(tmp_path_factory.mktemp("standin") / "standin-regions.pt", "regions")
+    return standin.save_standin(
+        tmp_path_factory.mktemp("standin") / "standin-regions.pt", "regions"
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +40,9 @@ def _own_home(monkeypatch, tmp_path):
     monkeypatch.delenv("BRATSEG_SESSIONS", raising=False)
 
 
-def test_report_dock_shows_the_engine_report_and_saves_a_pdf(make_napari_viewer, qtbot, checkpoint, tmp_path):
+def test_report_dock_shows_the_engine_report_and_saves_a_pdf(
+    make_napari_viewer, qtbot, checkpoint, tmp_path
+):
     from qtpy.QtWidgets import QPushButton
 
     from bratseg.report import build_report as engine_build
@@ -66,23 +70,37 @@ def test_report_dock_shows_the_engine_report_and_saves_a_pdf(make_napari_viewer,
 
     # the dock's numbers are the engine's, computed here from the session's own arrays
     case = session.case
-    expected = engine_build(session.labels, session.convention, case.affine, case.spacing, images=case.image,
-                            proposal=session.proposal, reference=case.seg,
-                            reference_convention=case.seg_convention).to_dict()
+    expected = engine_build(
+        session.labels,
+        session.convention,
+        case.affine,
+        case.spacing,
+        images=case.image,
+        proposal=session.proposal,
+        reference=case.seg,
+        reference_convention=case.seg_convention,
+    ).to_dict()
     for key in ("ncr", "ed", "et", "tc", "wt"):
         row, engine = report["rows"][key], expected["regions"][key]
         assert row["corrected_ml"] == engine["volume_ml"] and row["ai_ml"] == engine["proposal_ml"]
         assert row["dice_ai_vs_corrected"] == engine["dice_vs_proposal"]
         assert row["dice_vs_reference"] == engine["dice_vs_reference"]
-    assert [lesion["volume_ml"] for lesion in report["lesions"]] == [lesion["volume_ml"] for lesion in expected["lesions"]]
+    assert [lesion["volume_ml"] for lesion in report["lesions"]] == [
+        lesion["volume_ml"] for lesion in expected["lesions"]
+    ]
     assert report["sum_of_products_mm2"] == pytest.approx(expected["sum_of_products_mm2"])
     assert report["status"] == "edited" and report["model"]["names"] == list(session.model.names)
     # the painted cube: its own lesion, pure ET, measured 12 x 12 mm (within a voxel)
-    cube = [lesion for lesion in report["lesions"] if lesion["voxels"] == 12 ** 3]
+    cube = [lesion for lesion in report["lesions"] if lesion["voxels"] == 12**3]
     assert len(cube) == 1 and cube[0]["tissue_ml"]["et"] == pytest.approx(1.728)
     (enhancing,) = [e for e in report["enhancing_lesions"] if e["lesion"] == cube[0]["id"]]
     assert enhancing["rano"]["measurable"]
-    assert 11.5 <= enhancing["rano"]["perpendicular_mm"] <= enhancing["rano"]["longest_mm"] <= 12 * 2 ** 0.5 + 1
+    assert (
+        11.5
+        <= enhancing["rano"]["perpendicular_mm"]
+        <= enhancing["rano"]["longest_mm"]
+        <= 12 * 2**0.5 + 1
+    )
     # layer column (R->L) 40..51 is the patient's right of the brain's midline
     assert cube[0]["hemisphere"] == "right"
 
@@ -97,9 +115,13 @@ def test_report_dock_shows_the_engine_report_and_saves_a_pdf(make_napari_viewer,
     pdf = report_dock.export(tmp_path / "case_report.pdf")
     assert pdf.read_bytes().startswith(b"%PDF")
     if shutil.which("pdfinfo"):
-        info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+        info = subprocess.run(
+            ["pdfinfo", str(pdf)], capture_output=True, text=True, check=True
+        ).stdout
         assert re.search(r"^Pages:\s+1$", info, re.MULTILINE), info
     saved = json.loads(report_dock.export(tmp_path / "case_report.json").read_text())
     assert saved["rows"]["et"]["corrected_ml"] == report["rows"]["et"]["corrected_ml"]
     assert saved["lesions"] == report["lesions"]
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp files
+    assert (
+        sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    )  # no temp files

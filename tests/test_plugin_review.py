@@ -79,7 +79,10 @@ def test_edits_survive_a_new_segmentation_run_undo_and_discard(make_napari_viewe
     assert not np.array_equal(session.proposal, first_proposal)
     outside = ~painted.transpose(2, 1, 0)
     assert np.array_equal(session.labels[outside], session.proposal[outside])
-    assert not segment.notice.isHidden() and "216 hand-edited voxels were kept" in segment.notice.text.text()
+    assert (
+        not segment.notice.isHidden()
+        and "216 hand-edited voxels were kept" in segment.notice.text.text()
+    )
 
     layer.undo()  # undo still works: the stroke is gone and the voxels follow the proposal again
     assert not layer.data[block].any() and session.overrides.sum() == 0
@@ -102,8 +105,12 @@ def test_an_autosaved_review_is_offered_and_restored(make_napari_viewer, qtbot):
     _run(segment, qtbot, ["nnunet-small"])
     state = viewer_state(viewer)
     block = _paint_block(state.layer, 4)
-    qtbot.waitUntil(lambda: state.store.get(state.key) is not None
-                    and state.store.get(state.key).n_edited == 216, timeout=10_000)  # debounced autosave
+    qtbot.waitUntil(
+        lambda: (
+            state.store.get(state.key) is not None and state.store.get(state.key).n_edited == 216
+        ),
+        timeout=10_000,
+    )  # debounced autosave
     saved_labels = state.session.labels.copy()
     assert state.last_save_ms > 0
     viewer.close()  # a hidden viewer (nobody to ask) keeps the autosave
@@ -111,7 +118,9 @@ def test_an_autosaved_review_is_offered_and_restored(make_napari_viewer, qtbot):
     again = make_napari_viewer()  # the next day: a new viewer opens the same case
     segment2 = _dock(again)
     assert again.open(str(CASE), plugin="napari-brats")
-    assert not segment2.notice.isHidden() and "216 hand-edited voxels" in segment2.notice.text.text()
+    assert (
+        not segment2.notice.isHidden() and "216 hand-edited voxels" in segment2.notice.text.text()
+    )
     segment2.notice.primary.click()  # "Restore it"
     state2 = viewer_state(again)
     assert state2.session is not None and state2.session.region_probs is None
@@ -157,7 +166,9 @@ def test_closing_with_unexported_edits_asks_first(make_napari_viewer, qtbot):
     assert state.has_unexported_edits()
     seen = _answer_when_asked(qtbot, "Cancel")
     window.close()
-    assert seen and "216 hand-edited voxels" in seen[0] and segment.close_guard.last_choice == "cancel"
+    assert (
+        seen and "216 hand-edited voxels" in seen[0] and segment.close_guard.last_choice == "cancel"
+    )
     assert window.isVisible() and state.session is not None  # the viewer stays open
     # opening another case asks too; "Discard edits" deletes the autosave and goes on
     state.save_now()

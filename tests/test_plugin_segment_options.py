@@ -28,9 +28,14 @@ WORKER_TIMEOUT_MS = 600_000  # generous: CI machines are often busy (waitUntil p
 @pytest.fixture(scope="module")
 def ckpts(standin, tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("standins")
-    return {name: standin.save_standin(folder / f"standin-{name}.pt", kind, shift)
-            for name, kind, shift in (("regions", "regions", 0), ("classes", "classes", 0),
-                                      ("shifted", "regions", 1))}
+    return {
+        name: standin.save_standin(folder / f"standin-{name}.pt", kind, shift)
+        for name, kind, shift in (
+            ("regions", "regions", 0),
+            ("classes", "classes", 0),
+            ("shifted", "regions", 1),
+        )
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -68,11 +73,15 @@ def engine(case, paths, **options):
     from bratseg.checkpoint import load_checkpoint
     from bratseg.inference import InferenceOptions, predict_case
 
-    return predict_case(case, [load_checkpoint(p) for p in paths], InferenceOptions(device="cpu", **options))
+    return predict_case(
+        case, [load_checkpoint(p) for p in paths], InferenceOptions(device="cpu", **options)
+    )
 
 
 @pytest.mark.slow
-def test_tta_checkbox_averages_the_eight_flips(make_napari_viewer, qtbot, ckpts, standin, brats2018_case):
+def test_tta_checkbox_averages_the_eight_flips(
+    make_napari_viewer, qtbot, ckpts, standin, brats2018_case
+):
     _, _, session = segment_in_viewer(make_napari_viewer, qtbot, [ckpts["shifted"]], tta=True)
     assert session.model.tta == 8
     ref = engine(brats2018_case, [ckpts["shifted"]], tta=8)
@@ -82,8 +91,12 @@ def test_tta_checkbox_averages_the_eight_flips(make_napari_viewer, qtbot, ckpts,
     np.testing.assert_allclose(session.region_probs.astype(np.float32), expected, atol=1e-3, rtol=0)
 
 
-def test_two_ticked_models_make_the_engine_ensemble(make_napari_viewer, qtbot, ckpts, standin, brats2018_case):
-    _, segment, session = segment_in_viewer(make_napari_viewer, qtbot, [ckpts["regions"], ckpts["classes"]])
+def test_two_ticked_models_make_the_engine_ensemble(
+    make_napari_viewer, qtbot, ckpts, standin, brats2018_case
+):
+    _, segment, session = segment_in_viewer(
+        make_napari_viewer, qtbot, [ckpts["regions"], ckpts["classes"]]
+    )
     pair = [Path(p) for p in segment.selected_model_paths()]  # the dock's order: the first one's
     assert sorted(session.model.names) == ["standin-classes", "standin-regions"]  # postprocessing
     assert session.model.names == [p.stem for p in pair]
@@ -91,12 +104,17 @@ def test_two_ticked_models_make_the_engine_ensemble(make_napari_viewer, qtbot, c
     np.testing.assert_array_equal(session.region_probs, ref.region_probs)
     np.testing.assert_array_equal(session.labels, ref.labels)
     image = brats2018_case.image
-    mean = 0.5 * (standin.expected_region_probs(image, "regions") + standin.expected_region_probs(image, "classes"))
+    mean = 0.5 * (
+        standin.expected_region_probs(image, "regions")
+        + standin.expected_region_probs(image, "classes")
+    )
     np.testing.assert_allclose(session.region_probs.astype(np.float32), mean, atol=1e-3, rtol=0)
 
 
 def test_2023_labels(make_napari_viewer, qtbot, ckpts, brats2018_case):
-    viewer, _, session = segment_in_viewer(make_napari_viewer, qtbot, [ckpts["regions"]], convention="2023")
+    viewer, _, session = segment_in_viewer(
+        make_napari_viewer, qtbot, [ckpts["regions"]], convention="2023"
+    )
     assert session.convention == "2023"
     ref = engine(brats2018_case, [ckpts["regions"]], convention="2023")
     np.testing.assert_array_equal(session.labels, ref.labels)
@@ -119,9 +137,15 @@ def test_argmax_mode_of_a_class_model(make_napari_viewer, qtbot, ckpts, standin,
     assert session.config.mode == "argmax"
     ref = engine(brats2018_case, [ckpts["classes"]], postprocess=session.config)
     np.testing.assert_array_equal(session.labels, ref.labels)
-    np.testing.assert_array_equal(session.labels, postprocess(None, session.config, class_probs=session.class_probs))
-    np.testing.assert_allclose(session.class_probs.astype(np.float32), standin.expected_class_probs(brats2018_case.image),
-                               atol=1e-3, rtol=0)
+    np.testing.assert_array_equal(
+        session.labels, postprocess(None, session.config, class_probs=session.class_probs)
+    )
+    np.testing.assert_allclose(
+        session.class_probs.astype(np.float32),
+        standin.expected_class_probs(brats2018_case.image),
+        atol=1e-3,
+        rtol=0,
+    )
     post.mode_combo.setCurrentText("hierarchical")  # and back
     post.apply_now()
     np.testing.assert_array_equal(session.labels, engine(brats2018_case, [ckpts["classes"]]).labels)

@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data"
 CASE = DATA / "brats2018" / "Brats18_2013_2_1"
 SCREENSHOTS = ROOT / "docs" / "images"
-pytestmark = pytest.mark.skipif(not CASE.is_dir(), reason="shared BraTS data (../shared/data) absent")
+pytestmark = pytest.mark.skipif(
+    not CASE.is_dir(), reason="shared BraTS data (../shared/data) absent"
+)
 
 TINY_ARCH = "nnunet"
 WORKER_TIMEOUT_MS = 600_000  # generous: CI machines are often busy (waitUntil polls)
@@ -42,8 +44,12 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     spec = get_architecture(TINY_ARCH)
     path = tmp_path_factory.mktemp("models") / "tiny-nnunet.pt"
     save_checkpoint(
-        path, model, arch=TINY_ARCH, config=getattr(model, "config", None),
-        postprocess=dict(spec.default_postprocess), preprocess={},
+        path,
+        model,
+        arch=TINY_ARCH,
+        config=getattr(model, "config", None),
+        postprocess=dict(spec.default_postprocess),
+        preprocess={},
         provenance={"note": "random weights for tests"},
     )
     return path
@@ -98,8 +104,12 @@ def test_segment_tune_correct_report_export(make_napari_viewer, qtbot, tiny_chec
     correction = CorrectionWidget(viewer)
     report = ReportWidget(viewer)
     export = ExportWidget(viewer)
-    for widget, name in ((post, "Postprocessing"), (correction, "Correction"),
-                         (report, "Report"), (export, "Export")):
+    for widget, name in (
+        (post, "Postprocessing"),
+        (correction, "Correction"),
+        (report, "Report"),
+        (export, "Export"),
+    ):
         viewer.window.add_dock_widget(widget, name=name)
     segment, state = _segment(viewer, qtbot, tiny_checkpoint)
     session = state.session
@@ -158,7 +168,7 @@ def test_segment_tune_correct_report_export(make_napari_viewer, qtbot, tiny_chec
     correction.set_lock(False)
     # undo is napari's own
     layer.paint((77, 120, 120), ed)
-    assert (layer.data[77, 120, 120] == ed)
+    assert layer.data[77, 120, 120] == ed
     layer.undo()
     assert (layer.data[painted] == et).all()
     _screenshot(correction, "correction_dock")
@@ -193,7 +203,10 @@ def test_segment_tune_correct_report_export(make_napari_viewer, qtbot, tiny_chec
     ai = load_label_map(case_dir / "Brats18_2013_2_1_aiproposal.nii.gz")
     np.testing.assert_array_equal(ai.data, session.proposal)
     provenance = json.loads((case_dir / "Brats18_2013_2_1_provenance.json").read_text())
-    assert provenance["model"]["sha256"][0] == session.model.sha256[0] and len(session.model.sha256[0]) == 64
+    assert (
+        provenance["model"]["sha256"][0] == session.model.sha256[0]
+        and len(session.model.sha256[0]) == 64
+    )
     assert provenance["postprocess"]["et_threshold"] == pytest.approx(0.95)
     assert provenance["edited_voxels"]["et"]["added"] > 0
     # never overwritten without asking
@@ -216,7 +229,9 @@ def test_bad_case_shows_one_line_error(make_napari_viewer, tmp_path):
     segment = SegmentWidget(viewer)
     (tmp_path / "empty_case").mkdir()
     assert not segment.open_case(tmp_path / "empty_case")
-    assert segment.last_error and "\n" not in segment.last_error and "empty_case" in segment.last_error
+    assert (
+        segment.last_error and "\n" not in segment.last_error and "empty_case" in segment.last_error
+    )
     assert len(viewer.layers) == 0
     assert segment.run() is None and "no case" in segment.last_error
 
@@ -257,7 +272,9 @@ def test_cancel_and_bad_checkpoint_leave_viewer_unchanged(
     segment.set_only_checked([broken])
     segment.run()
     qtbot.waitUntil(lambda: segment.worker is None, timeout=WORKER_TIMEOUT_MS)
-    assert segment.last_error and "broken.pt" in segment.last_error and "\n" not in segment.last_error
+    assert (
+        segment.last_error and "broken.pt" in segment.last_error and "\n" not in segment.last_error
+    )
     assert viewer_state(viewer).session is None and len(viewer.layers) == n_layers
 
 
@@ -354,7 +371,10 @@ def test_view_command_opens_docks_and_case(qtbot, capsys):
         from bratseg.zoo import bundled_models
 
         models = docks["Segment"].model_list
-        tips = {models.item(i).text().split(" ")[0]: models.item(i).toolTip() for i in range(models.count())}
+        tips = {
+            models.item(i).text().split(" ")[0]: models.item(i).toolTip()
+            for i in range(models.count())
+        }
         for entry in bundled_models():  # hovering a bundled model shows its card
             assert "Dice:" in tips[entry.name] and "validation:" in tips[entry.name], tips
         from bratseg.zoo import default_model_names, resolve_model

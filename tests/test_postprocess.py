@@ -77,6 +77,7 @@ def reference_postprocess(region_probs, config: PostprocessConfig, convention: s
 
 # --------------------------------------------------------------------------- strategies
 
+
 def _random_probs(seed: int, levels: int, dtype) -> np.ndarray:
     """Probabilities on a grid of ``levels`` steps (hits thresholds such as 0.45 exactly)."""
     rng = np.random.default_rng(seed)
@@ -277,10 +278,16 @@ def test_case_level_et_decision_uses_the_mean_over_the_surviving_et():
     mean_kept = 0.6
     off = postprocess(probs, PostprocessConfig(), convention="2021")
     assert np.count_nonzero(off == 4) == 500  # the seed rules keep a large unsure ET
-    kept = postprocess(probs, PostprocessConfig(et_case_min_prob=mean_kept - 0.01), convention="2021")
+    kept = postprocess(
+        probs, PostprocessConfig(et_case_min_prob=mean_kept - 0.01), convention="2021"
+    )
     assert np.count_nonzero(kept == 4) == 500
-    gone = postprocess(probs, PostprocessConfig(et_case_min_prob=mean_kept + 0.01), convention="2021")
-    assert np.count_nonzero(gone == 4) == 0 and np.count_nonzero(gone == 1) == gone.size  # ET -> NCR
+    gone = postprocess(
+        probs, PostprocessConfig(et_case_min_prob=mean_kept + 0.01), convention="2021"
+    )
+    assert (
+        np.count_nonzero(gone == 4) == 0 and np.count_nonzero(gone == 1) == gone.size
+    )  # ET -> NCR
     # with the 4 stray voxels at p 0.2, the mean over all ET is (300 + 0.8) / 504 = 0.597 < 0.599,
     # over the survivors of the component rule it is 0.6: the decision counts survivors only
     probs[2, 15, 15, 15:19] = 0.2
@@ -308,10 +315,22 @@ def test_merge_table_seed002_all_pairs(convention):
     b = np.array([[y for _ in order for y in order]], dtype=np.uint8)
     merged = merge_labelmaps(a, b, convention).reshape(4, 4)  # [A class, B class]
     expected_2021 = {  # seed 002 Table 1, written as (A, B) -> merged, 2021 labels
-        (0, 0): 0, (0, 1): 0, (0, 2): 2, (0, 4): 0,
-        (1, 0): 1, (1, 1): 1, (1, 2): 1, (1, 4): 1,
-        (2, 0): 0, (2, 1): 2, (2, 2): 2, (2, 4): 2,
-        (4, 0): 4, (4, 1): 4, (4, 2): 4, (4, 4): 4,
+        (0, 0): 0,
+        (0, 1): 0,
+        (0, 2): 2,
+        (0, 4): 0,
+        (1, 0): 1,
+        (1, 1): 1,
+        (1, 2): 1,
+        (1, 4): 1,
+        (2, 0): 0,
+        (2, 1): 2,
+        (2, 2): 2,
+        (2, 4): 2,
+        (4, 0): 4,
+        (4, 1): 4,
+        (4, 2): 4,
+        (4, 4): 4,
     }
     to_conv = {0: 0, 1: v["ncr"], 2: v["ed"], 4: v["et"]}
     order_2021 = [0, 1, 2, 4]
@@ -359,7 +378,9 @@ def test_small_islands_removed_with_all_their_labels(fraction, kept, labelling, 
     config = PostprocessConfig(min_island_fraction=fraction, et_component_rule=False)
     labels = postprocess(probs, config, convention="2021")
     assert np.count_nonzero(labels) == kept  # 26-connectivity: the diagonal lines are one island
-    assert np.count_nonzero(labels == 4) == kept  # TC and ET removed with the island, not left as ET
+    assert (
+        np.count_nonzero(labels == 4) == kept
+    )  # TC and ET removed with the island, not left as ET
     assert (labels[0:5, 0:5, 0:4] == 4).all()
     assert PostprocessConfig().min_island_fraction == 0.0  # off unless a checkpoint sets it
     with pytest.raises(BratsInputError, match="min_island_fraction"):
@@ -400,9 +421,9 @@ def test_real_case_probabilities_recover_expert_labels():
     box = tuple(slice(max(lo - 4, 0), hi + 5) for lo, hi in zip(idx.min(0), idx.max(0)))
     seg = seg[box]
     regions = regions_to_stack(seg, "2021")
-    probs = np.stack(
-        [ndimage.gaussian_filter(r.astype(np.float32), 1.0) for r in regions]
-    ).astype(np.float16)
+    probs = np.stack([ndimage.gaussian_filter(r.astype(np.float32), 1.0) for r in regions]).astype(
+        np.float16
+    )
     for convention in CONVENTIONS:
         labels = postprocess(probs, convention=convention)
         d = dice_regions(regions_to_stack(labels, convention), regions)

@@ -29,7 +29,10 @@ def reference_et_rules(et: np.ndarray, prob: np.ndarray, config: PostprocessConf
     comps, n = ndimage.label(et, structure=structure)
     for i in range(1, n + 1):
         comp = comps == i
-        if comp.sum() < config.et_component_min_voxels and prob[comp].mean() < config.et_component_prob:
+        if (
+            comp.sum() < config.et_component_min_voxels
+            and prob[comp].mean() < config.et_component_prob
+        ):
             et[comp] = False
     survivors = int(et.sum())  # counted after the component rule
     if 0 < survivors < config.et_total_min_voxels and prob[et].mean() < config.et_total_prob:
@@ -43,13 +46,19 @@ def _blob_field(blobs: list[tuple[tuple[int, int, int], float]]) -> np.ndarray:
     for k, (size, p) in enumerate(blobs):
         cx, cy, cz = np.unravel_index(k, (GRID,) * 3)
         x, y, z = cx * CELL, cy * CELL, cz * CELL
-        prob[x:x + size[0], y:y + size[1], z:z + size[2]] = p
+        prob[x : x + size[0], y : y + size[1], z : z + size[2]] = p
     return prob
 
 
 def _box_of(n_voxels: int, draw) -> tuple[int, int, int]:
     """A box of at most 4 x 4 x 4 with about ``n_voxels`` voxels (exactly when it factors)."""
-    options = [(a, b, c) for a in range(1, 5) for b in range(1, 5) for c in range(1, 5) if a * b * c == n_voxels]
+    options = [
+        (a, b, c)
+        for a in range(1, 5)
+        for b in range(1, 5)
+        for c in range(1, 5)
+        if a * b * c == n_voxels
+    ]
     if options:
         return draw(st.sampled_from(options))
     return (1, 1, max(1, min(4, n_voxels)))
@@ -68,7 +77,9 @@ def interacting_cases(draw):
     all_et = sum(int(np.prod(size)) for size, _ in blobs)
     core_size = int(np.prod(core))
     # half of the limits fall between the core's size and all ET: where the two counts disagree
-    total_min = draw(st.one_of(st.integers(0, all_et + 2), st.integers(core_size, max(core_size, all_et))))
+    total_min = draw(
+        st.one_of(st.integers(0, all_et + 2), st.integers(core_size, max(core_size, all_et)))
+    )
     config = PostprocessConfig(
         et_component_min_voxels=min_voxels,
         et_component_prob=draw(st.sampled_from([0.8, 0.9, 0.92])),

@@ -31,15 +31,19 @@ def _synthetic(bg: float = 0.0, shape=(40, 36, 30), box=((8, 30), (5, 29), (4, 2
     rng = np.random.default_rng(0)
     image = np.full((4, *shape), bg, dtype=np.float32)
     sl = tuple(slice(a, b) for a, b in box)
-    image[(slice(None), *sl)] = rng.normal(100, 20, size=(4, *[b - a for a, b in box])).astype(np.float32)
+    image[(slice(None), *sl)] = rng.normal(100, 20, size=(4, *[b - a for a, b in box])).astype(
+        np.float32
+    )
     return image
 
 
 def _load_real() -> tuple[np.ndarray, tuple[float, float, float]]:
     if not CASE.exists():
         pytest.skip(f"shared data not found at {CASE}")
-    vols = [np.asarray(nib.load(CASE / f"{CASE.name}_{m}.nii.gz").dataobj, dtype=np.float32)
-            for m in ("t1", "t1ce", "t2", "flair")]
+    vols = [
+        np.asarray(nib.load(CASE / f"{CASE.name}_{m}.nii.gz").dataobj, dtype=np.float32)
+        for m in ("t1", "t1ce", "t2", "flair")
+    ]
     return np.stack(vols), (1.0, 1.0, 1.0)
 
 
@@ -97,7 +101,9 @@ def test_labels_roundtrip_exact_inside_box_zero_outside():
 
 def test_resampling_shapes_and_inverse():
     image = _synthetic(0.0)
-    x, info = preprocess_image(image, spacing=(1.0, 1.0, 1.0), target_spacing=2.0, pad_multiple=8, margin=0)
+    x, info = preprocess_image(
+        image, spacing=(1.0, 1.0, 1.0), target_spacing=2.0, pad_multiple=8, margin=0
+    )
     assert info.cropped_shape == (22, 24, 18)
     assert info.resampled_shape == (11, 12, 9)
     assert x.shape[1:] == (16, 16, 16)
@@ -143,7 +149,9 @@ def test_real_case_roundtrip():
     assert x2.shape[0] == 4
     wt = (seg > 0).astype(np.float32)
     crop = torch.from_numpy(wt[info2.slices])[None, None]
-    small = torch.nn.functional.interpolate(crop, size=info2.resampled_shape, mode="trilinear")[0].numpy()
+    small = torch.nn.functional.interpolate(crop, size=info2.resampled_shape, mode="trilinear")[
+        0
+    ].numpy()
     net2 = np.zeros((1, *info2.padded_shape), dtype=np.float32)
     net2[:, : small.shape[1], : small.shape[2], : small.shape[3]] = small
     back = invert_probabilities(net2, info2)[0] > 0.5

@@ -42,7 +42,9 @@ def assert_bad_input(proc, *fragments: str) -> None:
 
 def ellipsoid(shape, centre_mm, semi_axes_mm, spacing, angle_deg=0.0) -> np.ndarray:
     """Boolean (X, Y, Z) ellipsoid, its first two axes rotated by ``angle_deg`` in the X-Y plane."""
-    grids = np.meshgrid(*[np.arange(n) * s - c for n, s, c in zip(shape, spacing, centre_mm)], indexing="ij")
+    grids = np.meshgrid(
+        *[np.arange(n) * s - c for n, s, c in zip(shape, spacing, centre_mm)], indexing="ij"
+    )
     th = np.deg2rad(angle_deg)
     u = grids[0] * np.cos(th) + grids[1] * np.sin(th)
     v = -grids[0] * np.sin(th) + grids[1] * np.cos(th)
@@ -70,12 +72,16 @@ def test_bidimensional_product_of_an_ellipsoid(spacing, angle):
     ends = np.asarray(rano.longest_ends) * np.asarray(spacing)
     assert np.linalg.norm(ends[1] - ends[0]) == pytest.approx(rano.longest_mm, abs=0.01)
     perp = np.asarray(rano.perpendicular_ends) * np.asarray(spacing)
-    cosine = np.dot(ends[1] - ends[0], perp[1] - perp[0]) / (rano.longest_mm * rano.perpendicular_mm)
+    cosine = np.dot(ends[1] - ends[0], perp[1] - perp[0]) / (
+        rano.longest_mm * rano.perpendicular_mm
+    )
     assert abs(cosine) < 1e-3  # perpendicular (end points are rounded to 1/1000 voxel)
     # the longest diameter runs along the rotated major axis (within the few degrees by which
     # voxel corners near the tips can tilt it)
     direction = (ends[1] - ends[0])[:2] / rano.longest_mm
-    assert abs(direction @ [np.cos(np.deg2rad(angle)), np.sin(np.deg2rad(angle))]) > np.cos(np.deg2rad(20))
+    assert abs(direction @ [np.cos(np.deg2rad(angle)), np.sin(np.deg2rad(angle))]) > np.cos(
+        np.deg2rad(20)
+    )
 
 
 def test_ring_lesion_sum_of_products_and_measurability():
@@ -97,7 +103,9 @@ def test_ring_lesion_sum_of_products_and_measurability():
     assert not focus.rano.measurable and not focus.target and focus.rano.longest_mm < 10
     assert report.sum_of_products_mm2 == pytest.approx(big.rano.product_mm2)
     assert [lesion.enhancing for lesion in report.lesions] == [[1], [2]]
-    assert report.et_tc_ratio == pytest.approx(np.count_nonzero(labels == 4) / np.count_nonzero(labels > 0))
+    assert report.et_tc_ratio == pytest.approx(
+        np.count_nonzero(labels == 4) / np.count_nonzero(labels > 0)
+    )
     d = report.to_dict()
     assert d["n_measurable"] == 1 and d["n_lesions"] == 2
     assert d["regions"]["et"]["lesions"] == 2 and d["regions"]["wt"]["lesions"] == 2
@@ -110,7 +118,7 @@ def _lesion_on_side(x_index: int) -> tuple[np.ndarray, np.ndarray]:
     """A 240x240x155 label map (BraTS storage) with one ET blob at storage x ``x_index``, and a
     brain mask image centred on the volume."""
     labels = np.zeros((240, 240, 155), np.uint8)
-    labels[x_index - 5:x_index + 5, 115:125, 70:80] = 4
+    labels[x_index - 5 : x_index + 5, 115:125, 70:80] = 4
     image = np.zeros((240, 240, 155), np.float32)
     image[40:200, 30:210, 10:140] = 1.0
     return labels, image
@@ -124,7 +132,9 @@ def test_hemisphere_under_brats_and_ras_storage():
         labels, image = _lesion_on_side(x_index)
         lps = build_report(labels, "2021", BRATS_AFFINE, images=image)
         (lesion,) = lps.lesions
-        assert lesion.hemisphere == side and lesion.fraction_left == (1.0 if side == "left" else 0.0)
+        assert lesion.hemisphere == side and lesion.fraction_left == (
+            1.0 if side == "left" else 0.0
+        )
         assert lesion.midline_distance_mm == pytest.approx(abs(x_index - 0.5 - 119.5), abs=0.01)
         reo = reorientation(BRATS_AFFINE, "RAS")
         ras_affine = reoriented_affine(BRATS_AFFINE, reo, labels.shape)
@@ -161,7 +171,9 @@ def test_prior_report_changes(tmp_path):
     path = tmp_path / "prior.json"
     path.write_text(json.dumps(first.to_dict()))
     prior = load_json_record(path)
-    second = build_report(after, "2021", BRATS_AFFINE, prior=prior, info=ReportInfo(case_id="P1-t1"))
+    second = build_report(
+        after, "2021", BRATS_AFFINE, prior=prior, info=ReportInfo(case_id="P1-t1")
+    )
     for key in ("ed", "et", "tc", "wt"):
         row, old = second.regions[key], first.regions[key]["volume_ml"]
         assert row["prior_ml"] == old
@@ -188,14 +200,18 @@ def test_proposal_dice_and_volumes_are_the_metrics_modules(brats2018_case):
     case = brats2018_case
     proposal = case.seg.copy()
     proposal[ndimage.binary_erosion(case.seg > 0, iterations=2) & (case.seg == 2)] = 0
-    report = build_report(case.seg, case.seg_convention, case.affine, case.spacing, proposal=proposal)
+    report = build_report(
+        case.seg, case.seg_convention, case.affine, case.spacing, proposal=proposal
+    )
     ai, corrected = structure_masks(proposal, "2021"), structure_masks(case.seg, "2021")
     voxel_ml = float(np.prod(case.spacing)) / 1000
     for key, row in report.regions.items():
         assert row["dice_vs_proposal"] == dice(ai[key], corrected[key])
         assert row["proposal_ml"] == np.count_nonzero(ai[key]) * voxel_ml
         assert row["delta_ml"] == pytest.approx(row["volume_ml"] - row["proposal_ml"])
-    assert report.regions["ed"]["dice_vs_proposal"] < 1.0 == report.regions["et"]["dice_vs_proposal"]
+    assert (
+        report.regions["ed"]["dice_vs_proposal"] < 1.0 == report.regions["et"]["dice_vs_proposal"]
+    )
 
 
 # ------------------------------------------------------------------ command line
@@ -215,8 +231,11 @@ def test_cli_volumes_equal_evaluate_and_json_is_one_object(brats2018_case_dir, c
     assert report["n_lesions"] == len(report["lesions"]) >= 1
     assert report["lesions"][0]["hemisphere"] in ("left", "right")
     assert sum(lesion["volume_ml"] for lesion in report["lesions"]) == pytest.approx(
-        report["regions"]["wt"]["volume_ml"])
-    table = run_here(capsys, "report", brats2018_case_dir, "--reviewer", "A. Reader", "--status", "final")
+        report["regions"]["wt"]["volume_ml"]
+    )
+    table = run_here(
+        capsys, "report", brats2018_case_dir, "--reviewer", "A. Reader", "--status", "final"
+    )
     assert table.returncode == 0 and "A. Reader" in table.stdout and "final" in table.stdout
     assert f"{report['regions']['wt']['volume_ml']:.2f}" in table.stdout
 
@@ -226,22 +245,30 @@ def test_cli_prior_and_proposal(brats2018_case_dir, capsys, tmp_path):
     first = run_here(capsys, "report", brats2018_case_dir, "--json")
     prior = tmp_path / "prior.json"
     prior.write_text(first.stdout)
-    again = json.loads(run_here(capsys, "report", brats2018_case_dir, "--json", "--prior", prior,
-                                "--proposal", seg).stdout)
+    again = json.loads(
+        run_here(
+            capsys, "report", brats2018_case_dir, "--json", "--prior", prior, "--proposal", seg
+        ).stdout
+    )
     for row in again["regions"].values():
         assert row["change_ml"] == 0 and row["dice_vs_proposal"] == 1.0
     assert again["prior"]["change_mm2"] == 0
 
 
 def test_cli_bad_labels_exit_2(brats2018_case_dir, capsys, tmp_path):
-    assert_bad_input(run_here(capsys, "report", brats2018_case_dir, "--labels", tmp_path / "none.nii.gz"),
-                     "none.nii.gz")
+    assert_bad_input(
+        run_here(capsys, "report", brats2018_case_dir, "--labels", tmp_path / "none.nii.gz"),
+        "none.nii.gz",
+    )
     seg = next(brats2018_case_dir.glob("*_seg.nii.gz"))
     img = nib.load(seg)
     cropped = tmp_path / "cropped_seg.nii.gz"
     nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[:200].astype(np.uint8), img.affine), cropped)
-    assert_bad_input(run_here(capsys, "report", brats2018_case_dir, "--labels", cropped),
-                     "cropped_seg.nii.gz", "shape")
+    assert_bad_input(
+        run_here(capsys, "report", brats2018_case_dir, "--labels", cropped),
+        "cropped_seg.nii.gz",
+        "shape",
+    )
     shifted = tmp_path / "shifted_seg.nii.gz"
     affine = img.affine.copy()
     affine[0, 3] += 5
@@ -249,7 +276,9 @@ def test_cli_bad_labels_exit_2(brats2018_case_dir, capsys, tmp_path):
     assert_bad_input(run_here(capsys, "report", brats2018_case_dir, "--labels", shifted), "affine")
     bad_prior = tmp_path / "prior.json"
     bad_prior.write_text("[1, 2]")
-    assert_bad_input(run_here(capsys, "report", brats2018_case_dir, "--prior", bad_prior), "prior.json")
+    assert_bad_input(
+        run_here(capsys, "report", brats2018_case_dir, "--prior", bad_prior), "prior.json"
+    )
 
 
 # ------------------------------------------------------------------ PDF
@@ -264,18 +293,24 @@ def test_pdf_is_one_readable_page_written_atomically(brats2018_case_dir, capsys,
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.pdf"]  # no temporary file left
     assert pdf.read_bytes().startswith(b"%PDF")
-    subprocess.run(["pdftoppm", "-png", "-r", "40", str(pdf), str(tmp_path / "page")], check=True, timeout=60)
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "40", str(pdf), str(tmp_path / "page")], check=True, timeout=60
+    )
     pages = sorted(tmp_path.glob("page*.png"))
     assert len(pages) == 1
     pixels = imread(pages[0])[..., :3]
     assert pixels.shape[0] > pixels.shape[1] > 200  # A4 portrait
-    assert pixels.std() > 0.1 and (pixels.min(axis=-1) < 0.2).mean() > 0.02  # text and slices, not blank
+    assert (
+        pixels.std() > 0.1 and (pixels.min(axis=-1) < 0.2).mean() > 0.02
+    )  # text and slices, not blank
     red = (pixels[..., 0] > 0.7) & (pixels[..., 1] < 0.3) & (pixels[..., 2] < 0.3)
     assert red.sum() > 20  # the ET overlay is drawn
     stamp = pdf.stat().st_mtime_ns
     assert_bad_input(run_here(capsys, "report", brats2018_case_dir, "--pdf", pdf), "exists")
     assert pdf.stat().st_mtime_ns == stamp
-    assert run_here(capsys, "report", brats2018_case_dir, "--pdf", pdf, "--overwrite").returncode == 0
+    assert (
+        run_here(capsys, "report", brats2018_case_dir, "--pdf", pdf, "--overwrite").returncode == 0
+    )
 
 
 def test_pdf_slice_points_follow_the_lps_view():
@@ -285,24 +320,54 @@ def test_pdf_slice_points_follow_the_lps_view():
     shape = (30, 40, 20)
     labels = np.zeros(shape, np.uint8)
     labels[3, 31, 12] = 4
-    for affine in (BRATS_AFFINE, np.eye(4), np.array([[0, 0, 1, 0], [-1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1.0]])):
+    for affine in (
+        BRATS_AFFINE,
+        np.eye(4),
+        np.array([[0, 0, 1, 0], [-1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1.0]]),
+    ):
         reo = reorientation(affine, "LPS")
         point = np.round(_lps_point((3, 31, 12), reo, shape)).astype(int)
         assert reo.apply(labels)[tuple(point)] == 4
 
 
-def test_cli_reviewer_status_and_model_from_a_provenance_record(brats2018_case_dir, capsys, tmp_path):
+def test_cli_reviewer_status_and_model_from_a_provenance_record(
+    brats2018_case_dir, capsys, tmp_path
+):
     record = tmp_path / "session.json"
     sha = "ab" * 32
-    record.write_text(json.dumps({
-        "case_id": brats2018_case_dir.name, "model": {"names": ["nnunet-small"], "sha256": [sha]},
-        "signoffs": [{"action": "approve", "reviewer": "B. Second", "time": "2026-01-01T00:00:00Z"}],
-    }))
-    report = json.loads(run_here(capsys, "report", brats2018_case_dir, "--json", "--provenance", record).stdout)
+    record.write_text(
+        json.dumps(
+            {
+                "case_id": brats2018_case_dir.name,
+                "model": {"names": ["nnunet-small"], "sha256": [sha]},
+                "signoffs": [
+                    {"action": "approve", "reviewer": "B. Second", "time": "2026-01-01T00:00:00Z"}
+                ],
+            }
+        )
+    )
+    report = json.loads(
+        run_here(capsys, "report", brats2018_case_dir, "--json", "--provenance", record).stdout
+    )
     assert report["model"] == {"names": ["nnunet-small"], "sha256": [sha]}
     assert report["reviewer"] == "B. Second" and report["status"] == "approved"
-    report = json.loads(run_here(capsys, "report", brats2018_case_dir, "--json", "--provenance", record,
-                                 "--reviewer", "C. Third", "--status", "draft").stdout)
+    report = json.loads(
+        run_here(
+            capsys,
+            "report",
+            brats2018_case_dir,
+            "--json",
+            "--provenance",
+            record,
+            "--reviewer",
+            "C. Third",
+            "--status",
+            "draft",
+        ).stdout
+    )
     assert report["reviewer"] == "C. Third" and report["status"] == "draft"
-    assert_bad_input(run_here(capsys, "report", brats2018_case_dir, "--provenance", tmp_path / "none.json"),
-                     "none.json", "not found")
+    assert_bad_input(
+        run_here(capsys, "report", brats2018_case_dir, "--provenance", tmp_path / "none.json"),
+        "none.json",
+        "not found",
+    )

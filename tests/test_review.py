@@ -49,9 +49,9 @@ class _Prediction:
 
 def _probs(shape=(12, 10, 8), shift: int = 0) -> np.ndarray:
     probs = np.zeros((3, *shape), np.float16)
-    probs[0, 2 + shift:9 + shift, 2:8, 2:6] = 0.9
-    probs[1, 3 + shift:7 + shift, 3:7, 3:5] = 0.8
-    probs[2, 4 + shift:6 + shift, 4:6, 3:5] = 0.95
+    probs[0, 2 + shift : 9 + shift, 2:8, 2:6] = 0.9
+    probs[1, 3 + shift : 7 + shift, 3:7, 3:5] = 0.8
+    probs[2, 4 + shift : 6 + shift, 4:6, 3:5] = 0.95
     return probs
 
 
@@ -60,7 +60,9 @@ CFG = PostprocessConfig(et_component_rule=False)
 
 def _session(tmp_path: Path) -> ReviewSession:
     case = _Case(tmp_path / "Case_1")
-    return ReviewSession.from_prediction(case, _Prediction(_probs(), CFG), ModelInfo(["m"], ["m.pt"], ["abc"]))
+    return ReviewSession.from_prediction(
+        case, _Prediction(_probs(), CFG), ModelInfo(["m"], ["m.pt"], ["abc"])
+    )
 
 
 def test_edits_survive_settings_and_undone_edits_follow_the_proposal_again(tmp_path: Path) -> None:
@@ -75,8 +77,15 @@ def test_edits_survive_settings_and_undone_edits_follow_the_proposal_again(tmp_p
     s.labels[0, 0, 0] = s.proposal[0, 0, 0]
     assert s.forget_undone((np.array([0]), np.array([0]), np.array([0]))) == 1
     s.apply_config(CFG)
-    assert s.labels[0, 0, 0] == 0 and s.labels[5, 5, 4] == 2 and s.labels[3, 3, 3] == s.proposal[3, 3, 3] == 1
-    assert s.edited_voxels()["ed"] == {"added": 1, "removed": 0} and s.edited_voxels()["et"]["removed"] == 1
+    assert (
+        s.labels[0, 0, 0] == 0
+        and s.labels[5, 5, 4] == 2
+        and s.labels[3, 3, 3] == s.proposal[3, 3, 3] == 1
+    )
+    assert (
+        s.edited_voxels()["ed"] == {"added": 1, "removed": 0}
+        and s.edited_voxels()["et"]["removed"] == 1
+    )
 
 
 def test_a_new_model_run_keeps_the_edits_in_place_or_discards_them(tmp_path: Path) -> None:
@@ -102,7 +111,8 @@ def test_store_round_trip_is_exact_and_cleans_up(tmp_path: Path) -> None:
     saved = store.save(s)
     assert saved.key == first.key == case_key(s.case.files)
     assert sorted(p.name for p in saved.folder.iterdir()) == sorted(
-        ["session.json", saved.meta["proposal_file"], saved.meta["edits_file"]])
+        ["session.json", saved.meta["proposal_file"], saved.meta["edits_file"]]
+    )
     labels, proposal, overrides = store.load_arrays(store.find("Case_1"))
     assert np.array_equal(labels, s.labels) and np.array_equal(proposal, s.proposal)
     assert np.array_equal(overrides, s.overrides) and overrides.sum() == 4
@@ -168,16 +178,28 @@ os._exit(3)                                   # the process dies: no cleanup, no
 
 
 @pytest.mark.slow
-def test_edits_are_recovered_after_the_process_dies(brats2018_case_dir: Path, tmp_path: Path) -> None:
+def test_edits_are_recovered_after_the_process_dies(
+    brats2018_case_dir: Path, tmp_path: Path
+) -> None:
     from bratseg.io import load_case
     from bratseg.labels import LABEL_VALUES
 
     env = {**os.environ, "BRATSEG_SESSIONS": str(tmp_path / "sessions"), "PYTHONWARNINGS": "ignore"}
-    crash = subprocess.run([sys.executable, "-c", textwrap.dedent(_CRASHING_REVIEW), str(brats2018_case_dir)],
-                           env=env, capture_output=True, text=True, timeout=300)
+    crash = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_CRASHING_REVIEW), str(brats2018_case_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert crash.returncode == 3, crash.stderr
-    listing = subprocess.run([sys.executable, "-m", "bratseg.cli.main", "sessions", "--json"], env=env,
-                             capture_output=True, text=True, timeout=120)
+    listing = subprocess.run(
+        [sys.executable, "-m", "bratseg.cli.main", "sessions", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert listing.returncode == 0, listing.stderr
     [row] = json.loads(listing.stdout)["sessions"]
     case = load_case(brats2018_case_dir)
@@ -185,8 +207,22 @@ def test_edits_are_recovered_after_the_process_dies(brats2018_case_dir: Path, tm
     n_et = int((case.seg == LABEL_VALUES["2021"]["et"]).sum())
     assert row["edited_voxels"]["ncr"]["added"] >= n_et and row["n_edited"] > n_et
     out = tmp_path / "recovered.nii.gz"
-    export = subprocess.run([sys.executable, "-m", "bratseg.cli.main", "sessions", "export", case.case_id,
-                             "-o", str(out)], env=env, capture_output=True, text=True, timeout=120)
+    export = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bratseg.cli.main",
+            "sessions",
+            "export",
+            case.case_id,
+            "-o",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert export.returncode == 0, export.stderr
     recovered = nib.load(out)
     expected = case.seg.copy()
@@ -194,13 +230,48 @@ def test_edits_are_recovered_after_the_process_dies(brats2018_case_dir: Path, tm
     expected[expected == 4] = 1
     assert np.array_equal(np.asarray(recovered.dataobj), expected)
     np.testing.assert_allclose(recovered.affine, case.affine)
-    again = subprocess.run([sys.executable, "-m", "bratseg.cli.main", "sessions", "export", case.case_id,
-                            "-o", str(out)], env=env, capture_output=True, text=True, timeout=120)
-    assert again.returncode == 2 and again.stderr.count("\n") == 1 and "refusing to overwrite" in again.stderr
-    missing = subprocess.run([sys.executable, "-m", "bratseg.cli.main", "sessions", "export", "Nope",
-                              "-o", str(tmp_path / "x.nii.gz")], env=env, capture_output=True, text=True)
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bratseg.cli.main",
+            "sessions",
+            "export",
+            case.case_id,
+            "-o",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        again.returncode == 2
+        and again.stderr.count("\n") == 1
+        and "refusing to overwrite" in again.stderr
+    )
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bratseg.cli.main",
+            "sessions",
+            "export",
+            "Nope",
+            "-o",
+            str(tmp_path / "x.nii.gz"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode == 2 and "no saved review session" in missing.stderr
     assert not (tmp_path / "x.nii.gz").exists()
-    listed = subprocess.run([sys.executable, "-m", "bratseg.cli.main", "sessions", "--json"], env=env,
-                            capture_output=True, text=True)
+    listed = subprocess.run(
+        [sys.executable, "-m", "bratseg.cli.main", "sessions", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert json.loads(listed.stdout)["sessions"][0]["exported"] is True

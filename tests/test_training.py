@@ -86,7 +86,9 @@ def test_region_loss_prefers_the_right_answer_and_adds_all_terms() -> None:
     x = torch.randn(2, 4, 8, 8, 8)
     vae = {"recon": x + 1.0, "target": x, "mu": torch.zeros(2, 8), "logvar": torch.zeros(2, 8)}
     total, parts = crit({"logits": bad, "vae": vae}, index)
-    assert parts["l2"] == pytest.approx(1.0, rel=1e-5) and parts["kl"] == pytest.approx(0.0, abs=1e-6)
+    assert parts["l2"] == pytest.approx(1.0, rel=1e-5) and parts["kl"] == pytest.approx(
+        0.0, abs=1e-6
+    )
     assert float(total) == pytest.approx(float(base) + 0.1, rel=1e-5)
 
 
@@ -103,8 +105,17 @@ def test_softmax_dice_for_class_outputs() -> None:
 
 def test_augmentation_patches_are_deterministic_and_foreground_biased(cached: list) -> None:
     samples = [training_sample(c, PATCH) for c in cached]
-    full = AugmentConfig(affine_prob=1.0, zoom_prob=1.0, intensity_scale_prob=1.0, intensity_shift_prob=1.0,
-                         noise_prob=1.0, blur_prob=1.0, brightness_prob=1.0, contrast_prob=1.0, channel_drop_prob=1.0)
+    full = AugmentConfig(
+        affine_prob=1.0,
+        zoom_prob=1.0,
+        intensity_scale_prob=1.0,
+        intensity_shift_prob=1.0,
+        noise_prob=1.0,
+        blur_prob=1.0,
+        brightness_prob=1.0,
+        contrast_prob=1.0,
+        channel_drop_prob=1.0,
+    )
     ds = PatchDataset(samples, build_augmentation(full, PATCH), samples_per_epoch=6, seed=1)
     a, b = ds[4], ds[4]
     assert a["image"].shape == (4, *PATCH) and a["image"].dtype == torch.float32
@@ -114,21 +125,29 @@ def test_augmentation_patches_are_deterministic_and_foreground_biased(cached: li
     assert set(torch.unique(a["label"]).tolist()) <= set(range(len(CLASSES)))
     # modality drop-out (seed 002) zeroes exactly one channel
     assert sum(int(torch.count_nonzero(a["image"][c]) == 0) for c in range(4)) >= 1
-    fg = PatchDataset(samples, build_augmentation(AugmentConfig(foreground_prob=1.0), PATCH), 6, seed=0)
+    fg = PatchDataset(
+        samples, build_augmentation(AugmentConfig(foreground_prob=1.0), PATCH), 6, seed=0
+    )
     assert all(int(torch.count_nonzero(fg[i]["label"])) > 0 for i in range(6))
 
 
 # ------------------------------------------------------------------------ data & cache
 
 
-def test_cache_is_reused_and_invalidated_when_a_source_changes(brats2018_dir: Path, tmp_path: Path) -> None:
+def test_cache_is_reused_and_invalidated_when_a_source_changes(
+    brats2018_dir: Path, tmp_path: Path
+) -> None:
     case = tmp_path / "data" / CASES[0]
     shutil.copytree(brats2018_dir / CASES[0], case)
     pp = PreprocessConfig(target_spacing=3.0)
     (ref,) = discover_cases([tmp_path / "data"])
     first = load_cached_case(ref, pp, tmp_path / "cache")
     entries = list((tmp_path / "cache").glob("*.npz"))
-    assert len(entries) == 1 and first.image.dtype == np.float16 and first.label.shape == first.image.shape[1:]
+    assert (
+        len(entries) == 1
+        and first.image.dtype == np.float16
+        and first.label.shape == first.image.shape[1:]
+    )
     mtime = entries[0].stat().st_mtime_ns
     again = load_cached_case(ref, pp, tmp_path / "cache")
     assert entries[0].stat().st_mtime_ns == mtime and np.array_equal(again.label, first.label)
@@ -189,8 +208,18 @@ def test_a_few_steps_lower_the_loss(arch: str, cached: list) -> None:
     recipe = default_recipe(arch).with_overrides(lr=3e-3)
     crit = loss_for(spec, recipe)
     samples = [training_sample(c, PATCH) for c in cached]
-    aug = build_augmentation(AugmentConfig(foreground_prob=1.0, noise_prob=0, blur_prob=0, brightness_prob=0,
-                                           contrast_prob=0, flip_prob=0, affine_prob=0), PATCH)
+    aug = build_augmentation(
+        AugmentConfig(
+            foreground_prob=1.0,
+            noise_prob=0,
+            blur_prob=0,
+            brightness_prob=0,
+            contrast_prob=0,
+            flip_prob=0,
+            affine_prob=0,
+        ),
+        PATCH,
+    )
     ds = PatchDataset(samples, aug, samples_per_epoch=2, seed=0)
     batch = torch.utils.data.default_collate([ds[0], ds[1]])
     x, y = batch["image"], batch["label"]

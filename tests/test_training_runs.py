@@ -45,8 +45,16 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def tiny(dataset: Path, out: Path, cache_dir: Path, **kw) -> TrainConfig:
-    defaults = dict(model="cascade-unet", preset="tiny", epochs=2, steps_per_epoch=3, patch=[32, 32, 32],
-                    target_spacing=3.0, num_workers=0, val_cases=[CASES[0]])
+    defaults = dict(
+        model="cascade-unet",
+        preset="tiny",
+        epochs=2,
+        steps_per_epoch=3,
+        patch=[32, 32, 32],
+        target_spacing=3.0,
+        num_workers=0,
+        val_cases=[CASES[0]],
+    )
     defaults.update(kw)
     return TrainConfig(data=[str(dataset)], out=str(out), cache_dir=str(cache_dir), **defaults)
 
@@ -62,7 +70,9 @@ def env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def finished_run(dataset: Path, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+def finished_run(
+    dataset: Path, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, list]:
     out = tmp_path_factory.mktemp("run") / "run"
     events = list(train_events(tiny(dataset, out, cache_dir, model="ds-unet")))
     return out, events
@@ -81,7 +91,9 @@ def test_run_writes_progress_and_loadable_checkpoints(finished_run: tuple[Path, 
     assert lines[-1]["reason"] == "completed" and lines[-1]["checkpoint"].endswith("best.pt")
     best = load_checkpoint(out / "best.pt")
     prov = best.meta["provenance"]
-    assert best.meta["arch"] == "ds-unet" and prov["val_cases"] == [CASES[0]] and prov["epochs"] >= 1
+    assert (
+        best.meta["arch"] == "ds-unet" and prov["val_cases"] == [CASES[0]] and prov["epochs"] >= 1
+    )
     assert set(prov["val_dice"]) == {"wt", "tc", "et"} and prov["wall_time_s"] > 0
     assert best.meta["preprocess"]["target_spacing"] == 3.0
     assert load_checkpoint(out / "last.pt").meta["provenance"]["steps"] == 6
@@ -89,13 +101,20 @@ def test_run_writes_progress_and_loadable_checkpoints(finished_run: tuple[Path, 
     assert state["global_step"] == 6 and state["epoch"] == 2
 
 
-def test_resume_reproduces_the_uninterrupted_run(dataset: Path, cache_dir: Path, tmp_path: Path) -> None:
+def test_resume_reproduces_the_uninterrupted_run(
+    dataset: Path, cache_dir: Path, tmp_path: Path
+) -> None:
     # cascade-unet has dropout: the torch RNG must be restored too
-    full = [e["loss"] for e in train_events(tiny(dataset, tmp_path / "a", cache_dir, stop_after_steps=5))
-            if e["event"] == "step"]
+    full = [
+        e["loss"]
+        for e in train_events(tiny(dataset, tmp_path / "a", cache_dir, stop_after_steps=5))
+        if e["event"] == "step"
+    ]
     first = list(train_events(tiny(dataset, tmp_path / "b", cache_dir, stop_after_steps=2)))
     assert first[-1]["reason"] == "max-steps"
-    resumed = list(train_events(tiny(dataset, tmp_path / "b", cache_dir, stop_after_steps=5, resume=True)))
+    resumed = list(
+        train_events(tiny(dataset, tmp_path / "b", cache_dir, stop_after_steps=5, resume=True))
+    )
     assert resumed[0]["event"] == "start" and resumed[0]["resumed"] and resumed[0]["step"] == 2
     losses = [e["loss"] for e in first + resumed if e["event"] == "step"]
     assert losses == full  # crosses the epoch boundary (validation, checkpoints) too
@@ -103,7 +122,9 @@ def test_resume_reproduces_the_uninterrupted_run(dataset: Path, cache_dir: Path,
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
 
 
-def test_stop_file_leaves_a_usable_checkpoint(dataset: Path, cache_dir: Path, tmp_path: Path) -> None:
+def test_stop_file_leaves_a_usable_checkpoint(
+    dataset: Path, cache_dir: Path, tmp_path: Path
+) -> None:
     events = []
     for event in train_events(tiny(dataset, tmp_path / "run", cache_dir, epochs=20)):
         events.append(event)
@@ -113,17 +134,43 @@ def test_stop_file_leaves_a_usable_checkpoint(dataset: Path, cache_dir: Path, tm
     assert sum(e["event"] == "step" for e in events) == 1
     assert load_checkpoint(tmp_path / "run" / "last.pt").meta["provenance"]["steps"] == 1
     # resuming removes the stale STOP file and continues
-    more = list(train_events(tiny(dataset, tmp_path / "run", cache_dir, resume=True, stop_after_steps=2)))
+    more = list(
+        train_events(tiny(dataset, tmp_path / "run", cache_dir, resume=True, stop_after_steps=2))
+    )
     assert [e["step"] for e in more if e["event"] == "step"] == [2]
 
 
 def test_sigterm_stops_cleanly(dataset: Path, cache_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = subprocess.Popen(
-        cli("--data", str(dataset), "--model", "ds-unet", "--preset", "tiny", "--epochs", "50",
-            "--patch", "32", "32", "32", "--target-spacing", "3", "--out", str(out), "--cache-dir",
-            str(cache_dir), "--num-workers", "0", "--json"),
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env(), cwd=REPO,
+        cli(
+            "--data",
+            str(dataset),
+            "--model",
+            "ds-unet",
+            "--preset",
+            "tiny",
+            "--epochs",
+            "50",
+            "--patch",
+            "32",
+            "32",
+            "32",
+            "--target-spacing",
+            "3",
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(cache_dir),
+            "--num-workers",
+            "0",
+            "--json",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env(),
+        cwd=REPO,
     )
     watchdog = threading.Timer(SUBPROCESS_TIMEOUT_S, proc.kill)  # never block on a stuck trainer
     watchdog.start()
@@ -142,18 +189,32 @@ def test_sigterm_stops_cleanly(dataset: Path, cache_dir: Path, tmp_path: Path) -
 
 
 def test_finetune_one_case_and_list_in_user_models(
-    finished_run: tuple[Path, list], brats2018_dir: Path, cache_dir: Path, tmp_path: Path,
+    finished_run: tuple[Path, list],
+    brats2018_dir: Path,
+    cache_dir: Path,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     src, _ = finished_run
     one = tmp_path / "corrected"
     one.mkdir()
     (one / CASES[1]).symlink_to((brats2018_dir / CASES[1]).resolve(), target_is_directory=True)
-    cfg = TrainConfig(data=[str(one)], out=str(tmp_path / "ft"), model=str(src / "best.pt"), epochs=1,
-                      steps_per_epoch=2, cache_dir=str(cache_dir), num_workers=0, patch=[32, 32, 32])
+    cfg = TrainConfig(
+        data=[str(one)],
+        out=str(tmp_path / "ft"),
+        model=str(src / "best.pt"),
+        epochs=1,
+        steps_per_epoch=2,
+        cache_dir=str(cache_dir),
+        num_workers=0,
+        patch=[32, 32, 32],
+    )
     events = list(train_events(cfg))
     start = events[0]
-    assert start["train_cases"] == start["val_cases"] == [CASES[1]] and "training case" in start["split_note"]
+    assert (
+        start["train_cases"] == start["val_cases"] == [CASES[1]]
+        and "training case" in start["split_note"]
+    )
     assert start["init_from"]["path"] == str((src / "best.pt").resolve())
     assert start["preprocess"]["target_spacing"] == 3.0  # the checkpoint's preprocessing
     tuned = load_checkpoint(tmp_path / "ft" / "best.pt")
@@ -167,7 +228,10 @@ def test_finetune_one_case_and_list_in_user_models(
     assert pretrained_cases(tuned.provenance) == set(first)
     legacy = {k: v for k, v in tuned.provenance.items() if k != "pretrained_cases"}
     assert pretrained_cases(legacy) == set(first)  # looked up through init_from
-    assert pretrained_cases({"init_from": {"path": str(tmp_path / "gone.pt"), "sha256": "0" * 64}}) == set()
+    assert (
+        pretrained_cases({"init_from": {"path": str(tmp_path / "gone.pt"), "sha256": "0" * 64}})
+        == set()
+    )
     home = tmp_path / "home"
     (home / "models").mkdir(parents=True)
     (home / "models" / "my-tuned.pt").write_bytes((tmp_path / "ft" / "best.pt").read_bytes())
@@ -175,18 +239,54 @@ def test_finetune_one_case_and_list_in_user_models(
     from bratseg.zoo import list_models, resolve_model
 
     entry = next(m for m in list_models() if m.name == "my-tuned")
-    assert entry.arch == "ds-unet" and not entry.bundled and set(entry.val_dice) == {"wt", "tc", "et"}
+    assert (
+        entry.arch == "ds-unet" and not entry.bundled and set(entry.val_dice) == {"wt", "tc", "et"}
+    )
     assert resolve_model("my-tuned") == home / "models" / "my-tuned.pt"
 
 
 def test_ddp_two_gloo_processes(dataset: Path, cache_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "bratseg.cli.main", "train", "--data", str(dataset), "--model", "ds-unet", "--preset", "tiny",
-           "--epochs", "1", "--steps-per-epoch", "2", "--patch", "32", "32", "32", "--target-spacing", "3",
-           "--out", str(out), "--cache-dir", str(cache_dir), "--num-workers", "0", "--device", "cpu",
-           "--val-cases", CASES[0]]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env(), cwd=REPO, timeout=SUBPROCESS_TIMEOUT_S)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "bratseg.cli.main",
+        "train",
+        "--data",
+        str(dataset),
+        "--model",
+        "ds-unet",
+        "--preset",
+        "tiny",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "2",
+        "--patch",
+        "32",
+        "32",
+        "32",
+        "--target-spacing",
+        "3",
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(cache_dir),
+        "--num-workers",
+        "0",
+        "--device",
+        "cpu",
+        "--val-cases",
+        CASES[0],
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, env=env(), cwd=REPO, timeout=SUBPROCESS_TIMEOUT_S
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
     assert [e["event"] for e in lines].count("start") == 1  # rank 0 only

@@ -48,7 +48,9 @@ def _run(worklist: Worklist, model: Path, stop=None) -> list:
     return list(segment_all(worklist, [model], options, should_stop=stop))
 
 
-def test_status_transitions_and_the_approval_locks_and_persists(folder: Path, model: Path, tmp_path: Path) -> None:
+def test_status_transitions_and_the_approval_locks_and_persists(
+    folder: Path, model: Path, tmp_path: Path
+) -> None:
     store = SessionStore(tmp_path / "sessions")
     worklist = Worklist(folder, store)
     assert [r.case_id for r in worklist.rows] == list(CASES)
@@ -58,7 +60,10 @@ def test_status_transitions_and_the_approval_locks_and_persists(folder: Path, mo
     assert [r.status for r in worklist.rows] == ["segmented"] * 3
     row = worklist.rows[0]
     assert row.models == ["standin-regions"] and row.n_edited == 0
-    assert row.volumes_ml["wt"] > 0 and row.volumes_ml["wt"] >= row.volumes_ml["tc"] >= row.volumes_ml["et"]
+    assert (
+        row.volumes_ml["wt"] > 0
+        and row.volumes_ml["wt"] >= row.volumes_ml["tc"] >= row.volumes_ml["et"]
+    )
 
     session = worklist.session(0)
     session.labels[20:26, 30:36, 30:36] = 1  # a 216-voxel NCR stroke
@@ -68,7 +73,10 @@ def test_status_transitions_and_the_approval_locks_and_persists(folder: Path, mo
 
     approval = worklist.approve(0, reviewer="  ")  # empty field: the OS user
     assert approval.reviewer == default_reviewer() and approval.time.endswith("+00:00")
-    assert worklist.rows[0].status == "approved" and worklist.rows[0].approval.reviewer == default_reviewer()
+    assert (
+        worklist.rows[0].status == "approved"
+        and worklist.rows[0].approval.reviewer == default_reviewer()
+    )
     assert approval.models == ["standin-regions"] and len(approval.sha256[0]) == 64
     assert approval.postprocess["wt_threshold"] == 0.5 and approval.n_edited == 216
     assert approval.edited_voxels["ncr"]["added"] == 216
@@ -84,8 +92,12 @@ def test_status_transitions_and_the_approval_locks_and_persists(folder: Path, mo
     locked.labels[0, 0, 0] = locked.proposal[0, 0, 0]
     from bratseg.postprocess import PostprocessConfig
 
-    for change in (lambda: locked.apply_config(PostprocessConfig()), locked.clear_overrides,
-                   lambda: locked.set_proposal(locked.proposal), locked.approve):
+    for change in (
+        lambda: locked.apply_config(PostprocessConfig()),
+        locked.clear_overrides,
+        lambda: locked.set_proposal(locked.proposal),
+        locked.approve,
+    ):
         with pytest.raises(ReviewLockedError):
             change()
     with pytest.raises(BratsInputError, match="not approved"):
@@ -95,7 +107,10 @@ def test_status_transitions_and_the_approval_locks_and_persists(folder: Path, mo
     assert reopened.action == "reopen" and reopened.reviewer == "ana"
     assert again.rows[0].status == "edited" and again.rows[0].approval is None
     history = store.get(again.rows[0].key).signoffs
-    assert [(h.action, h.reviewer) for h in history] == [("approve", default_reviewer()), ("reopen", "ana")]
+    assert [(h.action, h.reviewer) for h in history] == [
+        ("approve", default_reviewer()),
+        ("reopen", "ana"),
+    ]
     editable = again.session(0)
     editable.labels[0, 0, 0] = 2
     assert editable.record_edits() == 217  # editable again
@@ -109,7 +124,9 @@ def test_batch_is_cancellable_and_resumable(folder: Path, model: Path, tmp_path:
         return bool(finished)
 
     events = []
-    for event in segment_all(worklist, [model], InferenceOptions(device="cpu", threads=1), stop_after_first):
+    for event in segment_all(
+        worklist, [model], InferenceOptions(device="cpu", threads=1), stop_after_first
+    ):
         events.append(event)
         if event.kind == "done":
             finished.append(event.case_id)
@@ -125,11 +142,14 @@ def test_batch_is_cancellable_and_resumable(folder: Path, model: Path, tmp_path:
     assert _run(resumed, model)[-1].message.startswith("0 segmented, 3 skipped")
 
 
-def test_a_broken_case_keeps_its_error_in_its_row(brats2018_dir: Path, brats2023_case_dir: Path, model: Path,
-                                                  tmp_path: Path) -> None:
+def test_a_broken_case_keeps_its_error_in_its_row(
+    brats2018_dir: Path, brats2023_case_dir: Path, model: Path, tmp_path: Path
+) -> None:
     root = tmp_path / "cases"
     good = _link_case(brats2018_dir / CASES[0], root / CASES[0])
-    _link_case(brats2023_case_dir, root / brats2023_case_dir.name)  # BraTS 2023 names beside 2018 ones
+    _link_case(
+        brats2023_case_dir, root / brats2023_case_dir.name
+    )  # BraTS 2023 names beside 2018 ones
     _link_case(brats2018_dir / CASES[1], root / "Case_no_flair", skip="flair")
     truncated = _link_case(brats2018_dir / CASES[2], root / "Case_truncated", skip="flair")
     flair = (brats2018_dir / CASES[2] / f"{CASES[2]}_flair.nii.gz").read_bytes()
@@ -139,28 +159,54 @@ def test_a_broken_case_keeps_its_error_in_its_row(brats2018_dir: Path, brats2023
 
     worklist = Worklist(root, SessionStore(tmp_path / "sessions"))
     rows = {r.case_id: r for r in worklist.rows}
-    assert sorted(rows) == sorted([CASES[0], brats2023_case_dir.name, "Case_no_flair", "Case_truncated"])
-    assert rows["Case_no_flair"].status == "error" and "missing FLAIR (flair) image" in rows["Case_no_flair"].error
+    assert sorted(rows) == sorted(
+        [CASES[0], brats2023_case_dir.name, "Case_no_flair", "Case_truncated"]
+    )
+    assert (
+        rows["Case_no_flair"].status == "error"
+        and "missing FLAIR (flair) image" in rows["Case_no_flair"].error
+    )
     assert "\n" not in rows["Case_no_flair"].error
-    assert rows[CASES[0]].status == rows["Case_truncated"].status == rows[brats2023_case_dir.name].status == "new"
+    assert (
+        rows[CASES[0]].status
+        == rows["Case_truncated"].status
+        == rows[brats2023_case_dir.name].status
+        == "new"
+    )
 
     events = _run(worklist, model)
     failed = [e for e in events if e.kind == "failed"]
     assert [e.case_id for e in failed] == ["Case_truncated"]
     rows = {r.case_id: r for r in worklist.rows}
-    assert rows["Case_truncated"].status == "error" and "Case_truncated_flair.nii.gz" in rows["Case_truncated"].error
+    assert (
+        rows["Case_truncated"].status == "error"
+        and "Case_truncated_flair.nii.gz" in rows["Case_truncated"].error
+    )
     assert "\n" not in rows["Case_truncated"].error
     assert rows[CASES[0]].status == "segmented" and rows[CASES[0]].error is None and good.is_dir()
-    assert rows[brats2023_case_dir.name].status == "segmented" and rows[brats2023_case_dir.name].volumes_ml["wt"] > 0
-    if importlib.util.find_spec("bratseg.review.uncertainty") is None:  # the flag stays empty without it
+    assert (
+        rows[brats2023_case_dir.name].status == "segmented"
+        and rows[brats2023_case_dir.name].volumes_ml["wt"] > 0
+    )
+    if (
+        importlib.util.find_spec("bratseg.review.uncertainty") is None
+    ):  # the flag stays empty without it
         assert rows[CASES[0]].needs_review is None and rows[CASES[0]].reasons == []
     else:  # the assessment is stored with the saved review and read back into the row
         saved = worklist.store.get(rows[CASES[0]].key).meta["assessment"]
-        assert isinstance(rows[CASES[0]].needs_review, bool) and rows[CASES[0]].needs_review == saved["needs_review"]
-        assert rows[CASES[0]].reasons == saved["reasons"] and (saved["reasons"] != []) == saved["needs_review"]
+        assert (
+            isinstance(rows[CASES[0]].needs_review, bool)
+            and rows[CASES[0]].needs_review == saved["needs_review"]
+        )
+        assert (
+            rows[CASES[0]].reasons == saved["reasons"]
+            and (saved["reasons"] != []) == saved["needs_review"]
+        )
 
 
-def test_approved_cases_export_as_a_dataset_the_trainer_reads(folder: Path, model: Path, tmp_path: Path) -> None:
+def test_approved_cases_export_as_a_dataset_the_trainer_reads(
+    folder: Path, model: Path, tmp_path: Path
+) -> None:
     from bratseg.io import load_case
     from bratseg.preprocess import PreprocessConfig
     from bratseg.training.data import discover_cases, preprocess_case
@@ -177,14 +223,19 @@ def test_approved_cases_export_as_a_dataset_the_trainer_reads(folder: Path, mode
     dataset = tmp_path / "approved"
     events = list(export_approved(worklist, dataset))
     assert [e.case_id for e in events if e.kind == "done"] == list(CASES[1:])
-    assert sorted(p.name for p in dataset.iterdir()) == sorted(CASES[1:])  # only approved, nothing partial
+    assert sorted(p.name for p in dataset.iterdir()) == sorted(
+        CASES[1:]
+    )  # only approved, nothing partial
 
     provenance = json.loads((dataset / CASES[1] / f"{CASES[1]}_provenance.json").read_text())
     approval = provenance["approval"]
     assert provenance["approved"] is True and approval["reviewer"] == "dr.ana"
     assert approval["time"].endswith("+00:00") and approval["models"] == ["standin-regions"]
     assert approval["sha256"] == provenance["model"]["sha256"] and len(approval["sha256"][0]) == 64
-    assert approval["postprocess"] == provenance["postprocess"] and approval["postprocess"]["et_component_rule"]
+    assert (
+        approval["postprocess"] == provenance["postprocess"]
+        and approval["postprocess"]["et_component_rule"]
+    )
     assert approval["n_edited"] == provenance["edited_voxels_total"] > 0
     assert approval["edited_voxels"] == provenance["edited_voxels"]
     assert [h["action"] for h in provenance["signoff_history"]] == ["approve"]
@@ -194,7 +245,11 @@ def test_approved_cases_export_as_a_dataset_the_trainer_reads(folder: Path, mode
     exported = load_case(dataset / CASES[1])
     assert np.array_equal(exported.seg, session.labels) and exported.seg_convention == "2021"
     cached = preprocess_case(refs[0], PreprocessConfig())
-    assert cached.image.shape[0] == 4 and cached.label.shape == cached.image.shape[1:] and cached.label.max() > 0
+    assert (
+        cached.image.shape[0] == 4
+        and cached.label.shape == cached.image.shape[1:]
+        and cached.label.max() > 0
+    )
     assert store.get(worklist.rows[1].key).meta["exported"] is True
 
     assert existing_exports(worklist, dataset) == list(CASES[1:])

@@ -33,8 +33,12 @@ class ReviewNotice(QWidget):
         layout.addLayout(row)
         self.clear()
 
-    def show_notice(self, text: str, primary: tuple[str, Any] | None = None,
-                    secondary: tuple[str, Any] | None = None) -> None:
+    def show_notice(
+        self,
+        text: str,
+        primary: tuple[str, Any] | None = None,
+        secondary: tuple[str, Any] | None = None,
+    ) -> None:
         """Show ``text`` with buttons ``(label, callback)``; a button's click hides the notice."""
         self.text.setText(text)
         for button, spec in ((self.primary, primary), (self.secondary, secondary)):
@@ -93,10 +97,11 @@ class SavedReviewMixin:
             self._fail(show_input_error(exc))
             return None
         self.show_session(session)
-        self.status.setText(f"restored {saved.n_edited} hand-edited voxels of {case.case_id}; run the "
-                            "segmentation again to tune settings (the edits are kept)")
+        self.status.setText(
+            f"restored {saved.n_edited} hand-edited voxels of {case.case_id}; run the "
+            "segmentation again to tune settings (the edits are kept)"
+        )
         return session
-
 
     def discard_edits(self) -> None:
         """Drop every hand edit of the open review: the labels become the AI proposal."""

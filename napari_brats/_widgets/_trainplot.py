@@ -10,7 +10,11 @@ from matplotlib.figure import Figure
 from bratseg.labels import LABEL_COLORS
 
 #: Line colour per region (WT drawn in the ED colour, TC in the NCR colour, ET in the ET colour).
-REGION_COLORS = {"wt": LABEL_COLORS["ed"][:3], "tc": LABEL_COLORS["ncr"][:3], "et": LABEL_COLORS["et"][:3]}
+REGION_COLORS = {
+    "wt": LABEL_COLORS["ed"][:3],
+    "tc": LABEL_COLORS["ncr"][:3],
+    "et": LABEL_COLORS["et"][:3],
+}
 
 
 class TrainingPlot(FigureCanvasQTAgg):
@@ -57,7 +61,9 @@ class TrainingPlot(FigureCanvasQTAgg):
         self.dice_ax.set_ylim(0.0, 1.0)
         for region, color in REGION_COLORS.items():
             if self.epochs:
-                self.dice_ax.plot(self.epochs, self.dice[region], "o-", color=color, label=region.upper(), ms=3)
+                self.dice_ax.plot(
+                    self.epochs, self.dice[region], "o-", color=color, label=region.upper(), ms=3
+                )
         if self.epochs:
             self.dice_ax.legend(loc="lower right", fontsize="small")
         self.draw_idle()

@@ -148,8 +148,10 @@ class CorrectionWidget(QWidget):
     def _on_session(self, session: Any) -> None:
         self.setEnabled(session is not None and not session.approved)
         if session is not None and session.approved:  # signed off: read-only until reopened
-            self.edits_label.setText(f"{session.case.case_id} is {session.approval.line()}: read-only. "
-                                     "Reopen it in the Worklist to edit.")
+            self.edits_label.setText(
+                f"{session.case.case_id} is {session.approval.line()}: read-only. "
+                "Reopen it in the Worklist to edit."
+            )
             return
         if session is not None and self.state.layer is not None:
             self.state.layer.preserve_labels = self.lock.isChecked()
@@ -164,7 +166,11 @@ class CorrectionWidget(QWidget):
             return
         session.record_edits()
         edits = session.edited_voxels()
-        parts = [f"{t.upper()} +{e['added']}/−{e['removed']}" for t, e in edits.items() if t != "background"]
+        parts = [
+            f"{t.upper()} +{e['added']}/−{e['removed']}"
+            for t, e in edits.items()
+            if t != "background"
+        ]
         self.edits_label.setText(
             f"Hand-edited voxels kept across slider moves: {int(session.overrides.sum())}\n"
             + ", ".join(parts)

@@ -57,8 +57,10 @@ class ExportWidget(QWidget):
         self.convention_combo.addItems(["2021", "2023"])
         self.layout_combo = QComboBox()
         self.layout_combo.addItems(["BraTS case folders", "nnU-Net dataset"])
-        self.layout_combo.setToolTip("BraTS: <case>/<case>_{t1,t1ce,t2,flair,seg}; nnU-Net v2 raw: "
-                                     "imagesTr/labelsTr/dataset.json (labels 1 ED, 2 NCR, 3 ET)")
+        self.layout_combo.setToolTip(
+            "BraTS: <case>/<case>_{t1,t1ce,t2,flair,seg}; nnU-Net v2 raw: "
+            "imagesTr/labelsTr/dataset.json (labels 1 ED, 2 NCR, 3 ET)"
+        )
         self.link_combo = QComboBox()
         self.link_combo.addItems(list(LINK_MODES))
         self.link_combo.setToolTip("How the four MRI files go into the dataset")
@@ -97,7 +99,9 @@ class ExportWidget(QWidget):
         if folder:
             self.folder_edit.setText(folder)
 
-    def export(self, folder: str | Path | None = None, overwrite: bool | None = None) -> Path | None:
+    def export(
+        self, folder: str | Path | None = None, overwrite: bool | None = None
+    ) -> Path | None:
         """Export the current case; asks before replacing unless ``overwrite`` is given.
 
         Returns:
@@ -115,8 +119,12 @@ class ExportWidget(QWidget):
         dataset = Path(self.folder_edit.text()).expanduser()
         write = export_case
         if self.layout_combo.currentText().startswith("nnU-Net"):
-            def write(session, dataset, overwrite, **_):  # the nnU-Net layout: no link or label choice
+
+            def write(
+                session, dataset, overwrite, **_
+            ):  # the nnU-Net layout: no link or label choice
                 return export_case_nnunet(session, dataset, overwrite=overwrite)
+
         try:
             try:
                 path = write(session, dataset, overwrite=bool(overwrite), **kwargs)

@@ -55,12 +55,17 @@ def uncertainty_layer_name(measure: str) -> str:
     return f"uncertainty ({measure})"
 
 
-def uncertainty_layer_data(values: np.ndarray, case: Any, measure: str) -> tuple[np.ndarray, dict[str, Any], str]:
+def uncertainty_layer_data(
+    values: np.ndarray, case: Any, measure: str
+) -> tuple[np.ndarray, dict[str, Any], str]:
     """Image layer-data tuple of a (X, Y, Z) uncertainty map in [0, 1] of ``case``."""
     kwargs = {
         "name": uncertainty_layer_name(measure),
         "scale": display_scale(case.spacing, case.affine),
-        "contrast_limits": (0.2, 1.0),  # near-certain voxels black: additive blending leaves them as they are
+        "contrast_limits": (
+            0.2,
+            1.0,
+        ),  # near-certain voxels black: additive blending leaves them as they are
         "colormap": "magma",
         "blending": "additive",
         "opacity": 0.4,
@@ -71,7 +76,9 @@ def uncertainty_layer_data(values: np.ndarray, case: Any, measure: str) -> tuple
     return to_display(values, case.affine), kwargs, "image"
 
 
-def hotspot_world_point(hotspot: Hotspot, case: Any, layer: Any = None) -> tuple[float, float, float]:
+def hotspot_world_point(
+    hotspot: Hotspot, case: Any, layer: Any = None
+) -> tuple[float, float, float]:
     """World coordinates (layer order) of a hotspot's centroid voxel.
 
     Args:
@@ -101,7 +108,9 @@ class HotspotsWidget(QWidget):
         self.flag.setWordWrap(True)
         self.measure = QLabel("")
         self.layer_check = QCheckBox("Show uncertainty layer")
-        self.layer_check.setToolTip("add the per-voxel uncertainty as an image layer (magma, additive)")
+        self.layer_check.setToolTip(
+            "add the per-voxel uncertainty as an image layer (magma, additive)"
+        )
         self.layer_check.toggled.connect(self._layer_toggled)
         self.table = QTableWidget(0, len(HEADERS))
         self.table.setHorizontalHeaderLabels(list(HEADERS))
@@ -139,24 +148,35 @@ class HotspotsWidget(QWidget):
         self.assessment = None
         self.table.setRowCount(0)
         if session is None or session.region_probs is None:
-            self.flag.setText("No segmentation yet: run Segment first." if session is None else
-                              "This review has no probabilities (restored from disk): segment the case again.")
+            self.flag.setText(
+                "No segmentation yet: run Segment first."
+                if session is None
+                else "This review has no probabilities (restored from disk): segment the case again."
+            )
             self.measure.setText("")
             return None
         try:
-            assessment = assess_case(session.region_probs, session.labels, tuple(session.case.spacing),
-                                     session.convention)
+            assessment = assess_case(
+                session.region_probs,
+                session.labels,
+                tuple(session.case.spacing),
+                session.convention,
+            )
         except (ValueError, MemoryError) as exc:
             show_input_error(exc)
             return None
         self.assessment = assessment
         if assessment.needs_review:
             items = "".join(f"<li>{reason}</li>" for reason in assessment.reasons)
-            self.flag.setText(f"<b style='color:#e05050'>Needs review</b><ul style='margin:0'>{items}</ul>")
+            self.flag.setText(
+                f"<b style='color:#e05050'>Needs review</b><ul style='margin:0'>{items}</ul>"
+            )
         else:
             self.flag.setText("<b>No review flag</b>: none of the review rules fired.")
-        self.measure.setText(f"Uncertainty: {assessment.measure}, {assessment.uncertain_ml:.1f} mL uncertain; "
-                             f"{len(assessment.hotspots)} hotspots")
+        self.measure.setText(
+            f"Uncertainty: {assessment.measure}, {assessment.uncertain_ml:.1f} mL uncertain; "
+            f"{len(assessment.hotspots)} hotspots"
+        )
         self._fill(assessment.hotspots)
         if self.layer_check.isChecked():
             self.show_uncertainty_layer()
@@ -170,8 +190,10 @@ class HotspotsWidget(QWidget):
             cells = (spot.kind, REGION_NAMES.get(spot.region, spot.region), f"{spot.volume_ml:.1f}")
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                item.setToolTip(f"mean probability {spot.mean_probability:.2f}, mean uncertainty "
-                                f"{spot.mean_uncertainty:.2f}, centre voxel {spot.centroid}")
+                item.setToolTip(
+                    f"mean probability {spot.mean_probability:.2f}, mean uncertainty "
+                    f"{spot.mean_uncertainty:.2f}, centre voxel {spot.centroid}"
+                )
                 self.table.setItem(r, c, item)
             button = QPushButton("Go to")
             button.clicked.connect(lambda _checked=False, row=r: self.go_to(row))
@@ -211,8 +233,9 @@ class HotspotsWidget(QWidget):
         """Add (or update) the uncertainty image layer of the current assessment; returns it."""
         if self.assessment is None or self.assessment.uncertainty is None:
             return None
-        data, kwargs, _ = uncertainty_layer_data(self.assessment.uncertainty, self.state.session.case,
-                                                 self.assessment.measure)
+        data, kwargs, _ = uncertainty_layer_data(
+            self.assessment.uncertainty, self.state.session.case, self.assessment.measure
+        )
         if kwargs["name"] in self.viewer.layers:
             layer = self.viewer.layers[kwargs["name"]]
             layer.data = data

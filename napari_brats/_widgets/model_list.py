@@ -55,7 +55,8 @@ class ModelList(QListWidget):
         """
         ticked = set(self.selected_paths())
         extra = [
-            self.item(i).data(_PATH_ROLE) for i in range(self.count())
+            self.item(i).data(_PATH_ROLE)
+            for i in range(self.count())
             if self.item(i).data(_KIND_ROLE) == "file"
         ]
         self.clear()
@@ -69,7 +70,9 @@ class ModelList(QListWidget):
             logger.warning("cannot list models: %s", exc)
             default = []
         rank = {name: i for i, name in enumerate(default)}
-        entries = sorted(entries, key=lambda e: rank.get(e.name, len(rank)) if e.bundled else len(rank))
+        entries = sorted(
+            entries, key=lambda e: rank.get(e.name, len(rank)) if e.bundled else len(rank)
+        )
         for entry in entries:
             origin = "bundled" if entry.bundled else "user"
             text = f"{entry.name} [{entry.arch}, {origin}] — {dice_text(entry.val_dice, 'CV' if entry.cross_validated else 'val')}"
@@ -101,11 +104,14 @@ class ModelList(QListWidget):
     def selected_paths(self) -> list[str]:
         """Paths of the ticked models, in list order."""
         return [
-            self.item(i).data(_PATH_ROLE) for i in range(self.count())
+            self.item(i).data(_PATH_ROLE)
+            for i in range(self.count())
             if self.item(i).checkState() == Qt.CheckState.Checked
         ]
 
-    def _add_item(self, text: str, path: str, kind: str, checked: bool, tooltip: str | None = None) -> None:
+    def _add_item(
+        self, text: str, path: str, kind: str, checked: bool, tooltip: str | None = None
+    ) -> None:
         item = QListWidgetItem(text)
         item.setData(_PATH_ROLE, path)
         item.setData(_KIND_ROLE, kind)

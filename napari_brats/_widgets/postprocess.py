@@ -140,8 +140,13 @@ class PostprocessWidget(QWidget):
     # ------------------------------------------------------------------ config <-> controls
     def _connect_controls(self) -> None:
         self.mode_combo.currentTextChanged.connect(self.schedule_update)
-        for slider in (*self.sliders.values(), self.component_prob, self.total_prob, self.case_prob,
-                       self.island_fraction):
+        for slider in (
+            *self.sliders.values(),
+            self.component_prob,
+            self.total_prob,
+            self.case_prob,
+            self.island_fraction,
+        ):
             slider.valueChanged.connect(self.schedule_update)
         for spin in (self.et_min_volume, self.component_min, self.total_min):
             spin.valueChanged.connect(self.schedule_update)
@@ -209,8 +214,10 @@ class PostprocessWidget(QWidget):
         if session is None or session.approved:  # approved: read-only until reopened
             return None
         if session.region_probs is None:  # a review restored from its autosave
-            self.timing_label.setText("restored review: run segmentation again to tune settings "
-                                      "(your hand edits are kept)")
+            self.timing_label.setText(
+                "restored review: run segmentation again to tune settings "
+                "(your hand edits are kept)"
+            )
             return None
         try:
             config = self.config()
@@ -247,8 +254,10 @@ class PostprocessWidget(QWidget):
             self.timing_label.setText("Segment a case to enable the controls.")
         elif session.approved:  # signed off: the settings are frozen until reopened
             self.set_config(session.config)
-            self.timing_label.setText(f"{session.case.case_id} is {session.approval.line()}: read-only "
-                                      "(reopen it in the Worklist to change settings).")
+            self.timing_label.setText(
+                f"{session.case.case_id} is {session.approval.line()}: read-only "
+                "(reopen it in the Worklist to change settings)."
+            )
         else:
             argmax_ok = session.class_probs is not None
             index = self.mode_combo.findText("argmax")

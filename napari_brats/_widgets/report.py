@@ -41,7 +41,14 @@ from ._common import VOLUME_ROWS, show_input_error, spacing_of
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = ("ai_ml", "corrected_ml", "delta_ml", "dice_ai_vs_corrected", "lesions", "dice_vs_reference")
+COLUMNS = (
+    "ai_ml",
+    "corrected_ml",
+    "delta_ml",
+    "dice_ai_vs_corrected",
+    "lesions",
+    "dice_vs_reference",
+)
 HEADERS = ("AI mL", "Corr. mL", "Δ mL", "Dice", "Lesions", "vs ref.")
 TOOLTIPS = (
     "volume of the AI proposal",
@@ -52,9 +59,14 @@ TOOLTIPS = (
     "Dice of the corrected mask against the case's reference seg (when present)",
 )
 #: Engine row keys behind the dock's columns.
-_ENGINE_KEYS = {"ai_ml": "proposal_ml", "corrected_ml": "volume_ml", "delta_ml": "delta_ml",
-                "dice_ai_vs_corrected": "dice_vs_proposal", "lesions": "lesions",
-                "dice_vs_reference": "dice_vs_reference"}
+_ENGINE_KEYS = {
+    "ai_ml": "proposal_ml",
+    "corrected_ml": "volume_ml",
+    "delta_ml": "delta_ml",
+    "dice_ai_vs_corrected": "dice_vs_proposal",
+    "lesions": "lesions",
+    "dice_vs_reference": "dice_vs_reference",
+}
 
 
 def session_info(session: CaseSession) -> ReportInfo:
@@ -65,8 +77,13 @@ def session_info(session: CaseSession) -> ReportInfo:
         status = "approved"
     else:
         status = "edited" if int(session.overrides.sum()) else "segmented"
-    return ReportInfo(case_id=session.case.case_id, reviewer=getattr(last, "reviewer", None), status=status,
-                      model_names=list(session.model.names), model_sha256=list(session.model.sha256))
+    return ReportInfo(
+        case_id=session.case.case_id,
+        reviewer=getattr(last, "reviewer", None),
+        status=status,
+        model_names=list(session.model.names),
+        model_sha256=list(session.model.sha256),
+    )
 
 
 def engine_report(session: CaseSession) -> CaseReport:
@@ -76,8 +93,13 @@ def engine_report(session: CaseSession) -> CaseReport:
     case = session.case
     reference = getattr(case, "seg", None) if getattr(case, "seg_convention", None) else None
     return build_case_report(
-        session.labels, session.convention, case.affine, spacing_of(session), images=case.image,
-        proposal=session.proposal, reference=reference,
+        session.labels,
+        session.convention,
+        case.affine,
+        spacing_of(session),
+        images=case.image,
+        proposal=session.proposal,
+        reference=reference,
         reference_convention=case.seg_convention if reference is not None else None,
         info=session_info(session),
     )
@@ -99,7 +121,8 @@ def build_report(session: CaseSession) -> dict[str, Any]:
     config = session.config
     report.update(
         postprocess=config.to_dict() if hasattr(config, "to_dict") else dict(config or {}),
-        edited_voxels=int(session.overrides.sum()), rows=rows,
+        edited_voxels=int(session.overrides.sum()),
+        rows=rows,
     )
     return report
 
@@ -159,14 +182,19 @@ class ReportWidget(QWidget):
         self.lesions = QTableWidget(0, len(header))
         self.lesions.setHorizontalHeaderLabels(header)
         self.lesions.verticalHeader().setVisible(False)
-        self.lesions.setToolTip("26-connected tumour lesions, largest first: the patient's side of the "
-                                "brain's mid-sagittal plane, volume, and the RANO diameters of the "
-                                "largest measurable enhancing part (both >= 10 mm)")
+        self.lesions.setToolTip(
+            "26-connected tumour lesions, largest first: the patient's side of the "
+            "brain's mid-sagittal plane, volume, and the RANO diameters of the "
+            "largest measurable enhancing part (both >= 10 mm)"
+        )
         self.lesions.setMinimumHeight(120)
         buttons = QHBoxLayout()
-        for text, slot in (("Refresh", self.refresh), ("Export CSV…", lambda: self._export_dialog("csv")),
-                           ("Export JSON…", lambda: self._export_dialog("json")),
-                           ("Save PDF…", lambda: self._export_dialog("pdf"))):
+        for text, slot in (
+            ("Refresh", self.refresh),
+            ("Export CSV…", lambda: self._export_dialog("csv")),
+            ("Export JSON…", lambda: self._export_dialog("json")),
+            ("Save PDF…", lambda: self._export_dialog("pdf")),
+        ):
             button = QPushButton(text)
             button.clicked.connect(slot)
             buttons.addWidget(button)
@@ -230,16 +258,24 @@ class ReportWidget(QWidget):
 
             session = self.state.session
             case = session.case
-            return write_report_pdf(report, path, session.labels, case.affine, spacing_of(session),
-                                    case.image[MODALITIES.index("t1ce")], overwrite=True)
+            return write_report_pdf(
+                report,
+                path,
+                session.labels,
+                case.affine,
+                spacing_of(session),
+                case.image[MODALITIES.index("t1ce")],
+                overwrite=True,
+            )
         return write_report_json(report, path)
 
     def _export_dialog(self, kind: str) -> None:
         if self.state.session is None:
             return
         default = f"{self.state.session.case.case_id}_report.{kind}"
-        path, _ = QFileDialog.getSaveFileName(self, "Save report" if kind == "pdf" else "Export report",
-                                              default, f"*.{kind}")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save report" if kind == "pdf" else "Export report", default, f"*.{kind}"
+        )
         if path:
             try:
                 self.export(path)

@@ -43,8 +43,13 @@ class SegmentationFailed(Exception):
     """Inference failed with a RuntimeError (re-raised as this so the worker reports it)."""
 
 
-def _segment_job(case: Any, model_paths: list[Path], options: Any, stop: threading.Event,
-                 default_ensemble: bool = False):
+def _segment_job(
+    case: Any,
+    model_paths: list[Path],
+    options: Any,
+    stop: threading.Event,
+    default_ensemble: bool = False,
+):
     """Generator run in the worker thread: load checkpoints, then run inference (the bundled
     default ensemble with its own cross-validated postprocessing, as ``predict`` does).
 
@@ -87,7 +92,9 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         self.state = viewer_state(napari_viewer)
         self.worker: Any = None
         self._stop = threading.Event()
-        self.trackers = self.state.trackers  # one edit tracker per labels layer, shared by the docks
+        self.trackers = (
+            self.state.trackers
+        )  # one edit tracker per labels layer, shared by the docks
         self.last_error: str | None = None
         self.notice = ReviewNotice()
         self._offered: str | None = None
@@ -98,8 +105,10 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         open_button.clicked.connect(self._open_case_dialog)
         self.align_combo = QComboBox()
         self.align_combo.addItems(["none", "resample", "register"])
-        self.align_combo.setToolTip("Series on other grids: resample them into the T1Gd grid, or register "
-                                    "them rigidly to T1Gd first (when opening a case here)")
+        self.align_combo.setToolTip(
+            "Series on other grids: resample them into the T1Gd grid, or register "
+            "them rigidly to T1Gd first (when opening a case here)"
+        )
 
         self.model_list = ModelList()
         add_button = QPushButton("Add checkpoint…")
@@ -183,7 +192,9 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         return self.model_list.selected_paths()
 
     def _add_checkpoint_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Model checkpoint", "", "Checkpoints (*.pt *.pth)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Model checkpoint", "", "Checkpoints (*.pt *.pth)"
+        )
         if path:
             self.add_checkpoint(path)
 
@@ -225,7 +236,9 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         from .._closeguard import ask_about_edits, settle_edits
         from .._reader import read_case
 
-        if not settle_edits(self, self.state, ask_about_edits(self, self.state, "opening another case")):
+        if not settle_edits(
+            self, self.state, ask_about_edits(self, self.state, "opening another case")
+        ):
             return False
 
         try:
@@ -240,7 +253,9 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         if case.alignment:
             self.status.setText("; ".join(r.line() for r in case.alignment))
             if any(r.poor for r in case.alignment):
-                self._fail("poor registration: " + "; ".join(r.line() for r in case.alignment if r.poor))
+                self._fail(
+                    "poor registration: " + "; ".join(r.line() for r in case.alignment if r.poor)
+                )
         return True
 
     # ------------------------------------------------------------------ run
@@ -269,7 +284,9 @@ class SegmentWidget(SavedReviewMixin, QWidget):
             return None
         current = self.state.session
         if current is not None and current.approved and current.case.case_id == case.case_id:
-            self._fail(f"{case.case_id} is {current.approval.line()}: reopen it (Worklist) before a new run")
+            self._fail(
+                f"{case.case_id} is {current.approval.line()}: reopen it (Worklist) before a new run"
+            )
             return None
         try:
             options = self.build_options()
@@ -283,8 +300,14 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         self.status.setText(f"segmenting {case.case_id} with {len(paths)} model(s)…")
         self._stop = threading.Event()
         worker = create_worker(
-            _segment_job, case, paths, options, self._stop, self._is_default_ensemble(paths),
-            _start_thread=False, _ignore_errors=True,
+            _segment_job,
+            case,
+            paths,
+            options,
+            self._stop,
+            self._is_default_ensemble(paths),
+            _start_thread=False,
+            _ignore_errors=True,
         )
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda result: self._on_result(case, paths, options, result))
@@ -355,8 +378,12 @@ class SegmentWidget(SavedReviewMixin, QWidget):
             tta=int(options.tta),
         )
         current = self.state.session
-        if (current is not None and current.case.case_id == case.case_id
-                and current.labels.shape == prediction.labels.shape and self.state.layer in self.viewer.layers):
+        if (
+            current is not None
+            and current.case.case_id == case.case_id
+            and current.labels.shape == prediction.labels.shape
+            and self.state.layer in self.viewer.layers
+        ):
             kept = current.replace_prediction(prediction, info, keep_edits=True)
             self.show_session(current)
             if kept:

@@ -311,7 +311,9 @@ class TrainingWidget(QWidget):
         elif kind == "done":
             self.progress.setRange(0, 1)
             self.progress.setValue(1)
-            self.status.setText(f"finished ({event.get('reason')}); checkpoint {event.get('checkpoint')}")
+            self.status.setText(
+                f"finished ({event.get('reason')}); checkpoint {event.get('checkpoint')}"
+            )
         elif kind == "error":
             self._show_error(str(event.get("message", "trainer error")))
 

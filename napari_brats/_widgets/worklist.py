@@ -62,8 +62,15 @@ def _row_cells(row: Any) -> list[str]:
     note = row.error or "; ".join(row.reasons)
     if row.approval is not None:
         note = f"{row.approval.line()}" + (f"; {note}" if note else "")
-    return [row.case_id, row.status, " + ".join(row.models), str(row.n_edited) if row.status != "new" else "",
-            *(fmt_ml(volumes[k]) if k in volumes else "" for k in ("wt", "tc", "et")), flag, note]
+    return [
+        row.case_id,
+        row.status,
+        " + ".join(row.models),
+        str(row.n_edited) if row.status != "new" else "",
+        *(fmt_ml(volumes[k]) if k in volumes else "" for k in ("wt", "tc", "et")),
+        flag,
+        note,
+    ]
 
 
 class WorklistWidget(QWidget):
@@ -111,7 +118,9 @@ class WorklistWidget(QWidget):
         self.device_combo = QComboBox()
         self.device_combo.addItems(["auto", "cpu", "cuda", "mps"])
         self.segment_button = QPushButton("Segment all")
-        self.segment_button.setToolTip("Segment every new case in the background (done cases are skipped)")
+        self.segment_button.setToolTip(
+            "Segment every new case in the background (done cases are skipped)"
+        )
         self.segment_button.clicked.connect(lambda: self.segment_all())
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
@@ -169,7 +178,9 @@ class WorklistWidget(QWidget):
 
     # ------------------------------------------------------------------ folder and table
     def _browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Folder of case folders", self.folder_edit.text())
+        folder = QFileDialog.getExistingDirectory(
+            self, "Folder of case folders", self.folder_edit.text()
+        )
         if folder:
             self.set_folder(folder)
 
@@ -186,7 +197,9 @@ class WorklistWidget(QWidget):
         self.current = None
         self.fill_table()
         n_err = sum(r.status == "error" for r in self.worklist.rows)
-        self.status.setText(f"{len(self.worklist.rows)} cases" + (f", {n_err} unusable" if n_err else ""))
+        self.status.setText(
+            f"{len(self.worklist.rows)} cases" + (f", {n_err} unusable" if n_err else "")
+        )
         return True
 
     def fill_table(self) -> None:
@@ -251,15 +264,19 @@ class WorklistWidget(QWidget):
             return False
         self._close_case_layers()
         self.state.set_session(None)
-        self._case_layers = [getattr(self.viewer, f"add_{kind}")(data, **kwargs) for data, kwargs, kind in layer_data]
+        self._case_layers = [
+            getattr(self.viewer, f"add_{kind}")(data, **kwargs) for data, kwargs, kind in layer_data
+        ]
         if session is not None:
             self._case_layers.append(show_session(self.viewer, session))
         self.current = index
         self.table.selectRow(index)
         self.worklist.refresh_row(index)
         self.update_row(index)
-        self.status.setText(f"{row.case_id}: {self.worklist.rows[index].status}"
-                            + (" (read-only until reopened)" if session is not None and session.approved else ""))
+        self.status.setText(
+            f"{row.case_id}: {self.worklist.rows[index].status}"
+            + (" (read-only until reopened)" if session is not None and session.approved else "")
+        )
         self._update_buttons()
         return True
 
@@ -275,7 +292,9 @@ class WorklistWidget(QWidget):
         if saved is None or case is None or self._case_layers[0] not in self.viewer.layers:
             return
         try:
-            self._case_layers.append(show_session(self.viewer, self.state.store.restore(saved, case)))
+            self._case_layers.append(
+                show_session(self.viewer, self.state.store.restore(saved, case))
+            )
         except Exception as exc:
             self._error(exc)
 
@@ -303,11 +322,20 @@ class WorklistWidget(QWidget):
             return None
         self._stop = threading.Event()
         options = InferenceOptions(device=self.device_combo.currentText())
-        worker = create_worker(segment_all, self.worklist, paths, options, self._stop.is_set,
-                               _start_thread=False, _ignore_errors=True)
+        worker = create_worker(
+            segment_all,
+            self.worklist,
+            paths,
+            options,
+            self._stop.is_set,
+            _start_thread=False,
+            _ignore_errors=True,
+        )
         return self._start(worker, "segmenting…")
 
-    def export_approved(self, folder: str | Path | None = None, overwrite: bool | None = None) -> Any:
+    def export_approved(
+        self, folder: str | Path | None = None, overwrite: bool | None = None
+    ) -> Any:
         """Export every approved case into ``folder`` (asked when None) in a background worker.
 
         Existing exports of the same cases are replaced only after a Yes (or ``overwrite``).
@@ -325,13 +353,24 @@ class WorklistWidget(QWidget):
                 return None
         existing = existing_exports(self.worklist, folder)
         if existing and overwrite is None:
-            answer = QMessageBox.question(self, "Replace exports?", f"{len(existing)} approved cases are already "
-                                          f"in {folder} ({', '.join(existing[:3])}…). Replace them?")
+            answer = QMessageBox.question(
+                self,
+                "Replace exports?",
+                f"{len(existing)} approved cases are already "
+                f"in {folder} ({', '.join(existing[:3])}…). Replace them?",
+            )
             overwrite = answer == QMessageBox.StandardButton.Yes
         self.last_export = []
         self._stop = threading.Event()
-        worker = create_worker(export_approved, self.worklist, folder, overwrite=bool(overwrite),
-                               should_stop=self._stop.is_set, _start_thread=False, _ignore_errors=True)
+        worker = create_worker(
+            export_approved,
+            self.worklist,
+            folder,
+            overwrite=bool(overwrite),
+            should_stop=self._stop.is_set,
+            _start_thread=False,
+            _ignore_errors=True,
+        )
         worker.returned.connect(lambda paths: setattr(self, "last_export", list(paths or [])))
         return self._start(worker, f"exporting approved cases to {folder}…")
 
@@ -358,13 +397,25 @@ class WorklistWidget(QWidget):
 
     def _on_event(self, event: Any) -> None:
         total = max(event.total, 1)
-        within = event.step / event.steps if event.steps else (1.0 if event.kind in ("done", "skipped", "failed") else 0.0)
+        within = (
+            event.step / event.steps
+            if event.steps
+            else (1.0 if event.kind in ("done", "skipped", "failed") else 0.0)
+        )
         self.progress.setRange(0, 100 * total)
-        self.progress.setValue(int(100 * (max(event.index, 0) + within)) if event.index >= 0 else 100 * total)
+        self.progress.setValue(
+            int(100 * (max(event.index, 0) + within)) if event.index >= 0 else 100 * total
+        )
         if event.kind == "failed":
             self.failures.append(event.message)
-        self.status.setText(event.message + (f" ({len(self.failures)} failed: {self.failures[-1]})"
-                                             if self.failures and event.kind == "finished" else ""))
+        self.status.setText(
+            event.message
+            + (
+                f" ({len(self.failures)} failed: {self.failures[-1]})"
+                if self.failures and event.kind == "finished"
+                else ""
+            )
+        )
         if event.index >= 0 and event.kind in ("done", "skipped", "failed"):
             self.update_row(event.index)
 
@@ -374,7 +425,9 @@ class WorklistWidget(QWidget):
             self.fill_table()
             self._show_new_review()
         if self._stop.is_set():
-            self.status.setText(self.status.text() if "stopped" in self.status.text() else "cancelled")
+            self.status.setText(
+                self.status.text() if "stopped" in self.status.text() else "cancelled"
+            )
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self._update_buttons()
@@ -397,14 +450,22 @@ class WorklistWidget(QWidget):
         except Exception as exc:
             self._error(exc)
             return None
-        self.status.setText(f"{self.state.session.case.case_id} {entry.line()}"
-                            + ("; read-only until reopened" if action == "approve" else ""))
+        self.status.setText(
+            f"{self.state.session.case.case_id} {entry.line()}"
+            + ("; read-only until reopened" if action == "approve" else "")
+        )
         return entry
 
     def _update_buttons(self) -> None:
         busy = self.worker is not None
         has = self.worklist is not None and bool(self.worklist.rows)
-        for button in (self.open_button, self.prev_button, self.next_button, self.segment_button, self.export_button):
+        for button in (
+            self.open_button,
+            self.prev_button,
+            self.next_button,
+            self.segment_button,
+            self.export_button,
+        ):
             button.setEnabled(has and not busy)
         self.cancel_button.setEnabled(busy)
         open_case = self.state.session is not None and self.current is not None

@@ -86,7 +86,9 @@ def _place_without_clobbering(tmp: Path, path: Path) -> None:
     try:
         os.link(tmp, path)
     except FileExistsError:
-        raise FileExistsError(errno.EEXIST, "file exists; refusing to overwrite", str(path)) from None
+        raise FileExistsError(
+            errno.EEXIST, "file exists; refusing to overwrite", str(path)
+        ) from None
     except OSError as exc:
         if exc.errno not in _NO_LINK_ERRNOS:
             raise
@@ -96,7 +98,13 @@ def _place_without_clobbering(tmp: Path, path: Path) -> None:
 
 
 #: errno values meaning "this file system has no hard links".
-_NO_LINK_ERRNOS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, getattr(errno, "EMLINK", -1)}
+_NO_LINK_ERRNOS = {
+    errno.EPERM,
+    errno.EOPNOTSUPP,
+    errno.ENOTSUP,
+    errno.EXDEV,
+    getattr(errno, "EMLINK", -1),
+}
 
 
 def _place_by_placeholder(tmp: Path, path: Path) -> None:
@@ -104,7 +112,9 @@ def _place_by_placeholder(tmp: Path, path: Path) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except FileExistsError:
-        raise FileExistsError(errno.EEXIST, "file exists; refusing to overwrite", str(path)) from None
+        raise FileExistsError(
+            errno.EEXIST, "file exists; refusing to overwrite", str(path)
+        ) from None
     os.close(fd)
     try:
         os.replace(tmp, path)  # replaces only our own empty placeholder

@@ -41,8 +41,18 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT_VERSION = 1
 CHECKPOINT_FORMAT = "bratseg-checkpoint"
-REQUIRED_KEYS = ("format", "format_version", "arch", "config", "state_dict", "modalities",
-                 "convention", "postprocess", "preprocess", "provenance")
+REQUIRED_KEYS = (
+    "format",
+    "format_version",
+    "arch",
+    "config",
+    "state_dict",
+    "modalities",
+    "convention",
+    "postprocess",
+    "preprocess",
+    "provenance",
+)
 
 
 @dataclass
@@ -220,13 +230,17 @@ def _read_payload(path: Path, map_location: Any) -> dict[str, Any]:
         if "GLOBAL" not in str(exc):  # references to Python code (classes, functions)
             detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
             reason = detail.group(1).strip() if detail else str(exc).splitlines()[0][:120]
-            raise CheckpointError(f"not a readable PyTorch checkpoint; it cannot be loaded safely "
-                                  f"with weights_only=True ({reason})", path) from None
+            raise CheckpointError(
+                f"not a readable PyTorch checkpoint; it cannot be loaded safely "
+                f"with weights_only=True ({reason})",
+                path,
+            ) from None
         found = re.search(r"GLOBAL (\S+)", str(exc))
         first = f"it references {found.group(1)}" if found else type(exc).__name__
         raise CheckpointError(
             "refused: the file carries pickled Python objects/code (e.g. a whole model saved with "
-            f"torch.save(model)), not a bratseg checkpoint of plain weights [{first[:200]}]", path
+            f"torch.save(model)), not a bratseg checkpoint of plain weights [{first[:200]}]",
+            path,
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError, AttributeError) as exc:
         first = str(exc).splitlines()[0][:160] if str(exc) else ""
@@ -236,7 +250,8 @@ def _read_payload(path: Path, map_location: Any) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             "not a bratseg checkpoint (no 'format: bratseg-checkpoint' entry; a bare state_dict "
-            "cannot be loaded without its architecture)", path
+            "cannot be loaded without its architecture)",
+            path,
         )
     missing = [k for k in REQUIRED_KEYS if k not in payload]
     if missing:
@@ -245,7 +260,8 @@ def _read_payload(path: Path, map_location: Any) -> dict[str, Any]:
     if version != CHECKPOINT_FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint format_version {version!r} is not supported (this bratseg reads "
-            f"version {CHECKPOINT_FORMAT_VERSION})", path
+            f"version {CHECKPOINT_FORMAT_VERSION})",
+            path,
         )
     return payload
 
@@ -255,8 +271,11 @@ def _describe_mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> str 
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-             for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
     parts = []
     if wrong:
         parts.append(
@@ -301,8 +320,9 @@ def load_checkpoint(
     except KeyError:
         from bratseg.models.registry import ARCHITECTURES
 
-        raise CheckpointError(f"unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})",
-                              path) from None
+        raise CheckpointError(
+            f"unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})", path
+        ) from None
     try:
         config = spec.config_cls.from_dict(payload["config"])
         model = build_model(arch, config)
@@ -317,8 +337,9 @@ def load_checkpoint(
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:  # pragma: no cover - caught above in practice
-        raise CheckpointError(f"weights do not fit architecture {arch!r}: "
-                              f"{str(exc).splitlines()[0]}", path) from None
+        raise CheckpointError(
+            f"weights do not fit architecture {arch!r}: {str(exc).splitlines()[0]}", path
+        ) from None
     model.to(torch.device(map_location)).eval()
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
     logger.info("loaded %s checkpoint %s (sha256 %s)", arch, path, sha[:12])

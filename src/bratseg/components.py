@@ -20,9 +20,7 @@ from scipy.sparse.csgraph import connected_components
 CC3D_MAX_BOX_PER_VOXEL = 40
 
 
-def mask_components(
-    mask: np.ndarray, connectivity: int = 1
-) -> tuple[np.ndarray, np.ndarray, int]:
+def mask_components(mask: np.ndarray, connectivity: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
     """Connected components of a sparse boolean mask, working on its voxels only.
 
     Equivalent to ``scipy.ndimage.label(mask, generate_binary_structure(ndim, connectivity))``
@@ -78,8 +76,13 @@ def mask_components(
     return flat, component.astype(np.int32, copy=False), int(n)
 
 
-def _cc3d_in_box(mask: np.ndarray, coords: tuple[np.ndarray, ...], lo: list[int], hi: list[int],
-                 connectivity: int) -> tuple[np.ndarray, int] | None:
+def _cc3d_in_box(
+    mask: np.ndarray,
+    coords: tuple[np.ndarray, ...],
+    lo: list[int],
+    hi: list[int],
+    connectivity: int,
+) -> tuple[np.ndarray, int] | None:
     """Component ids of the foreground voxels ``coords`` from cc3d in the box; None without cc3d."""
     try:
         import cc3d
@@ -87,7 +90,8 @@ def _cc3d_in_box(mask: np.ndarray, coords: tuple[np.ndarray, ...], lo: list[int]
         return None
     box = np.ascontiguousarray(mask[tuple(slice(a, b) for a, b in zip(lo, hi))])
     labels, n = cc3d.connected_components(  # type: ignore[call-overload]  # cc3d's stubs lack return_N=bool
-        box, connectivity={1: 6, 2: 18, 3: 26}[int(connectivity)], return_N=True)
+        box, connectivity={1: 6, 2: 18, 3: 26}[int(connectivity)], return_N=True
+    )
     ids = labels[tuple(c - a for c, a in zip(coords, lo))].astype(np.int32) - 1
     return ids, int(n)
 

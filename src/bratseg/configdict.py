@@ -37,12 +37,17 @@ def value_kind_error(value: Any, default: Any) -> str | None:
     if isinstance(default, int):
         return None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
     if isinstance(default, float):
-        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else "a number"
+        return (
+            None if isinstance(value, (int, float)) and not isinstance(value, bool) else "a number"
+        )
     if isinstance(default, str):
         return None if isinstance(value, str) else "a string"
     if isinstance(default, tuple):
-        ok = (isinstance(value, (list, tuple)) and len(value) >= 1
-              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
+        ok = (
+            isinstance(value, (list, tuple))
+            and len(value) >= 1
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        )
         return None if ok else "a list of numbers"
     return None
 
@@ -75,12 +80,18 @@ def check_config_dict(cls: type, data: Mapping[str, Any], what: str | None = Non
     if not isinstance(data, Mapping):
         raise BratsInputError(f"{label} must be an object of settings, got {type(data).__name__}")
     defaults = field_defaults(cls)
-    optional = {f.name for f in dataclasses.fields(cls) if "None" in str(f.type) or "Optional" in str(f.type)}
+    optional = {
+        f.name
+        for f in dataclasses.fields(cls)
+        if "None" in str(f.type) or "Optional" in str(f.type)
+    }
     for key, value in data.items():
         if key not in defaults:
             close = difflib.get_close_matches(str(key), list(defaults), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise BratsInputError(f"unknown {label} key {key!r} ({hint}known: {', '.join(sorted(defaults))})")
+            raise BratsInputError(
+                f"unknown {label} key {key!r} ({hint}known: {', '.join(sorted(defaults))})"
+            )
         default = defaults[key]
         if default is dataclasses.MISSING or (value is None and key in optional):
             continue
@@ -89,8 +100,9 @@ def check_config_dict(cls: type, data: Mapping[str, Any], what: str | None = Non
             raise BratsInputError(f"{label} key {key!r} must be {need}, got {value!r}")
 
 
-def config_from_dict(cls: type[T], data: Mapping[str, Any] | None, what: str | None = None,
-                     **nested: Any) -> T:
+def config_from_dict(
+    cls: type[T], data: Mapping[str, Any] | None, what: str | None = None, **nested: Any
+) -> T:
     """Build the config dataclass ``cls`` from ``data`` under the strict policy above.
 
     Args:
@@ -110,6 +122,8 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any] | None, what: str | N
     plain = {k: v for k, v in data.items() if k not in nested}
     check_config_dict(cls, plain, what)
     defaults = field_defaults(cls)
-    kwargs = {k: (tuple(v) if isinstance(v, list) and isinstance(defaults[k], tuple) else v)
-              for k, v in plain.items()}
+    kwargs = {
+        k: (tuple(v) if isinstance(v, list) and isinstance(defaults[k], tuple) else v)
+        for k, v in plain.items()
+    }
     return cls(**kwargs, **nested)

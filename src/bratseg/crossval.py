@@ -88,15 +88,21 @@ def cross_validate(
         models: list[LoadedModel] = [load_checkpoint(p) for p in paths]
         other = [m for m in models if arch is not None and m.arch != arch]
         if other:
-            raise BratsInputError(f"cross-validation fold of {other[0].arch}, the bundled model is {arch}: "
-                                  "the estimate must come from the same recipe", other[0].path)
+            raise BratsInputError(
+                f"cross-validation fold of {other[0].arch}, the bundled model is {arch}: "
+                "the estimate must come from the same recipe",
+                other[0].path,
+            )
         case_dirs, _ = validation_case_dirs(models[0], data)
         ids = [d.name for d in case_dirs]
         check_held_out(models, ids)
         twice = [c for c in ids if c in seen]
         if twice:
-            raise BratsInputError(f"case(s) {', '.join(twice)} held out by folds {seen[twice[0]]} and {k}: "
-                                  "give each fold of one split once", paths[0])
+            raise BratsInputError(
+                f"case(s) {', '.join(twice)} held out by folds {seen[twice[0]]} and {k}: "
+                "give each fold of one split once",
+                paths[0],
+            )
         seen.update(dict.fromkeys(ids, k))
         loaded.append((paths, models, case_dirs))
     rows: dict[str, list[dict[str, Any]]] = {}
@@ -106,18 +112,28 @@ def cross_validate(
             round_weights_to_half(model.model)
         if postprocess is not None:
             models[0].meta["postprocess"] = dict(postprocess)
-        scored = score_cases(models, case_dirs, threads=threads, tta=tta, variants={"": {}, **(variants or {})})
+        scored = score_cases(
+            models, case_dirs, threads=threads, tta=tta, variants={"": {}, **(variants or {})}
+        )
         pretrained = set().union(*(pretrained_cases(m.provenance) for m in models))
         for name, fold_rows in scored.items():
             rows.setdefault(name, []).extend(
-                {**row, "fold": k, "seen_in_pretraining": row["case"] in pretrained} for row in fold_rows)
+                {**row, "fold": k, "seen_in_pretraining": row["case"] in pretrained}
+                for row in fold_rows
+            )
         prov = models[0].provenance
-        info.append({
-            "split": prov.get("split_note"), "archs": [m.arch for m in models],
-            "checkpoints": ["/".join(Path(p).parts[-2:]) for p in paths], "val_cases": [d.name for d in case_dirs],
-            "epochs": prov.get("epochs"), "steps": prov.get("steps"), "wall_time_s": prov.get("wall_time_s"),
-            "dice": region_mean_std(scored[""], "dice")[0],
-        })
+        info.append(
+            {
+                "split": prov.get("split_note"),
+                "archs": [m.arch for m in models],
+                "checkpoints": ["/".join(Path(p).parts[-2:]) for p in paths],
+                "val_cases": [d.name for d in case_dirs],
+                "epochs": prov.get("epochs"),
+                "steps": prov.get("steps"),
+                "wall_time_s": prov.get("wall_time_s"),
+                "dice": region_mean_std(scored[""], "dice")[0],
+            }
+        )
         logger.info("fold %d (%s): Dice %s", k, prov.get("split_note"), info[-1]["dice"])
     return rows, info
 
@@ -136,6 +152,10 @@ def cv_section(rows: list[dict[str, Any]], folds_info: list[dict[str, Any]]) -> 
     per_fold = [f["dice"] for f in folds_info]
     regions = per_fold[0].keys() if per_fold else ()
     return {
-        "n_folds": len(folds_info), "n_cases": len(rows), "folds": folds_info,
-        "fold_mean_dice": {r: round(sum(f[r] for f in per_fold) / len(per_fold), 4) for r in regions},
+        "n_folds": len(folds_info),
+        "n_cases": len(rows),
+        "folds": folds_info,
+        "fold_mean_dice": {
+            r: round(sum(f[r] for f in per_fold) / len(per_fold), 4) for r in regions
+        },
     }

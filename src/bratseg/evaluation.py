@@ -67,7 +67,9 @@ def score_cases(
     variants = variants or {"": {}}
     base = PostprocessConfig.from_dict(dict(models[0].meta.get("postprocess") or {}))
     configs = {name: dataclasses.replace(base, **changes) for name, changes in variants.items()}
-    options = InferenceOptions(device="cpu", tta=tta, threads=threads, postprocess=next(iter(configs.values())))
+    options = InferenceOptions(
+        device="cpu", tta=tta, threads=threads, postprocess=next(iter(configs.values()))
+    )
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
     for folder in case_dirs:
         t0 = time.perf_counter()
@@ -75,21 +77,38 @@ def score_cases(
         pred = predict_case(case, models, options)
         seconds = time.perf_counter() - t0
         ref = load_label_map(find_case_files(folder)["seg"])
-        ref_ml = tumour_volumes_ml(ref.data, detect_convention(ref.data, source=str(ref.path)), case.spacing)
+        ref_ml = tumour_volumes_ml(
+            ref.data, detect_convention(ref.data, source=str(ref.path)), case.spacing
+        )
         for name, config in configs.items():
-            labels = pred.labels if config == pred.postprocess else postprocess(
-                pred.region_probs, config, convention=pred.convention, class_probs=pred.class_probs)
-            scores = evaluate_labels(labels, ref.data, spacing=case.spacing, pred_convention=pred.convention)
-            out[name].append({
-                "case": folder.name, "seconds": round(seconds, 2),
-                "dice": {r: round(float(scores[r]["dice"]), 4) for r in REGIONS},
-                "hd95": {r: round(float(scores[r]["hd95"]), 2) for r in REGIONS},
-                "hd95_penalty": {r: bool(scores[r]["hd95_penalty"]) for r in REGIONS},
-                "timings": {k: round(v, 2) for k, v in pred.timings.items()},
-                "volume_ml": _rounded(tumour_volumes_ml(labels, pred.convention, case.spacing)),
-                "ref_volume_ml": _rounded(ref_ml),
-                "et_mean_prob": _mean_where(pred.region_probs[2], region_masks(labels, pred.convention)["et"]),
-            })
+            labels = (
+                pred.labels
+                if config == pred.postprocess
+                else postprocess(
+                    pred.region_probs,
+                    config,
+                    convention=pred.convention,
+                    class_probs=pred.class_probs,
+                )
+            )
+            scores = evaluate_labels(
+                labels, ref.data, spacing=case.spacing, pred_convention=pred.convention
+            )
+            out[name].append(
+                {
+                    "case": folder.name,
+                    "seconds": round(seconds, 2),
+                    "dice": {r: round(float(scores[r]["dice"]), 4) for r in REGIONS},
+                    "hd95": {r: round(float(scores[r]["hd95"]), 2) for r in REGIONS},
+                    "hd95_penalty": {r: bool(scores[r]["hd95_penalty"]) for r in REGIONS},
+                    "timings": {k: round(v, 2) for k, v in pred.timings.items()},
+                    "volume_ml": _rounded(tumour_volumes_ml(labels, pred.convention, case.spacing)),
+                    "ref_volume_ml": _rounded(ref_ml),
+                    "et_mean_prob": _mean_where(
+                        pred.region_probs[2], region_masks(labels, pred.convention)["et"]
+                    ),
+                }
+            )
         logger.info("%s: Dice %s, %.1f s", folder.name, out[next(iter(out))][-1]["dice"], seconds)
     return out
 
@@ -122,7 +141,9 @@ def evaluate_cases(
     return score_cases(loaded, case_dirs, threads, tta)[""]
 
 
-def region_mean_std(rows: list[dict[str, Any]], key: str) -> tuple[dict[str, float], dict[str, float]]:
+def region_mean_std(
+    rows: list[dict[str, Any]], key: str
+) -> tuple[dict[str, float], dict[str, float]]:
     """Mean and sample std over cases of ``row[key][region]`` for each region (rounded to 4 places).
 
     Args:
@@ -135,7 +156,9 @@ def region_mean_std(rows: list[dict[str, Any]], key: str) -> tuple[dict[str, flo
     return mean, std
 
 
-def validation_case_dirs(loaded: LoadedModel, data: list[str] | None = None) -> tuple[list[Path], list[str]]:
+def validation_case_dirs(
+    loaded: LoadedModel, data: list[str] | None = None
+) -> tuple[list[Path], list[str]]:
     """Folders of the checkpoint's validation cases, looked up in ``data`` (default: its training data).
 
     Raises:
@@ -145,13 +168,18 @@ def validation_case_dirs(loaded: LoadedModel, data: list[str] | None = None) -> 
 
     val = list(loaded.provenance.get("val_cases") or [])
     if not val:
-        raise BratsInputError("the checkpoint records no validation cases (provenance.val_cases): "
-                              "no honest validation score can be measured", loaded.path)
+        raise BratsInputError(
+            "the checkpoint records no validation cases (provenance.val_cases): "
+            "no honest validation score can be measured",
+            loaded.path,
+        )
     folders = [str(d) for d in (data or loaded.provenance.get("data") or [])]
     refs = {r.case_id: r.folder for r in discover_cases(folders)}
     missing = [c for c in val if c not in refs]
     if missing:
-        raise BratsInputError(f"validation case(s) {', '.join(missing)} not found in {', '.join(folders)}")
+        raise BratsInputError(
+            f"validation case(s) {', '.join(missing)} not found in {', '.join(folders)}"
+        )
     return [Path(refs[c]) for c in val], folders
 
 
@@ -176,8 +204,12 @@ def pretrained_cases(provenance: dict[str, Any]) -> set[str]:
         return set()
     source = _init_checkpoint(init)
     if source is None:
-        logger.warning("the initial weights %s (sha256 %s) are not found: the cases they were trained "
-                       "on are unknown", init.get("path"), str(init.get("sha256"))[:12])
+        logger.warning(
+            "the initial weights %s (sha256 %s) are not found: the cases they were trained "
+            "on are unknown",
+            init.get("path"),
+            str(init.get("sha256"))[:12],
+        )
         return set()
     from bratseg.checkpoint import load_checkpoint
 

@@ -66,7 +66,9 @@ def remove_small_islands(wt: np.ndarray, fraction: float, *nested: np.ndarray) -
             clear_flat(mask, removed_flat)
         count = int(removed_flat.size)
     else:
-        components, n = ndimage.label(wt[box], structure=ndimage.generate_binary_structure(wt.ndim, ISLAND_CONNECTIVITY))
+        components, n = ndimage.label(
+            wt[box], structure=ndimage.generate_binary_structure(wt.ndim, ISLAND_CONNECTIVITY)
+        )
         if n < 2:
             return 0
         sizes = np.bincount(components.ravel())
@@ -77,5 +79,7 @@ def remove_small_islands(wt: np.ndarray, fraction: float, *nested: np.ndarray) -
         for mask in (wt, *nested):
             mask[box][removed] = False
         count = int(np.count_nonzero(removed))
-    logger.debug("tumour islands: %d voxels in components < %.2f of the largest removed", count, fraction)
+    logger.debug(
+        "tumour islands: %d voxels in components < %.2f of the largest removed", count, fraction
+    )
     return count

@@ -93,7 +93,5 @@ def merge_labelmaps(a: np.ndarray, b: np.ndarray, convention: Convention = "2021
     if a.shape != b.shape:
         raise BratsInputError(f"cannot merge label maps of shapes {a.shape} and {b.shape}")
     merged_class = MERGE_TABLE[labels_to_class_index(b, conv), labels_to_class_index(a, conv)]
-    class_to_value = np.array(
-        [0, *(LABEL_VALUES[conv][t] for t in CLASSES[1:])], dtype=np.uint8
-    )
+    class_to_value = np.array([0, *(LABEL_VALUES[conv][t] for t in CLASSES[1:])], dtype=np.uint8)
     return class_to_value[merged_class]

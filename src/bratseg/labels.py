@@ -37,7 +37,12 @@ OUTPUT_CONVENTIONS: tuple[Convention, ...] = ("2021", "2023", "nnunet")
 
 #: Region names in the canonical stacking order of every region array (C=3 axis).
 REGIONS: tuple[str, str, str] = ("wt", "tc", "et")
-REGION_NAMES = {"wt": "Whole tumour", "tc": "Tumour core", "et": "Enhancing tumour", "rc": "Resection cavity"}
+REGION_NAMES = {
+    "wt": "Whole tumour",
+    "tc": "Tumour core",
+    "et": "Enhancing tumour",
+    "rc": "Resection cavity",
+}
 
 #: Tissue classes in the canonical order of every class-probability array (C=4 axis).
 CLASSES: tuple[str, str, str, str] = ("background", "ncr", "ed", "et")
@@ -79,7 +84,9 @@ def check_convention(convention: str) -> Convention:
     """Return ``convention`` as a valid :data:`Convention` or raise a clear error."""
     conv = str(convention)
     if conv not in CONVENTIONS:
-        raise BratsInputError(f"unknown label convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
+        raise BratsInputError(
+            f"unknown label convention {convention!r}; use one of {', '.join(CONVENTIONS)}"
+        )
     return conv
 
 
@@ -117,9 +124,9 @@ _WARNED: set[str] = set()
 
 _AMBIGUOUS = {
     "2021": "holds 4 but no 3: read as BraTS 2021 (4 = ET); a BraTS 2024 post-treatment map "
-            "(4 = resection cavity) needs --labels 2024",
+    "(4 = resection cavity) needs --labels 2024",
     "2023": "holds 3 but no 4: read as BraTS 2023 (1 NCR, 2 ED, 3 ET); an nnU-Net BraTS map "
-            "(1 ED, 2 NCR, 3 ET) needs --labels nnunet",
+    "(1 ED, 2 NCR, 3 ET) needs --labels nnunet",
 }
 
 
@@ -176,8 +183,11 @@ def detect_convention(
         raise BratsInputError(message, source)
     if message not in _WARNED:
         _WARNED.add(message)
-        logger.warning("%s%s (further maps like it are read the same way without this warning)",
-                       f"{source}: " if source else "", message)
+        logger.warning(
+            "%s%s (further maps like it are read the same way without this warning)",
+            f"{source}: " if source else "",
+            message,
+        )
     return guess
 
 
@@ -215,7 +225,9 @@ def convert_labels(
             )
     bad = _present_values(lab) - set(valid_labels(src))
     if bad:
-        raise BratsInputError(f"label values {sorted(bad)} are not valid in the BraTS {src} convention")
+        raise BratsInputError(
+            f"label values {sorted(bad)} are not valid in the BraTS {src} convention"
+        )
     return lut[lab.astype(np.uint8)]
 
 

@@ -235,7 +235,6 @@ def region_metrics(
     )
 
 
-
 def paired_region_masks(
     pred: np.ndarray,
     ref: np.ndarray,
@@ -273,6 +272,7 @@ def paired_region_masks(
         rm["rc"] = r_rc if r_rc is not None else empty
     return pm, rm
 
+
 def evaluate_labels(
     pred: np.ndarray,
     ref: np.ndarray,
@@ -299,7 +299,8 @@ def evaluate_labels(
     """
     pm, rm = paired_region_masks(pred, ref, pred_convention, ref_convention)
     return {
-        r: region_metrics(pm[r], rm[r], spacing, hd95_in_mm=hd95_in_mm).as_dict() for r in (*REGIONS, "rc")
+        r: region_metrics(pm[r], rm[r], spacing, hd95_in_mm=hd95_in_mm).as_dict()
+        for r in (*REGIONS, "rc")
         if r in pm
     }
 

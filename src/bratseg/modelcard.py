@@ -102,15 +102,19 @@ def build_card(
     seconds = statistics.fmean(r["seconds"] for r in rows)
     overlap = sorted(set(train) & set(val))
     if cv is not None:
-        first = f"Cross-validation estimate: these weights were trained on all {len(train)} cases, so " \
-            f"no case is held out from them; the scores are those of {cv['n_folds']} fold model(s) of " \
-            f"the same recipe, each case predicted by the fold that held it out ({cv['n_cases']} " \
+        first = (
+            f"Cross-validation estimate: these weights were trained on all {len(train)} cases, so "
+            f"no case is held out from them; the scores are those of {cv['n_folds']} fold model(s) of "
+            f"the same recipe, each case predicted by the fold that held it out ({cv['n_cases']} "
             "cases pooled; per-fold details in cross_validation)."
+        )
     elif overlap:
         first = f"NOT a held-out score: {len(overlap)} validation case(s) were also training cases."
     else:
-        first = (f"Validation on {len(rows)} case(s) held out from training ({prov.get('split_note')}); "
-                 "with so few cases the means are uncertain (per-region std over cases given).")
+        first = (
+            f"Validation on {len(rows)} case(s) held out from training ({prov.get('split_note')}); "
+            "with so few cases the means are uncertain (per-region std over cases given)."
+        )
     notes = [
         first,
         "Dice/HD95 at full resolution by the predict pipeline (CPU, checkpoint's default "
@@ -121,7 +125,9 @@ def build_card(
     if str(progress.get("done_reason") or "").startswith("running"):
         notes.append("Bundled from an intermediate checkpoint while training was still running.")
     if checkpoint == "last":
-        notes.append(f"The checkpoint is the run's last epoch ({prov.get('epochs')}), not chosen by validation.")
+        notes.append(
+            f"The checkpoint is the run's last epoch ({prov.get('epochs')}), not chosen by validation."
+        )
     elif progress.get("best_epoch") and progress.get("epochs") and not overlap and cv is None:
         notes.append(
             f"The checkpoint is the epoch with the best mean validation Dice on these same {len(rows)} "
@@ -137,28 +143,43 @@ def build_card(
         "preset": prov.get("preset"),
         "config": loaded.config.to_dict(),
         "parameters": int(sum(p.numel() for p in loaded.model.parameters())),
-        "data": {"folders": [Path(d).name for d in data_dirs], "n_cases": len(set(train) | set(val)),
-                 "train_cases": train, "val_cases": val,
-                 "datasets": case_datasets(data_dirs, [*train, *val]),
-                 "pretrained_cases": sorted(pretrained_cases(prov))},
-        "split": prov.get("split_note"), "seed": prov.get("seed"),
-        "epochs": prov.get("epochs"), "steps": prov.get("steps"),
-        "steps_per_epoch": prov.get("steps_per_epoch"), "patch": prov.get("patch"),
-        "preprocess": loaded.preprocess, "postprocess": loaded.postprocess,
-        "recipe": prov.get("recipe"), "swa": prov.get("swa"), "init_from": prov.get("init_from"),
+        "data": {
+            "folders": [Path(d).name for d in data_dirs],
+            "n_cases": len(set(train) | set(val)),
+            "train_cases": train,
+            "val_cases": val,
+            "datasets": case_datasets(data_dirs, [*train, *val]),
+            "pretrained_cases": sorted(pretrained_cases(prov)),
+        },
+        "split": prov.get("split_note"),
+        "seed": prov.get("seed"),
+        "epochs": prov.get("epochs"),
+        "steps": prov.get("steps"),
+        "steps_per_epoch": prov.get("steps_per_epoch"),
+        "patch": prov.get("patch"),
+        "preprocess": loaded.preprocess,
+        "postprocess": loaded.postprocess,
+        "recipe": prov.get("recipe"),
+        "swa": prov.get("swa"),
+        "init_from": prov.get("init_from"),
         "checkpoint": checkpoint,
         "training_wall_time_s": prov.get("wall_time_s"),
         "run": progress,
         "training_device": prov.get("device"),
-        "val_dice": dice, "val_dice_std": dice_std, "val_hd95": hd95, "val_hd95_std": hd95_std,
+        "val_dice": dice,
+        "val_dice_std": dice_std,
+        "val_hd95": hd95,
+        "val_hd95_std": hd95_std,
         "hd95_units": HD95_UNITS,
         "val_per_case": rows,
         **({"cross_validation": cv} if cv is not None else {}),
         "val_dice_training_resolution": prov.get("val_dice"),
-        "cpu_seconds_per_case": round(seconds, 2), "cpu_threads": threads,
+        "cpu_seconds_per_case": round(seconds, 2),
+        "cpu_threads": threads,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "bratseg_version": str(bratseg.__version__),
-        "source_checkpoint": "/".join(Path(loaded.path).parts[-2:]), "source_sha256": loaded.sha256,
+        "source_checkpoint": "/".join(Path(loaded.path).parts[-2:]),
+        "source_sha256": loaded.sha256,
         "remark": " ".join(notes),
     }
 
@@ -227,7 +248,9 @@ def bundle_run(
     source = run_dir / f"{checkpoint}.pt"
     loaded = load_checkpoint(source)
     if postprocess:
-        loaded.meta["postprocess"] = PostprocessConfig.from_dict({**loaded.postprocess, **postprocess}).to_dict()
+        loaded.meta["postprocess"] = PostprocessConfig.from_dict(
+            {**loaded.postprocess, **postprocess}
+        ).to_dict()
     if not cv_folds:  # fail early, before any prediction, when nothing is held out
         case_dirs, folders = validation_case_dirs(loaded, data)
     progress = read_progress(run_dir / "progress.jsonl")
@@ -237,22 +260,53 @@ def bundle_run(
         from bratseg.crossval import cross_validate, cv_section
 
         folders = [str(d) for d in (data or loaded.provenance.get("data") or [])]
-        pooled, info = cross_validate(cv_folds, data=folders, threads=threads, postprocess=loaded.postprocess,
-                                      checkpoint=checkpoint, arch=loaded.arch)
+        pooled, info = cross_validate(
+            cv_folds,
+            data=folders,
+            threads=threads,
+            postprocess=loaded.postprocess,
+            checkpoint=checkpoint,
+            arch=loaded.arch,
+        )
         rows = pooled[""]
         cv = cv_section(rows, info)
     else:
         rows = evaluate_cases(loaded, case_dirs, threads=threads)
-    card = build_card(loaded, name, rows, progress, data_dirs=folders, threads=threads, remark=remark, cv=cv,
-                      checkpoint=checkpoint)
+    card = build_card(
+        loaded,
+        name,
+        rows,
+        progress,
+        data_dirs=folders,
+        threads=threads,
+        remark=remark,
+        cv=cv,
+        checkpoint=checkpoint,
+    )
     provenance = {**loaded.provenance, "card": card}
-    out = save_checkpoint(weights_dir / f"{name}.pt", loaded.model, arch=loaded.arch, config=loaded.config,
-                          modalities=loaded.modalities, convention=loaded.convention,
-                          postprocess=loaded.postprocess, preprocess=loaded.preprocess,
-                          provenance=provenance, extra=loaded.meta.get("extra"), half=True,
-                          orientation=loaded.meta.get("orientation") or "LPS")
-    card_file = {**card, "file": out.name, "sha256": file_sha256(out), "file_size": out.stat().st_size}
-    (weights_dir / f"{name}.json").write_text(json.dumps(card_file, indent=1) + "\n", encoding="utf-8")
+    out = save_checkpoint(
+        weights_dir / f"{name}.pt",
+        loaded.model,
+        arch=loaded.arch,
+        config=loaded.config,
+        modalities=loaded.modalities,
+        convention=loaded.convention,
+        postprocess=loaded.postprocess,
+        preprocess=loaded.preprocess,
+        provenance=provenance,
+        extra=loaded.meta.get("extra"),
+        half=True,
+        orientation=loaded.meta.get("orientation") or "LPS",
+    )
+    card_file = {
+        **card,
+        "file": out.name,
+        "sha256": file_sha256(out),
+        "file_size": out.stat().st_size,
+    }
+    (weights_dir / f"{name}.json").write_text(
+        json.dumps(card_file, indent=1) + "\n", encoding="utf-8"
+    )
     if default:
         (weights_dir / "default.txt").write_text(name + "\n", encoding="utf-8")
     return card_file, out
@@ -266,12 +320,14 @@ def markdown_row(card: dict[str, Any]) -> str:
     minutes = (card.get("training_wall_time_s") or 0) / 60
     run_minutes = ((card.get("run") or {}).get("wall_time_s") or 0) / 60
     of_run = f" of a {run_minutes:.0f} min run" if run_minutes - minutes > 1 else ""
-    return (f"| {card['name']} | {card['architecture']} ({card.get('preset')}) | {size} | "
-            f"{d['wt']:.3f} / {d['tc']:.3f} / {d['et']:.3f} | "
-            f"{h['wt']:.1f} / {h['tc']:.1f} / {h['et']:.1f} | "
-            f"{card['cpu_seconds_per_case']:.1f} ({card['cpu_threads']} thr) | "
-            f"{minutes:.0f} min{of_run}, {card.get('epochs')} ep / {card.get('steps')} steps, "
-            f"{card.get('training_device')} |")
+    return (
+        f"| {card['name']} | {card['architecture']} ({card.get('preset')}) | {size} | "
+        f"{d['wt']:.3f} / {d['tc']:.3f} / {d['et']:.3f} | "
+        f"{h['wt']:.1f} / {h['tc']:.1f} / {h['et']:.1f} | "
+        f"{card['cpu_seconds_per_case']:.1f} ({card['cpu_threads']} thr) | "
+        f"{minutes:.0f} min{of_run}, {card.get('epochs')} ep / {card.get('steps')} steps, "
+        f"{card.get('training_device')} |"
+    )
 
 
 def embedded_card(meta: dict[str, Any]) -> dict[str, Any] | None:
@@ -289,8 +345,10 @@ def validation_text(card: dict[str, Any]) -> str:
     cv = card.get("cross_validation")
     if cv:
         cases = [row["case"] for row in card.get("val_per_case") or []]
-        return (f"cross-validation estimate, {cv['n_folds']} fold model(s) of the same recipe, each of "
-                f"{cv['n_cases']} cases predicted by the fold that held it out: {', '.join(cases)}")
+        return (
+            f"cross-validation estimate, {cv['n_folds']} fold model(s) of the same recipe, each of "
+            f"{cv['n_cases']} cases predicted by the fold that held it out: {', '.join(cases)}"
+        )
     return ", ".join((card.get("data") or {}).get("val_cases") or ["?"])
 
 
@@ -311,8 +369,11 @@ def format_card(card: dict[str, Any]) -> str:
     def regions(values: dict[str, float] | None, std: dict[str, float] | None, fmt: str) -> str:
         if not values:
             return "?"
-        return "  ".join(f"{r.upper()} {values[r]:{fmt}}" + (f" ± {std[r]:{fmt}}" if std else "")
-                         for r in REGIONS if r in values)
+        return "  ".join(
+            f"{r.upper()} {values[r]:{fmt}}" + (f" ± {std[r]:{fmt}}" if std else "")
+            for r in REGIONS
+            if r in values
+        )
 
     minutes = float(g("training_wall_time_s") or 0) / 60
     lines = [
@@ -323,13 +384,20 @@ def format_card(card: dict[str, Any]) -> str:
         f"  validation:  {validation_text(card)}",
         f"  training:    {g('epochs', '?')} epochs / {g('steps', '?')} steps of {g('patch', '?')} patches, "
         f"{minutes:.0f} min on {g('training_device', '?')}"
-        + (f" ({'last' if g('checkpoint') == 'last' else 'best'} epoch of a {run['epochs']}-epoch run)"
-           if run.get("epochs") else ""),
+        + (
+            f" ({'last' if g('checkpoint') == 'last' else 'best'} epoch of a {run['epochs']}-epoch run)"
+            if run.get("epochs")
+            else ""
+        ),
         f"  recipe:      {(g('recipe') or {}).get('source', '?')}",
         f"  Dice:        {regions(g('val_dice'), g('val_dice_std'), '.3f')}",
         f"  HD95:        {regions(g('val_hd95'), g('val_hd95_std'), '.1f')} ({g('hd95_units', '?')})",
         f"  speed:       {g('cpu_seconds_per_case', '?')} s per case on CPU ({g('cpu_threads', '?')} threads)"
-        + (f", {card['gpu_seconds_per_case']} s on {card.get('gpu', 'GPU')}" if g("gpu_seconds_per_case") else ""),
+        + (
+            f", {card['gpu_seconds_per_case']} s on {card.get('gpu', 'GPU')}"
+            if g("gpu_seconds_per_case")
+            else ""
+        ),
     ]
     rows = g("val_per_case") or []
     if rows:

@@ -93,7 +93,9 @@ class Reorientation:
             raise ValueError(f"expected {leading} leading axes + 3 spatial, got shape {arr.shape}")
         moved = np.moveaxis(arr, list(range(leading)), list(range(arr.ndim - leading, arr.ndim)))
         out = ornt.apply_orientation(moved, transform)
-        return np.ascontiguousarray(np.moveaxis(out, list(range(3, 3 + leading)), list(range(leading))))
+        return np.ascontiguousarray(
+            np.moveaxis(out, list(range(3, 3 + leading)), list(range(leading)))
+        )
 
 
 def reorientation(affine: np.ndarray, target: str | Sequence[str]) -> Reorientation:
@@ -101,8 +103,12 @@ def reorientation(affine: np.ndarray, target: str | Sequence[str]) -> Reorientat
     src = axcodes(affine)
     dst = parse_axcodes(target)
     src_o, dst_o = ornt.axcodes2ornt(src), ornt.axcodes2ornt(dst)
-    return Reorientation(source=src, target=dst, forward=ornt.ornt_transform(src_o, dst_o),
-                         backward=ornt.ornt_transform(dst_o, src_o))
+    return Reorientation(
+        source=src,
+        target=dst,
+        forward=ornt.ornt_transform(src_o, dst_o),
+        backward=ornt.ornt_transform(dst_o, src_o),
+    )
 
 
 def reoriented_affine(affine: np.ndarray, reo: Reorientation, shape: Sequence[int]) -> np.ndarray:

@@ -110,8 +110,15 @@ class PostprocessConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise BratsInputError(f"unknown postprocessing mode {self.mode!r}; use one of {MODES}")
-        for name in ("wt_threshold", "tc_threshold", "et_threshold",
-                     "et_component_prob", "et_total_prob", "et_case_min_prob", "min_island_fraction"):
+        for name in (
+            "wt_threshold",
+            "tc_threshold",
+            "et_threshold",
+            "et_component_prob",
+            "et_total_prob",
+            "et_case_min_prob",
+            "min_island_fraction",
+        ):
             value = float(getattr(self, name))
             if not 0.0 <= value <= 1.0 or not np.isfinite(value):
                 raise BratsInputError(f"postprocessing {name}={value} must lie in [0, 1]")
@@ -302,10 +309,17 @@ def apply_et_rules(
                 clear_flat(et, flat[removed])
     if config.et_case_min_prob > 0 and et_prob is not None:
         flat = np.flatnonzero(et)
-        if flat.size and gather_flat(np.asarray(et_prob), flat).astype(np.float64).mean() < config.et_case_min_prob:
+        if (
+            flat.size
+            and gather_flat(np.asarray(et_prob), flat).astype(np.float64).mean()
+            < config.et_case_min_prob
+        ):
             et[...] = False
-            logger.debug("ET case rule: mean ET probability < %g -> all %d ET voxels NCR",
-                         config.et_case_min_prob, flat.size)
+            logger.debug(
+                "ET case rule: mean ET probability < %g -> all %d ET voxels NCR",
+                config.et_case_min_prob,
+                flat.size,
+            )
     if config.et_min_volume > 0:
         total = int(np.count_nonzero(et))
         if 0 < total < config.et_min_volume:

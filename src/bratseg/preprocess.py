@@ -128,9 +128,12 @@ def background_values(image: np.ndarray) -> np.ndarray:
     for c, chan in enumerate(image):
         faces = np.concatenate(
             [
-                chan[0].ravel(), chan[-1].ravel(),
-                chan[:, 0].ravel(), chan[:, -1].ravel(),
-                chan[:, :, 0].ravel(), chan[:, :, -1].ravel(),
+                chan[0].ravel(),
+                chan[-1].ravel(),
+                chan[:, 0].ravel(),
+                chan[:, -1].ravel(),
+                chan[:, :, 0].ravel(),
+                chan[:, :, -1].ravel(),
             ]
         )
         values, counts = np.unique(faces, return_counts=True)
@@ -161,7 +164,9 @@ def _mask_bbox(mask: np.ndarray, margin: int) -> tuple[slice, slice, slice]:
     for axis in range(3):
         other = tuple(a for a in range(3) if a != axis)
         idx = np.flatnonzero(mask.any(axis=other))
-        out.append(slice(max(0, int(idx[0]) - margin), min(mask.shape[axis], int(idx[-1]) + 1 + margin)))
+        out.append(
+            slice(max(0, int(idx[0]) - margin), min(mask.shape[axis], int(idx[-1]) + 1 + margin))
+        )
     return tuple(out)  # type: ignore[return-value]
 
 
@@ -178,7 +183,9 @@ def brain_bbox(image: np.ndarray, margin: int = DEFAULT_MARGIN) -> tuple[slice, 
     return _mask_bbox(brain_mask(image), margin)
 
 
-def resampled_shape(shape: tuple[int, ...], spacing: tuple[float, ...], target: float | None) -> tuple[int, int, int]:
+def resampled_shape(
+    shape: tuple[int, ...], spacing: tuple[float, ...], target: float | None
+) -> tuple[int, int, int]:
     """Shape of a grid of ``shape`` voxels at ``spacing`` mm resampled to ``target`` mm."""
     if target is None:
         return tuple(int(s) for s in shape)  # type: ignore[return-value]
@@ -270,7 +277,13 @@ def preprocess_image(
         channel_mean=means,
         channel_std=stds,
     )
-    logger.debug("preprocess: %s -> crop %s -> %s (pad %s)", original_shape, cropped_shape, info.padded_shape, pad)
+    logger.debug(
+        "preprocess: %s -> crop %s -> %s (pad %s)",
+        original_shape,
+        cropped_shape,
+        info.padded_shape,
+        pad,
+    )
     return np.ascontiguousarray(x, dtype=np.float32), info
 
 
@@ -293,7 +306,9 @@ def preprocess_with_config(
 def _unpad(array: np.ndarray, info: PreprocessInfo) -> np.ndarray:
     expected = tuple(info.padded_shape)
     if tuple(array.shape[-3:]) != expected:
-        raise ValueError(f"prediction shape {array.shape[-3:]} does not match network input {expected}")
+        raise ValueError(
+            f"prediction shape {array.shape[-3:]} does not match network input {expected}"
+        )
     rx, ry, rz = info.resampled_shape
     return array[..., :rx, :ry, :rz]
 
@@ -322,8 +337,12 @@ def invert_probabilities(
     core = torch.from_numpy(np.ascontiguousarray(_unpad(np.asarray(probs), info)))
     if info.resampled:
         with torch.no_grad():
-            core = F.interpolate(core.float()[None], size=tuple(info.cropped_shape), mode="trilinear",
-                                 align_corners=False)[0]
+            core = F.interpolate(
+                core.float()[None],
+                size=tuple(info.cropped_shape),
+                mode="trilinear",
+                align_corners=False,
+            )[0]
     # torch converts float32 -> float16 several times faster than numpy, and multi-threaded
     out = torch.empty((core.shape[0], *info.original_shape), dtype=_torch_dtype(dtype))
     fills = np.broadcast_to(np.asarray(fill, dtype=np.float64), (core.shape[0],))

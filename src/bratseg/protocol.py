@@ -36,10 +36,14 @@ SEEN_IN_PRETRAINING = "seen by the initial weights"
 def _group(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"n": len(rows), "cases": [r["case"] for r in rows]}
     for key in ("dice", "hd95"):
-        out[key] = {r: round(statistics.fmean(float(row[key][r]) for row in rows), 4) if rows else None
-                    for r in REGIONS}
+        out[key] = {
+            r: round(statistics.fmean(float(row[key][r]) for row in rows), 4) if rows else None
+            for r in REGIONS
+        }
     out["mean_dice"] = round(statistics.fmean(out["dice"].values()), 4) if rows else None
-    out["et_fp"] = sum(1 for r in rows if _ref_et(r) == 0 and float((r.get("volume_ml") or {}).get("et", 0)) > 0)
+    out["et_fp"] = sum(
+        1 for r in rows if _ref_et(r) == 0 and float((r.get("volume_ml") or {}).get("et", 0)) > 0
+    )
     return out
 
 
@@ -70,7 +74,9 @@ def protocol_summary(rows: Sequence[dict[str, Any]], split: SplitFile) -> dict[s
             groups[f"fold {k}"] = _group(members)
     for stratum in ("low-et", "enhancing"):
         groups[stratum] = _group([r for r in rows if split.cases[r["case"]]["stratum"] == stratum])
-    groups[f"ET < {NON_ENHANCING_ET_ML:g} mL"] = _group([r for r in rows if _ref_et(r) < NON_ENHANCING_ET_ML])
+    groups[f"ET < {NON_ENHANCING_ET_ML:g} mL"] = _group(
+        [r for r in rows if _ref_et(r) < NON_ENHANCING_ET_ML]
+    )
     if any(r.get("seen_in_pretraining") for r in rows):
         groups[NEVER_SEEN] = _group([r for r in rows if not r.get("seen_in_pretraining")])
         groups[SEEN_IN_PRETRAINING] = _group([r for r in rows if r.get("seen_in_pretraining")])
@@ -80,8 +86,10 @@ def protocol_summary(rows: Sequence[dict[str, Any]], split: SplitFile) -> dict[s
 def format_protocol_table(summary: dict[str, dict[str, Any]], title: str = "") -> str:
     """Markdown table of :func:`protocol_summary`: one line per group."""
     lines = [f"**{title}**", ""] if title else []
-    lines += ["| group | n | Dice WT / TC / ET | mean | HD95 WT / TC / ET | ET FP |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "| group | n | Dice WT / TC / ET | mean | HD95 WT / TC / ET | ET FP |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, g in summary.items():
         if not g["n"]:
             lines.append(f"| {name} | 0 | - | - | - | - |")

@@ -46,12 +46,17 @@ def sample_case_dir() -> Path:
                     continue
         except BratsInputError:
             pass
-        raise BratsInputError(f"${SAMPLE_ENV} names no BraTS case folder (with *_t1, *_t1ce, *_t2, "
-                              "*_flair NIfTI files)", root)
+        raise BratsInputError(
+            f"${SAMPLE_ENV} names no BraTS case folder (with *_t1, *_t1ce, *_t2, "
+            "*_flair NIfTI files)",
+            root,
+        )
     if PACKAGED_SAMPLE.is_dir():
         return PACKAGED_SAMPLE
-    raise BratsInputError(f"the sample case is missing from this installation ({PACKAGED_SAMPLE}); set "
-                          f"{SAMPLE_ENV}=/path/to/a/case_folder")
+    raise BratsInputError(
+        f"the sample case is missing from this installation ({PACKAGED_SAMPLE}); set "
+        f"{SAMPLE_ENV}=/path/to/a/case_folder"
+    )
 
 
 def write_sample(dest: str | Path) -> Path:
@@ -66,7 +71,9 @@ def write_sample(dest: str | Path) -> Path:
     source = sample_case_dir()
     target = dest / source.name
     if target.exists():
-        raise BratsInputError("the sample case folder exists there already; refusing to overwrite", target)
+        raise BratsInputError(
+            "the sample case folder exists there already; refusing to overwrite", target
+        )
     dest.mkdir(parents=True, exist_ok=True)
     tmp = dest / f".{source.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)

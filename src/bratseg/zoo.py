@@ -118,8 +118,11 @@ def _strip_suffix(name: str) -> str:
 def _checkpoints_in(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in CHECKPOINT_SUFFIXES
-                  and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix in CHECKPOINT_SUFFIXES and not p.name.startswith(".")
+    )
 
 
 def read_card(path: str | Path) -> dict[str, Any]:
@@ -143,13 +146,18 @@ def read_card(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # noqa: BLE001 - every failure is reported as one line
-        raise CheckpointError(f"not a readable bratseg checkpoint ({type(exc).__name__})", path) from None
+        raise CheckpointError(
+            f"not a readable bratseg checkpoint ({type(exc).__name__})", path
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != "bratseg-checkpoint":
         raise CheckpointError("not a bratseg checkpoint", path)
     state = payload.get("state_dict") or {}
     card = {k: v for k, v in payload.items() if k != "state_dict"}
-    unique = {(t.data_ptr(), tuple(t.shape)): t for k, t in state.items()  # aliased entries count once
-              if hasattr(t, "numel") and not k.endswith(_BUFFER_SUFFIXES)}
+    unique = {
+        (t.data_ptr(), tuple(t.shape)): t
+        for k, t in state.items()  # aliased entries count once
+        if hasattr(t, "numel") and not k.endswith(_BUFFER_SUFFIXES)
+    }
     card["parameters"] = int(sum(t.numel() for t in unique.values()))
     card["file_size"] = int(st.st_size)
     del payload, state
@@ -218,10 +226,14 @@ def default_model_names() -> list[str]:
     names = [_strip_suffix(p.name) for p in _checkpoints_in(BUNDLED_DIR)]
     marker = BUNDLED_DIR / "default.txt"
     if marker.is_file():
-        wanted = [_strip_suffix(line.strip()) for line in marker.read_text().splitlines() if line.strip()]
+        wanted = [
+            _strip_suffix(line.strip()) for line in marker.read_text().splitlines() if line.strip()
+        ]
         missing = [w for w in wanted if w not in names]
         if missing:
-            logger.warning("weights/default.txt names %s, not bundled", ", ".join(map(repr, missing)))
+            logger.warning(
+                "weights/default.txt names %s, not bundled", ", ".join(map(repr, missing))
+            )
         found = [w for w in wanted if w in names]
         if found:
             return found
@@ -256,8 +268,9 @@ def default_postprocess(first: Any) -> Any:
     model is the loaded checkpoint ``first``."""
     from bratseg.postprocess import PostprocessConfig
 
-    return PostprocessConfig.from_dict({**dict(first.meta.get("postprocess") or {}),
-                                        **default_postprocess_overrides()})
+    return PostprocessConfig.from_dict(
+        {**dict(first.meta.get("postprocess") or {}), **default_postprocess_overrides()}
+    )
 
 
 def resolve_model(name_or_path: str | Path) -> Path:
@@ -280,13 +293,19 @@ def resolve_model(name_or_path: str | Path) -> Path:
                 return path
     if looks_like_path:
         raise BratsInputError("checkpoint file not found", candidate)
-    names = [_strip_suffix(p.name) for f in (BUNDLED_DIR, user_models_dir()) for p in _checkpoints_in(f)]
+    names = [
+        _strip_suffix(p.name) for f in (BUNDLED_DIR, user_models_dir()) for p in _checkpoints_in(f)
+    ]
     known = ", ".join(sorted(set(names))) or "none installed"
-    raise BratsInputError(f"unknown model {text!r} (available: {known}; or pass a checkpoint file path)")
+    raise BratsInputError(
+        f"unknown model {text!r} (available: {known}; or pass a checkpoint file path)"
+    )
 
 
 def no_default_model_message() -> str:
     """Explanation used when no model was given and none is bundled."""
-    return ("no model given and no bundled default model is installed (src/bratseg/weights/ is empty); "
-            f"pass --model NAME_OR_CHECKPOINT.pt (a checkpoint file, or a name from `napari-brats models`; "
-            f"user models live in {user_models_dir()})")
+    return (
+        "no model given and no bundled default model is installed (src/bratseg/weights/ is empty); "
+        f"pass --model NAME_OR_CHECKPOINT.pt (a checkpoint file, or a name from `napari-brats models`; "
+        f"user models live in {user_models_dir()})"
+    )

@@ -28,8 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--from", dest="src", choices=CONVENTIONS, help="source convention (default: detect)"
     )
-    parser.add_argument("--drop-rc", action="store_true",
-                        help="write a 2024 resection cavity as background when converting to 2021/2023/nnunet")
+    parser.add_argument(
+        "--drop-rc",
+        action="store_true",
+        help="write a 2024 resection cavity as background when converting to 2021/2023/nnunet",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     parser.set_defaults(func=run)
 
@@ -38,16 +41,27 @@ def run(args: argparse.Namespace) -> int:
     """Convert and write; print one summary line."""
     labels = load_label_map(args.input)
     src = detect_convention(labels.data, override=args.src, source=str(labels.path))
-    converted = convert_labels(labels.data, src, args.to, drop_rc=args.drop_rc)  # errors before writing
+    converted = convert_labels(
+        labels.data, src, args.to, drop_rc=args.drop_rc
+    )  # errors before writing
     changed = int(np.count_nonzero(converted != labels.data))
     out = save_label_map(
-        labels.data, args.output, affine=labels.affine, header=labels.header,
-        convention=args.to, src_convention=src, overwrite=args.overwrite, drop_rc=args.drop_rc,
+        labels.data,
+        args.output,
+        affine=labels.affine,
+        header=labels.header,
+        convention=args.to,
+        src_convention=src,
+        overwrite=args.overwrite,
+        drop_rc=args.drop_rc,
     )
     moves = ", ".join(
         f"{t.upper()} {v} -> {LABEL_VALUES[args.to].get(t, 0)}"
-        for t, v in LABEL_VALUES[src].items() if LABEL_VALUES[args.to].get(t, 0) != v
+        for t, v in LABEL_VALUES[src].items()
+        if LABEL_VALUES[args.to].get(t, 0) != v
     )
-    print(f"wrote {out} (BraTS {args.to} labels; from {src}: {moves or 'no value changes'}, "
-          f"{changed} voxels changed)")
+    print(
+        f"wrote {out} (BraTS {args.to} labels; from {src}: {moves or 'no value changes'}, "
+        f"{changed} voxels changed)"
+    )
     return 0

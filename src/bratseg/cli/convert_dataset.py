@@ -20,7 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("src", metavar="SRC", help="dataset folder to read")
     p.add_argument("dest", metavar="DEST", help="new dataset folder to write (must not exist)")
-    p.add_argument("--to", required=True, choices=("nnunet", "brats2021", "brats2023"), help="layout to write")
+    p.add_argument(
+        "--to", required=True, choices=("nnunet", "brats2021", "brats2023"), help="layout to write"
+    )
     p.add_argument("--name", help="dataset name in dataset.json (default: DEST's name)")
     p.set_defaults(func=run)
 
@@ -43,8 +45,13 @@ def run(args: argparse.Namespace) -> int:
 
         cases = []
         for r in refs:
-            labels = (check_convention(r.labels) if r.labels else
-                      detect_convention(load_label_map(r.files["seg"]).data, source=str(r.files["seg"])))
+            labels = (
+                check_convention(r.labels)
+                if r.labels
+                else detect_convention(
+                    load_label_map(r.files["seg"]).data, source=str(r.files["seg"])
+                )
+            )
             cases.append((r.case_id, dict(r.files), labels))
         out = write_brats_dataset(cases, args.dest, "2021" if args.to == "brats2021" else "2023")
     print(f"wrote {out} ({len(refs)} labelled cases, {args.to} layout)")

@@ -18,9 +18,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "enhancement (reference ET < 3 mL) and cases of every data folder. Train fold K with "
         "'napari-brats train --split-file FILE --fold K'.",
     )
-    p.add_argument("--data", action="append", metavar="DIR", default=[], required=True,
-                   help="folder of case folders with *_seg label maps; repeatable")
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="split file to write (.json)")
+    p.add_argument(
+        "--data",
+        action="append",
+        metavar="DIR",
+        default=[],
+        required=True,
+        help="folder of case folders with *_seg label maps; repeatable",
+    )
+    p.add_argument(
+        "-o", "--output", required=True, metavar="FILE", help="split file to write (.json)"
+    )
     p.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     p.add_argument("--seed", type=int, default=0, help="shuffle seed (default 0)")
     p.add_argument("--name", help="split name (default: the output file's stem)")

@@ -61,12 +61,18 @@ def run(args: argparse.Namespace) -> int:
         ref.data, override=args.ref_labels or args.labels, source=str(ref.path)
     )
     pred_conv = detect_convention(
-        pred.data, override=args.pred_labels or args.labels, default=ref_conv,
+        pred.data,
+        override=args.pred_labels or args.labels,
+        default=ref_conv,
         source=str(pred.path),
     )
     results = evaluate_labels(
-        pred.data, ref.data, spacing=ref.spacing, pred_convention=pred_conv,
-        ref_convention=ref_conv, hd95_in_mm=args.hd95_mm,
+        pred.data,
+        ref.data,
+        spacing=ref.spacing,
+        pred_convention=pred_conv,
+        ref_convention=ref_conv,
+        hd95_in_mm=args.hd95_mm,
     )
     if args.json:
         print_json(results)
@@ -76,18 +82,26 @@ def run(args: argparse.Namespace) -> int:
     for r in results:
         m = results[r]
         hd = f"{m['hd95']:.3f}" + ("*" if m.get("hd95_penalty") else "")
-        rows.append([
-            f"{r.upper()} ({REGION_NAMES[r].lower()})", f"{m['dice']:.4f}", hd,
-            f"{m['sensitivity']:.4f}", f"{m['specificity']:.6f}",
-            f"{m['volume_pred_ml']:.2f}", f"{m['volume_ref_ml']:.2f}",
-        ])
+        rows.append(
+            [
+                f"{r.upper()} ({REGION_NAMES[r].lower()})",
+                f"{m['dice']:.4f}",
+                hd,
+                f"{m['sensitivity']:.4f}",
+                f"{m['specificity']:.6f}",
+                f"{m['volume_pred_ml']:.2f}",
+                f"{m['volume_ref_ml']:.2f}",
+            ]
+        )
     print(f"PRED {pred.path} (BraTS {pred_conv} labels)")
     print(f"REF  {ref.path} (BraTS {ref_conv} labels)")
     print()
-    print(format_table(
-        ["Region", "Dice", f"HD95 ({unit})", "Sensitivity", "Specificity", "Pred mL", "Ref mL"],
-        rows,
-    ))
+    print(
+        format_table(
+            ["Region", "Dice", f"HD95 ({unit})", "Sensitivity", "Specificity", "Pred mL", "Ref mL"],
+            rows,
+        )
+    )
     if any(m.get("hd95_penalty") for m in results.values()):
         print("* exactly one mask is empty: BraTS penalty HD95")
     return 0

@@ -34,8 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--labels", choices=CONVENTIONS, help="label convention of the seg (default: detect)"
     )
-    parser.add_argument("--align", choices=("none", "resample", "register"), default="none",
-                        help="align series on other grids into the T1Gd grid (see predict --help)")
+    parser.add_argument(
+        "--align",
+        choices=("none", "resample", "register"),
+        default="none",
+        help="align series on other grids into the T1Gd grid (see predict --help)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -58,7 +62,9 @@ def case_summary(case: Case, labels_override: str | None = None) -> dict[str, An
         from bratseg.metrics import tumour_volumes_ml
 
         conv = detect_convention(
-            case.seg, override=labels_override, default=case.seg_convention or "2021",
+            case.seg,
+            override=labels_override,
+            default=case.seg_convention or "2021",
             source=str(case.files["seg"]),
         )
         volumes = tumour_volumes_ml(case.seg, conv, case.spacing)
@@ -73,7 +79,9 @@ def case_summary(case: Case, labels_override: str | None = None) -> dict[str, An
 
 def run(args: argparse.Namespace) -> int:
     """Print the case summary."""
-    case = load_case(args.case_dir, mapping=parse_mapping(args.map), labels=args.labels, align=args.align)
+    case = load_case(
+        args.case_dir, mapping=parse_mapping(args.map), labels=args.labels, align=args.align
+    )
     for report in case.alignment:  # the registration-quality line of each aligned series
         sys.stderr.write(f"{'napari-brats: warning: ' if report.poor else ''}{report.line()}\n")
     summary = case_summary(case, args.labels)
@@ -93,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
             ["Modality", "Channel", "Min", "Max", "File"],
             [
                 [
-                    MODALITY_NAMES[m], m,
+                    MODALITY_NAMES[m],
+                    m,
                     f"{summary['intensity_range'][m][0]:.6g}",
                     f"{summary['intensity_range'][m][1]:.6g}",
                     case.files[m].name,

@@ -99,7 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
         seen.add(id(subparser))
         try:
             subparser.add_argument(
-                "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                "-v",
+                "--verbose",
+                action="store_true",
+                default=argparse.SUPPRESS,
                 help="log progress and show tracebacks",
             )
         except argparse.ArgumentError:
@@ -111,8 +114,9 @@ def configure_logging(verbose: bool) -> None:
     """Log to stderr: INFO with ``--verbose``, else WARNING."""
     level = logging.INFO if verbose else logging.WARNING
     # basicConfig does nothing when the host (e.g. a test runner) already set up logging.
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     logging.getLogger("bratseg").setLevel(level)
 
 

@@ -23,8 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "architecture (paper preset sizes) including those without weights. With NAME, print that "
         "model's card.",
     )
-    p.add_argument("name", nargs="?", metavar="NAME",
-                   help="show this model's card (data, split, training, validation scores, speed)")
+    p.add_argument(
+        "name",
+        nargs="?",
+        metavar="NAME",
+        help="show this model's card (data, split, training, validation scores, speed)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.set_defaults(func=run)
 
@@ -42,7 +46,9 @@ def _short_count(n: int | None) -> str:
 def _dice_text(val: dict[str, float] | None) -> str:
     if not val:
         return "-"
-    return " / ".join(f"{k.upper()} {float(v):.3f}" for k, v in val.items() if k in ("wt", "tc", "et"))
+    return " / ".join(
+        f"{k.upper()} {float(v):.3f}" for k, v in val.items() if k in ("wt", "tc", "et")
+    )
 
 
 def _paper_short(paper: str) -> str:
@@ -78,23 +84,42 @@ def collect() -> dict[str, Any]:
             paper = get_architecture(e.arch).paper
         except KeyError:
             paper = "?"
-        models.append({
-            "name": e.name, "arch": e.arch, "paper": paper, "parameters": e.parameters,
-            "bundled": e.bundled, "default": e.bundled and e.name in default, "val_dice": e.val_dice,
-            "val_dice_is_cv": e.cross_validated,
-            "path": str(e.path), "convention": e.card.get("convention"),
-            "preprocess": e.card.get("preprocess"), "created": e.card.get("created"),
-        })
+        models.append(
+            {
+                "name": e.name,
+                "arch": e.arch,
+                "paper": paper,
+                "parameters": e.parameters,
+                "bundled": e.bundled,
+                "default": e.bundled and e.name in default,
+                "val_dice": e.val_dice,
+                "val_dice_is_cv": e.cross_validated,
+                "path": str(e.path),
+                "convention": e.card.get("convention"),
+                "preprocess": e.card.get("preprocess"),
+                "created": e.card.get("created"),
+            }
+        )
     with_weights = {m["arch"] for m in models}
     archs = []
     for spec in list_architectures():
-        archs.append({
-            "name": spec.name, "paper": spec.paper, "output": spec.output_kind,
-            "parameters_paper": architecture_parameters(spec.name, "paper"),
-            "parameters_small": architecture_parameters(spec.name, "small"),
-            "has_weights": spec.name in with_weights, "description": spec.description,
-        })
-    return {"default": default, "user_dir": str(user_models_dir()), "models": models, "architectures": archs}
+        archs.append(
+            {
+                "name": spec.name,
+                "paper": spec.paper,
+                "output": spec.output_kind,
+                "parameters_paper": architecture_parameters(spec.name, "paper"),
+                "parameters_small": architecture_parameters(spec.name, "small"),
+                "has_weights": spec.name in with_weights,
+                "description": spec.description,
+            }
+        )
+    return {
+        "default": default,
+        "user_dir": str(user_models_dir()),
+        "models": models,
+        "architectures": archs,
+    }
 
 
 def show_card(name: str, as_json: bool) -> int:
@@ -105,7 +130,9 @@ def show_card(name: str, as_json: bool) -> int:
     path = resolve_model(name)
     card = embedded_card(read_card(path))  # metadata only, no weights
     if not card:
-        raise BratsInputError("this checkpoint carries no model card (train and bundle it to get one)", path)
+        raise BratsInputError(
+            "this checkpoint carries no model card (train and bundle it to get one)", path
+        )
     if as_json:
         print_json(card)
     else:
@@ -122,21 +149,48 @@ def run(args: argparse.Namespace) -> int:
         print_json(data)
         return 0
     if data["models"]:
-        rows = [[m["name"] + (" (default)" if m["default"] else ""), m["arch"], _paper_short(m["paper"]),
-                 _short_count(m["parameters"]), "yes" if m["bundled"] else "no (user)", _dice_text(m["val_dice"])
-                 + (" (CV)" if m["val_dice_is_cv"] else "")]
-                for m in data["models"]]
+        rows = [
+            [
+                m["name"] + (" (default)" if m["default"] else ""),
+                m["arch"],
+                _paper_short(m["paper"]),
+                _short_count(m["parameters"]),
+                "yes" if m["bundled"] else "no (user)",
+                _dice_text(m["val_dice"]) + (" (CV)" if m["val_dice_is_cv"] else ""),
+            ]
+            for m in data["models"]
+        ]
         print("Models with weights")
-        print(format_table(["name", "architecture", "paper", "params", "bundled", "validation Dice"], rows))
+        print(
+            format_table(
+                ["name", "architecture", "paper", "params", "bundled", "validation Dice"], rows
+            )
+        )
         if len(data["default"]) > 1:
-            print(f"Default: the ensemble of {' + '.join(data['default'])} (probabilities averaged).")
+            print(
+                f"Default: the ensemble of {' + '.join(data['default'])} (probabilities averaged)."
+            )
     else:
         print(f"No model weights installed (none bundled, none in {data['user_dir']}).")
-        print("Train one with `napari-brats train` or pass a checkpoint: `predict --model FILE.pt`.")
+        print(
+            "Train one with `napari-brats train` or pass a checkpoint: `predict --model FILE.pt`."
+        )
     print()
-    rows = [[a["name"], _paper_short(a["paper"]), a["output"], _short_count(a["parameters_paper"]),
-             _short_count(a["parameters_small"]), "yes" if a["has_weights"] else "no"]
-            for a in data["architectures"]]
+    rows = [
+        [
+            a["name"],
+            _paper_short(a["paper"]),
+            a["output"],
+            _short_count(a["parameters_paper"]),
+            _short_count(a["parameters_small"]),
+            "yes" if a["has_weights"] else "no",
+        ]
+        for a in data["architectures"]
+    ]
     print("Architectures")
-    print(format_table(["architecture", "paper", "output", "params (paper)", "params (small)", "weights"], rows))
+    print(
+        format_table(
+            ["architecture", "paper", "output", "params (paper)", "params (small)", "weights"], rows
+        )
+    )
     return 0

@@ -42,28 +42,66 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Outputs keep the input's shape and affine (uint8 labels). Without --model the bundled "
         "default model is used; several --model options average their probabilities (ensemble).",
     )
-    p.add_argument("input", metavar="CASE_OR_DATASET_DIR", help="case folder, or a folder of case folders")
-    p.add_argument("-o", "--output", required=True, metavar="OUT",
-                   help="output .nii.gz for one case, output folder for a dataset")
-    p.add_argument("--model", action="append", metavar="NAME_OR_CHECKPOINT",
-                   help="zoo name (see `napari-brats models`) or checkpoint .pt; repeat for an ensemble")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
-                   help="compute device (auto: CUDA, then Apple MPS, then CPU)")
-    p.add_argument("--tta", type=int, default=0, choices=(0, 8), help="flip test-time augmentation (8 flips)")
-    p.add_argument("--probabilities", metavar="OUT_PROB",
-                   help="also write region probabilities (X, Y, Z, 3: WT, TC, ET, float32); a folder "
-                   "for a dataset")
-    p.add_argument("--labels", default="2021", choices=OUTPUT_CONVENTIONS,
-                   help="label convention of the output (2021: ET=4, 2023: ET=3)")
+    p.add_argument(
+        "input", metavar="CASE_OR_DATASET_DIR", help="case folder, or a folder of case folders"
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="output .nii.gz for one case, output folder for a dataset",
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME_OR_CHECKPOINT",
+        help="zoo name (see `napari-brats models`) or checkpoint .pt; repeat for an ensemble",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda", "mps"),
+        help="compute device (auto: CUDA, then Apple MPS, then CPU)",
+    )
+    p.add_argument(
+        "--tta", type=int, default=0, choices=(0, 8), help="flip test-time augmentation (8 flips)"
+    )
+    p.add_argument(
+        "--probabilities",
+        metavar="OUT_PROB",
+        help="also write region probabilities (X, Y, Z, 3: WT, TC, ET, float32); a folder "
+        "for a dataset",
+    )
+    p.add_argument(
+        "--labels",
+        default="2021",
+        choices=OUTPUT_CONVENTIONS,
+        help="label convention of the output (2021: ET=4, 2023: ET=3)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("--align", choices=("none", "resample", "register"), default="none",
-                   help="series on other grids: resample into the T1Gd grid through the affines, or register "
-                   "rigidly to T1Gd first (SimpleITK); labels are written in the T1Gd's geometry")
-    p.add_argument("--map", action="append", metavar="CHANNEL=FILE",
-                   help="explicit file for a channel (t1, t1ce, t2, flair) in a single case folder")
-    p.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap (seed 003: 0.5)")
-    p.add_argument("--window", type=int, metavar="N",
-                   help="force sliding windows of N^3 voxels (default: whole brain crop when it fits, else 128^3)")
+    p.add_argument(
+        "--align",
+        choices=("none", "resample", "register"),
+        default="none",
+        help="series on other grids: resample into the T1Gd grid through the affines, or register "
+        "rigidly to T1Gd first (SimpleITK); labels are written in the T1Gd's geometry",
+    )
+    p.add_argument(
+        "--map",
+        action="append",
+        metavar="CHANNEL=FILE",
+        help="explicit file for a channel (t1, t1ce, t2, flair) in a single case folder",
+    )
+    p.add_argument(
+        "--overlap", type=float, default=0.5, help="sliding-window overlap (seed 003: 0.5)"
+    )
+    p.add_argument(
+        "--window",
+        type=int,
+        metavar="N",
+        help="force sliding windows of N^3 voxels (default: whole brain crop when it fits, else 128^3)",
+    )
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
     p.add_argument("--threads", type=int, help="CPU threads (default: all CPUs available)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -72,16 +110,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pp.add_argument("--wt-threshold", type=float, help="WT probability threshold (seed 003: 0.45)")
     pp.add_argument("--tc-threshold", type=float, help="TC probability threshold (seed 003: 0.40)")
     pp.add_argument("--et-threshold", type=float, help="ET probability threshold (seed 003: 0.45)")
-    pp.add_argument("--et-min-volume", type=int, metavar="VOXELS",
-                    help="ET -> NCR when total ET is below this many voxels (seed 001; 0 disables)")
-    pp.add_argument("--et-component-rule", action=argparse.BooleanOptionalAction, default=None,
-                    help="seed 003's small-ET-component rule")
-    pp.add_argument("--et-case-min-prob", type=float, metavar="P",
-                    help="no-enhancement decision: all ET -> NCR when the mean ET probability over the ET "
-                    "voxels is below P (0 disables)")
-    pp.add_argument("--min-island-fraction", type=float, metavar="F",
-                    help="remove tumour components smaller than F x the largest one (0 keeps all, "
-                    "1 keeps only the largest)")
+    pp.add_argument(
+        "--et-min-volume",
+        type=int,
+        metavar="VOXELS",
+        help="ET -> NCR when total ET is below this many voxels (seed 001; 0 disables)",
+    )
+    pp.add_argument(
+        "--et-component-rule",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="seed 003's small-ET-component rule",
+    )
+    pp.add_argument(
+        "--et-case-min-prob",
+        type=float,
+        metavar="P",
+        help="no-enhancement decision: all ET -> NCR when the mean ET probability over the ET "
+        "voxels is below P (0 disables)",
+    )
+    pp.add_argument(
+        "--min-island-fraction",
+        type=float,
+        metavar="F",
+        help="remove tumour components smaller than F x the largest one (0 keeps all, "
+        "1 keeps only the largest)",
+    )
     p.set_defaults(func=run)
 
 
@@ -105,13 +159,18 @@ def _check_output_dir(folder: Path, targets: list[Path], overwrite: bool) -> Non
     if folder.exists() and not folder.is_dir():
         raise BratsInputError("output for a dataset must be a folder, this is a file", folder)
     if _is_nifti(folder):
-        raise BratsInputError("input is a folder of cases: give an output folder, not a .nii.gz file", folder)
+        raise BratsInputError(
+            "input is a folder of cases: give an output folder, not a .nii.gz file", folder
+        )
     if not folder.parent.is_dir():
         raise BratsInputError("parent folder does not exist", folder.parent)
     existing = [t for t in targets if t.exists()]
     if existing and not overwrite:
-        raise BratsInputError(f"{len(existing)} output file(s) exist, e.g. {existing[0].name}; "
-                              "use --overwrite to replace them", folder)
+        raise BratsInputError(
+            f"{len(existing)} output file(s) exist, e.g. {existing[0].name}; "
+            "use --overwrite to replace them",
+            folder,
+        )
 
 
 def postprocess_config(args: argparse.Namespace, loaded: list[Any]) -> Any:
@@ -123,11 +182,23 @@ def postprocess_config(args: argparse.Namespace, loaded: list[Any]) -> Any:
         config = default_postprocess(loaded[0])
     else:
         config = PostprocessConfig.from_dict(dict(loaded[0].meta.get("postprocess") or {}))
-    changes = {field: getattr(args, flag) for flag, field in _PP_FLAGS.items() if getattr(args, flag, None) is not None}
-    for flag in ("wt_threshold", "tc_threshold", "et_threshold", "et_case_min_prob", "min_island_fraction"):
+    changes = {
+        field: getattr(args, flag)
+        for flag, field in _PP_FLAGS.items()
+        if getattr(args, flag, None) is not None
+    }
+    for flag in (
+        "wt_threshold",
+        "tc_threshold",
+        "et_threshold",
+        "et_case_min_prob",
+        "min_island_fraction",
+    ):
         value = getattr(args, flag, None)
         if value is not None and not 0.0 <= value <= 1.0:
-            raise BratsInputError(f"--{flag.replace('_', '-')} must be between 0 and 1, got {value}")
+            raise BratsInputError(
+                f"--{flag.replace('_', '-')} must be between 0 and 1, got {value}"
+            )
     if getattr(args, "et_min_volume", None) is not None and args.et_min_volume < 0:
         raise BratsInputError(f"--et-min-volume must be >= 0, got {args.et_min_volume}")
     return dataclasses.replace(config, **changes) if changes else config
@@ -170,17 +241,30 @@ def _predict_one(case: Any, models: list[Any], options: Any, bar: Any, step_bar:
         if step_bar:
             bar.total = report.total
             bar.update(report.step - bar.n)
-        bar.set_postfix_str(f"{case.case_id}: {report.message}"[:70] if not step_bar else report.message[:60])
+        bar.set_postfix_str(
+            f"{case.case_id}: {report.message}"[:70] if not step_bar else report.message[:60]
+        )
 
 
-def _write_outputs(case: Any, pred: Any, out: Path, prob_path: Path | None, overwrite: bool) -> None:
+def _write_outputs(
+    case: Any, pred: Any, out: Path, prob_path: Path | None, overwrite: bool
+) -> None:
     from bratseg.io import save_label_map, write_nifti_atomic
 
     if prob_path is not None:  # written first: the label map is the file callers look for
         probs = np.moveaxis(pred.region_probs, 0, -1).astype(np.float32)
-        write_nifti_atomic(probs, case.affine, case.header, prob_path, overwrite=overwrite, dtype=np.float32)
-    save_label_map(pred.labels, out, affine=case.affine, header=case.header, convention=pred.convention,
-                   src_convention=pred.convention, overwrite=overwrite)
+        write_nifti_atomic(
+            probs, case.affine, case.header, prob_path, overwrite=overwrite, dtype=np.float32
+        )
+    save_label_map(
+        pred.labels,
+        out,
+        affine=case.affine,
+        header=case.header,
+        convention=pred.convention,
+        src_convention=pred.convention,
+        overwrite=overwrite,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -206,7 +290,9 @@ def run(args: argparse.Namespace) -> int:
     if not folders and any(f.name.endswith((".nii", ".nii.gz")) for f in source.iterdir()):
         find_case_files(source, seg=False)  # a case folder missing a channel: say which one
     if not folders:
-        raise BratsInputError("no BraTS case found (expected t1/t1ce/t2/flair files, here or in sub-folders)", source)
+        raise BratsInputError(
+            "no BraTS case found (expected t1/t1ce/t2/flair files, here or in sub-folders)", source
+        )
     single = folders == [source]
     if single:
         _check_output_file(out, args.overwrite)
@@ -222,16 +308,25 @@ def run(args: argparse.Namespace) -> int:
             _check_output_dir(prob, list(prob_targets.values()), args.overwrite)
     models = load_models(args.model)
     options = InferenceOptions(
-        device=args.device, tta=args.tta, overlap=args.overlap,
-        window=(args.window,) * 3 if args.window else None, amp=not args.no_amp,
-        postprocess=postprocess_config(args, models), convention=args.labels, threads=args.threads,
+        device=args.device,
+        tta=args.tta,
+        overlap=args.overlap,
+        window=(args.window,) * 3 if args.window else None,
+        amp=not args.no_amp,
+        postprocess=postprocess_config(args, models),
+        convention=args.labels,
+        threads=args.threads,
     )
     quiet = bool(args.quiet)
     if single:
         case = load_case(source, mapping or None, load_seg=False, align=args.align)
         for report in case.alignment:
             (warn if report.poor else lambda m: print(m, file=sys.stderr))(report.line())
-        bar = None if quiet else tqdm(total=1, desc=case.case_id, file=sys.stderr, leave=False, unit="step")
+        bar = (
+            None
+            if quiet
+            else tqdm(total=1, desc=case.case_id, file=sys.stderr, leave=False, unit="step")
+        )
         try:
             pred = _predict_one(case, models, options, bar, step_bar=True)
         finally:
@@ -250,7 +345,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             case = load_case(folder, load_seg=False, align=args.align)
             pred = _predict_one(case, models, options, None if quiet else bar, step_bar=False)
-            _write_outputs(case, pred, targets[folder], prob_targets[folder] if prob else None, args.overwrite)
+            _write_outputs(
+                case, pred, targets[folder], prob_targets[folder] if prob else None, args.overwrite
+            )
         except BratsInputError as exc:
             failures += 1
             bar.write(f"napari-brats: error: {' '.join(str(exc).split())}", file=sys.stderr)

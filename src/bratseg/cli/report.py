@@ -25,16 +25,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(CASE_DIR/<case>_provenance.json when present) or the options.",
     )
     parser.add_argument("case", metavar="CASE_DIR", help="case folder with the four MRI series")
-    parser.add_argument("--labels", metavar="LABELS", dest="labels_file",
-                        help="label map to report (.nii/.nii.gz; default: the case folder's seg)")
-    parser.add_argument("--convention", choices=CONVENTIONS, help="label convention (default: detect)")
-    parser.add_argument("--proposal", metavar="AI", help="AI proposal label map, compared with LABELS")
-    parser.add_argument("--prior", metavar="PRIOR.json", help="earlier report of the same patient (--json output)")
-    parser.add_argument("--provenance", metavar="JSON",
-                        help="provenance or review-session JSON naming model, reviewer and status")
+    parser.add_argument(
+        "--labels",
+        metavar="LABELS",
+        dest="labels_file",
+        help="label map to report (.nii/.nii.gz; default: the case folder's seg)",
+    )
+    parser.add_argument(
+        "--convention", choices=CONVENTIONS, help="label convention (default: detect)"
+    )
+    parser.add_argument(
+        "--proposal", metavar="AI", help="AI proposal label map, compared with LABELS"
+    )
+    parser.add_argument(
+        "--prior", metavar="PRIOR.json", help="earlier report of the same patient (--json output)"
+    )
+    parser.add_argument(
+        "--provenance",
+        metavar="JSON",
+        help="provenance or review-session JSON naming model, reviewer and status",
+    )
     parser.add_argument("--reviewer", help="reviewer's name")
     parser.add_argument("--status", help="review status, e.g. draft, reviewed, final")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of tables"
+    )
     parser.add_argument("--pdf", metavar="OUT.pdf", help="also write the one-page PDF report")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT.pdf if it exists")
     parser.set_defaults(func=run)
@@ -47,9 +62,13 @@ def _load_labels(path: Path, case, convention: str | None, what: str):
 
     label_map = load_label_map(path)
     if label_map.shape != case.shape:
-        raise BratsInputError(f"{what} shape {label_map.shape} differs from the case images' {case.shape}", path)
+        raise BratsInputError(
+            f"{what} shape {label_map.shape} differs from the case images' {case.shape}", path
+        )
     if affine_difference(label_map.affine, case.affine) > AFFINE_TOLERANCE * min(case.spacing):
-        raise BratsInputError(f"{what} affine differs from the case images' (not on the same grid)", path)
+        raise BratsInputError(
+            f"{what} affine differs from the case images' (not on the same grid)", path
+        )
     return label_map, detect_convention(label_map.data, override=convention, source=str(path))
 
 
@@ -71,21 +90,41 @@ def run(args: argparse.Namespace) -> int:
     if args.proposal:
         ai, ai_conv = _load_labels(Path(args.proposal), case, None, "AI proposal")
         proposal = convert_labels(ai.data, ai_conv, conv, drop_rc=True)
-    record_path = Path(args.provenance) if args.provenance else (
-        case.folder / f"{case.case_id}_provenance.json" if case.folder is not None else None)
+    record_path = (
+        Path(args.provenance)
+        if args.provenance
+        else (case.folder / f"{case.case_id}_provenance.json" if case.folder is not None else None)
+    )
     record = {}
     if record_path is not None and (args.provenance or record_path.is_file()):
         record = load_json_record(record_path, "provenance")
-    info = ReportInfo.from_record(record, case_id=case.case_id, reviewer=args.reviewer, status=args.status)
-    report = build_report(labels.data, conv, labels.affine, labels.spacing, images=case.image,
-                          proposal=proposal, prior=prior, info=info)
+    info = ReportInfo.from_record(
+        record, case_id=case.case_id, reviewer=args.reviewer, status=args.status
+    )
+    report = build_report(
+        labels.data,
+        conv,
+        labels.affine,
+        labels.spacing,
+        images=case.image,
+        proposal=proposal,
+        prior=prior,
+        info=info,
+    )
     data = report.to_dict()
     data["labels_file"] = str(labels_path)
     if pdf is not None:
         from bratseg.report.pdf import write_report_pdf
 
-        write_report_pdf(data, pdf, labels.data, labels.affine, labels.spacing,
-                         case.image[MODALITIES.index("t1ce")], overwrite=args.overwrite)
+        write_report_pdf(
+            data,
+            pdf,
+            labels.data,
+            labels.affine,
+            labels.spacing,
+            case.image[MODALITIES.index("t1ce")],
+            overwrite=args.overwrite,
+        )
         data["pdf"] = str(pdf)
     if args.json:
         print_json(data)
@@ -109,5 +148,7 @@ def case_seg(case) -> Path:
 
     files = find_case_files(case.folder) if case.folder is not None else {}
     if "seg" not in files:
-        raise BratsInputError("no label map in the case folder; pass --labels LABELS.nii.gz", case.folder)
+        raise BratsInputError(
+            "no label map in the case folder; pass --labels LABELS.nii.gz", case.folder
+        )
     return files["seg"]

@@ -14,7 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "training case, CC BY 3.0, cropped to its brain box; see ATTRIBUTION.md in it) into DEST_DIR "
         "and print the case folder. The bundled models were trained on this case.",
     )
-    p.add_argument("dest", metavar="DEST_DIR", help="folder to write the case folder into (created)")
+    p.add_argument(
+        "dest", metavar="DEST_DIR", help="folder to write the case folder into (created)"
+    )
     p.set_defaults(func=run)
 
 

@@ -23,9 +23,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_list)
     actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
     e = actions.add_parser("export", help="write a saved session's labels as NIfTI")
-    e.add_argument("ident", metavar="CASE_ID", help="case id, or the session key (a prefix is enough)")
-    e.add_argument("-o", "--output", required=True, metavar="OUT", help="label file to write (.nii/.nii.gz)")
-    e.add_argument("--labels", choices=OUTPUT_CONVENTIONS, help="label convention to write (default: the session's)")
+    e.add_argument(
+        "ident", metavar="CASE_ID", help="case id, or the session key (a prefix is enough)"
+    )
+    e.add_argument(
+        "-o", "--output", required=True, metavar="OUT", help="label file to write (.nii/.nii.gz)"
+    )
+    e.add_argument(
+        "--labels",
+        choices=OUTPUT_CONVENTIONS,
+        help="label convention to write (default: the session's)",
+    )
     e.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     e.set_defaults(func=run_export)
 
@@ -45,11 +53,30 @@ def run_list(args: argparse.Namespace) -> int:
     table = []
     for r in rows:
         per = r["edited_voxels"] or {}
-        edits = ", ".join(f"{t.upper()} +{v['added']}/-{v['removed']}" for t, v in per.items()
-                          if v["added"] or v["removed"]) or "none"
-        table.append([r["case_id"], r["key"][:12], r["last_change"] or "?", str(r["n_edited"]), edits,
-                      "yes" if r["exported"] else "no", r["case_folder"] or "?"])
-    print(format_table(["Case", "Key", "Last change", "Edited", "Edits per label", "Exported", "Folder"], table))
+        edits = (
+            ", ".join(
+                f"{t.upper()} +{v['added']}/-{v['removed']}"
+                for t, v in per.items()
+                if v["added"] or v["removed"]
+            )
+            or "none"
+        )
+        table.append(
+            [
+                r["case_id"],
+                r["key"][:12],
+                r["last_change"] or "?",
+                str(r["n_edited"]),
+                edits,
+                "yes" if r["exported"] else "no",
+                r["case_folder"] or "?",
+            ]
+        )
+    print(
+        format_table(
+            ["Case", "Key", "Last change", "Edited", "Edits per label", "Exported", "Folder"], table
+        )
+    )
     return 0
 
 
@@ -63,13 +90,24 @@ def run_export(args: argparse.Namespace) -> int:
     saved = store.find(args.ident)
     out = Path(args.output)
     if out.exists() and not args.overwrite:
-        raise BratsInputError("file exists; refusing to overwrite it (pass --overwrite to replace it)", out)
+        raise BratsInputError(
+            "file exists; refusing to overwrite it (pass --overwrite to replace it)", out
+        )
     labels, _proposal, _overrides = store.load_arrays(saved)
     affine, header = store.geometry(saved)
     convention = saved.meta["convention"]
-    written = save_label_map(labels, out, affine=affine, header=header, convention=args.labels or convention,
-                             src_convention=convention, overwrite=args.overwrite)
+    written = save_label_map(
+        labels,
+        out,
+        affine=affine,
+        header=header,
+        convention=args.labels or convention,
+        src_convention=convention,
+        overwrite=args.overwrite,
+    )
     store.mark_exported(saved.key, written)
-    print(f"wrote {written} ({saved.case_id}: {saved.n_edited} hand-edited voxels, BraTS "
-          f"{args.labels or convention} labels)")
+    print(
+        f"wrote {written} ({saved.case_id}: {saved.n_edited} hand-edited voxels, BraTS "
+        f"{args.labels or convention} labels)"
+    )
     return 0

@@ -25,17 +25,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("folder", metavar="FOLDER", help="folder of case folders")
     p.add_argument("--segment-all", action="store_true", help="segment every new case")
-    p.add_argument("--model", action="append", metavar="NAME_OR_CHECKPOINT",
-                   help="model for --segment-all (default: the bundled default); repeat for an ensemble")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="compute device")
+    p.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME_OR_CHECKPOINT",
+        help="model for --segment-all (default: the bundled default); repeat for an ensemble",
+    )
+    p.add_argument(
+        "--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="compute device"
+    )
     p.add_argument("--tta", type=int, default=0, choices=(0, 8), help="flip test-time augmentation")
     p.add_argument("--approve", metavar="CASE_ID", help="approve this case's review")
     p.add_argument("--reopen", metavar="CASE_ID", help="reopen this case's approved review")
     p.add_argument("--reviewer", help="who signs (default: the OS user)")
     p.add_argument("--export-approved", metavar="DIR", help="export every approved case into DIR")
-    p.add_argument("--labels", default="2021", choices=OUTPUT_CONVENTIONS[:2],
-                   help="label convention of the exported masks")
-    p.add_argument("--overwrite", action="store_true", help="replace existing exports of the same cases")
+    p.add_argument(
+        "--labels",
+        default="2021",
+        choices=OUTPUT_CONVENTIONS[:2],
+        help="label convention of the exported masks",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace existing exports of the same cases"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -46,8 +58,15 @@ def _row(row: Any) -> list[str]:
     note = row.error or "; ".join(row.reasons)
     if row.approval is not None:
         note = row.approval.line() + (f"; {note}" if note else "")
-    return [row.case_id, row.status, "+".join(row.models) or "-", str(row.n_edited),
-            *(f"{volumes[k]:.2f}" if k in volumes else "-" for k in ("wt", "tc", "et")), flag or "-", note]
+    return [
+        row.case_id,
+        row.status,
+        "+".join(row.models) or "-",
+        str(row.n_edited),
+        *(f"{volumes[k]:.2f}" if k in volumes else "-" for k in ("wt", "tc", "et")),
+        flag or "-",
+        note,
+    ]
 
 
 def _drive(events: Any, desc: str, quiet: bool) -> list[str]:
@@ -87,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
         if not names:
             raise BratsInputError(no_default_model_message())
         options = InferenceOptions(device=args.device, tta=args.tta)
-        failures += _drive(segment_all(worklist, [resolve_model(n) for n in names], options), "segment", quiet)
+        failures += _drive(
+            segment_all(worklist, [resolve_model(n) for n in names], options), "segment", quiet
+        )
     for action, ident in (("approve", args.approve), ("reopen", args.reopen)):
         if ident:
             try:
@@ -99,13 +120,24 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{ident}: {entry.line()}", file=sys.stderr)
     written: list[str] = []
     if args.export_approved:
-        events = export_approved(worklist, args.export_approved, convention=args.labels, overwrite=args.overwrite)
+        events = export_approved(
+            worklist, args.export_approved, convention=args.labels, overwrite=args.overwrite
+        )
         failures += _drive(events, "export", quiet)
-        written = [worklist.rows[i].case_id for i, r in enumerate(worklist.rows) if r.status == "approved"
-                   and not any(f.startswith(f"{r.case_id}:") for f in failures)]
+        written = [
+            worklist.rows[i].case_id
+            for i, r in enumerate(worklist.rows)
+            if r.status == "approved" and not any(f.startswith(f"{r.case_id}:") for f in failures)
+        ]
     if args.json:
-        print_json({"folder": str(worklist.root), "cases": [r.to_dict() for r in worklist.rows],
-                    "exported": written, "failures": failures})
+        print_json(
+            {
+                "folder": str(worklist.root),
+                "cases": [r.to_dict() for r in worklist.rows],
+                "exported": written,
+                "failures": failures,
+            }
+        )
     else:
         header = ["Case", "Status", "Model", "Edited", "WT mL", "TC mL", "ET mL", "Review", "Note"]
         print(format_table(header, [_row(r) for r in worklist.rows], align="lllrrrrll"))

@@ -86,7 +86,9 @@ def select_device(request: str = "auto", threads: int | None = None) -> tuple[to
         device = torch.device("cpu")
     elif req.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise BratsInputError("--device cuda requested but no CUDA GPU is available (use --device cpu or auto)")
+            raise BratsInputError(
+                "--device cuda requested but no CUDA GPU is available (use --device cpu or auto)"
+            )
         try:
             device = torch.device(req)
         except RuntimeError as exc:
@@ -94,7 +96,9 @@ def select_device(request: str = "auto", threads: int | None = None) -> tuple[to
         if device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
         if device.index >= torch.cuda.device_count():
-            raise BratsInputError(f"invalid device {request!r}: only {torch.cuda.device_count()} CUDA device(s)")
+            raise BratsInputError(
+                f"invalid device {request!r}: only {torch.cuda.device_count()} CUDA device(s)"
+            )
     elif req == "mps":
         if not mps_available():
             raise BratsInputError("--device mps requested but Apple MPS is not available")

@@ -151,8 +151,13 @@ def model_preprocess_config(loaded: Any) -> PreprocessConfig:
     n_mod = len(loaded.meta.get("modalities") or ("t1", "t1ce", "t2", "flair"))
     want_fg = in_channels == n_mod + 1
     if want_fg != cfg.foreground_channel:
-        logger.warning("%s: foreground_channel=%s does not fit %d input channels; using %s",
-                       model_name(loaded), cfg.foreground_channel, in_channels, want_fg)
+        logger.warning(
+            "%s: foreground_channel=%s does not fit %d input channels; using %s",
+            model_name(loaded),
+            cfg.foreground_channel,
+            in_channels,
+            want_fg,
+        )
         cfg.foreground_channel = want_fg
     return cfg
 
@@ -198,7 +203,9 @@ def _channel_order(loaded: Any) -> list[int] | None:
         return None
     missing = [m for m in wanted if m not in MODALITIES]
     if missing:
-        raise BratsInputError(f"model {model_name(loaded)} needs unknown modalities {missing}", loaded.path)
+        raise BratsInputError(
+            f"model {model_name(loaded)} needs unknown modalities {missing}", loaded.path
+        )
     return [MODALITIES.index(m) for m in wanted]
 
 
@@ -273,7 +280,9 @@ def run_inference(
     total = len(models) * (len(flips) + 2) + 1
     step = 0
     all_classes = all(m.spec.output_kind == "classes" for m in models)
-    want_classes = all_classes and (options.keep_class_probs or getattr(pp_config, "mode", "") == "argmax")
+    want_classes = all_classes and (
+        options.keep_class_probs or getattr(pp_config, "mode", "") == "argmax"
+    )
     region_sum: np.ndarray | None = None
     model_range = RunningRange() if options.keep_spread and len(models) > 1 else None
     spread: MemberSpread | None = None
@@ -292,7 +301,11 @@ def run_inference(
         cfg = model_preprocess_config(loaded)
         order = _channel_order(loaded)
         reo = model_reorientation(loaded, affine)
-        key = (tuple(sorted(cfg.to_dict().items())), tuple(order or ()), reo.target if reo else None)
+        key = (
+            tuple(sorted(cfg.to_dict().items())),
+            tuple(order or ()),
+            reo.target if reo else None,
+        )
         if key not in cache:
             src = image if order is None else image[order]
             if reo is not None and not reo.identity:
@@ -307,7 +320,9 @@ def run_inference(
         divisor = size_divisor(loaded)
         loaded.model.eval()
         probs: torch.Tensor | None = None
-        flip_range = RunningRange() if options.keep_spread and len(models) == 1 and len(flips) > 1 else None
+        flip_range = (
+            RunningRange() if options.keep_spread and len(models) == 1 and len(flips) > 1 else None
+        )
         for k, axes in enumerate(flips):
             check()
             flip_txt = f" (flip {k + 1}/{len(flips)})" if len(flips) > 1 else ""
@@ -315,8 +330,14 @@ def run_inference(
             n_notes = len(plan.notes)
             t0 = time.perf_counter()
             out = apply_flip(
-                forward_probabilities(loaded.model, apply_flip(x, axes), plan, output_kind=kind,
-                                      divisor=divisor, should_stop=should_stop),
+                forward_probabilities(
+                    loaded.model,
+                    apply_flip(x, axes),
+                    plan,
+                    output_kind=kind,
+                    divisor=divisor,
+                    should_stop=should_stop,
+                ),
                 axes,
             )
             if flip_range is not None:
@@ -341,7 +362,11 @@ def run_inference(
                 full_classes = invert_probabilities(net, info, dtype=acc_dtype, fill=_CLASS_FILL)
                 if reo is not None:
                     full_classes = reo.invert(full_classes, leading=1)
-                class_sum = full_classes if class_sum is None else np.add(class_sum, full_classes, out=class_sum)
+                class_sum = (
+                    full_classes
+                    if class_sum is None
+                    else np.add(class_sum, full_classes, out=class_sum)
+                )
                 del full_classes
             # WT/TC/ET are linear in the class probabilities, so converting before the (linear)
             # inverse resampling is exact and moves 3 instead of 4 channels.
@@ -351,7 +376,9 @@ def run_inference(
             regions = reo.invert(regions, leading=1)  # back to the source storage, exactly
         del net
         if flip_range is not None:
-            flip_spread = invert_probabilities(flip_range.spread()[0].numpy(), info, dtype=np.float16)
+            flip_spread = invert_probabilities(
+                flip_range.spread()[0].numpy(), info, dtype=np.float16
+            )
             flip_spread = reo.invert(flip_spread, leading=1) if reo is not None else flip_spread
             spread = MemberSpread(np.ascontiguousarray(flip_spread), "TTA disagreement", len(flips))
         if model_range is not None:
@@ -371,7 +398,9 @@ def run_inference(
             class_sum /= len(models)
     region_probs = _as_float16(region_sum)
     if model_range is not None:
-        spread = MemberSpread(cast(np.ndarray, model_range.spread()), "ensemble disagreement", len(models))
+        spread = MemberSpread(
+            cast(np.ndarray, model_range.spread()), "ensemble disagreement", len(models)
+        )
     class_probs = _as_float16(class_sum) if class_sum is not None else None
     del region_sum, class_sum
     labels = postprocess(region_probs, pp_config, convention=convention, class_probs=class_probs)

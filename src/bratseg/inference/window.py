@@ -60,12 +60,19 @@ class ForwardPlan:
 def is_out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` is an accelerator out-of-memory error."""
     oom_types = tuple(
-        t for t in (getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None)) if t
+        t
+        for t in (
+            getattr(torch, "OutOfMemoryError", None),
+            getattr(torch.cuda, "OutOfMemoryError", None),
+        )
+        if t
     )
     if oom_types and isinstance(exc, oom_types):
         return True
     text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
 
 
 def activate(logits: torch.Tensor, output_kind: str) -> torch.Tensor:
@@ -87,7 +94,9 @@ def _logits(output: object) -> torch.Tensor:
     raise TypeError(f"unexpected model output type {type(output).__name__}")
 
 
-def fit_window(window: tuple[int, ...], shape: tuple[int, ...], divisor: int) -> tuple[int, int, int]:
+def fit_window(
+    window: tuple[int, ...], shape: tuple[int, ...], divisor: int
+) -> tuple[int, int, int]:
     """Clip ``window`` to ``shape`` and round each edge down to a multiple of ``divisor`` (>= divisor)."""
     out = []
     for w, s in zip(window, shape):
@@ -170,7 +179,9 @@ def forward_probabilities(
                 plan.window = current
                 note = f"out of memory on {plan.description} for the whole volume; retrying with {current} windows"
             elif max(current) // 2 >= max(MIN_WINDOW, divisor):
-                plan.window = fit_window(tuple(max(divisor, w // 2) for w in current), shape, divisor)
+                plan.window = fit_window(
+                    tuple(max(divisor, w // 2) for w in current), shape, divisor
+                )
                 note = f"out of memory on {plan.description}; retrying with smaller {plan.window} windows"
             elif plan.device.type != "cpu":
                 old = plan.description

@@ -54,9 +54,11 @@ class AlignmentReport:
         """One human line."""
         if self.method == "resample":
             return f"{self.channel}: resampled into the T1Gd grid ({self.seconds:.1f} s)"
-        text = (f"{self.channel}: registered to T1Gd, rigid motion {self.rotation_deg:.1f}° / "
-                f"{self.translation_mm:.1f} mm, mutual information {self.mi_before:.3f} -> {self.mi_after:.3f} "
-                f"({self.seconds:.1f} s)")
+        text = (
+            f"{self.channel}: registered to T1Gd, rigid motion {self.rotation_deg:.1f}° / "
+            f"{self.translation_mm:.1f} mm, mutual information {self.mi_before:.3f} -> {self.mi_after:.3f} "
+            f"({self.seconds:.1f} s)"
+        )
         return text + ("; POOR registration, check the overlay" if self.poor else "")
 
 
@@ -66,7 +68,9 @@ def resample_into(img: nib.Nifti1Image, ref: nib.Nifti1Image) -> nib.Nifti1Image
 
     data = np.asarray(img.dataobj, dtype=np.float32)
     source = nib.Nifti1Image(data, img.affine)
-    return resample_from_to(source, (tuple(ref.shape[:3]), ref.affine), order=1, mode="constant", cval=0.0)
+    return resample_from_to(
+        source, (tuple(ref.shape[:3]), ref.affine), order=1, mode="constant", cval=0.0
+    )
 
 
 def _to_sitk(img: nib.Nifti1Image):
@@ -82,7 +86,9 @@ def _to_sitk(img: nib.Nifti1Image):
     return out
 
 
-def register_into(img: nib.Nifti1Image, ref: nib.Nifti1Image, channel: str) -> tuple[nib.Nifti1Image, AlignmentReport]:
+def register_into(
+    img: nib.Nifti1Image, ref: nib.Nifti1Image, channel: str
+) -> tuple[nib.Nifti1Image, AlignmentReport]:
     """Rigidly register ``img`` to ``ref`` (mutual information) and resample it into ``ref``'s grid.
 
     Raises:
@@ -93,18 +99,22 @@ def register_into(img: nib.Nifti1Image, ref: nib.Nifti1Image, channel: str) -> t
     try:
         import SimpleITK as sitk
     except ImportError:
-        raise BratsInputError('--align register needs SimpleITK: pip install "napari-brats[dicom]"') from None
+        raise BratsInputError(
+            '--align register needs SimpleITK: pip install "napari-brats[dicom]"'
+        ) from None
     start = time.perf_counter()
     fixed, moving = _to_sitk(ref), _to_sitk(img)
-    initial = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler3DTransform(),
-                                                sitk.CenteredTransformInitializerFilter.GEOMETRY)
+    initial = sitk.CenteredTransformInitializer(
+        fixed, moving, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.GEOMETRY
+    )
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     method.SetMetricSamplingStrategy(method.RANDOM)
     method.SetMetricSamplingPercentage(0.05, seed=0)
     method.SetInterpolator(sitk.sitkLinear)
-    method.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3, numberOfIterations=150,
-                                                    relaxationFactor=0.6)
+    method.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=2.0, minStep=1e-3, numberOfIterations=150, relaxationFactor=0.6
+    )
     method.SetOptimizerScalesFromPhysicalShift()
     method.SetShrinkFactorsPerLevel([4, 2, 1])
     method.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
@@ -116,15 +126,29 @@ def register_into(img: nib.Nifti1Image, ref: nib.Nifti1Image, channel: str) -> t
         transform = method.Execute(fixed, moving)
         after = method.GetMetricValue()
     except RuntimeError as exc:
-        raise BratsInputError(f"registration of {channel} to T1Gd failed ({str(exc).splitlines()[0]})") from None
+        raise BratsInputError(
+            f"registration of {channel} to T1Gd failed ({str(exc).splitlines()[0]})"
+        ) from None
     moved = sitk.Resample(moving, fixed, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     data = sitk.GetArrayFromImage(moved).transpose(2, 1, 0)
-    euler = sitk.Euler3DTransform(sitk.CompositeTransform(transform).GetNthTransform(0)) \
-        if transform.GetName() == "CompositeTransform" else sitk.Euler3DTransform(transform)
+    euler = (
+        sitk.Euler3DTransform(sitk.CompositeTransform(transform).GetNthTransform(0))
+        if transform.GetName() == "CompositeTransform"
+        else sitk.Euler3DTransform(transform)
+    )
     angles = np.degrees(np.abs(euler.GetParameters()[:3]))
-    report = AlignmentReport(channel, "register", float(before), float(after), float(angles.max()),
-                             float(np.linalg.norm(euler.GetTranslation())), time.perf_counter() - start)
-    return nib.Nifti1Image(np.ascontiguousarray(data, dtype=np.float32), ref.affine, ref.header), report
+    report = AlignmentReport(
+        channel,
+        "register",
+        float(before),
+        float(after),
+        float(angles.max()),
+        float(np.linalg.norm(euler.GetTranslation())),
+        time.perf_counter() - start,
+    )
+    return nib.Nifti1Image(
+        np.ascontiguousarray(data, dtype=np.float32), ref.affine, ref.header
+    ), report
 
 
 def check_align(align: str) -> str:

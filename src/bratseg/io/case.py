@@ -216,8 +216,15 @@ def load_case(
     spacing = voxel_spacing(ref.header)
     reports = _align_series(images, files, ref_key, align) if align != "none" else []
     for key in (k for k in MODALITIES if k != ref_key):
-        _check_geometry(images[key], files[key], shape, affine, spacing, files[ref_key],
-                        hint="" if align != "none" else ALIGN_HINT)
+        _check_geometry(
+            images[key],
+            files[key],
+            shape,
+            affine,
+            spacing,
+            files[ref_key],
+            hint="" if align != "none" else ALIGN_HINT,
+        )
     seg_img = None
     if load_seg and "seg" in files:
         seg_img = open_nifti(files["seg"])
@@ -278,8 +285,10 @@ def _explicit_files(folder: Path, mapping: Mapping[str, str | Path]) -> dict[str
 
 
 #: What a geometry refusal of a series says about the way forward.
-ALIGN_HINT = ("; pass --align resample (series in the scanner's frame) or --align register (rigid "
-              "registration to T1Gd) to align them")
+ALIGN_HINT = (
+    "; pass --align resample (series in the scanner's frame) or --align register (rigid "
+    "registration to T1Gd) to align them"
+)
 
 
 def _align_series(images: dict, files: dict, ref_key: str, align: str) -> list:
@@ -294,8 +303,9 @@ def _align_series(images: dict, files: dict, ref_key: str, align: str) -> list:
         if align == "register":
             images[key], report = register_into(img, ref, MODALITY_NAMES[key])
         else:
-            same = tuple(img.shape[:3]) == tuple(ref.shape[:3]) and affine_difference(img.affine, ref.affine) <= \
-                AFFINE_TOLERANCE * min(voxel_spacing(ref.header))
+            same = tuple(img.shape[:3]) == tuple(ref.shape[:3]) and affine_difference(
+                img.affine, ref.affine
+            ) <= AFFINE_TOLERANCE * min(voxel_spacing(ref.header))
             if same:
                 continue
             import time
@@ -304,7 +314,9 @@ def _align_series(images: dict, files: dict, ref_key: str, align: str) -> list:
             images[key] = resample_into(img, ref)
             from bratseg.io.align import AlignmentReport
 
-            report = AlignmentReport(MODALITY_NAMES[key], "resample", seconds=time.perf_counter() - start)
+            report = AlignmentReport(
+                MODALITY_NAMES[key], "resample", seconds=time.perf_counter() - start
+            )
         logger.info("%s", report.line())
         if report.poor:
             logger.warning("%s: %s", files[key], report.line())
@@ -349,14 +361,17 @@ def _check_same_grid(
     tol = AFFINE_TOLERANCE * min(spacing)
     if affine_difference(this_affine, affine) <= tol:
         return
-    if tuple(int(s) for s in img.shape[:3]) != shape or affine_difference(
-        this_affine[:3, :3], affine[:3, :3]
-    ) > tol:
+    if (
+        tuple(int(s) for s in img.shape[:3]) != shape
+        or affine_difference(this_affine[:3, :3], affine[:3, :3]) > tol
+    ):
         _check_geometry(img, path, shape, affine, spacing, ref_path)  # raises: another grid
         return
     offset = this_affine[:3, 3] - affine[:3, 3]
     logger.warning(
         "%s: origin differs from that of %s by (%s) mm on the same voxel grid; "
         "taking the images' geometry for it (seg_on_image_grid)",
-        path, ref_path.name, ", ".join(f"{v:.6g}" for v in offset),
+        path,
+        ref_path.name,
+        ", ".join(f"{v:.6g}" for v in offset),
     )

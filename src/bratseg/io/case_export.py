@@ -117,16 +117,24 @@ def export_case(
             placed[modality] = _place_image(Path(case.files[modality]), target, link)
         geometry = {"affine": case.affine, "header": case.header}
         seg_path = save_label_map(
-            session.labels, stage / f"{case.case_id}_seg.nii.gz", **geometry,
-            convention=convention, src_convention=session.convention,
+            session.labels,
+            stage / f"{case.case_id}_seg.nii.gz",
+            **geometry,
+            convention=convention,
+            src_convention=session.convention,
         )
         ai_path = save_label_map(
-            session.proposal, stage / f"{case.case_id}_{AI_SUFFIX}.nii.gz", **geometry,
-            convention=convention, src_convention=session.convention,
+            session.proposal,
+            stage / f"{case.case_id}_{AI_SUFFIX}.nii.gz",
+            **geometry,
+            convention=convention,
+            src_convention=session.convention,
         )
         provenance = build_provenance(session, convention, placed)
         provenance["files"] = {"seg": seg_path.name, "ai_proposal": ai_path.name}
-        (stage / f"{case.case_id}_provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
+        (stage / f"{case.case_id}_provenance.json").write_text(
+            json.dumps(provenance, indent=2) + "\n"
+        )
         backup = None
         if final.exists():
             backup = dataset / f".{case.case_id}.replaced-{os.getpid()}-{time.time_ns()}"
@@ -153,10 +161,18 @@ def export_case_nnunet(session: Any, dataset_dir: str | Path, *, overwrite: bool
     from bratseg.io.nnunet import add_case_to_nnunet_dataset
 
     session.record_edits()
-    provenance = build_provenance(session, "nnunet", {m: "copy" for m in session.case.files if m != "seg"})
+    provenance = build_provenance(
+        session, "nnunet", {m: "copy" for m in session.case.files if m != "seg"}
+    )
     try:
-        return add_case_to_nnunet_dataset(session.case, session.labels, session.convention, dataset_dir,
-                                          overwrite=overwrite, provenance=provenance)
+        return add_case_to_nnunet_dataset(
+            session.case,
+            session.labels,
+            session.convention,
+            dataset_dir,
+            overwrite=overwrite,
+            provenance=provenance,
+        )
     except FileExistsError as exc:
         raise ExportExistsError(str(exc)) from None
 

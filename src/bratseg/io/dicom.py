@@ -32,7 +32,9 @@ def _sitk():
     try:
         import SimpleITK as sitk
     except ImportError:
-        raise BratsInputError('reading DICOM needs SimpleITK: pip install "napari-brats[dicom]"') from None
+        raise BratsInputError(
+            'reading DICOM needs SimpleITK: pip install "napari-brats[dicom]"'
+        ) from None
     sitk.ProcessObject_SetGlobalWarningDisplay(False)  # no ITK chatter on stderr: errors are ours
     return sitk
 
@@ -98,16 +100,22 @@ def read_dicom_series(folder: str | Path) -> nib.Nifti1Image:
     if not ids:
         raise BratsInputError("no DICOM series in the folder", folder)
     if len(ids) > 1:
-        raise BratsInputError(f"{len(ids)} DICOM series in one folder; give each series its own folder", folder)
+        raise BratsInputError(
+            f"{len(ids)} DICOM series in one folder; give each series its own folder", folder
+        )
     files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), ids[0])
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     try:
         image = reader.Execute()
     except RuntimeError as exc:
-        raise BratsInputError(f"unreadable DICOM series ({str(exc).splitlines()[0]})", folder) from None
+        raise BratsInputError(
+            f"unreadable DICOM series ({str(exc).splitlines()[0]})", folder
+        ) from None
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
-        raise BratsInputError(f"expected a 3D single-channel series, got dimension {image.GetDimension()}", folder)
+        raise BratsInputError(
+            f"expected a 3D single-channel series, got dimension {image.GetDimension()}", folder
+        )
     data = np.ascontiguousarray(sitk.GetArrayFromImage(image).transpose(2, 1, 0))  # (x, y, z)
     direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
     lps = np.eye(4)
@@ -137,7 +145,10 @@ def find_dicom_channels(folder: Path, taken: dict[str, Path]) -> dict[str, Path]
     for channel, hits in found.items():
         if len(hits) > 1:
             names = ", ".join(f"{p.name} ({d!r})" for p, d in hits)
-            raise BratsInputError(f"several DICOM series look like {channel}: {names}; pass an explicit "
-                                  f"mapping (--map {channel}=DIR)", folder)
+            raise BratsInputError(
+                f"several DICOM series look like {channel}: {names}; pass an explicit "
+                f"mapping (--map {channel}=DIR)",
+                folder,
+            )
         out[channel] = hits[0][0]
     return out

@@ -26,8 +26,18 @@ logger = logging.getLogger(__name__)
 #: Data types a NIfTI-1 file can hold that we write as they are.
 _WRITABLE_DTYPES = {
     np.dtype(t)
-    for t in (np.uint8, np.int8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64,
-              np.float32, np.float64)
+    for t in (
+        np.uint8,
+        np.int8,
+        np.int16,
+        np.uint16,
+        np.int32,
+        np.uint32,
+        np.int64,
+        np.uint64,
+        np.float32,
+        np.float64,
+    )
 }
 
 
@@ -78,8 +88,9 @@ def write_nifti_atomic(
         with atomic_write(path, overwrite=overwrite) as fh:
             if path.name.lower().endswith(".gz"):
                 # compresslevel 1 like nibabel's default; mtime 0 for reproducible bytes.
-                with gzip.GzipFile(filename="", mode="wb", fileobj=fh, compresslevel=1,
-                                   mtime=0) as stream:
+                with gzip.GzipFile(
+                    filename="", mode="wb", fileobj=fh, compresslevel=1, mtime=0
+                ) as stream:
                     img.to_file_map({"image": nib.FileHolder(fileobj=cast(Any, stream))})
             else:
                 img.to_file_map({"image": nib.FileHolder(fileobj=cast(Any, fh))})
@@ -124,7 +135,9 @@ def save_label_map(
         raise BratsInputError(f"label map must be 3D, got shape {labels.shape}", path)
     if labels.dtype.kind not in "biu":
         raise BratsInputError(f"label map must be integer, got {labels.dtype}", path)
-    out = convert_labels(labels, check_convention(src_convention), check_convention(convention), drop_rc=drop_rc)
+    out = convert_labels(
+        labels, check_convention(src_convention), check_convention(convention), drop_rc=drop_rc
+    )
     return write_nifti_atomic(out, affine, header, path, overwrite=overwrite, dtype=np.uint8)
 
 
@@ -139,7 +152,9 @@ def _check_destination(path: Path, overwrite: bool) -> None:
     if path.is_dir():
         raise BratsInputError("is a folder, expected an output file name", path)
     if path.exists() and not overwrite:
-        raise BratsInputError("file exists; refusing to overwrite it (pass --overwrite to replace it)", path)
+        raise BratsInputError(
+            "file exists; refusing to overwrite it (pass --overwrite to replace it)", path
+        )
 
 
 def _cast_for_writing(data: np.ndarray, dtype, path: Path) -> np.ndarray:
@@ -157,7 +172,5 @@ def _cast_for_writing(data: np.ndarray, dtype, path: Path) -> np.ndarray:
             raise BratsInputError(f"non-integer values cannot be stored as {target}", path)
         info = np.iinfo(target)
         if data.min() < info.min or data.max() > info.max:
-            raise BratsInputError(
-                f"values {data.min()}..{data.max()} do not fit in {target}", path
-            )
+            raise BratsInputError(f"values {data.min()}..{data.max()} do not fit in {target}", path)
     return data.astype(target, copy=False)

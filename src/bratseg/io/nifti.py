@@ -26,7 +26,6 @@ logger = logging.getLogger(__name__)
 NIFTI_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii")
 
 
-
 def is_nifti_name(path: str | Path) -> bool:
     """Whether ``path`` ends in ``.nii`` or ``.nii.gz`` (case-insensitive)."""
     return str(path).lower().endswith(NIFTI_SUFFIXES)
@@ -62,7 +61,9 @@ def open_nifti(path: str | Path) -> nib.Nifti1Image:
 
         if is_dicom_folder(path):  # a DICOM series folder: read into an in-memory NIfTI image
             return read_dicom_series(path)
-        raise BratsInputError("is a folder, expected a NIfTI file (.nii or .nii.gz) or a DICOM series folder", path)
+        raise BratsInputError(
+            "is a folder, expected a NIfTI file (.nii or .nii.gz) or a DICOM series folder", path
+        )
     if path.name.lower().endswith(".gz"):
         with open(path, "rb") as fh:
             magic = fh.read(2)
@@ -250,9 +251,7 @@ def _read_raw(img: nib.Nifti1Image, path: str | Path) -> np.ndarray:
             with gzip.open(path, "rb") as fh:
                 buf = fh.read()
         except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
-            raise BratsInputError(
-                f"truncated or corrupt file ({_first_line(exc)})", path
-            ) from None
+            raise BratsInputError(f"truncated or corrupt file ({_first_line(exc)})", path) from None
         # the proxy knows the real data offset (headers with extensions may say vox_offset 0)
         dtype = np.dtype(getattr(img.dataobj, "dtype", img.header.get_data_dtype()))
         offset = int(getattr(img.dataobj, "offset", img.header.get_data_offset()))
@@ -262,17 +261,13 @@ def _read_raw(img: nib.Nifti1Image, path: str | Path) -> np.ndarray:
             raise BratsInputError(
                 f"truncated or corrupt file (holds {len(buf)} of {needed} bytes)", path
             )
-        raw = np.frombuffer(buf, dtype=dtype, count=count, offset=offset).reshape(
-            shape, order="F"
-        )
+        raw = np.frombuffer(buf, dtype=dtype, count=count, offset=offset).reshape(shape, order="F")
     else:
         try:
             raw = np.asanyarray(cast(Any, img.dataobj).get_unscaled())  # an ArrayProxy here
         except (EOFError, OSError, ValueError) as exc:
             # numpy raises ValueError when a .nii holds fewer bytes than the header promises
-            raise BratsInputError(
-                f"truncated or corrupt file ({_first_line(exc)})", path
-            ) from None
+            raise BratsInputError(f"truncated or corrupt file ({_first_line(exc)})", path) from None
     if raw.ndim == 4 and raw.shape[3] == 1:
         raw = raw[..., 0]
     return raw

@@ -38,7 +38,12 @@ _CHANNEL_SYNONYMS = {
     "t2": ("t2", "t2w"),
     "flair": ("flair", "t2f", "t2-flair"),
 }
-DATASET_LABELS = {"background": 0, "whole tumor": [1, 2, 3], "tumor core": [2, 3], "enhancing tumor": [3]}
+DATASET_LABELS = {
+    "background": 0,
+    "whole tumor": [1, 2, 3],
+    "tumor core": [2, 3],
+    "enhancing tumor": [3],
+}
 FILE_ENDING = ".nii.gz"
 
 
@@ -69,18 +74,27 @@ def read_nnunet_dataset(folder: str | Path) -> list[NnunetCase]:
     try:
         meta = json.loads((folder / "dataset.json").read_text())
     except (OSError, ValueError) as exc:
-        raise BratsInputError(f"not a readable nnU-Net dataset.json ({exc})", folder / "dataset.json") from None
-    names = {str(k): str(v).lower().strip() for k, v in (meta.get("channel_names") or meta.get("modality") or {}).items()}
+        raise BratsInputError(
+            f"not a readable nnU-Net dataset.json ({exc})", folder / "dataset.json"
+        ) from None
+    names = {
+        str(k): str(v).lower().strip()
+        for k, v in (meta.get("channel_names") or meta.get("modality") or {}).items()
+    }
     index: dict[str, str] = {}
     for key, name in names.items():
         channel = next((c for c, syn in _CHANNEL_SYNONYMS.items() if name in syn), None)
         if channel is None or channel in index.values():
-            raise BratsInputError(f"channel {key} ({name!r}) is not one of T1, T1ce, T2, FLAIR (or appears twice)",
-                                  folder / "dataset.json")
+            raise BratsInputError(
+                f"channel {key} ({name!r}) is not one of T1, T1ce, T2, FLAIR (or appears twice)",
+                folder / "dataset.json",
+            )
         index[key] = channel
     if sorted(index.values()) != sorted(MODALITIES):
-        raise BratsInputError(f"channels {sorted(names.values())} are not the four BraTS sequences",
-                              folder / "dataset.json")
+        raise BratsInputError(
+            f"channels {sorted(names.values())} are not the four BraTS sequences",
+            folder / "dataset.json",
+        )
     ending = str(meta.get("file_ending") or FILE_ENDING)
     images = folder / "imagesTr"
     stems = sorted({p.name[: -len(ending) - 5] for p in images.glob(f"*_0000{ending}")})
@@ -99,7 +113,9 @@ def read_nnunet_dataset(folder: str | Path) -> list[NnunetCase]:
     return cases
 
 
-def write_nnunet_dataset(case_dirs: list[Path], dest: str | Path, *, name: str | None = None) -> Path:
+def write_nnunet_dataset(
+    case_dirs: list[Path], dest: str | Path, *, name: str | None = None
+) -> Path:
     """Write labelled BraTS case folders as an nnU-Net v2 raw dataset in ``dest`` (a new folder).
 
     The dataset is assembled in a hidden sibling folder and renamed into place, so ``dest``
@@ -120,20 +136,34 @@ def write_nnunet_dataset(case_dirs: list[Path], dest: str | Path, *, name: str |
             if case.seg is None or case.seg_convention is None:
                 raise BratsInputError("case has no label map", folder)
             for k, m in enumerate(MODALITIES):
-                _copy_as_nii_gz(case.files[m], tmp / "imagesTr" / f"{case.case_id}_{k:04d}{FILE_ENDING}")
-            save_label_map(case.seg, tmp / "labelsTr" / f"{case.case_id}{FILE_ENDING}", affine=case.affine,
-                           header=_nifti_header(case.files["seg"]), convention="nnunet",
-                           src_convention=case.seg_convention)
-        meta = {"channel_names": CHANNEL_NAMES, "labels": DATASET_LABELS, "regions_class_order": [1, 2, 3],
-                "numTraining": len(case_dirs), "file_ending": FILE_ENDING,
-                "name": name or dest.name, "description": "BraTS cases written by napari-brats convert-dataset",
-                "channel_order_note": "0 T1, 1 T1Gd (T1ce), 2 T2, 3 FLAIR; labels 1 ED, 2 NCR, 3 ET"}
+                _copy_as_nii_gz(
+                    case.files[m], tmp / "imagesTr" / f"{case.case_id}_{k:04d}{FILE_ENDING}"
+                )
+            save_label_map(
+                case.seg,
+                tmp / "labelsTr" / f"{case.case_id}{FILE_ENDING}",
+                affine=case.affine,
+                header=_nifti_header(case.files["seg"]),
+                convention="nnunet",
+                src_convention=case.seg_convention,
+            )
+        meta = {
+            "channel_names": CHANNEL_NAMES,
+            "labels": DATASET_LABELS,
+            "regions_class_order": [1, 2, 3],
+            "numTraining": len(case_dirs),
+            "file_ending": FILE_ENDING,
+            "name": name or dest.name,
+            "description": "BraTS cases written by napari-brats convert-dataset",
+            "channel_order_note": "0 T1, 1 T1Gd (T1ce), 2 T2, 3 FLAIR; labels 1 ED, 2 NCR, 3 ET",
+        }
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=1) + "\n")
     return dest
 
 
-def write_brats_dataset(cases: list[tuple[str, dict[str, Path], Convention]], dest: str | Path,
-                        convention: Convention) -> Path:
+def write_brats_dataset(
+    cases: list[tuple[str, dict[str, Path], Convention]], dest: str | Path, convention: Convention
+) -> Path:
     """Write cases as BraTS 2017-2021-named case folders, labels in ``convention``.
 
     Args:
@@ -157,8 +187,14 @@ def write_brats_dataset(cases: list[tuple[str, dict[str, Path], Convention]], de
                 _copy_as_nii_gz(files[m], out / f"{case_id}_{m}{FILE_ENDING}")
             if "seg" in files:
                 seg = load_label_map(files["seg"])
-                save_label_map(seg.data, out / f"{case_id}_seg{FILE_ENDING}", affine=seg.affine, header=seg.header,
-                               convention=convention, src_convention=seg_convention)
+                save_label_map(
+                    seg.data,
+                    out / f"{case_id}_seg{FILE_ENDING}",
+                    affine=seg.affine,
+                    header=seg.header,
+                    convention=convention,
+                    src_convention=seg_convention,
+                )
     return dest
 
 
@@ -198,8 +234,15 @@ def _copy_as_nii_gz(src: Path, dst: Path) -> None:
         nib.save(nib.load(src), dst)
 
 
-def add_case_to_nnunet_dataset(case, labels, convention: Convention, dest: str | Path, *, overwrite: bool = False,
-                               provenance: dict | None = None) -> Path:
+def add_case_to_nnunet_dataset(
+    case,
+    labels,
+    convention: Convention,
+    dest: str | Path,
+    *,
+    overwrite: bool = False,
+    provenance: dict | None = None,
+) -> Path:
     """Add (or, with ``overwrite``, replace) one labelled case in an nnU-Net raw dataset.
 
     The dataset folder and its dataset.json are created when missing; ``numTraining`` follows the
@@ -235,10 +278,15 @@ def add_case_to_nnunet_dataset(case, labels, convention: Convention, dest: str |
             read_nnunet_dataset(dest)  # refuses a dataset of other channels
         meta = json.loads(meta_file.read_text())
     else:
-        meta = {"channel_names": CHANNEL_NAMES, "labels": DATASET_LABELS, "regions_class_order": [1, 2, 3],
-                "file_ending": FILE_ENDING, "name": dest.name,
-                "description": "cases reviewed and exported by napari-brats",
-                "channel_order_note": "0 T1, 1 T1Gd (T1ce), 2 T2, 3 FLAIR; labels 1 ED, 2 NCR, 3 ET"}
+        meta = {
+            "channel_names": CHANNEL_NAMES,
+            "labels": DATASET_LABELS,
+            "regions_class_order": [1, 2, 3],
+            "file_ending": FILE_ENDING,
+            "name": dest.name,
+            "description": "cases reviewed and exported by napari-brats",
+            "channel_order_note": "0 T1, 1 T1Gd (T1ce), 2 T2, 3 FLAIR; labels 1 ED, 2 NCR, 3 ET",
+        }
     (dest / "imagesTr").mkdir(parents=True, exist_ok=True)
     (dest / "labelsTr").mkdir(exist_ok=True)
     for k, m in enumerate(MODALITIES):
@@ -250,8 +298,15 @@ def add_case_to_nnunet_dataset(case, labels, convention: Convention, dest: str |
         (dest / "provenance").mkdir(exist_ok=True)
         with atomic_write(dest / "provenance" / f"{case.case_id}.json") as fh:
             fh.write((json.dumps(provenance, indent=1, default=str) + "\n").encode())
-    save_label_map(labels, label_file, affine=case.affine, header=case.header, convention="nnunet",
-                   src_convention=convention, overwrite=True)
+    save_label_map(
+        labels,
+        label_file,
+        affine=case.affine,
+        header=case.header,
+        convention="nnunet",
+        src_convention=convention,
+        overwrite=True,
+    )
     meta["numTraining"] = len(list((dest / "labelsTr").glob(f"*{FILE_ENDING}")))
     with atomic_write(meta_file) as fh:
         fh.write((json.dumps(meta, indent=1) + "\n").encode())

@@ -131,8 +131,12 @@ def count_parameters(model: nn.Module) -> int:
 
 # --- the five seed architectures -------------------------------------------------------------
 
-_REGION_POSTPROCESS = {"mode": "hierarchical", "wt_threshold": 0.45, "tc_threshold": 0.40,
-                       "et_threshold": 0.45}  # seed 003 thresholds
+_REGION_POSTPROCESS = {
+    "mode": "hierarchical",
+    "wt_threshold": 0.45,
+    "tc_threshold": 0.40,
+    "et_threshold": 0.45,
+}  # seed 003 thresholds
 
 
 def _lowrank_factory(cfg: LowRankResUNetConfig) -> nn.Module:
@@ -165,103 +169,143 @@ def _segresnet_factory(cfg: SegResNetVAEConfig) -> nn.Module:
     return SegResNetVAENet(cfg)
 
 
-register(ArchitectureSpec(
-    name="lowrank-resunet",
-    paper="seed 000: Ashtari et al., Low-Rank Convolutional Networks for Brain Tumor Segmentation",
-    config_cls=LowRankResUNetConfig,
-    output_kind="classes",
-    in_channels=4,
-    presets={
-        "paper": LowRankResUNetConfig(),
-        "small": LowRankResUNetConfig(base_filters=16),
-        "tiny": LowRankResUNetConfig(base_filters=4, levels=3),
-    },
-    # seed 000: hierarchical thresholding of WT, then TC inside WT, then ET inside TC
-    default_postprocess={"mode": "hierarchical", "wt_threshold": 0.5, "tc_threshold": 0.5,
-                         "et_threshold": 0.5},
-    size_divisor=16,
-    description="Res-U-Net, 4 pooling levels, CP low-rank 3x3x3 convs (alpha 0.5), 4-class softmax",
-    factory=_lowrank_factory,
-))
+register(
+    ArchitectureSpec(
+        name="lowrank-resunet",
+        paper="seed 000: Ashtari et al., Low-Rank Convolutional Networks for Brain Tumor Segmentation",
+        config_cls=LowRankResUNetConfig,
+        output_kind="classes",
+        in_channels=4,
+        presets={
+            "paper": LowRankResUNetConfig(),
+            "small": LowRankResUNetConfig(base_filters=16),
+            "tiny": LowRankResUNetConfig(base_filters=4, levels=3),
+        },
+        # seed 000: hierarchical thresholding of WT, then TC inside WT, then ET inside TC
+        default_postprocess={
+            "mode": "hierarchical",
+            "wt_threshold": 0.5,
+            "tc_threshold": 0.5,
+            "et_threshold": 0.5,
+        },
+        size_divisor=16,
+        description="Res-U-Net, 4 pooling levels, CP low-rank 3x3x3 convs (alpha 0.5), 4-class softmax",
+        factory=_lowrank_factory,
+    )
+)
 
-register(ArchitectureSpec(
-    name="cascade-unet",
-    paper="seed 001: Jiang et al., Two-Stage Cascaded U-Net (1st place BraTS 2019)",
-    config_cls=CascadeUNetConfig,
-    output_kind="regions",
-    in_channels=4,
-    presets={
-        "paper": CascadeUNetConfig(),
-        "small": CascadeUNetConfig(base_filters=8),
-        "tiny": CascadeUNetConfig(base_filters=2, blocks_down=(1, 1, 1), groups=2),
-    },
-    # seed 001 thresholds regions at 0.5 and turns small ET into NCR (threshold tuned per
-    # experiment, no value given: et_min_volume stays 0 until a checkpoint sets it).
-    default_postprocess={"mode": "hierarchical", "wt_threshold": 0.5, "tc_threshold": 0.5,
-                         "et_threshold": 0.5, "et_min_volume": 0, "et_component_rule": False},
-    size_divisor=8,
-    description="Two-stage cascaded asymmetric residual U-Net (GroupNorm, blocks 1-2-2-4), "
-                "sigmoid regions",
-    factory=_cascade_factory,
-))
+register(
+    ArchitectureSpec(
+        name="cascade-unet",
+        paper="seed 001: Jiang et al., Two-Stage Cascaded U-Net (1st place BraTS 2019)",
+        config_cls=CascadeUNetConfig,
+        output_kind="regions",
+        in_channels=4,
+        presets={
+            "paper": CascadeUNetConfig(),
+            "small": CascadeUNetConfig(base_filters=8),
+            "tiny": CascadeUNetConfig(base_filters=2, blocks_down=(1, 1, 1), groups=2),
+        },
+        # seed 001 thresholds regions at 0.5 and turns small ET into NCR (threshold tuned per
+        # experiment, no value given: et_min_volume stays 0 until a checkpoint sets it).
+        default_postprocess={
+            "mode": "hierarchical",
+            "wt_threshold": 0.5,
+            "tc_threshold": 0.5,
+            "et_threshold": 0.5,
+            "et_min_volume": 0,
+            "et_component_rule": False,
+        },
+        size_divisor=8,
+        description="Two-stage cascaded asymmetric residual U-Net (GroupNorm, blocks 1-2-2-4), "
+        "sigmoid regions",
+        factory=_cascade_factory,
+    )
+)
 
-register(ArchitectureSpec(
-    name="ds-unet",
-    paper="seed 002: Henry et al., Self-ensembled, deeply-supervised 3D U-Net (BraTS 2020)",
-    config_cls=DSUNetConfig,
-    output_kind="regions",
-    in_channels=4,
-    presets={
-        "paper": DSUNetConfig(),
-        "small": DSUNetConfig(base_filters=16, groups=8),
-        "tiny": DSUNetConfig(base_filters=4, stages=3, groups=2),
-    },
-    # seed 002: threshold 0.5, then NET = TC - ET, ED = WT - TC
-    default_postprocess={"mode": "hierarchical", "wt_threshold": 0.5, "tc_threshold": 0.5,
-                         "et_threshold": 0.5, "et_component_rule": False},
-    size_divisor=8,
-    description="3D U-Net with dilated pseudo-fifth stage and 4 deep-supervision heads, "
-                "sigmoid regions",
-    factory=_ds_factory,
-))
+register(
+    ArchitectureSpec(
+        name="ds-unet",
+        paper="seed 002: Henry et al., Self-ensembled, deeply-supervised 3D U-Net (BraTS 2020)",
+        config_cls=DSUNetConfig,
+        output_kind="regions",
+        in_channels=4,
+        presets={
+            "paper": DSUNetConfig(),
+            "small": DSUNetConfig(base_filters=16, groups=8),
+            "tiny": DSUNetConfig(base_filters=4, stages=3, groups=2),
+        },
+        # seed 002: threshold 0.5, then NET = TC - ET, ED = WT - TC
+        default_postprocess={
+            "mode": "hierarchical",
+            "wt_threshold": 0.5,
+            "tc_threshold": 0.5,
+            "et_threshold": 0.5,
+            "et_component_rule": False,
+        },
+        size_divisor=8,
+        description="3D U-Net with dilated pseudo-fifth stage and 4 deep-supervision heads, "
+        "sigmoid regions",
+        factory=_ds_factory,
+    )
+)
 
-register(ArchitectureSpec(
-    name="nnunet",
-    paper="seed 003: Futrega et al., Optimized U-Net for Brain Tumor Segmentation (BraTS 2021)",
-    config_cls=NNUNetConfig,
-    output_kind="regions",
-    in_channels=5,
-    presets={
-        "paper": NNUNetConfig(),
-        "small": NNUNetConfig(filters=(16, 32, 64, 128, 256)),
-        "tiny": NNUNetConfig(filters=(4, 8, 12, 16)),
-    },
-    # seed 003: thresholds 0.45 / 0.40 / 0.45 and the ET component rule
-    default_postprocess={**_REGION_POSTPROCESS, "et_component_rule": True,
-                         "et_component_min_voxels": 16, "et_component_prob": 0.9,
-                         "et_total_min_voxels": 73},
-    size_divisor=16,
-    description="nnU-Net-style U-Net (MONAI DynUNet), InstanceNorm + LeakyReLU, 2 deep-supervision "
-                "heads, foreground one-hot 5th channel, sigmoid regions",
-    factory=_nnunet_factory,
-))
+register(
+    ArchitectureSpec(
+        name="nnunet",
+        paper="seed 003: Futrega et al., Optimized U-Net for Brain Tumor Segmentation (BraTS 2021)",
+        config_cls=NNUNetConfig,
+        output_kind="regions",
+        in_channels=5,
+        presets={
+            "paper": NNUNetConfig(),
+            "small": NNUNetConfig(filters=(16, 32, 64, 128, 256)),
+            "tiny": NNUNetConfig(filters=(4, 8, 12, 16)),
+        },
+        # seed 003: thresholds 0.45 / 0.40 / 0.45 and the ET component rule
+        default_postprocess={
+            **_REGION_POSTPROCESS,
+            "et_component_rule": True,
+            "et_component_min_voxels": 16,
+            "et_component_prob": 0.9,
+            "et_total_min_voxels": 73,
+        },
+        size_divisor=16,
+        description="nnU-Net-style U-Net (MONAI DynUNet), InstanceNorm + LeakyReLU, 2 deep-supervision "
+        "heads, foreground one-hot 5th channel, sigmoid regions",
+        factory=_nnunet_factory,
+    )
+)
 
-register(ArchitectureSpec(
-    name="segresnet-vae",
-    paper="seed 004: Adeniji & Liu, SegResNet + VAE (after Myronenko, BraTS 2018)",
-    config_cls=SegResNetVAEConfig,
-    output_kind="regions",
-    in_channels=4,
-    presets={
-        "paper": SegResNetVAEConfig(),
-        "small": SegResNetVAEConfig(init_filters=8, input_image_size=(96, 96, 96)),
-        "tiny": SegResNetVAEConfig(init_filters=4, groups=4, blocks_down=(1, 1, 1),
-                                   blocks_up=(1, 1), input_image_size=(16, 16, 16), vae_nz=16),
-    },
-    default_postprocess={"mode": "hierarchical", "wt_threshold": 0.5, "tc_threshold": 0.5,
-                         "et_threshold": 0.5, "et_component_rule": False},
-    size_divisor=8,
-    description="SegResNet encoder-decoder with training-only VAE branch, squeeze-excitation and "
-                "max-pool downsampling, sigmoid regions",
-    factory=_segresnet_factory,
-))
+register(
+    ArchitectureSpec(
+        name="segresnet-vae",
+        paper="seed 004: Adeniji & Liu, SegResNet + VAE (after Myronenko, BraTS 2018)",
+        config_cls=SegResNetVAEConfig,
+        output_kind="regions",
+        in_channels=4,
+        presets={
+            "paper": SegResNetVAEConfig(),
+            "small": SegResNetVAEConfig(init_filters=8, input_image_size=(96, 96, 96)),
+            "tiny": SegResNetVAEConfig(
+                init_filters=4,
+                groups=4,
+                blocks_down=(1, 1, 1),
+                blocks_up=(1, 1),
+                input_image_size=(16, 16, 16),
+                vae_nz=16,
+            ),
+        },
+        default_postprocess={
+            "mode": "hierarchical",
+            "wt_threshold": 0.5,
+            "tc_threshold": 0.5,
+            "et_threshold": 0.5,
+            "et_component_rule": False,
+        },
+        size_divisor=8,
+        description="SegResNet encoder-decoder with training-only VAE branch, squeeze-excitation and "
+        "max-pool downsampling, sigmoid regions",
+        factory=_segresnet_factory,
+    )
+)

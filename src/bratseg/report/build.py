@@ -70,9 +70,13 @@ class ReportInfo:
         signoffs = [s for s in record.get("signoffs") or [] if isinstance(s, dict)]
         last = signoffs[-1] if signoffs else {}
         status = record.get("status") or ("approved" if last.get("action") == "approve" else None)
-        info = cls(case_id=str(record.get("case_id") or ""), reviewer=record.get("reviewer") or last.get("reviewer"),
-                   status=status, model_names=[str(n) for n in model.get("names", [])],
-                   model_sha256=[str(s) for s in model.get("sha256", [])])
+        info = cls(
+            case_id=str(record.get("case_id") or ""),
+            reviewer=record.get("reviewer") or last.get("reviewer"),
+            status=status,
+            model_names=[str(n) for n in model.get("names", [])],
+            model_sha256=[str(s) for s in model.get("sha256", [])],
+        )
         for key, value in overrides.items():
             if value is not None:
                 setattr(info, key, value)
@@ -118,21 +122,31 @@ class CaseReport:
     @property
     def measurable(self) -> list[EnhancingLesion]:
         """Measurable enhancing lesions (both diameters >= 10 mm), largest product first."""
-        return sorted((e for e in self.enhancing if e.rano.measurable), key=lambda e: -e.rano.product_mm2)
+        return sorted(
+            (e for e in self.enhancing if e.rano.measurable), key=lambda e: -e.rano.product_mm2
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The report as one JSON-able object."""
         return {
-            "format": REPORT_FORMAT, "case_id": self.info.case_id, "reviewer": self.info.reviewer,
+            "format": REPORT_FORMAT,
+            "case_id": self.info.case_id,
+            "reviewer": self.info.reviewer,
             "status": self.info.status,
             "model": {"names": list(self.info.model_names), "sha256": list(self.info.model_sha256)},
-            "generated": self.generated, "convention": self.convention, "spacing_mm": self.spacing_mm,
-            "axcodes": self.axcodes, "regions": self.regions, "rc_ml": self.rc_ml,
-            "et_tc_ratio": self.et_tc_ratio, "n_lesions": len(self.lesions),
+            "generated": self.generated,
+            "convention": self.convention,
+            "spacing_mm": self.spacing_mm,
+            "axcodes": self.axcodes,
+            "regions": self.regions,
+            "rc_ml": self.rc_ml,
+            "et_tc_ratio": self.et_tc_ratio,
+            "n_lesions": len(self.lesions),
             "lesions": [lesion.to_dict() for lesion in self.lesions],
             "n_measurable": len(self.measurable),
             "enhancing_lesions": [e.to_dict() for e in self.enhancing],
-            "sum_of_products_mm2": self.sum_of_products_mm2, "prior": self.prior,
+            "sum_of_products_mm2": self.sum_of_products_mm2,
+            "prior": self.prior,
         }
 
 
@@ -147,7 +161,9 @@ def structure_masks(labels: np.ndarray, convention: Convention) -> dict[str, np.
 
 def _check_same_grid(name: str, array: np.ndarray | None, shape: tuple[int, ...]) -> None:
     if array is not None and tuple(np.shape(array)[-3:]) != tuple(shape):
-        raise BratsInputError(f"{name} shape {tuple(np.shape(array)[-3:])} differs from the labels' {tuple(shape)}")
+        raise BratsInputError(
+            f"{name} shape {tuple(np.shape(array)[-3:])} differs from the labels' {tuple(shape)}"
+        )
 
 
 def _change(now: float, before: float | None) -> tuple[float | None, float | None]:
@@ -208,16 +224,25 @@ def build_report(
     ai_ml = tumour_volumes_ml(proposal, conv, spacing) if proposal is not None else None
     ref = None
     if reference is not None:
-        ref = structure_masks(convert_labels(reference, check_convention(reference_convention or conv), conv,
-                                                   drop_rc=True), conv)
+        ref = structure_masks(
+            convert_labels(
+                reference, check_convention(reference_convention or conv), conv, drop_rc=True
+            ),
+            conv,
+        )
     prior_regions = _prior_regions(prior) if prior is not None else None
     regions: dict[str, dict[str, Any]] = {}
     for key in STRUCTURES:
-        row: dict[str, Any] = {"volume_ml": volumes[key],
-                               "lesions": mask_components(masks[key], LESION_CONNECTIVITY)[2]}
+        row: dict[str, Any] = {
+            "volume_ml": volumes[key],
+            "lesions": mask_components(masks[key], LESION_CONNECTIVITY)[2],
+        }
         if ai is not None and ai_ml is not None:
-            row.update(proposal_ml=ai_ml[key], delta_ml=volumes[key] - ai_ml[key],
-                       dice_vs_proposal=dice(ai[key], masks[key]))
+            row.update(
+                proposal_ml=ai_ml[key],
+                delta_ml=volumes[key] - ai_ml[key],
+                dice_vs_proposal=dice(ai[key], masks[key]),
+            )
         if ref is not None:
             row["dice_vs_reference"] = dice(masks[key], ref[key])
         if prior_regions is not None:
@@ -232,26 +257,45 @@ def build_report(
     if prior is not None:
         before = prior.get("sum_of_products_mm2")
         change_mm2, change_pct = _change(spd, float(before) if before is not None else None)
-        prior_summary = {"case_id": prior.get("case_id"), "generated": prior.get("generated"),
-                         "sum_of_products_mm2": before, "change_mm2": change_mm2, "change_pct": change_pct}
+        prior_summary = {
+            "case_id": prior.get("case_id"),
+            "generated": prior.get("generated"),
+            "sum_of_products_mm2": before,
+            "change_mm2": change_mm2,
+            "change_pct": change_pct,
+        }
     return CaseReport(
-        info=info or ReportInfo(), convention=conv, spacing_mm=list(spacing), axcodes="".join(axcodes(affine)),
-        regions=regions, et_tc_ratio=volumes["et"] / volumes["tc"] if volumes["tc"] > 0 else None,
-        lesions=lesions, enhancing=enhancing, sum_of_products_mm2=spd, prior=prior_summary,
-        generated=time.strftime("%Y-%m-%dT%H:%M:%S%z"), rc_ml=volumes.get("rc"),
+        info=info or ReportInfo(),
+        convention=conv,
+        spacing_mm=list(spacing),
+        axcodes="".join(axcodes(affine)),
+        regions=regions,
+        et_tc_ratio=volumes["et"] / volumes["tc"] if volumes["tc"] > 0 else None,
+        lesions=lesions,
+        enhancing=enhancing,
+        sum_of_products_mm2=spd,
+        prior=prior_summary,
+        generated=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        rc_ml=volumes.get("rc"),
     )
 
 
 def _prior_regions(prior: dict[str, Any]) -> dict[str, float | None]:
     """``{structure: volume_ml}`` of a prior report, checked."""
     regions = prior.get("regions") if isinstance(prior, dict) else None
-    if not isinstance(regions, dict) or not all(isinstance(regions.get(k), dict) for k in STRUCTURES):
-        raise BratsInputError("prior report has no 'regions' table with NCR, ED, ET, TC and WT volumes")
+    if not isinstance(regions, dict) or not all(
+        isinstance(regions.get(k), dict) for k in STRUCTURES
+    ):
+        raise BratsInputError(
+            "prior report has no 'regions' table with NCR, ED, ET, TC and WT volumes"
+        )
     out: dict[str, float | None] = {}
     for key in STRUCTURES:
         value = regions[key].get("volume_ml")
         if value is not None and not isinstance(value, (int, float)):
-            raise BratsInputError(f"prior report: volume of {key.upper()} is not a number ({value!r})")
+            raise BratsInputError(
+                f"prior report: volume of {key.upper()} is not a number ({value!r})"
+            )
         out[key] = None if value is None else float(value)
     return out
 
@@ -269,7 +313,9 @@ def load_json_record(path: str | Path, what: str = "report") -> dict[str, Any]:
     except FileNotFoundError:
         raise BratsInputError(f"{what} file not found", path) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BratsInputError(f"cannot read {what} JSON: {' '.join(str(exc).split())}", path) from None
+        raise BratsInputError(
+            f"cannot read {what} JSON: {' '.join(str(exc).split())}", path
+        ) from None
     if not isinstance(record, dict):
         raise BratsInputError(f"{what} file is not a JSON object", path)
     if what == "report":

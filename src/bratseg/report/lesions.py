@@ -96,8 +96,10 @@ def midline_x(affine: np.ndarray, shape: Sequence[int], brain: np.ndarray | None
     if brain is not None and np.any(brain):
         brain = np.asarray(brain, dtype=bool)
         n = float(np.count_nonzero(brain))
-        centre = [float((np.arange(s) * brain.sum(axis=tuple(b for b in range(3) if b != a))).sum()) / n
-                  for a, s in enumerate(brain.shape)]
+        centre = [
+            float((np.arange(s) * brain.sum(axis=tuple(b for b in range(3) if b != a))).sum()) / n
+            for a, s in enumerate(brain.shape)
+        ]
     else:
         centre = [(s - 1) / 2.0 for s in shape]
     return float(np.asarray(affine, dtype=np.float64)[0] @ np.array([*centre, 1.0]))
@@ -154,22 +156,33 @@ def find_lesions(
         return [], []
     coords = np.stack(np.unravel_index(flat, labels.shape)).astype(np.float64)  # (3, n_fg)
     counts = np.bincount(comp, minlength=n).astype(np.float64)
-    centroids = np.stack([np.bincount(comp, weights=c, minlength=n) for c in coords]) / counts  # (3, n)
+    centroids = (
+        np.stack([np.bincount(comp, weights=c, minlength=n) for c in coords]) / counts
+    )  # (3, n)
     world = affine[:3, :3] @ centroids + affine[:3, 3:4]
     mid = midline_x(affine, labels.shape, brain)
     voxel_x = affine[0, :3] @ coords + affine[0, 3]
     left = np.bincount(comp, weights=(voxel_x < mid).astype(np.float64), minlength=n) / counts
     values = gather_flat(labels, flat)
-    tissue_ml = {t: np.bincount(comp, weights=(values == LABEL_VALUES[convention][t]).astype(np.float64),
-                                minlength=n) * voxel_ml for t in TISSUES}
+    tissue_ml = {
+        t: np.bincount(
+            comp, weights=(values == LABEL_VALUES[convention][t]).astype(np.float64), minlength=n
+        )
+        * voxel_ml
+        for t in TISSUES
+    }
     lesions = [
-        Lesion(id=k + 1, voxels=int(counts[k]), volume_ml=int(counts[k]) * voxel_ml,
-               tissue_ml={t: float(tissue_ml[t][k]) for t in TISSUES},
-               centroid_voxel=np.round(centroids[:, k], 3).tolist(),
-               centroid_mm=np.round(world[:, k], 3).tolist(),
-               hemisphere="left" if world[0, k] < mid else "right",
-               midline_distance_mm=round(abs(float(world[0, k]) - mid), 3),
-               fraction_left=round(float(left[k]), 4))
+        Lesion(
+            id=k + 1,
+            voxels=int(counts[k]),
+            volume_ml=int(counts[k]) * voxel_ml,
+            tissue_ml={t: float(tissue_ml[t][k]) for t in TISSUES},
+            centroid_voxel=np.round(centroids[:, k], 3).tolist(),
+            centroid_mm=np.round(world[:, k], 3).tolist(),
+            hemisphere="left" if world[0, k] < mid else "right",
+            midline_distance_mm=round(abs(float(world[0, k]) - mid), 3),
+            fraction_left=round(float(left[k]), 4),
+        )
         for k in range(n)
     ]
     enhancing = _enhancing_lesions(masks["et"], flat, comp, affine, spacing, voxel_ml)
@@ -180,8 +193,14 @@ def find_lesions(
     return lesions, enhancing
 
 
-def _enhancing_lesions(et: np.ndarray, wt_flat: np.ndarray, wt_comp: np.ndarray, affine: np.ndarray,
-                       spacing: Sequence[float], voxel_ml: float) -> list[EnhancingLesion]:
+def _enhancing_lesions(
+    et: np.ndarray,
+    wt_flat: np.ndarray,
+    wt_comp: np.ndarray,
+    affine: np.ndarray,
+    spacing: Sequence[float],
+    voxel_ml: float,
+) -> list[EnhancingLesion]:
     """Measured ET components, each tied to the WT component that contains it."""
     flat, comp, n = _components_by_size(et)
     if n == 0:
@@ -192,12 +211,14 @@ def _enhancing_lesions(et: np.ndarray, wt_flat: np.ndarray, wt_comp: np.ndarray,
     bounds = np.searchsorted(comp[order], np.arange(n + 1))
     out = []
     for k in range(n):
-        members = flat[order[bounds[k]:bounds[k + 1]]]
+        members = flat[order[bounds[k] : bounds[k + 1]]]
         coords = np.unravel_index(members, et.shape)
         lo = [int(c.min()) for c in coords]
         box = np.zeros([int(c.max()) - a + 1 for c, a in zip(coords, lo)], dtype=bool)
         box[tuple(c - a for c, a in zip(coords, lo))] = True
-        rano = measure_bidimensional(box, (float(spacing[0]), float(spacing[1]), float(spacing[2])), axial)
+        rano = measure_bidimensional(
+            box, (float(spacing[0]), float(spacing[1]), float(spacing[2])), axial
+        )
         if rano is None:  # not reached: a component has voxels
             continue
         rano.slice_index += lo[axial]
@@ -205,6 +226,12 @@ def _enhancing_lesions(et: np.ndarray, wt_flat: np.ndarray, wt_comp: np.ndarray,
             for point in ends:
                 for axis in range(3):
                     point[axis] = round(point[axis] + lo[axis], 3)
-        out.append(EnhancingLesion(id=k + 1, lesion=int(parent[order[bounds[k]]]) + 1,
-                                   volume_ml=members.size * voxel_ml, rano=rano))
+        out.append(
+            EnhancingLesion(
+                id=k + 1,
+                lesion=int(parent[order[bounds[k]]]) + 1,
+                volume_ml=members.size * voxel_ml,
+                rano=rano,
+            )
+        )
     return out

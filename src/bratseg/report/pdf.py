@@ -42,7 +42,9 @@ ROW_HEIGHT = 0.018
 MAX_LESION_ROWS = 8
 
 
-def _lps_point(point: Sequence[float] | np.ndarray, reo: Reorientation, shape: Sequence[int]) -> np.ndarray:
+def _lps_point(
+    point: Sequence[float] | np.ndarray, reo: Reorientation, shape: Sequence[int]
+) -> np.ndarray:
     """Storage voxel coordinates (3,) -> coordinates in the LPS-ordered array."""
     out = np.zeros(3)
     for src, (dst, flip) in enumerate(reo.forward):
@@ -72,9 +74,15 @@ def _focus(report: dict[str, Any]) -> tuple[np.ndarray | None, dict[str, Any] | 
     return point, main
 
 
-def _draw_views(fig: Any, rects: Sequence[tuple[float, float, float, float]], report: dict[str, Any],
-                labels: np.ndarray, affine: np.ndarray, spacing: Sequence[float],
-                image: np.ndarray | None) -> None:
+def _draw_views(
+    fig: Any,
+    rects: Sequence[tuple[float, float, float, float]],
+    report: dict[str, Any],
+    labels: np.ndarray,
+    affine: np.ndarray,
+    spacing: Sequence[float],
+    image: np.ndarray | None,
+) -> None:
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar  # type: ignore[import-untyped]
 
     reo = reorientation(affine, "LPS")
@@ -83,35 +91,81 @@ def _draw_views(fig: Any, rects: Sequence[tuple[float, float, float, float]], re
     sx, sy, sz = reo.spacing(spacing)
     shape = np.asarray(labels).shape
     point, main = _focus(report)
-    centre = (_lps_point(point, reo, shape) if point is not None
-              else (np.asarray(lab.shape) - 1) / 2.0)
+    centre = (
+        _lps_point(point, reo, shape) if point is not None else (np.asarray(lab.shape) - 1) / 2.0
+    )
     x0, y0, z0 = (round(float(np.clip(c, 0, n - 1))) for c, n in zip(centre, lab.shape))
     if img is not None and np.any(img > 0):
-        vmin, vmax = np.percentile(img[img > 0][:: 7], [0.5, 99.5])
-        box = [np.flatnonzero((img > 0).any(axis=tuple(b for b in range(3) if b != a))) for a in range(3)]
+        vmin, vmax = np.percentile(img[img > 0][::7], [0.5, 99.5])
+        box = [
+            np.flatnonzero((img > 0).any(axis=tuple(b for b in range(3) if b != a)))
+            for a in range(3)
+        ]
     else:
         vmin, vmax = 0.0, 1.0
         box = [np.arange(n) for n in lab.shape]
-    lim = [(max(int(b[0]) - 4, 0) - 0.5, min(int(b[-1]) + 4, n - 1) + 0.5) for b, n in zip(box, lab.shape)]
+    lim = [
+        (max(int(b[0]) - 4, 0) - 0.5, min(int(b[-1]) + 4, n - 1) + 0.5)
+        for b, n in zip(box, lab.shape)
+    ]
     nx, ny, nz = lab.shape
     views = [  # title, label slice (rows, cols), image slice, (col, row) spacing, limits, corner letters
-        ("Axial", lab[:, :, z0].T, None if img is None else img[:, :, z0].T, (sx, sy), "upper",
-         (lim[0], lim[1]), ("R", "L", "A", "P"), f"slice {z0 + 1}/{nz}"),
-        ("Coronal", lab[:, y0, :].T, None if img is None else img[:, y0, :].T, (sx, sz), "lower",
-         (lim[0], lim[2]), ("R", "L", "S", "I"), f"slice {y0 + 1}/{ny}"),
-        ("Sagittal", lab[x0, :, :].T, None if img is None else img[x0, :, :].T, (sy, sz), "lower",
-         (lim[1], lim[2]), ("A", "P", "S", "I"), f"slice {x0 + 1}/{nx}"),
+        (
+            "Axial",
+            lab[:, :, z0].T,
+            None if img is None else img[:, :, z0].T,
+            (sx, sy),
+            "upper",
+            (lim[0], lim[1]),
+            ("R", "L", "A", "P"),
+            f"slice {z0 + 1}/{nz}",
+        ),
+        (
+            "Coronal",
+            lab[:, y0, :].T,
+            None if img is None else img[:, y0, :].T,
+            (sx, sz),
+            "lower",
+            (lim[0], lim[2]),
+            ("R", "L", "S", "I"),
+            f"slice {y0 + 1}/{ny}",
+        ),
+        (
+            "Sagittal",
+            lab[x0, :, :].T,
+            None if img is None else img[x0, :, :].T,
+            (sy, sz),
+            "lower",
+            (lim[1], lim[2]),
+            ("A", "P", "S", "I"),
+            f"slice {x0 + 1}/{nx}",
+        ),
     ]
     for k, (title, lab2, img2, (sc, sr), origin, (cl, rl), letters, where) in enumerate(views):
         ax = fig.add_axes(rects[k])
         ax.set_facecolor("black")
         rows, cols = lab2.shape
-        extent = (-0.5 * sc, (cols - 0.5) * sc, (rows - 0.5) * sr, -0.5 * sr) if origin == "upper" else \
-            (-0.5 * sc, (cols - 0.5) * sc, -0.5 * sr, (rows - 0.5) * sr)
+        extent = (
+            (-0.5 * sc, (cols - 0.5) * sc, (rows - 0.5) * sr, -0.5 * sr)
+            if origin == "upper"
+            else (-0.5 * sc, (cols - 0.5) * sc, -0.5 * sr, (rows - 0.5) * sr)
+        )
         if img2 is not None:
-            ax.imshow(img2, cmap="gray", vmin=vmin, vmax=vmax, origin=origin, extent=extent,
-                      interpolation="nearest")
-        ax.imshow(_overlay(lab2, report["convention"]), origin=origin, extent=extent, interpolation="nearest")
+            ax.imshow(
+                img2,
+                cmap="gray",
+                vmin=vmin,
+                vmax=vmax,
+                origin=origin,
+                extent=extent,
+                interpolation="nearest",
+            )
+        ax.imshow(
+            _overlay(lab2, report["convention"]),
+            origin=origin,
+            extent=extent,
+            interpolation="nearest",
+        )
         ax.set_xlim(cl[0] * sc, cl[1] * sc)
         ax.set_ylim((rl[1] * sr, rl[0] * sr) if origin == "upper" else (rl[0] * sr, rl[1] * sr))
         ax.set_aspect("equal")
@@ -123,16 +177,28 @@ def _draw_views(fig: Any, rects: Sequence[tuple[float, float, float, float]], re
         ax.text(0.98, 0.5, letters[1], ha="right", va="center", **style)
         ax.text(0.5, 0.98, letters[2], ha="center", va="top", **style)
         ax.text(0.5, 0.02, letters[3], ha="center", va="bottom", **style)
-        ax.add_artist(AnchoredSizeBar(ax.transData, SCALE_BAR_MM, f"{SCALE_BAR_MM:g} mm", "lower right",
-                                      color="white", frameon=False, size_vertical=0.8,
-                                      fontproperties={"size": 7}, pad=0.3))
+        ax.add_artist(
+            AnchoredSizeBar(
+                ax.transData,
+                SCALE_BAR_MM,
+                f"{SCALE_BAR_MM:g} mm",
+                "lower right",
+                color="white",
+                frameon=False,
+                size_vertical=0.8,
+                fontproperties={"size": 7},
+                pad=0.3,
+            )
+        )
         if k == 0 and main is not None:
             for key, colour in (("longest_ends", "cyan"), ("perpendicular_ends", "magenta")):
                 ends = np.array([_lps_point(p, reo, shape) for p in main["rano"][key]])
                 ax.plot(ends[:, 0] * sx, ends[:, 1] * sy, color=colour, linewidth=1.2)
 
 
-def _draw_table(fig: Any, top: float, header: list[str], rows: list[list[str]], title: str) -> float:
+def _draw_table(
+    fig: Any, top: float, header: list[str], rows: list[list[str]], title: str
+) -> float:
     """Draw a table of :data:`ROW_HEIGHT` rows from ``top`` (figure fraction); returns its bottom."""
     height = ROW_HEIGHT * (len(rows) + 1)
     ax = fig.add_axes((0.06, top - height, 0.88, height))
@@ -151,8 +217,13 @@ def _draw_table(fig: Any, top: float, header: list[str], rows: list[list[str]], 
     return top - height
 
 
-def render_report_pdf(report: CaseReport | dict[str, Any], labels: np.ndarray, affine: np.ndarray,
-                      spacing: Sequence[float], image: np.ndarray | None = None) -> bytes:
+def render_report_pdf(
+    report: CaseReport | dict[str, Any],
+    labels: np.ndarray,
+    affine: np.ndarray,
+    spacing: Sequence[float],
+    image: np.ndarray | None = None,
+) -> bytes:
     """The report page as PDF bytes.
 
     Args:
@@ -179,25 +250,52 @@ def render_report_pdf(report: CaseReport | dict[str, Any], labels: np.ndarray, a
         y -= 0.014
     header, rows = lesion_table(data, MAX_LESION_ROWS)
     extra = len(data["lesions"]) - len(rows)
-    title = "Lesions (26-connected), largest first" + (f"; {extra} smaller not shown" if extra > 0 else "")
+    title = "Lesions (26-connected), largest first" + (
+        f"; {extra} smaller not shown" if extra > 0 else ""
+    )
     top = _draw_table(fig, y - 0.02, header, rows, title) - 0.03
     bottom, half = 0.075, (top - 0.075 - 0.025) / 2
-    rects = ((0.03, bottom, 0.47, top - bottom), (0.52, bottom + half + 0.025, 0.45, half), (0.52, bottom, 0.45, half))
+    rects = (
+        (0.03, bottom, 0.47, top - bottom),
+        (0.52, bottom + half + 0.025, 0.45, half),
+        (0.52, bottom, 0.45, half),
+    )
     _draw_views(fig, rects, data, labels, affine, spacing, image)
-    handles = [Patch(color=LABEL_COLORS[t][:3], label=LABEL_NAMES[t]) for t in LABEL_VALUES[data["convention"]]]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False,
-               bbox_to_anchor=(0.5, 0.045))
-    fig.text(0.06, 0.025, "Slices through the largest lesion, radiological orientation (the patient's left on "
-             "the right of the image).\nCyan and magenta: longest and perpendicular diameters of its "
-             "enhancing part (RANO, Wen et al. 2010).", fontsize=6.5)
+    handles = [
+        Patch(color=LABEL_COLORS[t][:3], label=LABEL_NAMES[t])
+        for t in LABEL_VALUES[data["convention"]]
+    ]
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=len(handles),
+        fontsize=7,
+        frameon=False,
+        bbox_to_anchor=(0.5, 0.045),
+    )
+    fig.text(
+        0.06,
+        0.025,
+        "Slices through the largest lesion, radiological orientation (the patient's left on "
+        "the right of the image).\nCyan and magenta: longest and perpendicular diameters of its "
+        "enhancing part (RANO, Wen et al. 2010).",
+        fontsize=6.5,
+    )
     buffer = io.BytesIO()
     fig.savefig(buffer, format="pdf")
     return buffer.getvalue()
 
 
-def write_report_pdf(report: CaseReport | dict[str, Any], path: str | Path, labels: np.ndarray,
-                     affine: np.ndarray, spacing: Sequence[float], image: np.ndarray | None = None,
-                     *, overwrite: bool = False) -> Path:
+def write_report_pdf(
+    report: CaseReport | dict[str, Any],
+    path: str | Path,
+    labels: np.ndarray,
+    affine: np.ndarray,
+    spacing: Sequence[float],
+    image: np.ndarray | None = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
     """Render the report page and write it to ``path`` atomically; returns the path.
 
     Raises:
@@ -213,6 +311,8 @@ def write_report_pdf(report: CaseReport | dict[str, Any], path: str | Path, labe
         with atomic_write(path, overwrite=overwrite) as handle:
             handle.write(pdf)
     except FileExistsError:
-        raise BratsInputError("file exists; refusing to overwrite (use --overwrite)", path) from None
+        raise BratsInputError(
+            "file exists; refusing to overwrite (use --overwrite)", path
+        ) from None
     logger.info("wrote report %s (%d bytes)", path, len(pdf))
     return path

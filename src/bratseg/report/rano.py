@@ -62,7 +62,9 @@ class Bidimensional:
         return asdict(self)
 
 
-def _largest_slice(mask: np.ndarray, axial_axis: int, pixel_mm2: float) -> tuple[int, np.ndarray, float]:
+def _largest_slice(
+    mask: np.ndarray, axial_axis: int, pixel_mm2: float
+) -> tuple[int, np.ndarray, float]:
     """The slice of largest filled area: ``(index, filled 2-D mask, area mm²)``."""
     best = (-1, None, -1.0)
     for index in np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axial_axis))):
@@ -78,8 +80,10 @@ def _hull_outline(plane: np.ndarray, spacing: tuple[float, float]) -> np.ndarray
     try:
         from skimage.measure import find_contours, regionprops
     except ModuleNotFoundError:
-        raise ModuleNotFoundError("the RANO measurement needs scikit-image: "
-                                  "pip install 'napari-brats[report]'", name="skimage") from None
+        raise ModuleNotFoundError(
+            "the RANO measurement needs scikit-image: pip install 'napari-brats[report]'",
+            name="skimage",
+        ) from None
 
     (props,) = regionprops(plane.astype(np.uint8))
     hull = np.pad(props.image_convex, 1)
@@ -157,10 +161,15 @@ def measure_bidimensional(
         return np.round(out, 3).tolist()
 
     return Bidimensional(
-        slice_index=index, axial_axis=int(axial_axis), area_mm2=area, longest_mm=longest,
-        perpendicular_mm=perpendicular, product_mm2=longest * perpendicular,
+        slice_index=index,
+        axial_axis=int(axial_axis),
+        area_mm2=area,
+        longest_mm=longest,
+        perpendicular_mm=perpendicular,
+        product_mm2=longest * perpendicular,
         measurable=bool(longest >= MEASURABLE_MM and perpendicular >= MEASURABLE_MM),
-        longest_ends=to_voxels(ends_long), perpendicular_ends=to_voxels(ends_perp),
+        longest_ends=to_voxels(ends_long),
+        perpendicular_ends=to_voxels(ends_perp),
     )
 
 
@@ -173,5 +182,7 @@ def axial_axis_of(affine: np.ndarray) -> int:
 
 def target_lesions(measurements: list[Bidimensional | None]) -> list[int]:
     """Indices of the target lesions: the up to five largest measurable ones, by product."""
-    measurable = [(m.product_mm2, i) for i, m in enumerate(measurements) if m is not None and m.measurable]
+    measurable = [
+        (m.product_mm2, i) for i, m in enumerate(measurements) if m is not None and m.measurable
+    ]
     return [i for _p, i in sorted(measurable, reverse=True)[:MAX_TARGET_LESIONS]]

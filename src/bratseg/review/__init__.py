@@ -15,5 +15,15 @@ from bratseg.review.session import ModelInfo, ReviewSession
 from bratseg.review.signoff import STATUSES, ReviewLockedError, SignOff, default_reviewer
 from bratseg.review.store import SavedSession, SessionStore, case_key, sessions_dir
 
-__all__ = ["STATUSES", "ModelInfo", "ReviewLockedError", "ReviewSession", "SavedSession", "SessionStore", "SignOff",
-           "case_key", "default_reviewer", "sessions_dir"]
+__all__ = [
+    "STATUSES",
+    "ModelInfo",
+    "ReviewLockedError",
+    "ReviewSession",
+    "SavedSession",
+    "SessionStore",
+    "SignOff",
+    "case_key",
+    "default_reviewer",
+    "sessions_dir",
+]

@@ -24,6 +24,7 @@ from bratseg.errors import BratsInputError, Cancelled
 from bratseg.review.session import ModelInfo, ReviewSession
 
 if TYPE_CHECKING:
+    from bratseg.io.case_export import LinkMode
     from bratseg.review.worklist import Worklist
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,6 @@ class BatchEvent:
     steps: int = 0
 
 
-
 def assess_prediction(prediction: Any, case: Any) -> dict[str, Any] | None:
     """The needs-review assessment of a model run as a dict, or None when unavailable.
 
@@ -65,8 +65,12 @@ def assess_prediction(prediction: Any, case: Any) -> dict[str, Any] | None:
     except ImportError:
         return None
     try:
-        return assess_case(prediction.region_probs, prediction.labels, tuple(case.spacing),
-                           str(prediction.convention)).to_dict()
+        return assess_case(
+            prediction.region_probs,
+            prediction.labels,
+            tuple(case.spacing),
+            str(prediction.convention),
+        ).to_dict()
     except Exception as exc:  # noqa: BLE001 (the flag is advisory: log and go on)
         logger.warning("needs-review assessment of %s failed: %s", case.case_id, exc)
         return None
@@ -119,13 +123,19 @@ def segment_all(
     for index in range(total):
         row = worklist.rows[index]
         if stop():
-            yield BatchEvent("cancelled", index, total, row.case_id, "stopped before " + row.case_id)
+            yield BatchEvent(
+                "cancelled", index, total, row.case_id, "stopped before " + row.case_id
+            )
             return result
         if row.key is None or row.done:
             result["skipped"].append(row.case_id)
-            yield BatchEvent("skipped", index, total, row.case_id, f"{row.case_id}: {row.error or row.status}")
+            yield BatchEvent(
+                "skipped", index, total, row.case_id, f"{row.case_id}: {row.error or row.status}"
+            )
             continue
-        yield BatchEvent("case", index, total, row.case_id, f"case {index + 1}/{total}: {row.case_id}")
+        yield BatchEvent(
+            "case", index, total, row.case_id, f"case {index + 1}/{total}: {row.case_id}"
+        )
         try:
             case = load_case(row.folder, load_seg=False)
             run = run_inference(case, models, options, should_stop=stop)
@@ -135,28 +145,56 @@ def segment_all(
                 except StopIteration as finished:
                     prediction = finished.value
                     break
-                yield BatchEvent("progress", index, total, row.case_id, f"{row.case_id}: {progress.message}",
-                                 progress.step, progress.total)
+                yield BatchEvent(
+                    "progress",
+                    index,
+                    total,
+                    row.case_id,
+                    f"{row.case_id}: {progress.message}",
+                    progress.step,
+                    progress.total,
+                )
         except Cancelled:
-            yield BatchEvent("cancelled", index, total, row.case_id, f"stopped during {row.case_id} (still new)")
+            yield BatchEvent(
+                "cancelled", index, total, row.case_id, f"stopped during {row.case_id} (still new)"
+            )
             return result
         except (BratsInputError, RuntimeError, OSError) as exc:
             message = getattr(exc, "reason", None) if isinstance(exc, BratsInputError) else None
             path = getattr(exc, "path", None)
-            message = f"{path.name}: {message}" if message and path is not None else (message or f"{type(exc).__name__}: {exc}")
+            message = (
+                f"{path.name}: {message}"
+                if message and path is not None
+                else (message or f"{type(exc).__name__}: {exc}")
+            )
             worklist.set_failure(index, message)
             result["failed"].append(row.case_id)
             yield BatchEvent("failed", index, total, row.case_id, f"{row.case_id}: {message}")
             continue
-        session = ReviewSession.from_prediction(case, prediction, ModelInfo.from_run(models, paths, prediction,
-                                                                                      options.tta))
+        session = ReviewSession.from_prediction(
+            case, prediction, ModelInfo.from_run(models, paths, prediction, options.tta)
+        )
         assessment = assess_prediction(prediction, case)
-        worklist.store.save(session, row.key, extra={"assessment": assessment} if assessment is not None else None)
+        worklist.store.save(
+            session, row.key, extra={"assessment": assessment} if assessment is not None else None
+        )
         worklist.refresh_row(index)
         result["done"].append(row.case_id)
-        yield BatchEvent("done", index, total, row.case_id, f"{row.case_id} segmented in {prediction.seconds:.1f} s")
-    yield BatchEvent("finished", -1, total, "", f"{len(result['done'])} segmented, {len(result['skipped'])} "
-                     f"skipped, {len(result['failed'])} failed")
+        yield BatchEvent(
+            "done",
+            index,
+            total,
+            row.case_id,
+            f"{row.case_id} segmented in {prediction.seconds:.1f} s",
+        )
+    yield BatchEvent(
+        "finished",
+        -1,
+        total,
+        "",
+        f"{len(result['done'])} segmented, {len(result['skipped'])} "
+        f"skipped, {len(result['failed'])} failed",
+    )
     return result
 
 
@@ -168,7 +206,11 @@ def approved_rows(worklist: Worklist) -> list[int]:
 def existing_exports(worklist: Worklist, dataset_dir: str | Path) -> list[str]:
     """Approved case ids that already have a folder in ``dataset_dir`` (export would replace them)."""
     dataset = Path(dataset_dir)
-    return [worklist.rows[i].case_id for i in approved_rows(worklist) if (dataset / worklist.rows[i].case_id).exists()]
+    return [
+        worklist.rows[i].case_id
+        for i in approved_rows(worklist)
+        if (dataset / worklist.rows[i].case_id).exists()
+    ]
 
 
 def export_approved(
@@ -176,7 +218,7 @@ def export_approved(
     dataset_dir: str | Path,
     *,
     convention: str = "2021",
-    link: str = "copy",
+    link: LinkMode = "copy",
     overwrite: bool = False,
     should_stop: Callable[[], bool] | None = None,
 ) -> Generator[BatchEvent, None, list[Path]]:
@@ -202,14 +244,24 @@ def export_approved(
     for index in indices:
         row = worklist.rows[index]
         if stop():
-            yield BatchEvent("cancelled", index, total, row.case_id, "export stopped before " + row.case_id)
+            yield BatchEvent(
+                "cancelled", index, total, row.case_id, "export stopped before " + row.case_id
+            )
             return written
         yield BatchEvent("case", index, total, row.case_id, f"exporting {row.case_id}")
         try:
             session = worklist.session(index)
-            path = export_case(session, dataset_dir, convention=convention, link=link, overwrite=overwrite)  # type: ignore[arg-type]
+            path = export_case(
+                session, dataset_dir, convention=convention, link=link, overwrite=overwrite
+            )
         except ExportExistsError:
-            yield BatchEvent("failed", index, total, row.case_id, f"{row.case_id}: already in {dataset_dir} (kept)")
+            yield BatchEvent(
+                "failed",
+                index,
+                total,
+                row.case_id,
+                f"{row.case_id}: already in {dataset_dir} (kept)",
+            )
             continue
         except BratsInputError as exc:
             yield BatchEvent("failed", index, total, row.case_id, f"{row.case_id}: {exc}")
@@ -217,6 +269,11 @@ def export_approved(
         worklist.store.mark_exported(row.key, path)  # type: ignore[arg-type]
         written.append(path)
         yield BatchEvent("done", index, total, row.case_id, f"{row.case_id} exported to {path}")
-    yield BatchEvent("finished", -1, total, "", f"{len(written)} of {len(indices)} approved cases exported "
-                     f"to {dataset_dir}")
+    yield BatchEvent(
+        "finished",
+        -1,
+        total,
+        "",
+        f"{len(written)} of {len(indices)} approved cases exported to {dataset_dir}",
+    )
     return written

@@ -73,13 +73,19 @@ def review_reasons(rules: ReviewRules, facts: CaseFacts) -> list[str]:
     if facts.uncertain_ml > limit:
         reasons.append(f"{facts.uncertain_ml:.1f} mL {what} (over {limit:g} mL).")
     elif wt > 0.0 and facts.uncertain_ml > fraction * max(wt, rules.min_wt_ml):
-        reasons.append(f"{facts.uncertain_ml:.1f} mL {what}, {facts.uncertain_ml / wt:.1f} times the whole "
-                       f"tumour (over {fraction:g}).")
+        reasons.append(
+            f"{facts.uncertain_ml:.1f} mL {what}, {facts.uncertain_ml / wt:.1f} times the whole "
+            f"tumour (over {fraction:g})."
+        )
     if wt > 0.0 and et < rules.min_et_fraction * wt:
-        reasons.append(f"Little enhancing tumour: {et:.1f} mL, {100 * et / wt:.0f}% of the whole tumour "
-                       f"(under {100 * rules.min_et_fraction:g}%).")
+        reasons.append(
+            f"Little enhancing tumour: {et:.1f} mL, {100 * et / wt:.0f}% of the whole tumour "
+            f"(under {100 * rules.min_et_fraction:g}%)."
+        )
     if et >= rules.min_et_ml and facts.et_mean_prob < rules.min_et_mean_prob:
-        reasons.append(f"Enhancing tumour predicted with a low mean probability ({facts.et_mean_prob:.2f}).")
+        reasons.append(
+            f"Enhancing tumour predicted with a low mean probability ({facts.et_mean_prob:.2f})."
+        )
     wt_parts = [c for c in facts.components if c.region == "wt"]
     far = far_component_mm(wt_parts, facts.spacing)
     if far > rules.max_component_distance_mm:

@@ -57,7 +57,9 @@ class ModelInfo:
         return cls(**{k: v for k, v in data.items() if k in names})
 
     @classmethod
-    def from_run(cls, models: list[Any], paths: list[Any], prediction: Prediction, tta: int = 0) -> ModelInfo:
+    def from_run(
+        cls, models: list[Any], paths: list[Any], prediction: Prediction, tta: int = 0
+    ) -> ModelInfo:
         """What a model run used: checkpoint stems, paths and sha256 of the loaded ``models``.
 
         Args:
@@ -148,7 +150,9 @@ class ReviewSession:
         Returns:
             Number of override voxels after the update.
         """
-        if self.approved and (indices is not None or np.any((self.labels != self.proposal) & ~self.overrides)):
+        if self.approved and (
+            indices is not None or np.any((self.labels != self.proposal) & ~self.overrides)
+        ):
             self._refuse("editing its labels")
         if indices is not None:
             self.overrides[indices] = True
@@ -184,7 +188,9 @@ class ReviewSession:
             raise ValueError("this review session has no probabilities: segment the case again")
         start = time.perf_counter()
         self.record_edits()
-        proposal = postprocess(self.region_probs, config, convention=self.convention, class_probs=self.class_probs)
+        proposal = postprocess(
+            self.region_probs, config, convention=self.convention, class_probs=self.class_probs
+        )
         self.config = config
         self.set_proposal(np.asarray(proposal, dtype=np.uint8))
         self.last_update_ms = (time.perf_counter() - start) * 1000.0
@@ -196,7 +202,9 @@ class ReviewSession:
         self.proposal = np.ascontiguousarray(proposal, dtype=np.uint8)
         np.copyto(self.labels, self.proposal, where=~self.overrides)
 
-    def replace_prediction(self, prediction: Prediction, model: ModelInfo, keep_edits: bool = True) -> int:
+    def replace_prediction(
+        self, prediction: Prediction, model: ModelInfo, keep_edits: bool = True
+    ) -> int:
         """A new model run on the same case: new probabilities and proposal, edits kept.
 
         The working map is updated in place (a viewer layer showing it keeps its undo history).
@@ -216,7 +224,9 @@ class ReviewSession:
         """
         self._check_open("replacing its AI proposal")
         if prediction.labels.shape != self.labels.shape:
-            raise ValueError(f"prediction grid {prediction.labels.shape} differs from {self.labels.shape}")
+            raise ValueError(
+                f"prediction grid {prediction.labels.shape} differs from {self.labels.shape}"
+            )
         self.record_edits()
         if not keep_edits:
             self.overrides[:] = False
@@ -305,4 +315,6 @@ class ReviewSession:
             self._refuse(action)
 
     def _refuse(self, action: str) -> None:
-        raise ReviewLockedError(f"case {self.case.case_id} is {self.signoffs[-1].line()}: reopen it before {action}")
+        raise ReviewLockedError(
+            f"case {self.case.case_id} is {self.signoffs[-1].line()}: reopen it before {action}"
+        )

@@ -121,12 +121,20 @@ class SavedSession:
     def summary(self) -> dict[str, Any]:
         """The row ``napari-brats sessions`` prints."""
         m = self.meta
-        return {"key": self.key, "case_id": m.get("case_id"), "case_folder": m.get("case_folder"),
-                "last_change": m.get("last_change"), "n_edited": m.get("n_edited", 0),
-                "edited_voxels": m.get("edited_voxels"), "exported": bool(m.get("exported")),
-                "models": (m.get("model") or {}).get("names", []), "status": self.status,
-                "approved_by": (self.signoffs[-1].reviewer if self.status == "approved" else None),
-                "volumes_ml": m.get("volumes_ml"), "assessment": m.get("assessment")}
+        return {
+            "key": self.key,
+            "case_id": m.get("case_id"),
+            "case_folder": m.get("case_folder"),
+            "last_change": m.get("last_change"),
+            "n_edited": m.get("n_edited", 0),
+            "edited_voxels": m.get("edited_voxels"),
+            "exported": bool(m.get("exported")),
+            "models": (m.get("model") or {}).get("names", []),
+            "status": self.status,
+            "approved_by": (self.signoffs[-1].reviewer if self.status == "approved" else None),
+            "volumes_ml": m.get("volumes_ml"),
+            "assessment": m.get("assessment"),
+        }
 
 
 class SessionStore:
@@ -136,8 +144,14 @@ class SessionStore:
         self.root = Path(root) if root is not None else sessions_dir()
 
     # ------------------------------------------------------------------ write
-    def save(self, session: ReviewSession, key: str | None = None, *, exported: bool | None = None,
-             extra: dict[str, Any] | None = None) -> SavedSession:
+    def save(
+        self,
+        session: ReviewSession,
+        key: str | None = None,
+        *,
+        exported: bool | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> SavedSession:
         """Save ``session`` (its proposal only if it changed since the last save).
 
         Args:
@@ -168,25 +182,45 @@ class SessionStore:
         edits_name = f"edits-{generation}.npz"
         _write_npz(folder / edits_name, compressed=False, flat=flat, values=values)
         n_edited = session.n_edited
-        same = old is not None and old.get("edits_digest") == edits_digest and old.get("proposal_file") == proposal_name
+        same = (
+            old is not None
+            and old.get("edits_digest") == edits_digest
+            and old.get("proposal_file") == proposal_name
+        )
         if exported is None:
             exported = bool(old and old.get("exported")) and same
         kept = {k: old[k] for k in _KEPT_WHEN_EXPORTED if old and k in old} if exported else {}
         if old is not None and old.get("proposal_file") == proposal_name:
             kept.update({k: old[k] for k in _KEPT_WITH_PROPOSAL if k in old})
         meta = {
-            "version": STORE_VERSION, "key": key, "generation": generation,
-            "case_id": session.case.case_id, "case_folder": str(session.case.folder),
+            "version": STORE_VERSION,
+            "key": key,
+            "generation": generation,
+            "case_id": session.case.case_id,
+            "case_folder": str(session.case.folder),
             "files": {k: str(v) for k, v in session.case.files.items()},
-            "shape": list(session.labels.shape), "affine": np.asarray(session.case.affine).tolist(),
-            "header": base64.b64encode(session.case.header.binaryblock).decode() if session.case.header is not None else None,
-            "convention": session.convention, "model": session.model.to_dict(),
-            "config": session.config.to_dict(), "initial_config": (session.initial_config or session.config).to_dict(),
-            "proposal_file": proposal_name, "edits_file": edits_name, "edits_digest": edits_digest,
-            "n_edited": n_edited, "n_overrides": int(flat.size), "edited_voxels": session.edited_voxels(),
-            "exported": bool(exported), "last_change": _now(), "last_change_epoch": time.time(),
-            "volumes_ml": _volumes(session), "signoffs": [e.to_dict() for e in session.signoffs],
-            **kept, **(extra or {}),
+            "shape": list(session.labels.shape),
+            "affine": np.asarray(session.case.affine).tolist(),
+            "header": base64.b64encode(session.case.header.binaryblock).decode()
+            if session.case.header is not None
+            else None,
+            "convention": session.convention,
+            "model": session.model.to_dict(),
+            "config": session.config.to_dict(),
+            "initial_config": (session.initial_config or session.config).to_dict(),
+            "proposal_file": proposal_name,
+            "edits_file": edits_name,
+            "edits_digest": edits_digest,
+            "n_edited": n_edited,
+            "n_overrides": int(flat.size),
+            "edited_voxels": session.edited_voxels(),
+            "exported": bool(exported),
+            "last_change": _now(),
+            "last_change_epoch": time.time(),
+            "volumes_ml": _volumes(session),
+            "signoffs": [e.to_dict() for e in session.signoffs],
+            **kept,
+            **(extra or {}),
         }
         meta["status"] = status_of(meta)
         with atomic_write(folder / "session.json") as fh:
@@ -238,12 +272,16 @@ class SessionStore:
             BratsInputError: None matches, or several do (they are listed).
         """
         saved = self.list()
-        hits = [s for s in saved if s.key.startswith(ident)] or [s for s in saved if s.case_id == ident]
+        hits = [s for s in saved if s.key.startswith(ident)] or [
+            s for s in saved if s.case_id == ident
+        ]
         if not hits:
             raise BratsInputError(f"no saved review session for {ident!r} in {self.root}")
         if len(hits) > 1:
             keys = ", ".join(f"{s.key} ({s.case_id}, {s.meta.get('last_change')})" for s in hits)
-            raise BratsInputError(f"{len(hits)} saved sessions match {ident!r}: {keys}; give the key")
+            raise BratsInputError(
+                f"{len(hits)} saved sessions match {ident!r}: {keys}; give the key"
+            )
         return hits[0]
 
     def load_arrays(self, saved: SavedSession) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -265,8 +303,14 @@ class SessionStore:
                 break
             except FileNotFoundError as exc:
                 newer = self._read_meta(saved.folder)
-                if attempt == 2 or newer is None or newer.get("generation") == meta.get("generation"):
-                    raise BratsInputError(f"saved session is damaged ({exc})", saved.folder) from None
+                if (
+                    attempt == 2
+                    or newer is None
+                    or newer.get("generation") == meta.get("generation")
+                ):
+                    raise BratsInputError(
+                        f"saved session is damaged ({exc})", saved.folder
+                    ) from None
                 saved.meta = newer
             except (OSError, KeyError, ValueError) as exc:
                 raise BratsInputError(f"saved session is damaged ({exc})", saved.folder) from None
@@ -285,15 +329,25 @@ class SessionStore:
 
         labels, proposal, overrides = self.load_arrays(saved)
         if tuple(labels.shape) != tuple(case.image.shape[1:]):
-            raise BratsInputError(f"saved session grid {labels.shape} differs from the case's "
-                                  f"{case.image.shape[1:]}", saved.folder)
+            raise BratsInputError(
+                f"saved session grid {labels.shape} differs from the case's {case.image.shape[1:]}",
+                saved.folder,
+            )
         meta = saved.meta
         return ReviewSession(
-            case=case, convention=meta["convention"], region_probs=None,
+            case=case,
+            convention=meta["convention"],
+            region_probs=None,
             config=PostprocessConfig.from_dict(meta["config"]),
-            initial_config=PostprocessConfig.from_dict(meta.get("initial_config") or meta["config"]),
-            proposal=proposal, labels=labels, overrides=overrides,
-            model=ModelInfo.from_dict(meta.get("model") or {"names": [], "paths": [], "sha256": []}),
+            initial_config=PostprocessConfig.from_dict(
+                meta.get("initial_config") or meta["config"]
+            ),
+            proposal=proposal,
+            labels=labels,
+            overrides=overrides,
+            model=ModelInfo.from_dict(
+                meta.get("model") or {"names": [], "paths": [], "sha256": []}
+            ),
             signoffs=SavedSession(saved.key, saved.folder, meta).signoffs,
         )
 

@@ -102,8 +102,10 @@ class ReviewRules:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (a rule switched off by an infinite threshold gives None)."""
-        return {k: (None if isinstance(v, float) and math.isinf(v) else v)
-                for k, v in dataclasses.asdict(self).items()}
+        return {
+            k: (None if isinstance(v, float) and math.isinf(v) else v)
+            for k, v in dataclasses.asdict(self).items()
+        }
 
 
 #: The defaults (see :class:`ReviewRules`).
@@ -141,7 +143,9 @@ class Hotspot:
     @property
     def label(self) -> str:
         """Short description, e.g. ``"uncertain · Enhancing tumour · 3.2 mL"``."""
-        return f"{self.kind} · {REGION_NAMES.get(self.region, self.region)} · {self.volume_ml:.1f} mL"
+        return (
+            f"{self.kind} · {REGION_NAMES.get(self.region, self.region)} · {self.volume_ml:.1f} mL"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""
@@ -274,19 +278,25 @@ def _geometry(flat: np.ndarray, shape: tuple[int, ...]) -> tuple[tuple, tuple, t
     coords = np.stack(np.unravel_index(flat, shape), axis=1)
     mean = coords.mean(axis=0)
     nearest = coords[int(np.argmin(((coords - mean) ** 2).sum(axis=1)))]
-    return (tuple(int(v) for v in nearest), tuple(int(v) for v in coords.min(axis=0)),
-            tuple(int(v) for v in coords.max(axis=0)))
+    return (
+        tuple(int(v) for v in nearest),
+        tuple(int(v) for v in coords.min(axis=0)),
+        tuple(int(v) for v in coords.max(axis=0)),
+    )
 
 
 def _groups(flat: np.ndarray, component: np.ndarray, n: int) -> list[np.ndarray]:
     """Flat indices per component id, as a list of arrays."""
     order = np.argsort(component, kind="stable")
     bounds = np.searchsorted(component[order], np.arange(n + 1))
-    return [flat[order[bounds[i]:bounds[i + 1]]] for i in range(n)]
+    return [flat[order[bounds[i] : bounds[i + 1]]] for i in range(n)]
 
 
 def uncertain_hotspots(
-    region_probs: np.ndarray, uncertainty: np.ndarray, threshold: float, spacing: Sequence[float],
+    region_probs: np.ndarray,
+    uncertainty: np.ndarray,
+    threshold: float,
+    spacing: Sequence[float],
     rules: ReviewRules = DEFAULT_RULES,
 ) -> tuple[list[Hotspot], float]:
     """Connected regions of uncertainty at least ``threshold``.
@@ -312,15 +322,31 @@ def uncertain_hotspots(
         probs = np.stack([gather_flat(p, idx).astype(np.float32) for p in region_probs])
         region = int(np.argmax(binary_entropy(probs).sum(axis=1)))
         centroid, lo, hi = _geometry(idx, uncertainty.shape)
-        out.append(Hotspot("uncertain", REGIONS[region], idx.size * voxel_ml, int(idx.size), centroid, lo, hi,
-                           float(probs[region].mean()), float(gather_flat(uncertainty, idx).astype(np.float32).mean())))
+        out.append(
+            Hotspot(
+                "uncertain",
+                REGIONS[region],
+                idx.size * voxel_ml,
+                int(idx.size),
+                centroid,
+                lo,
+                hi,
+                float(probs[region].mean()),
+                float(gather_flat(uncertainty, idx).astype(np.float32).mean()),
+            )
+        )
     out.sort(key=lambda h: -h.voxels)
     return out, flat.size * voxel_ml
 
 
 def component_hotspots(
-    region_probs: np.ndarray, masks: dict[str, np.ndarray], uncertainty: np.ndarray,
-    spacing: Sequence[float], rules: ReviewRules = DEFAULT_RULES, *, low_only: bool = True,
+    region_probs: np.ndarray,
+    masks: dict[str, np.ndarray],
+    uncertainty: np.ndarray,
+    spacing: Sequence[float],
+    rules: ReviewRules = DEFAULT_RULES,
+    *,
+    low_only: bool = True,
 ) -> list[Hotspot]:
     """Components of the predicted regions with a mean probability below ``low_component_prob``.
 
@@ -348,8 +374,19 @@ def component_hotspots(
             if low_only and mean_p >= rules.low_component_prob:
                 continue
             centroid, lo, hi = _geometry(idx, masks[region].shape)
-            out.append(Hotspot("low-confidence component", region, idx.size * voxel_ml, int(idx.size), centroid,
-                               lo, hi, mean_p, float(gather_flat(uncertainty, idx).astype(np.float32).mean())))
+            out.append(
+                Hotspot(
+                    "low-confidence component",
+                    region,
+                    idx.size * voxel_ml,
+                    int(idx.size),
+                    centroid,
+                    lo,
+                    hi,
+                    mean_p,
+                    float(gather_flat(uncertainty, idx).astype(np.float32).mean()),
+                )
+            )
     out.sort(key=lambda h: -h.voxels)
     return out
 
@@ -395,15 +432,25 @@ def assess_case(
     masks = region_masks(lab, convention)
     et = masks["et"]
     facts = CaseFacts(
-        measure=measure, uncertain_ml=float(uncertain_ml), volumes_ml=tumour_volumes_ml(lab, convention, spacing),
+        measure=measure,
+        uncertain_ml=float(uncertain_ml),
+        volumes_ml=tumour_volumes_ml(lab, convention, spacing),
         et_mean_prob=float(probs[2][et].astype(np.float64).mean()) if et.any() else 0.0,
         components=component_hotspots(probs, masks, uncertainty, spacing, rules, low_only=False),
         spacing=tuple(float(s) for s in spacing),  # type: ignore[arg-type]
     )
     reasons = review_reasons(rules, facts)
-    hotspots = sorted(uncertain + facts.low_components(rules), key=lambda h: -h.voxels)[: rules.max_hotspots]
+    hotspots = sorted(uncertain + facts.low_components(rules), key=lambda h: -h.voxels)[
+        : rules.max_hotspots
+    ]
     return ReviewAssessment(
-        needs_review=bool(reasons), reasons=reasons, measure=measure, uncertain_ml=float(uncertain_ml),
-        hotspots=hotspots, volumes_ml=facts.volumes_ml, et_mean_prob=facts.et_mean_prob, rules=rules,
+        needs_review=bool(reasons),
+        reasons=reasons,
+        measure=measure,
+        uncertain_ml=float(uncertain_ml),
+        hotspots=hotspots,
+        volumes_ml=facts.volumes_ml,
+        et_mean_prob=facts.et_mean_prob,
+        rules=rules,
         uncertainty=uncertainty,
     )

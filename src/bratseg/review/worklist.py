@@ -36,8 +36,17 @@ from bratseg.review.session import ReviewSession
 from bratseg.review.signoff import SignOff
 from bratseg.review.store import SessionStore, case_key
 
-__all__ = ["ERROR_STATUS", "BatchEvent", "Worklist", "WorklistRow", "approved_rows", "assess_prediction",
-           "existing_exports", "export_approved", "segment_all"]
+__all__ = [
+    "ERROR_STATUS",
+    "BatchEvent",
+    "Worklist",
+    "WorklistRow",
+    "approved_rows",
+    "assess_prediction",
+    "existing_exports",
+    "export_approved",
+    "segment_all",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +178,9 @@ class Worklist:
         try:
             return load_case(row.folder, load_seg=False)
         except BratsInputError as exc:
-            self.set_failure(index, exc.reason if exc.path is None else f"{exc.path.name}: {exc.reason}")
+            self.set_failure(
+                index, exc.reason if exc.path is None else f"{exc.path.name}: {exc.reason}"
+            )
             raise
 
     def session(self, index: int, case: Any = None) -> ReviewSession | None:
@@ -195,7 +206,9 @@ class Worklist:
     def _sign(self, index: int, action: str, reviewer: str | None, note: str) -> SignOff:
         session = self.session(index)
         if session is None:
-            raise BratsInputError(f"case {self.rows[index].case_id} has no review yet: segment it first")
+            raise BratsInputError(
+                f"case {self.rows[index].case_id} has no review yet: segment it first"
+            )
         entry = getattr(session, action)(reviewer, note)
         self.store.save(session, self.rows[index].key)
         self.refresh_row(index)
@@ -204,7 +217,9 @@ class Worklist:
     # ------------------------------------------------------------------ helpers
     def _key(self, files: dict[str, Path]) -> str:
         """:func:`case_key`, cached by the files' paths, sizes and modification times."""
-        stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files.values() if p.is_file())
+        stamp = tuple(
+            (str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files.values() if p.is_file()
+        )
         if stamp not in self._keys:
             self._keys[stamp] = case_key(files)
         return self._keys[stamp]
@@ -215,17 +230,30 @@ class Worklist:
         failure = self._failures.get(row.folder)
         if saved is None:
             status = ERROR_STATUS if (row.key is None or failure) else "new"
-            return dataclasses.replace(row, status=status, error=failure or (row.error if row.key is None else None),
-                                       models=[], n_edited=0, needs_review=None, reasons=[], volumes_ml=None,
-                                       approval=None)
+            return dataclasses.replace(
+                row,
+                status=status,
+                error=failure or (row.error if row.key is None else None),
+                models=[],
+                n_edited=0,
+                needs_review=None,
+                reasons=[],
+                volumes_ml=None,
+                approval=None,
+            )
         self._failures.pop(row.folder, None)
         meta = saved.meta
         assessment = meta.get("assessment") or {}
         flag = assessment.get("needs_review")
         history = saved.signoffs
         return dataclasses.replace(
-            row, status=saved.status, error=None, models=list((meta.get("model") or {}).get("names", [])),
-            n_edited=saved.n_edited, needs_review=None if flag is None else bool(flag),
-            reasons=[str(r) for r in assessment.get("reasons") or []], volumes_ml=meta.get("volumes_ml"),
+            row,
+            status=saved.status,
+            error=None,
+            models=list((meta.get("model") or {}).get("names", [])),
+            n_edited=saved.n_edited,
+            needs_review=None if flag is None else bool(flag),
+            reasons=[str(r) for r in assessment.get("reasons") or []],
+            volumes_ml=meta.get("volumes_ml"),
             approval=history[-1] if saved.status == "approved" else None,
         )

@@ -134,8 +134,14 @@ def build_augmentation(
     modes_linear = ["bilinear", "nearest"] + (["nearest"] if has_extra else [])
     random_crop = RandSpatialCropd(keys=spatial, roi_size=patch, random_size=False)
     fg_crop = RandCropByPosNegLabeld(
-        keys=spatial, label_key="label", spatial_size=patch, pos=1.0, neg=0.0, num_samples=1,
-        fg_indices_key="fg_indices", bg_indices_key="bg_indices",
+        keys=spatial,
+        label_key="label",
+        spatial_size=patch,
+        pos=1.0,
+        neg=0.0,
+        num_samples=1,
+        fg_indices_key="fg_indices",
+        bg_indices_key="bg_indices",
     )
     p_fg = float(config.foreground_prob)
     if p_fg <= 0:
@@ -150,17 +156,24 @@ def build_augmentation(
     if config.zoom_prob > 0:
         transforms.append(
             RandZoomd(
-                keys=spatial, prob=config.zoom_prob, min_zoom=config.zoom_range[0],
-                max_zoom=config.zoom_range[1], mode=["trilinear", "nearest"]
-                + (["nearest"] if has_extra else []), keep_size=True,
+                keys=spatial,
+                prob=config.zoom_prob,
+                min_zoom=config.zoom_range[0],
+                max_zoom=config.zoom_range[1],
+                mode=["trilinear", "nearest"] + (["nearest"] if has_extra else []),
+                keep_size=True,
             )
         )
     if config.affine_prob > 0:
         rot = math.radians(config.rotate_deg)
         transforms.append(
             RandAffined(
-                keys=spatial, prob=config.affine_prob, rotate_range=(rot, rot, rot),
-                scale_range=(config.scale_range,) * 3, mode=modes_linear, padding_mode="zeros",
+                keys=spatial,
+                prob=config.affine_prob,
+                rotate_range=(rot, rot, rot),
+                scale_range=(config.scale_range,) * 3,
+                mode=modes_linear,
+                padding_mode="zeros",
             )
         )
     if config.flip_prob > 0:
@@ -172,14 +185,18 @@ def build_augmentation(
     if config.intensity_scale_prob > 0:
         transforms.append(
             RandScaleIntensityd(
-                keys=image, factors=config.intensity_scale, prob=config.intensity_scale_prob,
+                keys=image,
+                factors=config.intensity_scale,
+                prob=config.intensity_scale_prob,
                 channel_wise=True,
             )
         )
     if config.intensity_shift_prob > 0:
         transforms.append(
             RandStdShiftIntensityd(
-                keys=image, factors=config.intensity_shift, prob=config.intensity_shift_prob,
+                keys=image,
+                factors=config.intensity_shift,
+                prob=config.intensity_shift_prob,
                 channel_wise=True,
             )
         )
@@ -190,20 +207,23 @@ def build_augmentation(
     if config.blur_prob > 0:
         s = (float(config.blur_sigma[0]), float(config.blur_sigma[1]))
         transforms.append(
-            RandGaussianSmoothd(
-                keys=image, sigma_x=s, sigma_y=s, sigma_z=s, prob=config.blur_prob
-            )
+            RandGaussianSmoothd(keys=image, sigma_x=s, sigma_y=s, sigma_z=s, prob=config.blur_prob)
         )
     if config.brightness_prob > 0:
         lo, hi = config.brightness
         transforms.append(
-            RandScaleIntensityd(keys=image, factors=(lo - 1.0, hi - 1.0), prob=config.brightness_prob)
+            RandScaleIntensityd(
+                keys=image, factors=(lo - 1.0, hi - 1.0), prob=config.brightness_prob
+            )
         )
     if config.contrast_prob > 0:
         lo, hi = config.contrast
         transforms.append(
             RandScaleIntensityFixedMeand(
-                keys=image, factors=(lo - 1.0, hi - 1.0), fixed_mean=True, preserve_range=True,
+                keys=image,
+                factors=(lo - 1.0, hi - 1.0),
+                fixed_mean=True,
+                preserve_range=True,
                 prob=config.contrast_prob,
             )
         )

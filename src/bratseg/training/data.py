@@ -87,8 +87,9 @@ class CachedCase:
     label: np.ndarray
 
 
-def discover_cases(folders: Sequence[str | Path], seg_on_image_grid: Sequence[str] = (),
-                   align: str = "none") -> list[CaseRef]:
+def discover_cases(
+    folders: Sequence[str | Path], seg_on_image_grid: Sequence[str] = (), align: str = "none"
+) -> list[CaseRef]:
     """All labelled cases under ``folders`` (each a case folder or a folder of case folders).
 
     Args:
@@ -106,8 +107,13 @@ def discover_cases(folders: Sequence[str | Path], seg_on_image_grid: Sequence[st
         if is_nnunet_dataset(root):  # nnU-Net v2 raw layout: imagesTr/labelsTr + dataset.json
             for item in read_nnunet_dataset(root):
                 if "seg" in item.files:
-                    by_id[item.case_id] = CaseRef(item.case_id, Path(root) / "imagesTr", dict(item.files),
-                                                  labels="nnunet", mapped=True)
+                    by_id[item.case_id] = CaseRef(
+                        item.case_id,
+                        Path(root) / "imagesTr",
+                        dict(item.files),
+                        labels="nnunet",
+                        mapped=True,
+                    )
             continue
         cases = list_case_folders(root)
         n_labelled = 0
@@ -117,16 +123,25 @@ def discover_cases(folders: Sequence[str | Path], seg_on_image_grid: Sequence[st
                 logger.info("skipping %s: no label map", folder)
                 continue
             if folder.name in by_id:
-                logger.warning("case %s in %s replaces the one in %s", folder.name, root, by_id[folder.name].folder)
+                logger.warning(
+                    "case %s in %s replaces the one in %s",
+                    folder.name,
+                    root,
+                    by_id[folder.name].folder,
+                )
             by_id[folder.name] = CaseRef(folder.name, Path(folder), files)
             n_labelled += 1
         logger.info("%s: %d case folders, %d with labels", root, len(cases), n_labelled)
     if not by_id:
         where = ", ".join(str(f) for f in folders)
-        raise BratsInputError(f"no labelled case (a case folder with a *_seg file) found in {where}")
+        raise BratsInputError(
+            f"no labelled case (a case folder with a *_seg file) found in {where}"
+        )
     unknown = sorted(set(seg_on_image_grid) - set(by_id))
     if unknown:
-        raise BratsInputError(f"seg-on-image-grid case(s) not found among the labelled cases: {', '.join(unknown)}")
+        raise BratsInputError(
+            f"seg-on-image-grid case(s) not found among the labelled cases: {', '.join(unknown)}"
+        )
     for case_id in seg_on_image_grid:
         by_id[case_id] = dataclasses.replace(by_id[case_id], seg_on_image_grid=True)
     if align != "none":
@@ -169,7 +184,9 @@ def split_cases(
     if val_cases:
         unknown = [c for c in val_cases if c not in ids]
         if unknown:
-            raise BratsInputError(f"validation case(s) not found among the training data: {', '.join(unknown)}")
+            raise BratsInputError(
+                f"validation case(s) not found among the training data: {', '.join(unknown)}"
+            )
         val = [c for c in ids if c in set(val_cases)]
         train = [c for c in ids if c not in set(val)]
         note = f"validation cases given: {len(val)}"
@@ -178,9 +195,13 @@ def split_cases(
         np.random.default_rng(seed).shuffle(order)
         if fold is not None:
             if not 0 <= fold < folds or folds < 2:
-                raise BratsInputError(f"fold must be in [0, {folds}) with at least 2 folds, got {fold}")
+                raise BratsInputError(
+                    f"fold must be in [0, {folds}) with at least 2 folds, got {fold}"
+                )
             if len(order) < folds:
-                raise BratsInputError(f"{folds}-fold split needs at least {folds} cases, found {len(order)}")
+                raise BratsInputError(
+                    f"{folds}-fold split needs at least {folds} cases, found {len(order)}"
+                )
             chunks = np.array_split(np.arange(len(order)), folds)
             val = sorted(order[i] for i in chunks[fold])
             note = f"fold {fold} of {folds} (seed {seed})"
@@ -210,7 +231,11 @@ def cache_key(ref: CaseRef, preprocess: PreprocessConfig) -> str:
     for modality, path in sorted(ref.files.items()):
         st = Path(path).stat()
         files[modality] = [str(Path(path).resolve()), st.st_mtime_ns, st.st_size]
-    key: dict[str, Any] = {"version": CACHE_VERSION, "files": files, "preprocess": preprocess.to_dict()}
+    key: dict[str, Any] = {
+        "version": CACHE_VERSION,
+        "files": files,
+        "preprocess": preprocess.to_dict(),
+    }
     if ref.seg_on_image_grid:
         key["seg_on_image_grid"] = True
     if ref.align != "none":
@@ -225,26 +250,37 @@ def preprocess_case(ref: CaseRef, preprocess: PreprocessConfig) -> CachedCase:
     The label map follows the image's crop; when resampling, its one-hot classes are
     interpolated trilinearly and the argmax taken (smoother than nearest neighbour).
     """
-    case = load_case(ref.folder, mapping=dict(ref.files) if ref.mapped else None,
-                     seg_on_image_grid=ref.seg_on_image_grid, labels=ref.labels, case_id=ref.case_id,
-                     align=ref.align)
+    case = load_case(
+        ref.folder,
+        mapping=dict(ref.files) if ref.mapped else None,
+        seg_on_image_grid=ref.seg_on_image_grid,
+        labels=ref.labels,
+        case_id=ref.case_id,
+        align=ref.align,
+    )
     if case.seg is None or case.seg_convention is None:
         raise BratsInputError("case has no usable label map", ref.folder)
     reo = reorientation(case.affine, TRAINING_AXCODES)
-    image, info = preprocess_with_config(reo.apply(case.image, leading=1), reo.spacing(case.spacing), preprocess)
+    image, info = preprocess_with_config(
+        reo.apply(case.image, leading=1), reo.spacing(case.spacing), preprocess
+    )
     seg = reo.apply(case.seg)
     index = tissue_index_map(case.seg_convention)[seg][info.slices].astype(np.int64)
     if info.resampled:
         onehot = F.one_hot(torch.from_numpy(index), len(CLASSES)).permute(3, 0, 1, 2)[None].float()
         with torch.no_grad():
-            onehot = F.interpolate(onehot, size=tuple(info.resampled_shape), mode="trilinear", align_corners=False)
+            onehot = F.interpolate(
+                onehot, size=tuple(info.resampled_shape), mode="trilinear", align_corners=False
+            )
         index = onehot[0].argmax(0).numpy()
     label = np.pad(index.astype(np.uint8), [(0, p) for p in info.pad])
     assert label.shape == image.shape[1:], (label.shape, image.shape)
     return CachedCase(ref.case_id, image.astype(np.float16), label)
 
 
-def load_cached_case(ref: CaseRef, preprocess: PreprocessConfig, cache_dir: str | Path) -> CachedCase:
+def load_cached_case(
+    ref: CaseRef, preprocess: PreprocessConfig, cache_dir: str | Path
+) -> CachedCase:
     """The preprocessed case from ``cache_dir``, built (and stale entries removed) if needed."""
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -265,7 +301,9 @@ def load_cached_case(ref: CaseRef, preprocess: PreprocessConfig, cache_dir: str 
     return cached
 
 
-def load_cases(refs: Sequence[CaseRef], preprocess: PreprocessConfig, cache_dir: str | Path) -> list[CachedCase]:
+def load_cases(
+    refs: Sequence[CaseRef], preprocess: PreprocessConfig, cache_dir: str | Path
+) -> list[CachedCase]:
     """:func:`load_cached_case` for every case, in order."""
     return [load_cached_case(r, preprocess, cache_dir) for r in refs]
 
@@ -296,7 +334,12 @@ def training_sample(case: CachedCase, patch: Sequence[int]) -> dict[str, Any]:
     brain = np.flatnonzero(np.any(image[: len(MODALITIES)] != 0, axis=0).reshape(-1))
     bg = brain[:: max(1, brain.size // 4096)] if brain.size else np.arange(0, flat.size, 97)
     n_mod = len(MODALITIES)
-    sample: dict[str, Any] = {"image": image[:n_mod], "label": label, "fg_indices": fg, "bg_indices": bg}
+    sample: dict[str, Any] = {
+        "image": image[:n_mod],
+        "label": label,
+        "fg_indices": fg,
+        "bg_indices": bg,
+    }
     if image.shape[0] > n_mod:
         sample["extra"] = image[n_mod:]
     return sample
@@ -316,7 +359,9 @@ class PatchDataset(Dataset):
         seed: Base seed.
     """
 
-    def __init__(self, cases: Sequence[dict[str, Any]], augment: Any, samples_per_epoch: int, seed: int = 0) -> None:
+    def __init__(
+        self, cases: Sequence[dict[str, Any]], augment: Any, samples_per_epoch: int, seed: int = 0
+    ) -> None:
         self.cases = list(cases)
         self.augment = augment
         self.samples_per_epoch = int(samples_per_epoch)
@@ -342,11 +387,17 @@ class EpochSampler(Sampler[int]):
     offsets indices by ``epoch * samples_per_epoch`` for :class:`PatchDataset`.
     """
 
-    def __init__(self, samples_per_epoch: int, *, world_size: int = 1, rank: int = 0, seed: int = 0) -> None:
+    def __init__(
+        self, samples_per_epoch: int, *, world_size: int = 1, rank: int = 0, seed: int = 0
+    ) -> None:
         self.samples_per_epoch = int(samples_per_epoch)
         indices: Any = range(self.samples_per_epoch)  # a sized sequence is all the sampler reads
         self._dist: DistributedSampler[int] = DistributedSampler(
-            indices, num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
+            indices,
+            num_replicas=world_size,
+            rank=rank,
+            shuffle=True,
+            seed=seed,
         )
         self.epoch = 0
         self.skip = 0
@@ -359,13 +410,15 @@ class EpochSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         base = self.epoch * self.samples_per_epoch
-        return iter([base + i for i in list(self._dist)[self.skip:]])
+        return iter([base + i for i in list(self._dist)[self.skip :]])
 
     def __len__(self) -> int:
         return max(0, len(self._dist) - self.skip)
 
 
-def default_patch(preprocess: PreprocessConfig, size_divisor: int, max_size: int = 128) -> tuple[int, int, int]:
+def default_patch(
+    preprocess: PreprocessConfig, size_divisor: int, max_size: int = 128
+) -> tuple[int, int, int]:
     """A patch covering about 160 x 192 x 160 mm (a whole brain box), capped per axis.
 
     At 2 mm this is (80, 96, 80): the whole cropped brain; at 1 mm it is (128, 128, 128), the

@@ -79,9 +79,13 @@ def _base_loss(kind: str, output_kind: str) -> Callable[[torch.Tensor, torch.Ten
         # seed 000 (Ashtari et al.): soft Dice on the softmax, squared norms, +1 smoothing.
         # Computed per class and averaged (a single Dice over all four channels would be
         # dominated by the background).
-        soft_dice = DiceLoss(softmax=True, squared_pred=True, smooth_nr=1.0, smooth_dr=1.0, batch=True)
+        soft_dice = DiceLoss(
+            softmax=True, squared_pred=True, smooth_nr=1.0, smooth_dr=1.0, batch=True
+        )
         if kind != "softmax_dice":
-            logger.info("loss %r is for region outputs; a class-output model uses softmax Dice", kind)
+            logger.info(
+                "loss %r is for region outputs; a class-output model uses softmax Dice", kind
+            )
         return lambda logits, index: soft_dice(logits, onehot_from_index(index))
     crit: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     if kind == "dice_bce":
@@ -102,7 +106,11 @@ def _base_loss(kind: str, output_kind: str) -> Callable[[torch.Tensor, torch.Ten
         # seeds 001/002/004: soft Dice per region, squared denominator, epsilon 1, summed over
         # the three regions.
         crit = DiceLoss(
-            sigmoid=True, squared_pred=True, smooth_nr=1.0, smooth_dr=1.0, batch=True,
+            sigmoid=True,
+            squared_pred=True,
+            smooth_nr=1.0,
+            smooth_dr=1.0,
+            batch=True,
             reduction="sum",
         )
     return lambda logits, index: crit(logits, regions_from_index(index))

@@ -87,7 +87,9 @@ def fresh_run_plan(cfg: TrainConfig, ctx: ddp.DistContext) -> RunPlan:
     preprocess = preprocess_for(cfg, init)
     overrides = dict(cfg.recipe or {})
     aug = overrides.pop("augment", None)
-    recipe = default_recipe(init.arch).with_overrides(lr=cfg.lr, batch_size=cfg.batch_size, **overrides)
+    recipe = default_recipe(init.arch).with_overrides(
+        lr=cfg.lr, batch_size=cfg.batch_size, **overrides
+    )
     if aug:
         recipe.augment = type(recipe.augment).from_dict({**recipe.augment.to_dict(), **aug})
     divisor = model_size_divisor(init)
@@ -98,13 +100,29 @@ def fresh_run_plan(cfg: TrainConfig, ctx: ddp.DistContext) -> RunPlan:
         chosen = split_from_file(cfg.split_file, cfg.fold, list(refs))
         split = RunSplit(train=chosen["train"], val=chosen["val"], note=chosen["note"])
     else:
-        drawn = split_cases(list(refs), val_fraction=cfg.val_fraction, val_cases=cfg.val_cases,
-                            fold=cfg.fold, folds=cfg.folds, seed=cfg.seed)
+        drawn = split_cases(
+            list(refs),
+            val_fraction=cfg.val_fraction,
+            val_cases=cfg.val_cases,
+            fold=cfg.fold,
+            folds=cfg.folds,
+            seed=cfg.seed,
+        )
         split = RunSplit(train=drawn.train, val=drawn.val, note=drawn.note)
     per_step = int(recipe.batch_size) * ctx.world_size
-    steps = int(cfg.steps_per_epoch or max(MIN_STEPS_PER_EPOCH, math.ceil(len(split["train"]) / per_step)))
-    return RunPlan(config=cfg, init=init, preprocess=preprocess, recipe=recipe, patch=patch, refs=refs,
-                   split=split, steps_per_epoch=steps)
+    steps = int(
+        cfg.steps_per_epoch or max(MIN_STEPS_PER_EPOCH, math.ceil(len(split["train"]) / per_step))
+    )
+    return RunPlan(
+        config=cfg,
+        init=init,
+        preprocess=preprocess,
+        recipe=recipe,
+        patch=patch,
+        refs=refs,
+        split=split,
+        steps_per_epoch=steps,
+    )
 
 
 def resumed_run_plan(cfg: TrainConfig, st: dict[str, Any]) -> RunPlan:
@@ -129,9 +147,19 @@ def resumed_run_plan(cfg: TrainConfig, st: dict[str, Any]) -> RunPlan:
     split = RunSplit(train=st["split"]["train"], val=st["split"]["val"], note=st["split"]["note"])
     missing = [c for c in split["train"] + split["val"] if c not in refs]
     if missing:
-        raise BratsInputError(f"cannot resume: case(s) {', '.join(missing)} no longer in the data folders")
-    return RunPlan(config=cfg, init=init, preprocess=preprocess, recipe=recipe, patch=(px, py, pz), refs=refs,
-                   split=split, steps_per_epoch=int(st["steps_per_epoch"]))
+        raise BratsInputError(
+            f"cannot resume: case(s) {', '.join(missing)} no longer in the data folders"
+        )
+    return RunPlan(
+        config=cfg,
+        init=init,
+        preprocess=preprocess,
+        recipe=recipe,
+        patch=(px, py, pz),
+        refs=refs,
+        split=split,
+        steps_per_epoch=int(st["steps_per_epoch"]),
+    )
 
 
 def _case_refs(cfg: TrainConfig) -> dict[str, CaseRef]:

@@ -88,7 +88,9 @@ class Recipe:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Recipe:
         """Inverse of :meth:`to_dict` (strict: see :func:`bratseg.configdict.config_from_dict`)."""
-        return config_from_dict(cls, data, "recipe", augment=AugmentConfig.from_dict(data.get("augment", {})))
+        return config_from_dict(
+            cls, data, "recipe", augment=AugmentConfig.from_dict(data.get("augment", {}))
+        )
 
     def with_overrides(self, **changes: Any) -> Recipe:
         """Copy with the non-``None`` ``changes`` applied."""
@@ -115,11 +117,17 @@ def check_overrides(overrides: Mapping[str, Any]) -> None:
         if not isinstance(overrides["augment"], Mapping):
             raise BratsInputError("recipe key 'augment' must be an object of augmentation settings")
         check_config_dict(AugmentConfig, overrides["augment"], "augment")
-    choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "loss": tuple(LOSS_KINDS),
-               "deep_supervision": DEEP_SUPERVISION}
+    choices = {
+        "optimizer": OPTIMIZERS,
+        "schedule": SCHEDULES,
+        "loss": tuple(LOSS_KINDS),
+        "deep_supervision": DEEP_SUPERVISION,
+    }
     for key, allowed in choices.items():
         if key in overrides and overrides[key] not in allowed:
-            raise BratsInputError(f"recipe key {key!r} must be one of {', '.join(allowed)}, got {overrides[key]!r}")
+            raise BratsInputError(
+                f"recipe key {key!r} must be one of {', '.join(allowed)}, got {overrides[key]!r}"
+            )
 
 
 # ------------------------------------------------------------------------- default recipes
@@ -128,64 +136,106 @@ DEFAULT_RECIPES: dict[str, Recipe] = {
     "lowrank-resunet": Recipe(
         name="lowrank-resunet",
         source="seed 000 (Ashtari et al.)",
-        optimizer="adam", lr=1e-4, weight_decay=1e-5,  # seed 000: Adam 1e-4, L2 1e-5
-        schedule="plateau", plateau_factor=0.2, plateau_patience=5,  # seed 000: /5 after 5 epochs
+        optimizer="adam",
+        lr=1e-4,
+        weight_decay=1e-5,  # seed 000: Adam 1e-4, L2 1e-5
+        schedule="plateau",
+        plateau_factor=0.2,
+        plateau_patience=5,  # seed 000: /5 after 5 epochs
         loss="softmax_dice",  # seed 000: soft Dice on the softmax
         augment=AugmentConfig(
-            flip_prob=0.5, flip_axes=(0,),  # seed 000: left-right flips only
-            affine_prob=0.5, rotate_deg=10.0, scale_range=0.1,  # seed 000: scale U(.9,1.1), rot ±10°
-            noise_prob=1.0, noise_std=0.25,  # seed 000: sigma ~ U(0, 0.25) per channel
-            blur_prob=0.0, brightness_prob=0.0, contrast_prob=0.0,
+            flip_prob=0.5,
+            flip_axes=(0,),  # seed 000: left-right flips only
+            affine_prob=0.5,
+            rotate_deg=10.0,
+            scale_range=0.1,  # seed 000: scale U(.9,1.1), rot ±10°
+            noise_prob=1.0,
+            noise_std=0.25,  # seed 000: sigma ~ U(0, 0.25) per channel
+            blur_prob=0.0,
+            brightness_prob=0.0,
+            contrast_prob=0.0,
         ),
     ),
     "cascade-unet": Recipe(
         name="cascade-unet",
         source="seed 001 (Jiang et al.)",
-        optimizer="adam", lr=1e-4, weight_decay=1e-5,  # seed 001
-        schedule="poly", poly_power=0.9, warmup=5 / 405,  # seed 001: 5 of 405 epochs warm-up
+        optimizer="adam",
+        lr=1e-4,
+        weight_decay=1e-5,  # seed 001
+        schedule="poly",
+        poly_power=0.9,
+        warmup=5 / 405,  # seed 001: 5 of 405 epochs warm-up
         loss="dice",  # seed 001: region Dice summed over regions and stages
         augment=AugmentConfig(
             flip_prob=0.5,  # seed 001: each axis with p 0.5
             affine_prob=0.0,
-            intensity_shift_prob=1.0, intensity_shift=0.1,  # seed 001: shift U(-.1,.1) x std
-            intensity_scale_prob=1.0, intensity_scale=0.1,  # seed 001: scale U(.9, 1.1)
-            noise_prob=0.0, blur_prob=0.0, brightness_prob=0.0, contrast_prob=0.0,
+            intensity_shift_prob=1.0,
+            intensity_shift=0.1,  # seed 001: shift U(-.1,.1) x std
+            intensity_scale_prob=1.0,
+            intensity_scale=0.1,  # seed 001: scale U(.9, 1.1)
+            noise_prob=0.0,
+            blur_prob=0.0,
+            brightness_prob=0.0,
+            contrast_prob=0.0,
         ),
     ),
     "ds-unet": Recipe(
         name="ds-unet",
         source="seed 002 (Henry et al.)",
-        optimizer="adam", lr=1e-4, weight_decay=0.0,  # seed 002 pipeline B: Adam 1e-4, no decay
+        optimizer="adam",
+        lr=1e-4,
+        weight_decay=0.0,  # seed 002 pipeline B: Adam 1e-4, no decay
         schedule="cosine",  # seed 002: cosine annealing
-        swa_fraction=0.3, swa_cycles=5, swa_lr_factor=0.5,  # seed 002 pipeline A: 5 SWA cycles at lr/2
-        loss="dice", deep_supervision="equal",  # seed 002: unweighted sum of the heads
+        swa_fraction=0.3,
+        swa_cycles=5,
+        swa_lr_factor=0.5,  # seed 002 pipeline A: 5 SWA cycles at lr/2
+        loss="dice",
+        deep_supervision="equal",  # seed 002: unweighted sum of the heads
         augment=AugmentConfig(
             flip_prob=0.8,  # seed 002 A: 80% per axis
             affine_prob=0.0,
-            intensity_scale_prob=0.8, intensity_scale=0.1,  # seed 002 A: U(.9, 1.1) with p 0.8
-            noise_prob=0.2, noise_std=0.1,  # seed 002: std 0.1 (probability not given)
+            intensity_scale_prob=0.8,
+            intensity_scale=0.1,  # seed 002 A: U(.9, 1.1) with p 0.8
+            noise_prob=0.2,
+            noise_std=0.1,  # seed 002: std 0.1 (probability not given)
             channel_drop_prob=0.16,  # seed 002 A: one channel zeroed with p 0.16
-            blur_prob=0.0, brightness_prob=0.0, contrast_prob=0.0,
+            blur_prob=0.0,
+            brightness_prob=0.0,
+            contrast_prob=0.0,
         ),
     ),
     "nnunet": Recipe(
         name="nnunet",
         source="seed 003 (Futrega et al.)",
-        optimizer="adam", lr=5e-4, weight_decay=1e-4,  # seed 003: Adam 5e-4 (of .5/.7/.9e-3), wd 1e-4
-        schedule="cosine", warmup=0.05,  # seed 003: linear warm-up (1000 steps), cosine after
+        optimizer="adam",
+        lr=5e-4,
+        weight_decay=1e-4,  # seed 003: Adam 5e-4 (of .5/.7/.9e-3), wd 1e-4
+        schedule="cosine",
+        warmup=0.05,  # seed 003: linear warm-up (1000 steps), cosine after
         warmup_start=0.0,
-        loss="dice_bce", deep_supervision="halving",  # seed 003: Dice + BCE, heads 1, 1/2, 1/4
+        loss="dice_bce",
+        deep_supervision="halving",  # seed 003: Dice + BCE, heads 1, 1/2, 1/4
         augment=AugmentConfig(affine_prob=0.0, zoom_prob=0.15),  # seed 003 list, zoom U(1, 1.4)
     ),
     "segresnet-vae": Recipe(
         name="segresnet-vae",
         source="seed 004 (Adeniji & Liu, after Myronenko)",
-        optimizer="adam", lr=1e-4, weight_decay=1e-5,  # seed 004: Adam 1e-4, l2 1e-5
-        schedule="poly", poly_power=0.9, warmup=10 / 300,  # seed 004: poly 0.9, 10 warm-up epochs of 300
-        loss="dice", vae_weight_l2=0.1, vae_weight_kl=0.1,  # seed 004: Dice + 0.1 L2 + 0.1 KL
+        optimizer="adam",
+        lr=1e-4,
+        weight_decay=1e-5,  # seed 004: Adam 1e-4, l2 1e-5
+        schedule="poly",
+        poly_power=0.9,
+        warmup=10 / 300,  # seed 004: poly 0.9, 10 warm-up epochs of 300
+        loss="dice",
+        vae_weight_l2=0.1,
+        vae_weight_kl=0.1,  # seed 004: Dice + 0.1 L2 + 0.1 KL
         augment=AugmentConfig(
             flip_prob=0.75,  # seed 004: flips with p 0.75 on every axis
-            affine_prob=0.0, noise_prob=0.0, blur_prob=0.0, brightness_prob=0.0, contrast_prob=0.0,
+            affine_prob=0.0,
+            noise_prob=0.0,
+            blur_prob=0.0,
+            brightness_prob=0.0,
+            contrast_prob=0.0,
         ),
     ),
 }
@@ -273,7 +323,11 @@ class PlateauTracker:
         return self.scale
 
     def state_dict(self) -> dict[str, float]:  # noqa: D102
-        return {"best": float(self.best), "bad_epochs": int(self.bad_epochs), "scale": float(self.scale)}
+        return {
+            "best": float(self.best),
+            "bad_epochs": int(self.bad_epochs),
+            "scale": float(self.scale),
+        }
 
     def load_state_dict(self, state: Mapping[str, float]) -> None:  # noqa: D102
         self.best = float(state["best"])

@@ -39,6 +39,8 @@ STATE_FILE = "state.pt"
 def rank_rng_file(rank: int) -> str:
     """File of the RNG state of DDP rank ``rank`` > 0 (rank 0's is inside :data:`STATE_FILE`)."""
     return f"rng.rank{rank}.pt"
+
+
 CONFIG_FILE = "config.json"
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
@@ -68,8 +70,11 @@ def check_run_folder(out: str | Path, resume: bool) -> None:
         return
     found = [name for name in RUN_FILES if (out / name).exists()]
     if found:
-        raise BratsInputError(f"the run folder already holds a run ({', '.join(found)}): use --resume to "
-                              "continue it, or give a new --out", out)
+        raise BratsInputError(
+            f"the run folder already holds a run ({', '.join(found)}): use --resume to "
+            "continue it, or give a new --out",
+            out,
+        )
 
 
 class ProgressLog:
@@ -162,7 +167,13 @@ def restore_rng(state: dict[str, Any]) -> None:
     random.setstate((int(version), tuple(int(v) for v in py_state), gauss))
     n = state["numpy"]
     np.random.set_state(
-        ("MT19937", n["key"].numpy().astype(np.uint32), int(n["pos"]), int(n["has_gauss"]), float(n["cached_gaussian"]))
+        (
+            "MT19937",
+            n["key"].numpy().astype(np.uint32),
+            int(n["pos"]),
+            int(n["has_gauss"]),
+            float(n["cached_gaussian"]),
+        )
     )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():

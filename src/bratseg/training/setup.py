@@ -99,9 +99,13 @@ def initial_model(name_or_path: str, preset: str = "small") -> InitialModel:
     if name_or_path in ARCHITECTURES:
         spec = get_architecture(name_or_path)
         if preset not in spec.presets:
-            raise BratsInputError(f"unknown preset {preset!r} for {name_or_path} (have {', '.join(spec.presets)})")
+            raise BratsInputError(
+                f"unknown preset {preset!r} for {name_or_path} (have {', '.join(spec.presets)})"
+            )
         model = build_model(name_or_path, preset=preset)
-        return InitialModel(model, name_or_path, spec, model.config, postprocess=dict(spec.default_postprocess))
+        return InitialModel(
+            model, name_or_path, spec, model.config, postprocess=dict(spec.default_postprocess)
+        )
     path = Path(str(name_or_path)).expanduser()
     if not path.is_file():
         from bratseg.zoo import resolve_model
@@ -152,10 +156,21 @@ def preprocess_for(config: TrainConfig, init: InitialModel) -> PreprocessConfig:
 
     if init.preprocess:
         pp = PreprocessConfig.from_dict(init.preprocess)
-        if config.target_spacing is not None and (config.target_spacing or None) != pp.target_spacing:
-            logger.warning("keeping the checkpoint's target spacing %s (asked %s)", pp.target_spacing, config.target_spacing)
+        if (
+            config.target_spacing is not None
+            and (config.target_spacing or None) != pp.target_spacing
+        ):
+            logger.warning(
+                "keeping the checkpoint's target spacing %s (asked %s)",
+                pp.target_spacing,
+                config.target_spacing,
+            )
     else:
-        ts = DEFAULT_TARGET_SPACING if config.target_spacing is None else (float(config.target_spacing) or None)
+        ts = (
+            DEFAULT_TARGET_SPACING
+            if config.target_spacing is None
+            else (float(config.target_spacing) or None)
+        )
         pp = PreprocessConfig(target_spacing=ts)
     pp.foreground_channel = model_in_channels(init) == len(MODALITIES) + 1
     pp.pad_multiple = effective_pad_multiple(pp, model_size_divisor(init))
@@ -168,7 +183,9 @@ def round_patch(patch: list[int] | tuple[int, ...], divisor: int) -> tuple[int, 
         raise BratsInputError(f"patch must be three positive sizes, got {list(patch)}")
     out = tuple(int(math.ceil(int(p) / divisor) * divisor) for p in patch)
     if out != tuple(int(p) for p in patch):
-        logger.warning("patch %s rounded up to %s (multiples of %d)", list(patch), list(out), divisor)
+        logger.warning(
+            "patch %s rounded up to %s (multiples of %d)", list(patch), list(out), divisor
+        )
     return out  # type: ignore[return-value]
 
 
@@ -189,7 +206,9 @@ def fit_fixed_input(init: InitialModel, patch: tuple[int, int, int]) -> tuple[in
     if fixed is None or tuple(fixed) == tuple(patch):
         return patch
     if init.init_from is not None:
-        logger.warning("%s trains on %s patches only; using that patch size", init.arch, list(fixed))
+        logger.warning(
+            "%s trains on %s patches only; using that patch size", init.arch, list(fixed)
+        )
         return tuple(int(p) for p in fixed)  # type: ignore[return-value]
     from bratseg.models import build_model
 
@@ -216,7 +235,9 @@ def _worker_init(_: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def make_loader(dataset: Any, sampler: Any, batch_size: int, num_workers: int, device: torch.device) -> DataLoader:
+def make_loader(
+    dataset: Any, sampler: Any, batch_size: int, num_workers: int, device: torch.device
+) -> DataLoader:
     """DataLoader over :class:`PatchDataset` with persistent workers."""
     return DataLoader(
         dataset,
@@ -243,7 +264,10 @@ def enable_gradient_checkpointing(model: torch.nn.Module) -> bool:
 
     if enable_activation_checkpointing(model):
         return True
-    logger.warning("%s has no blocks to checkpoint; training without gradient checkpointing", type(model).__name__)
+    logger.warning(
+        "%s has no blocks to checkpoint; training without gradient checkpointing",
+        type(model).__name__,
+    )
     return False
 
 

@@ -100,45 +100,81 @@ def save_snapshots(run: RunState, validated: bool, improved: bool = False) -> No
     net = run.eval_net()
     if improved:
         write_checkpoint(run, net, run.out / rundir.BEST_CHECKPOINT, run.best_val)
-    write_checkpoint(run, net, run.out / rundir.LAST_CHECKPOINT, run.last_val if validated else None)
+    write_checkpoint(
+        run, net, run.out / rundir.LAST_CHECKPOINT, run.last_val if validated else None
+    )
     rundir.save_atomic(state_dict(run), run.out / rundir.STATE_FILE)
     ddp.barrier(run.ctx)
 
 
-def write_checkpoint(run: RunState, net: torch.nn.Module, path: Path, val: dict[str, float] | None) -> None:
+def write_checkpoint(
+    run: RunState, net: torch.nn.Module, path: Path, val: dict[str, float] | None
+) -> None:
     """Save ``net`` as a bratseg checkpoint with the run's provenance and validation Dice."""
     plan, init = run.plan, run.plan.init
     provenance = {
-        "trained_by": "bratseg.training", "data": [str(Path(d).resolve()) for d in plan.config.data],
-        "train_cases": list(plan.split["train"]), "val_cases": list(plan.split["val"]),
-        "split_note": plan.split["note"], "epochs": run.epoch, "steps": run.global_step,
-        "steps_per_epoch": plan.steps_per_epoch, "patch": list(plan.patch), "seed": plan.config.seed,
-        "preset": plan.config.preset, "device": run.ctx.device_desc, "world_size": run.ctx.world_size,
-        "wall_time_s": round(run.timer.elapsed, 1), "recipe": plan.recipe.to_dict(),
-        "init_from": init.init_from, "pretrained_cases": list(init.pretrained_cases),
-        "swa": run.swa is not None, "val_dice": region_dice(val),
+        "trained_by": "bratseg.training",
+        "data": [str(Path(d).resolve()) for d in plan.config.data],
+        "train_cases": list(plan.split["train"]),
+        "val_cases": list(plan.split["val"]),
+        "split_note": plan.split["note"],
+        "epochs": run.epoch,
+        "steps": run.global_step,
+        "steps_per_epoch": plan.steps_per_epoch,
+        "patch": list(plan.patch),
+        "seed": plan.config.seed,
+        "preset": plan.config.preset,
+        "device": run.ctx.device_desc,
+        "world_size": run.ctx.world_size,
+        "wall_time_s": round(run.timer.elapsed, 1),
+        "recipe": plan.recipe.to_dict(),
+        "init_from": init.init_from,
+        "pretrained_cases": list(init.pretrained_cases),
+        "swa": run.swa is not None,
+        "val_dice": region_dice(val),
         "metrics": {"val_dice": region_dice(val), "val_mean": float(val["mean"])} if val else {},
     }
-    save_checkpoint(path, net, arch=init.arch, config=init.config, postprocess=init.postprocess,
-                    preprocess=plan.preprocess.to_dict(), provenance=provenance,
-                    orientation="".join(TRAINING_AXCODES))
+    save_checkpoint(
+        path,
+        net,
+        arch=init.arch,
+        config=init.config,
+        postprocess=init.postprocess,
+        preprocess=plan.preprocess.to_dict(),
+        provenance=provenance,
+        orientation="".join(TRAINING_AXCODES),
+    )
 
 
 def state_dict(run: RunState) -> dict[str, Any]:
     """Everything needed to resume exactly (plain tensors/values: ``weights_only`` loads it)."""
     plan, init = run.plan, run.plan.init
     return {
-        "format": STATE_FORMAT, "version": STATE_VERSION, "arch": init.arch, "model_config": init.config.to_dict(),
-        "model": run.net.state_dict(), "optimizer": run.optimizer.state_dict(),
+        "format": STATE_FORMAT,
+        "version": STATE_VERSION,
+        "arch": init.arch,
+        "model_config": init.config.to_dict(),
+        "model": run.net.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
         "scaler": run.scaler.state_dict() if run.scaler is not None else None,
         "swa": run.swa.state_dict() if run.swa is not None else None,
-        "plateau": run.plateau.state_dict(), "rng": rundir.capture_rng(),
-        "epoch": run.epoch, "step_in_epoch": run.step_in_epoch, "global_step": run.global_step,
-        "best_score": float(run.best_score), "best_val": run.best_val, "last_val": run.last_val,
-        "elapsed_s": float(run.timer.elapsed), "preprocess": plan.preprocess.to_dict(),
-        "postprocess": dict(init.postprocess), "recipe": plan.recipe.to_dict(),
-        "split": dict(plan.split), "patch": list(plan.patch), "steps_per_epoch": plan.steps_per_epoch,
-        "init_from": init.init_from, "pretrained_cases": list(init.pretrained_cases),
+        "plateau": run.plateau.state_dict(),
+        "rng": rundir.capture_rng(),
+        "epoch": run.epoch,
+        "step_in_epoch": run.step_in_epoch,
+        "global_step": run.global_step,
+        "best_score": float(run.best_score),
+        "best_val": run.best_val,
+        "last_val": run.last_val,
+        "elapsed_s": float(run.timer.elapsed),
+        "preprocess": plan.preprocess.to_dict(),
+        "postprocess": dict(init.postprocess),
+        "recipe": plan.recipe.to_dict(),
+        "split": dict(plan.split),
+        "patch": list(plan.patch),
+        "steps_per_epoch": plan.steps_per_epoch,
+        "init_from": init.init_from,
+        "pretrained_cases": list(init.pretrained_cases),
     }
 
 
@@ -174,8 +210,11 @@ def restore_rank_rng(out: Path, ctx: ddp.DistContext, main_rng: dict[str, Any]) 
     elif path.is_file():
         rundir.restore_rng(rundir.load_state(path))
     else:  # e.g. resumed with more processes than the run was saved with
-        logger.warning("rank %d: no saved RNG state (%s); random draws will differ from an "
-                       "uninterrupted run", ctx.rank, path.name)
+        logger.warning(
+            "rank %d: no saved RNG state (%s); random draws will differ from an uninterrupted run",
+            ctx.rank,
+            path.name,
+        )
         rundir.restore_rng(main_rng)
 
 
@@ -211,6 +250,13 @@ def model_from_state(st: dict[str, Any]) -> InitialModel:
         from bratseg.evaluation import pretrained_cases
 
         seen = sorted(pretrained_cases({"init_from": st.get("init_from")}))
-    return InitialModel(model, st["arch"], spec, cfg, init_from=st.get("init_from"),
-                        preprocess=st["preprocess"], postprocess=dict(st.get("postprocess") or {}),
-                        pretrained_cases=seen)
+    return InitialModel(
+        model,
+        st["arch"],
+        spec,
+        cfg,
+        init_from=st.get("init_from"),
+        preprocess=st["preprocess"],
+        postprocess=dict(st.get("postprocess") or {}),
+        pretrained_cases=seen,
+    )

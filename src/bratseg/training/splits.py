@@ -74,7 +74,9 @@ def stratified_folds(cases: Sequence[CaseInfo], n_folds: int, seed: int = 0) -> 
     if n_folds < 2:
         raise BratsInputError(f"a cross-validation split needs at least 2 folds, got {n_folds}")
     if len(cases) < n_folds:
-        raise BratsInputError(f"{n_folds}-fold split needs at least {n_folds} cases, found {len(cases)}")
+        raise BratsInputError(
+            f"{n_folds}-fold split needs at least {n_folds} cases, found {len(cases)}"
+        )
     ids = [c.case_id for c in cases]
     if len(set(ids)) != len(ids):
         raise BratsInputError("a case id appears twice in the split's cases")
@@ -121,22 +123,31 @@ class SplitFile:
             BratsInputError: ``fold`` out of range.
         """
         if not 0 <= fold < self.n_folds:
-            raise BratsInputError(f"fold must be in [0, {self.n_folds}) for split {self.name}, got {fold}")
+            raise BratsInputError(
+                f"fold must be in [0, {self.n_folds}) for split {self.name}, got {fold}"
+            )
         val = sorted(self.folds[fold])
         train = sorted(c for k, f in enumerate(self.folds) if k != fold for c in f)
         return train, val
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object written to disk."""
-        return {"name": self.name, "seed": self.seed, "n_folds": self.n_folds, "folds": self.folds,
-                "cases": self.cases}
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "n_folds": self.n_folds,
+            "folds": self.folds,
+            "cases": self.cases,
+        }
 
 
 def make_split(cases: Sequence[CaseInfo], name: str, n_folds: int = 5, seed: int = 0) -> SplitFile:
     """The stratified split of ``cases`` (see :func:`stratified_folds`)."""
     folds = stratified_folds(cases, n_folds, seed)
-    info = {c.case_id: {"dataset": c.dataset, "et_ml": round(c.et_ml, 3), "stratum": c.stratum}
-            for c in sorted(cases, key=lambda c: c.case_id)}
+    info = {
+        c.case_id: {"dataset": c.dataset, "et_ml": round(c.et_ml, 3), "stratum": c.stratum}
+        for c in sorted(cases, key=lambda c: c.case_id)
+    }
     return SplitFile(name=name, seed=seed, folds=folds, cases=info)
 
 
@@ -161,8 +172,10 @@ def read_split_file(path: str | Path) -> SplitFile:
         raise BratsInputError("split file not found", path) from None
     except (OSError, ValueError) as exc:
         raise BratsInputError(f"not a readable JSON split file ({exc})", path) from None
-    if not isinstance(raw, Mapping) or not isinstance(raw.get("folds"), list) or not all(
-        isinstance(f, list) and all(isinstance(c, str) for c in f) for f in raw["folds"]
+    if (
+        not isinstance(raw, Mapping)
+        or not isinstance(raw.get("folds"), list)
+        or not all(isinstance(f, list) and all(isinstance(c, str) for c in f) for f in raw["folds"])
     ):
         raise BratsInputError("split file needs a 'folds' list of lists of case ids", path)
     folds = [list(f) for f in raw["folds"]]
@@ -170,15 +183,23 @@ def read_split_file(path: str | Path) -> SplitFile:
     for k, fold in enumerate(folds):
         for case_id in fold:
             if case_id in seen:
-                raise BratsInputError(f"case {case_id} is held out by folds {seen[case_id]} and {k}", path)
+                raise BratsInputError(
+                    f"case {case_id} is held out by folds {seen[case_id]} and {k}", path
+                )
             seen[case_id] = k
     if len(folds) < 2:
         raise BratsInputError("split file needs at least 2 folds", path)
-    return SplitFile(name=str(raw.get("name") or path.stem), seed=int(raw.get("seed", 0)), folds=folds,
-                     cases=dict(raw.get("cases") or {}))
+    return SplitFile(
+        name=str(raw.get("name") or path.stem),
+        seed=int(raw.get("seed", 0)),
+        folds=folds,
+        cases=dict(raw.get("cases") or {}),
+    )
 
 
-def check_split_covers(split: SplitFile, case_ids: Sequence[str], source: str = "the data folders") -> None:
+def check_split_covers(
+    split: SplitFile, case_ids: Sequence[str], source: str = "the data folders"
+) -> None:
     """Refuse a split whose cases are not exactly ``case_ids`` (a fold run trains on all others).
 
     Raises:
@@ -188,10 +209,14 @@ def check_split_covers(split: SplitFile, case_ids: Sequence[str], source: str = 
     missing = sorted(in_split - set(case_ids))
     extra = sorted(set(case_ids) - in_split)
     if missing:
-        raise BratsInputError(f"split {split.name}: case(s) {', '.join(missing)} not found in {source}")
+        raise BratsInputError(
+            f"split {split.name}: case(s) {', '.join(missing)} not found in {source}"
+        )
     if extra:
-        raise BratsInputError(f"split {split.name}: case(s) {', '.join(extra)} of {source} are in no fold; "
-                              "a cross-validation run trains on exactly the split's cases")
+        raise BratsInputError(
+            f"split {split.name}: case(s) {', '.join(extra)} of {source} are in no fold; "
+            "a cross-validation run trains on exactly the split's cases"
+        )
 
 
 def split_from_file(path: str | Path, fold: int | None, case_ids: Sequence[str]) -> dict[str, Any]:
@@ -205,4 +230,8 @@ def split_from_file(path: str | Path, fold: int | None, case_ids: Sequence[str])
     split = read_split_file(path)
     check_split_covers(split, case_ids)
     train, val = split.train_val(fold)
-    return {"train": train, "val": val, "note": f"fold {fold} of {split.n_folds} of split {split.name}"}
+    return {
+        "train": train,
+        "val": val,
+        "note": f"fold {fold} of {split.n_folds} of split {split.name}",
+    }

@@ -90,7 +90,9 @@ class _Session:
 
     state: RunState
 
-    def __init__(self, config: TrainConfig, ctx: ddp.DistContext, log: rundir.ProgressLog | None) -> None:
+    def __init__(
+        self, config: TrainConfig, ctx: ddp.DistContext, log: rundir.ProgressLog | None
+    ) -> None:
         self.ctx = ctx
         self.log = log
         self.config, self.resume_from = resolve_config(config)
@@ -121,10 +123,18 @@ class _Session:
 
         world, bs = ctx.world_size, int(recipe.batch_size)
         samples = plan.steps_per_epoch * bs * world
-        augment = build_augmentation(recipe.augment, plan.patch, has_extra=plan.preprocess.foreground_channel)
-        dataset = PatchDataset([training_sample(c, plan.patch) for c in train_cases], augment, samples, cfg.seed)
+        augment = build_augmentation(
+            recipe.augment, plan.patch, has_extra=plan.preprocess.foreground_channel
+        )
+        dataset = PatchDataset(
+            [training_sample(c, plan.patch) for c in train_cases], augment, samples, cfg.seed
+        )
         self.sampler = EpochSampler(samples, world_size=world, rank=ctx.rank, seed=cfg.seed)
-        workers = default_num_workers(self.device, world) if cfg.num_workers is None else int(cfg.num_workers)
+        workers = (
+            default_num_workers(self.device, world)
+            if cfg.num_workers is None
+            else int(cfg.num_workers)
+        )
         self.loader = make_loader(dataset, self.sampler, bs, workers, self.device)
         # model, optimiser, schedule
         net = plan.init.model.to(self.device)
@@ -133,15 +143,28 @@ class _Session:
         self.model = ddp.wrap_model(net, ctx)
         self.criterion = loss_for(self.spec, recipe)
         optimizer = build_optimizer(net.parameters(), recipe)
-        amp_dtype = torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        amp_dtype = (
+            torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        )
         self.amp_dtype = amp_dtype
-        scaler = torch.amp.GradScaler("cuda") if self.use_amp and amp_dtype == torch.float16 else None
+        scaler = (
+            torch.amp.GradScaler("cuda") if self.use_amp and amp_dtype == torch.float16 else None
+        )
         plateau = PlateauTracker(recipe.plateau_factor, recipe.plateau_patience)
         self.thresholds = thresholds_from_postprocess(plan.init.postprocess)
-        self.epochs = cfg.epochs if cfg.epochs else (None if cfg.time_budget_min else DEFAULT_EPOCHS)
+        self.epochs = (
+            cfg.epochs if cfg.epochs else (None if cfg.time_budget_min else DEFAULT_EPOCHS)
+        )
         self.budget_s = float(cfg.time_budget_min) * 60.0 if cfg.time_budget_min else None
-        self.state = RunState(plan=plan, ctx=ctx, out=self.out, net=net, optimizer=optimizer, plateau=plateau,
-                              scaler=scaler)
+        self.state = RunState(
+            plan=plan,
+            ctx=ctx,
+            out=self.out,
+            net=net,
+            optimizer=optimizer,
+            plateau=plateau,
+            scaler=scaler,
+        )
         if st is not None:
             restore_state(self.state, st)
         if ctx.is_main:
@@ -191,18 +214,28 @@ class _Session:
         reason = None
         with self.stop:
             while reason is None:
-                self.sampler.set_epoch(state.epoch, skip=state.step_in_epoch * int(self.plan.recipe.batch_size))
+                self.sampler.set_epoch(
+                    state.epoch, skip=state.step_in_epoch * int(self.plan.recipe.batch_size)
+                )
                 losses: list[float] = []
                 for batch in self.loader:
                     loss, parts = self._train_step(batch)
                     losses.append(loss)
                     if self.ctx.is_main and self.config.step_events:
-                        yield self._emit({
-                            "event": "step", "epoch": state.epoch + 1, "step": state.global_step,
-                            "epoch_step": state.step_in_epoch, "steps_per_epoch": self.plan.steps_per_epoch,
-                            "loss": loss, "loss_parts": parts, "lr": self._current_lr,
-                            "eta_s": self.eta(), "elapsed_s": round(state.timer.elapsed, 3),
-                        })
+                        yield self._emit(
+                            {
+                                "event": "step",
+                                "epoch": state.epoch + 1,
+                                "step": state.global_step,
+                                "epoch_step": state.step_in_epoch,
+                                "steps_per_epoch": self.plan.steps_per_epoch,
+                                "loss": loss,
+                                "loss_parts": parts,
+                                "lr": self._current_lr,
+                                "eta_s": self.eta(),
+                                "elapsed_s": round(state.timer.elapsed, 3),
+                            }
+                        )
                     reason = self._stop_reason()
                     if reason is not None:
                         break
@@ -218,12 +251,19 @@ class _Session:
         best = self.out / rundir.BEST_CHECKPOINT
         result = best if best.exists() else self.out / rundir.LAST_CHECKPOINT
         if self.ctx.is_main:
-            yield self._emit({
-                "event": "done", "reason": reason, "epoch": state.epoch, "step": state.global_step,
-                "val_dice": region_dice(state.last_val), "best_val_mean": _finite(state.best_score),
-                "checkpoint": str(result), "last": str(self.out / rundir.LAST_CHECKPOINT),
-                "elapsed_s": round(state.timer.elapsed, 3),
-            })
+            yield self._emit(
+                {
+                    "event": "done",
+                    "reason": reason,
+                    "epoch": state.epoch,
+                    "step": state.global_step,
+                    "val_dice": region_dice(state.last_val),
+                    "best_val_mean": _finite(state.best_score),
+                    "checkpoint": str(result),
+                    "last": str(self.out / rundir.LAST_CHECKPOINT),
+                    "elapsed_s": round(state.timer.elapsed, 3),
+                }
+            )
         ddp.barrier(self.ctx)
         return result
 
@@ -265,7 +305,9 @@ class _Session:
         local = None
         if self.stop.requested:
             local = self.stop.reason
-        elif self.config.stop_after_steps and self.state.global_step >= self.config.stop_after_steps:
+        elif (
+            self.config.stop_after_steps and self.state.global_step >= self.config.stop_after_steps
+        ):
             local = "max-steps"
         elif self.budget_s and self.state.timer.elapsed >= self.budget_s:
             local = "time-budget"
@@ -286,10 +328,19 @@ class _Session:
             state.swa.update_parameters(state.net)  # seed 002: average the weights of each cycle
         val = None
         if self.ctx.is_main and self.val_cases:
-            val = validate(state.eval_net(), self.val_cases, output_kind=self.spec.output_kind, device=self.device,
-                           patch=self.plan.patch, thresholds=self.thresholds, amp=self.use_amp)
+            val = validate(
+                state.eval_net(),
+                self.val_cases,
+                output_kind=self.spec.output_kind,
+                device=self.device,
+                patch=self.plan.patch,
+                thresholds=self.thresholds,
+                amp=self.use_amp,
+            )
             state.last_val = {k: val[k] for k in (*REGIONS, "mean")}
-        score = ddp.mean_over_ranks(self.ctx, val["mean"] if val else 0.0) * (self.ctx.world_size if self.ctx.distributed else 1)
+        score = ddp.mean_over_ranks(self.ctx, val["mean"] if val else 0.0) * (
+            self.ctx.world_size if self.ctx.distributed else 1
+        )
         if recipe.schedule == "plateau":
             state.plateau.update(score)
         improved = bool(val) and score > state.best_score
@@ -299,25 +350,47 @@ class _Session:
         if not self.ctx.is_main:
             return None
         last_val = state.last_val
-        return self._emit({
-            "event": "epoch", "epoch": state.epoch, "step": state.global_step,
-            "loss": float(sum(losses) / len(losses)) if losses else None, "lr": self._lr(),
-            "val_dice": region_dice(last_val), "val_mean": _finite(last_val["mean"]) if last_val else None,
-            "best": improved, "best_val_mean": _finite(state.best_score), "swa": state.swa is not None,
-            "eta_s": self.eta(), "elapsed_s": round(state.timer.elapsed, 3),
-        })
+        return self._emit(
+            {
+                "event": "epoch",
+                "epoch": state.epoch,
+                "step": state.global_step,
+                "loss": float(sum(losses) / len(losses)) if losses else None,
+                "lr": self._lr(),
+                "val_dice": region_dice(last_val),
+                "val_mean": _finite(last_val["mean"]) if last_val else None,
+                "best": improved,
+                "best_val_mean": _finite(state.best_score),
+                "swa": state.swa is not None,
+                "eta_s": self.eta(),
+                "elapsed_s": round(state.timer.elapsed, 3),
+            }
+        )
 
     def _start_event(self) -> dict[str, Any]:
         plan, state = self.plan, self.state
         n_params = sum(p.numel() for p in state.net.parameters() if p.requires_grad)
         return {
-            "event": "start", "arch": plan.init.arch, "resumed": bool(self.config.resume),
-            "init_from": plan.init.init_from, "train_cases": plan.split["train"], "val_cases": plan.split["val"],
-            "split_note": plan.split["note"], "patch": list(plan.patch), "batch_size": plan.recipe.batch_size,
-            "steps_per_epoch": plan.steps_per_epoch, "epochs": self.epochs, "time_budget_s": self.budget_s,
-            "recipe": plan.recipe.name, "lr": plan.recipe.lr, "parameters": n_params,
-            "preprocess": plan.preprocess.to_dict(), "world_size": self.ctx.world_size,
-            "epoch": state.epoch, "step": state.global_step, "run_dir": str(self.out),
+            "event": "start",
+            "arch": plan.init.arch,
+            "resumed": bool(self.config.resume),
+            "init_from": plan.init.init_from,
+            "train_cases": plan.split["train"],
+            "val_cases": plan.split["val"],
+            "split_note": plan.split["note"],
+            "patch": list(plan.patch),
+            "batch_size": plan.recipe.batch_size,
+            "steps_per_epoch": plan.steps_per_epoch,
+            "epochs": self.epochs,
+            "time_budget_s": self.budget_s,
+            "recipe": plan.recipe.name,
+            "lr": plan.recipe.lr,
+            "parameters": n_params,
+            "preprocess": plan.preprocess.to_dict(),
+            "world_size": self.ctx.world_size,
+            "epoch": state.epoch,
+            "step": state.global_step,
+            "run_dir": str(self.out),
         }
 
 

@@ -36,7 +36,11 @@ def region_probabilities(logits: torch.Tensor, output_kind: str) -> torch.Tensor
         return torch.sigmoid(logits.float())
     probs = torch.softmax(logits.float(), dim=1)
     return torch.stack(
-        [cast(torch.Tensor, sum(probs[:, CLASSES.index(t)] for t in REGION_TISSUES[r])) for r in REGIONS], dim=1
+        [
+            cast(torch.Tensor, sum(probs[:, CLASSES.index(t)] for t in REGION_TISSUES[r]))
+            for r in REGIONS
+        ],
+        dim=1,
     )
 
 
@@ -98,11 +102,21 @@ def validate(
                 if int(np.prod(x.shape[2:])) <= WHOLE_CROP_MAX_VOXELS:
                     logits = _logits(model(x))
                 else:
-                    logits = cast(torch.Tensor, sliding_window_inference(
-                        x, tuple(patch), 1, lambda t: _logits(model(t)), overlap=0.25, mode="gaussian"
-                    ))
+                    logits = cast(
+                        torch.Tensor,
+                        sliding_window_inference(
+                            x,
+                            tuple(patch),
+                            1,
+                            lambda t: _logits(model(t)),
+                            overlap=0.25,
+                            mode="gaussian",
+                        ),
+                    )
             probs = region_probabilities(logits, output_kind)[0].cpu().numpy()
-            dice = dice_regions(hierarchical_masks(probs, thresholds), reference_regions(case.label))
+            dice = dice_regions(
+                hierarchical_masks(probs, thresholds), reference_regions(case.label)
+            )
             per_case[case.case_id] = [float(d) for d in dice]
             scores.append(dice)
     finally:

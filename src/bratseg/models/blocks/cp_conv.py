@@ -94,5 +94,7 @@ class CPConv3d(nn.Module):
         return F.conv3d(x, self.reconstruct_kernel(), self.bias, padding=self.kernel_size // 2)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, rank={self.rank}, "
-                f"kernel_size={self.kernel_size}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, rank={self.rank}, "
+            f"kernel_size={self.kernel_size}"
+        )

@@ -22,8 +22,14 @@ class SEResBlock(ResBlock):
         (B, C, X, Y, Z) -> (B, C, X, Y, Z).
     """
 
-    def __init__(self, spatial_dims: int, in_channels: int, norm: tuple | str, reduction: int = 16,
-                 act: tuple | str = ("RELU", {"inplace": True})) -> None:
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        norm: tuple | str,
+        reduction: int = 16,
+        act: tuple | str = ("RELU", {"inplace": True}),
+    ) -> None:
         super().__init__(spatial_dims, in_channels, norm=norm, act=act)
         ratio = se_hidden_ratio(in_channels, reduction)
         self.se = ChannelSELayer(spatial_dims, in_channels, r=ratio)

@@ -54,8 +54,9 @@ class _Decoder(nn.Module):
 class _Encoder(nn.Module):
     """Asymmetric encoder of seed 001 (Table 1/2): (B, C_in, X, Y, Z) -> per-level features."""
 
-    def __init__(self, in_channels: int, width: int, blocks: tuple[int, ...], groups: int,
-                 dropout: float) -> None:
+    def __init__(
+        self, in_channels: int, width: int, blocks: tuple[int, ...], groups: int, dropout: float
+    ) -> None:
         super().__init__()
         self.stem = nn.Conv3d(in_channels, width, 3, padding=1)
         self.dropout = nn.Dropout3d(dropout) if dropout > 0 else nn.Identity()
@@ -64,8 +65,9 @@ class _Encoder(nn.Module):
         self.widths = [width * 2**i for i in range(len(blocks))]
         for level, count in enumerate(blocks):
             w = self.widths[level]
-            self.down.append(nn.Identity() if level == 0 else
-                             nn.Conv3d(w // 2, w, 3, stride=2, padding=1))
+            self.down.append(
+                nn.Identity() if level == 0 else nn.Conv3d(w // 2, w, 3, stride=2, padding=1)
+            )
             self.levels.append(nn.Sequential(*[PreActResBlock(w, groups) for _ in range(count)]))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -95,12 +97,14 @@ class CascadeUNet(nn.Module):
         self.stage1_encoder = _Encoder(c.in_channels, w1, c.blocks_down, c.groups, c.dropout)
         widths1 = self.stage1_encoder.widths
         self.stage1_decoder = _Decoder(widths1, c.out_channels, c.groups, "deconv")
-        self.stage2_encoder = _Encoder(c.in_channels + c.out_channels, w2, c.blocks_down, c.groups,
-                                       c.dropout)
+        self.stage2_encoder = _Encoder(
+            c.in_channels + c.out_channels, w2, c.blocks_down, c.groups, c.dropout
+        )
         widths2 = self.stage2_encoder.widths
         self.stage2_decoder = _Decoder(widths2, c.out_channels, c.groups, "deconv")
-        self.stage2_interp_decoder = _Decoder(self.stage2_encoder.widths, c.out_channels, c.groups,
-                                              "trilinear")
+        self.stage2_interp_decoder = _Decoder(
+            self.stage2_encoder.widths, c.out_channels, c.groups, "trilinear"
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, object]:
         """(B, 4, X, Y, Z) -> logits (B, 3, X, Y, Z) (eval) or the train dict."""

@@ -46,8 +46,14 @@ class LowRankResUNet(nn.Module):
         for level in range(c.levels - 2, -1, -1):
             width = widths[level]
             self.upsamples.append(
-                nn.ConvTranspose3d(widths[level + 1], width, k, stride=2, padding=(k - 2 + 1) // 2,
-                                   output_padding=k % 2)
+                nn.ConvTranspose3d(
+                    widths[level + 1],
+                    width,
+                    k,
+                    stride=2,
+                    padding=(k - 2 + 1) // 2,
+                    output_padding=k % 2,
+                )
             )
             self.decoder.append(ResNetBlock(2 * width, width, alpha(level), c.negative_slope))
         self.head = nn.Conv3d(widths[0], c.out_channels, 1)

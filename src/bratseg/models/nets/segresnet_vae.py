@@ -25,8 +25,14 @@ from bratseg.models.config import SegResNetVAEConfig
 def _with_se(layer: nn.Sequential, norm: tuple | str, reduction: int) -> nn.Sequential:
     """Replace every MONAI ResBlock in ``layer`` by an :class:`SEResBlock` of the same width."""
     children = [
-        SEResBlock(3, m.conv1.conv.in_channels if hasattr(m.conv1, "conv") else m.conv1.in_channels,
-                   norm, reduction) if isinstance(m, ResBlock) else m
+        SEResBlock(
+            3,
+            m.conv1.conv.in_channels if hasattr(m.conv1, "conv") else m.conv1.in_channels,
+            norm,
+            reduction,
+        )
+        if isinstance(m, ResBlock)
+        else m
         for m in layer
     ]
     return nn.Sequential(*children)
@@ -46,8 +52,10 @@ class SegResNetVAENet(SegResNetVAE):
     def __init__(self, config: SegResNetVAEConfig) -> None:
         size = tuple(int(s) for s in config.input_image_size)
         if len(size) != 3 or any(s % config.vae_divisor for s in size):
-            raise ValueError(f"segresnet-vae: input_image_size {size} must be 3 multiples of "
-                             f"{config.vae_divisor}")
+            raise ValueError(
+                f"segresnet-vae: input_image_size {size} must be 3 multiples of "
+                f"{config.vae_divisor}"
+            )
         super().__init__(
             input_image_size=size,
             vae_estimate_std=True,
@@ -70,10 +78,12 @@ class SegResNetVAENet(SegResNetVAE):
                     widen = nn.Conv3d(width // 2, width, 1, bias=False)
                     layer[0] = nn.Sequential(nn.MaxPool3d(2), widen)
         if config.squeeze_excitation:  # seed 004
-            self.down_layers = nn.ModuleList(_with_se(layer, self.norm, config.se_reduction)
-                                             for layer in self.down_layers)
-            self.up_layers = nn.ModuleList(_with_se(layer, self.norm, config.se_reduction)
-                                           for layer in self.up_layers)
+            self.down_layers = nn.ModuleList(
+                _with_se(layer, self.norm, config.se_reduction) for layer in self.down_layers
+            )
+            self.up_layers = nn.ModuleList(
+                _with_se(layer, self.norm, config.se_reduction) for layer in self.up_layers
+            )
         if config.he_init:
             self._he_init()
 
@@ -115,6 +125,8 @@ class SegResNetVAENet(SegResNetVAE):
             return logits
         if tuple(x.shape[2:]) != tuple(self.input_image_size):
             want = tuple(self.input_image_size)
-            raise ValueError(f"segresnet-vae trains on inputs of exactly {want} "
-                             f"(config.input_image_size), got {tuple(x.shape[2:])}")
+            raise ValueError(
+                f"segresnet-vae trains on inputs of exactly {want} "
+                f"(config.input_image_size), got {tuple(x.shape[2:])}"
+            )
         return {"logits": logits, "vae": self._vae_branch(net_input, encoded)}
