@@ -3,7 +3,7 @@
 Each rule is a small function of measured facts (volumes, mean probabilities, components) and a
 threshold of :class:`bratseg.review.uncertainty.ReviewRules`; it returns a short sentence when it
 fires. :func:`review_reasons` applies them all. Kept apart from the maps and hotspots so the
-benchmark that tunes the thresholds (``bench/tune_review_flag.py``) can re-apply the rules to
+tool that tunes the thresholds (``tools/tune_review_flag.py``) can re-apply the rules to
 stored facts without recomputing anything.
 """
 

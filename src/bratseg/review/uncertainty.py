@@ -9,7 +9,7 @@ ensemble members or flip TTA) into a :class:`ReviewAssessment`:
 - hotspots (:class:`Hotspot`): connected regions of high uncertainty, and components of the
   predicted tumour whose mean probability is low, largest first;
 - ``needs_review`` with short reasons, from the rules in :class:`ReviewRules` (thresholds chosen
-  on held-out predictions by ``bench/tune_review_flag.py``).
+  on held-out predictions by ``tools/tune_review_flag.py``).
 
 All arrays are in engine order (X, Y, Z), in the case's source storage; no GUI here.
 """
@@ -68,7 +68,7 @@ class ReviewRules:
         connectivity: Neighbourhood of the components (1 faces, 2 edges, 3 corners).
     """
 
-    # How these defaults were chosen (bench/tune_review_flag.py, 2 Dec 2026): the bundled default
+    # How these defaults were chosen (tools/tune_review_flag.py, 2 Dec 2026): the bundled default
     # ensemble (nnunet-small + ds-unet-small, its own postprocessing, no TTA) predicted the 28
     # protocol cases none of its models trained on; "hard" cases are the bottom quartile of mean
     # Dice (7 cases, mean Dice <= 0.671). Among all subsets of up to 3 rule families, the one with

@@ -7,7 +7,7 @@ ensemble of all given models (mean of region probabilities, the first model's po
 scored the same way. Prints a Markdown table: Dice and HD95 (voxels, as the official tool) per
 region, mean and std over the cases, CPU seconds per case (load + predict).
 
-Run: ``.venv/bin/python bench/eval_models.py [--models A B ...] [--threads 2] [--tta 8] [--json]``
+Run: ``.venv/bin/python tools/eval_models.py [--models A B ...] [--threads 2] [--tta 8] [--json]``
 (default: every bundled model). ``--tta 8`` averages 8 flips.
 
 Cross-validation: ``--cv RUN[,RUN] RUN[,RUN] ...`` gives one entry per fold (run folders or

@@ -12,7 +12,7 @@ with ``--cv-fold`` (once per fold; ``A,B`` for an ensemble fold): the card then 
 held-out scores (cross-validation estimate), each case predicted by the fold that held it out.
 ``--postprocess KEY=VALUE`` changes the bundled model's postprocessing (and its scores).
 
-Run: ``.venv/bin/python bench/bundle_model.py RUN_DIR --name NAME [--checkpoint best|last] [--default]
+Run: ``.venv/bin/python tools/bundle_model.py RUN_DIR --name NAME [--checkpoint best|last] [--default]
 [--data DIR ...] [--threads 2] [--weights-dir DIR] [--remark TEXT] [--cv-fold RUN ...]
 [--postprocess KEY=VALUE ...]``
 """

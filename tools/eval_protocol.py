@@ -14,7 +14,7 @@ postprocessing, no TTA). ``--variants '{"NAME": {postprocess overrides}}'`` scor
 variants on the same predictions. ``--rows-out FILE`` keeps the per-case rows (Dice, HD95,
 volumes, mean ET probability) to tune case-level rules without predicting again.
 
-Run: ``.venv/bin/python bench/eval_protocol.py --split-file docs/brats44-5fold.json
+Run: ``.venv/bin/python tools/eval_protocol.py --split-file docs/brats44-5fold.json
 --data ../shared/data/brats2018 --data ../extra-data --models nnunet-small ds-unet-small``
 """
 

@@ -17,8 +17,8 @@ Two steps:
    families with the best leave-one-out J, so that estimate is slightly optimistic for the
    chosen subset; the report also gives it for all families together.
 
-Run: ``OMP_NUM_THREADS=1 .venv/bin/python bench/tune_review_flag.py predict`` then
-``.venv/bin/python bench/tune_review_flag.py tune [--json]``.
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python tools/tune_review_flag.py predict`` then
+``.venv/bin/python tools/tune_review_flag.py tune [--json]``.
 """
 
 from __future__ import annotations
