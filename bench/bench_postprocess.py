@@ -4,7 +4,7 @@ Builds realistic region probabilities from a real BraTS 2018 case's expert label
 mask smoothed with a Gaussian, plus noise and a few spurious ET specks, stored float16), then
 times :func:`bratseg.postprocess.postprocess` per mode over 20 repetitions and prints median / p90
 milliseconds and the peak extra memory. Exits 1 when the median of the hierarchical thresholds
-plus seed 003's ET component rule (the live-postprocessing path) exceeds the target.
+plus Futrega et al. 2021's ET component rule (the live-postprocessing path) exceeds the target.
 
 Usage:
     python bench/bench_postprocess.py [--case DIR] [--repeats 20] [--target-ms 100]
@@ -40,7 +40,7 @@ def realistic_probabilities(seg: np.ndarray, convention: str, seed: int = 0) -> 
         smooth = ndimage.gaussian_filter(regions[i].astype(np.float32), sigma=1.5)
         smooth += rng.normal(0.0, 0.05, size=smooth.shape).astype(np.float32)
         probs[i] = np.clip(smooth, 0.0, 1.0)
-    # Spurious small ET specks of low confidence, the case seed 003's component rule targets.
+    # Spurious small ET specks of low confidence, the case Futrega et al. 2021's component rule targets.
     et = REGIONS.index("et")
     brain = np.argwhere(seg == 0)
     for x, y, z in brain[rng.choice(len(brain), size=30, replace=False)]:

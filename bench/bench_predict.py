@@ -1,7 +1,7 @@
 """Benchmark: `predict` wall time versus the bare network forward on the same cropped tensor.
 
 Uses a real shared case and the bundled default model; while no weights are bundled it uses the
-``small`` preset of ``--arch`` (default nnunet, seed 003) with random weights saved as a checkpoint
+``small`` preset of ``--arch`` (default nnunet, Futrega et al. 2021) with random weights saved as a checkpoint
 with target_spacing 2.0 mm (the table says which). Forward and predict runs are interleaved and
 the minimum and median of ``--repeats`` runs are reported (the machine is shared: expect noise).
 Peak RAM is the process's ``ru_maxrss``.

@@ -64,7 +64,7 @@ LOGIT_BIAS = {
     "regions": np.array([-SLOPE * 1.2, -SLOPE * 0.8, -SLOPE * 1.2]),
     "classes": np.array([SLOPE * 1.2, -1.0, 0.0, -SLOPE * 1.2]),
 }
-#: Postprocessing stored in the stand-in checkpoints (thresholds at 0.5, seed 003's ET rules).
+#: Postprocessing stored in the stand-in checkpoints (thresholds at 0.5, Futrega et al. 2021's ET rules).
 POSTPROCESS = {
     "mode": "hierarchical",
     "wt_threshold": 0.5,

@@ -158,7 +158,7 @@ def test_sliding_window_equals_whole_volume_for_a_point_wise_model(brats2018_cas
 
 def test_gaussian_blending_hides_window_borders(brats2018_case, ckpts):
     """The asymmetric stand-in sees zero padding at each window's +X face, so every window
-    border is wrong in the window it ends. Gaussian weighting with overlap 0.5 (seed 003) gives
+    border is wrong in the window it ends. Gaussian weighting with overlap 0.5 (Futrega et al. 2021) gives
     those border voxels almost no weight: fewer than 2,000 of the ~4.4 M network-grid voxels are
     off by more than 0.1. Constant blending, or no overlap, leaves > 15,000 of them."""
     case, model = brats2018_case, ckpts["shifted"].model

@@ -37,7 +37,9 @@ def test_registry_lists_the_five_seed_architectures():
     assert set(ARCHITECTURES) == set(NAMES)
     for spec in list_architectures():
         assert isinstance(spec, ArchitectureSpec)
-        assert spec.paper.startswith("seed 00")
+        from bratseg.references import REFERENCES
+
+        assert any(spec.paper.startswith(f"{r.cite}, {r.title}") for r in REFERENCES.values())
         assert {"paper", "small", "tiny"} <= set(spec.presets)
         assert spec.output_kind in ("regions", "classes")
         k = len(CLASSES) if spec.output_kind == "classes" else len(REGIONS)
@@ -62,7 +64,7 @@ def test_config_from_dict_rejects_unknown_fields_and_dict_overrides_preset():
     assert model.config.filters == spec.presets["tiny"].filters
 
 
-# seed 000 Table 1: 92.2 M dense / 20.8 M low-rank parameters for F = 60
+# Ashtari et al. 2021 Table 1: 92.2 M dense / 20.8 M low-rank parameters for F = 60
 PAPER_PARAMS_M = {"lowrank-resunet": (20.0, 22.0)}
 
 
@@ -79,7 +81,7 @@ def test_paper_and_small_presets_build(name):
 
 def test_lowrank_resunet_dense_baseline_matches_seed_000_param_count():
     dense = build_model("lowrank-resunet", {"lowrank_alpha": None}, preset="paper")
-    assert abs(count_parameters(dense) / 1e6 - 92.2) < 0.5  # seed 000 Table 1
+    assert abs(count_parameters(dense) / 1e6 - 92.2) < 0.5  # Ashtari et al. 2021 Table 1
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -122,12 +124,12 @@ def test_tiny_forward_eval_train_backward(name):
 def test_train_mode_extras_follow_the_papers():
     cascade = build_model("cascade-unet", preset="tiny").train()
     out = cascade(_tiny_input("cascade-unet"))
-    assert len(out["stages"]) == 3  # stage 1, stage 2 deconv, stage 2 trilinear (seed 001)
+    assert len(out["stages"]) == 3  # stage 1, stage 2 deconv, stage 2 trilinear (Jiang et al. 2020)
     assert torch.equal(out["stages"][1], out["logits"])
     nnunet = build_model("nnunet", preset="tiny").train()
-    assert len(nnunet(_tiny_input("nnunet"))["deep"]) == 2  # seed 003: two extra heads
+    assert len(nnunet(_tiny_input("nnunet"))["deep"]) == 2  # Futrega et al. 2021: two extra heads
     ds = build_model("ds-unet", preset="small").train()
-    assert len(ds.deep_heads) == 4  # seed 002: dilated convs + 3 decoder stages
+    assert len(ds.deep_heads) == 4  # Henry et al. 2021: dilated convs + 3 decoder stages
 
 
 def test_ds_unet_keeps_stage_one_width_before_the_head_and_uses_he_init():
@@ -177,7 +179,9 @@ def test_cp_conv_equals_dense_conv_with_reconstructed_kernel(bias):
 def test_cp_conv_parameter_count_is_low_rank():
     conv = CPConv3d(64, 64, rank=cp_rank(64, 0.5))
     n = sum(p.numel() for p in conv.parameters())
-    assert n == 32 * (64 + 64 + 3 * 3) + 64  # R (C_out + C_in + 3 k) + bias (seed 000 eq. 2)
+    assert (
+        n == 32 * (64 + 64 + 3 * 3) + 64
+    )  # R (C_out + C_in + 3 k) + bias (Ashtari et al. 2021 eq. 2)
     assert n < 64 * 64 * 27 / 10
 
 

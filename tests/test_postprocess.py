@@ -44,7 +44,7 @@ SHAPE = (6, 5, 4)
 
 
 def reference_postprocess(region_probs, config: PostprocessConfig, convention: str) -> np.ndarray:
-    """Plain float64 / ndimage.label implementation of seeds 003 + 001 + 002 for comparison."""
+    """Plain float64 / ndimage.label implementation of Futrega et al. 2021; Jiang et al. 2020; Henry et al. 2021 for comparison."""
     p = region_probs.astype(np.float64)
     c = config
     wt = p[0] >= c.wt_threshold
@@ -194,7 +194,7 @@ def test_class_probs_to_region_probs():
     assert class_probs_to_region_probs(cp.astype(np.float16)).dtype == np.float16
 
 
-def test_seed003_defaults():
+def test_futrega2021_defaults():
     c = PostprocessConfig()
     assert (c.wt_threshold, c.tc_threshold, c.et_threshold) == (0.45, 0.40, 0.45)
     assert c.et_component_rule is True
@@ -231,7 +231,7 @@ def _et_block_probs(n_voxels: int, prob: float, size=(12, 12, 12)) -> np.ndarray
     ("n", "prob", "stays_et"),
     [(15, 0.8, False), (16, 0.8, True), (15, 0.95, True), (16, 0.95, True)],
 )
-def test_seed003_component_rule(n, prob, stays_et):
+def test_futrega2021_component_rule(n, prob, stays_et):
     config = PostprocessConfig(et_total_min_voxels=0)  # isolate the component rule
     labels = postprocess(_et_block_probs(n, prob), config, convention="2021")
     assert np.count_nonzero(labels == 4) == (n if stays_et else 0)
@@ -242,7 +242,7 @@ def test_seed003_component_rule(n, prob, stays_et):
     ("n", "prob", "stays_et"),
     [(72, 0.8, False), (73, 0.8, True), (72, 0.95, True)],
 )
-def test_seed003_total_rule(n, prob, stays_et):
+def test_futrega2021_total_rule(n, prob, stays_et):
     config = PostprocessConfig(et_component_min_voxels=0)  # isolate the total rule
     labels = postprocess(_et_block_probs(n, prob), config, convention="2023")
     assert np.count_nonzero(labels == 3) == (n if stays_et else 0)
@@ -260,13 +260,15 @@ def test_component_rule_per_component_and_total_counts_survivors():
     assert (labels[10, 10, 10:13] == 1).all()
 
 
-def test_et_min_volume_seed001():
+def test_et_min_volume_jiang2020():
     probs = _et_block_probs(40, 0.99)
     keep = postprocess(probs, PostprocessConfig(et_min_volume=40))
     gone = postprocess(probs, PostprocessConfig(et_min_volume=41))
     assert np.count_nonzero(keep == 4) == 40
     assert np.count_nonzero(gone == 4) == 0 and np.count_nonzero(gone == 1) == gone.size
-    assert PostprocessConfig().et_min_volume == 0  # seed 001 gives no value: off by default
+    assert (
+        PostprocessConfig().et_min_volume == 0
+    )  # Jiang et al. 2020 gives no value: off by default
 
 
 def test_case_level_et_decision_uses_the_mean_over_the_surviving_et():
@@ -308,13 +310,13 @@ def test_apply_et_rules_without_probabilities_only_volume_rule():
 
 
 @pytest.mark.parametrize("convention", CONVENTIONS)
-def test_merge_table_seed002_all_pairs(convention):
+def test_merge_table_henry2021_all_pairs(convention):
     v = LABEL_VALUES[convention]
     order = [0, v["ncr"], v["ed"], v["et"]]
     a = np.array([[x for x in order for _ in order]], dtype=np.uint8)
     b = np.array([[y for _ in order for y in order]], dtype=np.uint8)
     merged = merge_labelmaps(a, b, convention).reshape(4, 4)  # [A class, B class]
-    expected_2021 = {  # seed 002 Table 1, written as (A, B) -> merged, 2021 labels
+    expected_2021 = {  # Henry et al. 2021 Table 1, written as (A, B) -> merged, 2021 labels
         (0, 0): 0,
         (0, 1): 0,
         (0, 2): 2,
@@ -350,7 +352,7 @@ def test_merge_shape_mismatch():
     masks=hnp.arrays(bool, (3, *SHAPE), elements=st.booleans()),
     convention=st.sampled_from(CONVENTIONS),
 )
-def test_reconstruct_labels_seed002(masks, convention):
+def test_reconstruct_labels_henry2021(masks, convention):
     wt, tc, et = masks
     labels = reconstruct_labels(wt, tc, et, convention)
     v = LABEL_VALUES[convention]

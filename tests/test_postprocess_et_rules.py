@@ -1,6 +1,6 @@
 """Seed 003's two ET rules together: the total-ET rule counts the survivors of the component rule.
 
-Futrega et al. (seed 003) first turn small unsure ET components into NCR, then turn *all* ET into
+Futrega et al. (Futrega et al. 2021) first turn small unsure ET components into NCR, then turn *all* ET into
 NCR when fewer than 73 ET voxels remain with a mean probability below 0.9. "Remain" matters: a
 case whose ET is one 70-voxel component plus a few specks has more than 73 ET voxels before the
 component rule and fewer after it. These tests build such cases on purpose (the random fields of
@@ -91,7 +91,7 @@ def interacting_cases(draw):
 
 
 def _audit_case() -> tuple[np.ndarray, PostprocessConfig]:
-    """70 ET voxels at p 0.8 in one component plus five 2-voxel specks at p 0.5 (seed 003 defaults)."""
+    """70 ET voxels at p 0.8 in one component plus five 2-voxel specks at p 0.5 (Futrega et al. 2021 defaults)."""
     blobs = [((2, 5, 7), 0.8)] + [((1, 1, 2), 0.5)] * 5
     return _blob_field(blobs), PostprocessConfig()
 

@@ -73,16 +73,16 @@ def test_region_loss_prefers_the_right_answer_and_adds_all_terms() -> None:
     crit = SegmentationLoss("regions", "dice", deep_supervision="halving")
     bad = torch.zeros_like(good)
     base, _ = crit(bad, index)
-    # deep heads at half resolution, weights 1/2 and 1/4 (seed 003)
+    # deep heads at half resolution, weights 1/2 and 1/4 (Futrega et al. 2021)
     half = torch.zeros(2, 3, 4, 4, 4)
     with_deep, parts = crit({"logits": bad, "deep": [half, half]}, index)
     assert deep_supervision_weights(2) == [0.5, 0.25]
     assert parts["deep"] == pytest.approx(0.75 * float(crit(half, index)[0]), rel=1e-5)
     assert float(with_deep) == pytest.approx(float(base) + parts["deep"], rel=1e-5)
-    # cascade: every stage and decoder adds its loss, the main output counted once (seed 001)
+    # cascade: every stage and decoder adds its loss, the main output counted once (Jiang et al. 2020)
     stages, parts = crit({"logits": bad, "stages": [bad.clone(), bad, bad.clone()]}, index)
     assert float(stages) == pytest.approx(3 * float(base), rel=1e-5)
-    # VAE: + 0.1 L2 + 0.1 KL (seed 004); zero KL for a standard normal
+    # VAE: + 0.1 L2 + 0.1 KL (Adeniji & Liu); zero KL for a standard normal
     x = torch.randn(2, 4, 8, 8, 8)
     vae = {"recon": x + 1.0, "target": x, "mu": torch.zeros(2, 8), "logvar": torch.zeros(2, 8)}
     total, parts = crit({"logits": bad, "vae": vae}, index)
@@ -123,7 +123,7 @@ def test_augmentation_patches_are_deterministic_and_foreground_biased(cached: li
     assert torch.equal(a["image"], b["image"]) and torch.equal(a["label"], b["label"])
     assert not torch.equal(ds[4]["image"], ds[10]["image"])  # same item, next epoch: new patch
     assert set(torch.unique(a["label"]).tolist()) <= set(range(len(CLASSES)))
-    # modality drop-out (seed 002) zeroes exactly one channel
+    # modality drop-out (Henry et al. 2021) zeroes exactly one channel
     assert sum(int(torch.count_nonzero(a["image"][c]) == 0) for c in range(4)) >= 1
     fg = PatchDataset(
         samples, build_augmentation(AugmentConfig(foreground_prob=1.0), PATCH), 6, seed=0
@@ -179,16 +179,16 @@ def test_schedules_follow_the_papers() -> None:
     poly = Recipe(schedule="poly", warmup=0.1, warmup_start=0.0)
     assert lr_factor(poly, 0.0) == 0.0 and lr_factor(poly, 0.05) == pytest.approx(0.5)
     assert lr_factor(poly, 0.1) == pytest.approx(1.0) and lr_factor(poly, 1.0) == pytest.approx(0.0)
-    assert lr_factor(poly, 0.55) == pytest.approx(0.5**0.9)  # seeds 001/004
+    assert lr_factor(poly, 0.55) == pytest.approx(0.5**0.9)  # Jiang et al. 2020; Adeniji & Liu
     cos = Recipe(schedule="cosine")
     assert lr_factor(cos, 0.5) == pytest.approx(0.5)
-    swa = default_recipe("ds-unet")  # seed 002: SWA cycles restart at lr / 2
+    swa = default_recipe("ds-unet")  # Henry et al. 2021: SWA cycles restart at lr / 2
     start = 1 - swa.swa_fraction
     assert lr_factor(swa, start + 1e-9) == pytest.approx(0.5, rel=1e-4)
     plateau = PlateauTracker(factor=0.2, patience=1)
     for score in (0.5, 0.4, 0.4):
         scale = plateau.update(score)
-    assert scale == pytest.approx(0.2)  # seed 000: divided by 5
+    assert scale == pytest.approx(0.2)  # Ashtari et al. 2021: divided by 5
     assert lr_factor(default_recipe("lowrank-resunet"), 0.7, scale) == pytest.approx(0.2)
 
 
@@ -223,7 +223,7 @@ def test_a_few_steps_lower_the_loss(arch: str, cached: list) -> None:
     ds = PatchDataset(samples, aug, samples_per_epoch=2, seed=0)
     batch = torch.utils.data.default_collate([ds[0], ds[1]])
     x, y = batch["image"], batch["label"]
-    if in_ch == 5:  # foreground channel (seed 003)
+    if in_ch == 5:  # foreground channel (Futrega et al. 2021)
         x = torch.cat([x, (x.abs().sum(1, keepdim=True) > 0).float()], 1)
 
     def eval_loss() -> float:

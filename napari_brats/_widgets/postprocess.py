@@ -68,9 +68,11 @@ class PostprocessWidget(QWidget):
         self.et_min_volume = QSpinBox()
         self.et_min_volume.setRange(0, 100000)
         self.et_min_volume.setSuffix(" vox")
-        self.et_min_volume.setToolTip("All ET → NCR when total ET is smaller (seed 001); 0 = off")
+        self.et_min_volume.setToolTip(
+            "All ET → NCR when total ET is smaller (Jiang et al. 2020); 0 = off"
+        )
         self.ml_label = QLabel("")
-        self.component_rule = QCheckBox("ET component rule (seed 003)")
+        self.component_rule = QCheckBox("ET component rule (Futrega et al. 2021)")
         self.component_min = QSpinBox()
         self.component_min.setRange(0, 100000)
         self.component_min.setSuffix(" vox")

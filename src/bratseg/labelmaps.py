@@ -1,4 +1,4 @@
-"""Label maps from nested region masks, and seed 002's merge of two label maps.
+"""Label maps from nested region masks, and Henry et al. 2021's merge of two label maps.
 
 Split from :mod:`bratseg.postprocess` (which re-exports these names). Label values follow
 :mod:`bratseg.labels`; masks are boolean (X, Y, Z).
@@ -18,7 +18,7 @@ def reconstruct_labels(
     """Seed 002's label reconstruction: ET kept as is, NCR = TC − ET, ED = WT − TC.
 
     Args:
-        wt, tc, et: Boolean masks (X, Y, Z), nested or not. ET is "left untouched" (seed 002):
+        wt, tc, et: Boolean masks (X, Y, Z), nested or not. ET is "left untouched" (Henry et al. 2021):
             an ET voxel outside TC/WT is still ET, so the regions of the result are
             WT ∪ TC ∪ ET ⊇ TC ∪ ET ⊇ ET. (``labels.labels_from_regions`` instead clips ET
             to TC to WT.)
@@ -61,7 +61,7 @@ def labels_to_class_index(labels: np.ndarray, convention: Convention) -> np.ndar
     return lut[np.asarray(labels)]
 
 
-#: seed 002 (Henry et al.), Table 1: merged class, indexed [class in B, class in A]
+#: Henry et al. 2021, Table 1: merged class, indexed [class in B, class in A]
 #: (classes 0 bg, 1 NCR, 2 ED, 3 ET). A's NCR and ET are kept; where A says background or
 #: edema, B decides between background and edema.
 MERGE_TABLE = np.array(
@@ -77,7 +77,7 @@ MERGE_TABLE = np.array(
 
 
 def merge_labelmaps(a: np.ndarray, b: np.ndarray, convention: Convention = "2021") -> np.ndarray:
-    """Merge two label maps by seed 002's table (A trusted for ET/TC, B for edema).
+    """Merge two label maps by Henry et al. 2021's table (A trusted for ET/TC, B for edema).
 
     Args:
         a: Label map (X, Y, Z) of the model trusted for ET and NCR.

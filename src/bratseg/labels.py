@@ -266,7 +266,7 @@ def labels_from_regions(
 ) -> np.ndarray:
     """Label map from (possibly non-nested) region masks, enforcing ET ⊂ TC ⊂ WT.
 
-    TC is clipped to WT and ET to TC, then NCR = TC − ET and ED = WT − TC (seed 002's label
+    TC is clipped to WT and ET to TC, then NCR = TC − ET and ED = WT − TC (Henry et al. 2021's label
     reconstruction).
 
     Args:

@@ -3,16 +3,15 @@
 Pipeline of :func:`postprocess` (every knob lives in :class:`PostprocessConfig`):
 
 1. Masks: region probabilities (3, X, Y, Z) in :data:`~bratseg.labels.REGIONS` order are
-   thresholded hierarchically, WT first, then TC inside WT, then ET inside TC (seeds 000 and
-   003); or 4-class softmax (4, X, Y, Z) is reduced by argmax, or converted to region
-   probabilities by :func:`class_probs_to_region_probs` and thresholded hierarchically (seed 000).
+   thresholded hierarchically, WT first, then TC inside WT, then ET inside TC (Ashtari et al. 2021; Futrega et al. 2021); or 4-class softmax (4, X, Y, Z) is reduced by argmax, or converted to region
+   probabilities by :func:`class_probs_to_region_probs` and thresholded hierarchically (Ashtari et al. 2021).
 2. Tumour islands: optionally, connected tumour (WT) components smaller than a fraction of the
    largest one are removed with all their labels (:mod:`bratseg.islands`; off by default,
    checkpoints may turn it on).
 3. ET corrections, each turning ET voxels into NCR (they stay in the tumour core):
-   seed 003's component rule, then seed 003's total-ET rule, then seed 001's minimum ET volume.
-4. Labels: NCR = TC − ET, ED = WT − TC (seed 002), in the requested convention
-   (:mod:`bratseg.labelmaps`, which also holds seed 002's merge of two label maps; its public
+   Futrega et al. 2021's component rule, then Futrega et al. 2021's total-ET rule, then Jiang et al. 2020's minimum ET volume.
+4. Labels: NCR = TC − ET, ED = WT − TC (Henry et al. 2021), in the requested convention
+   (:mod:`bratseg.labelmaps`, which also holds Henry et al. 2021's merge of two label maps; its public
    names are re-exported here).
 
 The output is a uint8 label map, so ET ⊂ TC ⊂ WT holds by construction.
@@ -67,7 +66,7 @@ class PostprocessConfig:
         tc_threshold: TC where WT and p_TC >= this.
         et_threshold: ET where TC and p_ET >= this.
         et_min_volume: All ET -> NCR when the ET volume is below this many voxels; 0 disables.
-        et_component_rule: Apply seed 003's ET component and total-ET rules.
+        et_component_rule: Apply Futrega et al. 2021's ET component and total-ET rules.
         et_component_min_voxels: ET components with fewer voxels than this ...
         et_component_prob: ... and a mean ET probability below this become NCR.
         et_total_min_voxels: All ET -> NCR when fewer ET voxels than this remain ...
@@ -82,28 +81,28 @@ class PostprocessConfig:
     """
 
     mode: Mode = "hierarchical"
-    # Region thresholds: seed 003 (Futrega et al.), grid-searched on 5-fold cross-validation.
+    # Region thresholds: Futrega et al. 2021, grid-searched on 5-fold cross-validation.
     wt_threshold: float = 0.45
     tc_threshold: float = 0.40
     et_threshold: float = 0.45
-    # seed 001 (Jiang et al.) replaces ET by necrosis below an ET volume threshold "chosen for each
+    # Jiang et al. 2020 replaces ET by necrosis below an ET volume threshold "chosen for each
     # experiment independently" on the BraTS 2019 validation set; the paper gives no value, so
     # the rule is off by default (0) and a checkpoint may set its own.
     et_min_volume: int = 0
-    # seed 003 (Futrega et al.): components < 16 voxels with mean ET prob < 0.9 -> NCR, then all
+    # Futrega et al. 2021: components < 16 voxels with mean ET prob < 0.9 -> NCR, then all
     # ET -> NCR if fewer than 73 ET voxels with mean prob < 0.9.
     et_component_rule: bool = True
     et_component_min_voxels: int = 16
     et_component_prob: float = 0.9
     et_total_min_voxels: int = 73
     et_total_prob: float = 0.9
-    # scipy.ndimage.label's default structure (faces), as in seed 003's published code.
+    # scipy.ndimage.label's default structure (faces), as in Futrega et al. 2021's published code.
     et_component_connectivity: int = 1
-    # Not from the seeds: seed 003's total-ET rule without its volume limit, so that a large
+    # Not from the papers: Futrega et al. 2021's total-ET rule without its volume limit, so that a large
     # but unsure ET (a non-enhancing tumour) becomes NCR. Off by default; a checkpoint may set
     # a value chosen on cross-validation (see its card).
     et_case_min_prob: float = 0.0
-    # Not from the seeds: nnU-Net-style removal of small tumour islands, off by default. A
+    # Not from the papers: nnU-Net-style removal of small tumour islands, off by default. A
     # bundled checkpoint sets its own value, chosen by cross-validation (see its model card).
     min_island_fraction: float = 0.0
 
@@ -206,7 +205,7 @@ def class_probs_to_region_probs(class_probs: np.ndarray) -> np.ndarray:
 def hierarchical_masks(
     region_probs: np.ndarray, config: PostprocessConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Nested WT, TC, ET masks by hierarchical thresholds (seeds 000, 003).
+    """Nested WT, TC, ET masks by hierarchical thresholds (Ashtari et al. 2021; Futrega et al. 2021).
 
     Args:
         region_probs: (3, X, Y, Z) float probabilities in REGIONS order.
@@ -275,14 +274,14 @@ def argmax_masks(class_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
 def apply_et_rules(
     et: np.ndarray, et_prob: np.ndarray | None, config: PostprocessConfig
 ) -> np.ndarray:
-    """Remove ET voxels by seed 003's component and total rules, the case-level ET decision and
-    seed 001's volume rule.
+    """Remove ET voxels by Futrega et al. 2021's component and total rules, the case-level ET decision and
+    Jiang et al. 2020's volume rule.
 
     Removed voxels are meant to become NCR (they stay in TC). Works in place on ``et``.
 
     Args:
         et: Boolean ET mask (X, Y, Z); modified in place.
-        et_prob: ET probability (X, Y, Z) (any float dtype), needed for seed 003's rules; when
+        et_prob: ET probability (X, Y, Z) (any float dtype), needed for Futrega et al. 2021's rules; when
             None those rules are skipped.
         config: Rule parameters.
 

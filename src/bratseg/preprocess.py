@@ -1,15 +1,15 @@
 """Network input preparation with an exact inverse.
 
-Pipeline (seeds 001 Jiang et al. and 003 Futrega et al.):
+Pipeline (Jiang et al. 2020; Futrega et al. 2021):
 
 1. **Crop to the brain box.** The background of a skull-stripped scan is usually exactly 0, but
    after some brain-extraction tools it is a constant negative value (or any other constant).
    The background value of each channel is taken as the most frequent value on the volume's
    border faces (which is almost always background); a voxel belongs to the brain when at
    least one channel differs from its background value. This also works for zero background.
-2. **Per-channel z-score over brain voxels** (seeds 001/003); background voxels are set to 0
-   (seed 003: "the background voxels were not normalized so that their value remained at zero").
-3. **Optional one-hot foreground channel** (seed 003): 1 on brain voxels, 0 elsewhere, stacked
+2. **Per-channel z-score over brain voxels** (Jiang et al. 2020; Futrega et al. 2021); background voxels are set to 0
+   (Futrega et al. 2021: "the background voxels were not normalized so that their value remained at zero").
+3. **Optional one-hot foreground channel** (Futrega et al. 2021): 1 on brain voxels, 0 elsewhere, stacked
    as a 5th channel.
 4. **Optional resampling** to ``target_spacing`` mm (trilinear for images). Probabilities are
    resampled back to the crop size with trilinear interpolation, labels with nearest neighbour.
@@ -44,10 +44,10 @@ class PreprocessConfig:
 
     Attributes:
         target_spacing: Isotropic spacing in mm to resample to, or ``None`` to keep the source grid.
-        foreground_channel: Append the one-hot brain mask as an extra channel (seed 003).
+        foreground_channel: Append the one-hot brain mask as an extra channel (Futrega et al. 2021).
         pad_multiple: Pad every spatial axis to a multiple of this (the network's size divisor).
         crop: Crop to the brain bounding box.
-        normalize: Per-channel z-score over brain voxels (seeds 001/003).
+        normalize: Per-channel z-score over brain voxels (Jiang et al. 2020; Futrega et al. 2021).
         margin: Voxels kept around the brain box when cropping.
     """
 
@@ -220,7 +220,7 @@ def preprocess_image(
         target_spacing: Isotropic mm to resample to, or ``None``.
         crop: Crop to :func:`brain_bbox`.
         normalize: Z-score each channel over brain voxels, background -> 0.
-        foreground_channel: Append the brain mask as channel C+1 (seed 003).
+        foreground_channel: Append the brain mask as channel C+1 (Futrega et al. 2021).
         pad_multiple: Pad each axis (at its end) to a multiple of this.
         margin: Voxels kept around the brain box.
 
@@ -249,7 +249,7 @@ def preprocess_image(
             chan -= mean
             chan /= std
             if n_brain:
-                chan[~mask] = 0.0  # seed 003: background stays zero
+                chan[~mask] = 0.0  # Futrega et al. 2021: background stays zero
             means.append(mean)
             stds.append(std)
         channels.append(chan)

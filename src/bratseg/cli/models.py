@@ -52,7 +52,7 @@ def _dice_text(val: dict[str, float] | None) -> str:
 
 
 def _paper_short(paper: str) -> str:
-    """'seed 003: Futrega et al., Optimized U-Net ...' -> 'seed 003: Futrega et al.'."""
+    """'Futrega et al. 2021, Optimized U-Net ...' -> 'Futrega et al. 2021'."""
     head, _, _ = paper.partition(",")
     return head if len(head) < 40 else head[:37] + "..."
 

@@ -94,7 +94,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="explicit file for a channel (t1, t1ce, t2, flair) in a single case folder",
     )
     p.add_argument(
-        "--overlap", type=float, default=0.5, help="sliding-window overlap (seed 003: 0.5)"
+        "--overlap",
+        type=float,
+        default=0.5,
+        help="sliding-window overlap (Futrega et al. 2021: 0.5)",
     )
     p.add_argument(
         "--window",
@@ -107,20 +110,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     pp = p.add_argument_group("postprocessing (default: the first model's checkpoint settings)")
     pp.add_argument("--postprocess-mode", choices=("hierarchical", "argmax"))
-    pp.add_argument("--wt-threshold", type=float, help="WT probability threshold (seed 003: 0.45)")
-    pp.add_argument("--tc-threshold", type=float, help="TC probability threshold (seed 003: 0.40)")
-    pp.add_argument("--et-threshold", type=float, help="ET probability threshold (seed 003: 0.45)")
+    pp.add_argument(
+        "--wt-threshold", type=float, help="WT probability threshold (Futrega et al. 2021: 0.45)"
+    )
+    pp.add_argument(
+        "--tc-threshold", type=float, help="TC probability threshold (Futrega et al. 2021: 0.40)"
+    )
+    pp.add_argument(
+        "--et-threshold", type=float, help="ET probability threshold (Futrega et al. 2021: 0.45)"
+    )
     pp.add_argument(
         "--et-min-volume",
         type=int,
         metavar="VOXELS",
-        help="ET -> NCR when total ET is below this many voxels (seed 001; 0 disables)",
+        help="ET -> NCR when total ET is below this many voxels (Jiang et al. 2020; 0 disables)",
     )
     pp.add_argument(
         "--et-component-rule",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="seed 003's small-ET-component rule",
+        help="Futrega et al. 2021's small-ET-component rule",
     )
     pp.add_argument(
         "--et-case-min-prob",

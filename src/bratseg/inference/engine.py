@@ -59,9 +59,9 @@ class InferenceOptions:
 
     Attributes:
         device: ``"auto"`` (CUDA -> MPS -> CPU), ``"cpu"``, ``"cuda"`` or ``"mps"``.
-        tta: Flip test-time augmentation: 0 (none) or 8 (seed 003).
-        overlap: Sliding-window overlap (seed 003: 0.5).
-        window: Sliding-window size; ``None`` = whole volume when it fits, else 128^3 (seed 003).
+        tta: Flip test-time augmentation: 0 (none) or 8 (Futrega et al. 2021).
+        overlap: Sliding-window overlap (Futrega et al. 2021: 0.5).
+        window: Sliding-window size; ``None`` = whole volume when it fits, else 128^3 (Futrega et al. 2021).
         amp: Mixed precision on CUDA.
         whole_volume_max_voxels: Largest network input run in one pass (auto-mode only).
         postprocess: :class:`bratseg.postprocess.PostprocessConfig`; ``None`` = first checkpoint's default.

@@ -1,4 +1,4 @@
-"""Flip test-time augmentation (seeds 001/003: flips along every subset of the 3 spatial axes)."""
+"""Flip test-time augmentation (Jiang et al. 2020; Futrega et al. 2021: flips along every subset of the 3 spatial axes)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def flip_sets(tta: int) -> list[tuple[int, ...]]:
     tta = int(tta)
     if tta in (0, 1):
         return [()]
-    if tta == 8:  # seed 003 (Futrega et al.): 8 flips = every subset of {x, y, z}
+    if tta == 8:  # Futrega et al. 2021: 8 flips = every subset of {x, y, z}
         return [c for r in range(4) for c in combinations((2, 3, 4), r)]
     raise BratsInputError(f"tta must be 0 or 8, got {tta}")
 

@@ -2,7 +2,7 @@
 
 The whole brain crop goes through the network in one pass when it is small enough (the fast
 CPU path: no overlap, no blending). Larger inputs use MONAI's ``sliding_window_inference`` with
-Gaussian importance weighting (seed 003, Futrega et al.: 128^3 windows, overlap 0.5). On CUDA the
+Gaussian importance weighting (Futrega et al. 2021: 128^3 windows, overlap 0.5). On CUDA the
 forward runs under autocast (AMP). An out-of-memory error first retries with sliding windows, then
 with smaller windows (down to 32^3), then (from a GPU) on the CPU; each step is logged and recorded
 in :attr:`ForwardPlan.notes`.
@@ -24,7 +24,7 @@ from bratseg.inference.device import describe_device
 
 logger = logging.getLogger(__name__)
 
-#: seed 003 (Futrega et al.): sliding window 128^3, overlap 0.5, Gaussian weighting.
+#: Futrega et al. 2021: sliding window 128^3, overlap 0.5, Gaussian weighting.
 DEFAULT_WINDOW = (128, 128, 128)
 DEFAULT_OVERLAP = 0.5
 #: Largest input (voxels) run as one whole-volume pass; ~ a 1 mm brain crop padded to 16.
@@ -135,7 +135,7 @@ def _run(
             sw_batch_size=1,
             predictor=predict,
             overlap=plan.overlap,
-            mode="gaussian",  # seed 003: Gaussian importance weighting
+            mode="gaussian",  # Futrega et al. 2021: Gaussian importance weighting
             sw_device=device,
             device=device if device.type == "cuda" and not plan.notes else torch.device("cpu"),
         )

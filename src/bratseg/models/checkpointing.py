@@ -7,7 +7,7 @@ memory. The five registry networks are built from MONAI blocks and this package'
 which has a switch, so :func:`enable_activation_checkpointing` wraps the ``forward`` of the
 network's *units* on the instance: the outermost modules whose class name ends in ``Block``
 (``ResNetBlock``, ``PreActResBlock``, ``SEResBlock``, MONAI's ``UnetBasicBlock``/``UnetUpBlock``)
-and the ``nn.Sequential`` stages held in a ``ModuleList`` (the plain U-Net of seed 002). Module
+and the ``nn.Sequential`` stages held in a ``ModuleList`` (the plain U-Net of Henry et al. 2021). Module
 names and ``state_dict`` keys do not change, so checkpoints stay interchangeable, and nothing is
 recomputed in evaluation mode or under ``torch.no_grad()``.
 """

@@ -17,6 +17,7 @@ from bratseg.models.config import (
     NNUNetConfig,
     SegResNetVAEConfig,
 )
+from bratseg.references import paper_title
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ _REGION_POSTPROCESS = {
     "wt_threshold": 0.45,
     "tc_threshold": 0.40,
     "et_threshold": 0.45,
-}  # seed 003 thresholds
+}  # Futrega et al. 2021 thresholds
 
 
 def _lowrank_factory(cfg: LowRankResUNetConfig) -> nn.Module:
@@ -172,7 +173,7 @@ def _segresnet_factory(cfg: SegResNetVAEConfig) -> nn.Module:
 register(
     ArchitectureSpec(
         name="lowrank-resunet",
-        paper="seed 000: Ashtari et al., Low-Rank Convolutional Networks for Brain Tumor Segmentation",
+        paper=paper_title("ashtari2021"),
         config_cls=LowRankResUNetConfig,
         output_kind="classes",
         in_channels=4,
@@ -181,7 +182,7 @@ register(
             "small": LowRankResUNetConfig(base_filters=16),
             "tiny": LowRankResUNetConfig(base_filters=4, levels=3),
         },
-        # seed 000: hierarchical thresholding of WT, then TC inside WT, then ET inside TC
+        # Ashtari et al. 2021: hierarchical thresholding of WT, then TC inside WT, then ET inside TC
         default_postprocess={
             "mode": "hierarchical",
             "wt_threshold": 0.5,
@@ -197,7 +198,7 @@ register(
 register(
     ArchitectureSpec(
         name="cascade-unet",
-        paper="seed 001: Jiang et al., Two-Stage Cascaded U-Net (1st place BraTS 2019)",
+        paper=paper_title("jiang2020"),
         config_cls=CascadeUNetConfig,
         output_kind="regions",
         in_channels=4,
@@ -206,7 +207,7 @@ register(
             "small": CascadeUNetConfig(base_filters=8),
             "tiny": CascadeUNetConfig(base_filters=2, blocks_down=(1, 1, 1), groups=2),
         },
-        # seed 001 thresholds regions at 0.5 and turns small ET into NCR (threshold tuned per
+        # Jiang et al. 2020 thresholds regions at 0.5 and turns small ET into NCR (threshold tuned per
         # experiment, no value given: et_min_volume stays 0 until a checkpoint sets it).
         default_postprocess={
             "mode": "hierarchical",
@@ -226,7 +227,7 @@ register(
 register(
     ArchitectureSpec(
         name="ds-unet",
-        paper="seed 002: Henry et al., Self-ensembled, deeply-supervised 3D U-Net (BraTS 2020)",
+        paper=paper_title("henry2021"),
         config_cls=DSUNetConfig,
         output_kind="regions",
         in_channels=4,
@@ -235,7 +236,7 @@ register(
             "small": DSUNetConfig(base_filters=16, groups=8),
             "tiny": DSUNetConfig(base_filters=4, stages=3, groups=2),
         },
-        # seed 002: threshold 0.5, then NET = TC - ET, ED = WT - TC
+        # Henry et al. 2021: threshold 0.5, then NET = TC - ET, ED = WT - TC
         default_postprocess={
             "mode": "hierarchical",
             "wt_threshold": 0.5,
@@ -253,7 +254,7 @@ register(
 register(
     ArchitectureSpec(
         name="nnunet",
-        paper="seed 003: Futrega et al., Optimized U-Net for Brain Tumor Segmentation (BraTS 2021)",
+        paper=paper_title("futrega2021"),
         config_cls=NNUNetConfig,
         output_kind="regions",
         in_channels=5,
@@ -262,7 +263,7 @@ register(
             "small": NNUNetConfig(filters=(16, 32, 64, 128, 256)),
             "tiny": NNUNetConfig(filters=(4, 8, 12, 16)),
         },
-        # seed 003: thresholds 0.45 / 0.40 / 0.45 and the ET component rule
+        # Futrega et al. 2021: thresholds 0.45 / 0.40 / 0.45 and the ET component rule
         default_postprocess={
             **_REGION_POSTPROCESS,
             "et_component_rule": True,
@@ -280,7 +281,7 @@ register(
 register(
     ArchitectureSpec(
         name="segresnet-vae",
-        paper="seed 004: Adeniji & Liu, SegResNet + VAE (after Myronenko, BraTS 2018)",
+        paper=paper_title("adeniji_liu"),
         config_cls=SegResNetVAEConfig,
         output_kind="regions",
         in_channels=4,

@@ -1,7 +1,7 @@
 """Training augmentation pipelines built from MONAI dictionary transforms.
 
 A sample is a dict with ``"image"`` (M, X, Y, Z) float (the MRI modalities), optionally
-``"extra"`` (E, X, Y, Z) float (e.g. the one-hot foreground channel of seed 003, which follows
+``"extra"`` (E, X, Y, Z) float (e.g. the one-hot foreground channel of Futrega et al. 2021, which follows
 spatial transforms but never intensity ones), ``"label"`` (1, X, Y, Z) uint8 class indices
 (:data:`bratseg.labels.CLASSES`), and ``"fg_indices"`` / ``"bg_indices"`` (precomputed flat
 voxel indices used by the foreground-biased crop). Volumes must already be at least one patch
@@ -46,30 +46,35 @@ logger = logging.getLogger(__name__)
 class AugmentConfig:
     """Probabilities and ranges of the training augmentations (probability 0 disables one).
 
-    Defaults are seed 003 (Futrega et al.) where it gives a number.
+    Defaults are Futrega et al. 2021 where it gives a number.
     """
 
-    foreground_prob: float = 0.4  # seed 003: biased crop guarantees foreground with p=0.4
-    flip_prob: float = 0.5  # seed 003: per axis, independently
+    foreground_prob: float = (
+        0.4  # Futrega et al. 2021: biased crop guarantees foreground with p=0.4
+    )
+    flip_prob: float = 0.5  # Futrega et al. 2021: per axis, independently
     flip_axes: tuple[int, ...] = (0, 1, 2)
     affine_prob: float = 0.2
-    rotate_deg: float = 10.0  # seed 000 (Ashtari et al.): rotation ~ U(-10, 10) degrees
-    scale_range: float = 0.1  # seed 000: scale ~ U(0.9, 1.1)
+    rotate_deg: float = 10.0  # Ashtari et al. 2021: rotation ~ U(-10, 10) degrees
+    scale_range: float = 0.1  # Ashtari et al. 2021: scale ~ U(0.9, 1.1)
     zoom_prob: float = 0.0
-    zoom_range: tuple[float, float] = (1.0, 1.4)  # seed 003
+    zoom_range: tuple[float, float] = (1.0, 1.4)  # Futrega et al. 2021
     intensity_scale_prob: float = 0.0
-    intensity_scale: float = 0.1  # seeds 001/002: factor ~ U(0.9, 1.1)
+    intensity_scale: float = 0.1  # Jiang et al. 2020; Henry et al. 2021: factor ~ U(0.9, 1.1)
     intensity_shift_prob: float = 0.0
-    intensity_shift: float = 0.1  # seed 001: shift ~ U(-0.1, 0.1) x channel std
-    noise_prob: float = 0.15  # seed 003
-    noise_std: float = 0.33  # seed 003: std ~ U(0, 0.33)
-    blur_prob: float = 0.15  # seed 003
-    blur_sigma: tuple[float, float] = (0.5, 1.5)  # seed 003
-    brightness_prob: float = 0.15  # seed 003
-    brightness: tuple[float, float] = (0.7, 1.3)  # seed 003
-    contrast_prob: float = 0.15  # seed 003
-    contrast: tuple[float, float] = (0.65, 1.5)  # seed 003: multiply, clip to original range
-    channel_drop_prob: float = 0.0  # seed 002 (Henry et al.) pipeline A: 0.16
+    intensity_shift: float = 0.1  # Jiang et al. 2020: shift ~ U(-0.1, 0.1) x channel std
+    noise_prob: float = 0.15  # Futrega et al. 2021
+    noise_std: float = 0.33  # Futrega et al. 2021: std ~ U(0, 0.33)
+    blur_prob: float = 0.15  # Futrega et al. 2021
+    blur_sigma: tuple[float, float] = (0.5, 1.5)  # Futrega et al. 2021
+    brightness_prob: float = 0.15  # Futrega et al. 2021
+    brightness: tuple[float, float] = (0.7, 1.3)  # Futrega et al. 2021
+    contrast_prob: float = 0.15  # Futrega et al. 2021
+    contrast: tuple[float, float] = (
+        0.65,
+        1.5,
+    )  # Futrega et al. 2021: multiply, clip to original range
+    channel_drop_prob: float = 0.0  # Henry et al. 2021 pipeline A: 0.16
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-type dict (JSON-able)."""
@@ -84,7 +89,7 @@ class AugmentConfig:
 
 
 class RandModalityDropd(RandomizableTransform, MapTransform):
-    """Set all voxels of one randomly chosen input channel to zero (seed 002, pipeline A).
+    """Set all voxels of one randomly chosen input channel to zero (Henry et al. 2021, pipeline A).
 
     MONAI and TorchIO have no channel drop-out transform, hence this small one.
 
@@ -149,7 +154,7 @@ def build_augmentation(
     elif p_fg >= 1:
         crop = fg_crop
     else:
-        # seed 003 (Futrega et al.): a random patch, which with p=0.4 is guaranteed to
+        # Futrega et al. 2021: a random patch, which with p=0.4 is guaranteed to
         # contain foreground.
         crop = OneOf([fg_crop, random_crop], weights=[p_fg, 1.0 - p_fg])
     transforms: list[Any] = [crop]

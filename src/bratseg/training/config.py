@@ -8,7 +8,7 @@ from typing import Any
 
 #: Isotropic training resolution (mm) when neither the user nor an initial checkpoint says.
 DEFAULT_TARGET_SPACING = 2.0
-#: Epochs when neither ``epochs`` nor ``time_budget_min`` is given (seed 000: 50 epochs).
+#: Epochs when neither ``epochs`` nor ``time_budget_min`` is given (Ashtari et al. 2021: 50 epochs).
 DEFAULT_EPOCHS = 50
 #: Fewest steps in an epoch (an epoch ends with validation and checkpoints).
 MIN_STEPS_PER_EPOCH = 16

@@ -422,7 +422,7 @@ def default_patch(
     """A patch covering about 160 x 192 x 160 mm (a whole brain box), capped per axis.
 
     At 2 mm this is (80, 96, 80): the whole cropped brain; at 1 mm it is (128, 128, 128), the
-    papers' patch (seeds 001-003).
+    papers' patch (Jiang et al. 2020; Henry et al. 2021; Futrega et al. 2021).
     """
     spacing = preprocess.target_spacing or 1.0
     out = []

@@ -8,13 +8,13 @@ one-hot class volume for ``"classes"`` models.
 Loss kinds (``Recipe.loss``):
 
 * ``"dice"``: soft Dice per region with squared denominator and smoothing 1, summed over regions
-  (seed 001 Jiang et al., seed 002 Henry et al., seed 004 Adeniji & Liu).
+  (Jiang et al. 2020, Henry et al. 2021, Adeniji & Liu).
 * ``"dice_bce"`` / ``"dice_focal"``: batched Dice + binary cross-entropy (or Focal, gamma 2) per
-  region (seed 003 Futrega et al.).
-* ``"softmax_dice"``: soft Dice on the softmax over the four classes (seed 000 Ashtari et al.).
+  region (Futrega et al. 2021).
+* ``"softmax_dice"``: soft Dice on the softmax over the four classes (Ashtari et al. 2021).
 
-On top: deep-supervision heads weighted 1/2, 1/4, ... (seed 003) or equally (seed 002); cascade
-stages and decoders summed (seed 001); VAE regularisation Dice + 0.1 L2 + 0.1 KL (seed 004).
+On top: deep-supervision heads weighted 1/2, 1/4, ... (Futrega et al. 2021) or equally (Henry et al. 2021); cascade
+stages and decoders summed (Jiang et al. 2020); VAE regularisation Dice + 0.1 L2 + 0.1 KL (Adeniji & Liu).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def _base_loss(kind: str, output_kind: str) -> Callable[[torch.Tensor, torch.Ten
     if kind not in LOSS_KINDS:
         raise ValueError(f"unknown loss {kind!r}; use one of {', '.join(LOSS_KINDS)}")
     if output_kind == "classes":
-        # seed 000 (Ashtari et al.): soft Dice on the softmax, squared norms, +1 smoothing.
+        # Ashtari et al. 2021: soft Dice on the softmax, squared norms, +1 smoothing.
         # Computed per class and averaged (a single Dice over all four channels would be
         # dominated by the background).
         soft_dice = DiceLoss(
@@ -89,7 +89,7 @@ def _base_loss(kind: str, output_kind: str) -> Callable[[torch.Tensor, torch.Ten
         return lambda logits, index: soft_dice(logits, onehot_from_index(index))
     crit: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     if kind == "dice_bce":
-        # seed 003 (Futrega et al.): batched Dice + binary cross-entropy per region. (MONAI's
+        # Futrega et al. 2021: batched Dice + binary cross-entropy per region. (MONAI's
         # DiceCELoss applies a softmax cross-entropy to multi-channel input, wrong for the
         # overlapping regions, hence Dice + BCEWithLogits.)
         dice = DiceLoss(sigmoid=True, batch=True, smooth_nr=1e-5, smooth_dr=1e-5)
@@ -100,10 +100,10 @@ def _base_loss(kind: str, output_kind: str) -> Callable[[torch.Tensor, torch.Ten
 
         crit = dice_bce
     elif kind == "dice_focal":
-        # seed 003: Focal (gamma 2) instead of cross-entropy.
+        # Futrega et al. 2021: Focal (gamma 2) instead of cross-entropy.
         crit = DiceFocalLoss(sigmoid=True, batch=True, gamma=2.0, smooth_nr=1e-5, smooth_dr=1e-5)
     else:
-        # seeds 001/002/004: soft Dice per region, squared denominator, epsilon 1, summed over
+        # Jiang et al. 2020; Henry et al. 2021; Adeniji & Liu: soft Dice per region, squared denominator, epsilon 1, summed over
         # the three regions.
         crit = DiceLoss(
             sigmoid=True,
@@ -121,8 +121,8 @@ def deep_supervision_weights(n_heads: int, scheme: str = "halving") -> list[floa
 
     Args:
         n_heads: Number of auxiliary heads, ordered from the finest to the coarsest.
-        scheme: ``"halving"`` (1/2, 1/4, ...; seed 003 Futrega et al.) or ``"equal"``
-            (unweighted sum; seed 002 Henry et al.).
+        scheme: ``"halving"`` (1/2, 1/4, ...; Futrega et al. 2021) or ``"equal"``
+            (unweighted sum; Henry et al. 2021).
     """
     if scheme == "equal":
         return [1.0] * n_heads
@@ -130,7 +130,7 @@ def deep_supervision_weights(n_heads: int, scheme: str = "halving") -> list[floa
 
 
 def vae_regularisation(vae: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """L2 reconstruction and KL terms of the VAE branch (seed 004, after Myronenko).
+    """L2 reconstruction and KL terms of the VAE branch (Adeniji & Liu, after Myronenko).
 
     Args:
         vae: ``{"recon": (B,C,X,Y,Z), "target": (B,C,X,Y,Z), "mu": (B,L...), "logvar": (B,L...)}``.
@@ -158,8 +158,8 @@ class SegmentationLoss(torch.nn.Module):
         output_kind: ``"regions"`` or ``"classes"`` (from the ArchitectureSpec).
         kind: One of :data:`LOSS_KINDS`.
         deep_supervision: ``"halving"`` or ``"equal"`` weighting of ``out["deep"]``.
-        vae_weight_l2: Weight of the VAE L2 term (seed 004: 0.1).
-        vae_weight_kl: Weight of the VAE KL term (seed 004: 0.1).
+        vae_weight_l2: Weight of the VAE L2 term (Adeniji & Liu: 0.1).
+        vae_weight_kl: Weight of the VAE KL term (Adeniji & Liu: 0.1).
     """
 
     def __init__(
@@ -191,7 +191,7 @@ class SegmentationLoss(torch.nn.Module):
         main = self._term(logits, index)
         total = main
         parts["seg"] = float(main.detach())
-        # seed 001 (Jiang et al.): losses of every stage and decoder are added together.
+        # Jiang et al. 2020: losses of every stage and decoder are added together.
         stages = [s for s in (output.get("stages") or []) if s is not logits]
         if stages:
             stage_loss = cast(torch.Tensor, sum(self._term(s, index) for s in stages))
@@ -206,7 +206,7 @@ class SegmentationLoss(torch.nn.Module):
         vae = output.get("vae")
         if vae:
             l2, kl = vae_regularisation(vae)
-            # seed 004 (Adeniji & Liu): L = L_dice + 0.1 L2 + 0.1 KL.
+            # Adeniji & Liu: L = L_dice + 0.1 L2 + 0.1 KL.
             total = total + self.vae_weight_l2 * l2 + self.vae_weight_kl * kl
             parts["l2"] = float(l2.detach())
             parts["kl"] = float(kl.detach())

@@ -18,6 +18,7 @@ import torch
 
 from bratseg.configdict import check_config_dict, config_from_dict
 from bratseg.errors import BratsInputError
+from bratseg.references import cite
 from bratseg.training.augment import AugmentConfig
 
 logger = logging.getLogger(__name__)
@@ -40,16 +41,16 @@ class Recipe:
         schedule: One of :data:`SCHEDULES`.
         warmup: Fraction of the run with linear warm-up from ``warmup_start`` x lr.
         warmup_start: Starting factor of the warm-up.
-        poly_power: Exponent of the poly decay (seeds 001/004: 0.9).
-        plateau_factor: LR multiplier on a validation plateau (seed 000: divide by 5).
-        plateau_patience: Epochs without improvement before reducing (seed 000: 5).
-        swa_fraction: Final fraction of the run spent in stochastic weight averaging (seed 002);
+        poly_power: Exponent of the poly decay (Jiang et al. 2020; Adeniji & Liu: 0.9).
+        plateau_factor: LR multiplier on a validation plateau (Ashtari et al. 2021: divide by 5).
+        plateau_patience: Epochs without improvement before reducing (Ashtari et al. 2021: 5).
+        swa_fraction: Final fraction of the run spent in stochastic weight averaging (Henry et al. 2021);
             0 disables it.
         swa_cycles: Cosine cycles in the SWA phase, each restarting at ``swa_lr_factor`` x lr.
-        swa_lr_factor: Restart factor (seed 002: half the initial learning rate).
+        swa_lr_factor: Restart factor (Henry et al. 2021: half the initial learning rate).
         loss: Loss kind (see :mod:`bratseg.training.losses`).
-        deep_supervision: ``"halving"`` (seed 003) or ``"equal"`` (seed 002).
-        vae_weight_l2, vae_weight_kl: VAE term weights (seed 004: 0.1, 0.1).
+        deep_supervision: ``"halving"`` (Futrega et al. 2021) or ``"equal"`` (Henry et al. 2021).
+        vae_weight_l2, vae_weight_kl: VAE term weights (Adeniji & Liu: 0.1, 0.1).
         batch_size: Patches per step and process (all seeds: 1).
         amp: Mixed precision on CUDA.
         grad_clip: Max gradient norm, or 0 for none.
@@ -135,22 +136,22 @@ def check_overrides(overrides: Mapping[str, Any]) -> None:
 DEFAULT_RECIPES: dict[str, Recipe] = {
     "lowrank-resunet": Recipe(
         name="lowrank-resunet",
-        source="seed 000 (Ashtari et al.)",
+        source=cite("ashtari2021"),
         optimizer="adam",
         lr=1e-4,
-        weight_decay=1e-5,  # seed 000: Adam 1e-4, L2 1e-5
+        weight_decay=1e-5,  # Ashtari et al. 2021: Adam 1e-4, L2 1e-5
         schedule="plateau",
         plateau_factor=0.2,
-        plateau_patience=5,  # seed 000: /5 after 5 epochs
-        loss="softmax_dice",  # seed 000: soft Dice on the softmax
+        plateau_patience=5,  # Ashtari et al. 2021: /5 after 5 epochs
+        loss="softmax_dice",  # Ashtari et al. 2021: soft Dice on the softmax
         augment=AugmentConfig(
             flip_prob=0.5,
-            flip_axes=(0,),  # seed 000: left-right flips only
+            flip_axes=(0,),  # Ashtari et al. 2021: left-right flips only
             affine_prob=0.5,
             rotate_deg=10.0,
-            scale_range=0.1,  # seed 000: scale U(.9,1.1), rot ±10°
+            scale_range=0.1,  # Ashtari et al. 2021: scale U(.9,1.1), rot ±10°
             noise_prob=1.0,
-            noise_std=0.25,  # seed 000: sigma ~ U(0, 0.25) per channel
+            noise_std=0.25,  # Ashtari et al. 2021: sigma ~ U(0, 0.25) per channel
             blur_prob=0.0,
             brightness_prob=0.0,
             contrast_prob=0.0,
@@ -158,21 +159,21 @@ DEFAULT_RECIPES: dict[str, Recipe] = {
     ),
     "cascade-unet": Recipe(
         name="cascade-unet",
-        source="seed 001 (Jiang et al.)",
+        source=cite("jiang2020"),
         optimizer="adam",
         lr=1e-4,
-        weight_decay=1e-5,  # seed 001
+        weight_decay=1e-5,  # Jiang et al. 2020
         schedule="poly",
         poly_power=0.9,
-        warmup=5 / 405,  # seed 001: 5 of 405 epochs warm-up
-        loss="dice",  # seed 001: region Dice summed over regions and stages
+        warmup=5 / 405,  # Jiang et al. 2020: 5 of 405 epochs warm-up
+        loss="dice",  # Jiang et al. 2020: region Dice summed over regions and stages
         augment=AugmentConfig(
-            flip_prob=0.5,  # seed 001: each axis with p 0.5
+            flip_prob=0.5,  # Jiang et al. 2020: each axis with p 0.5
             affine_prob=0.0,
             intensity_shift_prob=1.0,
-            intensity_shift=0.1,  # seed 001: shift U(-.1,.1) x std
+            intensity_shift=0.1,  # Jiang et al. 2020: shift U(-.1,.1) x std
             intensity_scale_prob=1.0,
-            intensity_scale=0.1,  # seed 001: scale U(.9, 1.1)
+            intensity_scale=0.1,  # Jiang et al. 2020: scale U(.9, 1.1)
             noise_prob=0.0,
             blur_prob=0.0,
             brightness_prob=0.0,
@@ -181,24 +182,24 @@ DEFAULT_RECIPES: dict[str, Recipe] = {
     ),
     "ds-unet": Recipe(
         name="ds-unet",
-        source="seed 002 (Henry et al.)",
+        source=cite("henry2021"),
         optimizer="adam",
         lr=1e-4,
-        weight_decay=0.0,  # seed 002 pipeline B: Adam 1e-4, no decay
-        schedule="cosine",  # seed 002: cosine annealing
+        weight_decay=0.0,  # Henry et al. 2021 pipeline B: Adam 1e-4, no decay
+        schedule="cosine",  # Henry et al. 2021: cosine annealing
         swa_fraction=0.3,
         swa_cycles=5,
-        swa_lr_factor=0.5,  # seed 002 pipeline A: 5 SWA cycles at lr/2
+        swa_lr_factor=0.5,  # Henry et al. 2021 pipeline A: 5 SWA cycles at lr/2
         loss="dice",
-        deep_supervision="equal",  # seed 002: unweighted sum of the heads
+        deep_supervision="equal",  # Henry et al. 2021: unweighted sum of the heads
         augment=AugmentConfig(
-            flip_prob=0.8,  # seed 002 A: 80% per axis
+            flip_prob=0.8,  # Henry et al. 2021 A: 80% per axis
             affine_prob=0.0,
             intensity_scale_prob=0.8,
-            intensity_scale=0.1,  # seed 002 A: U(.9, 1.1) with p 0.8
+            intensity_scale=0.1,  # Henry et al. 2021 A: U(.9, 1.1) with p 0.8
             noise_prob=0.2,
-            noise_std=0.1,  # seed 002: std 0.1 (probability not given)
-            channel_drop_prob=0.16,  # seed 002 A: one channel zeroed with p 0.16
+            noise_std=0.1,  # Henry et al. 2021: std 0.1 (probability not given)
+            channel_drop_prob=0.16,  # Henry et al. 2021 A: one channel zeroed with p 0.16
             blur_prob=0.0,
             brightness_prob=0.0,
             contrast_prob=0.0,
@@ -206,31 +207,33 @@ DEFAULT_RECIPES: dict[str, Recipe] = {
     ),
     "nnunet": Recipe(
         name="nnunet",
-        source="seed 003 (Futrega et al.)",
+        source=cite("futrega2021"),
         optimizer="adam",
         lr=5e-4,
-        weight_decay=1e-4,  # seed 003: Adam 5e-4 (of .5/.7/.9e-3), wd 1e-4
+        weight_decay=1e-4,  # Futrega et al. 2021: Adam 5e-4 (of .5/.7/.9e-3), wd 1e-4
         schedule="cosine",
-        warmup=0.05,  # seed 003: linear warm-up (1000 steps), cosine after
+        warmup=0.05,  # Futrega et al. 2021: linear warm-up (1000 steps), cosine after
         warmup_start=0.0,
         loss="dice_bce",
-        deep_supervision="halving",  # seed 003: Dice + BCE, heads 1, 1/2, 1/4
-        augment=AugmentConfig(affine_prob=0.0, zoom_prob=0.15),  # seed 003 list, zoom U(1, 1.4)
+        deep_supervision="halving",  # Futrega et al. 2021: Dice + BCE, heads 1, 1/2, 1/4
+        augment=AugmentConfig(
+            affine_prob=0.0, zoom_prob=0.15
+        ),  # Futrega et al. 2021 list, zoom U(1, 1.4)
     ),
     "segresnet-vae": Recipe(
         name="segresnet-vae",
-        source="seed 004 (Adeniji & Liu, after Myronenko)",
+        source=cite("adeniji_liu") + ", after Myronenko",
         optimizer="adam",
         lr=1e-4,
-        weight_decay=1e-5,  # seed 004: Adam 1e-4, l2 1e-5
+        weight_decay=1e-5,  # Adeniji & Liu: Adam 1e-4, l2 1e-5
         schedule="poly",
         poly_power=0.9,
-        warmup=10 / 300,  # seed 004: poly 0.9, 10 warm-up epochs of 300
+        warmup=10 / 300,  # Adeniji & Liu: poly 0.9, 10 warm-up epochs of 300
         loss="dice",
         vae_weight_l2=0.1,
-        vae_weight_kl=0.1,  # seed 004: Dice + 0.1 L2 + 0.1 KL
+        vae_weight_kl=0.1,  # Adeniji & Liu: Dice + 0.1 L2 + 0.1 KL
         augment=AugmentConfig(
-            flip_prob=0.75,  # seed 004: flips with p 0.75 on every axis
+            flip_prob=0.75,  # Adeniji & Liu: flips with p 0.75 on every axis
             affine_prob=0.0,
             noise_prob=0.0,
             blur_prob=0.0,
@@ -265,10 +268,10 @@ def lr_factor(recipe: Recipe, progress: float, plateau_scale: float = 1.0) -> fl
     """Learning-rate multiplier at training progress ``progress`` in [0, 1].
 
     Warm-up is linear from ``warmup_start`` to 1; then ``poly`` is ``(1 - q) ** power``
-    (seeds 001/004), ``cosine`` is ``0.5 (1 + cos(pi q))`` (seeds 002/003), ``plateau`` and
-    ``constant`` stay at 1 (times ``plateau_scale``, seed 000); ``q`` is the progress after
+    (Jiang et al. 2020; Adeniji & Liu), ``cosine`` is ``0.5 (1 + cos(pi q))`` (Henry et al. 2021; Futrega et al. 2021), ``plateau`` and
+    ``constant`` stay at 1 (times ``plateau_scale``, Ashtari et al. 2021); ``q`` is the progress after
     warm-up rescaled to [0, 1]. In the SWA phase (last ``swa_fraction``) the factor follows
-    ``swa_cycles`` cosine cycles restarting at ``swa_lr_factor`` (seed 002).
+    ``swa_cycles`` cosine cycles restarting at ``swa_lr_factor`` (Henry et al. 2021).
     """
     p = min(max(float(progress), 0.0), 1.0)
     swa_start = 1.0 - recipe.swa_fraction
@@ -296,7 +299,7 @@ def in_swa_phase(recipe: Recipe, progress: float) -> bool:
 
 
 class PlateauTracker:
-    """Reduce-on-plateau bookkeeping (seed 000): divide the LR when validation stalls.
+    """Reduce-on-plateau bookkeeping (Ashtari et al. 2021): divide the LR when validation stalls.
 
     State is plain numbers (``state_dict``/``load_state_dict``) for exact resume.
     """

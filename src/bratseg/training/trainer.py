@@ -325,7 +325,9 @@ class _Session:
         if in_swa_phase(recipe, self.progress()):
             if state.swa is None:
                 state.swa = AveragedModel(state.net)
-            state.swa.update_parameters(state.net)  # seed 002: average the weights of each cycle
+            state.swa.update_parameters(
+                state.net
+            )  # Henry et al. 2021: average the weights of each cycle
         val = None
         if self.ctx.is_main and self.val_cases:
             val = validate(

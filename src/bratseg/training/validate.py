@@ -2,7 +2,7 @@
 
 Inference runs at the training resolution on the preprocessed crop (whole crop in one forward
 pass when it is small enough, MONAI sliding window otherwise), region probabilities are
-thresholded hierarchically (WT, then TC inside WT, then ET inside TC; seed 000), and compared
+thresholded hierarchically (WT, then TC inside WT, then ET inside TC; Ashtari et al. 2021), and compared
 with the cached label map by :func:`bratseg.metrics.dice_regions`.
 """
 
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 #: Crops up to this many voxels are predicted in one forward pass.
 WHOLE_CROP_MAX_VOXELS = 160 * 192 * 160
 
-#: Default hierarchical thresholds (seed 003, Futrega et al.).
+#: Default hierarchical thresholds (Futrega et al. 2021).
 DEFAULT_THRESHOLDS = {"wt": 0.45, "tc": 0.40, "et": 0.45}
 
 
@@ -53,7 +53,7 @@ def hierarchical_masks(region_probs: np.ndarray, thresholds: Mapping[str, float]
 
 
 def thresholds_from_postprocess(postprocess: Mapping[str, Any] | None) -> dict[str, float]:
-    """Region thresholds from PostprocessConfig keyword arguments (seed 003 defaults)."""
+    """Region thresholds from PostprocessConfig keyword arguments (Futrega et al. 2021 defaults)."""
     pp = dict(postprocess or {})
     return {r: float(pp.get(f"{r}_threshold", DEFAULT_THRESHOLDS[r])) for r in REGIONS}
 

@@ -1,14 +1,14 @@
-"""Canonical-Polyadic (CP) low-rank 3-D convolution (seed 000, Ashtari et al.).
+"""Canonical-Polyadic (CP) low-rank 3-D convolution (Ashtari et al. 2021).
 
 The dense kernel ``V`` (C_out, C_in, 3, 3, 3) is re-parameterised as a sum of ``R`` rank-1 tensors
-(seed 000, eq. 2-3)::
+(Ashtari et al. 2021, eq. 2-3)::
 
     V[o, i, h, w, d] = sum_r U1[o, r] * U2[i, r] * U3[h, r] * U4[w, r] * U5[d, r]
 
 which is evaluated as a chain of cheap convolutions: a 1x1x1 conv C_in -> R (U2), three depthwise
 1-D convs on the R channels along X, Y and Z (U3, U4, U5), and a 1x1x1 conv R -> C_out (U1, with
 the bias). With zero padding the chain is exactly the dense convolution with the reconstructed
-kernel (:meth:`CPConv3d.reconstruct_kernel`). The rank is ``R = ceil(alpha * C_in)``; seed 000
+kernel (:meth:`CPConv3d.reconstruct_kernel`). The rank is ``R = ceil(alpha * C_in)``; Ashtari et al. 2021
 tunes ``alpha = R / C_in`` (0.5 in the paper).
 """
 
@@ -22,7 +22,7 @@ from torch import nn
 
 
 def cp_rank(in_channels: int, alpha: float) -> int:
-    """Rank ``R = max(1, ceil(alpha * C_in))`` of a CP convolution (seed 000: alpha = R / C_in)."""
+    """Rank ``R = max(1, ceil(alpha * C_in))`` of a CP convolution (Ashtari et al. 2021: alpha = R / C_in)."""
     if alpha <= 0:
         raise ValueError(f"alpha must be > 0, got {alpha}")
     return max(1, math.ceil(alpha * in_channels))
@@ -35,7 +35,7 @@ class CPConv3d(nn.Module):
         in_channels: C_in.
         out_channels: C_out.
         rank: R, the number of rank-1 terms.
-        kernel_size: odd cubic kernel size k (3 in seed 000).
+        kernel_size: odd cubic kernel size k (3 in Ashtari et al. 2021).
         bias: add a learned bias per output channel.
 
     Shapes:
@@ -75,7 +75,7 @@ class CPConv3d(nn.Module):
         return self.expand.bias
 
     def factors(self) -> tuple[torch.Tensor, ...]:
-        """Factor matrices U1 (C_out, R), U2 (C_in, R), U3, U4, U5 (k, R) of seed 000 eq. 2."""
+        """Factor matrices U1 (C_out, R), U2 (C_in, R), U3, U4, U5 (k, R) of Ashtari et al. 2021 eq. 2."""
         r = self.rank
         u1 = self.expand.weight.reshape(self.out_channels, r)
         u2 = self.reduce.weight.reshape(r, self.in_channels).t()

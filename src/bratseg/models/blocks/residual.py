@@ -1,4 +1,4 @@
-"""Residual blocks: ResNet (seed 000), pre-activation GroupNorm (seed 001), conv units (002)."""
+"""Residual blocks: ResNet (Ashtari et al. 2021), pre-activation GroupNorm (Jiang et al. 2020), conv units (002)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,19 @@ from bratseg.models.blocks.norms import make_norm
 
 
 def conv3x3(in_channels: int, out_channels: int, lowrank_alpha: float | None = None) -> nn.Module:
-    """3x3x3 'same' conv, dense or CP low-rank with rank ``ceil(alpha * C_in)`` (seed 000)."""
+    """3x3x3 'same' conv, dense or CP low-rank with rank ``ceil(alpha * C_in)`` (Ashtari et al. 2021)."""
     if lowrank_alpha is None:
         return nn.Conv3d(in_channels, out_channels, 3, padding=1)
     return CPConv3d(in_channels, out_channels, cp_rank(in_channels, lowrank_alpha))
 
 
 class ResNetBlock(nn.Module):
-    """ResNet block of seed 000 (Fig. 2b): conv-IN-LReLU-conv-IN, 1x1x1 shortcut, add, LReLU.
+    """ResNet block of Ashtari et al. 2021 (Fig. 2b): conv-IN-LReLU-conv-IN, 1x1x1 shortcut, add, LReLU.
 
     Args:
         in_channels: C_in.
         out_channels: C_out.
-        lowrank_alpha: None for dense 3x3x3 convs, else CP rank ratio alpha (seed 000).
+        lowrank_alpha: None for dense 3x3x3 convs, else CP rank ratio alpha (Ashtari et al. 2021).
         negative_slope: LeakyReLU slope.
 
     Shapes:
@@ -52,11 +52,11 @@ class ResNetBlock(nn.Module):
 
 
 class PreActResBlock(nn.Module):
-    """Pre-activation residual block (seed 001): GN, ReLU, conv3, GN, ReLU, conv3, + identity.
+    """Pre-activation residual block (Jiang et al. 2020): GN, ReLU, conv3, GN, ReLU, conv3, + identity.
 
     Args:
         channels: C (input and output).
-        groups: GroupNorm groups (8 in seed 001).
+        groups: GroupNorm groups (8 in Jiang et al. 2020).
 
     Shapes:
         (B, C, X, Y, Z) -> (B, C, X, Y, Z).
@@ -79,7 +79,7 @@ class PreActResBlock(nn.Module):
 
 
 class ConvNormAct(nn.Sequential):
-    """3x3x3 conv (optional dilation), normalisation, ReLU (seed 002 building block).
+    """3x3x3 conv (optional dilation), normalisation, ReLU (Henry et al. 2021 building block).
 
     Shapes:
         (B, C_in, X, Y, Z) -> (B, C_out, X, Y, Z).

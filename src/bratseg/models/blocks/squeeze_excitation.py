@@ -1,4 +1,4 @@
-"""Squeeze-excitation residual block for SegResNet (seed 004, after Hu et al.)."""
+"""Squeeze-excitation residual block for SegResNet (Adeniji & Liu, after Hu et al.)."""
 
 from __future__ import annotations
 

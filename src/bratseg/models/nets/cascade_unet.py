@@ -1,11 +1,11 @@
-"""Two-stage cascaded U-Net of seed 001 (Jiang et al., 1st place BraTS 2019).
+"""Two-stage cascaded U-Net of Jiang et al. 2020 (Jiang et al., 1st place BraTS 2019).
 
 Each stage is an asymmetric U-Net: initial 3x3x3 conv (+ dropout 0.2), encoder levels of
 pre-activation GroupNorm residual blocks (1, 2, 2, 4), stride-2 3x3x3 convs doubling the channels
 between levels; decoder levels of 1x1x1 conv halving the channels, 2x2x2 stride-2 deconvolution,
 additive skip, one residual block; 1x1x1 conv to 3 region logits. Stage 2 is twice as wide, takes
 the image concatenated with stage 1's sigmoid map, and has a second decoder using trilinear
-interpolation that runs only in training (seed 001).
+interpolation that runs only in training (Jiang et al. 2020).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class _Decoder(nn.Module):
 
 
 class _Encoder(nn.Module):
-    """Asymmetric encoder of seed 001 (Table 1/2): (B, C_in, X, Y, Z) -> per-level features."""
+    """Asymmetric encoder of Jiang et al. 2020 (Table 1/2): (B, C_in, X, Y, Z) -> per-level features."""
 
     def __init__(
         self, in_channels: int, width: int, blocks: tuple[int, ...], groups: int, dropout: float
@@ -86,7 +86,7 @@ class CascadeUNet(nn.Module):
         input (B, 4, X, Y, Z), X/Y/Z multiples of ``config.size_divisor`` (8).
         eval: stage-2 deconvolution-decoder logits (B, 3, X, Y, Z).
         train: {"logits": stage-2 deconv logits, "stages": [stage-1 logits, stage-2 deconv logits,
-        stage-2 trilinear logits]} all (B, 3, X, Y, Z); seed 001 sums the Dice losses of all.
+        stage-2 trilinear logits]} all (B, 3, X, Y, Z); Jiang et al. 2020 sums the Dice losses of all.
     """
 
     def __init__(self, config: CascadeUNetConfig) -> None:

@@ -1,9 +1,9 @@
-"""Self-ensembled, deeply-supervised 3-D U-Net of seed 002 (Henry et al., BraTS 2020).
+"""Self-ensembled, deeply-supervised 3-D U-Net of Henry et al. 2021 (Henry et al., BraTS 2020).
 
 Encoder: ``stages`` stages of two 3x3x3 conv-norm-ReLU (the first sets the stage width, 48 for
 stage 1, doubled per stage), 2x2x2 max-pool between stages. Pseudo-fifth stage: two 3x3x3 convs
 with dilation 2 at the lowest resolution, concatenated with the last stage output. Decoder ("almost
-symmetrical to the encoder", seed 002): the lowest stage is a single conv; then trilinear
+symmetrical to the encoder", Henry et al. 2021): the lowest stage is a single conv; then trilinear
 upsampling, concatenation with the encoder skip and two convs per stage, the last stage keeping
 the stage-1 width (the authors' released "EquiUnet"); 1x1x1 conv to 3 region logits (sigmoid).
 Halving the width in the last stage (their plain "Unet") left only 8 channels before the head in
@@ -49,7 +49,7 @@ class DSUNet(nn.Module):
             in_ch = width
         self.pool = nn.MaxPool3d(2)
         self.dilated = nn.Sequential(cna(f[-1], f[-1], c.dilation), cna(f[-1], f[-1], c.dilation))
-        self.bottom = cna(2 * f[-1], f[-2])  # lowest decoder stage: one conv (seed 002)
+        self.bottom = cna(2 * f[-1], f[-2])  # lowest decoder stage: one conv (Henry et al. 2021)
         self.decoder = nn.ModuleList()
         for level in range(c.stages - 2, -1, -1):
             out = f[level - 1] if level > 0 else f[0]
@@ -62,7 +62,7 @@ class DSUNet(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        """He-normal (fan-out) conv weights, as in the seed 002 authors' released code.
+        """He-normal (fan-out) conv weights, as in the Henry et al. 2021 authors' released code.
 
         PyTorch's default conv init gave logits so small (|mean| < 0.6 after 25 steps on one
         patch) that the region heads barely separated tumour from background.

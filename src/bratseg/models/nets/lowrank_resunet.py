@@ -1,9 +1,9 @@
-"""Res-U-Net with CP low-rank convolutions (seed 000, Ashtari et al., BraTS 2020).
+"""Res-U-Net with CP low-rank convolutions (Ashtari et al. 2021, BraTS 2020).
 
 Encoder: ``levels`` resolution levels, each one :class:`ResNetBlock`; max-pool 2 between levels,
 channels doubled. Decoder: stride-2 transposed conv halving the channels, concatenation with the
 encoder skip, one ResNet block. Every 3x3x3 conv outside the first level is a CP low-rank conv with
-rank ``ceil(alpha * C_in)`` (seed 000). Output: 4 class logits (softmax over background, NCR,
+rank ``ceil(alpha * C_in)`` (Ashtari et al. 2021). Output: 4 class logits (softmax over background, NCR,
 ED, ET).
 """
 
@@ -32,7 +32,9 @@ class LowRankResUNet(nn.Module):
         self.widths = widths
 
         def alpha(level: int) -> float | None:
-            return None if level == 0 else c.lowrank_alpha  # seed 000: all but the first level
+            return (
+                None if level == 0 else c.lowrank_alpha
+            )  # Ashtari et al. 2021: all but the first level
 
         self.encoder = nn.ModuleList()
         in_ch = c.in_channels

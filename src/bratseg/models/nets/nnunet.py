@@ -1,4 +1,4 @@
-"""Optimized U-Net of seed 003 (Futrega et al., NVIDIA, BraTS 2021) on MONAI DynUNet.
+"""Optimized U-Net of Futrega et al. 2021 (Futrega et al., NVIDIA, BraTS 2021) on MONAI DynUNet.
 
 Encoder: per level a stride-2 (stride 1 on the first level) 3x3x3 conv, then a stride-1 conv, each
 followed by InstanceNorm and LeakyReLU(0.01). Decoder: 2x2x2 stride-2 transposed conv,
@@ -41,7 +41,7 @@ class OptimizedUNet(nn.Module):
             strides=[1] + [2] * (depth - 1),
             upsample_kernel_size=[2] * (depth - 1),
             filters=list(config.filters),
-            norm_name=("INSTANCE", {"affine": True}),  # seed 003
+            norm_name=("INSTANCE", {"affine": True}),  # Futrega et al. 2021
             act_name=("leakyrelu", {"inplace": True, "negative_slope": config.negative_slope}),
             deep_supervision=config.deep_supr_num > 0,
             deep_supr_num=max(1, config.deep_supr_num),

@@ -1,6 +1,6 @@
-"""SegResNet with VAE regularisation (seed 004, Adeniji & Liu, after Myronenko 2018).
+"""SegResNet with VAE regularisation (Adeniji & Liu, after Myronenko 2018).
 
-Built on :class:`monai.networks.nets.SegResNetVAE` with the options of seed 004 as small changes:
+Built on :class:`monai.networks.nets.SegResNetVAE` with the options of Adeniji & Liu as small changes:
 squeeze-excitation on every residual block (:class:`SEResBlock`), max-pool downsampling (2x2x2
 max-pool + 1x1x1 conv doubling the channels instead of a stride-2 3x3x3 conv), trilinear
 upsampling, He-normal init (Glorot for the sigmoid output layer). Output: 3 region logits.
@@ -67,17 +67,17 @@ class SegResNetVAENet(SegResNetVAE):
             dropout_prob=config.dropout,
             blocks_down=tuple(config.blocks_down),
             blocks_up=tuple(config.blocks_up),
-            upsample_mode="nontrainable",  # seed 004: linear upsampling
+            upsample_mode="nontrainable",  # Adeniji & Liu: linear upsampling
             norm=("GROUP", {"num_groups": config.groups}),
         )
         self.config = config
-        if config.maxpool_downsample:  # seed 004
+        if config.maxpool_downsample:  # Adeniji & Liu
             for i, layer in enumerate(self.down_layers):
                 if i > 0:
                     width = config.init_filters * 2**i
                     widen = nn.Conv3d(width // 2, width, 1, bias=False)
                     layer[0] = nn.Sequential(nn.MaxPool3d(2), widen)
-        if config.squeeze_excitation:  # seed 004
+        if config.squeeze_excitation:  # Adeniji & Liu
             self.down_layers = nn.ModuleList(
                 _with_se(layer, self.norm, config.se_reduction) for layer in self.down_layers
             )
@@ -88,7 +88,7 @@ class SegResNetVAENet(SegResNetVAE):
             self._he_init()
 
     def _he_init(self) -> None:
-        """He-normal for conv/linear layers, Glorot-normal for the sigmoid output (seed 004)."""
+        """He-normal for conv/linear layers, Glorot-normal for the sigmoid output (Adeniji & Liu)."""
         for module in self.modules():
             if isinstance(module, (nn.Conv3d, nn.Linear)):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
