@@ -34,6 +34,9 @@ _PP_FLAGS = {
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``predict`` command."""
+    from bratseg.postprocess import PostprocessConfig
+
+    paper = PostprocessConfig()  # the defaults: Futrega et al. 2021's thresholds
     p = subparsers.add_parser(
         "predict",
         help="segment a case folder (or every case in a folder) with one model or an ensemble",
@@ -111,13 +114,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pp = p.add_argument_group("postprocessing (default: the first model's checkpoint settings)")
     pp.add_argument("--postprocess-mode", choices=("hierarchical", "argmax"))
     pp.add_argument(
-        "--wt-threshold", type=float, help="WT probability threshold (Futrega et al. 2021: 0.45)"
+        "--wt-threshold",
+        type=float,
+        help=f"WT probability threshold (Futrega et al. 2021: {paper.wt_threshold:.2f})",
     )
     pp.add_argument(
-        "--tc-threshold", type=float, help="TC probability threshold (Futrega et al. 2021: 0.40)"
+        "--tc-threshold",
+        type=float,
+        help=f"TC probability threshold (Futrega et al. 2021: {paper.tc_threshold:.2f})",
     )
     pp.add_argument(
-        "--et-threshold", type=float, help="ET probability threshold (Futrega et al. 2021: 0.45)"
+        "--et-threshold",
+        type=float,
+        help=f"ET probability threshold (Futrega et al. 2021: {paper.et_threshold:.2f})",
     )
     pp.add_argument(
         "--et-min-volume",

@@ -132,12 +132,9 @@ def count_parameters(model: nn.Module) -> int:
 
 # --- the five seed architectures -------------------------------------------------------------
 
-_REGION_POSTPROCESS = {
-    "mode": "hierarchical",
-    "wt_threshold": 0.45,
-    "tc_threshold": 0.40,
-    "et_threshold": 0.45,
-}  # Futrega et al. 2021 thresholds
+#: Hierarchical thresholds at PostprocessConfig's defaults (Futrega et al. 2021's 0.45 / 0.40 /
+#: 0.45 and its ET component rule): the values live in bratseg.postprocess only.
+_REGION_POSTPROCESS = {"mode": "hierarchical"}
 
 
 def _lowrank_factory(cfg: LowRankResUNetConfig) -> nn.Module:
@@ -263,14 +260,8 @@ register(
             "small": NNUNetConfig(filters=(16, 32, 64, 128, 256)),
             "tiny": NNUNetConfig(filters=(4, 8, 12, 16)),
         },
-        # Futrega et al. 2021: thresholds 0.45 / 0.40 / 0.45 and the ET component rule
-        default_postprocess={
-            **_REGION_POSTPROCESS,
-            "et_component_rule": True,
-            "et_component_min_voxels": 16,
-            "et_component_prob": 0.9,
-            "et_total_min_voxels": 73,
-        },
+        # Futrega et al. 2021: its thresholds and ET component rule, PostprocessConfig's defaults
+        default_postprocess=dict(_REGION_POSTPROCESS),
         size_divisor=16,
         description="nnU-Net-style U-Net (MONAI DynUNet), InstanceNorm + LeakyReLU, 2 deep-supervision "
         "heads, foreground one-hot 5th channel, sigmoid regions",

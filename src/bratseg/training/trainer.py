@@ -26,6 +26,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from bratseg.errors import BratsInputError
 from bratseg.labels import REGIONS
+from bratseg.postprocess import PostprocessConfig
 from bratseg.training import ddp, rundir
 from bratseg.training.config import DEFAULT_EPOCHS, TrainConfig
 from bratseg.training.data import EpochSampler, PatchDataset, load_cases, training_sample
@@ -43,9 +44,10 @@ from bratseg.training.setup import (
     default_num_workers,
     enable_gradient_checkpointing,
     make_loader,
+    model_size_divisor,
 )
 from bratseg.training.snapshots import RunState, region_dice, restore_state, save_snapshots
-from bratseg.training.validate import thresholds_from_postprocess, validate
+from bratseg.training.validate import validate
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +153,7 @@ class _Session:
             torch.amp.GradScaler("cuda") if self.use_amp and amp_dtype == torch.float16 else None
         )
         plateau = PlateauTracker(recipe.plateau_factor, recipe.plateau_patience)
-        self.thresholds = thresholds_from_postprocess(plan.init.postprocess)
+        self.postprocess = PostprocessConfig.from_dict(plan.init.postprocess)
         self.epochs = (
             cfg.epochs if cfg.epochs else (None if cfg.time_budget_min else DEFAULT_EPOCHS)
         )
@@ -335,8 +337,8 @@ class _Session:
                 self.val_cases,
                 output_kind=self.spec.output_kind,
                 device=self.device,
-                patch=self.plan.patch,
-                thresholds=self.thresholds,
+                postprocess=self.postprocess,
+                divisor=model_size_divisor(self.plan.init),
                 amp=self.use_amp,
             )
             state.last_val = {k: val[k] for k in (*REGIONS, "mean")}

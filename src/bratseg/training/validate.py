@@ -1,61 +1,32 @@
 """Fast validation during training: Dice per region on cached validation crops.
 
-Inference runs at the training resolution on the preprocessed crop (whole crop in one forward
-pass when it is small enough, MONAI sliding window otherwise), region probabilities are
-thresholded hierarchically (WT, then TC inside WT, then ET inside TC; Ashtari et al. 2021), and compared
-with the cached label map by :func:`bratseg.metrics.dice_regions`.
+Validation predicts as ``napari-brats predict`` does, at the training resolution on the
+preprocessed crop: the same forward pass (:func:`bratseg.inference.window.forward_probabilities`:
+whole volume when it fits, else a Gaussian-weighted sliding window with the same window limits and
+overlap), the same probabilities (sigmoid regions, or class softmax summed into regions) and the
+same hierarchical thresholds (:func:`bratseg.postprocess.hierarchical_masks` with the model's
+:class:`~bratseg.postprocess.PostprocessConfig`). The ET rules are left out: their sizes are in
+1 mm voxels and validation runs at the training resolution. The masks are compared with the
+cached label map by :func:`bratseg.metrics.dice_regions`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
-from monai.inferers import sliding_window_inference
 
+from bratseg.inference.device import describe_device
+from bratseg.inference.window import ForwardPlan, forward_probabilities
 from bratseg.labels import CLASSES, REGION_TISSUES, REGIONS
 from bratseg.metrics import dice_regions
+from bratseg.postprocess import PostprocessConfig, class_probs_to_region_probs, hierarchical_masks
 from bratseg.training.data import CachedCase
 
 logger = logging.getLogger(__name__)
-
-#: Crops up to this many voxels are predicted in one forward pass.
-WHOLE_CROP_MAX_VOXELS = 160 * 192 * 160
-
-#: Default hierarchical thresholds (Futrega et al. 2021).
-DEFAULT_THRESHOLDS = {"wt": 0.45, "tc": 0.40, "et": 0.45}
-
-
-def region_probabilities(logits: torch.Tensor, output_kind: str) -> torch.Tensor:
-    """(B, 3, X, Y, Z) WT/TC/ET probabilities from region logits (sigmoid) or class logits
-    (softmax, then sums of the tissues of each region)."""
-    if output_kind == "regions":
-        return torch.sigmoid(logits.float())
-    probs = torch.softmax(logits.float(), dim=1)
-    return torch.stack(
-        [
-            cast(torch.Tensor, sum(probs[:, CLASSES.index(t)] for t in REGION_TISSUES[r]))
-            for r in REGIONS
-        ],
-        dim=1,
-    )
-
-
-def hierarchical_masks(region_probs: np.ndarray, thresholds: Mapping[str, float]) -> np.ndarray:
-    """Nested boolean masks (3, X, Y, Z) from region probabilities (3, X, Y, Z)."""
-    wt = region_probs[0] >= thresholds["wt"]
-    tc = wt & (region_probs[1] >= thresholds["tc"])
-    et = tc & (region_probs[2] >= thresholds["et"])
-    return np.stack([wt, tc, et])
-
-
-def thresholds_from_postprocess(postprocess: Mapping[str, Any] | None) -> dict[str, float]:
-    """Region thresholds from PostprocessConfig keyword arguments (Futrega et al. 2021 defaults)."""
-    pp = dict(postprocess or {})
-    return {r: float(pp.get(f"{r}_threshold", DEFAULT_THRESHOLDS[r])) for r in REGIONS}
 
 
 def reference_regions(label: np.ndarray) -> np.ndarray:
@@ -72,8 +43,8 @@ def validate(
     *,
     output_kind: str,
     device: torch.device,
-    patch: Sequence[int],
-    thresholds: Mapping[str, float] | None = None,
+    postprocess: PostprocessConfig,
+    divisor: int = 16,
     amp: bool = False,
 ) -> dict[str, Any]:
     """Dice per region, averaged over ``cases``.
@@ -83,40 +54,28 @@ def validate(
         cases: Cached validation crops (image already padded to the size divisor).
         output_kind: ``"regions"`` or ``"classes"``.
         device: Compute device.
-        patch: Sliding-window size for crops above :data:`WHOLE_CROP_MAX_VOXELS`.
-        thresholds: ``{"wt", "tc", "et"}`` hierarchical thresholds.
+        postprocess: The model's postprocessing (its WT/TC/ET thresholds are used).
+        divisor: The network's size divisor (sliding-window edges are multiples of it).
         amp: Autocast on CUDA.
 
     Returns:
         ``{"wt": float, "tc": float, "et": float, "mean": float, "per_case": {id: [wt, tc, et]}}``.
     """
-    thresholds = dict(thresholds or DEFAULT_THRESHOLDS)
     was_training = model.training
     model.eval()
+    plan = ForwardPlan(device=device, description=describe_device(device), amp=amp)
     scores = []
     per_case: dict[str, list[float]] = {}
     try:
         for case in cases:
-            x = torch.from_numpy(case.image.astype(np.float32))[None].to(device)
-            with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
-                if int(np.prod(x.shape[2:])) <= WHOLE_CROP_MAX_VOXELS:
-                    logits = _logits(model(x))
-                else:
-                    logits = cast(
-                        torch.Tensor,
-                        sliding_window_inference(
-                            x,
-                            tuple(patch),
-                            1,
-                            lambda t: _logits(model(t)),
-                            overlap=0.25,
-                            mode="gaussian",
-                        ),
-                    )
-            probs = region_probabilities(logits, output_kind)[0].cpu().numpy()
-            dice = dice_regions(
-                hierarchical_masks(probs, thresholds), reference_regions(case.label)
-            )
+            x = torch.from_numpy(case.image.astype(np.float32))[None]
+            probs = forward_probabilities(model, x, plan, output_kind=output_kind, divisor=divisor)[
+                0
+            ].numpy()
+            if output_kind == "classes":
+                probs = class_probs_to_region_probs(probs)
+            masks = np.stack(hierarchical_masks(probs, postprocess))
+            dice = dice_regions(masks, reference_regions(case.label))
             per_case[case.case_id] = [float(d) for d in dice]
             scores.append(dice)
     finally:
@@ -126,10 +85,3 @@ def validate(
     out["mean"] = float(np.mean(mean))
     out["per_case"] = per_case
     return out
-
-
-def _logits(output: Any) -> torch.Tensor:
-    """Logits from an eval-mode output (a tensor; a train-style dict is tolerated)."""
-    if isinstance(output, torch.Tensor):
-        return output
-    return output["logits"]
