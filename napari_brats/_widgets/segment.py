@@ -28,6 +28,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from bratseg.devices import DEVICE_CHOICES
+
 from .._layers import find_case
 from .._state import CaseSession, ModelInfo, viewer_state
 from ._common import show_input_error
@@ -35,8 +37,6 @@ from ._review import ReviewNotice, SavedReviewMixin
 from .model_list import ModelList
 
 logger = logging.getLogger(__name__)
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
 class SegmentationFailed(Exception):
@@ -115,7 +115,7 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         add_button.clicked.connect(self._add_checkpoint_dialog)
 
         self.device_combo = QComboBox()
-        self.device_combo.addItems(DEVICE_CHOICES)
+        self.device_combo.addItems(list(DEVICE_CHOICES))
         self.device_label = QLabel("")
         self.device_combo.currentTextChanged.connect(self._update_device_label)
         self.tta_check = QCheckBox("Test-time augmentation (8 flips, slower)")

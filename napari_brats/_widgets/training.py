@@ -37,6 +37,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from bratseg.devices import DEVICE_CHOICES
+
 from .._state import viewer_state
 from ._trainplot import TrainingPlot
 from ._trainrun import (
@@ -92,7 +94,7 @@ class TrainingWidget(QWidget):
         self.budget.setSuffix(" min")
         self.budget.setSpecialValueText("none")
         self.device_combo = QComboBox()
-        self.device_combo.addItems(["auto", "cpu", "cuda", "mps"])
+        self.device_combo.addItems(list(DEVICE_CHOICES))
         self.name_edit = QLineEdit("")
         self.name_edit.setPlaceholderText("name of the new model (default: from the run)")
         self.extra_edit = QLineEdit("")

@@ -33,6 +33,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from bratseg.devices import DEVICE_CHOICES
+
 from .._state import viewer_state
 from ._common import fmt_ml, show_input_error
 from .model_list import ModelList
@@ -116,7 +118,7 @@ class WorklistWidget(QWidget):
         self.model_list = ModelList()
         self.model_list.setMaximumHeight(110)  # the table gets the room
         self.device_combo = QComboBox()
-        self.device_combo.addItems(["auto", "cpu", "cuda", "mps"])
+        self.device_combo.addItems(list(DEVICE_CHOICES))
         self.segment_button = QPushButton("Segment all")
         self.segment_button.setToolTip(
             "Segment every new case in the background (done cases are skipped)"

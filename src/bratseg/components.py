@@ -20,6 +20,27 @@ from scipy.sparse.csgraph import connected_components
 CC3D_MAX_BOX_PER_VOXEL = 40
 
 
+def bounding_box(mask: np.ndarray, pad: int = 0) -> tuple[slice, ...] | None:
+    """Smallest box holding every True voxel of ``mask``, grown by ``pad`` voxels per side.
+
+    Args:
+        mask: Boolean array of any dimension.
+        pad: Voxels added on each side, clipped to the array.
+
+    Returns:
+        One slice per axis, or ``None`` when ``mask`` has no True voxel.
+    """
+    box = []
+    for axis in range(mask.ndim):
+        others = tuple(a for a in range(mask.ndim) if a != axis)
+        hits = np.flatnonzero(np.any(mask, axis=others))
+        if hits.size == 0:
+            return None
+        lo = max(int(hits[0]) - pad, 0)
+        box.append(slice(lo, min(int(hits[-1]) + 1 + pad, mask.shape[axis])))
+    return tuple(box)
+
+
 def mask_components(mask: np.ndarray, connectivity: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
     """Connected components of a sparse boolean mask, working on its voxels only.
 

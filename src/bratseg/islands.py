@@ -11,7 +11,7 @@ import logging
 import numpy as np
 from scipy import ndimage
 
-from bratseg.components import clear_flat, mask_components
+from bratseg.components import bounding_box, clear_flat, mask_components
 
 logger = logging.getLogger(__name__)
 
@@ -19,18 +19,6 @@ logger = logging.getLogger(__name__)
 ISLAND_CONNECTIVITY = 3
 #: ndimage.label costs about this many times less per box voxel than mask_components per voxel.
 _DENSE_PER_SPARSE = 40
-
-
-def _bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
-    """Smallest box holding every True voxel of ``mask`` (None when it is empty)."""
-    box = []
-    for axis in range(mask.ndim):
-        others = tuple(a for a in range(mask.ndim) if a != axis)
-        hits = np.flatnonzero(np.any(mask, axis=others))
-        if hits.size == 0:
-            return None
-        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
-    return tuple(box)
 
 
 def remove_small_islands(wt: np.ndarray, fraction: float, *nested: np.ndarray) -> int:
@@ -52,7 +40,7 @@ def remove_small_islands(wt: np.ndarray, fraction: float, *nested: np.ndarray) -
     """
     if fraction <= 0:
         return 0
-    box = _bounding_box(wt)
+    box = bounding_box(wt)
     if box is None:
         return 0
     box_voxels = int(np.prod([b.stop - b.start for b in box]))

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
+from bratseg.components import bounding_box
 from bratseg.errors import BratsInputError
 from bratseg.labels import REGIONS
 from bratseg.metrics import HD95_PENALTY, dice, hd95, paired_region_masks
@@ -30,16 +31,6 @@ logger = logging.getLogger(__name__)
 
 #: 26-connectivity, as the official instance approximation.
 LESION_CONNECTIVITY = 3
-
-
-def _bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
-    box = []
-    for axis in range(mask.ndim):
-        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        if hits.size == 0:
-            return None
-        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
-    return tuple(box)
 
 
 def _union_box(a: tuple[slice, ...], b: tuple[slice, ...]) -> tuple[slice, ...]:
@@ -111,7 +102,7 @@ def region_lesionwise(
     ref = np.asarray(ref, dtype=bool)
     if pred.shape != ref.shape:
         raise BratsInputError(f"prediction shape {pred.shape} differs from reference {ref.shape}")
-    box = _bounding_box(ref | pred)
+    box = bounding_box(ref | pred)
     if box is not None:  # lesions never cross the box of both masks: work on it only
         ref, pred = ref[box], pred[box]
     ref_lab, pred_lab, matches = match_lesions(ref, pred, connectivity)

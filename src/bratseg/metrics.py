@@ -32,6 +32,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import KDTree
 
+from bratseg.components import bounding_box
 from bratseg.errors import BratsInputError
 from bratseg.labels import (
     LABEL_VALUES,
@@ -114,19 +115,6 @@ def dice(pred: np.ndarray, ref: np.ndarray) -> float:
     return 2.0 * inter / (n_pred + n_ref)
 
 
-def _bounding_box(mask: np.ndarray, pad: int = 1) -> tuple[slice, ...] | None:
-    """Bounding box of ``mask`` grown by ``pad`` voxels (clipped); None if ``mask`` is empty."""
-    box = []
-    for axis in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        hits = np.flatnonzero(mask.any(axis=other))
-        if hits.size == 0:
-            return None
-        lo = max(int(hits[0]) - pad, 0)
-        box.append(slice(lo, min(int(hits[-1]) + 1 + pad, mask.shape[axis])))
-    return tuple(box)
-
-
 def _surface(mask: np.ndarray) -> np.ndarray:
     """Mask minus its 1-voxel erosion (face connectivity), outside the array as background."""
     structure = ndimage.generate_binary_structure(mask.ndim, SURFACE_CONNECTIVITY)
@@ -149,7 +137,7 @@ def surface_distances(
     """
     pred, ref = _check_pair(pred, ref)
     sampling = _spacing_tuple(spacing, pred.ndim)
-    box = _bounding_box(pred | ref, pad=1)
+    box = bounding_box(pred | ref, pad=1)
     if box is None or not pred.any() or not ref.any():
         raise BratsInputError("surface distances need two non-empty masks")
     # Pad with one background voxel on every side so the erosion treats the image border

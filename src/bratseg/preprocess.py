@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bratseg.components import bounding_box
 from bratseg.errors import BratsInputError
 
 logger = logging.getLogger(__name__)
@@ -158,16 +159,10 @@ def brain_mask(image: np.ndarray) -> np.ndarray:
 
 
 def _mask_bbox(mask: np.ndarray, margin: int) -> tuple[slice, slice, slice]:
-    if not mask.any():
-        return tuple(slice(0, s) for s in mask.shape)  # type: ignore[return-value]
-    out = []
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        idx = np.flatnonzero(mask.any(axis=other))
-        out.append(
-            slice(max(0, int(idx[0]) - margin), min(mask.shape[axis], int(idx[-1]) + 1 + margin))
-        )
-    return tuple(out)  # type: ignore[return-value]
+    """:func:`bratseg.components.bounding_box` of a 3-D mask; the whole volume when it is empty."""
+    box = bounding_box(mask, pad=margin) or tuple(slice(0, s) for s in mask.shape)
+    x, y, z = box
+    return x, y, z
 
 
 def brain_bbox(image: np.ndarray, margin: int = DEFAULT_MARGIN) -> tuple[slice, slice, slice]:

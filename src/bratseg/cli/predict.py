@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from bratseg.cli._common import parse_mapping, warn
+from bratseg.devices import DEVICE_CHOICES
 from bratseg.errors import BratsInputError
 from bratseg.labels import OUTPUT_CONVENTIONS, region_masks
 
@@ -64,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--device",
         default="auto",
-        choices=("auto", "cpu", "cuda", "mps"),
+        choices=DEVICE_CHOICES,
         help="compute device (auto: CUDA, then Apple MPS, then CPU)",
     )
     p.add_argument(

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from bratseg.cli._common import format_table, print_json
+from bratseg.devices import DEVICE_CHOICES
 from bratseg.labels import OUTPUT_CONVENTIONS
 
 
@@ -31,9 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME_OR_CHECKPOINT",
         help="model for --segment-all (default: the bundled default); repeat for an ensemble",
     )
-    p.add_argument(
-        "--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="compute device"
-    )
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="compute device")
     p.add_argument("--tta", type=int, default=0, choices=(0, 8), help="flip test-time augmentation")
     p.add_argument("--approve", metavar="CASE_ID", help="approve this case's review")
     p.add_argument("--reopen", metavar="CASE_ID", help="reopen this case's approved review")

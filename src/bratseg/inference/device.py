@@ -7,11 +7,10 @@ import os
 
 import torch
 
+from bratseg.devices import DEVICE_CHOICES
 from bratseg.errors import BratsInputError
 
 logger = logging.getLogger(__name__)
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
 def available_cpus() -> int:
