@@ -318,3 +318,21 @@ def test_lesionwise_edge_cases():
     assert out["sq_dsc"] == 1.0 and out["sq_hd95"] == 0.0
     assert out["lesionwise_dsc"] == pytest.approx(1 / 3)
     assert out["lesionwise_hd95"] == pytest.approx(2 * HD95_PENALTY / 3)
+
+
+@needs_official
+def test_evaluate_cli_lesionwise_gives_the_official_lesion_counts(capsys) -> None:
+    from bratseg.cli.main import main
+
+    pred_file, ref_file, official = _official_cases()[0]
+    assert main(["evaluate", str(pred_file), str(ref_file), "--lesionwise", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"wt", "tc", "et", "lesionwise"}  # whole-volume rows stay where they were
+    for region in ("wt", "tc", "et"):
+        got, want = out["lesionwise"][region], official[region]
+        assert (got["tp"], got["fp"], got["fn"]) == (want["tp"], want["fp"], want["fn"])
+        assert got["sq_dsc"] == pytest.approx(want["sq_dsc"], abs=1e-6)
+    assert main(["evaluate", str(pred_file), str(ref_file)]) == 0
+    assert "Lesion-wise" not in capsys.readouterr().out
+    assert main(["evaluate", str(pred_file), str(ref_file), "--lesionwise"]) == 0
+    assert "Lesion-wise Dice" in capsys.readouterr().out

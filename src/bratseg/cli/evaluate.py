@@ -38,6 +38,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="HD95 in mm using REF's voxel spacing (default: voxel units, as the official "
         "evaluation; identical for 1 mm isotropic BraTS data)",
     )
+    parser.add_argument(
+        "--lesionwise",
+        action="store_true",
+        help="also the lesion-wise metrics of the BraTS 2023+ evaluation: 26-connected lesions "
+        "matched one to one, lesion-wise Dice and HD95 (mm, official axis order), TP/FP/FN "
+        "(JSON: under the key 'lesionwise')",
+    )
     parser.set_defaults(func=run)
 
 
@@ -74,8 +81,19 @@ def run(args: argparse.Namespace) -> int:
         ref_convention=ref_conv,
         hd95_in_mm=args.hd95_mm,
     )
+    lesions = None
+    if args.lesionwise:
+        from bratseg.lesionwise import lesionwise_metrics
+
+        lesions = lesionwise_metrics(
+            pred.data,
+            ref.data,
+            pred_convention=pred_conv,
+            ref_convention=ref_conv,
+            spacing=ref.spacing,
+        )
     if args.json:
-        print_json(results)
+        print_json({**results, "lesionwise": lesions} if lesions is not None else results)
         return 0
     unit = "mm" if args.hd95_mm else "vox"
     rows = []
@@ -104,4 +122,22 @@ def run(args: argparse.Namespace) -> int:
     )
     if any(m.get("hd95_penalty") for m in results.values()):
         print("* exactly one mask is empty: BraTS penalty HD95")
+    if lesions is not None:
+        print()
+        print(
+            format_table(
+                ["Region", "Lesion-wise Dice", "Lesion-wise HD95 (mm)", "TP", "FP", "FN"],
+                [
+                    [
+                        r.upper(),
+                        f"{m['lesionwise_dsc']:.4f}",
+                        f"{m['lesionwise_hd95']:.2f}",
+                        str(m["tp"]),
+                        str(m["fp"]),
+                        str(m["fn"]),
+                    ]
+                    for r, m in lesions.items()
+                ],
+            )
+        )
     return 0
