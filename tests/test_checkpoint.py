@@ -200,3 +200,42 @@ def test_torchscript_export_matches_eager(tmp_path):
     traced = torch.jit.load(str(path))
     with torch.no_grad():
         torch.testing.assert_close(traced(x), model.eval()(x), atol=1e-5, rtol=1e-5)
+
+
+def test_models_torchscript_command_writes_a_trace_that_predicts_like_the_model(tmp_path, capsys):
+    import torch
+
+    from bratseg.checkpoint import load_checkpoint
+    from bratseg.cli.main import main
+    from bratseg.zoo import resolve_model
+
+    out = tmp_path / "ds.ts"
+    assert (
+        main(["models", "ds-unet-small", "--torchscript", str(out), "--size", "32", "32", "32"])
+        == 0
+    )
+    assert "input (1, 4, 32, 32, 32)" in capsys.readouterr().out
+    traced = torch.jit.load(str(out))
+    model = load_checkpoint(resolve_model("ds-unet-small")).model.float().eval()
+    x = torch.randn(1, 4, 32, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = model(x)
+        want = want if isinstance(want, torch.Tensor) else want["logits"]
+        torch.testing.assert_close(traced(x), want, rtol=1e-4, atol=1e-4)
+    assert main(["models", "ds-unet-small", "--torchscript", str(out)]) == 2  # never overwritten
+    assert (
+        main(
+            [
+                "models",
+                "ds-unet-small",
+                "--torchscript",
+                str(tmp_path / "x.ts"),
+                "--size",
+                "30",
+                "32",
+                "32",
+            ]
+        )
+        == 2
+    )
+    assert "multiples of" in capsys.readouterr().err and not (tmp_path / "x.ts").exists()

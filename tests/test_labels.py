@@ -280,3 +280,34 @@ def test_evaluate_scores_a_real_2024_map_with_the_cavity_separate(tmp_path):
     assert out["wt"]["volume_ref_ml"] == pytest.approx(
         out["wt"]["volume_pred_ml"] - len(ed) // 3 / 1000
     )
+
+
+def test_merge_labels_cli_writes_the_table_merge_of_two_real_maps(brats2018_dir, tmp_path, capsys):
+    import nibabel as nib
+
+    from bratseg.cli.main import main
+    from bratseg.io import load_label_map
+    from bratseg.labelmaps import merge_labelmaps
+
+    a_file = next((brats2018_dir / "Brats18_2013_2_1").glob("*_seg.nii.gz"))
+    a = load_label_map(a_file)
+    b_data = a.data.copy()
+    b_data[(a.data == 0) & (np.roll(a.data, 3, axis=0) > 0)] = 2  # B: more edema around
+    b_data[a.data == 4] = 2  # and no ET at all
+    b_file = tmp_path / "b.nii.gz"
+    nib.save(nib.Nifti1Image(b_data, a.affine, a.header), b_file)
+    out = tmp_path / "merged.nii.gz"
+    assert main(["merge-labels", str(a_file), str(b_file), str(out)]) == 0
+    merged = load_label_map(out)
+    np.testing.assert_array_equal(merged.data, merge_labelmaps(a.data, b_data, "2021"))
+    np.testing.assert_array_equal(merged.affine, a.affine)
+    assert (merged.data == 4).sum() == (a.data == 4).sum()  # ET from A
+    assert (merged.data > 0).sum() > (a.data > 0).sum()  # edema from B
+    assert "voxels differ from A" in capsys.readouterr().out
+    shifted = tmp_path / "shifted.nii.gz"
+    affine = a.affine.copy()
+    affine[0, 3] += 5
+    nib.save(nib.Nifti1Image(b_data, affine, a.header), shifted)
+    assert main(["merge-labels", str(a_file), str(shifted), str(tmp_path / "x.nii.gz")]) == 2
+    assert "not on the voxel grid of A" in capsys.readouterr().err
+    assert not (tmp_path / "x.nii.gz").exists()

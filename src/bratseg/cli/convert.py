@@ -1,4 +1,5 @@
-"""``napari-brats convert-labels IN OUT --to 2021|2023|2024|nnunet``: relabel tissue by tissue."""
+"""``napari-brats convert-labels IN OUT --to ...``: relabel tissue by tissue; ``merge-labels A B OUT``:
+merge two label maps by Henry et al. 2021's table."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 
 import numpy as np
 
+from bratseg.errors import BratsInputError
 from bratseg.io import load_label_map, save_label_map
 from bratseg.labels import CONVENTIONS, LABEL_VALUES, convert_labels, detect_convention
 
@@ -35,6 +37,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     parser.set_defaults(func=run)
+
+    merge = subparsers.add_parser(
+        "merge-labels",
+        help="merge two label maps of one case (Henry et al. 2021's table: A for ET/NCR, B for edema)",
+        description="Merge the label maps of two models of the same case by Henry et al. 2021's "
+        "table: A is trusted for enhancing tumour and necrosis (the tumour core), B for edema "
+        "(the whole tumour). Both must share one voxel grid; OUT is written atomically in A's "
+        "geometry and label convention.",
+    )
+    merge.add_argument("a", metavar="A", help="label map trusted for ET and NCR")
+    merge.add_argument("b", metavar="B", help="label map trusted for edema")
+    merge.add_argument("output", metavar="OUT", help="file to write (.nii/.nii.gz)")
+    merge.add_argument("--labels", choices=CONVENTIONS, help="convention of both (default: detect)")
+    merge.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    merge.set_defaults(func=run_merge)
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    """Merge A and B, write OUT; print one summary line."""
+    from bratseg.io import AFFINE_TOLERANCE
+    from bratseg.io.nifti import affine_difference
+    from bratseg.labelmaps import merge_labelmaps
+
+    a, b = load_label_map(args.a), load_label_map(args.b)
+    if a.shape != b.shape or affine_difference(a.affine, b.affine) > AFFINE_TOLERANCE * min(
+        a.spacing
+    ):
+        raise BratsInputError(f"not on the voxel grid of A {a.path}", b.path)
+    conv_a = detect_convention(a.data, override=args.labels, source=str(a.path))
+    conv_b = detect_convention(b.data, override=args.labels, default=conv_a, source=str(b.path))
+    merged = merge_labelmaps(a.data, convert_labels(b.data, conv_b, conv_a), conv_a)
+    out = save_label_map(
+        merged,
+        args.output,
+        affine=a.affine,
+        header=a.header,
+        convention=conv_a,
+        src_convention=conv_a,
+        overwrite=args.overwrite,
+    )
+    changed = int(np.count_nonzero(merged != a.data))
+    print(f"wrote {out} (BraTS {conv_a} labels; {changed} voxels differ from A)")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

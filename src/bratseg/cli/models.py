@@ -30,6 +30,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="show this model's card (data, split, training, validation scores, speed)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument(
+        "--torchscript",
+        metavar="OUT",
+        help="with NAME: write the network traced with TorchScript (input (1, C, X, Y, Z) -> "
+        "logits) for use without this package",
+    )
+    p.add_argument(
+        "--size",
+        type=int,
+        nargs=3,
+        metavar=("X", "Y", "Z"),
+        default=(128, 128, 128),
+        help="input size the TorchScript trace is made for (default 128 128 128)",
+    )
     p.set_defaults(func=run)
 
 
@@ -142,6 +156,10 @@ def show_card(name: str, as_json: bool) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Print the tables (or JSON), or one model's card."""
+    if args.torchscript:
+        if not args.name:
+            raise BratsInputError("--torchscript needs a model NAME")
+        return export_traced(args.name, args.torchscript, tuple(args.size))
     if args.name:
         return show_card(args.name, args.json)
     data = collect()
@@ -192,5 +210,28 @@ def run(args: argparse.Namespace) -> int:
         format_table(
             ["architecture", "paper", "output", "params (paper)", "params (small)", "weights"], rows
         )
+    )
+    return 0
+
+
+def export_traced(name: str, out: str, size: tuple[int, ...]) -> int:
+    """Trace model ``name`` for inputs of ``size`` and write it to ``out`` (atomically)."""
+    from pathlib import Path
+
+    from bratseg.checkpoint import export_torchscript, load_checkpoint
+    from bratseg.zoo import resolve_model
+
+    if Path(out).exists():
+        raise BratsInputError("file exists; refusing to overwrite it", out)
+    loaded = load_checkpoint(resolve_model(name))
+    divisor = int(getattr(loaded.config, "size_divisor", None) or loaded.spec.size_divisor)
+    if any(s % divisor for s in size):
+        raise BratsInputError(
+            f"--size must be multiples of {divisor} for {loaded.arch}, got {size}"
+        )
+    channels = int(getattr(loaded.config, "in_channels", None) or loaded.spec.in_channels)
+    path = export_torchscript(loaded.model.float(), out, (1, channels, *size))
+    print(
+        f"wrote {path} ({loaded.arch}, input (1, {channels}, {', '.join(map(str, size))}) -> logits)"
     )
     return 0
