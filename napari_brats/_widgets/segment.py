@@ -48,10 +48,9 @@ def _segment_job(
     model_paths: list[Path],
     options: Any,
     stop: threading.Event,
-    default_ensemble: bool = False,
 ):
-    """Generator run in the worker thread: load checkpoints, then run inference (the bundled
-    default ensemble with its own cross-validated postprocessing, as ``predict`` does).
+    """Generator run in the worker thread: load checkpoints, then run inference with the
+    ensemble's postprocessing (:func:`bratseg.zoo.ensemble_postprocess`, as ``predict`` does).
 
     Yields:
         :class:`bratseg.inference.Progress` items.
@@ -70,10 +69,10 @@ def _segment_job(
     for index, path in enumerate(model_paths):
         yield Progress(0, 1, f"loading model {index + 1}/{len(model_paths)}: {Path(path).name}")
         models.append(load_checkpoint(path))
-    if default_ensemble and options.postprocess is None:
-        from bratseg.zoo import default_postprocess
+    if options.postprocess is None:
+        from bratseg.zoo import ensemble_postprocess
 
-        options.postprocess = default_postprocess(models[0])
+        options.postprocess = ensemble_postprocess(models)
     try:
         prediction = yield from run_inference(case, models, options, should_stop=stop.is_set)
     except RuntimeError as exc:
@@ -305,7 +304,6 @@ class SegmentWidget(SavedReviewMixin, QWidget):
             paths,
             options,
             self._stop,
-            self._is_default_ensemble(paths),
             _start_thread=False,
             _ignore_errors=True,
         )
@@ -317,12 +315,6 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         self.worker = worker
         worker.start()
         return worker
-
-    @staticmethod
-    def _is_default_ensemble(paths: list[Path]) -> bool:
-        from bratseg.zoo import is_default_ensemble
-
-        return is_default_ensemble(paths)
 
     def cancel(self) -> None:
         """Ask the running worker to stop at its next progress step."""

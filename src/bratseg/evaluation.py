@@ -1,8 +1,9 @@
 """Score models on labelled cases with the real prediction pipeline (what model cards report).
 
 Every case is predicted at full resolution by :func:`bratseg.inference.predict_case` (CPU, the
-first model's postprocessing unless overridden) and scored with the official-style metrics of
-:func:`bratseg.metrics.evaluate_labels`: Dice and HD95 (voxels) per region WT, TC, ET.
+ensemble's postprocessing from :func:`bratseg.zoo.ensemble_postprocess` unless overridden) and
+scored with the official-style metrics of :func:`bratseg.metrics.evaluate_labels`: Dice and HD95
+(voxels) per region WT, TC, ET.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ def score_cases(
         case_dirs: Case folders with a ``*_seg`` file.
         threads: CPU threads for torch.
         tta: 0 (no test-time augmentation) or 8 flips.
-        variants: Name -> postprocessing overrides applied on top of the first model's
-            postprocessing; default ``{"": {}}`` (the model's own postprocessing only).
+        variants: Name -> postprocessing overrides applied on top of the ensemble's
+            postprocessing; default ``{"": {}}`` (the ensemble's own postprocessing only).
 
     Returns:
         Variant name -> one row per case: ``case``, ``seconds`` (wall time of loading the four
@@ -61,11 +62,12 @@ def score_cases(
     from bratseg.io import find_case_files, load_case, load_label_map
     from bratseg.labels import detect_convention, region_masks
     from bratseg.metrics import evaluate_labels, tumour_volumes_ml
-    from bratseg.postprocess import PostprocessConfig, postprocess
+    from bratseg.postprocess import postprocess
+    from bratseg.zoo import ensemble_postprocess
 
     models = loaded if isinstance(loaded, list) else [loaded]
     variants = variants or {"": {}}
-    base = PostprocessConfig.from_dict(dict(models[0].meta.get("postprocess") or {}))
+    base = ensemble_postprocess(models)
     configs = {name: dataclasses.replace(base, **changes) for name, changes in variants.items()}
     options = InferenceOptions(
         device="cpu", tta=tta, threads=threads, postprocess=next(iter(configs.values()))

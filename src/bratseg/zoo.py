@@ -263,6 +263,34 @@ def is_default_ensemble(paths: Sequence[str | Path]) -> bool:
     return bool(default) and [Path(p).resolve() for p in paths] == default
 
 
+def ensemble_postprocess(models: Sequence[Any], **overrides: Any) -> Any:
+    """The postprocessing an ensemble of loaded checkpoints runs with, ``overrides`` applied.
+
+    The one rule every entry point (``predict``, the Segment and Worklist docks, the batch,
+    evaluation) follows: the bundled default ensemble uses its own cross-validated settings
+    (:func:`default_postprocess`); any other choice uses its first model's.
+
+    Args:
+        models: Loaded checkpoints (:class:`bratseg.checkpoint.LoadedModel`), ensemble order.
+        **overrides: PostprocessConfig fields to change (``None`` values are ignored).
+
+    Returns:
+        A :class:`bratseg.postprocess.PostprocessConfig`.
+    """
+    import dataclasses
+
+    from bratseg.postprocess import PostprocessConfig
+
+    if not models:
+        raise BratsInputError("no model given: pick at least one model (several = ensemble)")
+    if is_default_ensemble([m.path for m in models]):
+        config = default_postprocess(models[0])
+    else:
+        config = PostprocessConfig.from_dict(dict(models[0].meta.get("postprocess") or {}))
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return dataclasses.replace(config, **changes) if changes else config
+
+
 def default_postprocess(first: Any) -> Any:
     """The :class:`bratseg.postprocess.PostprocessConfig` of the default ensemble whose first
     model is the loaded checkpoint ``first``."""

@@ -8,7 +8,6 @@ Everything the user gave (paths, models, options) is checked before anything is 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -194,13 +193,8 @@ def _check_output_dir(folder: Path, targets: list[Path], overwrite: bool) -> Non
 
 def postprocess_config(args: argparse.Namespace, loaded: list[Any]) -> Any:
     """The first checkpoint's PostprocessConfig with the command-line overrides applied."""
-    from bratseg.postprocess import PostprocessConfig
-    from bratseg.zoo import default_postprocess, is_default_ensemble
+    from bratseg.zoo import ensemble_postprocess
 
-    if is_default_ensemble([m.path for m in loaded]):  # its own cross-validated settings
-        config = default_postprocess(loaded[0])
-    else:
-        config = PostprocessConfig.from_dict(dict(loaded[0].meta.get("postprocess") or {}))
     changes = {
         field: getattr(args, flag)
         for flag, field in _PP_FLAGS.items()
@@ -220,7 +214,7 @@ def postprocess_config(args: argparse.Namespace, loaded: list[Any]) -> Any:
             )
     if getattr(args, "et_min_volume", None) is not None and args.et_min_volume < 0:
         raise BratsInputError(f"--et-min-volume must be >= 0, got {args.et_min_volume}")
-    return dataclasses.replace(config, **changes) if changes else config
+    return ensemble_postprocess(loaded, **changes)
 
 
 def load_models(names: list[str] | None) -> list[Any]:

@@ -108,7 +108,7 @@ def segment_all(
     from bratseg.checkpoint import load_checkpoint
     from bratseg.inference import InferenceOptions, run_inference
     from bratseg.io import load_case
-    from bratseg.zoo import default_postprocess, is_default_ensemble
+    from bratseg.zoo import ensemble_postprocess
 
     stop = should_stop or (lambda: False)
     paths = [Path(p) for p in model_paths]
@@ -116,8 +116,8 @@ def segment_all(
         raise BratsInputError("no model given: pick at least one model (several = ensemble)")
     options = dataclasses.replace(options) if options is not None else InferenceOptions()
     models = [load_checkpoint(p) for p in paths]
-    if options.postprocess is None and is_default_ensemble(paths):
-        options.postprocess = default_postprocess(models[0])
+    if options.postprocess is None:
+        options.postprocess = ensemble_postprocess(models)
     result: dict[str, list[str]] = {"done": [], "skipped": [], "failed": []}
     total = len(worklist.rows)
     for index in range(total):
