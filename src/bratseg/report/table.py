@@ -18,7 +18,7 @@ def region_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """``(header, rows)`` of the per-structure table; columns only for the data present."""
     regions = report["regions"]
     first = regions[STRUCTURES[0]]
-    header = ["Structure", "Volume mL", "Lesions"]
+    header = ["Structure", "Volume mL", "Components"]
     with_ai, with_ref, with_prior = (
         "proposal_ml" in first,
         "dice_vs_reference" in first,
