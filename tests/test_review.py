@@ -30,6 +30,7 @@ class _Case:
         self.image = np.zeros((4, *shape), np.float32)
         self.affine = np.diag([-1.0, -1.0, 1.0, 1.0])
         self.header = nib.Nifti1Header()
+        self.spacing = (1.0, 1.0, 1.0)
         folder.mkdir(parents=True, exist_ok=True)
         self.files = {}
         for m in ("t1", "t1ce", "t2", "flair"):
@@ -275,3 +276,23 @@ def test_edits_are_recovered_after_the_process_dies(
         text=True,
     )
     assert json.loads(listed.stdout)["sessions"][0]["exported"] is True
+
+
+def test_a_model_run_carries_its_needs_review_assessment_through_the_store(tmp_path: Path) -> None:
+    from bratseg.review.uncertainty import assess_case
+
+    s = _session(tmp_path)
+    want = assess_case(_probs(), s.proposal, (1.0, 1.0, 1.0), "2021").to_dict()
+    assert s.assessment == want and isinstance(s.assessment["needs_review"], bool)
+    store = SessionStore(tmp_path / "sessions")
+    saved = store.save(s)
+    assert saved.meta["assessment"] == want  # the worklist's flag column reads it from here
+    restored = store.restore(store.get(saved.key), s.case)
+    assert restored.assessment == want
+    given = {"needs_review": True, "reasons": ["given by the caller"]}
+    restored.replace_prediction(_Prediction(_probs(shift=1), CFG), s.model, assessment=given)
+    assert store.save(restored).meta["assessment"] == given
+    restored.replace_prediction(_Prediction(_probs(), CFG), s.model, assessment=None)
+    assert restored.assessment is None
+    with pytest.raises(ValueError, match="assessment must be"):
+        ReviewSession.from_prediction(s.case, _Prediction(_probs(), CFG), s.model, assessment="x")

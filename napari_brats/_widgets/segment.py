@@ -56,7 +56,7 @@ def _segment_job(
         :class:`bratseg.inference.Progress` items.
 
     Returns:
-        ``(prediction, loaded_models)``.
+        ``(prediction, loaded_models, assessment)``: the needs-review assessment is computed here, off the GUI thread.
 
     Raises:
         bratseg.errors.Cancelled: ``stop`` was set during inference (reported via ``errored``).
@@ -79,7 +79,10 @@ def _segment_job(
         # e.g. a torch error: superqt's worker would swallow a RuntimeError without emitting
         # ``errored`` or ``finished``, so re-raise it as a plain Exception.
         raise SegmentationFailed(f"{type(exc).__name__}: {exc}") from exc
-    return prediction, models
+    from bratseg.review.session import assessment_of
+
+    yield Progress(1, 1, "assessing where the proposal needs review")
+    return prediction, models, assessment_of(prediction, case)
 
 
 class SegmentWidget(SavedReviewMixin, QWidget):
@@ -359,7 +362,7 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         self.worker = None
 
     def _on_result(self, case: Any, paths: list[Path], options: Any, result: Any) -> None:
-        prediction, models = result
+        prediction, models, assessment = result
         self.notice.clear()
         info = ModelInfo(
             names=[Path(getattr(m, "path", p)).stem for m, p in zip(models, paths, strict=False)],
@@ -376,7 +379,9 @@ class SegmentWidget(SavedReviewMixin, QWidget):
             and current.labels.shape == prediction.labels.shape
             and self.state.layer in self.viewer.layers
         ):
-            kept = current.replace_prediction(prediction, info, keep_edits=True)
+            kept = current.replace_prediction(
+                prediction, info, keep_edits=True, assessment=assessment
+            )
             self.show_session(current)
             if kept:
                 self.notice.show_notice(
@@ -384,7 +389,7 @@ class SegmentWidget(SavedReviewMixin, QWidget):
                     ("Discard my edits", self.discard_edits),
                 )
         else:
-            self.show_session(CaseSession.from_prediction(case, prediction, info))
+            self.show_session(CaseSession.from_prediction(case, prediction, info, assessment))
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self.status.setText(

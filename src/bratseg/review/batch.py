@@ -54,28 +54,6 @@ class BatchEvent:
     steps: int = 0
 
 
-def assess_prediction(prediction: Any, case: Any) -> dict[str, Any] | None:
-    """The needs-review assessment of a model run as a dict, or None when unavailable.
-
-    Uses :func:`bratseg.review.uncertainty.assess_case` when that module exists; a failure of
-    the assessment is logged and leaves the flag empty (it never stops a batch).
-    """
-    try:
-        from bratseg.review.uncertainty import assess_case
-    except ImportError:
-        return None
-    try:
-        return assess_case(
-            prediction.region_probs,
-            prediction.labels,
-            tuple(case.spacing),
-            str(prediction.convention),
-        ).to_dict()
-    except Exception as exc:  # noqa: BLE001 (the flag is advisory: log and go on)
-        logger.warning("needs-review assessment of %s failed: %s", case.case_id, exc)
-        return None
-
-
 def segment_all(
     worklist: Worklist,
     model_paths: Sequence[str | Path],
@@ -174,10 +152,7 @@ def segment_all(
         session = ReviewSession.from_prediction(
             case, prediction, ModelInfo.from_run(models, paths, prediction, options.tta)
         )
-        assessment = assess_prediction(prediction, case)
-        worklist.store.save(
-            session, row.key, extra={"assessment": assessment} if assessment is not None else None
-        )
+        worklist.store.save(session, row.key)  # with its needs-review assessment
         worklist.refresh_row(index)
         result["done"].append(row.case_id)
         yield BatchEvent(

@@ -20,6 +20,7 @@ All arrays are in engine order (X, Y, Z), in the case's source storage.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,11 @@ import numpy as np
 
 from bratseg.labels import LABEL_VALUES, Convention, check_convention
 from bratseg.review.signoff import APPROVE, REOPEN, ReviewLockedError, SignOff, is_approved, sign
+
+logger = logging.getLogger(__name__)
+
+#: ``assessment=`` value asking a session to compute its run's needs-review assessment itself.
+COMPUTE = "compute"
 
 if TYPE_CHECKING:
     from bratseg.inference import Prediction
@@ -117,14 +123,25 @@ class ReviewSession:
     created: float = field(default_factory=time.time)
     last_update_ms: float = 0.0
     signoffs: list[SignOff] = field(default_factory=list)
+    assessment: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.initial_config is None:
             self.initial_config = self.config
 
     @classmethod
-    def from_prediction(cls, case: Case, prediction: Prediction, model: ModelInfo) -> ReviewSession:
-        """Session from a :class:`bratseg.inference.Prediction` of ``case``."""
+    def from_prediction(
+        cls,
+        case: Case,
+        prediction: Prediction,
+        model: ModelInfo,
+        assessment: dict[str, Any] | None | str = COMPUTE,
+    ) -> ReviewSession:
+        """Session from a :class:`bratseg.inference.Prediction` of ``case``.
+
+        ``assessment``: the run's needs-review assessment (:func:`assessment_of`), computed here
+        unless given (a GUI computes it in its worker thread).
+        """
         labels = np.ascontiguousarray(prediction.labels, dtype=np.uint8)
         return cls(
             case=case,
@@ -136,6 +153,7 @@ class ReviewSession:
             overrides=np.zeros(labels.shape, dtype=bool),
             model=model,
             class_probs=getattr(prediction, "class_probs", None),
+            assessment=_given_or_computed(assessment, prediction, case),
         )
 
     # ------------------------------------------------------------------ edits
@@ -203,7 +221,11 @@ class ReviewSession:
         np.copyto(self.labels, self.proposal, where=~self.overrides)
 
     def replace_prediction(
-        self, prediction: Prediction, model: ModelInfo, keep_edits: bool = True
+        self,
+        prediction: Prediction,
+        model: ModelInfo,
+        keep_edits: bool = True,
+        assessment: dict[str, Any] | None | str = COMPUTE,
     ) -> int:
         """A new model run on the same case: new probabilities and proposal, edits kept.
 
@@ -214,6 +236,7 @@ class ReviewSession:
             model: What produced it.
             keep_edits: Keep the hand edits as overrides on the new proposal (default); False
                 discards them.
+            assessment: The new run's needs-review assessment, computed here unless given.
 
         Returns:
             Number of hand-edited voxels kept.
@@ -240,6 +263,7 @@ class ReviewSession:
         self.config = self.initial_config = prediction.postprocess
         self.model = model
         self.set_proposal(prediction.labels)
+        self.assessment = _given_or_computed(assessment, prediction, self.case)
         return int(self.overrides.sum())
 
     def clear_overrides(self) -> None:
@@ -318,3 +342,33 @@ class ReviewSession:
         raise ReviewLockedError(
             f"case {self.case.case_id} is {self.signoffs[-1].line()}: reopen it before {action}"
         )
+
+
+def _given_or_computed(
+    assessment: dict[str, Any] | None | str, prediction: Prediction, case: Case
+) -> dict[str, Any] | None:
+    if isinstance(assessment, str):
+        if assessment != COMPUTE:
+            raise ValueError(f"assessment must be a dict, None or {COMPUTE!r}, got {assessment!r}")
+        return assessment_of(prediction, case)
+    return assessment
+
+
+def assessment_of(prediction: Prediction, case: Case) -> dict[str, Any] | None:
+    """The needs-review assessment of a model run (:func:`bratseg.review.uncertainty.assess_case`
+    on its region probabilities) as a dict; ``None`` when the run kept no probabilities or the
+    assessment failed (it is advisory: logged, never raised)."""
+    from bratseg.review.uncertainty import assess_case
+
+    if getattr(prediction, "region_probs", None) is None:
+        return None
+    try:
+        return assess_case(
+            prediction.region_probs,
+            prediction.labels,
+            tuple(case.spacing),
+            str(prediction.convention),
+        ).to_dict()
+    except (ValueError, MemoryError) as exc:
+        logger.warning("needs-review assessment of %s failed: %s", case.case_id, exc)
+        return None

@@ -220,6 +220,7 @@ class SessionStore:
             "volumes_ml": _volumes(session),
             "signoffs": [e.to_dict() for e in session.signoffs],
             **kept,
+            **({"assessment": session.assessment} if session.assessment is not None else {}),
             **(extra or {}),
         }
         meta["status"] = status_of(meta)
@@ -349,6 +350,7 @@ class SessionStore:
                 meta.get("model") or {"names": [], "paths": [], "sha256": []}
             ),
             signoffs=SavedSession(saved.key, saved.folder, meta).signoffs,
+            assessment=meta.get("assessment"),
         )
 
     def geometry(self, saved: SavedSession) -> tuple[np.ndarray, nib.Nifti1Header | None]:

@@ -27,7 +27,6 @@ from bratseg.errors import BratsInputError
 from bratseg.review.batch import (
     BatchEvent,
     approved_rows,
-    assess_prediction,
     existing_exports,
     export_approved,
     segment_all,
@@ -42,7 +41,6 @@ __all__ = [
     "Worklist",
     "WorklistRow",
     "approved_rows",
-    "assess_prediction",
     "existing_exports",
     "export_approved",
     "segment_all",
