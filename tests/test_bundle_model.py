@@ -113,6 +113,8 @@ def test_bundle_writes_card_and_fp16_checkpoint_listed_by_the_zoo(
     bundled = load_checkpoint(path)
     assert bundled.meta["half"] is True
     assert bundled.meta["provenance"]["card"]["val_dice"] == card["val_dice"]
+    assert basetemp not in json.dumps(bundled.meta["provenance"])  # the shipped file too
+    assert bundled.meta["provenance"]["data"] == [dataset]
     raw = torch.load(path, weights_only=True, mmap=True)["state_dict"]
     assert all(t.dtype == torch.float16 for t in raw.values() if t.is_floating_point())
 

@@ -161,7 +161,7 @@ def build_card(
         "postprocess": loaded.postprocess,
         "recipe": prov.get("recipe"),
         "swa": prov.get("swa"),
-        "init_from": prov.get("init_from"),
+        "init_from": portable_provenance(prov).get("init_from"),
         "checkpoint": checkpoint,
         "training_wall_time_s": prov.get("wall_time_s"),
         "run": progress,
@@ -202,6 +202,21 @@ def case_datasets(data_dirs: list[str], case_ids: list[str]) -> dict[str, list[s
     if wanted:
         out["?"] = sorted(wanted)
     return {k: sorted(v) for k, v in out.items()}
+
+
+def portable_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
+    """``provenance`` without the training machine's paths, for a checkpoint that ships.
+
+    Data folders keep their names only and the initial weights their file name (their sha256
+    still identifies them, see :func:`bratseg.evaluation.pretrained_cases`).
+    """
+    out = dict(provenance)
+    if out.get("data"):
+        out["data"] = [Path(str(d)).name for d in out["data"]]
+    init = out.get("init_from")
+    if isinstance(init, dict) and init.get("path"):
+        out["init_from"] = {**init, "path": Path(str(init["path"])).name}
+    return out
 
 
 def bundle_run(
@@ -283,7 +298,7 @@ def bundle_run(
         cv=cv,
         checkpoint=checkpoint,
     )
-    provenance = {**loaded.provenance, "card": card}
+    provenance = {**portable_provenance(loaded.provenance), "card": card}
     out = save_checkpoint(
         weights_dir / f"{name}.pt",
         loaded.model,
