@@ -77,10 +77,12 @@ def open_viewer(
     models: list[str] | None = None,
     show: bool = True,
     worklist: str | None = None,
+    viewer=None,
 ):
     """Create the viewer, add the docks, load the case; returns ``(viewer, docks)``.
 
     With ``worklist`` (a folder of case folders) the Worklist dock is added too, on that folder.
+    ``viewer``: an existing viewer to fill instead of a new one (e.g. a test fixture's).
     """
     import napari
 
@@ -92,7 +94,8 @@ def open_viewer(
         from bratseg.io import find_case_files
 
         find_case_files(path if path.is_dir() else path.parent)  # one-line error before any window
-    viewer = napari.Viewer(title="napari-brats", show=show)
+    if viewer is None:
+        viewer = napari.Viewer(title="napari-brats", show=show)
     docks = {}
     first = None
     for name in DOCKS:

@@ -357,30 +357,26 @@ def test_training_panel_shows_trainer_errors(make_napari_viewer, qtbot, tmp_path
     assert panel.installed is None
 
 
-def test_view_command_opens_docks_and_case(qtbot, capsys):
+def test_view_command_opens_docks_and_case(qtbot, capsys, make_napari_viewer):
     from bratseg.cli.main import main
     from napari_brats._view_command import DOCKS, open_viewer
 
     assert main(["view", str(DATA / "no_such_case")]) == 2
     assert "no_such_case" in capsys.readouterr().err
-    viewer, docks = open_viewer(str(CASE), show=False)
-    try:
-        assert set(docks) == set(DOCKS) and all(w is not None for w in docks.values())
-        assert [layer.name for layer in viewer.layers][:4] == ["T1", "T1Gd", "T2", "FLAIR"]
-        assert "Brats18_2013_2_1" in docks["Segment"].case_label.text()
-        from bratseg.zoo import bundled_models
+    viewer, docks = open_viewer(str(CASE), show=False, viewer=make_napari_viewer())
+    assert set(docks) == set(DOCKS) and all(w is not None for w in docks.values())
+    assert [layer.name for layer in viewer.layers][:4] == ["T1", "T1Gd", "T2", "FLAIR"]
+    assert "Brats18_2013_2_1" in docks["Segment"].case_label.text()
+    from bratseg.zoo import bundled_models
 
-        models = docks["Segment"].model_list
-        tips = {
-            models.item(i).text().split(" ")[0]: models.item(i).toolTip()
-            for i in range(models.count())
-        }
-        for entry in bundled_models():  # hovering a bundled model shows its card
-            assert "Dice:" in tips[entry.name] and "validation:" in tips[entry.name], tips
-        from bratseg.zoo import default_model_names, resolve_model
+    models = docks["Segment"].model_list
+    tips = {
+        models.item(i).text().split(" ")[0]: models.item(i).toolTip() for i in range(models.count())
+    }
+    for entry in bundled_models():  # hovering a bundled model shows its card
+        assert "Dice:" in tips[entry.name] and "validation:" in tips[entry.name], tips
+    from bratseg.zoo import default_model_names, resolve_model
 
-        # one click segments with the default: the models of weights/default.txt are ticked, in
-        # that order (the first one's postprocessing applies, as in `predict` without --model)
-        assert models.selected_paths() == [str(resolve_model(n)) for n in default_model_names()]
-    finally:
-        viewer.close()
+    # one click segments with the default: the models of weights/default.txt are ticked, in
+    # that order (the first one's postprocessing applies, as in `predict` without --model)
+    assert models.selected_paths() == [str(resolve_model(n)) for n in default_model_names()]

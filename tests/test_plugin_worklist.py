@@ -164,13 +164,12 @@ def test_worklist_batch_cancels_and_resumes(make_napari_viewer, qtbot, standin, 
     )
 
 
-def test_view_opens_the_worklist_dock_on_a_folder(tmp_path):
+def test_view_opens_the_worklist_dock_on_a_folder(tmp_path, make_napari_viewer):
     from napari_brats._view_command import open_viewer
 
     folder = _folder(tmp_path, "cases", CASES[:2])
-    viewer, docks = open_viewer(str(folder / CASES[0]), show=False, worklist=str(folder))
-    try:
-        assert docks["Worklist"].table.rowCount() == 2 and _status(docks["Worklist"], 0) == "new"
-        assert docks["Worklist"].folder_edit.text() == str(folder)
-    finally:
-        viewer.close()
+    viewer, docks = open_viewer(
+        str(folder / CASES[0]), show=False, worklist=str(folder), viewer=make_napari_viewer()
+    )
+    assert docks["Worklist"].table.rowCount() == 2 and _status(docks["Worklist"], 0) == "new"
+    assert docks["Worklist"].folder_edit.text() == str(folder)
