@@ -53,7 +53,7 @@ def _moved(img: nib.Nifti1Image) -> nib.Nifti1Image:
     return nib.Nifti1Image(np.asarray(out.dataobj, dtype=np.float32), img.affine, img.header)
 
 
-def _labels(case, model_name: str = "nnunet-small") -> np.ndarray:
+def _labels(case, model_name: str = "nnunet-small-cv44-f0") -> np.ndarray:
     from bratseg.checkpoint import load_checkpoint
     from bratseg.inference import InferenceOptions, predict_case
     from bratseg.zoo import resolve_model

@@ -86,7 +86,7 @@ def _restored_copy(case_dir: Path, dest: Path, codes: str) -> Path:
 def test_a_flipped_or_permuted_copy_of_a_case_gets_identical_labels(
     brats2018_case_dir: Path, tmp_path: Path
 ) -> None:
-    """Bundled nnunet-small on the real case stored LPS (as shipped), RAS and S-L-P permuted."""
+    """Bundled nnunet-small-cv44-f0 on the real case stored LPS (as shipped), RAS and S-L-P permuted."""
     from bratseg.checkpoint import load_checkpoint
     from bratseg.inference import InferenceOptions, predict_case
     from bratseg.io import load_case
@@ -94,7 +94,7 @@ def test_a_flipped_or_permuted_copy_of_a_case_gets_identical_labels(
     from bratseg.metrics import dice_regions
     from bratseg.zoo import resolve_model
 
-    model = load_checkpoint(resolve_model("nnunet-small"))
+    model = load_checkpoint(resolve_model("nnunet-small-cv44-f0"))
     assert model.meta.get("orientation", "LPS") == "LPS"
     options = InferenceOptions(device="cpu", threads=2)
     original = load_case(brats2018_case_dir, load_seg=True)

@@ -62,7 +62,7 @@ def test_edits_survive_a_new_segmentation_run_undo_and_discard(make_napari_viewe
     viewer = make_napari_viewer()
     segment = _dock(viewer)
     assert viewer.open(str(CASE), plugin="napari-brats")
-    _run(segment, qtbot, ["nnunet-small"])
+    _run(segment, qtbot, ["nnunet-small-cv44-f0"])
     state = viewer_state(viewer)
     session, layer = state.session, state.layer
     first_proposal = session.proposal.copy()
@@ -72,10 +72,10 @@ def test_edits_survive_a_new_segmentation_run_undo_and_discard(make_napari_viewe
     assert (layer.data[block] == 1).all() and session.overrides.sum() == 216
     assert not first_proposal.transpose(2, 1, 0)[block].any()
 
-    _run(segment, qtbot, ["nnunet-small", "ds-unet-small"])  # another model: a new proposal
+    _run(segment, qtbot, ["nnunet-small-cv44-f0", "ds-unet-small"])  # another model: a new proposal
     assert state.session is session and state.layer is layer  # same review, same layer
     assert (layer.data[block] == 1).all() and session.overrides.sum() == 216
-    assert session.model.names == ["nnunet-small", "ds-unet-small"]
+    assert session.model.names == ["nnunet-small-cv44-f0", "ds-unet-small"]
     assert not np.array_equal(session.proposal, first_proposal)
     outside = ~painted.transpose(2, 1, 0)
     assert np.array_equal(session.labels[outside], session.proposal[outside])
@@ -89,7 +89,7 @@ def test_edits_survive_a_new_segmentation_run_undo_and_discard(make_napari_viewe
     assert np.array_equal(session.labels, session.proposal)
 
     _paint_block(layer, 2)
-    _run(segment, qtbot, ["nnunet-small"])
+    _run(segment, qtbot, ["nnunet-small-cv44-f0"])
     assert (layer.data[block] == 2).all() and not segment.notice.isHidden()
     segment.notice.primary.click()  # "Discard my edits"
     assert segment.notice.isHidden()
@@ -102,7 +102,7 @@ def test_an_autosaved_review_is_offered_and_restored(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     segment = _dock(viewer)
     assert viewer.open(str(CASE), plugin="napari-brats")
-    _run(segment, qtbot, ["nnunet-small"])
+    _run(segment, qtbot, ["nnunet-small-cv44-f0"])
     state = viewer_state(viewer)
     block = _paint_block(state.layer, 4)
     qtbot.waitUntil(
@@ -126,7 +126,7 @@ def test_an_autosaved_review_is_offered_and_restored(make_napari_viewer, qtbot):
     assert state2.session is not None and state2.session.region_probs is None
     assert np.array_equal(state2.session.labels, saved_labels)
     assert (state2.layer.data[block] == 4).all()
-    _run(segment2, qtbot, ["nnunet-small"])  # probabilities back, the restored edits kept
+    _run(segment2, qtbot, ["nnunet-small-cv44-f0"])  # probabilities back, the restored edits kept
     assert state2.session.region_probs is not None and state2.session.overrides.sum() == 216
     assert (state2.layer.data[block] == 4).all()
     again.close()  # a hidden viewer (nobody to ask) keeps the autosave
@@ -158,7 +158,7 @@ def test_closing_with_unexported_edits_asks_first(make_napari_viewer, qtbot):
     viewer = make_napari_viewer(show=True)
     segment = _dock(viewer)
     assert viewer.open(str(CASE), plugin="napari-brats")
-    _run(segment, qtbot, ["nnunet-small"])
+    _run(segment, qtbot, ["nnunet-small-cv44-f0"])
     state = viewer_state(viewer)
     window = viewer.window._qt_window
     assert not state.has_unexported_edits()  # nothing edited: closing would not ask
