@@ -72,3 +72,15 @@ def test_predict_applies_the_default_settings_only_to_the_default(
     assert tuned != own and tuned.wt_threshold == default_postprocess_overrides()["wt_threshold"]
     assert np.array_equal(labels, postprocess(probs, tuned, convention="2021"))
     assert not np.array_equal(labels, postprocess(probs, own, convention="2021"))
+
+
+def test_models_default_prints_the_ensemble_card(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "default"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("default: the ensemble of " + " + ".join(default_model_names()))
+    data = json.loads((BUNDLED_DIR / "default-postprocess.json").read_text())
+    assert json.dumps(data["postprocess"], sort_keys=True) in text
+    for group in data["cv_estimate"].get("groups", {}):
+        assert group in text
+    assert main(["models", "default", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["models"] == default_model_names()

@@ -15,7 +15,7 @@ variants on the same predictions. ``--rows-out FILE`` keeps the per-case rows (D
 volumes, mean ET probability) to tune case-level rules without predicting again.
 
 Run: ``.venv/bin/python tools/eval_protocol.py --split-file docs/brats44-5fold.json
---data ../shared/data/brats2018 --data ../extra-data --models nnunet-small ds-unet-small``
+--data ../shared/data/brats2018 --data ../extra-data --models ds-unet-small``
 """
 
 from __future__ import annotations

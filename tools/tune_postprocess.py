@@ -139,6 +139,7 @@ def _cache_predictions(args: argparse.Namespace, split: Any, min_wt: float) -> d
                 args.cache / f"{case_id}.npz",
                 probs=pred.region_probs[(slice(None), *box)].astype(np.float16),
                 ref=ref_stack[(slice(None), *box)],
+                box=np.array([[b.start, b.stop] for b in box]),
                 fold=k,
                 model=name,
                 seen_in_pretraining=case_id in seen,

@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "package, or in $BRATSEG_HOME/models, default ~/.napari-brats/models) with their paper, "
         "parameter count and validation Dice when the checkpoint records it, then every registered "
         "architecture (paper preset sizes) including those without weights. With NAME, print that "
-        "model's card.",
+        "model's card; `models default` prints the default ensemble's card (members, "
+        "postprocessing, cross-validated scores).",
     )
     p.add_argument(
         "name",
@@ -137,10 +138,18 @@ def collect() -> dict[str, Any]:
 
 
 def show_card(name: str, as_json: bool) -> int:
-    """Print the card of one model (zoo name or checkpoint file)."""
+    """Print the card of one model (zoo name or checkpoint file), or the default ensemble's."""
+    from bratseg.ensemble_card import DEFAULT_CARD_NAME, default_ensemble_card, format_ensemble_card
     from bratseg.modelcard import embedded_card, format_card
-    from bratseg.zoo import read_card, resolve_model
+    from bratseg.zoo import list_models, read_card, resolve_model
 
+    if name == DEFAULT_CARD_NAME and name not in {e.name for e in list_models()}:
+        card = default_ensemble_card()
+        if as_json:
+            print_json(card)
+        else:
+            print(format_ensemble_card(card))
+        return 0
     path = resolve_model(name)
     card = embedded_card(read_card(path))  # metadata only, no weights
     if not card:

@@ -68,8 +68,9 @@ class ReviewRules:
         connectivity: Neighbourhood of the components (1 faces, 2 edges, 3 corners).
     """
 
-    # How these defaults were chosen (tools/tune_review_flag.py, 2 Dec 2026): the bundled default
-    # ensemble (nnunet-small + ds-unet-small, its own postprocessing, no TTA) predicted the 28
+    # How these defaults were chosen (tools/tune_review_flag.py, 2 Dec 2026): the default ensemble
+    # of the time (nnunet-small + ds-unet-small, its own postprocessing, no TTA; since replaced by
+    # the five fold models, for which the rules are not yet retuned) predicted the 28
     # protocol cases none of its models trained on; "hard" cases are the bottom quartile of mean
     # Dice (7 cases, mean Dice <= 0.671). Among all subsets of up to 3 rule families, the one with
     # the best leave-one-out Youden's J is "little ET relative to WT" alone: min_et_fraction = 0.15
