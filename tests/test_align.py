@@ -53,14 +53,15 @@ def _moved(img: nib.Nifti1Image) -> nib.Nifti1Image:
     return nib.Nifti1Image(np.asarray(out.dataobj, dtype=np.float32), img.affine, img.header)
 
 
-def _labels(case, model_name: str = "nnunet-small-cv44-f0") -> np.ndarray:
+def _labels(case) -> np.ndarray:
+    """The bundled default ensemble's labels for ``case`` (what ``predict`` gives a user)."""
     from bratseg.checkpoint import load_checkpoint
     from bratseg.inference import InferenceOptions, predict_case
-    from bratseg.zoo import resolve_model
+    from bratseg.zoo import default_model_names, resolve_model
 
     return predict_case(
         case,
-        [load_checkpoint(resolve_model(model_name))],
+        [load_checkpoint(resolve_model(n)) for n in default_model_names()],
         InferenceOptions(device="cpu", threads=2),
     ).labels
 

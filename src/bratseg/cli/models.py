@@ -144,11 +144,11 @@ def show_card(name: str, as_json: bool) -> int:
     from bratseg.zoo import list_models, read_card, resolve_model
 
     if name == DEFAULT_CARD_NAME and name not in {e.name for e in list_models()}:
-        card = default_ensemble_card()
+        ensemble = default_ensemble_card()
         if as_json:
-            print_json(card)
+            print_json(ensemble)
         else:
-            print(format_ensemble_card(card))
+            print(format_ensemble_card(ensemble))
         return 0
     path = resolve_model(name)
     card = embedded_card(read_card(path))  # metadata only, no weights
