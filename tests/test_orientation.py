@@ -86,20 +86,20 @@ def _restored_copy(case_dir: Path, dest: Path, codes: str) -> Path:
 def test_a_flipped_or_permuted_copy_of_a_case_gets_identical_labels(
     brats2018_case_dir: Path, tmp_path: Path
 ) -> None:
-    """Bundled nnunet-small-cv44-f0 on the real case stored LPS (as shipped), RAS and S-L-P permuted."""
+    """The bundled default ensemble on the real case stored LPS (as shipped), RAS and S-L-P permuted."""
     from bratseg.checkpoint import load_checkpoint
     from bratseg.inference import InferenceOptions, predict_case
     from bratseg.io import load_case
     from bratseg.labels import region_masks
     from bratseg.metrics import dice_regions
-    from bratseg.zoo import resolve_model
+    from bratseg.zoo import default_model_names, resolve_model
 
-    model = load_checkpoint(resolve_model("nnunet-small-cv44-f0"))
-    assert model.meta.get("orientation", "LPS") == "LPS"
+    models = [load_checkpoint(resolve_model(n)) for n in default_model_names()]
+    assert all(m.meta.get("orientation", "LPS") == "LPS" for m in models)
     options = InferenceOptions(device="cpu", threads=2)
     original = load_case(brats2018_case_dir, load_seg=True)
     assert axcodes(original.affine) == ("L", "P", "S")
-    reference = predict_case(original, [model], options)
+    reference = predict_case(original, models, options)
     truth = region_masks(original.seg, "2021")
     assert (
         dice_regions(
@@ -111,7 +111,7 @@ def test_a_flipped_or_permuted_copy_of_a_case_gets_identical_labels(
     for codes in ("RAS", "SLP"):
         case = load_case(_restored_copy(brats2018_case_dir, tmp_path, codes))
         assert axcodes(case.affine) == tuple(codes)
-        pred = predict_case(case, [model], options)
+        pred = predict_case(case, models, options)
         assert pred.labels.shape == case.image.shape[1:]
         back = reorientation(case.affine, "LPS").apply(pred.labels)  # to the original storage
         assert np.array_equal(back, reference.labels), codes  # Dice 1.0 in every region
