@@ -78,6 +78,33 @@ def finished_run(
     return out, events
 
 
+def test_every_event_has_exactly_the_keys_of_its_record_type(
+    finished_run: tuple[Path, list],
+) -> None:
+    from bratseg.training.events import (
+        EVENT_KINDS,
+        DoneEvent,
+        EpochEvent,
+        StartEvent,
+        StepEvent,
+    )
+
+    records = {"start": StartEvent, "step": StepEvent, "epoch": EpochEvent, "done": DoneEvent}
+    out, _ = finished_run
+    lines = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
+    assert {e["event"] for e in lines} == set(records) and set(records) < set(EVENT_KINDS)
+    for event in lines:
+        record = records[event["event"]]
+        keys = set(event)
+        assert (
+            record.__required_keys__ <= keys <= record.__required_keys__ | record.__optional_keys__
+        ), (
+            event["event"],
+            keys ^ (record.__required_keys__ | record.__optional_keys__),
+        )
+        assert {"device", "time"} <= keys  # stamped by the trainer
+
+
 def test_run_writes_progress_and_loadable_checkpoints(finished_run: tuple[Path, list]) -> None:
     out, events = finished_run
     lines = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]

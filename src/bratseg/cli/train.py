@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     """Run the training, reporting events as JSON lines or a progress bar."""
     from bratseg.training import train_events
+    from bratseg.training.events import error_event
 
     config = config_from_args(args)
     reporter = _JsonReporter() if args.json else _BarReporter()
@@ -179,9 +181,7 @@ def run(args: argparse.Namespace) -> int:
             reporter.show(event)
     except Exception as exc:
         if args.json:
-            reporter.show(
-                {"event": "error", "message": " ".join(str(exc).split()) or type(exc).__name__}
-            )
+            reporter.show(error_event(str(exc).strip() or type(exc).__name__))
         raise
     finally:
         reporter.close()
@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _JsonReporter:
-    def show(self, event: dict[str, Any]) -> None:
+    def show(self, event: Mapping[str, Any]) -> None:
         from bratseg.cli._common import jsonable
 
         sys.stdout.write(json.dumps(jsonable(event), allow_nan=False) + "\n")
@@ -206,7 +206,7 @@ class _BarReporter:
         self.bar = None
         self.budget = None
 
-    def show(self, event: dict[str, Any]) -> None:
+    def show(self, event: Mapping[str, Any]) -> None:
         from tqdm import tqdm
 
         kind = event.get("event")

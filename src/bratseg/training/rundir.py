@@ -20,6 +20,7 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,7 @@ class ProgressLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    def write(self, event: dict[str, Any]) -> None:
+    def write(self, event: Mapping[str, Any]) -> None:
         """Append one event as a JSON line."""
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(event, default=_json_default) + "\n")

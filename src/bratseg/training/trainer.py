@@ -19,7 +19,6 @@ import math
 import time
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch.optim.swa_utils import AveragedModel
@@ -30,6 +29,14 @@ from bratseg.postprocess import PostprocessConfig
 from bratseg.training import ddp, rundir
 from bratseg.training.config import DEFAULT_EPOCHS, TrainConfig
 from bratseg.training.data import EpochSampler, PatchDataset, load_cases, training_sample
+from bratseg.training.events import (
+    DoneEvent,
+    EpochEvent,
+    StartEvent,
+    StepEvent,
+    TrainerEvent,
+    error_event,
+)
 from bratseg.training.losses import loss_for
 from bratseg.training.plans import fresh_run_plan, resolve_config, resumed_run_plan
 from bratseg.training.recipes import (
@@ -52,7 +59,7 @@ from bratseg.training.validate import validate
 logger = logging.getLogger(__name__)
 
 
-def train_events(config: TrainConfig) -> Generator[dict[str, Any], None, Path]:
+def train_events(config: TrainConfig) -> Generator[TrainerEvent, None, Path]:
     """Train (or fine-tune, or resume) as configured, yielding progress events.
 
     Args:
@@ -81,7 +88,7 @@ def train_events(config: TrainConfig) -> Generator[dict[str, Any], None, Path]:
             msg = " ".join(str(exc).split()) or type(exc).__name__
             if not isinstance(exc, BratsInputError):
                 msg = f"{type(exc).__name__}: {msg}"
-            log.write({"event": "error", "message": msg, "time": time.time()})
+            log.write(error_event(msg, time.time()))
         raise
     finally:
         ddp.cleanup(ctx)
@@ -197,16 +204,18 @@ class _Session:
         recipe = self.plan.recipe
         return recipe.lr * lr_factor(recipe, self.progress(), self.state.plateau.scale)
 
-    def _emit(self, event: dict[str, Any]) -> dict[str, Any]:
-        event.setdefault("device", self.ctx.device_desc)
-        event.setdefault("time", time.time())
+    def _emit(self, event: TrainerEvent) -> TrainerEvent:
+        if "device" not in event:
+            event["device"] = self.ctx.device_desc
+        if "time" not in event:
+            event["time"] = time.time()
         if self.log is not None:
             self.log.write(event)
         return event
 
     # ------------------------------------------------------------------ loop
 
-    def run(self) -> Generator[dict[str, Any], None, Path]:
+    def run(self) -> Generator[TrainerEvent, None, Path]:
         self._setup()
         state = self.state
         self._session_start, self._session_start_step = time.monotonic(), state.global_step
@@ -224,20 +233,19 @@ class _Session:
                     loss, parts = self._train_step(batch)
                     losses.append(loss)
                     if self.ctx.is_main and self.config.step_events:
-                        yield self._emit(
-                            {
-                                "event": "step",
-                                "epoch": state.epoch + 1,
-                                "step": state.global_step,
-                                "epoch_step": state.step_in_epoch,
-                                "steps_per_epoch": self.plan.steps_per_epoch,
-                                "loss": loss,
-                                "loss_parts": parts,
-                                "lr": self._current_lr,
-                                "eta_s": self.eta(),
-                                "elapsed_s": round(state.timer.elapsed, 3),
-                            }
-                        )
+                        step_event: StepEvent = {
+                            "event": "step",
+                            "epoch": state.epoch + 1,
+                            "step": state.global_step,
+                            "epoch_step": state.step_in_epoch,
+                            "steps_per_epoch": self.plan.steps_per_epoch,
+                            "loss": loss,
+                            "loss_parts": parts,
+                            "lr": self._current_lr,
+                            "eta_s": self.eta(),
+                            "elapsed_s": round(state.timer.elapsed, 3),
+                        }
+                        yield self._emit(step_event)
                     reason = self._stop_reason()
                     if reason is not None:
                         break
@@ -253,19 +261,18 @@ class _Session:
         best = self.out / rundir.BEST_CHECKPOINT
         result = best if best.exists() else self.out / rundir.LAST_CHECKPOINT
         if self.ctx.is_main:
-            yield self._emit(
-                {
-                    "event": "done",
-                    "reason": reason,
-                    "epoch": state.epoch,
-                    "step": state.global_step,
-                    "val_dice": region_dice(state.last_val),
-                    "best_val_mean": _finite(state.best_score),
-                    "checkpoint": str(result),
-                    "last": str(self.out / rundir.LAST_CHECKPOINT),
-                    "elapsed_s": round(state.timer.elapsed, 3),
-                }
-            )
+            done: DoneEvent = {
+                "event": "done",
+                "reason": reason,
+                "epoch": state.epoch,
+                "step": state.global_step,
+                "val_dice": region_dice(state.last_val),
+                "best_val_mean": _finite(state.best_score),
+                "checkpoint": str(result),
+                "last": str(self.out / rundir.LAST_CHECKPOINT),
+                "elapsed_s": round(state.timer.elapsed, 3),
+            }
+            yield self._emit(done)
         ddp.barrier(self.ctx)
         return result
 
@@ -319,7 +326,7 @@ class _Session:
             return local or "stopped by another process"
         return None
 
-    def _end_epoch(self, losses: list[float]) -> dict[str, Any] | None:
+    def _end_epoch(self, losses: list[float]) -> TrainerEvent | None:
         """Finish an epoch: SWA update, validation, checkpoints; the epoch event (rank 0)."""
         state, recipe = self.state, self.plan.recipe
         state.epoch += 1
@@ -354,24 +361,23 @@ class _Session:
         if not self.ctx.is_main:
             return None
         last_val = state.last_val
-        return self._emit(
-            {
-                "event": "epoch",
-                "epoch": state.epoch,
-                "step": state.global_step,
-                "loss": float(sum(losses) / len(losses)) if losses else None,
-                "lr": self._lr(),
-                "val_dice": region_dice(last_val),
-                "val_mean": _finite(last_val["mean"]) if last_val else None,
-                "best": improved,
-                "best_val_mean": _finite(state.best_score),
-                "swa": state.swa is not None,
-                "eta_s": self.eta(),
-                "elapsed_s": round(state.timer.elapsed, 3),
-            }
-        )
+        epoch: EpochEvent = {
+            "event": "epoch",
+            "epoch": state.epoch,
+            "step": state.global_step,
+            "loss": float(sum(losses) / len(losses)) if losses else None,
+            "lr": self._lr(),
+            "val_dice": region_dice(last_val),
+            "val_mean": _finite(last_val["mean"]) if last_val else None,
+            "best": improved,
+            "best_val_mean": _finite(state.best_score),
+            "swa": state.swa is not None,
+            "eta_s": self.eta(),
+            "elapsed_s": round(state.timer.elapsed, 3),
+        }
+        return self._emit(epoch)
 
-    def _start_event(self) -> dict[str, Any]:
+    def _start_event(self) -> StartEvent:
         plan, state = self.plan, self.state
         n_params = sum(p.numel() for p in state.net.parameters() if p.requires_grad)
         return {
