@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from bratseg.errors import BratsInputError
+from bratseg.inference.model_meta import size_divisor
 from bratseg.preprocess import PreprocessConfig
 from bratseg.training import ddp, rundir
 from bratseg.training.config import MIN_STEPS_PER_EPOCH, TrainConfig
@@ -26,7 +27,6 @@ from bratseg.training.setup import (
     RunSplit,
     fit_fixed_input,
     initial_model,
-    model_size_divisor,
     preprocess_for,
     round_patch,
 )
@@ -92,7 +92,7 @@ def fresh_run_plan(cfg: TrainConfig, ctx: ddp.DistContext) -> RunPlan:
     )
     if aug:
         recipe.augment = type(recipe.augment).from_dict({**recipe.augment.to_dict(), **aug})
-    divisor = model_size_divisor(init)
+    divisor = size_divisor(init)
     patch = round_patch(cfg.patch, divisor) if cfg.patch else default_patch(preprocess, divisor)
     patch = fit_fixed_input(init, patch)
     refs = _case_refs(cfg)

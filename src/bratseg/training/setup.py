@@ -136,22 +136,13 @@ def initial_model(name_or_path: str, preset: str = "small") -> InitialModel:
     )
 
 
-def model_size_divisor(init: InitialModel) -> int:
-    """Spatial multiple the network needs (config first, then spec)."""
-    return int(getattr(init.config, "size_divisor", None) or init.spec.size_divisor)
-
-
-def model_in_channels(init: InitialModel) -> int:
-    """Input channels of the network (config first, then spec)."""
-    return int(getattr(init.config, "in_channels", None) or init.spec.in_channels)
-
-
 def preprocess_for(config: TrainConfig, init: InitialModel) -> PreprocessConfig:
     """Preprocessing of the run: the fine-tuned checkpoint's, else from the config.
 
     The pad multiple is a multiple of the network's size divisor; the foreground channel
     follows the network's input channel count.
     """
+    from bratseg.inference.model_meta import in_channels, size_divisor
     from bratseg.io import MODALITIES
 
     if init.preprocess:
@@ -172,8 +163,8 @@ def preprocess_for(config: TrainConfig, init: InitialModel) -> PreprocessConfig:
             else (float(config.target_spacing) or None)
         )
         pp = PreprocessConfig(target_spacing=ts)
-    pp.foreground_channel = model_in_channels(init) == len(MODALITIES) + 1
-    pp.pad_multiple = effective_pad_multiple(pp, model_size_divisor(init))
+    pp.foreground_channel = in_channels(init) == len(MODALITIES) + 1
+    pp.pad_multiple = effective_pad_multiple(pp, size_divisor(init))
     return pp
 
 

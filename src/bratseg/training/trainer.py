@@ -24,6 +24,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from bratseg.errors import BratsInputError
+from bratseg.inference.model_meta import size_divisor
 from bratseg.labels import REGIONS
 from bratseg.postprocess import PostprocessConfig
 from bratseg.training import ddp, rundir
@@ -51,7 +52,6 @@ from bratseg.training.setup import (
     default_num_workers,
     enable_gradient_checkpointing,
     make_loader,
-    model_size_divisor,
 )
 from bratseg.training.snapshots import RunState, region_dice, restore_state, save_snapshots
 from bratseg.training.validate import validate
@@ -345,7 +345,7 @@ class _Session:
                 output_kind=self.spec.output_kind,
                 device=self.device,
                 postprocess=self.postprocess,
-                divisor=model_size_divisor(self.plan.init),
+                divisor=size_divisor(self.plan.init),
                 amp=self.use_amp,
             )
             state.last_val = {k: val[k] for k in (*REGIONS, "mean")}
