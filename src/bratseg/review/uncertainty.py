@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -28,6 +27,7 @@ import numpy as np
 from bratseg.components import gather_flat, mask_components
 from bratseg.labels import REGION_NAMES, REGIONS, check_convention, region_masks
 from bratseg.metrics import tumour_volumes_ml
+from bratseg.review.flag_rules import DEFAULT_RULES, ReviewRules
 
 logger = logging.getLogger(__name__)
 
@@ -37,80 +37,6 @@ HotspotKind = Literal["uncertain", "low-confidence component"]
 
 #: Probabilities are clipped to [EPS, 1 - EPS] before the logarithms.
 _EPS = 1e-6
-
-
-@dataclass(frozen=True)
-class ReviewRules:
-    """Thresholds of the hotspots and of the case-level review flag (one place for all of them).
-
-    Attributes:
-        uncertain_entropy: A voxel is uncertain when its entropy (bits) is at least this.
-        uncertain_spread: A voxel is uncertain when the members' spread is at least this.
-        min_hotspot_ml: Hotspots smaller than this are not listed (they still count in
-            ``uncertain_ml``).
-        max_hotspots: At most this many hotspots are listed (the largest).
-        low_component_prob: A predicted component is low-confidence when its region's mean
-            probability over it is below this.
-        max_uncertain_ml: Flag: more uncertain volume than this (mL), entropy measure.
-        max_disagreement_ml: Flag: more uncertain volume than this (mL), a disagreement measure.
-        max_uncertain_fraction: Flag: uncertain volume over this many times the predicted whole
-            tumour (at least ``min_wt_ml``), entropy measure.
-        max_disagreement_fraction: The same for a disagreement measure.
-        min_et_mean_prob: Flag: ET predicted with a mean ET probability below this.
-        min_et_ml: ET smaller than this (mL) is not judged by ``min_et_mean_prob``.
-        min_et_fraction: Flag: predicted ET under this fraction of the predicted whole tumour
-            (ET Dice is unreliable for small ET, and ET may have been missed).
-        max_component_distance_mm: Flag: a WT component of at least ``min_hotspot_ml`` whose
-            centroid lies farther than this from the largest component's.
-        min_wt_ml: Flag: whole tumour smaller than this (mL), none included.
-        max_wt_ml: Flag: whole tumour larger than this (mL).
-        max_low_confidence_ml: Flag: low-confidence components totalling more than this (mL).
-        connectivity: Neighbourhood of the components (1 faces, 2 edges, 3 corners).
-    """
-
-    # How these defaults were chosen (tools/tune_review_flag.py, 2 Dec 2026): the default ensemble
-    # of the time (nnunet-small + ds-unet-small, its own postprocessing, no TTA; since replaced by
-    # the five fold models, for which the rules are not yet retuned) predicted the 28
-    # protocol cases none of its models trained on; "hard" cases are the bottom quartile of mean
-    # Dice (7 cases, mean Dice <= 0.671). Among all subsets of up to 3 rule families, the one with
-    # the best leave-one-out Youden's J is "little ET relative to WT" alone: min_et_fraction = 0.15
-    # flags 6/7 hard cases (86%) and 3/21 others (14%), the same in leave-one-out. With the
-    # ensemble's disagreement instead of the entropy, uncertain_spread 0.3 and
-    # max_disagreement_fraction 1.5 on top flag 7/7 hard and 4/21 others (in-sample).
-    # The other rules are safety nets that fire on none of the 21 other cases: an implausible whole
-    # tumour (< 2 or > 300 mL; observed 19-164 mL), over 100 mL uncertain (H >= 0.8; others at
-    # most 85 mL) or over 2x the whole tumour (others at most 1.9x), parts over 90 mm apart
-    # (others at most 78 mm), a weak ET (mean p < 0.75: only possible once the ET threshold is
-    # lowered under the default 0.7) and over 5 mL of low-confidence components (none seen).
-    # All defaults together: 7/7 hard cases flagged (100%), 3/21 others (14%), in-sample.
-    uncertain_entropy: float = 0.8
-    uncertain_spread: float = 0.3
-    min_hotspot_ml: float = 0.1
-    max_hotspots: int = 20
-    low_component_prob: float = 0.75
-    max_uncertain_ml: float = 100.0
-    max_disagreement_ml: float = math.inf
-    max_uncertain_fraction: float = 2.0
-    max_disagreement_fraction: float = 1.5
-    min_et_mean_prob: float = 0.75
-    min_et_ml: float = 0.5
-    min_et_fraction: float = 0.15
-    max_component_distance_mm: float = 90.0
-    min_wt_ml: float = 2.0
-    max_wt_ml: float = 300.0
-    max_low_confidence_ml: float = 5.0
-    connectivity: int = 3
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (a rule switched off by an infinite threshold gives None)."""
-        return {
-            k: (None if isinstance(v, float) and math.isinf(v) else v)
-            for k, v in dataclasses.asdict(self).items()
-        }
-
-
-#: The defaults (see :class:`ReviewRules`).
-DEFAULT_RULES = ReviewRules()
 
 
 @dataclass
