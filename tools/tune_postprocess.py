@@ -100,10 +100,11 @@ def main(argv: list[str] | None = None) -> int:
 def _cache_predictions(args: argparse.Namespace, split: Any, min_wt: float) -> dict[str, Any]:
     """Predict every held-out case with its fold model unless cached; the base postprocessing."""
     from bratseg.checkpoint import load_checkpoint
+    from bratseg.components import bounding_box
     from bratseg.evaluation import check_held_out, round_weights_to_half
     from bratseg.inference import InferenceOptions, predict_case
     from bratseg.io import find_case_files, load_case, load_label_map
-    from bratseg.labels import detect_convention, region_masks
+    from bratseg.labels import detect_convention, regions_to_stack
     from bratseg.training.data import discover_cases
     from bratseg.zoo import ensemble_postprocess, resolve_model
 
@@ -131,10 +132,9 @@ def _cache_predictions(args: argparse.Namespace, split: Any, min_wt: float) -> d
             folder = Path(refs[case_id])
             pred = predict_case(load_case(folder, load_seg=False), members, options)
             ref = load_label_map(find_case_files(folder)["seg"]).data
-            masks = region_masks(ref, detect_convention(ref, source=str(folder)))
-            ref_stack = np.stack([masks[r] for r in ("wt", "tc", "et")])
+            ref_stack = regions_to_stack(ref, detect_convention(ref, source=str(folder)))
             keep = (pred.region_probs[0] >= min_wt) | ref_stack[0]
-            box = _box(keep)
+            box = bounding_box(keep, pad=MARGIN) or tuple(slice(0, n) for n in keep.shape)
             np.savez_compressed(
                 args.cache / f"{case_id}.npz",
                 probs=pred.region_probs[(slice(None), *box)].astype(np.float16),
@@ -148,22 +148,11 @@ def _cache_predictions(args: argparse.Namespace, split: Any, min_wt: float) -> d
     return base or {}
 
 
-def _box(mask: np.ndarray) -> tuple[slice, ...]:
-    """The bounding box of ``mask`` plus :data:`MARGIN` (the whole array when empty)."""
-    if not mask.any():
-        return tuple(slice(0, n) for n in mask.shape)
-    out = []
-    for axis in range(mask.ndim):
-        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        out.append(slice(max(hit[0] - MARGIN, 0), min(hit[-1] + 1 + MARGIN, mask.shape[axis])))
-    return tuple(out)
-
-
 def _score_grid(
     cache: Path, cases: list[str], base: dict[str, Any], variants: list[dict[str, Any]]
 ) -> list[dict[str, dict[str, Any]]]:
     """Per variant, per case: Dice (WT, TC, ET), ET false positive, fold, seen_in_pretraining."""
-    from bratseg.labels import region_masks
+    from bratseg.labels import regions_to_stack
     from bratseg.metrics import dice_regions
     from bratseg.postprocess import PostprocessConfig, postprocess
 
@@ -174,8 +163,7 @@ def _score_grid(
             probs, ref = z["probs"].astype(np.float32), z["ref"]
             fold, seen = int(z["fold"]), bool(z["seen_in_pretraining"])
         for i, config in enumerate(configs):
-            masks = region_masks(postprocess(probs, config), "2021")
-            pred = np.stack([masks[r] for r in ("wt", "tc", "et")])
+            pred = regions_to_stack(postprocess(probs, config), "2021")
             d = dice_regions(pred, ref)
             out[i][case_id] = {
                 "dice": [round(float(x), 4) for x in d],

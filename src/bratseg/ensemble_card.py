@@ -25,9 +25,9 @@ def default_ensemble_card() -> dict[str, Any]:
     Raises:
         BratsInputError: No settings file is bundled, or it is not valid JSON.
     """
-    from bratseg.zoo import BUNDLED_DIR
+    from bratseg.zoo import DEFAULT_SETTINGS_FILE
 
-    path = BUNDLED_DIR / "default-postprocess.json"
+    path = DEFAULT_SETTINGS_FILE
     if not path.is_file():
         raise BratsInputError("no default ensemble card is bundled", path)
     try:

@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 #: Folder of the checkpoints shipped with the package.
 BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
+#: The default ensemble's settings and card (postprocessing, cross-validation estimate).
+DEFAULT_SETTINGS_FILE = BUNDLED_DIR / "default-postprocess.json"
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 _BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 _CARD_CACHE: dict[tuple[str, int, int], dict[str, Any]] = {}
@@ -243,7 +245,7 @@ def default_model_names() -> list[str]:
 def default_postprocess_overrides() -> dict[str, Any]:
     """Postprocessing settings of the bundled default ensemble (``weights/default-postprocess.json``,
     key ``postprocess``), applied over the first default model's own; empty when absent."""
-    path = BUNDLED_DIR / "default-postprocess.json"
+    path = DEFAULT_SETTINGS_FILE
     if not path.is_file():
         return {}
     try:
