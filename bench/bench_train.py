@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from bratseg.inference.device import select_device
+    from bratseg.inference.model_meta import size_divisor
     from bratseg.training.augment import build_augmentation
     from bratseg.training.config import TrainConfig
     from bratseg.training.data import (
@@ -73,7 +74,6 @@ def main(argv: list[str] | None = None) -> int:
         fit_fixed_input,
         initial_model,
         make_loader,
-        model_size_divisor,
         preprocess_for,
         round_patch,
     )
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     pp = preprocess_for(
         TrainConfig(data=[args.data], out="-", target_spacing=args.target_spacing), init
     )
-    div = model_size_divisor(init)
+    div = size_divisor(init)
     patch = round_patch(args.patch, div) if args.patch else default_patch(pp, div)
     patch = fit_fixed_input(init, patch)
     recipe = default_recipe(init.arch)

@@ -11,8 +11,9 @@ import torch
 from bratseg import zoo
 from bratseg.checkpoint import load_checkpoint
 from bratseg.errors import BratsInputError
-from bratseg.modelcard import bundle_run, markdown_row
+from bratseg.evaluation.bundling import bundle_run
 from bratseg.training import TrainConfig, train_events
+from bratseg.zoo.card import markdown_row
 
 pytestmark = pytest.mark.slow  # tiny training runs and full-resolution card predictions
 
@@ -93,26 +94,26 @@ def test_bundle_writes_card_and_fp16_checkpoint_listed_by_the_zoo(
 ) -> None:
     weights = tmp_path / "models"
     card, path = bundle_run(tiny_run, "tiny-test", weights, threads=2, default=True)
-    assert CARD_KEYS <= set(card)
-    assert card["architecture"] == "ds-unet" and card["data"]["val_cases"] == [CASES[0]]
-    assert card["data"]["train_cases"] == [CASES[1]] and card["data"]["n_cases"] == 2
-    assert [row["case"] for row in card["val_per_case"]] == [CASES[0]]
-    assert all(0.0 <= card["val_dice"][r] <= 1.0 for r in ("wt", "tc", "et"))
-    assert card["cpu_seconds_per_case"] > 0 and card["steps"] == 2 and card["epochs"] == 1
-    assert card["source_sha256"] == load_checkpoint(tiny_run / "best.pt").sha256
-    assert json.loads((weights / "tiny-test.json").read_text())["val_dice"] == card["val_dice"]
+    assert CARD_KEYS <= set(card.to_dict())
+    assert card.architecture == "ds-unet" and card.data.val_cases == [CASES[0]]
+    assert card.data.train_cases == [CASES[1]] and card.data.n_cases == 2
+    assert [row["case"] for row in card.val_per_case] == [CASES[0]]
+    assert all(0.0 <= card.val_dice[r] <= 1.0 for r in ("wt", "tc", "et"))
+    assert card.cpu_seconds_per_case > 0 and card.steps == 2 and card.epochs == 1
+    assert card.source_sha256 == load_checkpoint(tiny_run / "best.pt").sha256
+    assert json.loads((weights / "tiny-test.json").read_text())["val_dice"] == card.val_dice
     # provenance names datasets and case ids, never a path of the training machine
-    [(dataset, ids)] = card["data"]["datasets"].items()
+    [(dataset, ids)] = card.data.datasets.items()
     assert dataset.startswith("bundle-data") and ids == sorted(CASES)
-    assert card["data"]["folders"] == [dataset]
+    assert card.data.folders == [dataset]
     basetemp = str(tiny_run.parents[1])
-    assert basetemp.startswith("/") and basetemp not in json.dumps(card)
+    assert basetemp.startswith("/") and basetemp not in json.dumps(card.to_dict())
     assert (weights / "default.txt").read_text().strip() == "tiny-test"
     assert markdown_row(card).startswith("| tiny-test | ds-unet (tiny) |")
 
     bundled = load_checkpoint(path)
     assert bundled.meta["half"] is True
-    assert bundled.meta["provenance"]["card"]["val_dice"] == card["val_dice"]
+    assert bundled.meta["provenance"]["card"]["val_dice"] == card.val_dice
     assert basetemp not in json.dumps(bundled.meta["provenance"])  # the shipped file too
     assert bundled.meta["provenance"]["data"] == [dataset]
     raw = torch.load(path, weights_only=True, mmap=True)["state_dict"]
@@ -120,7 +121,7 @@ def test_bundle_writes_card_and_fp16_checkpoint_listed_by_the_zoo(
 
     monkeypatch.setenv("BRATSEG_HOME", str(tmp_path))  # user models dir = tmp_path/models
     entry = next(e for e in zoo.list_models() if e.name == "tiny-test")
-    assert entry.arch == "ds-unet" and entry.val_dice == pytest.approx(card["val_dice"])
+    assert entry.arch == "ds-unet" and entry.val_dice == pytest.approx(card.val_dice)
     assert zoo.resolve_model("tiny-test") == path
 
 
@@ -150,7 +151,7 @@ def test_bundle_a_run_on_every_case_with_a_cross_validation_card(
     tmp_path_factory: pytest.TempPathFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from bratseg.modelcard import format_card
+    from bratseg.zoo.card import format_card
 
     other_fold = _tiny_run(bundle_data, tmp_path_factory, "fold-b", val_cases=[CASES[1]])
     every_case = _tiny_run(bundle_data, tmp_path_factory, "all", val_fraction=0.0)
@@ -165,21 +166,21 @@ def test_bundle_a_run_on_every_case_with_a_cross_validation_card(
         postprocess={"min_island_fraction": 0.1},
     )
     # the weights hold no case out; each case is scored by the fold model that held it out
-    assert sorted(card["data"]["train_cases"]) == sorted(CASES) and card["data"]["val_cases"] == []
-    assert [(row["case"], row["fold"]) for row in card["val_per_case"]] == [
+    assert sorted(card.data.train_cases) == sorted(CASES) and card.data.val_cases == []
+    assert [(row["case"], row["fold"]) for row in card.val_per_case] == [
         (CASES[0], 0),
         (CASES[1], 1),
     ]
-    cv = card["cross_validation"]
+    cv = card.cross_validation
     assert cv["n_folds"] == 2 and cv["n_cases"] == 2
     assert [f["val_cases"] for f in cv["folds"]] == [[CASES[0]], [CASES[1]]]
-    assert card["remark"].startswith("Cross-validation estimate") and "last epoch" in card["remark"]
-    assert card["checkpoint"] == "last" and card["postprocess"]["min_island_fraction"] == 0.1
+    assert card.remark.startswith("Cross-validation estimate") and "last epoch" in card.remark
+    assert card.checkpoint == "last" and card.postprocess["min_island_fraction"] == 0.1
     assert load_checkpoint(path).meta["postprocess"]["min_island_fraction"] == 0.1
     assert "cross-validation estimate" in format_card(card)
     monkeypatch.setenv("BRATSEG_HOME", str(tmp_path))  # user models dir = tmp_path/models
     entry = next(e for e in zoo.list_models() if e.name == "tiny-cv")
-    assert entry.cross_validated and entry.val_dice == pytest.approx(card["val_dice"])
+    assert entry.cross_validated and entry.val_dice == pytest.approx(card.val_dice)
     assert not next(e for e in zoo.list_models() if e.name != "tiny-cv").cross_validated
     # a fold given twice, or a fold model that trained on the case it is scored on, is refused
     with pytest.raises(BratsInputError, match="held out by folds"):

@@ -16,12 +16,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-import bratseg.zoo as zoo
 from bratseg.checkpoint import load_checkpoint
 from bratseg.cli.main import main
 from bratseg.labels import region_masks
 from bratseg.metrics import dice_regions
-from bratseg.zoo import BUNDLED_DIR, default_model_names, list_models
+from bratseg.zoo import BUNDLED_DIR, ModelCard, catalogue, default_model_names, list_models
 
 #: Upper bound on all bundled weights together (package size budget).
 MAX_BUNDLED_BYTES = 80 * 1024 * 1024
@@ -79,6 +78,12 @@ def test_every_bundled_model_has_an_honest_card(entry):
     loaded = load_checkpoint(entry.path)
     assert loaded.meta["provenance"]["card"]["val_dice"] == card["val_dice"]
     assert entry.val_dice == card["val_dice"]
+    # the typed card reads every key of the file and writes the same JSON back
+    typed, written = ModelCard.from_dict(card), ModelCard.from_dict(card).to_dict()
+    assert all(written[k] == v for k, v in card.items() if k != "data"), "a key was lost or changed"
+    assert all(written["data"][k] == v for k, v in card["data"].items())
+    assert typed.data.val_cases == card["data"]["val_cases"]
+    assert entry.model_card is not None and entry.model_card.val_dice == card["val_dice"]
 
 
 def _scored_case(brats2018_dir, name: str):
@@ -175,7 +180,7 @@ def test_default_ensemble_segments_a_case_it_never_saw(brats2023_case_dir, tmp_p
 
 
 def test_default_txt_names_an_ensemble_and_skips_models_not_bundled(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(zoo, "BUNDLED_DIR", tmp_path)
+    monkeypatch.setattr(catalogue, "BUNDLED_DIR", tmp_path)
     assert default_model_names() == []
     for name in ("a-small", "b-small"):
         (tmp_path / f"{name}.pt").write_bytes(b"")

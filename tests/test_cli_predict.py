@@ -277,10 +277,11 @@ def test_bad_input_exit_2_nothing_written(case_dir, ckpts, tmp_path, capsys, mak
 
 def test_no_model_and_none_bundled(case_dir, tmp_path, capsys, monkeypatch):
     import bratseg.zoo as zoo
+    from bratseg.zoo import catalogue
 
     empty = tmp_path / "no-weights"
     empty.mkdir()
-    monkeypatch.setattr(zoo, "BUNDLED_DIR", empty)
+    monkeypatch.setattr(catalogue, "BUNDLED_DIR", empty)
     assert zoo.default_model_names() == []
     rc = main(["predict", str(case_dir), "-o", str(tmp_path / "x.nii.gz")])
     err = capsys.readouterr().err

@@ -253,7 +253,7 @@ def _row(case: str, dice: float, ref_et: float, pred_et: float) -> dict:
 
 
 def test_protocol_summary_groups_by_fold_stratum_and_counts_invented_et() -> None:
-    from bratseg.protocol import format_protocol_table, protocol_summary
+    from bratseg.evaluation.protocol import format_protocol_table, protocol_summary
 
     infos = _infos(2, 4)
     split = make_split(infos, "demo", n_folds=2, seed=0)
@@ -275,7 +275,7 @@ def test_protocol_summary_groups_by_fold_stratum_and_counts_invented_et() -> Non
 
 
 def test_protocol_summary_reports_cases_seen_by_initial_weights_apart() -> None:
-    from bratseg.protocol import NEVER_SEEN, SEEN_IN_PRETRAINING, protocol_summary
+    from bratseg.evaluation.protocol import NEVER_SEEN, SEEN_IN_PRETRAINING, protocol_summary
 
     split = make_split(_infos(2, 4), "demo", n_folds=2, seed=0)
     cases = sorted(split.cases)

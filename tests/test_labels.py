@@ -287,7 +287,7 @@ def test_merge_labels_cli_writes_the_table_merge_of_two_real_maps(brats2018_dir,
 
     from bratseg.cli.main import main
     from bratseg.io import load_label_map
-    from bratseg.labelmaps import merge_labelmaps
+    from bratseg.postprocess.labelmaps import merge_labelmaps
 
     a_file = next((brats2018_dir / "Brats18_2013_2_1").glob("*_seg.nii.gz"))
     a = load_label_map(a_file)

@@ -260,7 +260,7 @@ def test_real_case_volumes_and_cross_convention_evaluation():
 
 @needs_official
 def test_official_sample_lesionwise_matching_and_dice():
-    from bratseg.lesionwise import lesionwise_metrics
+    from bratseg.metrics.lesionwise import lesionwise_metrics
 
     for pred_file, ref_file, official in _official_cases():
         pred, _ = _load(pred_file)
@@ -283,7 +283,7 @@ def test_official_sample_lesionwise_matching_and_dice():
 @needs_official
 def test_lesionwise_hd95_spacing_axis_order():
     """Official order (spacing reversed) and true order agree on isotropic data only."""
-    from bratseg.lesionwise import lesionwise_metrics
+    from bratseg.metrics.lesionwise import lesionwise_metrics
 
     pred_file, ref_file, _ = next(
         c for c in _official_cases() if _load(c[1])[1][0] != _load(c[1])[1][2]
@@ -302,7 +302,7 @@ def test_lesionwise_hd95_spacing_axis_order():
 
 
 def test_lesionwise_edge_cases():
-    from bratseg.lesionwise import region_lesionwise
+    from bratseg.metrics.lesionwise import region_lesionwise
 
     empty = np.zeros((12, 12, 12), dtype=bool)
     both_empty = region_lesionwise(empty, empty)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import ndimage
 
+from bratseg.components import mask_components
 from bratseg.errors import BratsInputError
 from bratseg.labels import (
     CLASSES,
@@ -28,7 +29,6 @@ from bratseg.postprocess import (
     apply_et_rules,
     argmax_classes,
     class_probs_to_region_probs,
-    mask_components,
     merge_labelmaps,
     postprocess,
     reconstruct_labels,
@@ -369,7 +369,7 @@ def test_reconstruct_labels_henry2021(masks, convention):
 )
 @pytest.mark.parametrize("labelling", ["sparse", "dense"])
 def test_small_islands_removed_with_all_their_labels(fraction, kept, labelling, monkeypatch):
-    import bratseg.islands as islands
+    import bratseg.postprocess.islands as islands
 
     monkeypatch.setattr(islands, "_DENSE_PER_SPARSE", 0 if labelling == "sparse" else 10**9)
     probs = np.zeros((3, 20, 20, 20), dtype=np.float32)
@@ -436,7 +436,7 @@ def test_real_case_probabilities_recover_expert_labels():
 def test_float16_threshold_exhaustive(threshold):
     """The bit-pattern fast path equals float64 ``p >= t`` for every float16 value (NaN, inf,
     negatives and subnormals included)."""
-    from bratseg.postprocess import _ge_threshold
+    from bratseg.postprocess.pipeline import _ge_threshold
 
     every = np.arange(2**16, dtype=np.uint16).view(np.float16)
     with np.errstate(invalid="ignore"):

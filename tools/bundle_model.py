@@ -67,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     from bratseg.errors import BratsInputError
+    from bratseg.evaluation.bundling import bundle_run
     from bratseg.labels import REGIONS
-    from bratseg.modelcard import bundle_run, markdown_row
+    from bratseg.zoo.card import markdown_row
 
     try:
         overrides = {}
@@ -97,36 +98,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bundle_model: error: {exc}", file=sys.stderr)
         return 2
     print(
-        f"wrote {path} ({card['file_size'] / 1e6:.1f} MB, sha256 {card['sha256'][:12]}) and "
+        f"wrote {path} ({(card.file_size or 0) / 1e6:.1f} MB, sha256 {(card.sha256 or '?')[:12]}) and "
         f"{path.with_suffix('.json')}" + (" and default.txt" if args.default else "")
     )
     print(
-        f"\n{card['architecture']} ({card['preset']}), {card['parameters']:,} parameters, {card['split']}, "
-        f"{card['epochs']} epochs / {card['steps']} steps, trained {card['training_wall_time_s']} s on "
-        f"{card['training_device']} (run: {card['run']['done_reason']})\n"
+        f"\n{card.architecture} ({card.preset}), {card.parameters:,} parameters, {card.split}, "
+        f"{card.epochs} epochs / {card.steps} steps, trained {card.training_wall_time_s} s on "
+        f"{card.training_device} (run: {card.run.get('done_reason')})\n"
     )
     head = " | ".join(
         [f"Dice {r.upper()}" for r in REGIONS] + [f"HD95 {r.upper()}" for r in REGIONS]
     )
     print(f"| case | {head} | s |")
     print("|---" * 8 + "|")
-    for row in card["val_per_case"]:
+    for row in card.val_per_case:
         fold = f" (fold {row['fold']})" if "fold" in row else ""
         cells = [f"{row['dice'][r]:.3f}" for r in REGIONS] + [
             f"{row['hd95'][r]:.1f}" for r in REGIONS
         ]
         print(f"| {row['case']}{fold} | " + " | ".join(cells) + f" | {row['seconds']:.1f} |")
-    cells = [f"{card['val_dice'][r]:.3f} ± {card['val_dice_std'][r]:.3f}" for r in REGIONS]
-    cells += [f"{card['val_hd95'][r]:.1f}" for r in REGIONS]
-    print("| **mean** | " + " | ".join(cells) + f" | {card['cpu_seconds_per_case']:.1f} |")
-    tr = card.get("val_dice_training_resolution") or {}
+    cells = [f"{card.val_dice[r]:.3f} ± {card.val_dice_std[r]:.3f}" for r in REGIONS]
+    cells += [f"{card.val_hd95[r]:.1f}" for r in REGIONS]
+    print("| **mean** | " + " | ".join(cells) + f" | {card.cpu_seconds_per_case:.1f} |")
+    tr = card.val_dice_training_resolution or {}
     if tr:
         print(
             "\ntrainer's validation Dice (training resolution): "
             + ", ".join(f"{r.upper()} {float(tr[r]):.3f}" for r in REGIONS if r in tr)
         )
     print(
-        f"\nremark: {card['remark']}\n\nREADME row:\n"
+        f"\nremark: {card.remark}\n\nREADME row:\n"
         "| model | architecture | params | val Dice WT / TC / ET | HD95 WT / TC / ET | CPU s/case "
         "| training |\n"
         "|---|---|---|---|---|---|---|"

@@ -12,7 +12,7 @@ Run: ``.venv/bin/python tools/eval_models.py [--models A B ...] [--threads 2] [-
 
 Cross-validation: ``--cv RUN[,RUN] RUN[,RUN] ...`` gives one entry per fold (run folders or
 checkpoints; several per fold are ensembled); each fold is scored on its own held-out cases and
-the rows are pooled (bratseg.crossval). ``--island-fractions 0 0.05 0.1 ...`` also scores each
+the rows are pooled (bratseg.evaluation.crossval). ``--island-fractions 0 0.05 0.1 ...`` also scores each
 ``min_island_fraction`` on the same predictions (to choose it by cross-validation).
 """
 
@@ -129,8 +129,8 @@ def _print_table(summaries: list[dict], as_json: bool) -> None:
 
 def _cross_validate(args: argparse.Namespace, variants: dict) -> int:
     """Score each fold on its held-out cases, pool the rows, print per fold and pooled."""
-    from bratseg.crossval import cross_validate
     from bratseg.errors import BratsInputError
+    from bratseg.evaluation.crossval import cross_validate
 
     folds = [entry.split(",") for entry in args.cv]
     try:

@@ -5,7 +5,7 @@ Two ways to fill the protocol's table:
 - ``--fold-runs R0 R1 ...``: one entry per fold of the split, in fold order (run folders or
   checkpoints; ``A,B`` ensembles two; ``-`` skips a fold not trained yet). Each fold model is
   scored on the cases its fold holds out, refused if it trained on one of them
-  (:func:`bratseg.crossval.cross_validate`).
+  (:func:`bratseg.evaluation.crossval.cross_validate`).
 - ``--models A B``: one fixed model or ensemble (e.g. today's bundled default), scored on every
   case of the split that none of the models trained on (``unseen``), so the number is held out.
 
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     from bratseg.errors import BratsInputError
-    from bratseg.protocol import format_protocol_table, protocol_summary
+    from bratseg.evaluation.protocol import format_protocol_table, protocol_summary
     from bratseg.training.splits import read_split_file
 
     try:
@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _fold_rows(args: argparse.Namespace, split, variants: dict) -> tuple[dict, str]:
-    from bratseg.crossval import cross_validate
     from bratseg.errors import BratsInputError
+    from bratseg.evaluation.crossval import cross_validate
 
     if len(args.fold_runs) != split.n_folds:
         raise BratsInputError(

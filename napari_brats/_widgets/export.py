@@ -1,6 +1,6 @@
 """Export dock: one click writes the reviewed case into a training-dataset folder.
 
-See :mod:`napari_brats._export` for the layout. An existing export of the same case is never
+See :mod:`bratseg.io.dataset` for the layout. An existing export of the same case is never
 replaced without asking (a Yes/No dialog; tests pass ``overwrite`` explicitly).
 """
 
@@ -23,7 +23,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .._export import LINK_MODES, ExportExistsError, export_case, export_case_nnunet
+from bratseg.io.dataset import LINK_MODES, ExportExistsError, export_case, export_case_nnunet
+
 from .._state import viewer_state
 from ._common import show_input_error
 

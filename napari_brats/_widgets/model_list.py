@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QListWidget, QListWidgetItem, QWidget
+
+if TYPE_CHECKING:
+    from bratseg.zoo import ModelEntry
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +82,7 @@ class ModelList(QListWidget):
             text = f"{entry.name} [{entry.arch}, {origin}] — {dice_text(entry.val_dice, 'CV' if entry.cross_validated else 'val')}"
             path = str(entry.path)
             checked = path in ticked if ticked else (entry.bundled and entry.name in default)
-            self._add_item(text, path, "zoo", checked, tooltip=_card_tooltip(entry.card, path))
+            self._add_item(text, path, "zoo", checked, tooltip=_card_tooltip(entry, path))
         for path in extra:
             self._add_item(f"{Path(path).name} [checkpoint file]", path, "file", path in ticked)
 
@@ -121,9 +125,9 @@ class ModelList(QListWidget):
         self.addItem(item)
 
 
-def _card_tooltip(checkpoint_meta: dict, path: str) -> str:
+def _card_tooltip(entry: ModelEntry, path: str) -> str:
     """The model card as hover text (data, split, training, scores, speed), else the path."""
-    from bratseg.modelcard import embedded_card, format_card
+    from bratseg.zoo import format_card
 
-    card = embedded_card(checkpoint_meta)
+    card = entry.model_card
     return f"{format_card(card)}\n{path}" if card else path

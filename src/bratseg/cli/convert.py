@@ -58,7 +58,7 @@ def run_merge(args: argparse.Namespace) -> int:
     """Merge A and B, write OUT; print one summary line."""
     from bratseg.io import AFFINE_TOLERANCE
     from bratseg.io.nifti import affine_difference
-    from bratseg.labelmaps import merge_labelmaps
+    from bratseg.postprocess.labelmaps import merge_labelmaps
 
     a, b = load_label_map(args.a), load_label_map(args.b)
     if a.shape != b.shape or affine_difference(a.affine, b.affine) > AFFINE_TOLERANCE * min(

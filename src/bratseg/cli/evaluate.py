@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     )
     lesions = None
     if args.lesionwise:
-        from bratseg.lesionwise import lesionwise_metrics
+        from bratseg.metrics.lesionwise import lesionwise_metrics
 
         lesions = lesionwise_metrics(
             pred.data,

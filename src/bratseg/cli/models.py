@@ -110,9 +110,9 @@ def collect() -> dict[str, Any]:
                 "val_dice": e.val_dice,
                 "val_dice_is_cv": e.cross_validated,
                 "path": str(e.path),
-                "convention": e.card.get("convention"),
-                "preprocess": e.card.get("preprocess"),
-                "created": e.card.get("created"),
+                "convention": e.meta.get("convention"),
+                "preprocess": e.meta.get("preprocess"),
+                "created": e.meta.get("created"),
             }
         )
     with_weights = {m["arch"] for m in models}
@@ -139,11 +139,15 @@ def collect() -> dict[str, Any]:
 
 def show_card(name: str, as_json: bool) -> int:
     """Print the card of one model (zoo name or checkpoint file), or the default ensemble's."""
-    from bratseg.ensemble_card import DEFAULT_CARD_NAME, default_ensemble_card, format_ensemble_card
-    from bratseg.modelcard import embedded_card, format_card
-    from bratseg.zoo import list_models, read_card, resolve_model
+    from bratseg.zoo import embedded_card, format_card, read_checkpoint_meta, resolve_model
+    from bratseg.zoo.catalogue import checkpoint_names
+    from bratseg.zoo.default_ensemble import (
+        DEFAULT_CARD_NAME,
+        default_ensemble_card,
+        format_ensemble_card,
+    )
 
-    if name == DEFAULT_CARD_NAME and name not in {e.name for e in list_models()}:
+    if name == DEFAULT_CARD_NAME and name not in checkpoint_names():
         ensemble = default_ensemble_card()
         if as_json:
             print_json(ensemble)
@@ -151,13 +155,13 @@ def show_card(name: str, as_json: bool) -> int:
             print(format_ensemble_card(ensemble))
         return 0
     path = resolve_model(name)
-    card = embedded_card(read_card(path))  # metadata only, no weights
-    if not card:
+    card = embedded_card(read_checkpoint_meta(path))  # metadata only, no weights
+    if card is None:
         raise BratsInputError(
             "this checkpoint carries no model card (train and bundle it to get one)", path
         )
     if as_json:
-        print_json(card)
+        print_json(card.to_dict())
     else:
         print(format_card(card))
     return 0

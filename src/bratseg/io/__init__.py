@@ -10,8 +10,8 @@ from bratseg.io.case import (
     match_modality,
 )
 from bratseg.io.dataset import is_case_folder, list_case_folders, scan_case_folders
-from bratseg.io.export import save_label_map, write_nifti_atomic
 from bratseg.io.nifti import LabelMap, load_label_map, open_nifti, voxel_spacing
+from bratseg.io.writing import save_label_map, write_nifti_atomic
 
 __all__ = [
     "AFFINE_TOLERANCE",

@@ -1,4 +1,4 @@
-"""NIfTI reading and validation (writing lives in :mod:`bratseg.io.export`).
+"""NIfTI reading and validation (writing lives in :mod:`bratseg.io.writing`).
 
 Every read is forced at load time (nibabel maps files lazily), so a truncated or corrupt
 ``.nii.gz`` is reported here, naming the file, and never later in the middle of inference.

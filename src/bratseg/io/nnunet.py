@@ -125,7 +125,7 @@ def write_nnunet_dataset(
         BratsInputError: ``dest`` exists, a case is unreadable or has no label map.
     """
     from bratseg.io.case import MODALITIES, load_case
-    from bratseg.io.export import save_label_map
+    from bratseg.io.writing import save_label_map
 
     dest = Path(dest)
     with _staged_folder(dest) as tmp:
@@ -175,8 +175,8 @@ def write_brats_dataset(
         BratsInputError: ``dest`` exists, or a label map cannot be converted.
     """
     from bratseg.io.case import MODALITIES
-    from bratseg.io.export import save_label_map
     from bratseg.io.nifti import load_label_map
+    from bratseg.io.writing import save_label_map
 
     dest = Path(dest)
     with _staged_folder(dest) as tmp:
@@ -266,7 +266,7 @@ def add_case_to_nnunet_dataset(
     """
     from bratseg.atomic import atomic_write
     from bratseg.io.case import MODALITIES
-    from bratseg.io.export import save_label_map
+    from bratseg.io.writing import save_label_map
 
     dest = Path(dest)
     label_file = dest / "labelsTr" / f"{case.case_id}{FILE_ENDING}"

@@ -8,7 +8,7 @@ tests directly.
   segmented are skipped) and saves each result as a review session, with the needs-review
   assessment of :func:`bratseg.review.uncertainty.assess_case` when that module is available;
 - :func:`export_approved` writes every approved case into a training dataset
-  (:func:`bratseg.io.case_export.export_case`), which ``napari-brats train --data`` reads.
+  (:func:`bratseg.io.dataset.export_case`), which ``napari-brats train --data`` reads.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from bratseg.errors import BratsInputError, Cancelled
 from bratseg.review.session import ModelInfo, ReviewSession
 
 if TYPE_CHECKING:
-    from bratseg.io.case_export import LinkMode
+    from bratseg.io.dataset import LinkMode
     from bratseg.review.worklist import Worklist
 
 logger = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ def export_approved(
 
     Each case folder gets its images, the approved labels as ``<case>_seg``, the AI proposal and
     the provenance JSON with the approval and sign-off history (see
-    :mod:`bratseg.io.case_export`). An existing export of a case is replaced only with
+    :mod:`bratseg.io.dataset`). An existing export of a case is replaced only with
     ``overwrite``; otherwise it is kept and reported as ``failed``.
 
     Yields:
@@ -210,7 +210,7 @@ def export_approved(
     Returns:
         The case folders written.
     """
-    from bratseg.io.case_export import ExportExistsError, export_case
+    from bratseg.io.dataset import ExportExistsError, export_case
 
     stop = should_stop or (lambda: False)
     written: list[Path] = []

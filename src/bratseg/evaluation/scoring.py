@@ -191,7 +191,7 @@ def pretrained_cases(provenance: dict[str, Any]) -> set[str]:
     Read from ``provenance["pretrained_cases"]`` when the trainer recorded it; otherwise from the
     checkpoint named by ``provenance["init_from"]`` (its path, or a bundled model with the same
     sha256). Such cases can still be scored (they were not in the fold's training cases), but the
-    score is not held out: :func:`bratseg.protocol.protocol_summary` reports them apart.
+    score is not held out: :func:`bratseg.evaluation.protocol.protocol_summary` reports them apart.
 
     Args:
         provenance: A checkpoint's ``meta["provenance"]``.

@@ -17,7 +17,7 @@ from typing import Any
 
 from bratseg.checkpoint import LoadedModel, load_checkpoint
 from bratseg.errors import BratsInputError
-from bratseg.evaluation import (
+from bratseg.evaluation.scoring import (
     check_held_out,
     pretrained_cases,
     region_mean_std,

@@ -8,18 +8,17 @@
 * User models live in ``$BRATSEG_HOME/models`` (see :func:`bratseg_home`); fine-tuned
   checkpoints go there. A user model with the same name as a bundled one takes precedence.
 
-A model's *card* is its checkpoint metadata (architecture, paper, preprocessing, postprocessing,
-training provenance, validation Dice). Reading it uses ``torch.load(mmap=True, weights_only=True)``,
+A checkpoint's *metadata* (:func:`read_checkpoint_meta`: architecture, paper, preprocessing,
+postprocessing, training provenance and, for shipped weights, the model card of
+:mod:`bratseg.zoo.card`) is read with ``torch.load(mmap=True, weights_only=True)``,
 which maps the weights without reading them, and is cached per (path, mtime, size), so listing
 the zoo stays cheap.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,16 +26,15 @@ from typing import Any
 import torch
 
 from bratseg.errors import BratsInputError, CheckpointError
+from bratseg.zoo.card import ModelCard, embedded_card
 
 logger = logging.getLogger(__name__)
 
 #: Folder of the checkpoints shipped with the package.
-BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
-#: The default ensemble's settings and card (postprocessing, cross-validation estimate).
-DEFAULT_SETTINGS_FILE = BUNDLED_DIR / "default-postprocess.json"
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 _BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
-_CARD_CACHE: dict[tuple[str, int, int], dict[str, Any]] = {}
+_META_CACHE: dict[tuple[str, int, int], dict[str, Any]] = {}
 
 
 @dataclass
@@ -48,8 +46,8 @@ class ModelEntry:
         path: The checkpoint file.
         arch: Architecture registry name.
         bundled: Shipped with the package (else a user model).
-        val_dice: ``{"wt": .., "tc": .., "et": ..}`` validation Dice when the card records it.
-        card: The checkpoint metadata (no weights) plus ``parameters`` and ``file_size``.
+        val_dice: ``{"wt": .., "tc": .., "et": ..}`` validation Dice when the checkpoint records it.
+        meta: The checkpoint metadata (no weights) plus ``parameters`` and ``file_size``.
     """
 
     name: str
@@ -57,18 +55,23 @@ class ModelEntry:
     arch: str
     bundled: bool
     val_dice: dict[str, float] | None = None
-    card: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_card(self) -> ModelCard | None:
+        """The model card shipped inside the checkpoint, if any."""
+        return embedded_card(self.meta)
 
     @property
     def cross_validated(self) -> bool:
         """Its card's scores are a cross-validation estimate (weights trained on every case)."""
-        card = (self.card.get("provenance") or {}).get("card") or {}
-        return bool(card.get("cross_validation"))
+        card = self.model_card
+        return bool(card and card.cross_validation)
 
     @property
     def parameters(self) -> int | None:
         """Number of learnable weights stored in the checkpoint."""
-        return self.card.get("parameters")
+        return self.meta.get("parameters")
 
 
 #: Folder of earlier versions, still used when it exists (models and sessions stay where they are).
@@ -127,7 +130,7 @@ def _checkpoints_in(folder: Path) -> list[Path]:
     )
 
 
-def read_card(path: str | Path) -> dict[str, Any]:
+def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
     """Checkpoint metadata without loading the weights (cached by path, mtime and size).
 
     Returns:
@@ -143,8 +146,8 @@ def read_card(path: str | Path) -> dict[str, Any]:
     except OSError:
         raise CheckpointError("checkpoint file not found", path) from None
     key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
-    if key in _CARD_CACHE:
-        return _CARD_CACHE[key]
+    if key in _META_CACHE:
+        return _META_CACHE[key]
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # noqa: BLE001 - every failure is reported as one line
@@ -154,29 +157,32 @@ def read_card(path: str | Path) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("format") != "bratseg-checkpoint":
         raise CheckpointError("not a bratseg checkpoint", path)
     state = payload.get("state_dict") or {}
-    card = {k: v for k, v in payload.items() if k != "state_dict"}
+    meta = {k: v for k, v in payload.items() if k != "state_dict"}
     unique = {
         (t.data_ptr(), tuple(t.shape)): t
         for k, t in state.items()  # aliased entries count once
         if hasattr(t, "numel") and not k.endswith(_BUFFER_SUFFIXES)
     }
-    card["parameters"] = int(sum(t.numel() for t in unique.values()))
-    card["file_size"] = int(st.st_size)
+    meta["parameters"] = int(sum(t.numel() for t in unique.values()))
+    meta["file_size"] = int(st.st_size)
     del payload, state
-    _CARD_CACHE[key] = card
-    return card
+    _META_CACHE[key] = meta
+    return meta
 
 
-def _find_val_dice(card: dict[str, Any]) -> dict[str, float] | None:
-    """Validation Dice from the card.
+def _find_val_dice(meta: dict[str, Any]) -> dict[str, float] | None:
+    """Validation Dice of a checkpoint.
 
-    The model card's full-resolution ``provenance.card.val_dice`` (:mod:`bratseg.modelcard`) first,
-    else the trainer's provenance/extra ``val_dice`` or ``metrics.val_dice``.
+    The model card's full-resolution ``val_dice`` (:mod:`bratseg.zoo.card`) first, else the
+    trainer's ``val_dice`` in the provenance, its ``extra`` or ``metrics`` sections.
     """
-    for section in (card.get("provenance") or {}, card.get("extra") or {}, card):
+    card = embedded_card(meta)
+    if card is not None and card.val_dice:
+        return {k: float(v) for k, v in card.val_dice.items() if v is not None}
+    for section in (meta.get("provenance") or {}, meta.get("extra") or {}, meta):
         if not isinstance(section, dict):
             continue
-        for holder in (section.get("card") or {}, section, section.get("metrics") or {}):
+        for holder in (section, section.get("metrics") or {}):
             value = holder.get("val_dice") if isinstance(holder, dict) else None
             if isinstance(value, dict) and value:
                 try:
@@ -187,14 +193,14 @@ def _find_val_dice(card: dict[str, Any]) -> dict[str, float] | None:
 
 
 def _entry(path: Path, bundled: bool) -> ModelEntry:
-    card = read_card(path)
+    meta = read_checkpoint_meta(path)
     return ModelEntry(
         name=_strip_suffix(path.name),
         path=path,
-        arch=str(card.get("arch", "?")),
+        arch=str(meta.get("arch", "?")),
         bundled=bundled,
-        val_dice=_find_val_dice(card),
-        card=card,
+        val_dice=_find_val_dice(meta),
+        meta=meta,
     )
 
 
@@ -223,84 +229,11 @@ def bundled_models() -> list[ModelEntry]:
     return [e for e in list_models(include_user=False) if e.bundled]
 
 
-def default_model_names() -> list[str]:
-    """Names of the bundled default model(s); several = an ensemble; empty when none is bundled."""
-    names = [_strip_suffix(p.name) for p in _checkpoints_in(BUNDLED_DIR)]
-    marker = BUNDLED_DIR / "default.txt"
-    if marker.is_file():
-        wanted = [
-            _strip_suffix(line.strip()) for line in marker.read_text().splitlines() if line.strip()
-        ]
-        missing = [w for w in wanted if w not in names]
-        if missing:
-            logger.warning(
-                "weights/default.txt names %s, not bundled", ", ".join(map(repr, missing))
-            )
-        found = [w for w in wanted if w in names]
-        if found:
-            return found
-    return names[:1]
-
-
-def default_postprocess_overrides() -> dict[str, Any]:
-    """Postprocessing settings of the bundled default ensemble (``weights/default-postprocess.json``,
-    key ``postprocess``), applied over the first default model's own; empty when absent."""
-    path = DEFAULT_SETTINGS_FILE
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as exc:
-        logger.warning("%s is not valid JSON (%s); using the models' own postprocessing", path, exc)
-        return {}
-    return dict(data.get("postprocess") or {})
-
-
-def is_default_ensemble(paths: Sequence[str | Path]) -> bool:
-    """True when ``paths`` are exactly the bundled default model(s), in order."""
-    try:
-        default = [resolve_model(n).resolve() for n in default_model_names()]
-    except Exception:  # a default named but not loadable: nothing is the default
-        return False
-    return bool(default) and [Path(p).resolve() for p in paths] == default
-
-
-def ensemble_postprocess(models: Sequence[Any], **overrides: Any) -> Any:
-    """The postprocessing an ensemble of loaded checkpoints runs with, ``overrides`` applied.
-
-    The one rule every entry point (``predict``, the Segment and Worklist docks, the batch,
-    evaluation) follows: the bundled default ensemble uses its own cross-validated settings
-    (:func:`default_postprocess`); any other choice uses its first model's.
-
-    Args:
-        models: Loaded checkpoints (:class:`bratseg.checkpoint.LoadedModel`), ensemble order.
-        **overrides: PostprocessConfig fields to change (``None`` values are ignored).
-
-    Returns:
-        A :class:`bratseg.postprocess.PostprocessConfig`.
-    """
-    import dataclasses
-
-    from bratseg.postprocess import PostprocessConfig
-
-    if not models:
-        raise BratsInputError("no model given: pick at least one model (several = ensemble)")
-    if is_default_ensemble([m.path for m in models]):
-        config = default_postprocess(models[0])
-    else:
-        config = PostprocessConfig.from_dict(dict(models[0].meta.get("postprocess") or {}))
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    return dataclasses.replace(config, **changes) if changes else config
-
-
-def default_postprocess(first: Any) -> Any:
-    """The :class:`bratseg.postprocess.PostprocessConfig` of the default ensemble whose first
-    model is the loaded checkpoint ``first``."""
-    from bratseg.postprocess import PostprocessConfig
-
-    return PostprocessConfig.from_dict(
-        {**dict(first.meta.get("postprocess") or {}), **default_postprocess_overrides()}
-    )
+def checkpoint_names() -> set[str]:
+    """Names of every bundled and user checkpoint (file names only; nothing is read)."""
+    return {
+        _strip_suffix(p.name) for f in (BUNDLED_DIR, user_models_dir()) for p in _checkpoints_in(f)
+    }
 
 
 def resolve_model(name_or_path: str | Path) -> Path:
@@ -323,19 +256,7 @@ def resolve_model(name_or_path: str | Path) -> Path:
                 return path
     if looks_like_path:
         raise BratsInputError("checkpoint file not found", candidate)
-    names = [
-        _strip_suffix(p.name) for f in (BUNDLED_DIR, user_models_dir()) for p in _checkpoints_in(f)
-    ]
-    known = ", ".join(sorted(set(names))) or "none installed"
+    known = ", ".join(sorted(checkpoint_names())) or "none installed"
     raise BratsInputError(
         f"unknown model {text!r} (available: {known}; or pass a checkpoint file path)"
-    )
-
-
-def no_default_model_message() -> str:
-    """Explanation used when no model was given and none is bundled."""
-    return (
-        "no model given and no bundled default model is installed (src/bratseg/weights/ is empty); "
-        f"pass --model NAME_OR_CHECKPOINT.pt (a checkpoint file, or a name from `napari-brats models`; "
-        f"user models live in {user_models_dir()})"
     )

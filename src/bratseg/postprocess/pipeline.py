@@ -6,12 +6,12 @@ Pipeline of :func:`postprocess` (every knob lives in :class:`PostprocessConfig`)
    thresholded hierarchically, WT first, then TC inside WT, then ET inside TC (Ashtari et al. 2021; Futrega et al. 2021); or 4-class softmax (4, X, Y, Z) is reduced by argmax, or converted to region
    probabilities by :func:`class_probs_to_region_probs` and thresholded hierarchically (Ashtari et al. 2021).
 2. Tumour islands: optionally, connected tumour (WT) components smaller than a fraction of the
-   largest one are removed with all their labels (:mod:`bratseg.islands`; off by default,
+   largest one are removed with all their labels (:mod:`bratseg.postprocess.islands`; off by default,
    checkpoints may turn it on).
 3. ET corrections, each turning ET voxels into NCR (they stay in the tumour core):
    Futrega et al. 2021's component rule, then Futrega et al. 2021's total-ET rule, then Jiang et al. 2020's minimum ET volume.
 4. Labels: NCR = TC − ET, ED = WT − TC (Henry et al. 2021), in the requested convention
-   (:mod:`bratseg.labelmaps`, which also holds Henry et al. 2021's merge of two label maps; its public
+   (:mod:`bratseg.postprocess.labelmaps`, which also holds Henry et al. 2021's merge of two label maps; its public
    names are re-exported here).
 
 The output is a uint8 label map, so ET ⊂ TC ⊂ WT holds by construction.
@@ -33,20 +33,20 @@ import numpy as np
 
 from bratseg.components import clear_flat, gather_flat, mask_components
 from bratseg.errors import BratsInputError
-from bratseg.islands import remove_small_islands
-from bratseg.labelmaps import (  # re-exported: part of this module's public interface
-    MERGE_TABLE,
-    labels_to_class_index,
-    merge_labelmaps,
-    nested_masks_to_labels,
-    reconstruct_labels,
-)
 from bratseg.labels import (
     CLASSES,
     LABEL_VALUES,
     REGIONS,
     Convention,
     check_convention,
+)
+from bratseg.postprocess.islands import remove_small_islands
+from bratseg.postprocess.labelmaps import (  # re-exported by bratseg.postprocess
+    MERGE_TABLE,
+    labels_to_class_index,
+    merge_labelmaps,
+    nested_masks_to_labels,
+    reconstruct_labels,
 )
 
 logger = logging.getLogger(__name__)
@@ -379,7 +379,7 @@ def postprocess(
     return nested_masks_to_labels(wt, tc, et, values)
 
 
-__all__ = [
+__all__ = [  # what bratseg.postprocess re-exports
     "MERGE_TABLE",
     "MODES",
     "Mode",

@@ -25,7 +25,7 @@ from scipy import ndimage
 from bratseg.components import bounding_box
 from bratseg.errors import BratsInputError
 from bratseg.labels import REGIONS
-from bratseg.metrics import HD95_PENALTY, dice, hd95, paired_region_masks
+from bratseg.metrics.regions import HD95_PENALTY, dice, hd95, paired_region_masks
 
 logger = logging.getLogger(__name__)
 
