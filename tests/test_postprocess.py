@@ -18,6 +18,7 @@ from bratseg.labels import (
     CONVENTIONS,
     LABEL_VALUES,
     REGIONS,
+    labels_from_regions,
     region_masks,
     regions_to_stack,
     valid_labels,
@@ -31,7 +32,6 @@ from bratseg.postprocess import (
     class_probs_to_region_probs,
     merge_labelmaps,
     postprocess,
-    reconstruct_labels,
 )
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -354,7 +354,7 @@ def test_merge_shape_mismatch():
 )
 def test_reconstruct_labels_henry2021(masks, convention):
     wt, tc, et = masks
-    labels = reconstruct_labels(wt, tc, et, convention)
+    labels = labels_from_regions(wt, tc, et, convention, nesting="keep_et")
     v = LABEL_VALUES[convention]
     np.testing.assert_array_equal(labels == v["et"], et)  # ET left untouched
     np.testing.assert_array_equal(labels == v["ncr"], tc & ~et)  # NET = TC - ET

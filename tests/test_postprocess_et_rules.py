@@ -1,4 +1,4 @@
-"""Seed 003's two ET rules together: the total-ET rule counts the survivors of the component rule.
+"""Futrega et al. 2021's two ET rules together: the total-ET rule counts the survivors of the component rule.
 
 Futrega et al. (Futrega et al. 2021) first turn small unsure ET components into NCR, then turn *all* ET into
 NCR when fewer than 73 ET voxels remain with a mean probability below 0.9. "Remain" matters: a
@@ -23,7 +23,7 @@ SHAPE = (CELL * GRID,) * 3
 
 
 def reference_et_rules(et: np.ndarray, prob: np.ndarray, config: PostprocessConfig) -> np.ndarray:
-    """Seed 003's rules written plainly with ``ndimage.label`` (a new array is returned)."""
+    """Futrega et al. 2021's rules written plainly with ``ndimage.label`` (a new array is returned)."""
     et, prob = et.copy(), prob.astype(np.float64)  # probabilities compared in float64
     structure = ndimage.generate_binary_structure(3, config.et_component_connectivity)
     comps, n = ndimage.label(et, structure=structure)

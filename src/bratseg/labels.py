@@ -261,29 +261,53 @@ def regions_to_stack(labels: np.ndarray, convention: Convention) -> np.ndarray:
     return np.stack([masks[r] for r in REGIONS])
 
 
-def labels_from_regions(
-    wt: np.ndarray, tc: np.ndarray, et: np.ndarray, convention: Convention
-) -> np.ndarray:
-    """Label map from (possibly non-nested) region masks, enforcing ET ⊂ TC ⊂ WT.
+#: How :func:`labels_from_regions` makes region masks nested (ET ⊂ TC ⊂ WT).
+Nesting = Literal["clip", "keep_et", "nested"]
 
-    TC is clipped to WT and ET to TC, then NCR = TC − ET and ED = WT − TC (Henry et al. 2021's label
-    reconstruction).
+
+def labels_from_regions(
+    wt: np.ndarray,
+    tc: np.ndarray,
+    et: np.ndarray,
+    convention: Convention,
+    nesting: Nesting = "clip",
+) -> np.ndarray:
+    """Label map from region masks: NCR = TC − ET, ED = WT − TC (Henry et al. 2021).
+
+    The one builder of label maps from region masks (postprocessing, corrections, conversions).
 
     Args:
         wt, tc, et: Boolean masks of shape (X, Y, Z).
         convention: Convention of the returned map.
+        nesting: How masks that are not nested are made so:
+
+            - ``"clip"``: TC is clipped to WT and ET to TC (a region never grows);
+            - ``"keep_et"``: ET is left untouched and TC, WT grow to hold it (Henry et al.
+              2021's reconstruction: an ET voxel outside TC / WT is still ET);
+            - ``"nested"``: the masks are already nested (not checked: fastest, for the
+              hierarchical thresholds of :func:`bratseg.postprocess.postprocess`).
 
     Returns:
         uint8 label map of shape (X, Y, Z).
     """
     values = LABEL_VALUES[check_convention(convention)]
+    if nesting not in ("clip", "keep_et", "nested"):
+        raise ValueError(f"unknown nesting {nesting!r} (clip, keep_et or nested)")
     wt = np.asarray(wt, dtype=bool)
-    tc = np.asarray(tc, dtype=bool) & wt
-    et = np.asarray(et, dtype=bool) & tc
-    out = np.zeros(wt.shape, dtype=np.uint8)
-    out[wt] = values["ed"]
-    out[tc] = values["ncr"]
-    out[et] = values["et"]
+    tc = np.asarray(tc, dtype=bool)
+    et = np.asarray(et, dtype=bool)
+    if nesting == "clip":
+        tc = tc & wt
+        et = et & tc
+    elif nesting == "keep_et":
+        tc = tc | et
+        wt = wt | tc
+    # For nested masks ED = wt·ed, NCR = ed + (ncr − ed), ET = ncr + (et − ncr); the
+    # differences are taken modulo 256 so the uint8 sums wrap to the exact label values.
+    ed, ncr, etv = values["ed"], values["ncr"], values["et"]
+    out = wt.view(np.uint8) * np.uint8(ed)
+    out += tc.view(np.uint8) * np.uint8((ncr - ed) % 256)
+    out += et.view(np.uint8) * np.uint8((etv - ncr) % 256)
     return out
 
 

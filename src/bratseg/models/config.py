@@ -56,7 +56,7 @@ class LowRankResUNetConfig(ModelConfig):
         in_channels: input modalities (4).
         out_channels: class logits (4: background, NCR, ED, ET; softmax).
         base_filters: F, channels of the first level, doubled per level (Ashtari et al. 2021: F = 60).
-        levels: resolution levels. Seed 000 (Fig. 2a) has 4 down- and 4 up-sampling steps, i.e.
+        levels: resolution levels. Ashtari et al. 2021 (Fig. 2a) has 4 down- and 4 up-sampling steps, i.e.
             5 resolutions: with F = 60 and 3x3x3 transposed convs this gives 92.2 M parameters dense
             and 21.1 M low-rank, matching Table 1 of Ashtari et al. 2021 (92.2 M / 20.8 M).
         lowrank_alpha: CP rank ratio R / C_in for every 3x3x3 conv except the first level

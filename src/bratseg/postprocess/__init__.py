@@ -3,8 +3,8 @@
 - :mod:`~bratseg.postprocess.pipeline`: :class:`PostprocessConfig` (every knob and its default)
   and :func:`postprocess`, thresholds, ET rules;
 - :mod:`~bratseg.postprocess.islands`: removal of small tumour islands;
-- :mod:`~bratseg.postprocess.labelmaps`: nested region masks to labels, and the merge of two
-  label maps (Henry et al. 2021).
+- :mod:`~bratseg.postprocess.labelmaps`: class indices, and the merge of two label maps
+  (Henry et al. 2021).
 
 The pipeline's public names are re-exported here: ``from bratseg.postprocess import postprocess``.
 """
@@ -21,9 +21,7 @@ from bratseg.postprocess.pipeline import (
     hierarchical_masks,
     labels_to_class_index,
     merge_labelmaps,
-    nested_masks_to_labels,
     postprocess,
-    reconstruct_labels,
     remove_small_islands,
 )
 
@@ -39,8 +37,6 @@ __all__ = [
     "hierarchical_masks",
     "labels_to_class_index",
     "merge_labelmaps",
-    "nested_masks_to_labels",
     "postprocess",
-    "reconstruct_labels",
     "remove_small_islands",
 ]

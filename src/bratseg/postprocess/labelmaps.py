@@ -1,7 +1,8 @@
-"""Label maps from nested region masks, and Henry et al. 2021's merge of two label maps.
+"""Label-map operations of the postprocessing: class indices, and Henry et al. 2021's merge of two
+label maps.
 
-Split from :mod:`bratseg.postprocess` (which re-exports these names). Label values follow
-:mod:`bratseg.labels`; masks are boolean (X, Y, Z).
+Label maps are built from region masks by :func:`bratseg.labels.labels_from_regions` (the one
+builder). Label values follow :mod:`bratseg.labels`; masks are boolean (X, Y, Z).
 """
 
 from __future__ import annotations
@@ -10,49 +11,6 @@ import numpy as np
 
 from bratseg.errors import BratsInputError
 from bratseg.labels import CLASSES, LABEL_VALUES, Convention, check_convention, tissue_index_map
-
-
-def reconstruct_labels(
-    wt: np.ndarray, tc: np.ndarray, et: np.ndarray, convention: Convention = "2021"
-) -> np.ndarray:
-    """Seed 002's label reconstruction: ET kept as is, NCR = TC − ET, ED = WT − TC.
-
-    Args:
-        wt, tc, et: Boolean masks (X, Y, Z), nested or not. ET is "left untouched" (Henry et al. 2021):
-            an ET voxel outside TC/WT is still ET, so the regions of the result are
-            WT ∪ TC ∪ ET ⊇ TC ∪ ET ⊇ ET. (``labels.labels_from_regions`` instead clips ET
-            to TC to WT.)
-        convention: Convention of the returned map.
-
-    Returns:
-        uint8 label map (X, Y, Z).
-    """
-    values = LABEL_VALUES[check_convention(convention)]
-    wt = np.asarray(wt, dtype=bool)
-    et = np.asarray(et, dtype=bool)
-    tc = np.asarray(tc, dtype=bool) | et
-    return nested_masks_to_labels(wt | tc, tc, et, values)
-
-
-def nested_masks_to_labels(
-    wt: np.ndarray, tc: np.ndarray, et: np.ndarray, values: dict[str, int]
-) -> np.ndarray:
-    """uint8 labels from nested masks (et ⊂ tc ⊂ wt) by three uint8 multiply-adds.
-
-    Args:
-        wt, tc, et: Nested boolean masks (X, Y, Z) (not checked).
-        values: Label value of "ncr", "ed" and "et" (``LABEL_VALUES[convention]``).
-
-    Returns:
-        uint8 label map (X, Y, Z).
-    """
-    # For nested masks ED = wt·ed, NCR = ed + (ncr − ed), ET = ncr + (et − ncr); the
-    # differences are taken modulo 256 so the uint8 sums wrap to the exact label values.
-    ed, ncr, etv = values["ed"], values["ncr"], values["et"]
-    out = wt.view(np.uint8) * np.uint8(ed)
-    out += tc.view(np.uint8) * np.uint8((ncr - ed) % 256)
-    out += et.view(np.uint8) * np.uint8((etv - ncr) % 256)
-    return out
 
 
 def labels_to_class_index(labels: np.ndarray, convention: Convention) -> np.ndarray:

@@ -35,18 +35,16 @@ from bratseg.components import clear_flat, gather_flat, mask_components
 from bratseg.errors import BratsInputError
 from bratseg.labels import (
     CLASSES,
-    LABEL_VALUES,
     REGIONS,
     Convention,
     check_convention,
+    labels_from_regions,
 )
 from bratseg.postprocess.islands import remove_small_islands
 from bratseg.postprocess.labelmaps import (  # re-exported by bratseg.postprocess
     MERGE_TABLE,
     labels_to_class_index,
     merge_labelmaps,
-    nested_masks_to_labels,
-    reconstruct_labels,
 )
 
 logger = logging.getLogger(__name__)
@@ -357,8 +355,7 @@ def postprocess(
         config = PostprocessConfig()
     elif isinstance(config, dict):
         config = PostprocessConfig.from_dict(config)
-    values = LABEL_VALUES[check_convention(convention)]
-
+    check_convention(convention)
     if config.mode == "argmax":
         if class_probs is None:
             raise BratsInputError("argmax postprocessing needs 4-class probabilities")
@@ -376,7 +373,7 @@ def postprocess(
 
     remove_small_islands(wt, config.min_island_fraction, tc, et)
     apply_et_rules(et, et_prob, config)
-    return nested_masks_to_labels(wt, tc, et, values)
+    return labels_from_regions(wt, tc, et, convention, nesting="nested")
 
 
 __all__ = [  # what bratseg.postprocess re-exports
@@ -391,8 +388,6 @@ __all__ = [  # what bratseg.postprocess re-exports
     "hierarchical_masks",
     "labels_to_class_index",
     "merge_labelmaps",
-    "nested_masks_to_labels",
     "postprocess",
-    "reconstruct_labels",
     "remove_small_islands",
 ]

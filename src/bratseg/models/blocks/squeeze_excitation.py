@@ -15,7 +15,7 @@ def se_hidden_ratio(channels: int, reduction: int) -> int:
 class SEResBlock(ResBlock):
     """MONAI SegResNet :class:`ResBlock` whose residual branch is rescaled by squeeze-excitation.
 
-    Seed 004: the residual is globally average-pooled, projected to C / r with ReLU, back to C
+    Adeniji & Liu: the residual is globally average-pooled, projected to C / r with ReLU, back to C
     with a sigmoid, and scales the residual before the identity is added.
 
     Shapes:

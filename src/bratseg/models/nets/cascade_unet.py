@@ -80,7 +80,7 @@ class _Encoder(nn.Module):
 
 
 class CascadeUNet(nn.Module):
-    """Seed 001 two-stage cascade.
+    """Jiang et al. 2020 two-stage cascade.
 
     Shapes:
         input (B, 4, X, Y, Z), X/Y/Z multiples of ``config.size_divisor`` (8).

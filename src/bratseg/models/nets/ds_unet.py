@@ -24,7 +24,7 @@ from bratseg.models.config import DSUNetConfig
 
 
 class DSUNet(nn.Module):
-    """Seed 002 network.
+    """Henry et al. 2021 network.
 
     Shapes:
         input (B, 4, X, Y, Z), X/Y/Z multiples of ``config.size_divisor`` (8).

@@ -17,7 +17,7 @@ from bratseg.models.config import LowRankResUNetConfig
 
 
 class LowRankResUNet(nn.Module):
-    """Seed 000 network.
+    """Ashtari et al. 2021 network.
 
     Shapes:
         input (B, in_channels, X, Y, Z), X/Y/Z multiples of ``config.size_divisor``.

@@ -17,7 +17,7 @@ from bratseg.models.config import NNUNetConfig
 
 
 class OptimizedUNet(nn.Module):
-    """Seed 003 network (wraps :class:`monai.networks.nets.DynUNet`).
+    """Futrega et al. 2021 network (wraps :class:`monai.networks.nets.DynUNet`).
 
     Shapes:
         input (B, 4 or 5, X, Y, Z), X/Y/Z multiples of ``config.size_divisor`` (2 ** (depth - 1)).

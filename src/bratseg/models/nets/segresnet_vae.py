@@ -39,7 +39,7 @@ def _with_se(layer: nn.Sequential, norm: tuple | str, reduction: int) -> nn.Sequ
 
 
 class SegResNetVAENet(SegResNetVAE):
-    """Seed 004 network.
+    """Adeniji & Liu network.
 
     Shapes:
         input (B, 4, X, Y, Z), X/Y/Z multiples of ``config.size_divisor`` (8); in training exactly
