@@ -59,15 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     from bratseg.inference.model_meta import size_divisor
     from bratseg.training.augment import build_augmentation
     from bratseg.training.config import TrainConfig
-    from bratseg.training.data import (
+    from bratseg.training.data import discover_cases, load_cases
+    from bratseg.training.losses import loss_for
+    from bratseg.training.patches import (
         EpochSampler,
         PatchDataset,
         default_patch,
-        discover_cases,
-        load_cases,
         training_sample,
     )
-    from bratseg.training.losses import loss_for
     from bratseg.training.recipes import build_optimizer, default_recipe
     from bratseg.training.setup import (
         enable_gradient_checkpointing,

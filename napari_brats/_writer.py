@@ -107,9 +107,10 @@ def write_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
         ``[path]`` of the file written.
     """
     from bratseg.io import save_label_map
+    from bratseg.io.nifti import is_nifti_name
 
     target = Path(path)
-    if not target.name.lower().endswith((".nii", ".nii.gz")):
+    if not is_nifti_name(target.name):
         target = target.with_name(target.name + ".nii.gz")
     labels, geometry = labels_for_writing(data, meta)
     conv = geometry["convention"]

@@ -17,6 +17,8 @@ import numpy as np
 from bratseg.cli._common import parse_mapping, warn
 from bratseg.devices import DEVICE_CHOICES
 from bratseg.errors import BratsInputError
+from bratseg.io.nifti import is_nifti_name
+from bratseg.io.writing import check_nifti_destination
 from bratseg.labels import OUTPUT_CONVENTIONS, region_masks
 
 #: Postprocessing options: CLI flag -> PostprocessConfig field.
@@ -157,26 +159,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _is_nifti(path: Path) -> bool:
-    name = path.name.lower()
-    return name.endswith(".nii") or name.endswith(".nii.gz")
-
-
-def _check_output_file(path: Path, overwrite: bool, what: str = "output") -> None:
-    if not _is_nifti(path):
-        raise BratsInputError(f"{what} file name must end in .nii or .nii.gz", path)
-    if path.is_dir():
-        raise BratsInputError(f"{what} is a folder, expected a file name", path)
-    if not path.parent.is_dir():
-        raise BratsInputError(f"{what} folder does not exist", path.parent)
-    if path.exists() and not overwrite:
-        raise BratsInputError(f"{what} file exists; use --overwrite to replace it", path)
-
-
 def _check_output_dir(folder: Path, targets: list[Path], overwrite: bool) -> None:
     if folder.exists() and not folder.is_dir():
         raise BratsInputError("output for a dataset must be a folder, this is a file", folder)
-    if _is_nifti(folder):
+    if is_nifti_name(folder.name):
         raise BratsInputError(
             "input is a folder of cases: give an output folder, not a .nii.gz file", folder
         )
@@ -300,7 +286,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.overlap < 1.0:
         raise BratsInputError(f"--overlap must be in [0, 1), got {args.overlap}")
     folders = [source] if mapping else list_case_folders(source)
-    if not folders and any(f.name.endswith((".nii", ".nii.gz")) for f in source.iterdir()):
+    if not folders and any(is_nifti_name(f.name) for f in source.iterdir()):
         find_case_files(source, seg=False)  # a case folder missing a channel: say which one
     if not folders:
         raise BratsInputError(
@@ -308,9 +294,9 @@ def run(args: argparse.Namespace) -> int:
         )
     single = folders == [source]
     if single:
-        _check_output_file(out, args.overwrite)
+        check_nifti_destination(out, args.overwrite)
         if prob is not None:
-            _check_output_file(prob, args.overwrite, "probabilities")
+            check_nifti_destination(prob, args.overwrite, "probabilities")
             if prob.resolve() == out.resolve():
                 raise BratsInputError("--probabilities must differ from the label output", prob)
     else:

@@ -82,17 +82,14 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     """Write the labels of one saved session (one line; exit 2 on bad input, nothing written)."""
-    from bratseg.errors import BratsInputError
     from bratseg.io import save_label_map
+    from bratseg.io.writing import check_nifti_destination
     from bratseg.review import SessionStore
 
     store = SessionStore()
     saved = store.find(args.ident)
     out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        raise BratsInputError(
-            "file exists; refusing to overwrite it (pass --overwrite to replace it)", out
-        )
+    check_nifti_destination(out, args.overwrite)  # before the session's arrays are read
     labels, _proposal, _overrides = store.load_arrays(saved)
     affine, header = store.geometry(saved)
     convention = saved.meta["convention"]

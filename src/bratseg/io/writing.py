@@ -75,7 +75,7 @@ def write_nifti_atomic(
             values that do not fit ``dtype``, or an OS error while writing.
     """
     path = Path(path)
-    _check_destination(path, overwrite)
+    check_nifti_destination(path, overwrite)
     try:
         data = _cast_for_writing(np.asanyarray(array), dtype, path)
         hdr = header.copy() if header is not None else None
@@ -144,16 +144,28 @@ def save_label_map(
 # --------------------------------------------------------------------------- helpers
 
 
-def _check_destination(path: Path, overwrite: bool) -> None:
+def check_nifti_destination(path: str | Path, overwrite: bool, what: str = "output") -> None:
+    """Refuse a NIfTI output path before any work is done: the one check of every writer.
+
+    Args:
+        path: The file to be written.
+        overwrite: Whether an existing file may be replaced.
+        what: How the message names the file (``"output"``, ``"probabilities"``).
+
+    Raises:
+        BratsInputError: Not a ``.nii``/``.nii.gz`` name, a folder, a missing parent folder, or
+            an existing file without ``overwrite``.
+    """
+    path = Path(path)
     if not is_nifti_name(path.name):
-        raise BratsInputError("output file name must end in .nii or .nii.gz", path)
-    if not path.parent.is_dir():
-        raise BratsInputError("output folder does not exist", path.parent)
+        raise BratsInputError(f"{what} file name must end in .nii or .nii.gz", path)
     if path.is_dir():
-        raise BratsInputError("is a folder, expected an output file name", path)
+        raise BratsInputError(f"{what} is a folder, expected a file name", path)
+    if not path.parent.is_dir():
+        raise BratsInputError(f"{what} folder does not exist", path.parent)
     if path.exists() and not overwrite:
         raise BratsInputError(
-            "file exists; refusing to overwrite it (pass --overwrite to replace it)", path
+            f"{what} file exists; refusing to overwrite it (pass --overwrite to replace it)", path
         )
 
 

@@ -5,7 +5,7 @@ A sample is a dict with ``"image"`` (M, X, Y, Z) float (the MRI modalities), opt
 spatial transforms but never intensity ones), ``"label"`` (1, X, Y, Z) uint8 class indices
 (:data:`bratseg.labels.CLASSES`), and ``"fg_indices"`` / ``"bg_indices"`` (precomputed flat
 voxel indices used by the foreground-biased crop). Volumes must already be at least one patch
-large (:func:`bratseg.training.data.pad_to_patch`).
+large (:func:`bratseg.training.patches.pad_to_patch`).
 
 Every random choice comes from the pipeline's own random state, which the dataset re-seeds per
 sample from ``(seed, epoch, index)``: augmentation is reproducible and resumable, whatever the

@@ -29,7 +29,7 @@ class TrainConfig:
             cases, at least :data:`MIN_STEPS_PER_EPOCH`).
         batch_size: Patches per step and process (default: the recipe's).
         lr: Peak learning rate (default: the recipe's).
-        patch: Patch size (x, y, z) voxels (default: :func:`bratseg.training.data.default_patch`).
+        patch: Patch size (x, y, z) voxels (default: :func:`bratseg.training.patches.default_patch`).
         target_spacing: Training resolution in mm; ``None`` -> the initial checkpoint's or
             :data:`DEFAULT_TARGET_SPACING`; 0 -> the source grid.
         val_fraction: Fraction of cases held out for validation.

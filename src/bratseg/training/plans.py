@@ -20,7 +20,8 @@ from bratseg.inference.model_meta import size_divisor
 from bratseg.preprocess import PreprocessConfig
 from bratseg.training import ddp, rundir
 from bratseg.training.config import MIN_STEPS_PER_EPOCH, TrainConfig
-from bratseg.training.data import CaseRef, default_patch, discover_cases, split_cases
+from bratseg.training.data import CaseRef, discover_cases, split_cases
+from bratseg.training.patches import default_patch
 from bratseg.training.recipes import Recipe, default_recipe
 from bratseg.training.setup import (
     RunPlan,

@@ -29,7 +29,7 @@ from bratseg.labels import REGIONS
 from bratseg.postprocess import PostprocessConfig
 from bratseg.training import ddp, rundir
 from bratseg.training.config import DEFAULT_EPOCHS, TrainConfig
-from bratseg.training.data import EpochSampler, PatchDataset, load_cases, training_sample
+from bratseg.training.data import load_cases
 from bratseg.training.events import (
     DoneEvent,
     EpochEvent,
@@ -39,6 +39,7 @@ from bratseg.training.events import (
     error_event,
 )
 from bratseg.training.losses import loss_for
+from bratseg.training.patches import EpochSampler, PatchDataset, training_sample
 from bratseg.training.plans import fresh_run_plan, resolve_config, resumed_run_plan
 from bratseg.training.recipes import (
     PlateauTracker,
@@ -80,8 +81,8 @@ def train_events(config: TrainConfig) -> Generator[TrainerEvent, None, Path]:
         if ctx.is_main:
             out.mkdir(parents=True, exist_ok=True)
             log = rundir.ProgressLog(out / rundir.PROGRESS_FILE)
-        session = _Session(config, ctx, log)
-        result = yield from session.run()
+        training_run = _TrainingRun(config, ctx, log)
+        result = yield from training_run.run()
         return result
     except Exception as exc:
         if log is not None:
@@ -94,7 +95,7 @@ def train_events(config: TrainConfig) -> Generator[TrainerEvent, None, Path]:
         ddp.cleanup(ctx)
 
 
-class _Session:
+class _TrainingRun:
     """One training process (see :func:`train_events`); its :class:`RunState` is ``self.state``."""
 
     state: RunState

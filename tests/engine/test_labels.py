@@ -31,7 +31,7 @@ from bratseg.labels import (
     valid_labels,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 SHAPE = st.tuples(*(st.integers(1, 6) for _ in range(3)))
 

@@ -27,7 +27,7 @@ from bratseg.postprocess import postprocess
 
 torch.set_num_threads(2)
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
 CASE_DIR = DATA / "brats2018" / "Brats18_2013_2_1"
 
 

@@ -18,7 +18,7 @@ from bratseg.errors import BratsInputError
 from bratseg.postprocess import PostprocessConfig, postprocess
 from bratseg.review import ModelInfo, ReviewSession, SessionStore, case_key
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 class _Case:

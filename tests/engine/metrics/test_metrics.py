@@ -26,7 +26,7 @@ from bratseg.metrics import (
     tumour_volumes_ml,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 OFFICIAL = DATA / "official-metrics-sample"
 BRATS2018 = DATA / "brats2018"
 

@@ -34,7 +34,7 @@ from bratseg.postprocess import (
     postprocess,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 BRATS2018 = DATA / "brats2018"
 
 SHAPE = (6, 5, 4)

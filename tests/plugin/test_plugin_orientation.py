@@ -15,7 +15,7 @@ from bratseg.errors import BratsInputError
 
 pytest.importorskip("napari")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CASE = ROOT / ".." / "shared" / "data" / "brats2018" / "Brats18_2013_2_1"
 MET_REF = ROOT / ".." / "shared" / "data" / "official-metrics-sample" / "sample_data" / "ref"
 pytestmark = pytest.mark.skipif(

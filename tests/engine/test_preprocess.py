@@ -23,7 +23,7 @@ from bratseg.preprocess import (
 
 torch.set_num_threads(2)
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 CASE = DATA / "brats2018" / "Brats18_2013_2_1"
 
 

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("napari")
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 CASE_2018 = DATA / "brats2018" / "Brats18_2013_2_1"
 CASE_2023 = DATA / "brats2023-naming" / "BraTS-GLI-00001-000"
 pytestmark = pytest.mark.skipif(

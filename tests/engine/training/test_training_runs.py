@@ -24,7 +24,7 @@ torch.set_num_threads(2)
 #: Seconds a training subprocess may take: generous, CI machines are often busy.
 SUBPROCESS_TIMEOUT_S = 600
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 CASES = ("Brats18_2013_2_1", "Brats18_CBICA_ABM_1", "Brats18_TCIA01_201_1")
 STEP_KEYS = {"event", "epoch", "step", "loss", "lr", "eta_s", "device"}
 EPOCH_KEYS = {"event", "epoch", "step", "loss", "lr", "val_dice", "eta_s", "device"}
@@ -325,7 +325,7 @@ def test_ddp_two_gloo_processes(dataset: Path, cache_dir: Path, tmp_path: Path) 
     assert not torch.equal(state0["rng"]["torch"], rank1["torch"])
     # gradients were synchronised: after two steps on different patches (disjoint shards of the
     # epoch's samples, own augmentation draws) both ranks hold exactly the same weights ...
-    from bratseg.training.data import EpochSampler
+    from bratseg.training.patches import EpochSampler
     from bratseg.training.setup import initial_model
     from bratseg.training.snapshots import model_from_state
 

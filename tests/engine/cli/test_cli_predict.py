@@ -23,7 +23,7 @@ from bratseg.postprocess import PostprocessConfig, postprocess
 
 torch.set_num_threads(2)
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "brats2018"
+DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "brats2018"
 CASES = ["Brats18_2013_2_1", "Brats18_CBICA_ABM_1"]
 
 

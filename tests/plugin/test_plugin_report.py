@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CASE = ROOT / ".." / "shared" / "data" / "brats2018" / "Brats18_2013_2_1"
 pytestmark = [
     pytest.mark.skipif(not CASE.is_dir(), reason="shared BraTS data (../shared/data) absent"),

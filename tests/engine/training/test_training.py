@@ -22,14 +22,9 @@ from bratseg.training import (
     loss_for,
     split_cases,
 )
-from bratseg.training.data import (
-    PatchDataset,
-    cache_key,
-    load_cached_case,
-    load_cases,
-    training_sample,
-)
+from bratseg.training.data import cache_key, load_cached_case, load_cases
 from bratseg.training.losses import SegmentationLoss, deep_supervision_weights, regions_from_index
+from bratseg.training.patches import PatchDataset, training_sample
 from bratseg.training.recipes import PlateauTracker, Recipe, lr_factor
 
 torch.set_num_threads(2)

@@ -20,7 +20,7 @@ from scipy import ndimage
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / ".." / "shared" / "data"
 CASE = DATA / "brats2018" / "Brats18_2013_2_1"
 SCREENSHOTS = ROOT / "docs" / "images"

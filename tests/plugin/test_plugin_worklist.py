@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / ".." / "shared" / "data" / "brats2018"
 CASES = ("Brats18_2013_2_1", "Brats18_2013_3_1", "Brats18_CBICA_ABM_1")
 pytestmark = [

@@ -30,7 +30,7 @@ from bratseg.training.splits import (
     write_split_file,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 SPLIT_44 = REPO / "docs" / "brats44-5fold.json"
 CASES = ("Brats18_2013_2_1", "Brats18_CBICA_ABM_1", "Brats18_TCIA01_201_1")
 

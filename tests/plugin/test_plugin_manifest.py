@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("npe2")
 pytest.importorskip("napari")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "napari_brats" / "napari.yaml"
 
 

@@ -17,7 +17,7 @@ import pytest
 from bratseg.errors import BratsInputError
 from bratseg.training.recipes import check_overrides
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 CASE = "Brats18_2013_2_1"
 
 
