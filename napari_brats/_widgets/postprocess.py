@@ -91,6 +91,11 @@ class PostprocessWidget(QWidget):
             "Remove tumour components smaller than this fraction of the largest one, with all "
             "their labels (0 = keep all, 1 = largest only)"
         )
+        self.needs_core = QCheckBox("Drop tumour parts without a core")
+        self.needs_core.setToolTip(
+            "Remove tumour components that hold no necrosis or enhancing tumour (edema with no "
+            "core: mostly FLAIR hyperintensities away from the tumour)"
+        )
         reset = QPushButton("Reset to model defaults")
         reset.clicked.connect(self.reset_to_model_defaults)
 
@@ -100,6 +105,7 @@ class PostprocessWidget(QWidget):
         for name, label in zip(THRESHOLDS, ("WT ≥", "TC ≥", "ET ≥"), strict=True):
             tform.addRow(label, self.sliders[name])
         tform.addRow("Drop islands < × largest", self.island_fraction)
+        tform.addRow(self.needs_core)
         rules = QGroupBox("Enhancing-tumour rules")
         rform = QFormLayout(rules)
         rform.addRow("ET → NCR below", self.et_min_volume)
@@ -153,6 +159,7 @@ class PostprocessWidget(QWidget):
         for spin in (self.et_min_volume, self.component_min, self.total_min):
             spin.valueChanged.connect(self.schedule_update)
         self.component_rule.toggled.connect(self.schedule_update)
+        self.needs_core.toggled.connect(self.schedule_update)
 
     def set_config(self, config: Any) -> None:
         """Show ``config`` in the controls without triggering an update."""
@@ -169,6 +176,7 @@ class PostprocessWidget(QWidget):
             self.total_prob.setValue(float(config.et_total_prob))
             self.case_prob.setValue(float(config.et_case_min_prob))
             self.island_fraction.setValue(float(config.min_island_fraction))
+            self.needs_core.setChecked(bool(config.wt_needs_core))
         finally:
             self._updating = False
         self._update_ml_label()
@@ -190,6 +198,7 @@ class PostprocessWidget(QWidget):
             et_total_prob=round(float(self.total_prob.value()), 4),
             et_case_min_prob=round(float(self.case_prob.value()), 4),
             min_island_fraction=round(float(self.island_fraction.value()), 4),
+            wt_needs_core=self.needs_core.isChecked(),
         )
         known = {f.name for f in dataclasses.fields(base)}
         return dataclasses.replace(base, **{k: v for k, v in values.items() if k in known})

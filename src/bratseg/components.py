@@ -109,11 +109,13 @@ def _cc3d_in_box(
         import cc3d
     except ImportError:
         return None
-    box = np.ascontiguousarray(mask[tuple(slice(a, b) for a, b in zip(lo, hi))])
+    # One voxel of background around the box: cc3d 4.1 fails on 26-connected boxes with a
+    # dimension of 1 ("maximum length exception"); padded, it matches ndimage.label exactly.
+    box = np.pad(mask[tuple(slice(a, b) for a, b in zip(lo, hi))], 1)
     labels, n = cc3d.connected_components(  # type: ignore[call-overload]  # cc3d's stubs lack return_N=bool
         box, connectivity={1: 6, 2: 18, 3: 26}[int(connectivity)], return_N=True
     )
-    ids = labels[tuple(c - a for c, a in zip(coords, lo))].astype(np.int32) - 1
+    ids = labels[tuple(c - a + 1 for c, a in zip(coords, lo))].astype(np.int32) - 1
     return ids, int(n)
 
 

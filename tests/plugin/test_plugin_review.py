@@ -4,22 +4,19 @@ and restored when the case is opened again."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
-ROOT = Path(__file__).resolve().parents[2]
-CASE = ROOT / ".." / "shared" / "data" / "brats2018" / "Brats18_2013_2_1"
+from gui_case import CASE, NEEDS_CASE, WORKER_TIMEOUT_MS  # noqa: E402
+
 pytestmark = [
-    pytest.mark.skipif(not CASE.is_dir(), reason="shared BraTS data (../shared/data) absent"),
+    NEEDS_CASE,
     pytest.mark.gui,
     pytest.mark.slow,
 ]
-WORKER_TIMEOUT_MS = 300_000
 
 
 @pytest.fixture(autouse=True)

@@ -16,13 +16,13 @@ import pytest
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
-ROOT = Path(__file__).resolve().parents[2]
-CASE = ROOT / ".." / "shared" / "data" / "brats2018" / "Brats18_2013_2_1"
+from gui_case import CASE, NEEDS_CASE, WORKER_TIMEOUT_MS  # noqa: E402
+
 pytestmark = [
-    pytest.mark.skipif(not CASE.is_dir(), reason="shared BraTS data (../shared/data) absent"),
+    NEEDS_CASE,
     pytest.mark.gui,
+    pytest.mark.usefixtures("own_home"),
 ]
-WORKER_TIMEOUT_MS = 600_000  # generous: CI machines are often busy (waitUntil polls)
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +36,6 @@ def ckpts(standin, tmp_path_factory) -> dict[str, Path]:
             ("shifted", "regions", 1),
         )
     }
-
-
-@pytest.fixture(autouse=True)
-def _own_home(monkeypatch, tmp_path):
-    import torch
-
-    torch.set_num_threads(2)
-    monkeypatch.setenv("BRATSEG_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("BRATSEG_SESSIONS", raising=False)
 
 
 def segment_in_viewer(make_napari_viewer, qtbot, paths, tta=False, convention=None):

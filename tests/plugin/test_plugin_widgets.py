@@ -20,16 +20,12 @@ from scipy import ndimage
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / ".." / "shared" / "data"
-CASE = DATA / "brats2018" / "Brats18_2013_2_1"
+from gui_case import CASE, DATA, NEEDS_CASE, ROOT, WORKER_TIMEOUT_MS  # noqa: E402
+
 SCREENSHOTS = ROOT / "docs" / "images"
-pytestmark = pytest.mark.skipif(
-    not CASE.is_dir(), reason="shared BraTS data (../shared/data) absent"
-)
+pytestmark = NEEDS_CASE
 
 TINY_ARCH = "nnunet"
-WORKER_TIMEOUT_MS = 600_000  # generous: CI machines are often busy (waitUntil polls)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,8 @@ import pytest
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
+from gui_case import WORKER_TIMEOUT_MS  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / ".." / "shared" / "data" / "brats2018"
 CASES = ("Brats18_2013_2_1", "Brats18_2013_3_1", "Brats18_CBICA_ABM_1")
@@ -21,7 +23,6 @@ pytestmark = [
     pytest.mark.skipif(not DATA.is_dir(), reason="shared BraTS data (../shared/data) absent"),
     pytest.mark.gui,
 ]
-WORKER_TIMEOUT_MS = 300_000
 
 
 @pytest.fixture(autouse=True)

@@ -30,6 +30,7 @@ _PP_FLAGS = {
     "et_component_rule": "et_component_rule",
     "et_case_min_prob": "et_case_min_prob",
     "min_island_fraction": "min_island_fraction",
+    "wt_needs_core": "wt_needs_core",
     "postprocess_mode": "mode",
 }
 
@@ -155,6 +156,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="F",
         help="remove tumour components smaller than F x the largest one (0 keeps all, "
         "1 keeps only the largest)",
+    )
+    pp.add_argument(
+        "--wt-needs-core",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="remove tumour components without any tumour-core voxel (edema with no core)",
     )
     p.set_defaults(func=run)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -137,34 +138,25 @@ def count_parameters(model: nn.Module) -> int:
 _REGION_POSTPROCESS = {"mode": "hierarchical"}
 
 
-def _lowrank_factory(cfg: LowRankResUNetConfig) -> nn.Module:
-    from bratseg.models.nets.lowrank_resunet import LowRankResUNet
+def _network(module: str, cls: str) -> Callable[[Any], nn.Module]:
+    """A factory that imports ``bratseg.models.nets.<module>`` only when a network is built."""
 
-    return LowRankResUNet(cfg)
+    def factory(cfg: Any) -> nn.Module:
+        return getattr(importlib.import_module(f"bratseg.models.nets.{module}"), cls)(cfg)
 
-
-def _cascade_factory(cfg: CascadeUNetConfig) -> nn.Module:
-    from bratseg.models.nets.cascade_unet import CascadeUNet
-
-    return CascadeUNet(cfg)
+    factory.__name__ = f"build_{module}"
+    return factory
 
 
-def _ds_factory(cfg: DSUNetConfig) -> nn.Module:
-    from bratseg.models.nets.ds_unet import DSUNet
-
-    return DSUNet(cfg)
-
-
-def _nnunet_factory(cfg: NNUNetConfig) -> nn.Module:
-    from bratseg.models.nets.nnunet import OptimizedUNet
-
-    return OptimizedUNet(cfg)
-
-
-def _segresnet_factory(cfg: SegResNetVAEConfig) -> nn.Module:
-    from bratseg.models.nets.segresnet_vae import SegResNetVAENet
-
-    return SegResNetVAENet(cfg)
+def _thresholds(value: float, **rules: Any) -> dict[str, Any]:
+    """Hierarchical postprocessing with all three region thresholds at ``value``, plus ``rules``."""
+    return {
+        "mode": "hierarchical",
+        "wt_threshold": value,
+        "tc_threshold": value,
+        "et_threshold": value,
+        **rules,
+    }
 
 
 register(
@@ -180,15 +172,10 @@ register(
             "tiny": LowRankResUNetConfig(base_filters=4, levels=3),
         },
         # Ashtari et al. 2021: hierarchical thresholding of WT, then TC inside WT, then ET inside TC
-        default_postprocess={
-            "mode": "hierarchical",
-            "wt_threshold": 0.5,
-            "tc_threshold": 0.5,
-            "et_threshold": 0.5,
-        },
+        default_postprocess=_thresholds(0.5),
         size_divisor=16,
         description="Res-U-Net, 4 pooling levels, CP low-rank 3x3x3 convs (alpha 0.5), 4-class softmax",
-        factory=_lowrank_factory,
+        factory=_network("lowrank_resunet", "LowRankResUNet"),
     )
 )
 
@@ -206,18 +193,11 @@ register(
         },
         # Jiang et al. 2020 thresholds regions at 0.5 and turns small ET into NCR (threshold tuned per
         # experiment, no value given: et_min_volume stays 0 until a checkpoint sets it).
-        default_postprocess={
-            "mode": "hierarchical",
-            "wt_threshold": 0.5,
-            "tc_threshold": 0.5,
-            "et_threshold": 0.5,
-            "et_min_volume": 0,
-            "et_component_rule": False,
-        },
+        default_postprocess=_thresholds(0.5, et_min_volume=0, et_component_rule=False),
         size_divisor=8,
         description="Two-stage cascaded asymmetric residual U-Net (GroupNorm, blocks 1-2-2-4), "
         "sigmoid regions",
-        factory=_cascade_factory,
+        factory=_network("cascade_unet", "CascadeUNet"),
     )
 )
 
@@ -234,17 +214,11 @@ register(
             "tiny": DSUNetConfig(base_filters=4, stages=3, groups=2),
         },
         # Henry et al. 2021: threshold 0.5, then NET = TC - ET, ED = WT - TC
-        default_postprocess={
-            "mode": "hierarchical",
-            "wt_threshold": 0.5,
-            "tc_threshold": 0.5,
-            "et_threshold": 0.5,
-            "et_component_rule": False,
-        },
+        default_postprocess=_thresholds(0.5, et_component_rule=False),
         size_divisor=8,
         description="3D U-Net with dilated pseudo-fifth stage and 4 deep-supervision heads, "
         "sigmoid regions",
-        factory=_ds_factory,
+        factory=_network("ds_unet", "DSUNet"),
     )
 )
 
@@ -265,7 +239,7 @@ register(
         size_divisor=16,
         description="nnU-Net-style U-Net (MONAI DynUNet), InstanceNorm + LeakyReLU, 2 deep-supervision "
         "heads, foreground one-hot 5th channel, sigmoid regions",
-        factory=_nnunet_factory,
+        factory=_network("nnunet", "OptimizedUNet"),
     )
 )
 
@@ -288,16 +262,10 @@ register(
                 vae_nz=16,
             ),
         },
-        default_postprocess={
-            "mode": "hierarchical",
-            "wt_threshold": 0.5,
-            "tc_threshold": 0.5,
-            "et_threshold": 0.5,
-            "et_component_rule": False,
-        },
+        default_postprocess=_thresholds(0.5, et_component_rule=False),
         size_divisor=8,
         description="SegResNet encoder-decoder with training-only VAE branch, squeeze-excitation and "
         "max-pool downsampling, sigmoid regions",
-        factory=_segresnet_factory,
+        factory=_network("segresnet_vae", "SegResNetVAENet"),
     )
 )

@@ -6,11 +6,12 @@
 - :mod:`~bratseg.postprocess.labelmaps`: class indices, and the merge of two label maps
   (Henry et al. 2021).
 
-The pipeline's public names are re-exported here: ``from bratseg.postprocess import postprocess``.
+The public names of the three are re-exported here: ``from bratseg.postprocess import postprocess``.
 """
 
+from bratseg.postprocess.islands import remove_coreless_components, remove_small_islands
+from bratseg.postprocess.labelmaps import MERGE_TABLE, labels_to_class_index, merge_labelmaps
 from bratseg.postprocess.pipeline import (
-    MERGE_TABLE,
     MODES,
     Mode,
     PostprocessConfig,
@@ -19,10 +20,7 @@ from bratseg.postprocess.pipeline import (
     argmax_masks,
     class_probs_to_region_probs,
     hierarchical_masks,
-    labels_to_class_index,
-    merge_labelmaps,
     postprocess,
-    remove_small_islands,
 )
 
 __all__ = [
@@ -38,5 +36,6 @@ __all__ = [
     "labels_to_class_index",
     "merge_labelmaps",
     "postprocess",
+    "remove_coreless_components",
     "remove_small_islands",
 ]

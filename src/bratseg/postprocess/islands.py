@@ -1,7 +1,8 @@
-"""Removal of tumour islands: components much smaller than the main tumour.
+"""Tumour components that are not tumour: islands much smaller than the main tumour, and parts
+without a tumour core.
 
-Not from the seed papers: an nnU-Net-style cleanup used by :func:`bratseg.postprocess.postprocess`
-when ``PostprocessConfig.min_island_fraction`` is above 0.
+Not from the papers: nnU-Net-style cleanups used by :func:`bratseg.postprocess.postprocess` when
+``PostprocessConfig.min_island_fraction`` is above 0, and when ``wt_needs_core`` is set.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import numpy as np
 from scipy import ndimage
 
-from bratseg.components import bounding_box, clear_flat, mask_components
+from bratseg.components import bounding_box, clear_flat, gather_flat, mask_components
 
 logger = logging.getLogger(__name__)
 
@@ -21,13 +22,46 @@ ISLAND_CONNECTIVITY = 3
 _DENSE_PER_SPARSE = 40
 
 
+def tumour_components(wt: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The 26-connected components of a whole-tumour mask, as flat voxel indices.
+
+    A compact tumour is labelled with ``ndimage.label`` inside its bounding box; scattered voxels
+    (a box far larger than the tumour) with the sparse
+    :func:`~bratseg.components.mask_components`, whichever costs less (~30 ms either way on real
+    cases).
+
+    Args:
+        wt: Boolean whole-tumour mask (X, Y, Z).
+
+    Returns:
+        ``(flat, component, n)``: flat (C-order) indices of the tumour voxels, their component
+        ids in [0, n), and the number of components n.
+    """
+    box = bounding_box(wt)
+    if box is None:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32), 0
+    box_voxels = int(np.prod([b.stop - b.start for b in box]))
+    if box_voxels > _DENSE_PER_SPARSE * int(np.count_nonzero(wt[box])):
+        return mask_components(wt, ISLAND_CONNECTIVITY)
+    labels, n = ndimage.label(
+        wt[box], structure=ndimage.generate_binary_structure(wt.ndim, ISLAND_CONNECTIVITY)
+    )
+    local = np.flatnonzero(labels)
+    coords = np.unravel_index(local, labels.shape)
+    flat = np.ravel_multi_index(
+        tuple(c + b.start for c, b in zip(coords, box, strict=True)), wt.shape
+    )
+    return flat.astype(np.int64), (labels.reshape(-1)[local] - 1).astype(np.int32), int(n)
+
+
+def _clear(flat: np.ndarray, masks: tuple[np.ndarray, ...]) -> int:
+    for mask in masks:
+        clear_flat(mask, flat)
+    return int(flat.size)
+
+
 def remove_small_islands(wt: np.ndarray, fraction: float, *nested: np.ndarray) -> int:
     """Drop tumour components smaller than ``fraction`` of the largest one (in place).
-
-    Components are 26-connected. A compact tumour is labelled with ``ndimage.label`` inside its
-    bounding box; scattered voxels (a box far larger than the tumour) with the sparse
-    :func:`~bratseg.components.mask_components`, whichever costs less (~30 ms either way on
-    real cases).
 
     Args:
         wt: Boolean whole-tumour mask (X, Y, Z); modified in place.
@@ -40,34 +74,41 @@ def remove_small_islands(wt: np.ndarray, fraction: float, *nested: np.ndarray) -
     """
     if fraction <= 0:
         return 0
-    box = bounding_box(wt)
-    if box is None:
+    flat, component, n = tumour_components(wt)
+    if n < 2:
         return 0
-    box_voxels = int(np.prod([b.stop - b.start for b in box]))
-    if box_voxels > _DENSE_PER_SPARSE * int(np.count_nonzero(wt[box])):
-        flat, component, n = mask_components(wt, ISLAND_CONNECTIVITY)
-        if n < 2:
-            return 0
-        sizes = np.bincount(component, minlength=n)
-        removed_flat = flat[(sizes < fraction * sizes.max())[component]]
-        for mask in (wt, *nested):
-            clear_flat(mask, removed_flat)
-        count = int(removed_flat.size)
-    else:
-        components, n = ndimage.label(
-            wt[box], structure=ndimage.generate_binary_structure(wt.ndim, ISLAND_CONNECTIVITY)
-        )
-        if n < 2:
-            return 0
-        sizes = np.bincount(components.ravel())
-        sizes[0] = 0
-        drop = sizes < fraction * sizes.max()
-        drop[0] = False
-        removed = drop[components]
-        for mask in (wt, *nested):
-            mask[box][removed] = False
-        count = int(np.count_nonzero(removed))
+    sizes = np.bincount(component, minlength=n)
+    count = _clear(flat[(sizes < fraction * sizes.max())[component]], (wt, *nested))
     logger.debug(
         "tumour islands: %d voxels in components < %.2f of the largest removed", count, fraction
     )
+    return count
+
+
+def remove_coreless_components(wt: np.ndarray, tc: np.ndarray, *nested: np.ndarray) -> int:
+    """Drop tumour components that hold no tumour-core voxel (in place).
+
+    A glioma's edema surrounds a core (necrosis, enhancing or non-enhancing tumour: BraTS labels
+    the latter NCR too), so a whole-tumour component with no TC voxel is most often a FLAIR
+    hyperintensity away from the tumour (gliosis, small-vessel disease). Nothing is removed when
+    TC is empty everywhere (the tumour's core was missed: the edema is all there is).
+
+    Args:
+        wt: Boolean whole-tumour mask (X, Y, Z); modified in place.
+        tc: Boolean tumour-core mask inside ``wt``.
+        *nested: Further masks inside ``wt`` (ET), cleared at the same voxels.
+
+    Returns:
+        Number of voxels removed.
+    """
+    flat, component, n = tumour_components(wt)
+    if n < 2:
+        return 0
+    in_core = gather_flat(tc, flat)
+    if not in_core.any():
+        return 0
+    has_core = np.zeros(n, dtype=bool)
+    has_core[component[in_core]] = True
+    count = _clear(flat[~has_core[component]], (wt, tc, *nested))
+    logger.debug("tumour parts without core: %d voxels removed", count)
     return count

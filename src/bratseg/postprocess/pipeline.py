@@ -3,16 +3,17 @@
 Pipeline of :func:`postprocess` (every knob lives in :class:`PostprocessConfig`):
 
 1. Masks: region probabilities (3, X, Y, Z) in :data:`~bratseg.labels.REGIONS` order are
-   thresholded hierarchically, WT first, then TC inside WT, then ET inside TC (Ashtari et al. 2021; Futrega et al. 2021); or 4-class softmax (4, X, Y, Z) is reduced by argmax, or converted to region
-   probabilities by :func:`class_probs_to_region_probs` and thresholded hierarchically (Ashtari et al. 2021).
+   thresholded hierarchically, WT first, then TC inside WT, then ET inside TC (Ashtari et al.
+   2021; Futrega et al. 2021); or 4-class softmax (4, X, Y, Z) is reduced by argmax, or
+   converted to region probabilities by :func:`class_probs_to_region_probs` and thresholded
+   hierarchically (Ashtari et al. 2021).
 2. Tumour islands: optionally, connected tumour (WT) components smaller than a fraction of the
-   largest one are removed with all their labels (:mod:`bratseg.postprocess.islands`; off by default,
-   checkpoints may turn it on).
-3. ET corrections, each turning ET voxels into NCR (they stay in the tumour core):
-   Futrega et al. 2021's component rule, then Futrega et al. 2021's total-ET rule, then Jiang et al. 2020's minimum ET volume.
-4. Labels: NCR = TC − ET, ED = WT − TC (Henry et al. 2021), in the requested convention
-   (:mod:`bratseg.postprocess.labelmaps`, which also holds Henry et al. 2021's merge of two label maps; its public
-   names are re-exported here).
+   largest one are removed with all their labels, then those without any tumour-core voxel
+   (:mod:`bratseg.postprocess.islands`; both off by default, checkpoints may turn them on).
+3. ET corrections, each turning ET voxels into NCR (they stay in the tumour core): Futrega et
+   al. 2021's component rule, then its total-ET rule, then Jiang et al. 2020's minimum ET volume.
+4. Labels: NCR = TC − ET, ED = WT − TC (Henry et al. 2021), in the requested convention, by
+   :func:`bratseg.labels.labels_from_regions`.
 
 The output is a uint8 label map, so ET ⊂ TC ⊂ WT holds by construction.
 
@@ -40,12 +41,7 @@ from bratseg.labels import (
     check_convention,
     labels_from_regions,
 )
-from bratseg.postprocess.islands import remove_small_islands
-from bratseg.postprocess.labelmaps import (  # re-exported by bratseg.postprocess
-    MERGE_TABLE,
-    labels_to_class_index,
-    merge_labelmaps,
-)
+from bratseg.postprocess.islands import remove_coreless_components, remove_small_islands
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +72,8 @@ class PostprocessConfig:
         min_island_fraction: Tumour (WT) components, 26-connected, with fewer voxels than this
             fraction of the largest component are removed with all their labels; 0 keeps
             every component, 1 keeps only the largest (and any of equal size).
+        wt_needs_core: Tumour (WT) components, 26-connected, without any tumour-core (TC)
+            voxel are removed (edema with no core); nothing is removed when TC is empty.
     """
 
     mode: Mode = "hierarchical"
@@ -103,6 +101,9 @@ class PostprocessConfig:
     # Not from the papers: nnU-Net-style removal of small tumour islands, off by default. A
     # bundled checkpoint sets its own value, chosen by cross-validation (see its model card).
     min_island_fraction: float = 0.0
+    # Not from the papers: edema-only tumour components removed, off by default. The default
+    # ensemble turns it on (chosen on the 5-fold protocol, see its card).
+    wt_needs_core: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -131,6 +132,7 @@ class PostprocessConfig:
             )
         self.et_component_connectivity = int(self.et_component_connectivity)
         self.et_component_rule = bool(self.et_component_rule)
+        self.wt_needs_core = bool(self.wt_needs_core)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of all parameters."""
@@ -372,22 +374,7 @@ def postprocess(
         et_prob = rp[REGIONS.index("et")]
 
     remove_small_islands(wt, config.min_island_fraction, tc, et)
+    if config.wt_needs_core:
+        remove_coreless_components(wt, tc, et)
     apply_et_rules(et, et_prob, config)
     return labels_from_regions(wt, tc, et, convention, nesting="nested")
-
-
-__all__ = [  # what bratseg.postprocess re-exports
-    "MERGE_TABLE",
-    "MODES",
-    "Mode",
-    "PostprocessConfig",
-    "apply_et_rules",
-    "argmax_classes",
-    "argmax_masks",
-    "class_probs_to_region_probs",
-    "hierarchical_masks",
-    "labels_to_class_index",
-    "merge_labelmaps",
-    "postprocess",
-    "remove_small_islands",
-]

@@ -389,6 +389,33 @@ def test_small_islands_removed_with_all_their_labels(fraction, kept, labelling, 
         PostprocessConfig(min_island_fraction=1.5)
 
 
+@pytest.mark.parametrize("labelling", ["sparse", "dense"])
+def test_tumour_parts_without_core_removed_unless_there_is_no_core(labelling, monkeypatch):
+    import bratseg.postprocess.islands as islands
+
+    monkeypatch.setattr(islands, "_DENSE_PER_SPARSE", 0 if labelling == "sparse" else 10**9)
+    probs = np.zeros((3, 20, 20, 20), dtype=np.float32)
+    probs[0, 0:6, 0:6, 0:6] = 0.9  # main tumour: 216 voxels of WT ...
+    probs[1, 1:4, 1:4, 1:4] = 0.9  # ... with a 27-voxel core
+    probs[0, 12:16, 12:16, 12:16] = 0.9  # edema only, larger than any island rule would drop
+    probs[0, 9, 9, 9:12] = 0.9  # a line touching nothing: edema only
+    probs[0, 6, 6, 6] = 0.9  # diagonal neighbour of the main tumour: part of it (26-connected)
+    config = PostprocessConfig(wt_needs_core=True, et_component_rule=False)
+    labels = postprocess(probs, config, convention="2021")
+    wt = labels > 0
+    assert np.count_nonzero(wt) == 216 + 1 and wt[0:6, 0:6, 0:6].all() and wt[6, 6, 6]
+    assert np.count_nonzero(labels == 1) == 27  # the core itself untouched (NCR: no ET given)
+    off = postprocess(probs, PostprocessConfig(et_component_rule=False), convention="2021")
+    assert np.count_nonzero(off) == 216 + 1 + 64 + 3  # off by default: everything kept
+    # no core anywhere: the edema is all there is, nothing is removed
+    probs[1] = 0
+    none = postprocess(probs, config, convention="2021")
+    assert np.count_nonzero(none) == 216 + 1 + 64 + 3 and (none[none > 0] == 2).all()
+    assert PostprocessConfig.from_dict({"wt_needs_core": True}).wt_needs_core is True
+    with pytest.raises(BratsInputError, match="wt_needs_core"):
+        PostprocessConfig.from_dict({"wt_needs_core": "yes"})
+
+
 def test_config_roundtrip_and_validation():
     c = PostprocessConfig(mode="argmax", wt_threshold=0.5, et_min_volume=200)
     assert PostprocessConfig.from_dict(c.to_dict()) == c
