@@ -136,6 +136,14 @@ def test_segment_tune_correct_report_export(make_napari_viewer, qtbot, tiny_chec
     assert ndimage.label(session.labels > 0, structure=np.ones((3, 3, 3)))[1] <= 1
     post.island_fraction.setValue(0.0)
     qtbot.waitUntil(lambda: session.config.min_island_fraction == 0.0, timeout=5000)
+    # tumour parts without a core: the checkbox drives the engine's rule
+    post.needs_core.setChecked(not session.config.wt_needs_core)
+    wanted = post.needs_core.isChecked()
+    qtbot.waitUntil(lambda: session.config.wt_needs_core == wanted, timeout=5000)
+    expected = postprocess(session.region_probs, session.config, convention=session.convention)
+    np.testing.assert_array_equal(session.labels, expected)
+    post.needs_core.setChecked(not wanted)
+    qtbot.waitUntil(lambda: session.config.wt_needs_core != wanted, timeout=5000)
 
     # paint ET (3D brush) in a known spot, move a slider, the paint survives
     et, ed = LABEL_VALUES["2021"]["et"], LABEL_VALUES["2021"]["ed"]

@@ -240,6 +240,27 @@ def test_predict_dataset_with_ensemble(standin, standins, tmp_path, capsys):
     assert rc == 2  # outputs exist
 
 
+def test_predict_postprocessing_flags_reach_the_config(standins):
+    from bratseg.checkpoint import load_checkpoint
+    from bratseg.cli.main import build_parser
+    from bratseg.cli.predict import postprocess_config
+
+    loaded = [load_checkpoint(standins["regions"])]
+    parse = build_parser().parse_args
+    base = postprocess_config(parse(["predict", "case", "-o", "x.nii.gz"]), loaded)
+    on = postprocess_config(
+        parse(
+            ["predict", "case", "-o", "x.nii.gz", "--wt-needs-core", "--min-island-fraction", "0.2"]
+        ),
+        loaded,
+    )
+    off = postprocess_config(
+        parse(["predict", "case", "-o", "x.nii.gz", "--no-wt-needs-core"]), loaded
+    )
+    assert base.wt_needs_core is False and on.wt_needs_core is True and off.wt_needs_core is False
+    assert on.min_island_fraction == 0.2 and base.min_island_fraction == 0.0
+
+
 @pytest.mark.parametrize(
     "make_args, message",
     [
