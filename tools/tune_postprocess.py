@@ -102,8 +102,8 @@ def _cache_predictions(args: argparse.Namespace, split: Any, min_wt: float) -> d
     from bratseg.checkpoint import load_checkpoint
     from bratseg.components import bounding_box
     from bratseg.evaluation import check_held_out, round_weights_to_half
-    from bratseg.inference import InferenceOptions, predict_case
-    from bratseg.io import find_case_files, load_case, load_label_map
+    from bratseg.evaluation.scoring import predict_labelled_cases
+    from bratseg.inference import InferenceOptions
     from bratseg.labels import detect_convention, regions_to_stack
     from bratseg.training.data import discover_cases
     from bratseg.zoo import ensemble_postprocess, resolve_model
@@ -128,11 +128,10 @@ def _cache_predictions(args: argparse.Namespace, split: Any, min_wt: float) -> d
         for member in members[1:]:
             seen |= set(member.provenance.get("train_cases") or [])
         options = InferenceOptions(device="cpu", threads=args.threads)
-        for case_id in todo:
-            folder = Path(refs[case_id])
-            pred = predict_case(load_case(folder, load_seg=False), members, options)
-            ref = load_label_map(find_case_files(folder)["seg"]).data
-            ref_stack = regions_to_stack(ref, detect_convention(ref, source=str(folder)))
+        folders = [Path(refs[case_id]) for case_id in todo]
+        for case_id, done in zip(todo, predict_labelled_cases(members, folders, options)):
+            pred, ref = done.prediction, done.reference.data
+            ref_stack = regions_to_stack(ref, detect_convention(ref, source=str(done.folder)))
             keep = (pred.region_probs[0] >= min_wt) | ref_stack[0]
             box = bounding_box(keep, pad=MARGIN) or tuple(slice(0, n) for n in keep.shape)
             np.savez_compressed(

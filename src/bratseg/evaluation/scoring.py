@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,54 @@ def round_weights_to_half(model: torch.nn.Module) -> None:
         for tensor in model.state_dict().values():
             if tensor.is_floating_point():
                 tensor.copy_(tensor.half().float())
+
+
+@dataclasses.dataclass
+class PredictedCase:
+    """One labelled case predicted by :func:`predict_labelled_cases`.
+
+    Attributes:
+        folder: The case folder.
+        case: The loaded case (images only).
+        prediction: The :class:`bratseg.inference.Prediction` (region probabilities (3, X, Y, Z),
+            labels, timings).
+        reference: The case's reference label map (:class:`bratseg.io.LabelMap`).
+        seconds: Wall time of loading the four images and predicting.
+    """
+
+    folder: Path
+    case: Any
+    prediction: Any
+    reference: Any
+    seconds: float
+
+
+def predict_labelled_cases(
+    models: list[LoadedModel], case_dirs: list[Path], options: Any
+) -> Iterator[PredictedCase]:
+    """Load and predict each labelled case in turn, with its reference label map.
+
+    The one loop under every scoring of the project (:func:`score_cases`, the postprocessing
+    search of ``tools/tune_postprocess.py``).
+
+    Args:
+        models: The checkpoints (several = an ensemble).
+        case_dirs: Case folders with a ``*_seg`` file.
+        options: :class:`bratseg.inference.InferenceOptions`.
+
+    Yields:
+        One :class:`PredictedCase` per folder, in order.
+    """
+    from bratseg.inference import predict_case
+    from bratseg.io import find_case_files, load_case, load_label_map
+
+    for folder in case_dirs:
+        t0 = time.perf_counter()
+        case = load_case(folder, load_seg=False)
+        prediction = predict_case(case, models, options)
+        seconds = time.perf_counter() - t0
+        reference = load_label_map(find_case_files(folder)["seg"])
+        yield PredictedCase(Path(folder), case, prediction, reference, seconds)
 
 
 def score_cases(
@@ -58,8 +107,7 @@ def score_cases(
         ``volume_ml``/``ref_volume_ml`` ``{ncr, ed, et, tc, wt}`` and ``et_mean_prob`` (mean ET
         probability over the voxels labelled ET; 0 when none).
     """
-    from bratseg.inference import InferenceOptions, predict_case
-    from bratseg.io import find_case_files, load_case, load_label_map
+    from bratseg.inference import InferenceOptions
     from bratseg.labels import detect_convention, region_masks
     from bratseg.metrics import evaluate_labels, tumour_volumes_ml
     from bratseg.postprocess import postprocess
@@ -73,12 +121,14 @@ def score_cases(
         device="cpu", tta=tta, threads=threads, postprocess=next(iter(configs.values()))
     )
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
-    for folder in case_dirs:
-        t0 = time.perf_counter()
-        case = load_case(folder, load_seg=False)
-        pred = predict_case(case, models, options)
-        seconds = time.perf_counter() - t0
-        ref = load_label_map(find_case_files(folder)["seg"])
+    for done in predict_labelled_cases(models, case_dirs, options):
+        folder, case, pred, ref, seconds = (
+            done.folder,
+            done.case,
+            done.prediction,
+            done.reference,
+            done.seconds,
+        )
         ref_ml = tumour_volumes_ml(
             ref.data, detect_convention(ref.data, source=str(ref.path)), case.spacing
         )
