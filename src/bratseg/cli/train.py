@@ -108,6 +108,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help='recipe overrides, e.g. \'{"schedule": "cosine", "augment": {"affine_prob": 0.3}}\'',
     )
     p.add_argument("--max-val-cases", type=int, help="validate on at most this many cases")
+    p.add_argument(
+        "--oversample",
+        action="append",
+        metavar="NAME=K",
+        help="draw training case NAME, or every training case of the split file's stratum NAME "
+        "(e.g. low-et=3), K times as often; repeatable",
+    )
     p.add_argument("--max-steps", type=int, help="stop (resumable) after this many steps in total")
     p.add_argument(
         "--grad-checkpoint",
@@ -155,6 +162,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         folds=args.folds,
         split_file=args.split_file,
         seg_on_image_grid=args.seg_on_image_grid,
+        oversample=args.oversample,
         align=args.align,
         seed=args.seed,
         device=args.device,

@@ -37,6 +37,9 @@ class TrainConfig:
         fold, folds: K-fold split (fold index, number of folds).
         split_file: A fixed cross-validation split (:mod:`bratseg.training.splits`); with
             ``fold``, hold out that fold's cases and train on all the split's others.
+        oversample: ``"NAME=K"`` entries: training case ``NAME``, or every training case of the
+            split file's stratum ``NAME`` (e.g. ``"low-et=3"``), is drawn ``K`` times as often
+            (:func:`bratseg.training.patches.case_repeats`).
         seg_on_image_grid: Case ids whose label map is taken on the images' grid when only its
             origin differs from theirs (explicit, with a warning; see :func:`bratseg.io.load_case`).
         align: Series on other grids: ``"none"`` (refused), ``"resample"`` or ``"register"``.
@@ -70,6 +73,7 @@ class TrainConfig:
     folds: int = 5
     split_file: str | None = None
     seg_on_image_grid: list[str] | None = None
+    oversample: list[str] | None = None
     align: str = "none"
     seed: int = 0
     device: str = "auto"

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
+from bratseg.errors import BratsInputError
 from bratseg.io import MODALITIES
 from bratseg.preprocess import PreprocessConfig
 from bratseg.training.data import CachedCase
@@ -140,3 +141,57 @@ def default_patch(
         n = min(max_size, int(math.ceil(mm / spacing)))
         out.append(int(math.ceil(n / size_divisor) * size_divisor))
     return tuple(out)  # type: ignore[return-value]
+
+
+def case_repeats(
+    train_ids: Sequence[str],
+    oversample: Sequence[str] | None,
+    strata: dict[str, str] | None = None,
+) -> dict[str, int]:
+    """How many times each training case enters the patch dataset (1 unless oversampled).
+
+    Args:
+        train_ids: The run's training case ids.
+        oversample: ``"NAME=K"`` entries; ``NAME`` is a training case id or a stratum of
+            ``strata`` (all its training cases), ``K`` an integer >= 1; a case named twice takes
+            the larger factor.
+        strata: Case id -> stratum (the split file's), when the run has a split file.
+
+    Returns:
+        Case id -> repeat factor, for every training case.
+
+    Raises:
+        BratsInputError: A malformed entry, a factor below 1, or a name that is neither a training
+            case nor a stratum with training cases.
+    """
+    repeats = dict.fromkeys(train_ids, 1)
+    for entry in oversample or []:
+        name, sep, factor = str(entry).partition("=")
+        try:
+            k = int(factor)
+        except ValueError:
+            k = 0
+        if not sep or k < 1:
+            raise BratsInputError(
+                f"--oversample needs NAME=K with an integer K >= 1, got {entry!r}"
+            )
+        members = [c for c in train_ids if c == name or (strata or {}).get(c) == name]
+        if not members:
+            known = sorted(set((strata or {}).values())) or ["(no split file: case ids only)"]
+            raise BratsInputError(
+                f"--oversample {entry!r}: {name!r} is neither a training case nor a stratum "
+                f"with training cases (strata: {', '.join(known)})"
+            )
+        for case_id in members:
+            repeats[case_id] = max(repeats[case_id], k)
+    return repeats
+
+
+def repeated(
+    samples: Sequence[dict[str, Any]], ids: Sequence[str], repeats: dict[str, int]
+) -> list[dict[str, Any]]:
+    """``samples`` (one per case of ``ids``) with each case's sample ``repeats[id]`` times.
+
+    The repeats are the same objects (no copy): oversampling costs no memory.
+    """
+    return [s for s, c in zip(samples, ids, strict=True) for _ in range(repeats.get(c, 1))]

@@ -109,6 +109,10 @@ class SplitFile:
         """Number of folds."""
         return len(self.folds)
 
+    def strata(self) -> dict[str, str]:
+        """Case id -> its stratum (``"low-et"`` or ``"enhancing"``)."""
+        return {c: str(info.get("stratum")) for c, info in self.cases.items()}
+
     def fold_of(self, case_id: str) -> int:
         """The fold that holds ``case_id`` out."""
         for k, fold in enumerate(self.folds):

@@ -39,7 +39,13 @@ from bratseg.training.events import (
     error_event,
 )
 from bratseg.training.losses import loss_for
-from bratseg.training.patches import EpochSampler, PatchDataset, training_sample
+from bratseg.training.patches import (
+    EpochSampler,
+    PatchDataset,
+    case_repeats,
+    repeated,
+    training_sample,
+)
 from bratseg.training.plans import fresh_run_plan, resolve_config, resumed_run_plan
 from bratseg.training.recipes import (
     PlateauTracker,
@@ -55,6 +61,7 @@ from bratseg.training.setup import (
     make_loader,
 )
 from bratseg.training.snapshots import RunState, region_dice, restore_state, save_snapshots
+from bratseg.training.splits import read_split_file
 from bratseg.training.validate import validate
 
 logger = logging.getLogger(__name__)
@@ -136,8 +143,22 @@ class _TrainingRun:
         augment = build_augmentation(
             recipe.augment, plan.patch, has_extra=plan.preprocess.foreground_channel
         )
+        strata = read_split_file(cfg.split_file).strata() if cfg.split_file else None
+        repeats = case_repeats(split["train"], cfg.oversample, strata)
+        if any(k > 1 for k in repeats.values()):
+            logger.info(
+                "oversampled: %s",
+                ", ".join(f"{c} x{k}" for c, k in repeats.items() if k > 1),
+            )
         dataset = PatchDataset(
-            [training_sample(c, plan.patch) for c in train_cases], augment, samples, cfg.seed
+            repeated(
+                [training_sample(c, plan.patch) for c in train_cases],
+                [c.case_id for c in train_cases],
+                repeats,
+            ),
+            augment,
+            samples,
+            cfg.seed,
         )
         self.sampler = EpochSampler(samples, world_size=world, rank=ctx.rank, seed=cfg.seed)
         workers = (

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from bratseg.errors import BratsInputError
 from bratseg.labels import CLASSES
 from bratseg.models import build_model, get_architecture, list_architectures
 from bratseg.preprocess import PreprocessConfig
@@ -236,3 +237,39 @@ def test_a_few_steps_lower_the_loss(arch: str, cached: list) -> None:
         opt.step()
     after = eval_loss()
     assert after < before, (arch, before, after)
+
+
+def test_oversampling_repeats_cases_and_strata_and_refuses_unknown_names():
+    from bratseg.training.patches import case_repeats, repeated
+
+    ids = ["a", "b", "c"]
+    strata = {"a": "low-et", "b": "enhancing", "c": "low-et", "z": "low-et"}
+    assert case_repeats(ids, None) == {"a": 1, "b": 1, "c": 1}
+    assert case_repeats(ids, ["low-et=3"], strata) == {"a": 3, "b": 1, "c": 3}
+    assert case_repeats(ids, ["low-et=2", "c=4"], strata) == {"a": 2, "b": 1, "c": 4}
+    samples = [{"id": i} for i in ids]
+    out = repeated(samples, ids, {"a": 2, "b": 1, "c": 3})
+    assert [s["id"] for s in out] == ["a", "a", "b", "c", "c", "c"]
+    assert out[0] is samples[0]  # the same sample object: no copy of the arrays
+    for bad, message in (
+        (["low-et"], "NAME=K"),
+        (["a=0"], "K >= 1"),
+        (["a=x"], "NAME=K"),
+        (["z=2"], "neither a training case nor a stratum"),  # z is not a training case
+        (["grade=2"], "strata: enhancing, low-et"),
+    ):
+        with pytest.raises(BratsInputError, match=message):
+            case_repeats(ids, bad, strata)
+    with pytest.raises(BratsInputError, match="no split file"):
+        case_repeats(ids, ["low-et=2"])
+
+
+def test_train_command_passes_oversample_to_the_config(tmp_path):
+    from bratseg.cli.main import build_parser
+    from bratseg.cli.train import config_from_args
+
+    data, out = str(tmp_path), str(tmp_path / "run")
+    args = build_parser().parse_args(
+        ["train", "--data", data, "--out", out, "--oversample", "low-et=3", "--oversample", "x=2"]
+    )
+    assert config_from_args(args).oversample == ["low-et=3", "x=2"]
