@@ -10,7 +10,7 @@ Two ways to fill the protocol's table:
   case of the split that none of the models trained on (``unseen``), so the number is held out.
 
 Every case is predicted at full resolution through the real pipeline (CPU, the first model's
-postprocessing, no TTA). ``--variants '{"NAME": {postprocess overrides}}'`` scores postprocessing
+postprocessing, no TTA unless ``--tta 8``). ``--variants '{"NAME": {postprocess overrides}}'`` scores postprocessing
 variants on the same predictions. ``--rows-out FILE`` keeps the per-case rows (Dice, HD95,
 volumes, mean ET probability) to tune case-level rules without predicting again.
 
@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         "--variants", default="{}", help="JSON: variant name -> postprocessing overrides"
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--tta", type=int, choices=(0, 8), default=0, help="test-time augmentation: 0 or 8 flips"
+    )
     parser.add_argument(
         "--rows-out", help="write the per-case rows (all variants) to this JSON file"
     )
@@ -99,6 +102,7 @@ def _fold_rows(args: argparse.Namespace, split, variants: dict) -> tuple[dict, s
         [g for _, g in given],
         data=args.data,
         threads=args.threads,
+        tta=args.tta,
         variants=variants,
         checkpoint=args.checkpoint,
     )
@@ -123,7 +127,11 @@ def _model_rows(args: argparse.Namespace, split, variants: dict) -> tuple[dict, 
     for model in models:
         round_weights_to_half(model.model)
     rows = score_cases(
-        models, [Path(refs[c]) for c in cases], threads=args.threads, variants={"": {}, **variants}
+        models,
+        [Path(refs[c]) for c in cases],
+        threads=args.threads,
+        tta=args.tta,
+        variants={"": {}, **variants},
     )
     return (
         rows,
