@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from qtpy.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -27,8 +26,6 @@ from qtpy.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -36,43 +33,11 @@ from qtpy.QtWidgets import (
 from bratseg.devices import DEVICE_CHOICES
 
 from .._state import viewer_state
-from ._common import fmt_ml, show_input_error
+from ._common import show_input_error
+from ._worklist_table import WorklistTable
 from .model_list import ModelList
 
 logger = logging.getLogger(__name__)
-
-#: Table columns (header, tooltip).
-COLUMNS = (
-    ("Case", "case id (folder name)"),
-    ("Status", "new, segmented, edited, approved (or error)"),
-    ("Model", "model(s) behind the AI proposal"),
-    ("Edited", "hand-edited voxels"),
-    ("WT mL", "whole tumour volume"),
-    ("TC mL", "tumour core volume"),
-    ("ET mL", "enhancing tumour volume"),
-    ("Review", "flagged for review by the uncertainty assessment"),
-    ("Note", "sign-off, why it is flagged, or why the case cannot be used"),
-)
-#: Column of the note (the error's tooltip).
-NOTE_COLUMN = len(COLUMNS) - 1
-
-
-def _row_cells(row: Any) -> list[str]:
-    """The table texts of one :class:`~bratseg.review.worklist.WorklistRow`."""
-    volumes = row.volumes_ml or {}
-    flag = "" if row.needs_review is None else ("⚑ yes" if row.needs_review else "no")
-    note = row.error or "; ".join(row.reasons)
-    if row.approval is not None:
-        note = f"{row.approval.line()}" + (f"; {note}" if note else "")
-    return [
-        row.case_id,
-        row.status,
-        " + ".join(row.models),
-        str(row.n_edited) if row.status != "new" else "",
-        *(fmt_ml(volumes[k]) if k in volumes else "" for k in ("wt", "tc", "et")),
-        flag,
-        note,
-    ]
 
 
 class WorklistWidget(QWidget):
@@ -98,14 +63,7 @@ class WorklistWidget(QWidget):
         self.folder_edit.returnPressed.connect(lambda: self.set_folder(self.folder_edit.text()))
         browse = QPushButton("Open folder…")
         browse.clicked.connect(self._browse)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels([c[0] for c in COLUMNS])
-        for i, (_, tip) in enumerate(COLUMNS):
-            self.table.horizontalHeaderItem(i).setToolTip(tip)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
+        self.table = WorklistTable()
         self.table.cellDoubleClicked.connect(lambda r, _c: self.open_row(r))
 
         self.open_button = QPushButton("Open")
@@ -206,26 +164,17 @@ class WorklistWidget(QWidget):
 
     def fill_table(self) -> None:
         """Show every row of the worklist."""
-        rows = self.worklist.rows if self.worklist is not None else []
-        self.table.setRowCount(len(rows))
-        for index in range(len(rows)):
-            self.update_row(index)
-        self.table.resizeColumnsToContents()
+        self.table.show_rows(self.worklist.rows if self.worklist is not None else [])
         self._update_buttons()
 
     def update_row(self, index: int) -> None:
         """Show row ``index`` as the worklist has it now."""
-        row = self.worklist.rows[index]
-        for column, text in enumerate(_row_cells(row)):
-            item = QTableWidgetItem(text)
-            if row.error and column == NOTE_COLUMN:
-                item.setToolTip(row.error)
-            self.table.setItem(index, column, item)
+        self.table.show_row(index, self.worklist.rows[index])
 
     def selected_row(self) -> int | None:
         """Index of the selected row (None when nothing is selected)."""
-        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
-        return rows[0].row() if rows else self.current
+        selected = self.table.selected_index()
+        return selected if selected is not None else self.current
 
     def _refresh_current(self) -> None:
         if self.worklist is not None and self.current is not None and self.worker is None:
