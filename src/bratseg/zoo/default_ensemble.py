@@ -186,6 +186,7 @@ def format_ensemble_card(card: dict[str, Any]) -> str:
         ("training", "training"),
         ("device", "device"),
         ("cpu_seconds_per_case", "CPU s per case"),
+        ("tta", "TTA"),
         ("baseline", "compared with"),
     ):
         if info.get(key) is not None:
