@@ -71,8 +71,14 @@ def resize_index(index: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     return F.interpolate(index.float(), size=tuple(shape), mode="nearest")
 
 
-def _base_loss(kind: str, output_kind: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The per-output criterion ``(logits (B,K,...), index (B,1,...)) -> scalar``."""
+def _base_loss(
+    kind: str, output_kind: str, region_weights: Sequence[float] = (1.0, 1.0, 1.0)
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The per-output criterion ``(logits (B,K,...), index (B,1,...)) -> scalar``.
+
+    ``region_weights`` (WT, TC, ET) multiply each region's term of a region loss; (1, 1, 1)
+    leaves the loss exactly as the papers define it.
+    """
     if kind not in LOSS_KINDS:
         raise ValueError(f"unknown loss {kind!r}; use one of {', '.join(LOSS_KINDS)}")
     if output_kind == "classes":
@@ -86,6 +92,8 @@ def _base_loss(kind: str, output_kind: str) -> Callable[[torch.Tensor, torch.Ten
             logger.info(
                 "loss %r is for region outputs; a class-output model uses softmax Dice", kind
             )
+        if [float(w) for w in region_weights] != [1.0, 1.0, 1.0]:
+            logger.warning("region_weights apply to region outputs; ignored for a class output")
         return lambda logits, index: soft_dice(logits, onehot_from_index(index))
     crit: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     if kind == "dice_bce":
@@ -113,7 +121,22 @@ def _base_loss(kind: str, output_kind: str) -> Callable[[torch.Tensor, torch.Ten
             batch=True,
             reduction="sum",
         )
-    return lambda logits, index: crit(logits, regions_from_index(index))
+    weights = [float(w) for w in region_weights]
+    if weights == [1.0, 1.0, 1.0]:
+        return lambda logits, index: crit(logits, regions_from_index(index))
+    if kind not in ("dice", "dice_bce"):
+        raise ValueError(f"region_weights apply to the 'dice' and 'dice_bce' losses, not {kind!r}")
+    # "dice" sums its regions, "dice_bce" averages them: keep that, weight each region's term.
+    scale = 1.0 if kind == "dice" else 1.0 / len(REGIONS)
+
+    def weighted(logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        target = regions_from_index(index)
+        terms = [
+            w * crit(logits[:, c : c + 1], target[:, c : c + 1]) for c, w in enumerate(weights) if w
+        ]
+        return scale * cast(torch.Tensor, sum(terms))
+
+    return weighted
 
 
 def deep_supervision_weights(n_heads: int, scheme: str = "halving") -> list[float]:
@@ -160,6 +183,7 @@ class SegmentationLoss(torch.nn.Module):
         deep_supervision: ``"halving"`` or ``"equal"`` weighting of ``out["deep"]``.
         vae_weight_l2: Weight of the VAE L2 term (Adeniji & Liu: 0.1).
         vae_weight_kl: Weight of the VAE KL term (Adeniji & Liu: 0.1).
+        region_weights: WT, TC, ET weights of a region loss (1, 1, 1: the papers' loss).
     """
 
     def __init__(
@@ -169,6 +193,7 @@ class SegmentationLoss(torch.nn.Module):
         deep_supervision: str = "halving",
         vae_weight_l2: float = 0.1,
         vae_weight_kl: float = 0.1,
+        region_weights: Sequence[float] = (1.0, 1.0, 1.0),
     ) -> None:
         super().__init__()
         self.output_kind = output_kind
@@ -176,7 +201,7 @@ class SegmentationLoss(torch.nn.Module):
         self.deep_supervision = deep_supervision
         self.vae_weight_l2 = vae_weight_l2
         self.vae_weight_kl = vae_weight_kl
-        self._criterion = _base_loss(kind, output_kind)
+        self._criterion = _base_loss(kind, output_kind, region_weights)
 
     def _term(self, logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         return self._criterion(logits.float(), resize_index(index, logits.shape[2:]))
@@ -230,4 +255,5 @@ def loss_for(spec: Any, recipe: Any) -> SegmentationLoss:
         deep_supervision=recipe.deep_supervision,
         vae_weight_l2=recipe.vae_weight_l2,
         vae_weight_kl=recipe.vae_weight_kl,
+        region_weights=recipe.region_weights,
     )

@@ -49,6 +49,9 @@ class Recipe:
         swa_cycles: Cosine cycles in the SWA phase, each restarting at ``swa_lr_factor`` x lr.
         swa_lr_factor: Restart factor (Henry et al. 2021: half the initial learning rate).
         loss: Loss kind (see :mod:`bratseg.training.losses`).
+        region_weights: Weights of the WT, TC and ET terms of a region loss (``"dice"``,
+            ``"dice_bce"``); (1, 1, 1) is the papers' loss. Not from the papers: more weight on
+            ET (a thin rim) is a lever to try on the cross-validation protocol.
         deep_supervision: ``"halving"`` (Futrega et al. 2021) or ``"equal"`` (Henry et al. 2021).
         vae_weight_l2, vae_weight_kl: VAE term weights (Adeniji & Liu: 0.1, 0.1).
         batch_size: Patches per step and process (all seeds: 1).
@@ -72,6 +75,7 @@ class Recipe:
     swa_cycles: int = 5
     swa_lr_factor: float = 0.5
     loss: str = "dice"
+    region_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
     deep_supervision: str = "halving"
     vae_weight_l2: float = 0.1
     vae_weight_kl: float = 0.1
@@ -129,6 +133,12 @@ def check_overrides(overrides: Mapping[str, Any]) -> None:
             raise BratsInputError(
                 f"recipe key {key!r} must be one of {', '.join(allowed)}, got {overrides[key]!r}"
             )
+    weights = overrides.get("region_weights")
+    if weights is not None and (len(weights) != 3 or min(weights) < 0 or max(weights) <= 0):
+        raise BratsInputError(
+            f"recipe key 'region_weights' must be three weights (WT, TC, ET) >= 0, not all 0, "
+            f"got {weights!r}"
+        )
 
 
 # ------------------------------------------------------------------------- default recipes

@@ -273,3 +273,43 @@ def test_train_command_passes_oversample_to_the_config(tmp_path):
         ["train", "--data", data, "--out", out, "--oversample", "low-et=3", "--oversample", "x=2"]
     )
     assert config_from_args(args).oversample == ["low-et=3", "x=2"]
+
+
+@pytest.mark.parametrize("kind", ["dice", "dice_bce"])
+def test_region_weights_weight_each_region_term(kind):
+    from bratseg.training.losses import SegmentationLoss, regions_from_index
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 6, 6, 6)
+    index = torch.randint(0, 4, (2, 1, 6, 6, 6))
+    plain, _ = SegmentationLoss("regions", kind)(logits, index)
+    ones, _ = SegmentationLoss("regions", kind, region_weights=(1, 1, 1))(logits, index)
+    twice, _ = SegmentationLoss("regions", kind, region_weights=(2, 2, 2))(logits, index)
+    et_only, _ = SegmentationLoss("regions", kind, region_weights=(0, 0, 1))(logits, index)
+    assert torch.equal(plain, ones)  # the papers' loss, untouched
+    torch.testing.assert_close(twice, 2 * plain)
+    # ET alone: the paper's criterion on the ET channel only (dice_bce averages regions: / 3)
+    from monai.losses import DiceLoss
+
+    et_logits, et_target = logits[:, 2:3], regions_from_index(index)[:, 2:3]
+    if kind == "dice":
+        dice = DiceLoss(sigmoid=True, squared_pred=True, smooth_nr=1.0, smooth_dr=1.0, batch=True)
+        expected = dice(et_logits, et_target)
+    else:
+        dice = DiceLoss(sigmoid=True, batch=True, smooth_nr=1e-5, smooth_dr=1e-5)
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(et_logits, et_target)
+        expected = (dice(et_logits, et_target) + bce) / 3
+    torch.testing.assert_close(et_only, expected)
+    assert 0 < float(et_only) < float(plain)
+    with pytest.raises(ValueError, match="region_weights"):
+        SegmentationLoss("regions", "dice_focal", region_weights=(1, 1, 2))
+
+
+def test_region_weights_recipe_override_is_checked():
+    from bratseg.training.recipes import check_overrides, default_recipe
+
+    check_overrides({"region_weights": [1, 1, 2]})
+    assert default_recipe("nnunet").region_weights == (1.0, 1.0, 1.0)
+    for bad in ([1, 2], [0, 0, 0], [1, -1, 1]):
+        with pytest.raises(BratsInputError, match="region_weights"):
+            check_overrides({"region_weights": bad})
