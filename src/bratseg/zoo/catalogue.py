@@ -113,14 +113,16 @@ def user_models_dir() -> Path:
     return bratseg_home() / "models"
 
 
-def _strip_suffix(name: str) -> str:
+def model_name_of(name: str) -> str:
+    """A checkpoint file name without its ``.pt`` / ``.pth`` suffix (what ``--model`` accepts)."""
     for suffix in CHECKPOINT_SUFFIXES:
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name
 
 
-def _checkpoints_in(folder: Path) -> list[Path]:
+def checkpoints_in(folder: Path) -> list[Path]:
+    """The checkpoint files directly in ``folder``, sorted (none when it does not exist)."""
     if not folder.is_dir():
         return []
     return sorted(
@@ -195,7 +197,7 @@ def _find_val_dice(meta: dict[str, Any]) -> dict[str, float] | None:
 def _entry(path: Path, bundled: bool) -> ModelEntry:
     meta = read_checkpoint_meta(path)
     return ModelEntry(
-        name=_strip_suffix(path.name),
+        name=model_name_of(path.name),
         path=path,
         arch=str(meta.get("arch", "?")),
         bundled=bundled,
@@ -212,7 +214,7 @@ def list_models(include_user: bool = True) -> list[ModelEntry]:
     entries: dict[str, ModelEntry] = {}
     folders = [(BUNDLED_DIR, True)] + ([(user_models_dir(), False)] if include_user else [])
     for folder, bundled in folders:
-        for path in _checkpoints_in(folder):
+        for path in checkpoints_in(folder):
             try:
                 entry = _entry(path, bundled)
             except CheckpointError as exc:
@@ -232,7 +234,7 @@ def bundled_models() -> list[ModelEntry]:
 def checkpoint_names() -> set[str]:
     """Names of every bundled and user checkpoint (file names only; nothing is read)."""
     return {
-        _strip_suffix(p.name) for f in (BUNDLED_DIR, user_models_dir()) for p in _checkpoints_in(f)
+        model_name_of(p.name) for f in (BUNDLED_DIR, user_models_dir()) for p in checkpoints_in(f)
     }
 
 
@@ -249,10 +251,10 @@ def resolve_model(name_or_path: str | Path) -> Path:
     if candidate.is_file():
         return candidate
     looks_like_path = os.sep in text or text.endswith(CHECKPOINT_SUFFIXES)
-    name = _strip_suffix(candidate.name)
+    name = model_name_of(candidate.name)
     for folder in (user_models_dir(), BUNDLED_DIR):
-        for path in _checkpoints_in(folder):
-            if _strip_suffix(path.name) == name:
+        for path in checkpoints_in(folder):
+            if model_name_of(path.name) == name:
                 return path
     if looks_like_path:
         raise BratsInputError("checkpoint file not found", candidate)

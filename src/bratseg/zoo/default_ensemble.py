@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from bratseg.errors import BratsInputError
 from bratseg.labels import REGIONS
 from bratseg.zoo import catalogue
-from bratseg.zoo.catalogue import _checkpoints_in, _strip_suffix, resolve_model, user_models_dir
+from bratseg.zoo.catalogue import checkpoints_in, model_name_of, resolve_model, user_models_dir
 
 if TYPE_CHECKING:
     from bratseg.checkpoint import LoadedModel
@@ -54,11 +54,11 @@ def default_ensemble_card() -> dict[str, Any]:
 
 def default_model_names() -> list[str]:
     """Names of the bundled default model(s); several = an ensemble; empty when none is bundled."""
-    names = [_strip_suffix(p.name) for p in _checkpoints_in(catalogue.BUNDLED_DIR)]
+    names = [model_name_of(p.name) for p in checkpoints_in(catalogue.BUNDLED_DIR)]
     marker = catalogue.BUNDLED_DIR / "default.txt"
     if marker.is_file():
         wanted = [
-            _strip_suffix(line.strip()) for line in marker.read_text().splitlines() if line.strip()
+            model_name_of(line.strip()) for line in marker.read_text().splitlines() if line.strip()
         ]
         missing = [w for w in wanted if w not in names]
         if missing:
