@@ -74,9 +74,9 @@ def _models(names: list[str] | None) -> list[str]:
 def main() -> None:
     from qtpy.QtWidgets import QApplication
 
-    from bratseg.cli.view import open_viewer
     from bratseg.labels import LABEL_VALUES
     from napari_brats._state import viewer_state
+    from napari_brats._view_command import open_viewer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("case_dir", nargs="?", default=str(DEFAULT_CASE))
@@ -94,7 +94,8 @@ def main() -> None:
     segment.device_combo.setCurrentText("auto")
     segment.run()
     _wait(lambda: segment.worker is None, 900)
-    session = viewer_state(viewer).session
+    state = viewer_state(viewer)
+    session = state.session
     if session is None:
         raise SystemExit(f"segmentation failed: {segment.last_error}")
     reference = session.case.seg if session.case.seg is not None else session.labels
@@ -109,7 +110,7 @@ def main() -> None:
     viewer.layers["FLAIR"].visible = True
 
     # a correction: paint a small ET blob, then move a threshold (the paint survives)
-    layer = session.layer
+    layer = state.layer
     docks["Correction"].paint_tissue("et")
     xs, ys = np.nonzero(reference[:, :, z]) if reference[:, :, z].any() else ([120], [120])
     layer.paint((z, int(np.median(ys)), int(np.median(xs))), LABEL_VALUES[session.convention]["et"])
@@ -128,6 +129,8 @@ def main() -> None:
         QApplication.processEvents()
         time.sleep(0.02)
     for name, widget in docks.items():
+        if name not in SLUGS:  # its own script: docs/make_hotspots_screenshot.py, _worklist_
+            continue
         widget.resize(max(widget.width(), 420), max(widget.sizeHint().height(), 380))
         QApplication.processEvents()
         widget.grab().save(str(OUT / f"{SLUGS[name]}.png"))
