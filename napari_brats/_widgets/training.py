@@ -159,9 +159,13 @@ class TrainingWidget(QWidget):
         current = self.model_combo.currentData()
         self.model_combo.clear()
         try:
-            from bratseg.zoo import list_models
+            from bratseg.zoo import default_model_names, list_models
 
-            for entry in list_models():
+            rank = {name: i for i, name in enumerate(default_model_names())}
+            entries = sorted(  # the default model(s) first: the natural start for fine-tuning
+                list_models(), key=lambda e: rank.get(e.name, len(rank)) if e.bundled else len(rank)
+            )
+            for entry in entries:
                 self.model_combo.addItem(f"fine-tune {entry.name}", str(entry.path))
         except Exception as exc:
             logger.warning("cannot list models: %s", exc)
