@@ -13,13 +13,14 @@ Bad input is reported with the engine's one-line :class:`bratseg.errors.BratsInp
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bratseg.errors import BratsInputError
+from bratseg.progress import Progress
 
 from ._layers import META_KEY, LayerDataTuple, case_layer_data, contrast_limits, to_display
 
@@ -75,13 +76,23 @@ def read_case(path: str | list[str], align: str = "none") -> list[LayerDataTuple
     Raises:
         BratsInputError: Missing modality, mismatched geometry, unreadable file... (one line).
     """
-    from bratseg.io import load_case
+    from bratseg.progress import run_to_end
+
+    return run_to_end(iter_read_case(path, align))
+
+
+def iter_read_case(
+    path: str | list[str], align: str = "none"
+) -> Generator[Progress, None, list[LayerDataTuple]]:
+    """:func:`read_case` as a job for a worker thread: yields the engine's progress while the
+    series are aligned (a registration takes seconds per series) and returns the layers."""
+    from bratseg.io import iter_load_case
 
     if isinstance(path, list):
         path = path[0]
     p = Path(path)
     folder = _case_folder_of(p) or (p if p.is_dir() else p.parent)
-    case = load_case(folder, align=align)
+    case = yield from iter_load_case(folder, align=align)
     logger.info("loaded case %s from %s, shape %s", case.case_id, folder, case.shape)
     for report in case.alignment:
         (logger.warning if report.poor else logger.info)("%s", report.line())

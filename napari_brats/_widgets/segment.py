@@ -35,54 +35,9 @@ from .._state import CaseSession, ModelInfo, viewer_state
 from ._common import show_input_error
 from ._review import ReviewNotice, SavedReviewMixin
 from .model_list import ModelList
+from ._segment_job import segment_job
 
 logger = logging.getLogger(__name__)
-
-
-class SegmentationFailed(Exception):
-    """Inference failed with a RuntimeError (re-raised as this so the worker reports it)."""
-
-
-def _segment_job(
-    case: Any,
-    model_paths: list[Path],
-    options: Any,
-    stop: threading.Event,
-):
-    """Generator run in the worker thread: load checkpoints, then run inference with the
-    ensemble's postprocessing (:func:`bratseg.zoo.ensemble_postprocess`, as ``predict`` does).
-
-    Yields:
-        :class:`bratseg.inference.Progress` items.
-
-    Returns:
-        ``(prediction, loaded_models, assessment)``: the needs-review assessment is computed here, off the GUI thread.
-
-    Raises:
-        bratseg.errors.Cancelled: ``stop`` was set during inference (reported via ``errored``).
-        SegmentationFailed: Inference raised a RuntimeError.
-    """
-    from bratseg.checkpoint import load_checkpoint
-    from bratseg.inference import Progress, run_inference
-
-    models = []
-    for index, path in enumerate(model_paths):
-        yield Progress(0, 1, f"loading model {index + 1}/{len(model_paths)}: {Path(path).name}")
-        models.append(load_checkpoint(path))
-    if options.postprocess is None:
-        from bratseg.zoo import ensemble_postprocess
-
-        options.postprocess = ensemble_postprocess(models)
-    try:
-        prediction = yield from run_inference(case, models, options, should_stop=stop.is_set)
-    except RuntimeError as exc:
-        # e.g. a torch error: superqt's worker would swallow a RuntimeError without emitting
-        # ``errored`` or ``finished``, so re-raise it as a plain Exception.
-        raise SegmentationFailed(f"{type(exc).__name__}: {exc}") from exc
-    from bratseg.review.session import assessment_of
-
-    yield Progress(1, 1, "assessing where the proposal needs review")
-    return prediction, models, assessment_of(prediction, case)
 
 
 class SegmentWidget(SavedReviewMixin, QWidget):
@@ -103,8 +58,8 @@ class SegmentWidget(SavedReviewMixin, QWidget):
 
         self.case_label = QLabel("No case loaded")
         self.case_label.setWordWrap(True)
-        open_button = QPushButton("Open case folder…")
-        open_button.clicked.connect(self._open_case_dialog)
+        self.open_button = QPushButton("Open case folder…")
+        self.open_button.clicked.connect(self._open_case_dialog)
         self.align_combo = QComboBox()
         self.align_combo.addItems(["none", "resample", "register"])
         self.align_combo.setToolTip(
@@ -153,7 +108,7 @@ class SegmentWidget(SavedReviewMixin, QWidget):
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.case_label)
-        layout.addWidget(open_button)
+        layout.addWidget(self.open_button)
         layout.addLayout(models_row)
         layout.addWidget(self.model_list)
         layout.addLayout(form)
@@ -243,22 +198,59 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         ):
             return False
 
+        align = self.align_combo.currentText()
+        if align == "register":  # seconds per series: in a worker, with progress and Cancel
+            self._open_in_background(folder, align)
+            return True
         try:
-            layer_data = read_case(str(folder), align=self.align_combo.currentText())
+            layer_data = read_case(str(folder), align=align)
         except Exception as exc:
             self.last_error = show_input_error(exc)
             self.status.setText(self.last_error)
             return False
+        self._show_case(layer_data)
+        return True
+
+    def _open_in_background(self, folder: str | Path, align: str) -> Any:
+        """Load (and register) a case in a worker thread; the layers appear when it is done."""
+        from napari.qt.threading import create_worker
+
+        from .._reader import iter_read_case
+
+        self.last_error = None
+        self._set_busy(True)
+        self.status.setText(f"opening {Path(folder).name}…")
+        self._stop = threading.Event()
+        worker = create_worker(
+            iter_read_case, str(folder), align, _start_thread=False, _ignore_errors=True
+        )
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(self._show_case)
+        worker.errored.connect(self._on_error)
+        worker.aborted.connect(self._on_aborted)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        worker.start()
+        return worker
+
+    def _set_busy(self, busy: bool) -> None:
+        self.run_button.setEnabled(not busy)
+        self.open_button.setEnabled(not busy)
+        self.cancel_button.setEnabled(busy)
+        if busy:
+            self.progress.setRange(0, 0)
+
+    def _show_case(self, layer_data: list) -> None:
         for data, kwargs, kind in layer_data:
             getattr(self.viewer, f"add_{kind}")(data, **kwargs)
         case = layer_data[0][1]["metadata"]["bratseg"]["case"]
+        self.status.setText(f"opened {case.case_id}")
         if case.alignment:
             self.status.setText("; ".join(r.line() for r in case.alignment))
             if any(r.poor for r in case.alignment):
                 self._fail(
                     "poor registration: " + "; ".join(r.line() for r in case.alignment if r.poor)
                 )
-        return True
 
     # ------------------------------------------------------------------ run
     def build_options(self) -> Any:
@@ -296,13 +288,11 @@ class SegmentWidget(SavedReviewMixin, QWidget):
             self._fail(show_input_error(exc))
             return None
         self.last_error = None
-        self.run_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.progress.setRange(0, 0)
+        self._set_busy(True)
         self.status.setText(f"segmenting {case.case_id} with {len(paths)} model(s)…")
         self._stop = threading.Event()
         worker = create_worker(
-            _segment_job,
+            segment_job,
             case,
             paths,
             options,
@@ -354,8 +344,7 @@ class SegmentWidget(SavedReviewMixin, QWidget):
     def _on_finished(self) -> None:
         if self._stop.is_set() and self.status.text().startswith("cancelling"):
             self._on_aborted()
-        self.run_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
+        self._set_busy(False)
         if self.progress.maximum() == 0:
             self.progress.setRange(0, 1)
             self.progress.setValue(0)

@@ -49,6 +49,7 @@ from bratseg.preprocess import (
     invert_probabilities,
     preprocess_with_config,
 )
+from bratseg.progress import Progress, run_to_end
 
 logger = logging.getLogger(__name__)
 
@@ -87,15 +88,6 @@ class InferenceOptions:
     threads: int | None = None
     keep_class_probs: bool = False
     keep_spread: bool = False
-
-
-@dataclass
-class Progress:
-    """One progress report: ``step`` of ``total`` steps done, and what happens now."""
-
-    step: int
-    total: int
-    message: str
 
 
 @dataclass
@@ -356,11 +348,4 @@ def predict_case(
     should_stop: Callable[[], bool] | None = None,
 ) -> Prediction:
     """Run :func:`run_inference` to completion, passing each :class:`Progress` to ``progress``."""
-    gen = run_inference(case, models, options, should_stop=should_stop)
-    while True:
-        try:
-            report = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        if progress is not None:
-            progress(report)
+    return run_to_end(run_inference(case, models, options, should_stop=should_stop), progress)

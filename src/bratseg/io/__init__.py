@@ -6,6 +6,7 @@ from bratseg.io.case import (
     MODALITY_NAMES,
     Case,
     find_case_files,
+    iter_load_case,
     load_case,
     match_modality,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "LabelMap",
     "find_case_files",
     "is_case_folder",
+    "iter_load_case",
     "list_case_folders",
     "load_case",
     "load_label_map",

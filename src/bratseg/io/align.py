@@ -16,13 +16,19 @@ the mutual information before and after (more negative is better), and the rigid
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Generator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import nibabel as nib
 import numpy as np
 
 from bratseg.errors import BratsInputError
+from bratseg.io.case import AFFINE_TOLERANCE, MODALITIES, MODALITY_NAMES
+from bratseg.io.nifti import affine_difference, voxel_spacing
+from bratseg.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -94,8 +100,6 @@ def register_into(
     Raises:
         BratsInputError: SimpleITK is not installed, or the registration fails.
     """
-    import time
-
     try:
         import SimpleITK as sitk
     except ImportError:
@@ -149,6 +153,46 @@ def register_into(
     return nib.Nifti1Image(
         np.ascontiguousarray(data, dtype=np.float32), ref.affine, ref.header
     ), report
+
+
+def align_series(
+    images: dict[str, nib.Nifti1Image], files: dict[str, Path], ref_key: str, align: str
+) -> Generator[Progress, None, list[AlignmentReport]]:
+    """Replace every series but ``ref_key``'s by its alignment into that grid (in place).
+
+    ``resample`` leaves series already on the reference grid as they are; ``register``
+    registers every one. Closing the generator at a report stops before the next series.
+
+    Yields:
+        :class:`~bratseg.progress.Progress` before each series.
+
+    Returns:
+        One :class:`AlignmentReport` per aligned series, in channel order.
+    """
+    check_align(align)
+    ref = images[ref_key]
+    keys = [k for k in MODALITIES if k != ref_key]
+    verb = "registering" if align == "register" else "aligning"
+    reports = []
+    for index, key in enumerate(keys):
+        img, name = images[key], MODALITY_NAMES[key]
+        yield Progress(index, len(keys), f"{verb} {name} to T1Gd ({index + 1}/{len(keys)})")
+        if align == "register":
+            images[key], report = register_into(img, ref, name)
+        else:
+            same = tuple(img.shape[:3]) == tuple(ref.shape[:3]) and affine_difference(
+                img.affine, ref.affine
+            ) <= AFFINE_TOLERANCE * min(voxel_spacing(ref.header))
+            if same:
+                continue
+            start = time.perf_counter()
+            images[key] = resample_into(img, ref)
+            report = AlignmentReport(name, "resample", seconds=time.perf_counter() - start)
+        logger.info("%s", report.line())
+        if report.poor:
+            logger.warning("%s: %s", files[key], report.line())
+        reports.append(report)
+    return reports
 
 
 def check_align(align: str) -> str:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +49,7 @@ from bratseg.io.nifti import (
     voxel_spacing,
 )
 from bratseg.labels import Convention, detect_convention
+from bratseg.progress import Progress, run_to_end
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +184,33 @@ def load_case(
     case_id: str | None = None,
     align: str = "none",
 ) -> Case:
-    """Load and validate a case folder.
+    """Load and validate a case folder: :func:`iter_load_case` run to its end (same arguments)."""
+    return run_to_end(
+        iter_load_case(
+            path,
+            mapping,
+            load_seg,
+            seg_on_image_grid=seg_on_image_grid,
+            labels=labels,
+            case_id=case_id,
+            align=align,
+        )
+    )
+
+
+def iter_load_case(
+    path: str | Path,
+    mapping: Mapping[str, str | Path] | None = None,
+    load_seg: bool = True,
+    *,
+    seg_on_image_grid: bool = False,
+    labels: str | None = None,
+    case_id: str | None = None,
+    align: str = "none",
+) -> Generator[Progress, None, Case]:
+    """Load and validate a case folder, reporting progress while series are aligned (the slow
+    part: a registration takes seconds per series); closing the generator at a report stops
+    before the next series.
 
     Args:
         path: Case folder.
@@ -198,6 +225,9 @@ def load_case(
             one folder).
         align: ``"none"`` (series must share one grid), ``"resample"`` or ``"register"`` into
             the T1Gd grid (see :mod:`bratseg.io.align`); the case then has the T1Gd's geometry.
+
+    Yields:
+        :class:`~bratseg.progress.Progress` before each aligned series (none without ``align``).
 
     Returns:
         :class:`Case` with ``image`` float32 (4, X, Y, Z), ``seg`` uint8 (X, Y, Z) or ``None``.
@@ -214,7 +244,11 @@ def load_case(
     shape = tuple(int(s) for s in ref.shape[:3])
     affine = np.asarray(ref.affine, dtype=np.float64)
     spacing = voxel_spacing(ref.header)
-    reports = _align_series(images, files, ref_key, align) if align != "none" else []
+    reports = []
+    if align != "none":
+        from bratseg.io.align import align_series
+
+        reports = yield from align_series(images, files, ref_key, align)
     for key in (k for k in MODALITIES if k != ref_key):
         _check_geometry(
             images[key],
@@ -289,39 +323,6 @@ ALIGN_HINT = (
     "; pass --align resample (series in the scanner's frame) or --align register (rigid "
     "registration to T1Gd) to align them"
 )
-
-
-def _align_series(images: dict, files: dict, ref_key: str, align: str) -> list:
-    """Replace every series by its alignment into the ``ref_key`` grid (in place); the reports."""
-    from bratseg.io.align import check_align, register_into, resample_into
-
-    check_align(align)
-    ref = images[ref_key]
-    reports = []
-    for key in (k for k in MODALITIES if k != ref_key):
-        img = images[key]
-        if align == "register":
-            images[key], report = register_into(img, ref, MODALITY_NAMES[key])
-        else:
-            same = tuple(img.shape[:3]) == tuple(ref.shape[:3]) and affine_difference(
-                img.affine, ref.affine
-            ) <= AFFINE_TOLERANCE * min(voxel_spacing(ref.header))
-            if same:
-                continue
-            import time
-
-            start = time.perf_counter()
-            images[key] = resample_into(img, ref)
-            from bratseg.io.align import AlignmentReport
-
-            report = AlignmentReport(
-                MODALITY_NAMES[key], "resample", seconds=time.perf_counter() - start
-            )
-        logger.info("%s", report.line())
-        if report.poor:
-            logger.warning("%s: %s", files[key], report.line())
-        reports.append(report)
-    return reports
 
 
 def _check_geometry(
