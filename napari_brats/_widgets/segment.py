@@ -34,8 +34,8 @@ from .._layers import find_case
 from .._state import CaseSession, ModelInfo, viewer_state
 from ._common import show_input_error
 from ._review import ReviewNotice, SavedReviewMixin
-from .model_list import ModelList
 from ._segment_job import segment_job
+from .model_list import ModelList
 
 logger = logging.getLogger(__name__)
 
