@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("bratseg.evaluation").setLevel(logging.INFO)  # one line per case
 
     from bratseg.checkpoint import load_checkpoint
     from bratseg.errors import BratsInputError

@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("bratseg.evaluation").setLevel(logging.INFO)  # one line per case
 
     from bratseg.errors import BratsInputError
     from bratseg.evaluation.protocol import format_protocol_table, protocol_summary

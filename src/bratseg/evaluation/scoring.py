@@ -75,12 +75,15 @@ def predict_labelled_cases(
     from bratseg.inference import predict_case
     from bratseg.io import find_case_files, load_case, load_label_map
 
-    for folder in case_dirs:
+    for index, folder in enumerate(case_dirs):
         t0 = time.perf_counter()
         case = load_case(folder, load_seg=False)
         prediction = predict_case(case, models, options)
         seconds = time.perf_counter() - t0
         reference = load_label_map(find_case_files(folder)["seg"])
+        logger.info(
+            "case %d/%d %s predicted in %.1f s", index + 1, len(case_dirs), case.case_id, seconds
+        )
         yield PredictedCase(Path(folder), case, prediction, reference, seconds)
 
 

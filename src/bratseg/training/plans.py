@@ -32,7 +32,7 @@ from bratseg.training.setup import (
     round_patch,
 )
 from bratseg.training.snapshots import model_from_state
-from bratseg.training.splits import split_from_file
+from bratseg.training.splits import read_split_file, split_from_file
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,9 @@ def fresh_run_plan(cfg: TrainConfig, ctx: ddp.DistContext) -> RunPlan:
     refs = _case_refs(cfg)
     if cfg.split_file:
         chosen = split_from_file(cfg.split_file, cfg.fold, list(refs))
-        split = RunSplit(train=chosen["train"], val=chosen["val"], note=chosen["note"])
+        split = RunSplit(
+            train=chosen["train"], val=chosen["val"], note=chosen["note"], strata=chosen["strata"]
+        )
     else:
         drawn = split_cases(
             list(refs),
@@ -109,7 +111,7 @@ def fresh_run_plan(cfg: TrainConfig, ctx: ddp.DistContext) -> RunPlan:
             folds=cfg.folds,
             seed=cfg.seed,
         )
-        split = RunSplit(train=drawn.train, val=drawn.val, note=drawn.note)
+        split = RunSplit(train=drawn.train, val=drawn.val, note=drawn.note, strata={})
     per_step = int(recipe.batch_size) * ctx.world_size
     steps = int(
         cfg.steps_per_epoch or max(MIN_STEPS_PER_EPOCH, math.ceil(len(split["train"]) / per_step))
@@ -145,7 +147,13 @@ def resumed_run_plan(cfg: TrainConfig, st: dict[str, Any]) -> RunPlan:
     recipe = Recipe.from_dict(st["recipe"])
     px, py, pz = (int(p) for p in st["patch"])
     refs = _case_refs(cfg)
-    split = RunSplit(train=st["split"]["train"], val=st["split"]["val"], note=st["split"]["note"])
+    saved = st["split"]
+    strata = saved.get("strata")
+    if strata is None and cfg.split_file:  # a run started before strata were kept
+        strata = read_split_file(cfg.split_file).strata()
+    split = RunSplit(
+        train=saved["train"], val=saved["val"], note=saved["note"], strata=strata or {}
+    )
     missing = [c for c in split["train"] + split["val"] if c not in refs]
     if missing:
         raise BratsInputError(

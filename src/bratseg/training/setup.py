@@ -55,11 +55,13 @@ class InitialModel:
 
 
 class RunSplit(TypedDict):
-    """Training and validation case ids of a run and a human note on how they were chosen."""
+    """Training and validation case ids of a run, a human note on how they were chosen, and
+    each case's stratum when a split file gave them (empty otherwise; absent in older runs)."""
 
     train: list[str]
     val: list[str]
     note: str
+    strata: dict[str, str]
 
 
 @dataclass

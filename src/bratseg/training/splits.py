@@ -238,4 +238,5 @@ def split_from_file(path: str | Path, fold: int | None, case_ids: Sequence[str])
         "train": train,
         "val": val,
         "note": f"fold {fold} of {split.n_folds} of split {split.name}",
+        "strata": split.strata(),
     }

@@ -61,7 +61,6 @@ from bratseg.training.setup import (
     make_loader,
 )
 from bratseg.training.snapshots import RunState, region_dice, restore_state, save_snapshots
-from bratseg.training.splits import read_split_file
 from bratseg.training.validate import validate
 
 logger = logging.getLogger(__name__)
@@ -143,7 +142,7 @@ class _TrainingRun:
         augment = build_augmentation(
             recipe.augment, plan.patch, has_extra=plan.preprocess.foreground_channel
         )
-        strata = read_split_file(cfg.split_file).strata() if cfg.split_file else None
+        strata = split.get("strata") or None  # from the split file, read once by the plan
         repeats = case_repeats(split["train"], cfg.oversample, strata)
         if any(k > 1 for k in repeats.values()):
             logger.info(

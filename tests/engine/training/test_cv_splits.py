@@ -159,6 +159,9 @@ def test_split_file_round_trip_and_checks(tmp_path: Path) -> None:
         check_split_covers(again, [*split.cases, "stranger"])
     with pytest.raises(BratsInputError, match="not found"):
         check_split_covers(again, list(split.cases)[1:])
+    chosen = split_from_file(path, 2, list(split.cases))
+    assert (chosen["train"], chosen["val"]) == (train, val)
+    assert chosen["strata"] == split.strata()  # read once, kept in the run (--oversample)
     with pytest.raises(BratsInputError, match="needs --fold"):
         split_from_file(path, None, list(split.cases))
     with pytest.raises(BratsInputError, match=r"fold must be in \[0, 4\)"):
