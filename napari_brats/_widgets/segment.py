@@ -5,7 +5,9 @@ The run drives :func:`bratseg.inference.run_inference` (a generator yielding
 progress bar, Cancel asks the worker to quit (the generator is closed at its next yield), and the
 viewer never freezes. The result becomes an editable uint8 labels layer with NCR/ED/ET names and
 colours (and optional WT/TC/ET probability layers), and a :class:`~napari_brats._state.CaseSession`
-shared with the other docks.
+shared with the other docks. Opening a case with *Align series: register* (seconds per series)
+runs the same way: :func:`napari_brats._reader.iter_read_case` in a worker, Cancel before the
+next series.
 """
 
 from __future__ import annotations
