@@ -86,6 +86,13 @@ class PostprocessWidget(QWidget):
             "No-enhancement decision: all ET → NCR when the mean ET probability over the ET "
             "voxels is below this (0 = off)"
         )
+        self.sparse_fraction = _slider(defaults.et_sparse_fraction)
+        self.sparse_fraction.setToolTip(
+            "Mostly non-enhancing core: when ET is smaller than this fraction of the tumour "
+            "core, only confident ET stays (0 = off)"
+        )
+        self.sparse_threshold = _slider(defaults.et_sparse_threshold)
+        self.sparse_threshold.setToolTip("The ET threshold of such a core")
         self.island_fraction = _slider(defaults.min_island_fraction)
         self.island_fraction.setToolTip(
             "Remove tumour components smaller than this fraction of the largest one, with all "
@@ -116,6 +123,8 @@ class PostprocessWidget(QWidget):
         rform.addRow("all ET if total <", self.total_min)
         rform.addRow("and mean p <", self.total_prob)
         rform.addRow("all ET if mean p <", self.case_prob)
+        rform.addRow("if ET < × core", self.sparse_fraction)
+        rform.addRow("keep ET with p ≥", self.sparse_threshold)
 
         self.volume_table = QTableWidget(len(VOLUME_ROWS), 1)
         self.volume_table.setHorizontalHeaderLabels(["Volume (mL)"])
@@ -153,6 +162,8 @@ class PostprocessWidget(QWidget):
             self.component_prob,
             self.total_prob,
             self.case_prob,
+            self.sparse_fraction,
+            self.sparse_threshold,
             self.island_fraction,
         ):
             slider.valueChanged.connect(self.schedule_update)
@@ -175,6 +186,8 @@ class PostprocessWidget(QWidget):
             self.total_min.setValue(int(config.et_total_min_voxels))
             self.total_prob.setValue(float(config.et_total_prob))
             self.case_prob.setValue(float(config.et_case_min_prob))
+            self.sparse_fraction.setValue(float(config.et_sparse_fraction))
+            self.sparse_threshold.setValue(float(config.et_sparse_threshold))
             self.island_fraction.setValue(float(config.min_island_fraction))
             self.needs_core.setChecked(bool(config.wt_needs_core))
         finally:
@@ -197,6 +210,8 @@ class PostprocessWidget(QWidget):
             et_total_min_voxels=self.total_min.value(),
             et_total_prob=round(float(self.total_prob.value()), 4),
             et_case_min_prob=round(float(self.case_prob.value()), 4),
+            et_sparse_fraction=round(float(self.sparse_fraction.value()), 4),
+            et_sparse_threshold=round(float(self.sparse_threshold.value()), 4),
             min_island_fraction=round(float(self.island_fraction.value()), 4),
             wt_needs_core=self.needs_core.isChecked(),
         )

@@ -144,6 +144,19 @@ def test_segment_tune_correct_report_export(make_napari_viewer, qtbot, tiny_chec
     np.testing.assert_array_equal(session.labels, expected)
     post.needs_core.setChecked(not wanted)
     qtbot.waitUntil(lambda: session.config.wt_needs_core != wanted, timeout=5000)
+    # the sparse-ET decision: its two sliders drive the engine's rule
+    post.sparse_threshold.setValue(0.97)
+    post.sparse_fraction.setValue(1.0)
+    qtbot.waitUntil(
+        lambda: (
+            (session.config.et_sparse_fraction, session.config.et_sparse_threshold) == (1.0, 0.97)
+        ),
+        timeout=5000,
+    )
+    expected = postprocess(session.region_probs, session.config, convention=session.convention)
+    np.testing.assert_array_equal(session.labels, expected)
+    post.sparse_fraction.setValue(0.0)
+    qtbot.waitUntil(lambda: session.config.et_sparse_fraction == 0.0, timeout=5000)
 
     # paint ET (3D brush) in a known spot, move a slider, the paint survives
     et, ed = LABEL_VALUES["2021"]["et"], LABEL_VALUES["2021"]["ed"]

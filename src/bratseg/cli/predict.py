@@ -29,6 +29,8 @@ _PP_FLAGS = {
     "et_min_volume": "et_min_volume",
     "et_component_rule": "et_component_rule",
     "et_case_min_prob": "et_case_min_prob",
+    "et_sparse_fraction": "et_sparse_fraction",
+    "et_sparse_threshold": "et_sparse_threshold",
     "min_island_fraction": "min_island_fraction",
     "wt_needs_core": "wt_needs_core",
     "postprocess_mode": "mode",
@@ -151,6 +153,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "voxels is below P (0 disables)",
     )
     pp.add_argument(
+        "--et-sparse-fraction",
+        type=float,
+        metavar="F",
+        help="mostly non-enhancing core: when ET is below F x the tumour core's volume, only "
+        "ET voxels with p >= --et-sparse-threshold stay ET (0 disables)",
+    )
+    pp.add_argument(
+        "--et-sparse-threshold",
+        type=float,
+        metavar="P",
+        help="the ET threshold of such a core",
+    )
+    pp.add_argument(
         "--min-island-fraction",
         type=float,
         metavar="F",
@@ -198,6 +213,8 @@ def postprocess_config(args: argparse.Namespace, loaded: list[Any]) -> Any:
         "tc_threshold",
         "et_threshold",
         "et_case_min_prob",
+        "et_sparse_fraction",
+        "et_sparse_threshold",
         "min_island_fraction",
     ):
         value = getattr(args, flag, None)

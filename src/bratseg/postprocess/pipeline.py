@@ -69,6 +69,10 @@ class PostprocessConfig:
             2 = faces + edges (18), 3 = 26-connectivity.
         et_case_min_prob: Case-level "no enhancement" decision: all ET -> NCR when the mean ET
             probability over the ET voxels left by the other rules is below this; 0 disables.
+        et_sparse_fraction: Case-level "mostly non-enhancing core" decision: when the ET
+            volume is below this fraction of the tumour core's, only ET voxels with
+            p_ET >= ``et_sparse_threshold`` stay ET, the others become NCR; 0 disables.
+        et_sparse_threshold: The ET threshold of such a core.
         min_island_fraction: Tumour (WT) components, 26-connected, with fewer voxels than this
             fraction of the largest component are removed with all their labels; 0 keeps
             every component, 1 keeps only the largest (and any of equal size).
@@ -98,6 +102,11 @@ class PostprocessConfig:
     # but unsure ET (a non-enhancing tumour) becomes NCR. Off by default; a checkpoint may set
     # a value chosen on cross-validation (see its card).
     et_case_min_prob: float = 0.0
+    # Not from the papers: a core whose predicted ET is a small part of it (low-grade and
+    # non-enhancing tumours get a thin, unsure ET rim where the reference has little or none)
+    # keeps only its confident ET. Off by default; the default ensemble's card says its values.
+    et_sparse_fraction: float = 0.0
+    et_sparse_threshold: float = 0.9
     # Not from the papers: nnU-Net-style removal of small tumour islands, off by default. A
     # bundled checkpoint sets its own value, chosen by cross-validation (see its model card).
     min_island_fraction: float = 0.0
@@ -115,6 +124,8 @@ class PostprocessConfig:
             "et_component_prob",
             "et_total_prob",
             "et_case_min_prob",
+            "et_sparse_fraction",
+            "et_sparse_threshold",
             "min_island_fraction",
         ):
             value = float(getattr(self, name))
@@ -272,10 +283,13 @@ def argmax_masks(class_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def apply_et_rules(
-    et: np.ndarray, et_prob: np.ndarray | None, config: PostprocessConfig
+    et: np.ndarray,
+    et_prob: np.ndarray | None,
+    config: PostprocessConfig,
+    tc: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Remove ET voxels by Futrega et al. 2021's component and total rules, the case-level ET decision and
-    Jiang et al. 2020's volume rule.
+    """Remove ET voxels by Futrega et al. 2021's component and total rules, the case-level ET
+    decisions (sparse ET in its core; no enhancement) and Jiang et al. 2020's volume rule.
 
     Removed voxels are meant to become NCR (they stay in TC). Works in place on ``et``.
 
@@ -284,6 +298,8 @@ def apply_et_rules(
         et_prob: ET probability (X, Y, Z) (any float dtype), needed for Futrega et al. 2021's rules; when
             None those rules are skipped.
         config: Rule parameters.
+        tc: Boolean tumour-core mask (X, Y, Z), needed for the sparse-ET decision; when None
+            that rule is skipped.
 
     Returns:
         ``et`` (the same array).
@@ -306,6 +322,19 @@ def apply_et_rules(
             if removed.any():
                 logger.debug("ET rules: %d of %d ET voxels -> NCR", int(removed.sum()), flat.size)
                 clear_flat(et, flat[removed])
+    if config.et_sparse_fraction > 0 and et_prob is not None and tc is not None:
+        flat = np.flatnonzero(et)
+        core = int(np.count_nonzero(tc))
+        if flat.size and flat.size < config.et_sparse_fraction * core:
+            unsure = gather_flat(np.asarray(et_prob), flat) < config.et_sparse_threshold
+            clear_flat(et, flat[unsure])
+            logger.debug(
+                "sparse-ET rule: ET %d < %g x TC %d voxels -> %d unsure ET voxels NCR",
+                flat.size,
+                config.et_sparse_fraction,
+                core,
+                int(np.count_nonzero(unsure)),
+            )
     if config.et_case_min_prob > 0 and et_prob is not None:
         flat = np.flatnonzero(et)
         if (
@@ -376,5 +405,5 @@ def postprocess(
     remove_small_islands(wt, config.min_island_fraction, tc, et)
     if config.wt_needs_core:
         remove_coreless_components(wt, tc, et)
-    apply_et_rules(et, et_prob, config)
+    apply_et_rules(et, et_prob, config, tc)
     return labels_from_regions(wt, tc, et, convention, nesting="nested")

@@ -250,7 +250,19 @@ def test_predict_postprocessing_flags_reach_the_config(standins):
     base = postprocess_config(parse(["predict", "case", "-o", "x.nii.gz"]), loaded)
     on = postprocess_config(
         parse(
-            ["predict", "case", "-o", "x.nii.gz", "--wt-needs-core", "--min-island-fraction", "0.2"]
+            [
+                "predict",
+                "case",
+                "-o",
+                "x.nii.gz",
+                "--wt-needs-core",
+                "--min-island-fraction",
+                "0.2",
+                "--et-sparse-fraction",
+                "0.25",
+                "--et-sparse-threshold",
+                "0.85",
+            ]
         ),
         loaded,
     )
@@ -259,6 +271,8 @@ def test_predict_postprocessing_flags_reach_the_config(standins):
     )
     assert base.wt_needs_core is False and on.wt_needs_core is True and off.wt_needs_core is False
     assert on.min_island_fraction == 0.2 and base.min_island_fraction == 0.0
+    assert (on.et_sparse_fraction, on.et_sparse_threshold) == (0.25, 0.85)
+    assert base.et_sparse_fraction == 0.0
 
 
 @pytest.mark.parametrize(

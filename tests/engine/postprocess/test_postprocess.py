@@ -300,6 +300,31 @@ def test_case_level_et_decision_uses_the_mean_over_the_surviving_et():
     assert PostprocessConfig().et_case_min_prob == 0.0
 
 
+def test_sparse_et_in_a_large_core_keeps_only_its_confident_et():
+    # a 2,000-voxel core (TC everywhere) with a 200-voxel ET rim: 100 voxels at p 0.95, 100 at 0.6
+    probs = np.zeros((3, 20, 20, 20), dtype=np.float32)
+    probs[:2, :, :, :5] = 1.0
+    probs[2, 0:10, 0:10, 0] = 0.95
+    probs[2, 0:10, 0:10, 1] = 0.6
+
+    def labels(**config):
+        return postprocess(probs, PostprocessConfig(et_component_rule=False, **config), "2021")
+
+    assert np.count_nonzero(labels() == 4) == 200  # off by default
+    # ET / TC = 0.1: sparse below 0.11, not below 0.1 (strict), whatever the threshold
+    sparse = labels(et_sparse_fraction=0.11, et_sparse_threshold=0.9)
+    assert np.count_nonzero(sparse == 4) == 100 and (sparse[0:10, 0:10, 0] == 4).all()
+    assert (sparse[0:10, 0:10, 1] == 1).all()  # the unsure half became NCR, still core
+    assert np.array_equal(labels(et_sparse_fraction=0.1, et_sparse_threshold=0.9), labels())
+    assert np.count_nonzero(labels(et_sparse_fraction=0.5, et_sparse_threshold=0.99) == 4) == 0
+    # without a core mask the rule is skipped (apply_et_rules called alone)
+    et = probs[2] >= 0.5
+    apply_et_rules(et, probs[2], PostprocessConfig(et_sparse_fraction=0.5, et_component_rule=False))
+    assert np.count_nonzero(et) == 200
+    with pytest.raises(BratsInputError, match="et_sparse_threshold"):
+        PostprocessConfig(et_sparse_threshold=2.0)
+
+
 def test_apply_et_rules_without_probabilities_only_volume_rule():
     et = np.zeros((5, 5, 5), bool)
     et[0, 0, :3] = True
