@@ -34,6 +34,7 @@ from bratseg.devices import DEVICE_CHOICES
 
 from .._state import viewer_state
 from ._common import show_input_error
+from ._worklist_batch import BatchStatus
 from ._worklist_table import WorklistTable
 from .model_list import ModelList
 
@@ -54,7 +55,7 @@ class WorklistWidget(QWidget):
         self.current: int | None = None
         self.last_error: str | None = None
         self.last_export: list[Path] = []
-        self.failures: list[str] = []
+        self.batch = BatchStatus()
         self._stop = threading.Event()
         self._case_layers: list[Any] = []
 
@@ -328,7 +329,7 @@ class WorklistWidget(QWidget):
     def _start(self, worker: Any, message: str) -> Any:
         self.state.save_now()  # no autosave of the open case pending while the batch reads the store
         self.last_error = None
-        self.failures = []
+        self.batch = BatchStatus()
         worker.yielded.connect(self._on_event)
         worker.errored.connect(lambda exc: self._error(exc))
         worker.finished.connect(self._on_finished)
@@ -347,27 +348,11 @@ class WorklistWidget(QWidget):
             self.worker.quit()
 
     def _on_event(self, event: Any) -> None:
-        total = max(event.total, 1)
-        within = (
-            event.step / event.steps
-            if event.steps
-            else (1.0 if event.kind in ("done", "skipped", "failed") else 0.0)
-        )
-        self.progress.setRange(0, 100 * total)
-        self.progress.setValue(
-            int(100 * (max(event.index, 0) + within)) if event.index >= 0 else 100 * total
-        )
-        if event.kind == "failed":
-            self.failures.append(event.message)
-        self.status.setText(
-            event.message
-            + (
-                f" ({len(self.failures)} failed: {self.failures[-1]})"
-                if self.failures and event.kind == "finished"
-                else ""
-            )
-        )
-        if event.index >= 0 and event.kind in ("done", "skipped", "failed"):
+        maximum, value = self.batch.progress(event)
+        self.progress.setRange(0, maximum)
+        self.progress.setValue(value)
+        self.status.setText(self.batch.message(event))
+        if self.batch.closes_case(event):
             self.update_row(event.index)
 
     def _on_finished(self) -> None:
