@@ -226,8 +226,12 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         worker = create_worker(
             iter_read_case, str(folder), align, _start_thread=False, _ignore_errors=True
         )
+        return self._start_worker(worker, self._show_case)
+
+    def _start_worker(self, worker: Any, on_returned: Any) -> Any:
+        """Connect a job's worker to the dock's progress, error and cancel handling; start it."""
         worker.yielded.connect(self._on_progress)
-        worker.returned.connect(self._show_case)
+        worker.returned.connect(on_returned)
         worker.errored.connect(self._on_error)
         worker.aborted.connect(self._on_aborted)
         worker.finished.connect(self._on_finished)
@@ -302,14 +306,9 @@ class SegmentWidget(SavedReviewMixin, QWidget):
             _start_thread=False,
             _ignore_errors=True,
         )
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(lambda result: self._on_result(case, paths, options, result))
-        worker.errored.connect(self._on_error)
-        worker.aborted.connect(self._on_aborted)
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
-        worker.start()
-        return worker
+        return self._start_worker(
+            worker, lambda result: self._on_result(case, paths, options, result)
+        )
 
     def cancel(self) -> None:
         """Ask the running worker to stop at its next progress step."""
