@@ -139,6 +139,14 @@ def _postprocess_config(options: InferenceOptions, models: list[Any]) -> Any:
     return PostprocessConfig.from_dict(dict(models[0].meta.get("postprocess") or {}))
 
 
+def _to_source(net: np.ndarray, info: PreprocessInfo, reo: Any, dtype: Any) -> np.ndarray:
+    """Network-grid (K, x, y, z) probabilities -> the case's source storage (K, X, Y, Z)."""
+    regions = invert_probabilities(net, info, dtype=dtype)
+    if reo is not None:
+        regions = reo.invert(regions, leading=1)  # back to the source storage, exactly
+    return regions
+
+
 def run_inference(
     case: Any,
     models: list[Any],
@@ -201,6 +209,9 @@ def run_inference(
     spread: MemberSpread | None = None
     class_sum: np.ndarray | None = None
     cache: dict[tuple, tuple[np.ndarray, PreprocessInfo]] = {}
+    # Members sharing a preprocessing add their network-grid probabilities here; the inverse
+    # (unpad, resample, reorient) is linear, so one inversion of the sum is the sum of theirs.
+    grid_sums: dict[tuple, tuple[np.ndarray, PreprocessInfo, Any]] = {}
     image = np.asarray(case.image)
     spacing = tuple(float(s) for s in case.spacing)
     affine = getattr(case, "affine", None)
@@ -265,10 +276,19 @@ def run_inference(
         if len(flips) > 1:
             probs.div_(len(flips))
         check()
-        yield Progress(step, total, f"{tag}: restoring source geometry")
         t0 = time.perf_counter()
         net = probs[0].numpy()
         del probs
+        if kind == "regions" and model_range is None and flip_range is None:
+            yield Progress(step, total, f"{tag}: added to the ensemble")
+            if key in grid_sums:
+                np.add(grid_sums[key][0], net, out=grid_sums[key][0])
+            else:
+                grid_sums[key] = (net, info, reo)
+            timings["invert"] += time.perf_counter() - t0
+            step += 1
+            continue
+        yield Progress(step, total, f"{tag}: restoring source geometry")
         acc_dtype = np.float16 if len(models) == 1 else np.float32
         if kind == "classes":
             if want_classes:
@@ -284,9 +304,7 @@ def run_inference(
             # WT/TC/ET are linear in the class probabilities, so converting before the (linear)
             # inverse resampling is exact and moves 3 instead of 4 channels.
             net = np.asarray(class_probs_to_region_probs(net), dtype=np.float32)
-        regions = invert_probabilities(net, info, dtype=acc_dtype)
-        if reo is not None:
-            regions = reo.invert(regions, leading=1)  # back to the source storage, exactly
+        regions = _to_source(net, info, reo, acc_dtype)
         del net
         if flip_range is not None:
             flip_spread = invert_probabilities(
@@ -301,6 +319,15 @@ def run_inference(
         timings["invert"] += time.perf_counter() - t0
         step += 1
 
+    for net, info, reo in grid_sums.values():
+        check()
+        yield Progress(step, total, "restoring source geometry")
+        t0 = time.perf_counter()
+        regions = _to_source(net, info, reo, np.float16 if len(models) == 1 else np.float32)
+        region_sum = regions if region_sum is None else np.add(region_sum, regions, out=region_sum)
+        del regions
+        timings["invert"] += time.perf_counter() - t0
+    grid_sums.clear()
     assert region_sum is not None
     check()
     yield Progress(step, total, "postprocessing")

@@ -1,7 +1,7 @@
 """One network forward pass to probabilities: whole volume or MONAI sliding window.
 
 The whole brain crop goes through the network in one pass when it is small enough (the fast
-CPU path: no overlap, no blending). Larger inputs use MONAI's ``sliding_window_inference`` with
+CPU path: no overlap, no blending, no MONAI import). Larger inputs use MONAI's ``sliding_window_inference`` with
 Gaussian importance weighting (Futrega et al. 2021: 128^3 windows, overlap 0.5). On CUDA the
 forward runs under autocast (AMP). An out-of-memory error first retries with sliding windows, then
 with smaller windows (down to 32^3), then (from a GPU) on the CPU; each step is logged and recorded
@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import torch
-from monai.inferers import sliding_window_inference
 
 from bratseg.errors import Cancelled
 from bratseg.inference.device import describe_device
@@ -127,6 +126,9 @@ def _run(
         if plan.window is None and math.prod(shape) <= plan.whole_volume_max_voxels:
             plan.last_mode = "whole volume"
             return predict(x).cpu()
+        # Imported here: importing MONAI takes seconds, and the whole-volume path needs none of it.
+        from monai.inferers import sliding_window_inference
+
         window = fit_window(plan.window or DEFAULT_WINDOW, shape, divisor)
         plan.last_mode = f"sliding window {'x'.join(map(str, window))}"
         out = sliding_window_inference(

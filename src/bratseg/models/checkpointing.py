@@ -3,10 +3,10 @@
 Training a 3D network keeps every block's activations for the backward pass; for a 128³ patch
 that, not the weights, is what fills a GPU. Checkpointing a block stores only its input and
 recomputes its activations during the backward pass: roughly 30 % more compute for a large cut in
-memory. The five registry networks are built from MONAI blocks and this package's blocks, none of
-which has a switch, so :func:`enable_activation_checkpointing` wraps the ``forward`` of the
+memory. The five registry networks are built from this package's blocks and a few of MONAI's, none
+of which has a switch, so :func:`enable_activation_checkpointing` wraps the ``forward`` of the
 network's *units* on the instance: the outermost modules whose class name ends in ``Block``
-(``ResNetBlock``, ``PreActResBlock``, ``SEResBlock``, MONAI's ``UnetBasicBlock``/``UnetUpBlock``)
+(``ResNetBlock``, ``PreActResBlock``, ``SEResBlock``, the nnunet's ``UNetConvBlock``/``UNetUpBlock``)
 and the ``nn.Sequential`` stages held in a ``ModuleList`` (the plain U-Net of Henry et al. 2021). Module
 names and ``state_dict`` keys do not change, so checkpoints stay interchangeable, and nothing is
 recomputed in evaluation mode or under ``torch.no_grad()``.

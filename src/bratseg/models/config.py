@@ -141,7 +141,7 @@ class DSUNetConfig(ModelConfig):
 
 @dataclass
 class NNUNetConfig(ModelConfig):
-    """Optimized U-Net (Futrega et al. 2021) built on MONAI DynUNet.
+    """Optimized U-Net (Futrega et al. 2021) (the layout of MONAI DynUNet, written out).
 
     Attributes:
         filters: channels per encoder level; the first level has stride 1, every other stride 2

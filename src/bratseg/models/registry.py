@@ -237,7 +237,7 @@ register(
         # Futrega et al. 2021: its thresholds and ET component rule, PostprocessConfig's defaults
         default_postprocess=dict(_REGION_POSTPROCESS),
         size_divisor=16,
-        description="nnU-Net-style U-Net (MONAI DynUNet), InstanceNorm + LeakyReLU, 2 deep-supervision "
+        description="nnU-Net-style U-Net (MONAI DynUNet layout), InstanceNorm + LeakyReLU, 2 deep-supervision "
         "heads, foreground one-hot 5th channel, sigmoid regions",
         factory=_network("nnunet", "OptimizedUNet"),
     )
