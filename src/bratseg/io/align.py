@@ -26,7 +26,7 @@ import nibabel as nib
 import numpy as np
 
 from bratseg.errors import BratsInputError
-from bratseg.io.case import AFFINE_TOLERANCE, MODALITIES, MODALITY_NAMES
+from bratseg.io.channels import AFFINE_TOLERANCE, MODALITIES, MODALITY_NAMES
 from bratseg.io.nifti import affine_difference, voxel_spacing
 from bratseg.progress import Progress
 

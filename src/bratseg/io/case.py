@@ -39,6 +39,8 @@ import nibabel as nib
 import numpy as np
 
 from bratseg.errors import BratsInputError
+from bratseg.io.align import align_series
+from bratseg.io.channels import AFFINE_TOLERANCE, MODALITIES, MODALITY_NAMES, NAME_TOKENS
 from bratseg.io.nifti import (
     affine_difference,
     is_nifti_name,
@@ -53,23 +55,7 @@ from bratseg.progress import Progress, run_to_end
 
 logger = logging.getLogger(__name__)
 
-#: Canonical channel order of every case image (T1, T1Gd, T2, FLAIR).
-MODALITIES: tuple[str, str, str, str] = ("t1", "t1ce", "t2", "flair")
-MODALITY_NAMES = {"t1": "T1", "t1ce": "T1Gd", "t2": "T2", "flair": "FLAIR"}
-
-#: Name endings (after ``_`` or ``-``) recognised for each channel and the label map.
-NAME_TOKENS: dict[str, tuple[str, ...]] = {
-    "t1": ("t1", "t1n"),
-    "t1ce": ("t1ce", "t1c", "t1gd", "t1post", "t1_post"),
-    "t2": ("t2", "t2w"),
-    "flair": ("flair", "t2f"),
-    "seg": ("seg",),
-}
 _ALIASES = {tok: key for key, toks in NAME_TOKENS.items() for tok in toks}
-
-#: Largest allowed affine difference between modalities, as a fraction of the smallest voxel
-#: size (1e-3 of 1 mm = 1 µm): well above float32 header round-off, far below any real shift.
-AFFINE_TOLERANCE = 1e-3
 
 
 @dataclass
@@ -246,8 +232,6 @@ def iter_load_case(
     spacing = voxel_spacing(ref.header)
     reports = []
     if align != "none":
-        from bratseg.io.align import align_series
-
         reports = yield from align_series(images, files, ref_key, align)
     for key in (k for k in MODALITIES if k != ref_key):
         _check_geometry(
