@@ -32,6 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     p.add_argument("--seed", type=int, default=0, help="shuffle seed (default 0)")
     p.add_argument("--name", help="split name (default: the output file's stem)")
+    p.add_argument(
+        "--extend",
+        metavar="BASE_SPLIT",
+        help="keep every case of this split file in its fold and deal only the cases it lacks "
+        "(stratified by enhancement and source), so its fold models stay leak-free",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
     p.set_defaults(func=run)
 
@@ -42,22 +48,37 @@ def run(args: argparse.Namespace) -> int:
     from bratseg.labels import detect_convention
     from bratseg.metrics import tumour_volumes_ml
     from bratseg.training.data import discover_cases
-    from bratseg.training.splits import CaseInfo, make_split, write_split_file
+    from bratseg.training.splits import (
+        CaseInfo,
+        extend_split,
+        make_split,
+        read_split_file,
+        write_split_file,
+    )
 
     out = Path(args.output)
     if out.exists() and not args.overwrite:
         raise BratsInputError("file exists; refusing to overwrite (use --overwrite)", out)
+    base = read_split_file(args.extend) if args.extend else None
+    known = {c for f in base.folds for c in f} if base else set()
     infos = []
     for root in args.data:
         for ref in discover_cases([root]):
+            if ref.case_id in known:
+                continue
             labels = load_label_map(ref.files["seg"])
             convention = detect_convention(labels.data, source=str(labels.path))
             et_ml = tumour_volumes_ml(labels.data, convention, labels.spacing)["et"]
             infos.append(CaseInfo(ref.case_id, Path(root).resolve().name, et_ml))
-    split = make_split(infos, name=args.name or out.stem, n_folds=args.folds, seed=args.seed)
+    name = args.name or out.stem
+    if base is not None:
+        split = extend_split(base, infos, name=name, seed=args.seed)
+    else:
+        split = make_split(infos, name=name, n_folds=args.folds, seed=args.seed)
     write_split_file(split, out, overwrite=args.overwrite)
     for k, fold in enumerate(split.folds):
-        low = sum(split.cases[c]["stratum"] == "low-et" for c in fold)
+        low = sum(split.cases[c]["stratum"] != "enhancing" for c in fold)
         print(f"fold {k}: {len(fold)} cases ({low} with ET < 3 mL): {', '.join(fold)}")
-    print(f"wrote {out} ({len(infos)} cases, {split.n_folds} folds, seed {split.seed})")
+    n = len(split.cases)
+    print(f"wrote {out} ({n} cases, {len(infos)} dealt, {split.n_folds} folds, seed {split.seed})")
     return 0

@@ -26,6 +26,7 @@ from monai.transforms import (
     Compose,
     MapTransform,
     OneOf,
+    RandAdjustContrastd,
     RandAffined,
     RandCropByPosNegLabeld,
     RandFlipd,
@@ -37,6 +38,12 @@ from monai.transforms import (
     RandSpatialCropd,
     RandStdShiftIntensityd,
     RandZoomd,
+)
+
+from bratseg.training.augment_domain import (
+    RandBiasFieldd,
+    RandContrastRemovald,
+    RandThickSliced,
 )
 
 logger = logging.getLogger(__name__)
@@ -75,6 +82,15 @@ class AugmentConfig:
         1.5,
     )  # Futrega et al. 2021: multiply, clip to original range
     channel_drop_prob: float = 0.0  # Henry et al. 2021 pipeline A: 0.16
+    # Domain augmentations (bratseg.training.augment_domain); off unless a recipe turns them on.
+    contrast_removal_prob: float = 0.0  # ET -> NCR with T1-like T1Gd (synthetic non-enhancing)
+    contrast_removal_rim: int = 1  # voxels of rim around ET whose T1Gd is replaced too
+    thick_slice_prob: float = 0.0  # simulated thick slices along one axis
+    thick_slice_factor: tuple[float, float] = (1.5, 3.0)  # x network spacing (2 mm: 3-6 mm)
+    bias_field_prob: float = 0.0  # smooth multiplicative field per channel
+    bias_field_strength: float = 0.3  # polynomial coefficients ~ U(-s, s)
+    gamma_prob: float = 0.0  # nnU-Net: gamma on min-max rescaled intensities, p = 0.3
+    gamma: tuple[float, float] = (0.7, 1.5)  # nnU-Net's range
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-type dict (JSON-able)."""
@@ -158,6 +174,10 @@ def build_augmentation(
         # contain foreground.
         crop = OneOf([fg_crop, random_crop], weights=[p_fg, 1.0 - p_fg])
     transforms: list[Any] = [crop]
+    if config.contrast_removal_prob > 0:
+        transforms.append(
+            RandContrastRemovald(prob=config.contrast_removal_prob, rim=config.contrast_removal_rim)
+        )
     if config.zoom_prob > 0:
         transforms.append(
             RandZoomd(
@@ -187,6 +207,18 @@ def build_augmentation(
             for axis in config.flip_axes
         ]
     image = ["image"]
+    if config.thick_slice_prob > 0:
+        transforms.append(
+            RandThickSliced(prob=config.thick_slice_prob, factor=config.thick_slice_factor)
+        )
+    if config.bias_field_prob > 0:
+        transforms.append(
+            RandBiasFieldd(prob=config.bias_field_prob, strength=config.bias_field_strength)
+        )
+    if config.gamma_prob > 0:
+        transforms.append(
+            RandAdjustContrastd(keys=image, prob=config.gamma_prob, gamma=config.gamma)
+        )
     if config.intensity_scale_prob > 0:
         transforms.append(
             RandScaleIntensityd(

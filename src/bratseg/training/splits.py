@@ -10,9 +10,12 @@ fold run and every score of a protocol uses exactly the same cases::
 
 Cases are stratified so that every fold holds tumours with little or no enhancement (reference
 ET below :data:`LOW_ET_ML`; low-grade gliomas mostly), the ones on which a model is most likely
-to invent ET, and, within each stratum, cases of every source dataset. (No case of the 44 BraTS
-training cases has ET below :data:`NON_ENHANCING_ET_ML`: the smallest has 1.36 mL, so the strata
-use the wider threshold.) Cases are identified by their id (the case folder's
+to invent ET, and, within each stratum, cases of every source dataset. Three strata: ET below
+:data:`NON_ENHANCING_ET_ML` (``non-enhancing``), below :data:`LOW_ET_ML` (``low-et``) and the rest
+(``enhancing``). A split can be extended with new cases (:func:`extend_split`) so that the fold
+models of the smaller split stay leak-free under the larger one: ``brats77-5fold`` is
+``brats44-5fold`` with 33 cases added, stratified by enhancement and source family
+(:func:`source_of`). Cases are identified by their id (the case folder's
 name) and dataset (the name of the folder of case folders), never by a machine's absolute path.
 """
 
@@ -55,8 +58,31 @@ class CaseInfo:
 
     @property
     def stratum(self) -> str:
-        """``"low-et"`` (ET below :data:`LOW_ET_ML`) or ``"enhancing"``."""
+        """``"non-enhancing"`` (ET below :data:`NON_ENHANCING_ET_ML`), ``"low-et"`` (below
+        :data:`LOW_ET_ML`) or ``"enhancing"``."""
+        if self.et_ml < NON_ENHANCING_ET_ML:
+            return "non-enhancing"
         return "low-et" if self.et_ml < LOW_ET_ML else "enhancing"
+
+    @property
+    def source(self) -> str:
+        """The BraTS release family the case comes from (see :func:`source_of`)."""
+        return source_of(self.case_id)
+
+
+#: Source families of BraTS cases, told apart by their release's case naming.
+SOURCES: tuple[str, str, str] = ("brats2017-2021", "brats2023-gli", "brats-africa")
+
+
+def source_of(case_id: str) -> str:
+    """The source family of a BraTS case id: BraTS-Africa (``BraTS-SSA-*``), BraTS 2023 adult
+    glioma (``BraTS-GLI-*``), or the 2017-2021 releases (every other name, e.g. ``Brats18_*``,
+    ``BraTS2021_*``). Scanners and resolution differ between them, so folds hold each."""
+    if case_id.startswith("BraTS-SSA-"):
+        return SOURCES[2]
+    if case_id.startswith("BraTS-GLI-"):
+        return SOURCES[1]
+    return SOURCES[0]
 
 
 def stratified_folds(cases: Sequence[CaseInfo], n_folds: int, seed: int = 0) -> list[list[str]]:
@@ -110,7 +136,7 @@ class SplitFile:
         return len(self.folds)
 
     def strata(self) -> dict[str, str]:
-        """Case id -> its stratum (``"low-et"`` or ``"enhancing"``)."""
+        """Case id -> its stratum (``"non-enhancing"``, ``"low-et"`` or ``"enhancing"``)."""
         return {c: str(info.get("stratum")) for c, info in self.cases.items()}
 
     def fold_of(self, case_id: str) -> int:
@@ -143,6 +169,46 @@ class SplitFile:
             "folds": self.folds,
             "cases": self.cases,
         }
+
+
+def extend_split(
+    base: SplitFile, new_cases: Sequence[CaseInfo], name: str, seed: int = 0
+) -> SplitFile:
+    """``base`` with ``new_cases`` dealt into its folds; every base case keeps its fold.
+
+    A fold model trained under ``base`` therefore never saw the held-out cases of the same fold
+    of the extended split, and can be fine-tuned on it without leakage. New cases are grouped by
+    (stratum, source), shuffled (seeded) within each group and dealt, group after group, each
+    to the fold that holds fewest cases of that group so far, ties to the smaller fold.
+
+    Raises:
+        BratsInputError: A new case id already in ``base`` or given twice.
+    """
+    held = {c for f in base.folds for c in f}
+    ids = [c.case_id for c in new_cases]
+    if len(set(ids)) != len(ids) or held & set(ids):
+        raise BratsInputError("a new case id is already in the base split or given twice")
+    rng = np.random.default_rng(seed)
+    folds = [list(f) for f in base.folds]
+    groups: dict[tuple[str, str], list[str]] = {}
+    for case in sorted(new_cases, key=lambda c: c.case_id):
+        groups.setdefault((case.stratum, case.source), []).append(case.case_id)
+    for key in sorted(groups):
+        members = list(groups[key])
+        rng.shuffle(members)
+        in_group = [0] * len(folds)
+        for case_id in members:
+            k = min(range(len(folds)), key=lambda i: (in_group[i], len(folds[i]), i))
+            folds[k].append(case_id)
+            in_group[k] += 1
+    info = {c: dict(v) for c, v in base.cases.items()}
+    for c in new_cases:
+        info[c.case_id] = {"dataset": c.dataset, "et_ml": round(c.et_ml, 3), "stratum": c.stratum}
+    for case_id, entry in info.items():
+        entry["source"] = source_of(case_id)
+    return SplitFile(
+        name=name, seed=seed, folds=[sorted(f) for f in folds], cases=dict(sorted(info.items()))
+    )
 
 
 def make_split(cases: Sequence[CaseInfo], name: str, n_folds: int = 5, seed: int = 0) -> SplitFile:

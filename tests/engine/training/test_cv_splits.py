@@ -23,6 +23,7 @@ from bratseg.training.splits import (
     LOW_ET_ML,
     CaseInfo,
     check_split_covers,
+    extend_split,
     make_split,
     read_split_file,
     split_from_file,
@@ -32,6 +33,7 @@ from bratseg.training.splits import (
 
 REPO = Path(__file__).resolve().parents[3]
 SPLIT_44 = REPO / "docs" / "brats44-5fold.json"
+SPLIT_77 = REPO / "docs" / "brats77-5fold.json"
 CASES = ("Brats18_2013_2_1", "Brats18_CBICA_ABM_1", "Brats18_TCIA01_201_1")
 
 
@@ -117,7 +119,7 @@ def test_trainer_data_takes_the_override_per_case_only(
 
 
 def _infos(n_low: int, n_high: int, datasets: tuple[str, ...] = ("a", "b")) -> list[CaseInfo]:
-    infos = [CaseInfo(f"low{i}", datasets[i % len(datasets)], 0.5 + i * 0.3) for i in range(n_low)]
+    infos = [CaseInfo(f"low{i}", datasets[i % len(datasets)], 1.1 + i * 0.3) for i in range(n_low)]
     infos += [CaseInfo(f"high{i}", datasets[i % len(datasets)], 10.0 + i) for i in range(n_high)]
     return infos
 
@@ -134,6 +136,7 @@ def test_stratified_folds_cover_every_case_once_and_spread_each_stratum() -> Non
     assert stratified_folds(infos, 5, seed=1) != folds
     assert all(c.stratum == "low-et" for c in infos[:6]) and infos[6].stratum == "enhancing"
     assert CaseInfo("x", "a", LOW_ET_ML).stratum == "enhancing"
+    assert CaseInfo("x", "a", 0.99).stratum == "non-enhancing"
 
 
 def test_stratified_folds_refuse_impossible_splits() -> None:
@@ -194,6 +197,42 @@ def test_the_committed_44_case_protocol(brats2018_dir: Path) -> None:
     lab = load_label_map(brats2018_dir / case / f"{case}_seg.nii.gz")
     et = tumour_volumes_ml(lab.data, detect_convention(lab.data), lab.spacing)["et"]
     assert split.cases[case]["et_ml"] == pytest.approx(et, abs=1e-3)
+
+
+def test_extending_a_split_keeps_every_old_case_in_its_fold_and_spreads_the_new_ones() -> None:
+    base = make_split(
+        [CaseInfo(f"Brats18_C{i}", "brats2018", 5.0 + i) for i in range(10)], "base", 5
+    )
+    new = [CaseInfo(f"BraTS-SSA-{i:05d}-000", "extra", 10.0 + i) for i in range(10)]
+    new += [CaseInfo(f"BraTS-GLI-{i:05d}-000", "extra", 0.3) for i in range(5)]
+    ext = extend_split(base, new, "ext", seed=1)
+    for k, fold in enumerate(base.folds):
+        assert set(fold) <= set(ext.folds[k])
+    # Each fold gets two BraTS-Africa cases and one non-enhancing case.
+    for fold in ext.folds:
+        assert sum(c.startswith("BraTS-SSA") for c in fold) == 2
+        assert sum(ext.cases[c]["stratum"] == "non-enhancing" for c in fold) == 1
+    assert ext.cases["BraTS-SSA-00001-000"]["source"] == "brats-africa"
+    assert ext.cases["BraTS-GLI-00001-000"]["source"] == "brats2023-gli"
+    assert ext.cases["Brats18_C1"]["source"] == "brats2017-2021"
+    assert ext == extend_split(base, new, "ext", seed=1)  # seeded
+    with pytest.raises(BratsInputError, match="already in the base split"):
+        extend_split(base, [CaseInfo("Brats18_C1", "x", 1.0)], "bad")
+
+
+def test_the_committed_77_case_protocol_extends_the_44() -> None:
+    """brats77-5fold keeps each of the 44 cases in its fold (so the 44-case fold models stay
+    leak-free under it) and spreads sources and enhancement strata over the folds."""
+    s44, s77 = read_split_file(SPLIT_44), read_split_file(SPLIT_77)
+    assert sum(map(len, s77.folds)) == len(s77.cases) == 77
+    for k in range(5):
+        assert set(s44.folds[k]) <= set(s77.folds[k])
+    for fold in s77.folds:
+        assert 4 <= sum(s77.cases[c]["source"] == "brats-africa" for c in fold) <= 6
+        assert any(s77.cases[c]["stratum"] != "enhancing" for c in fold)
+    non_enh = sorted(c for c, v in s77.cases.items() if v["stratum"] == "non-enhancing")
+    assert non_enh == ["BraTS-GLI-00012-000", "BraTS-SSA-00046-000", "BraTS2021_00008"]
+    assert len({s77.fold_of(c) for c in non_enh}) == 3
 
 
 @pytest.mark.slow
