@@ -39,11 +39,11 @@ THRESHOLDS = ("wt_threshold", "tc_threshold", "et_threshold")
 DEBOUNCE_MS = 30
 
 
-def _slider(value: float) -> QLabeledDoubleSlider:
+def _slider(value: float, maximum: float = 1.0) -> QLabeledDoubleSlider:
     from qtpy.QtCore import Qt
 
     slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
-    slider.setRange(0.0, 1.0)
+    slider.setRange(0.0, maximum)
     slider.setSingleStep(0.01)
     slider.setDecimals(2)
     slider.setValue(value)
@@ -55,6 +55,7 @@ class PostprocessWidget(QWidget):
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         from bratseg.postprocess import MODES, PostprocessConfig
+        from bratseg.postprocess.pipeline import MAX_ENHANCEMENT_MIN
 
         super().__init__(parent)
         self.viewer = napari_viewer
@@ -98,6 +99,17 @@ class PostprocessWidget(QWidget):
             "Remove tumour components smaller than this fraction of the largest one, with all "
             "their labels (0 = keep all, 1 = largest only)"
         )
+        self.enhancement_min = _slider(defaults.et_enhancement_min, MAX_ENHANCEMENT_MIN)
+        self.enhancement_min.setToolTip(
+            "ET needs contrast uptake: all ET → NCR when T1Gd inside the predicted ET is less "
+            "than this × what T1 predicts for it (1 = no uptake; 0 = off)"
+        )
+        self.et_rule_label = QLabel("")
+        self.et_rule_label.setWordWrap(True)
+        self.restore_et = QPushButton("Restore ET (rule off for this case)")
+        self.restore_et.setToolTip("Turn the no-enhancement rule off and show the model's ET")
+        self.restore_et.clicked.connect(self.restore_enhancing_tumour)
+        self.restore_et.setEnabled(False)
         self.needs_core = QCheckBox("Drop tumour parts without a core")
         self.needs_core.setToolTip(
             "Remove tumour components that hold no necrosis or enhancing tumour (edema with no "
@@ -115,6 +127,9 @@ class PostprocessWidget(QWidget):
         tform.addRow(self.needs_core)
         rules = QGroupBox("Enhancing-tumour rules")
         rform = QFormLayout(rules)
+        rform.addRow("ET needs T1Gd/T1 ≥", self.enhancement_min)
+        rform.addRow(self.et_rule_label)
+        rform.addRow(self.restore_et)
         rform.addRow("ET → NCR below", self.et_min_volume)
         rform.addRow("", self.ml_label)
         rform.addRow(self.component_rule)
@@ -165,6 +180,7 @@ class PostprocessWidget(QWidget):
             self.sparse_fraction,
             self.sparse_threshold,
             self.island_fraction,
+            self.enhancement_min,
         ):
             slider.valueChanged.connect(self.schedule_update)
         for spin in (self.et_min_volume, self.component_min, self.total_min):
@@ -190,6 +206,7 @@ class PostprocessWidget(QWidget):
             self.sparse_threshold.setValue(float(config.et_sparse_threshold))
             self.island_fraction.setValue(float(config.min_island_fraction))
             self.needs_core.setChecked(bool(config.wt_needs_core))
+            self.enhancement_min.setValue(float(config.et_enhancement_min))
         finally:
             self._updating = False
         self._update_ml_label()
@@ -214,6 +231,7 @@ class PostprocessWidget(QWidget):
             et_sparse_threshold=round(float(self.sparse_threshold.value()), 4),
             min_island_fraction=round(float(self.island_fraction.value()), 4),
             wt_needs_core=self.needs_core.isChecked(),
+            et_enhancement_min=round(float(self.enhancement_min.value()), 4),
         )
         known = {f.name for f in dataclasses.fields(base)}
         return dataclasses.replace(base, **{k: v for k, v in values.items() if k in known})
@@ -261,7 +279,31 @@ class PostprocessWidget(QWidget):
             f"{n_edit} hand-edited voxels kept"
         )
         self.state.labels_changed.emit()
+        self._show_et_evidence(session)
         return elapsed
+
+    def restore_enhancing_tumour(self) -> None:
+        """Put the model's ET back: the no-enhancement rule off for this case."""
+        self._updating = True
+        try:
+            self.enhancement_min.setValue(0.0)
+        finally:
+            self._updating = False
+        self.apply_now()
+
+    def _show_et_evidence(self, session: Any) -> None:
+        """What the no-enhancement rule decided, with its evidence ("ET removed: ...")."""
+        evidence = getattr(session, "et_evidence", None) if session is not None else None
+        if evidence is None:
+            self.et_rule_label.setText("")
+            self.restore_et.setEnabled(False)
+            return
+        sx, sy, sz = spacing_of(session)
+        text = evidence.message(sx * sy * sz / 1000.0)
+        style = "color: #d9822b; font-weight: bold" if evidence.removed else ""
+        self.et_rule_label.setStyleSheet(style)
+        self.et_rule_label.setText(text)
+        self.restore_et.setEnabled(bool(evidence.removed) and not session.approved)
 
     def reset_to_model_defaults(self) -> None:
         """Controls back to the defaults of the model that produced the session."""
@@ -293,6 +335,7 @@ class PostprocessWidget(QWidget):
                     item.setEnabled(argmax_ok)
             self.set_config(session.config)
             self.timing_label.setText("Move a control: labels update from cached probabilities.")
+        self._show_et_evidence(session)
         self.refresh_volumes()
 
     def refresh_volumes(self) -> None:

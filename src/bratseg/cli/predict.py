@@ -33,6 +33,7 @@ _PP_FLAGS = {
     "et_sparse_threshold": "et_sparse_threshold",
     "min_island_fraction": "min_island_fraction",
     "wt_needs_core": "wt_needs_core",
+    "et_enhancement_min": "et_enhancement_min",
     "postprocess_mode": "mode",
 }
 
@@ -177,6 +178,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="remove tumour components without any tumour-core voxel (edema with no core)",
+    )
+    pp.add_argument(
+        "--et-enhancement-min",
+        type=float,
+        metavar="R",
+        help="no enhancement on the images: all ET -> NCR when T1Gd inside the predicted ET is "
+        "less than R x what T1 predicts for it (1 = no uptake; 0 disables)",
     )
     p.set_defaults(func=run)
 

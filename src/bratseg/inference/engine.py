@@ -43,7 +43,9 @@ from bratseg.inference.window import (
     ForwardPlan,
     forward_probabilities,
 )
+from bratseg.io.channels import MODALITIES
 from bratseg.labels import CLASSES, REGIONS, Convention, check_convention
+from bratseg.postprocess.enhancement import EnhancementEvidence
 from bratseg.preprocess import (
     PreprocessInfo,
     invert_probabilities,
@@ -107,6 +109,8 @@ class Prediction:
         notes: Fallback messages (e.g. CUDA out of memory -> CPU).
         timings: Seconds per phase (``preprocess``, ``network``, ``invert``, ``postprocess``).
         spread: Members' disagreement when ``keep_spread`` was asked and there were members.
+        et_evidence: What the no-enhancement ET rule measured and decided (``None`` when the
+            rule is off or there was no ET).
     """
 
     region_probs: np.ndarray
@@ -120,6 +124,7 @@ class Prediction:
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     spread: MemberSpread | None = None
+    et_evidence: EnhancementEvidence | None = None
 
 
 def _as_float16(array: np.ndarray) -> np.ndarray:
@@ -171,7 +176,7 @@ def run_inference(
         Cancelled: ``should_stop()`` returned true.
         BratsInputError: No model, bad options.
     """
-    from bratseg.postprocess import class_probs_to_region_probs, postprocess
+    from bratseg.postprocess import class_probs_to_region_probs, postprocess_with_evidence
 
     t_start = time.perf_counter()
     options = options or InferenceOptions()
@@ -343,8 +348,17 @@ def run_inference(
         )
     class_probs = _as_float16(class_sum) if class_sum is not None else None
     del region_sum, class_sum
-    labels = postprocess(region_probs, pp_config, convention=convention, class_probs=class_probs)
+    labels, et_evidence = postprocess_with_evidence(
+        region_probs,
+        pp_config,
+        convention=convention,
+        class_probs=class_probs,
+        t1_t1ce=t1_t1ce(image),
+    )
     labels = np.asarray(labels, dtype=np.uint8)
+    notes = list(plan.notes)
+    if et_evidence is not None and et_evidence.removed:
+        notes.append(et_evidence.message(float(np.prod(case.spacing)) / 1000.0))
     timings["postprocess"] = time.perf_counter() - t0
     step += 1
     seconds = time.perf_counter() - t_start
@@ -361,10 +375,17 @@ def run_inference(
         postprocess=pp_config,
         convention=convention,
         class_probs=class_probs,
-        notes=list(plan.notes),
+        notes=notes,
         timings=timings,
         spread=spread,
+        et_evidence=et_evidence,
     )
+
+
+def t1_t1ce(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """T1 and T1Gd of a (4, X, Y, Z) case image in :data:`MODALITIES` order (for the
+    no-enhancement ET rule)."""
+    return image[MODALITIES.index("t1")], image[MODALITIES.index("t1ce")]
 
 
 def predict_case(

@@ -41,9 +41,13 @@ from bratseg.labels import (
     check_convention,
     labels_from_regions,
 )
+from bratseg.postprocess.enhancement import EnhancementEvidence, apply_enhancement_rule
 from bratseg.postprocess.islands import remove_coreless_components, remove_small_islands
 
 logger = logging.getLogger(__name__)
+
+#: Largest accepted ``et_enhancement_min`` (a T1Gd-over-T1 ratio; enhancing ET measures 1.2-2.7).
+MAX_ENHANCEMENT_MIN = 3.0
 
 Mode = Literal["hierarchical", "argmax"]
 MODES: tuple[str, ...] = ("hierarchical", "argmax")
@@ -78,6 +82,10 @@ class PostprocessConfig:
             every component, 1 keeps only the largest (and any of equal size).
         wt_needs_core: Tumour (WT) components, 26-connected, without any tumour-core (TC)
             voxel are removed (edema with no core); nothing is removed when TC is empty.
+        et_enhancement_min: Case-level "no enhancement" decision on the images: all ET -> NCR
+            when the T1Gd-over-T1 enhancement inside the predicted ET, relative to normal white
+            matter, is below this (:mod:`bratseg.postprocess.enhancement`); 0 disables it, and
+            it needs the case's images (no decision on probabilities alone).
     """
 
     mode: Mode = "hierarchical"
@@ -113,6 +121,9 @@ class PostprocessConfig:
     # Not from the papers: edema-only tumour components removed, off by default. The default
     # ensemble turns it on (chosen on the 5-fold protocol, see its card).
     wt_needs_core: bool = False
+    # Not from the papers: ET needs contrast uptake on the images. Off by default; the default
+    # ensemble's card says its value, chosen on the 5-fold protocol.
+    et_enhancement_min: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -142,6 +153,12 @@ class PostprocessConfig:
                 f"et_component_connectivity={self.et_component_connectivity} must be 1, 2 or 3"
             )
         self.et_component_connectivity = int(self.et_component_connectivity)
+        enh = float(self.et_enhancement_min)
+        if not 0.0 <= enh <= MAX_ENHANCEMENT_MIN or not np.isfinite(enh):
+            raise BratsInputError(
+                f"postprocessing et_enhancement_min={enh} must lie in [0, {MAX_ENHANCEMENT_MIN}]"
+            )
+        self.et_enhancement_min = enh
         self.et_component_rule = bool(self.et_component_rule)
         self.wt_needs_core = bool(self.wt_needs_core)
 
@@ -364,8 +381,21 @@ def postprocess(
     config: PostprocessConfig | dict | None = None,
     convention: Convention = "2021",
     class_probs: np.ndarray | None = None,
+    t1_t1ce: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Label map from network probabilities.
+    """Label map from network probabilities (:func:`postprocess_with_evidence` without the
+    evidence of the case-level ET decision)."""
+    return postprocess_with_evidence(region_probs, config, convention, class_probs, t1_t1ce)[0]
+
+
+def postprocess_with_evidence(
+    region_probs: np.ndarray | None,
+    config: PostprocessConfig | dict | None = None,
+    convention: Convention = "2021",
+    class_probs: np.ndarray | None = None,
+    t1_t1ce: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, EnhancementEvidence | None]:
+    """Label map from network probabilities, and what the no-enhancement rule decided.
 
     Args:
         region_probs: (3, X, Y, Z) float16/float32 region probabilities (WT, TC, ET), or None
@@ -375,9 +405,12 @@ def postprocess(
         class_probs: (4, X, Y, Z) class probabilities (bg, NCR, ED, ET); required for
             ``mode="argmax"``; in hierarchical mode used (converted) only when
             ``region_probs`` is None.
+        t1_t1ce: The case's T1 and T1Gd (each (X, Y, Z), same grid) for the no-enhancement
+            rule (``et_enhancement_min``); without them the rule decides nothing.
 
     Returns:
-        uint8 label map (X, Y, Z) with ET ⊂ TC ⊂ WT.
+        uint8 label map (X, Y, Z) with ET ⊂ TC ⊂ WT, and the rule's evidence (``None`` when the
+        rule is off, or there are no images or no ET).
 
     Raises:
         BratsInputError: Missing or misshapen probabilities, bad config.
@@ -406,4 +439,5 @@ def postprocess(
     if config.wt_needs_core:
         remove_coreless_components(wt, tc, et)
     apply_et_rules(et, et_prob, config, tc)
-    return labels_from_regions(wt, tc, et, convention, nesting="nested")
+    evidence = apply_enhancement_rule(t1_t1ce, wt, et, config.et_enhancement_min)
+    return labels_from_regions(wt, tc, et, convention, nesting="nested"), evidence

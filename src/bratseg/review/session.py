@@ -38,7 +38,7 @@ COMPUTE = "compute"
 if TYPE_CHECKING:
     from bratseg.inference import Prediction
     from bratseg.io import Case
-    from bratseg.postprocess import PostprocessConfig
+    from bratseg.postprocess import EnhancementEvidence, PostprocessConfig
 
 
 @dataclass
@@ -124,6 +124,7 @@ class ReviewSession:
     last_update_ms: float = 0.0
     signoffs: list[SignOff] = field(default_factory=list)
     assessment: dict[str, Any] | None = None
+    et_evidence: EnhancementEvidence | None = None
 
     def __post_init__(self) -> None:
         if self.initial_config is None:
@@ -154,6 +155,7 @@ class ReviewSession:
             model=model,
             class_probs=getattr(prediction, "class_probs", None),
             assessment=_given_or_computed(assessment, prediction, case),
+            et_evidence=getattr(prediction, "et_evidence", None),
         )
 
     # ------------------------------------------------------------------ edits
@@ -199,15 +201,20 @@ class ReviewSession:
         Raises:
             ValueError: The session holds no probabilities (restored from disk).
         """
-        from bratseg.postprocess import postprocess
+        from bratseg.inference.engine import t1_t1ce
+        from bratseg.postprocess import postprocess_with_evidence
 
         self._check_open("changing its postprocessing")
         if self.region_probs is None:
             raise ValueError("this review session has no probabilities: segment the case again")
         start = time.perf_counter()
         self.record_edits()
-        proposal = postprocess(
-            self.region_probs, config, convention=self.convention, class_probs=self.class_probs
+        proposal, self.et_evidence = postprocess_with_evidence(
+            self.region_probs,
+            config,
+            convention=self.convention,
+            class_probs=self.class_probs,
+            t1_t1ce=t1_t1ce(self.case.image),
         )
         self.config = config
         self.set_proposal(np.asarray(proposal, dtype=np.uint8))
@@ -260,6 +267,7 @@ class ReviewSession:
             self.convention = check_convention(prediction.convention)
         self.region_probs = prediction.region_probs
         self.class_probs = getattr(prediction, "class_probs", None)
+        self.et_evidence = getattr(prediction, "et_evidence", None)
         self.config = self.initial_config = prediction.postprocess
         self.model = model
         self.set_proposal(prediction.labels)

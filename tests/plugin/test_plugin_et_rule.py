@@ -1,0 +1,87 @@
+"""The no-enhancement ET rule in the Postprocessing dock: its control, the decision shown with its
+evidence, and the one-click restore, on a real case segmented by a stand-in model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+pytestmark = [pytest.mark.gui]
+
+
+@pytest.fixture(scope="module")
+def prediction(standin, brats2018_case, tmp_path_factory):
+    from bratseg.checkpoint import load_checkpoint
+    from bratseg.inference import InferenceOptions, predict_case
+
+    path = standin.save_standin(tmp_path_factory.mktemp("et-rule") / "standin.pt")
+    return predict_case(brats2018_case, [load_checkpoint(path)], InferenceOptions(device="cpu"))
+
+
+@pytest.fixture
+def dock(make_napari_viewer, brats2018_case, prediction):
+    from bratseg.review import ModelInfo, ReviewSession
+    from napari_brats._layers import case_layer_data, labels_layer_data
+    from napari_brats._state import viewer_state
+    from napari_brats._widgets.postprocess import PostprocessWidget
+
+    viewer = make_napari_viewer()
+    for data, kwargs, kind in case_layer_data(brats2018_case):
+        getattr(viewer, f"add_{kind}")(data, **kwargs)
+    session = ReviewSession.from_prediction(
+        brats2018_case, prediction, ModelInfo(["standin"], [], [])
+    )
+    data, kwargs, _ = labels_layer_data(
+        session.labels, brats2018_case, session.convention, name="segmentation", role="segmentation"
+    )
+    layer = viewer.add_labels(data, **kwargs)
+    widget = PostprocessWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Postprocessing")
+    viewer_state(viewer).set_session(session, layer)
+    return widget, session
+
+
+def test_rule_removes_et_says_why_and_one_click_restores_it(dock, qtbot):
+    from bratseg.inference.engine import t1_t1ce
+    from bratseg.labels import LABEL_VALUES
+    from bratseg.postprocess import postprocess
+
+    widget, session = dock
+    et = LABEL_VALUES[session.convention]["et"]
+    assert (session.labels == et).any(), "the stand-in predicts ET on this enhancing case"
+    assert not widget.restore_et.isEnabled()
+
+    # A demanding threshold: this case's ET does not reach it, the rule fires and says so.
+    widget.enhancement_min.setValue(2.9)
+    qtbot.waitUntil(lambda: session.config.et_enhancement_min == pytest.approx(2.9), timeout=5000)
+    evidence = session.et_evidence
+    assert evidence is not None and evidence.removed and evidence.ratio < 2.9
+    assert not (session.labels == et).any()
+    text = widget.et_rule_label.text()
+    assert text.startswith("ET removed: no enhancement (T1Gd/T1 ")
+    assert f"{evidence.ratio:.2f}" in text and "mL became NCR" in text
+    assert widget.restore_et.isEnabled()
+    expected = postprocess(
+        session.region_probs,
+        session.config,
+        convention=session.convention,
+        t1_t1ce=t1_t1ce(session.case.image),
+    )
+    np.testing.assert_array_equal(session.labels, expected)
+
+    # One click puts the model's ET back.
+    widget.restore_et.click()
+    assert session.config.et_enhancement_min == 0.0
+    assert widget.enhancement_min.value() == 0.0
+    assert (session.labels == et).any()
+    assert widget.et_rule_label.text() == "" and not widget.restore_et.isEnabled()
+
+    # A threshold the enhancing case passes: ET kept, with the measured ratio shown.
+    widget.enhancement_min.setValue(1.05)
+    qtbot.waitUntil(lambda: session.config.et_enhancement_min == pytest.approx(1.05), timeout=5000)
+    assert session.et_evidence is not None and not session.et_evidence.removed
+    assert widget.et_rule_label.text().startswith("ET kept: enhancement T1Gd/T1 ")
+    assert (session.labels == et).any()
