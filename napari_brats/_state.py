@@ -17,6 +17,7 @@ from typing import Any
 
 from psygnal import Signal
 
+from bratseg.predictor import ModelCache
 from bratseg.review import ModelInfo, ReviewSession, SessionStore, case_key
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ class ViewerState:
         self._timer: Any = None
         #: Edit trackers of the labels layers shown, by ``id(layer)`` (one per layer).
         self.trackers: dict[int, Any] = {}
+        #: Networks loaded by this viewer's runs, kept for the next (Segment, Worklist batch).
+        self.models = ModelCache()
 
     def set_session(self, session: ReviewSession | None, layer: Any = None) -> None:
         """Replace the current session (and the layer showing it) and notify the docks."""

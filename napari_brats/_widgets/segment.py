@@ -1,7 +1,8 @@
 """Segment dock: pick model(s), device and TTA, run inference in a background thread.
 
-The run drives :func:`bratseg.inference.run_inference` (a generator yielding
-:class:`~bratseg.inference.Progress`) inside a napari ``thread_worker``: each yield moves the
+The run drives :meth:`bratseg.predictor.Predictor.run` (a generator yielding
+:class:`~bratseg.inference.Progress`) inside a napari ``thread_worker``; the networks stay loaded
+in the viewer's model cache (:attr:`napari_brats._state.ViewerState.models`) between runs: each yield moves the
 progress bar, Cancel asks the worker to quit (the generator is closed at its next yield), and the
 viewer never freezes. The result becomes an editable uint8 labels layer with NCR/ED/ET names and
 colours (and optional WT/TC/ET probability layers), and a :class:`~napari_brats._state.CaseSession`
@@ -297,11 +298,11 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         self._set_busy(True)
         self.status.setText(f"segmenting {case.case_id} with {len(paths)} model(s)…")
         self._stop = threading.Event()
+        predictor = self.predictor(paths, options)
         worker = create_worker(
             segment_job,
             case,
-            paths,
-            options,
+            predictor,
             self._stop,
             _start_thread=False,
             _ignore_errors=True,
@@ -309,6 +310,13 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         return self._start_worker(
             worker, lambda result: self._on_result(case, paths, options, result)
         )
+
+    def predictor(self, paths: list[Path], options: Any) -> Any:
+        """A :class:`bratseg.predictor.Predictor` for ``paths`` that reuses the networks this
+        viewer loaded before (a second run does not load them again)."""
+        from bratseg.predictor import Predictor
+
+        return Predictor(paths, options, cache=self.state.models)
 
     def cancel(self) -> None:
         """Ask the running worker to stop at its next progress step."""
@@ -354,14 +362,7 @@ class SegmentWidget(SavedReviewMixin, QWidget):
     def _on_result(self, case: Any, paths: list[Path], options: Any, result: Any) -> None:
         prediction, models, assessment = result
         self.notice.clear()
-        info = ModelInfo(
-            names=[Path(getattr(m, "path", p)).stem for m, p in zip(models, paths, strict=False)],
-            paths=[str(p) for p in paths],
-            sha256=[str(getattr(m, "sha256", "")) for m in models],
-            device=str(prediction.device),
-            seconds=float(prediction.seconds),
-            tta=int(options.tta),
-        )
+        info = ModelInfo.from_run(models, paths, prediction, options.tta)
         current = self.state.session
         if (
             current is not None
