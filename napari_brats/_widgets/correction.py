@@ -139,10 +139,7 @@ class CorrectionWidget(QWidget):
         if not confirm:
             return False
         session.clear_overrides()
-        if self.state.layer is not None:
-            self.state.layer.refresh()
-        self.state.labels_changed.emit()
-        self.state.schedule_save()
+        self.state.commit()
         return True
 
     def _on_session(self, session: Any) -> None:
