@@ -22,10 +22,7 @@ from bratseg.review import ModelInfo, ReviewSession, SessionStore, case_key
 
 logger = logging.getLogger(__name__)
 
-#: Kept for the docks' imports: the engine's review session is the case session.
-CaseSession = ReviewSession
-
-__all__ = ["AUTOSAVE_DELAY_MS", "CaseSession", "ModelInfo", "ViewerState", "viewer_state"]
+__all__ = ["AUTOSAVE_DELAY_MS", "ModelInfo", "ViewerState", "viewer_state"]
 
 #: Quiet time after the last change before the autosave runs (one save per burst of strokes).
 AUTOSAVE_DELAY_MS = 400

@@ -5,7 +5,7 @@ The run drives :meth:`bratseg.predictor.Predictor.run` (a generator yielding
 in the viewer's model cache (:attr:`napari_brats._state.ViewerState.models`) between runs: each yield moves the
 progress bar, Cancel asks the worker to quit (the generator is closed at its next yield), and the
 viewer never freezes. The result becomes an editable uint8 labels layer with NCR/ED/ET names and
-colours (and optional WT/TC/ET probability layers), and a :class:`~napari_brats._state.CaseSession`
+colours (and optional WT/TC/ET probability layers), and a :class:`~bratseg.review.ReviewSession`
 shared with the other docks. Opening a case with *Align series: register* (seconds per series)
 runs the same way: :func:`napari_brats._reader.iter_read_case` in a worker, Cancel before the
 next series.
@@ -32,9 +32,10 @@ from qtpy.QtWidgets import (
 )
 
 from bratseg.devices import DEVICE_CHOICES
+from bratseg.review import ReviewSession
 
 from .._layers import find_case
-from .._state import CaseSession, ModelInfo, viewer_state
+from .._state import ModelInfo, viewer_state
 from ._common import show_input_error
 from ._review import ReviewNotice, SavedReviewMixin
 from ._segment_job import segment_job
@@ -52,9 +53,6 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         self.state = viewer_state(napari_viewer)
         self.worker: Any = None
         self._stop = threading.Event()
-        self.trackers = (
-            self.state.trackers
-        )  # one edit tracker per labels layer, shared by the docks
         self.last_error: str | None = None
         self.notice = ReviewNotice()
         self._offered: str | None = None
@@ -380,7 +378,7 @@ class SegmentWidget(SavedReviewMixin, QWidget):
                     ("Discard my edits", self.discard_edits),
                 )
         else:
-            self.show_session(CaseSession.from_prediction(case, prediction, info, assessment))
+            self.show_session(ReviewSession.from_prediction(case, prediction, info, assessment))
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self.status.setText(
@@ -388,7 +386,7 @@ class SegmentWidget(SavedReviewMixin, QWidget):
             "tune thresholds in Postprocessing, correct with the brush"
         )
 
-    def show_session(self, session: CaseSession) -> None:
+    def show_session(self, session: ReviewSession) -> None:
         """Show a session's labels (and probabilities) in the viewer and publish it to the docks
         (see :func:`napari_brats._show.show_session`)."""
         from .._show import show_session
