@@ -124,7 +124,8 @@ class CorrectionWidget(QWidget):
         layer = self.layer
         if layer is not None:
             getattr(layer, method)()
-            self.state.labels_changed.emit()
+            if id(layer) not in self.state.trackers:  # a tracked layer's change is committed
+                self.state.labels_changed.emit()  # (and announced once) by its EditTracker
 
     def revert_edits(self, confirm: bool | None = None) -> bool:
         """Discard every manual edit (after asking unless ``confirm`` is given)."""

@@ -134,8 +134,10 @@ def test_each_change_notifies_the_docks_once(review, qtbot):
     assert len(emitted) == 2 and session.overrides[voxels].all()
     layer.undo()
     assert len(emitted) == 3 and not session.overrides.any()
+    _button(docks["correction"], "Redo").click()  # the dock's button: still once
+    assert len(emitted) == 4 and session.overrides[voxels].all()
     assert docks["correction"].revert_edits(confirm=True)
-    assert len(emitted) == 4
+    assert len(emitted) == 5
     np.testing.assert_array_equal(session.labels, _expected(session))
 
 
