@@ -1,6 +1,6 @@
 """Benchmark: one live postprocessing update in the plugin (slider move → new labels).
 
-Times :meth:`napari_brats._state.CaseSession.apply_config` — find hand edits (diff against the AI
+Times :meth:`bratseg.review.ReviewSession.apply_config` — find hand edits (diff against the AI
 proposal), rerun :func:`bratseg.postprocess.postprocess` from cached float16 probabilities, merge
 the result into the working labels keeping the edits — on a full 240×240×155 volume with
 realistic probabilities (from ``bench_postprocess.realistic_probabilities``) and a painted blob of
@@ -29,7 +29,7 @@ from bench_postprocess import DATA, DEFAULT_CASE, realistic_probabilities  # noq
 from bratseg.io import load_case  # noqa: E402
 from bratseg.labels import LABEL_VALUES  # noqa: E402
 from bratseg.postprocess import PostprocessConfig, postprocess  # noqa: E402
-from napari_brats._state import CaseSession, ModelInfo  # noqa: E402
+from bratseg.review import ModelInfo, ReviewSession  # noqa: E402
 
 
 def main() -> int:
@@ -44,7 +44,7 @@ def main() -> int:
     probs = realistic_probabilities(case.seg, convention)
     config = PostprocessConfig()
     labels = postprocess(probs, config, convention=convention)
-    session = CaseSession(
+    session = ReviewSession(
         case=case,
         convention=convention,
         region_probs=probs,

@@ -67,9 +67,7 @@ def settle_edits(parent: QWidget | None, state: ViewerState, choice: str) -> boo
         if state.session is not None:  # the labels become the AI proposal again
             state.session.clear_overrides()
             state.settled_edits = 0
-            if state.layer is not None:
-                state.layer.refresh()
-            state.labels_changed.emit()
+            state.commit(save=False)  # its saved review was just discarded
         return True
     if choice == "export":
         return export_labels_dialog(parent, state)

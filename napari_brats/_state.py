@@ -17,14 +17,12 @@ from typing import Any
 
 from psygnal import Signal
 
+from bratseg.predictor import ModelCache
 from bratseg.review import ModelInfo, ReviewSession, SessionStore, case_key
 
 logger = logging.getLogger(__name__)
 
-#: Kept for the docks' imports: the engine's review session is the case session.
-CaseSession = ReviewSession
-
-__all__ = ["AUTOSAVE_DELAY_MS", "CaseSession", "ModelInfo", "ViewerState", "viewer_state"]
+__all__ = ["AUTOSAVE_DELAY_MS", "ModelInfo", "ViewerState", "viewer_state"]
 
 #: Quiet time after the last change before the autosave runs (one save per burst of strokes).
 AUTOSAVE_DELAY_MS = 400
@@ -55,6 +53,10 @@ class ViewerState:
         self._timer: Any = None
         #: Edit trackers of the labels layers shown, by ``id(layer)`` (one per layer).
         self.trackers: dict[int, Any] = {}
+        #: True while :meth:`commit` refreshes the layer (the edit tracker then ignores it).
+        self.committing = False
+        #: Networks loaded by this viewer's runs, kept for the next (Segment, Worklist batch).
+        self.models = ModelCache()
 
     def set_session(self, session: ReviewSession | None, layer: Any = None) -> None:
         """Replace the current session (and the layer showing it) and notify the docks."""
@@ -73,6 +75,27 @@ class ViewerState:
         self.apply_lock()
         self.session_changed.emit(session)
         self.schedule_save()
+
+    def commit(self, refresh: bool = True, save: bool = True) -> None:
+        """The one path after the session's labels changed: the layer shows them, the docks hear
+        it once (:attr:`labels_changed`), the autosave is scheduled.
+
+        Args:
+            refresh: Redraw the layer (its data is a view of the session's labels).
+            save: Schedule the autosave (False when the saved review was just discarded).
+        """
+        if refresh and self.layer is not None:
+            self.committing = True
+            try:
+                self.layer.refresh()
+            finally:
+                self.committing = False
+            tracker = self.trackers.get(id(self.layer))
+            if tracker is not None:
+                tracker.resync()
+        self.labels_changed.emit()
+        if save:
+            self.schedule_save()
 
     # ------------------------------------------------------------------ sign-off
     @property

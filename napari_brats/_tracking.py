@@ -1,19 +1,17 @@
-"""Which voxels the user edited, read from the labels layer's public events only.
+"""What the user did to a labels layer, read from its public events and told to the session.
 
 napari emits ``paint`` for brush, fill and polygon strokes and ``set_data`` for undo, redo and
-refreshes. :class:`EditTracker` keeps a snapshot of the working labels and compares after each:
+refreshes. :class:`EditTracker` turns them into the voxels concerned and hands them to the
+engine, which owns the rules (:mod:`bratseg.review.strokes`):
 
-- after a stroke, every voxel that changed becomes a hand edit (an override that new settings
-  and new model runs keep). The voxels come from the stroke's history item carried by the
-  ``paint`` event (napari emits it before writing the data for programmatic edits);
-- after an undo of the last stroke, the voxels that the stroke made hand edits go back to the
-  proposal: they take its current value (napari restores the one from before the stroke, which
-  a slider may have changed since) and follow it again; a redo makes them hand edits again;
-- after any other outside change, a changed voxel is a hand edit exactly when it now differs
-  from the AI proposal.
+- a stroke goes to :meth:`ReviewSession.apply_stroke`. Its voxels come from the stroke's history
+  item carried by the ``paint`` event (napari emits it before writing the data for programmatic
+  edits), else from a comparison with a snapshot of the working labels;
+- any other change (napari's undo or redo, a script) is found by that comparison and goes to
+  :meth:`ReviewSession.settle_change`, which recognises an undo or redo of a stroke.
 
-The engine's own proposal updates write only non-edited voxels to the proposal's value, so the
-``set_data`` of the following refresh leaves the edits as they are.
+Changes the docks make through the session (a slider, a new run, discarding edits) reach the
+layer through :meth:`ViewerState.commit`, which refreshes it without asking the tracker.
 
 An approved review is read-only (its layer is not editable); a change that still reaches its
 labels (a script writing into the layer) is undone from the snapshot.
@@ -23,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,29 +30,14 @@ from ._state import ViewerState
 logger = logging.getLogger(__name__)
 
 
-#: Strokes remembered for undo (napari keeps fewer).
-MAX_STROKES = 200
-
-
-@dataclass
-class _Stroke:
-    """One paint stroke as flat indices into the working labels."""
-
-    voxels: np.ndarray  # voxels the stroke changed
-    fresh: np.ndarray  # those of them that were no hand edit before it
-    after: np.ndarray  # the values the stroke gave ``voxels``
-
-
 class EditTracker:
-    """Keeps :attr:`ReviewSession.overrides` in line with what was done to one labels layer."""
+    """Reports what was done to one labels layer to the viewer's :class:`ReviewSession`."""
 
     def __init__(self, state: ViewerState, layer: Any) -> None:
         self.state = state
         self.layer = layer
         self.snapshot: np.ndarray | None = None
         self.last_ms = 0.0
-        self.strokes: list[_Stroke] = []
-        self.undone: list[_Stroke] = []
         self.resync()
         layer.events.paint.connect(self._on_paint)
         layer.events.set_data.connect(self._on_set_data)
@@ -149,16 +131,15 @@ class EditTracker:
             voxels = np.flatnonzero(changed)
             stroke = (voxels, session.labels.reshape(-1)[voxels])
         voxels, after = stroke
-        overrides = session.overrides.reshape(-1)
-        fresh = voxels[~overrides[voxels]]
-        overrides[voxels] = True
-        self.snapshot.reshape(-1)[voxels] = after  # the stroke's values, written now or just after
-        self.strokes.append(_Stroke(voxels, fresh, after.copy()))
-        del self.strokes[:-MAX_STROKES]
-        self.undone.clear()
-        self._commit(session, np.zeros(session.labels.shape, dtype=bool), start)
+        assert self.snapshot is not None
+        snapshot = self.snapshot.reshape(-1)
+        session.apply_stroke(voxels, after, before=snapshot[voxels])
+        snapshot[voxels] = after  # the stroke's values, written now or just after
+        self._commit(start, refresh=False)
 
     def _on_set_data(self, _event: Any = None) -> None:
+        if self.state.committing:  # the session's own change, shown by ViewerState.commit
+            return
         if self._refused():
             return
         start = time.perf_counter()
@@ -166,37 +147,17 @@ class EditTracker:
         if hit is None:
             return
         session, changed = hit
-        labels, flat_changed = session.labels.reshape(-1), changed.reshape(-1)
-        overrides, proposal = session.overrides.reshape(-1), session.proposal.reshape(-1)
-        last = self.strokes[-1] if self.strokes else None
-        again = self.undone[-1] if self.undone else None
-        if (
-            last is not None
-            and flat_changed[last.voxels].any()
-            and (labels[last.voxels] != last.after).all()
-        ):
-            self.undone.append(self.strokes.pop())  # an undo of the last stroke
-            session.overrides[changed] = session.labels[changed] != session.proposal[changed]
-            overrides[last.fresh] = False  # its own voxels follow the proposal again
-            labels[last.fresh] = proposal[last.fresh]
-        elif (
-            again is not None
-            and flat_changed[again.voxels].any()
-            and (labels[again.voxels] == again.after).all()
-        ):
-            self.strokes.append(self.undone.pop())  # a redo: its voxels are hand edits again
-            session.overrides[changed] = session.labels[changed] != session.proposal[changed]
-            overrides[again.voxels] = True
-        else:
-            session.overrides[changed] = session.labels[changed] != session.proposal[changed]
-            last = None
-        self._commit(session, changed, start)
-        if last is not None and last.fresh.size:
-            self.layer.refresh()  # show the proposal's values (the nested event finds no change)
-
-    def _commit(self, session: Any, changed: np.ndarray, start: float) -> None:
+        last = session.strokes.done[-1] if session.strokes.done else None
+        kind = session.settle_change(changed)
         assert self.snapshot is not None
         np.copyto(self.snapshot, session.labels, where=changed)
+        # an undo gave the stroke's fresh voxels the proposal's value: show it
+        released = last.fresh if kind == "undo" and last is not None else None
+        if released is not None and released.size:
+            self.snapshot.reshape(-1)[released] = session.labels.reshape(-1)[released]
+        self._commit(start, refresh=released is not None and released.size > 0)
+
+    def _commit(self, start: float, refresh: bool) -> None:
+        """The session changed through this layer: one notification and autosave."""
         self.last_ms = (time.perf_counter() - start) * 1000.0
-        self.state.labels_changed.emit()
-        self.state.schedule_save()
+        self.state.commit(refresh=refresh)

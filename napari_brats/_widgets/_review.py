@@ -109,8 +109,5 @@ class SavedReviewMixin:
         if session is None:
             return
         session.clear_overrides()
-        if self.state.layer is not None:
-            self.state.layer.refresh()
-        self.state.labels_changed.emit()
-        self.state.schedule_save()
+        self.state.commit()
         self.status.setText("hand edits discarded: the labels are the AI proposal")

@@ -1,4 +1,4 @@
-"""The Segment dock's background job: load the ticked checkpoints, run inference, assess.
+"""The Segment dock's background job: predict with the dock's predictor, then assess.
 
 Runs in a napari worker thread (:mod:`napari_brats._widgets.segment`); nothing here touches Qt.
 """
@@ -6,7 +6,6 @@ Runs in a napari worker thread (:mod:`napari_brats._widgets.segment`); nothing h
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
 
@@ -14,14 +13,10 @@ class SegmentationFailed(Exception):
     """Inference failed with a RuntimeError (re-raised as this so the worker reports it)."""
 
 
-def segment_job(
-    case: Any,
-    model_paths: list[Path],
-    options: Any,
-    stop: threading.Event,
-):
-    """Generator run in the worker thread: load checkpoints, then run inference with the
-    ensemble's postprocessing (:func:`bratseg.zoo.ensemble_postprocess`, as ``predict`` does).
+def segment_job(case: Any, predictor: Any, stop: threading.Event):
+    """Generator run in the worker thread: :meth:`bratseg.predictor.Predictor.run` (loads the
+    checkpoints not cached yet, the ensemble's postprocessing as ``predict`` uses), then the
+    needs-review assessment.
 
     Yields:
         :class:`bratseg.inference.Progress` items.
@@ -33,19 +28,10 @@ def segment_job(
         bratseg.errors.Cancelled: ``stop`` was set during inference (reported via ``errored``).
         SegmentationFailed: Inference raised a RuntimeError.
     """
-    from bratseg.checkpoint import load_checkpoint
-    from bratseg.inference import Progress, run_inference
+    from bratseg.inference import Progress
 
-    models = []
-    for index, path in enumerate(model_paths):
-        yield Progress(0, 1, f"loading model {index + 1}/{len(model_paths)}: {Path(path).name}")
-        models.append(load_checkpoint(path))
-    if options.postprocess is None:
-        from bratseg.zoo import ensemble_postprocess
-
-        options.postprocess = ensemble_postprocess(models)
     try:
-        prediction = yield from run_inference(case, models, options, should_stop=stop.is_set)
+        prediction = yield from predictor.run(case, should_stop=stop.is_set)
     except RuntimeError as exc:
         # e.g. a torch error: superqt's worker would swallow a RuntimeError without emitting
         # ``errored`` or ``finished``, so re-raise it as a plain Exception.
@@ -53,4 +39,4 @@ def segment_job(
     from bratseg.review.session import assessment_of
 
     yield Progress(1, 1, "assessing where the proposal needs review")
-    return prediction, models, assessment_of(prediction, case)
+    return prediction, predictor.models, assessment_of(prediction, case)

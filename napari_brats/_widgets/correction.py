@@ -124,7 +124,8 @@ class CorrectionWidget(QWidget):
         layer = self.layer
         if layer is not None:
             getattr(layer, method)()
-            self.state.labels_changed.emit()
+            if id(layer) not in self.state.trackers:  # a tracked layer's change is committed
+                self.state.labels_changed.emit()  # (and announced once) by its EditTracker
 
     def revert_edits(self, confirm: bool | None = None) -> bool:
         """Discard every manual edit (after asking unless ``confirm`` is given)."""
@@ -139,10 +140,7 @@ class CorrectionWidget(QWidget):
         if not confirm:
             return False
         session.clear_overrides()
-        if self.state.layer is not None:
-            self.state.layer.refresh()
-        self.state.labels_changed.emit()
-        self.state.schedule_save()
+        self.state.commit()
         return True
 
     def _on_session(self, session: Any) -> None:

@@ -270,15 +270,12 @@ class PostprocessWidget(QWidget):
             show_input_error(exc)
             self.timing_label.setText(f"not applied: {getattr(exc, 'reason', exc)}")
             return None
-        if self.state.layer is not None:
-            self.state.layer.refresh()
-        self.state.schedule_save()
         n_edit = int(session.overrides.sum())
         self.timing_label.setText(
             f"updated in {elapsed:.0f} ms from cached probabilities; "
             f"{n_edit} hand-edited voxels kept"
         )
-        self.state.labels_changed.emit()
+        self.state.commit()
         self._show_et_evidence(session)
         return elapsed
 

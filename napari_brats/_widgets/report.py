@@ -35,8 +35,9 @@ from bratseg.io import MODALITIES
 from bratseg.report import CaseReport, ReportInfo
 from bratseg.report import build_report as build_case_report
 from bratseg.report.table import lesion_table, summary_lines
+from bratseg.review import ReviewSession
 
-from .._state import CaseSession, viewer_state
+from .._state import viewer_state
 from ._common import VOLUME_ROWS, show_input_error, spacing_of
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ _ENGINE_KEYS = {
 }
 
 
-def session_info(session: CaseSession) -> ReportInfo:
+def session_info(session: ReviewSession) -> ReportInfo:
     """Case, model, reviewer and status of a review session."""
     signoffs = list(getattr(session, "signoffs", None) or [])
     last = signoffs[-1] if signoffs else None
@@ -86,7 +87,7 @@ def session_info(session: CaseSession) -> ReportInfo:
     )
 
 
-def engine_report(session: CaseSession) -> CaseReport:
+def engine_report(session: ReviewSession) -> CaseReport:
     """:func:`bratseg.report.build_report` of a session: corrected labels against the proposal
     (and the case's reference seg when there is one)."""
     session.record_edits()
@@ -105,7 +106,7 @@ def engine_report(session: CaseSession) -> CaseReport:
     )
 
 
-def build_report(session: CaseSession) -> dict[str, Any]:
+def build_report(session: ReviewSession) -> dict[str, Any]:
     """Report of one session as a JSON-able dict.
 
     Returns:

@@ -1,10 +1,11 @@
 """Segment dock: pick model(s), device and TTA, run inference in a background thread.
 
-The run drives :func:`bratseg.inference.run_inference` (a generator yielding
-:class:`~bratseg.inference.Progress`) inside a napari ``thread_worker``: each yield moves the
+The run drives :meth:`bratseg.predictor.Predictor.run` (a generator yielding
+:class:`~bratseg.inference.Progress`) inside a napari ``thread_worker``; the networks stay loaded
+in the viewer's model cache (:attr:`napari_brats._state.ViewerState.models`) between runs: each yield moves the
 progress bar, Cancel asks the worker to quit (the generator is closed at its next yield), and the
 viewer never freezes. The result becomes an editable uint8 labels layer with NCR/ED/ET names and
-colours (and optional WT/TC/ET probability layers), and a :class:`~napari_brats._state.CaseSession`
+colours (and optional WT/TC/ET probability layers), and a :class:`~bratseg.review.ReviewSession`
 shared with the other docks. Opening a case with *Align series: register* (seconds per series)
 runs the same way: :func:`napari_brats._reader.iter_read_case` in a worker, Cancel before the
 next series.
@@ -31,9 +32,10 @@ from qtpy.QtWidgets import (
 )
 
 from bratseg.devices import DEVICE_CHOICES
+from bratseg.review import ReviewSession
 
 from .._layers import find_case
-from .._state import CaseSession, ModelInfo, viewer_state
+from .._state import ModelInfo, viewer_state
 from ._common import show_input_error
 from ._review import ReviewNotice, SavedReviewMixin
 from ._segment_job import segment_job
@@ -51,9 +53,6 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         self.state = viewer_state(napari_viewer)
         self.worker: Any = None
         self._stop = threading.Event()
-        self.trackers = (
-            self.state.trackers
-        )  # one edit tracker per labels layer, shared by the docks
         self.last_error: str | None = None
         self.notice = ReviewNotice()
         self._offered: str | None = None
@@ -297,11 +296,11 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         self._set_busy(True)
         self.status.setText(f"segmenting {case.case_id} with {len(paths)} model(s)…")
         self._stop = threading.Event()
+        predictor = self.predictor(paths, options)
         worker = create_worker(
             segment_job,
             case,
-            paths,
-            options,
+            predictor,
             self._stop,
             _start_thread=False,
             _ignore_errors=True,
@@ -309,6 +308,13 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         return self._start_worker(
             worker, lambda result: self._on_result(case, paths, options, result)
         )
+
+    def predictor(self, paths: list[Path], options: Any) -> Any:
+        """A :class:`bratseg.predictor.Predictor` for ``paths`` that reuses the networks this
+        viewer loaded before (a second run does not load them again)."""
+        from bratseg.predictor import Predictor
+
+        return Predictor(paths, options, cache=self.state.models)
 
     def cancel(self) -> None:
         """Ask the running worker to stop at its next progress step."""
@@ -354,14 +360,7 @@ class SegmentWidget(SavedReviewMixin, QWidget):
     def _on_result(self, case: Any, paths: list[Path], options: Any, result: Any) -> None:
         prediction, models, assessment = result
         self.notice.clear()
-        info = ModelInfo(
-            names=[Path(getattr(m, "path", p)).stem for m, p in zip(models, paths, strict=False)],
-            paths=[str(p) for p in paths],
-            sha256=[str(getattr(m, "sha256", "")) for m in models],
-            device=str(prediction.device),
-            seconds=float(prediction.seconds),
-            tta=int(options.tta),
-        )
+        info = ModelInfo.from_run(models, paths, prediction, options.tta)
         current = self.state.session
         if (
             current is not None
@@ -379,7 +378,7 @@ class SegmentWidget(SavedReviewMixin, QWidget):
                     ("Discard my edits", self.discard_edits),
                 )
         else:
-            self.show_session(CaseSession.from_prediction(case, prediction, info, assessment))
+            self.show_session(ReviewSession.from_prediction(case, prediction, info, assessment))
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self.status.setText(
@@ -387,7 +386,7 @@ class SegmentWidget(SavedReviewMixin, QWidget):
             "tune thresholds in Postprocessing, correct with the brush"
         )
 
-    def show_session(self, session: CaseSession) -> None:
+    def show_session(self, session: ReviewSession) -> None:
         """Show a session's labels (and probabilities) in the viewer and publish it to the docks
         (see :func:`napari_brats._show.show_session`)."""
         from .._show import show_session

@@ -280,6 +280,7 @@ class WorklistWidget(QWidget):
             paths,
             options,
             self._stop.is_set,
+            cache=self.state.models,  # the networks the Segment dock loaded are reused
             _start_thread=False,
             _ignore_errors=True,
         )

@@ -117,6 +117,30 @@ def test_undo_after_a_slider_move_gives_the_voxels_back_to_the_proposal(review, 
     assert (session.labels[voxels] == 4).all() and session.overrides[voxels].all()
 
 
+def test_each_change_notifies_the_docks_once(review, qtbot):
+    """A slider move, a stroke, an undo and Revert each emit ``labels_changed`` once (a slider
+    move used to emit it twice: once from the layer refresh, once from the dock)."""
+    viewer, docks, state = review
+    session, layer, post = state.session, _layer(viewer), docks["post"]
+    emitted: list[int] = []
+    state.labels_changed.connect(lambda: emitted.append(1))
+
+    _set_threshold(post, qtbot, session, "wt_threshold", 0.3)
+    assert len(emitted) == 1
+    np.testing.assert_array_equal(layer.data, session.labels.transpose(2, 1, 0))
+
+    voxels = _unsure_voxels(session, 50)
+    layer.data_setitem(voxels[::-1], 1)  # a stroke
+    assert len(emitted) == 2 and session.overrides[voxels].all()
+    layer.undo()
+    assert len(emitted) == 3 and not session.overrides.any()
+    _button(docks["correction"], "Redo").click()  # the dock's button: still once
+    assert len(emitted) == 4 and session.overrides[voxels].all()
+    assert docks["correction"].revert_edits(confirm=True)
+    assert len(emitted) == 5
+    np.testing.assert_array_equal(session.labels, _expected(session))
+
+
 def test_revert_all_edits_restores_the_proposal(review, qtbot):
     viewer, docks, state = review
     session, layer, post = state.session, _layer(viewer), docks["post"]

@@ -102,6 +102,24 @@ def test_two_ticked_models_make_the_engine_ensemble(
     np.testing.assert_allclose(session.region_probs.astype(np.float32), mean, atol=1e-3, rtol=0)
 
 
+def test_a_second_click_reuses_the_loaded_networks(make_napari_viewer, qtbot, ckpts):
+    pair = [ckpts["regions"], ckpts["shifted"]]
+    _, segment, first = segment_in_viewer(make_napari_viewer, qtbot, pair)
+    cache = segment.state.models
+    assert cache.loads == 2 and len(cache) == 2
+    loaded = [cache.cached(Path(p), "cpu") for p in segment.selected_model_paths()]
+    messages: list[str] = []
+    shown = segment._on_progress
+    segment._on_progress = lambda progress: (messages.append(progress.message), shown(progress))
+    assert segment.run() is not None
+    qtbot.waitUntil(lambda: segment.worker is None, timeout=WORKER_TIMEOUT_MS)
+    assert segment.last_error is None, segment.last_error
+    assert cache.loads == 2  # nothing read from disk again
+    assert [cache.cached(Path(p), "cpu") for p in segment.selected_model_paths()] == loaded
+    assert messages and not any(m.startswith("loading model") for m in messages)
+    assert segment.state.session.model.sha256 == first.model.sha256
+
+
 def test_2023_labels(make_napari_viewer, qtbot, ckpts, brats2018_case):
     viewer, _, session = segment_in_viewer(
         make_napari_viewer, qtbot, [ckpts["regions"]], convention="2023"

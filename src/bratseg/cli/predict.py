@@ -117,7 +117,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
     p.add_argument("--threads", type=int, help="CPU threads (default: all CPUs available)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    pp = p.add_argument_group("postprocessing (default: the first model's checkpoint settings)")
+    pp = p.add_argument_group(
+        "postprocessing (default: the bundled default ensemble's cross-validated settings; "
+        "with other --model choices, the first model's checkpoint settings)"
+    )
     pp.add_argument("--postprocess-mode", choices=("hierarchical", "argmax"))
     pp.add_argument(
         "--wt-threshold",
@@ -207,10 +210,12 @@ def _check_output_dir(folder: Path, targets: list[Path], overwrite: bool) -> Non
         )
 
 
-def postprocess_config(args: argparse.Namespace, loaded: list[Any]) -> Any:
-    """The first checkpoint's PostprocessConfig with the command-line overrides applied."""
-    from bratseg.zoo import ensemble_postprocess
+def postprocess_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The PostprocessConfig fields the command line changes (checked).
 
+    Raises:
+        BratsInputError: A value is out of its range.
+    """
     changes = {
         field: getattr(args, flag)
         for flag, field in _PP_FLAGS.items()
@@ -232,20 +237,23 @@ def postprocess_config(args: argparse.Namespace, loaded: list[Any]) -> Any:
             )
     if getattr(args, "et_min_volume", None) is not None and args.et_min_volume < 0:
         raise BratsInputError(f"--et-min-volume must be >= 0, got {args.et_min_volume}")
-    return ensemble_postprocess(loaded, **changes)
+    return changes
+
+
+def postprocess_config(args: argparse.Namespace, loaded: list[Any]) -> Any:
+    """The postprocessing ``predict`` uses with ``loaded``: the bundled default ensemble's own
+    settings, else the first checkpoint's, with the command-line overrides applied."""
+    from bratseg.predictor import Predictor
+
+    overrides = postprocess_overrides(args)
+    return Predictor.from_loaded(loaded, postprocess_overrides=overrides).postprocess_config()
 
 
 def load_models(names: list[str] | None) -> list[Any]:
     """Resolve and load the requested checkpoints (the bundled default when none is given)."""
-    from bratseg.checkpoint import load_checkpoint
-    from bratseg.zoo import default_model_names, no_default_model_message, resolve_model
+    from bratseg.predictor import Predictor
 
-    if not names:
-        names = default_model_names()
-        if not names:
-            raise BratsInputError(no_default_model_message())
-    paths = [resolve_model(n) for n in names]
-    return [load_checkpoint(p) for p in paths]
+    return Predictor.from_names(names).models
 
 
 def _summary(case_id: str, out: Path, pred: Any, spacing: tuple[float, ...]) -> str:
@@ -255,11 +263,9 @@ def _summary(case_id: str, out: Path, pred: Any, spacing: tuple[float, ...]) -> 
     return f"{case_id}: {out}  [{vols}]  {pred.seconds:.1f} s on {pred.device}"
 
 
-def _predict_one(case: Any, models: list[Any], options: Any, bar: Any, step_bar: bool) -> Any:
-    """Drive the inference generator; a per-step bar for one case, a postfix for a dataset bar."""
-    from bratseg.inference import run_inference
-
-    gen = run_inference(case, models, options)
+def _predict_one(case: Any, predictor: Any, bar: Any, step_bar: bool) -> Any:
+    """Drive the prediction generator; a per-step bar for one case, a postfix for a dataset bar."""
+    gen = predictor.run(case)
     while True:
         try:
             report = next(gen)
@@ -304,6 +310,7 @@ def run(args: argparse.Namespace) -> int:
 
     from bratseg.inference import InferenceOptions
     from bratseg.io import find_case_files, list_case_folders, load_case
+    from bratseg.predictor import Predictor
 
     source = Path(args.input)
     out = Path(args.output)
@@ -337,17 +344,18 @@ def run(args: argparse.Namespace) -> int:
         if prob is not None:
             prob_targets = {f: prob / f"{f.name}_probabilities.nii.gz" for f in folders}
             _check_output_dir(prob, list(prob_targets.values()), args.overwrite)
-    models = load_models(args.model)
     options = InferenceOptions(
         device=args.device,
         tta=args.tta,
         overlap=args.overlap,
         window=(args.window,) * 3 if args.window else None,
         amp=not args.no_amp,
-        postprocess=postprocess_config(args, models),
         convention=args.labels,
         threads=args.threads,
     )
+    overrides = postprocess_overrides(args)
+    predictor = Predictor.from_names(args.model, options, postprocess_overrides=overrides)
+    predictor.postprocess_config()  # loads the models: a bad checkpoint stops before any output
     quiet = bool(args.quiet)
     if single:
         case = load_case(source, mapping or None, load_seg=False, align=args.align)
@@ -359,7 +367,7 @@ def run(args: argparse.Namespace) -> int:
             else tqdm(total=1, desc=case.case_id, file=sys.stderr, leave=False, unit="step")
         )
         try:
-            pred = _predict_one(case, models, options, bar, step_bar=True)
+            pred = _predict_one(case, predictor, bar, step_bar=True)
         finally:
             if bar is not None:
                 bar.close()
@@ -375,7 +383,7 @@ def run(args: argparse.Namespace) -> int:
     for folder in bar:
         try:
             case = load_case(folder, load_seg=False, align=args.align)
-            pred = _predict_one(case, models, options, None if quiet else bar, step_bar=False)
+            pred = _predict_one(case, predictor, None if quiet else bar, step_bar=False)
             _write_outputs(
                 case, pred, targets[folder], prob_targets[folder] if prob else None, args.overwrite
             )

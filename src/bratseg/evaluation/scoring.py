@@ -1,6 +1,6 @@
 """Score models on labelled cases with the real prediction pipeline (what model cards report).
 
-Every case is predicted at full resolution by :func:`bratseg.inference.predict_case` (CPU, the
+Every case is predicted at full resolution by :class:`bratseg.predictor.Predictor` (CPU, the
 ensemble's postprocessing from :func:`bratseg.zoo.ensemble_postprocess` unless overridden) and
 scored with the official-style metrics of :func:`bratseg.metrics.evaluate_labels`: Dice and HD95
 (voxels) per region WT, TC, ET.
@@ -67,18 +67,20 @@ def predict_labelled_cases(
     Args:
         models: The checkpoints (several = an ensemble).
         case_dirs: Case folders with a ``*_seg`` file.
-        options: :class:`bratseg.inference.InferenceOptions`.
+        options: :class:`bratseg.inference.InferenceOptions` (its ``postprocess``, or the
+            ensemble's when ``None``).
 
     Yields:
         One :class:`PredictedCase` per folder, in order.
     """
-    from bratseg.inference import predict_case
     from bratseg.io import find_case_files, load_case, load_label_map
+    from bratseg.predictor import Predictor
 
+    predictor = Predictor.from_loaded(models, options)
     for index, folder in enumerate(case_dirs):
         t0 = time.perf_counter()
         case = load_case(folder, load_seg=False)
-        prediction = predict_case(case, models, options)
+        prediction = predictor.predict(case)
         seconds = time.perf_counter() - t0
         reference = load_label_map(find_case_files(folder)["seg"])
         logger.info(
@@ -114,11 +116,11 @@ def score_cases(
     from bratseg.labels import detect_convention, region_masks
     from bratseg.metrics import evaluate_labels, tumour_volumes_ml
     from bratseg.postprocess import postprocess
-    from bratseg.zoo import ensemble_postprocess
+    from bratseg.predictor import Predictor
 
     models = loaded if isinstance(loaded, list) else [loaded]
     variants = variants or {"": {}}
-    base = ensemble_postprocess(models)
+    base = Predictor.from_loaded(models).postprocess_config()
     configs = {name: dataclasses.replace(base, **changes) for name, changes in variants.items()}
     options = InferenceOptions(
         device="cpu", tta=tta, threads=threads, postprocess=next(iter(configs.values()))

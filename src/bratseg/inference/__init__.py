@@ -5,11 +5,10 @@ from bratseg.inference.engine import (
     InferenceOptions,
     Prediction,
     Progress,
-    model_name,
-    model_preprocess_config,
     predict_case,
     run_inference,
 )
+from bratseg.inference.model_meta import model_name, model_preprocess_config
 from bratseg.inference.spread import MemberSpread
 from bratseg.inference.tta import apply_flip, flip_sets
 from bratseg.inference.window import (

@@ -5,8 +5,7 @@ steps and *returns* a :class:`Prediction`, so napari's ``thread_worker`` can dri
 can show a progress bar. It stops between steps when ``should_stop()`` becomes true (raising
 :class:`bratseg.errors.Cancelled`) or when the consumer closes the generator.
 
-Several models make an ensemble by averaging region probabilities in the source grid (seeds
-000/001/003); each model uses its own preprocessing (``meta["preprocess"]``), and class-output
+Several models make an ensemble by averaging region probabilities in the source grid; each model uses its own preprocessing (``meta["preprocess"]``), and class-output
 models are turned into region probabilities first.
 
 Each model sees the case in the orientation it was trained in (``meta["orientation"]``, axis
@@ -21,42 +20,27 @@ import logging
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
-import torch
 
 from bratseg.errors import BratsInputError, Cancelled
 from bratseg.inference.device import select_device
-from bratseg.inference.model_meta import (
-    channel_order,
-    model_name,
-    model_preprocess_config,
-    model_reorientation,
-    size_divisor,
-)
-from bratseg.inference.spread import MemberSpread, RunningRange, class_tensor_to_regions
-from bratseg.inference.tta import apply_flip, flip_sets
+from bratseg.inference.members import EnsembleAccumulator, RunContext, member_probabilities
+from bratseg.inference.model_meta import model_name
+from bratseg.inference.spread import MemberSpread
+from bratseg.inference.tta import flip_sets
 from bratseg.inference.window import (
     DEFAULT_OVERLAP,
     DEFAULT_WHOLE_VOLUME_MAX_VOXELS,
     ForwardPlan,
-    forward_probabilities,
 )
 from bratseg.io.channels import MODALITIES
 from bratseg.labels import CLASSES, REGIONS, Convention, check_convention
 from bratseg.postprocess.enhancement import EnhancementEvidence
-from bratseg.preprocess import (
-    PreprocessInfo,
-    invert_probabilities,
-    preprocess_with_config,
-)
 from bratseg.progress import Progress, run_to_end
 
 logger = logging.getLogger(__name__)
-
-#: Class probabilities outside the brain box: background certain (CLASSES order).
-_CLASS_FILL = (1.0, 0.0, 0.0, 0.0)
 
 
 @dataclass
@@ -127,13 +111,6 @@ class Prediction:
     et_evidence: EnhancementEvidence | None = None
 
 
-def _as_float16(array: np.ndarray) -> np.ndarray:
-    """float16 copy (torch's conversion is several times faster than numpy's)."""
-    if array.dtype == np.float16:
-        return array
-    return torch.from_numpy(np.ascontiguousarray(array)).half().numpy()
-
-
 def _postprocess_config(options: InferenceOptions, models: list[Any]) -> Any:
     from bratseg.postprocess import PostprocessConfig
 
@@ -144,14 +121,6 @@ def _postprocess_config(options: InferenceOptions, models: list[Any]) -> Any:
     return PostprocessConfig.from_dict(dict(models[0].meta.get("postprocess") or {}))
 
 
-def _to_source(net: np.ndarray, info: PreprocessInfo, reo: Any, dtype: Any) -> np.ndarray:
-    """Network-grid (K, x, y, z) probabilities -> the case's source storage (K, X, Y, Z)."""
-    regions = invert_probabilities(net, info, dtype=dtype)
-    if reo is not None:
-        regions = reo.invert(regions, leading=1)  # back to the source storage, exactly
-    return regions
-
-
 def run_inference(
     case: Any,
     models: list[Any],
@@ -159,6 +128,12 @@ def run_inference(
     should_stop: Callable[[], bool] | None = None,
 ) -> Generator[Progress, None, Prediction]:
     """Predict one case, yielding progress; the generator's return value is the Prediction.
+
+    The steps: each member in turn (:func:`~bratseg.inference.members.member_probabilities`:
+    reorient, preprocess, forward + TTA), added to the ensemble
+    (:class:`~bratseg.inference.members.EnsembleAccumulator`: back to the source grid, mean),
+    then postprocessing. Front ends use :class:`bratseg.predictor.Predictor`, which loads the
+    checkpoints once and chooses the postprocessing.
 
     Args:
         case: :class:`bratseg.io.Case` (image float32 (4, X, Y, Z), spacing).
@@ -176,7 +151,7 @@ def run_inference(
         Cancelled: ``should_stop()`` returned true.
         BratsInputError: No model, bad options.
     """
-    from bratseg.postprocess import class_probs_to_region_probs, postprocess_with_evidence
+    from bratseg.postprocess import postprocess_with_evidence
 
     t_start = time.perf_counter()
     options = options or InferenceOptions()
@@ -197,157 +172,58 @@ def run_inference(
         amp=bool(options.amp),
         whole_volume_max_voxels=int(options.whole_volume_max_voxels),
     )
-    timings = {"preprocess": 0.0, "network": 0.0, "invert": 0.0, "postprocess": 0.0}
 
     def check() -> None:
         if should_stop is not None and should_stop():
             raise Cancelled("inference cancelled")
 
-    total = len(models) * (len(flips) + 2) + 1
-    step = 0
-    all_classes = all(m.spec.output_kind == "classes" for m in models)
-    want_classes = all_classes and (
-        options.keep_class_probs or getattr(pp_config, "mode", "") == "argmax"
-    )
-    region_sum: np.ndarray | None = None
-    model_range = RunningRange() if options.keep_spread and len(models) > 1 else None
-    spread: MemberSpread | None = None
-    class_sum: np.ndarray | None = None
-    cache: dict[tuple, tuple[np.ndarray, PreprocessInfo]] = {}
-    # Members sharing a preprocessing add their network-grid probabilities here; the inverse
-    # (unpad, resample, reorient) is linear, so one inversion of the sum is the sum of theirs.
-    grid_sums: dict[tuple, tuple[np.ndarray, PreprocessInfo, Any]] = {}
     image = np.asarray(case.image)
-    spacing = tuple(float(s) for s in case.spacing)
-    affine = getattr(case, "affine", None)
+    ctx = RunContext(
+        image=image,
+        spacing=tuple(float(s) for s in case.spacing),
+        affine=getattr(case, "affine", None),
+        flips=flips,
+        plan=plan,
+        check=check,
+        should_stop=should_stop,
+        step=0,
+        total=len(models) * (len(flips) + 2) + 1,
+        timings={"preprocess": 0.0, "network": 0.0, "invert": 0.0, "postprocess": 0.0},
+    )
+    all_classes = all(m.spec.output_kind == "classes" for m in models)
+    ensemble = EnsembleAccumulator(
+        len(models),
+        want_classes=all_classes
+        and (options.keep_class_probs or getattr(pp_config, "mode", "") == "argmax"),
+        keep_spread=options.keep_spread,
+    )
+    keep_flip_spread = options.keep_spread and len(models) == 1 and len(flips) > 1
 
     for index, loaded in enumerate(models):
         name = model_name(loaded)
         tag = f"model {index + 1}/{len(models)} ({name})" if len(models) > 1 else name
-        check()
-        yield Progress(step, total, f"{tag}: preprocessing")
-        t0 = time.perf_counter()
-        cfg = model_preprocess_config(loaded)
-        order = channel_order(loaded)
-        reo = model_reorientation(loaded, affine)
-        key = (
-            tuple(sorted(cfg.to_dict().items())),
-            tuple(order or ()),
-            reo.target if reo else None,
-        )
-        if key not in cache:
-            src = image if order is None else image[order]
-            if reo is not None and not reo.identity:
-                src = reo.apply(src, leading=1)
-            src_spacing = cast(tuple[float, float, float], reo.spacing(spacing) if reo else spacing)
-            cache[key] = preprocess_with_config(src, src_spacing, cfg)
-        x_np, info = cache[key]
-        timings["preprocess"] += time.perf_counter() - t0
-        step += 1
-        x = torch.from_numpy(x_np)[None]
-        kind = loaded.spec.output_kind
-        divisor = size_divisor(loaded)
-        loaded.model.eval()
-        probs: torch.Tensor | None = None
-        flip_range = (
-            RunningRange() if options.keep_spread and len(models) == 1 and len(flips) > 1 else None
-        )
-        for k, axes in enumerate(flips):
-            check()
-            flip_txt = f" (flip {k + 1}/{len(flips)})" if len(flips) > 1 else ""
-            yield Progress(step, total, f"{tag}: network{flip_txt} on {plan.description}")
-            n_notes = len(plan.notes)
-            t0 = time.perf_counter()
-            out = apply_flip(
-                forward_probabilities(
-                    loaded.model,
-                    apply_flip(x, axes),
-                    plan,
-                    output_kind=kind,
-                    divisor=divisor,
-                    should_stop=should_stop,
-                ),
-                axes,
-            )
-            if flip_range is not None:
-                flip_range.update(class_tensor_to_regions(out) if kind == "classes" else out)
-            probs = out if probs is None else probs.add_(out)
-            timings["network"] += time.perf_counter() - t0
-            logger.debug("%s%s: %s", tag, flip_txt, plan.last_mode)
-            for note in plan.notes[n_notes:]:
-                yield Progress(step, total, note)
-            step += 1
-        assert probs is not None
-        if len(flips) > 1:
-            probs.div_(len(flips))
+        member = yield from member_probabilities(loaded, tag, ctx, keep_flip_spread)
         check()
         t0 = time.perf_counter()
-        net = probs[0].numpy()
-        del probs
-        if kind == "regions" and model_range is None and flip_range is None:
-            yield Progress(step, total, f"{tag}: added to the ensemble")
-            if key in grid_sums:
-                np.add(grid_sums[key][0], net, out=grid_sums[key][0])
-            else:
-                grid_sums[key] = (net, info, reo)
-            timings["invert"] += time.perf_counter() - t0
-            step += 1
-            continue
-        yield Progress(step, total, f"{tag}: restoring source geometry")
-        acc_dtype = np.float16 if len(models) == 1 else np.float32
-        if kind == "classes":
-            if want_classes:
-                full_classes = invert_probabilities(net, info, dtype=acc_dtype, fill=_CLASS_FILL)
-                if reo is not None:
-                    full_classes = reo.invert(full_classes, leading=1)
-                class_sum = (
-                    full_classes
-                    if class_sum is None
-                    else np.add(class_sum, full_classes, out=class_sum)
-                )
-                del full_classes
-            # WT/TC/ET are linear in the class probabilities, so converting before the (linear)
-            # inverse resampling is exact and moves 3 instead of 4 channels.
-            net = np.asarray(class_probs_to_region_probs(net), dtype=np.float32)
-        regions = _to_source(net, info, reo, acc_dtype)
-        del net
-        if flip_range is not None:
-            flip_spread = invert_probabilities(
-                flip_range.spread()[0].numpy(), info, dtype=np.float16
-            )
-            flip_spread = reo.invert(flip_spread, leading=1) if reo is not None else flip_spread
-            spread = MemberSpread(np.ascontiguousarray(flip_spread), "TTA disagreement", len(flips))
-        if model_range is not None:
-            model_range.update(regions)
-        region_sum = regions if region_sum is None else np.add(region_sum, regions, out=region_sum)
-        del regions
-        timings["invert"] += time.perf_counter() - t0
-        step += 1
+        if ensemble.stays_in_grid(member):
+            yield ctx.progress(f"{tag}: added to the ensemble")
+        else:
+            yield ctx.progress(f"{tag}: restoring source geometry")
+        ensemble.add(member)
+        del member
+        ctx.timings["invert"] += time.perf_counter() - t0
+        ctx.step += 1
 
-    for net, info, reo in grid_sums.values():
+    for key in ensemble.grid_sums():
         check()
-        yield Progress(step, total, "restoring source geometry")
+        yield ctx.progress("restoring source geometry")
         t0 = time.perf_counter()
-        regions = _to_source(net, info, reo, np.float16 if len(models) == 1 else np.float32)
-        region_sum = regions if region_sum is None else np.add(region_sum, regions, out=region_sum)
-        del regions
-        timings["invert"] += time.perf_counter() - t0
-    grid_sums.clear()
-    assert region_sum is not None
+        ensemble.add_grid_sum(key)
+        ctx.timings["invert"] += time.perf_counter() - t0
     check()
-    yield Progress(step, total, "postprocessing")
+    yield ctx.progress("postprocessing")
     t0 = time.perf_counter()
-    if len(models) > 1:
-        region_sum /= len(models)
-        if class_sum is not None:
-            class_sum /= len(models)
-    region_probs = _as_float16(region_sum)
-    if model_range is not None:
-        spread = MemberSpread(
-            cast(np.ndarray, model_range.spread()), "ensemble disagreement", len(models)
-        )
-    class_probs = _as_float16(class_sum) if class_sum is not None else None
-    del region_sum, class_sum
+    region_probs, class_probs, spread = ensemble.finish()
     labels, et_evidence = postprocess_with_evidence(
         region_probs,
         pp_config,
@@ -359,11 +235,10 @@ def run_inference(
     notes = list(plan.notes)
     if et_evidence is not None and et_evidence.removed:
         notes.append(et_evidence.message(float(np.prod(case.spacing)) / 1000.0))
-    timings["postprocess"] = time.perf_counter() - t0
-    step += 1
+    ctx.timings["postprocess"] = time.perf_counter() - t0
     seconds = time.perf_counter() - t_start
     used = plan.description
-    yield Progress(total, total, f"done in {seconds:.1f} s on {used}")
+    yield Progress(ctx.total, ctx.total, f"done in {seconds:.1f} s on {used}")
     assert region_probs.shape == (len(REGIONS), *image.shape[1:])
     assert class_probs is None or class_probs.shape[0] == len(CLASSES)
     return Prediction(
@@ -376,7 +251,7 @@ def run_inference(
         convention=convention,
         class_probs=class_probs,
         notes=notes,
-        timings=timings,
+        timings=ctx.timings,
         spread=spread,
         et_evidence=et_evidence,
     )

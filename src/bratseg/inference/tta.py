@@ -8,8 +8,6 @@ import torch
 
 from bratseg.errors import BratsInputError
 
-TTA_CHOICES = (0, 8)
-
 
 def flip_sets(tta: int) -> list[tuple[int, ...]]:
     """Flip axes (of a (B, C, X, Y, Z) tensor) for ``tta`` = 0 (identity only) or 8 (all subsets).

@@ -13,7 +13,6 @@ tests directly.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from bratseg.review.session import ModelInfo, ReviewSession
 
 if TYPE_CHECKING:
     from bratseg.io.dataset import LinkMode
+    from bratseg.predictor import ModelCache
     from bratseg.review.worklist import Worklist
 
 logger = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ def segment_all(
     model_paths: Sequence[str | Path],
     options: Any = None,
     should_stop: Callable[[], bool] | None = None,
+    cache: ModelCache | None = None,
 ) -> Generator[BatchEvent, None, dict[str, list[str]]]:
     """Segment every ``new`` case of ``worklist`` and save each result as a review session.
 
@@ -72,6 +73,7 @@ def segment_all(
             own postprocessing as in ``predict``.
         options: :class:`bratseg.inference.InferenceOptions` (defaults when None).
         should_stop: Polled between cases and between inference steps.
+        cache: Loaded checkpoints to reuse (:class:`bratseg.predictor.ModelCache`).
 
     Yields:
         :class:`BatchEvent` items; a stop yields ``cancelled`` and ends the batch (the case
@@ -83,19 +85,13 @@ def segment_all(
     Raises:
         BratsInputError: No model given, or a checkpoint cannot be loaded.
     """
-    from bratseg.checkpoint import load_checkpoint
-    from bratseg.inference import InferenceOptions, run_inference
     from bratseg.io import load_case
-    from bratseg.zoo import ensemble_postprocess
+    from bratseg.predictor import Predictor
 
     stop = should_stop or (lambda: False)
-    paths = [Path(p) for p in model_paths]
-    if not paths:
-        raise BratsInputError("no model given: pick at least one model (several = ensemble)")
-    options = dataclasses.replace(options) if options is not None else InferenceOptions()
-    models = [load_checkpoint(p) for p in paths]
-    if options.postprocess is None:
-        options.postprocess = ensemble_postprocess(models)
+    predictor = Predictor(model_paths, options, cache=cache)
+    models = predictor.models  # loaded before the first case: a bad checkpoint stops the batch
+    predictor.postprocess_config()
     result: dict[str, list[str]] = {"done": [], "skipped": [], "failed": []}
     total = len(worklist.rows)
     for index in range(total):
@@ -116,7 +112,7 @@ def segment_all(
         )
         try:
             case = load_case(row.folder, load_seg=False)
-            run = run_inference(case, models, options, should_stop=stop)
+            run = predictor.run(case, should_stop=stop)
             while True:
                 try:
                     progress = next(run)
@@ -150,7 +146,9 @@ def segment_all(
             yield BatchEvent("failed", index, total, row.case_id, f"{row.case_id}: {message}")
             continue
         session = ReviewSession.from_prediction(
-            case, prediction, ModelInfo.from_run(models, paths, prediction, options.tta)
+            case,
+            prediction,
+            ModelInfo.from_run(models, predictor.paths, prediction, predictor.options.tta),
         )
         worklist.store.save(session, row.key)  # with its needs-review assessment
         worklist.refresh_row(index)

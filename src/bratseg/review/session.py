@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bratseg.labels import LABEL_VALUES, Convention, check_convention
+from bratseg.review import strokes as stroke_rules
 from bratseg.review.signoff import APPROVE, REOPEN, ReviewLockedError, SignOff, is_approved, sign
+from bratseg.review.strokes import ChangeKind, Stroke, StrokeHistory
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +110,8 @@ class ReviewSession:
         last_update_ms: Duration of the last proposal update.
         signoffs: Sign-off history (:class:`~bratseg.review.signoff.SignOff`), oldest first; the
             session is read-only while the last one is an approval.
+        strokes: Hand strokes that can be undone and redone (:mod:`bratseg.review.strokes`; not
+            saved).
     """
 
     case: Case
@@ -125,6 +129,7 @@ class ReviewSession:
     signoffs: list[SignOff] = field(default_factory=list)
     assessment: dict[str, Any] | None = None
     et_evidence: EnhancementEvidence | None = None
+    strokes: StrokeHistory = field(default_factory=StrokeHistory, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.initial_config is None:
@@ -189,6 +194,46 @@ class ReviewSession:
         self._check_open("undoing edits")
         self.overrides[indices] = self.labels[indices] != self.proposal[indices]
         return int(self.overrides.sum())
+
+    def apply_stroke(
+        self, voxels: np.ndarray, values: np.ndarray, before: np.ndarray | None = None
+    ) -> Stroke:
+        """A brush, fill or polygon stroke: ``values`` at the flat indices ``voxels`` of
+        :attr:`labels` (written here; an editor may have written them already, then ``before``
+        gives the earlier values). Every voxel of it becomes a hand edit
+        (:func:`bratseg.review.strokes.apply_stroke`).
+
+        Raises:
+            ReviewLockedError: The session is approved.
+        """
+        self._check_open("editing its labels")
+        return stroke_rules.apply_stroke(
+            self.strokes, self.labels, self.overrides, voxels, values, before
+        )
+
+    def undo_stroke(self) -> Stroke | None:
+        """Undo the last stroke: its voxels get their earlier values, and those that were no hand
+        edit before it follow the proposal again. ``None`` when there is nothing to undo."""
+        self._check_open("undoing edits")
+        return stroke_rules.undo_stroke(self.strokes, self.labels, self.overrides, self.proposal)
+
+    def redo_stroke(self) -> Stroke | None:
+        """Redo the last undone stroke (its voxels are hand edits again); ``None`` when none."""
+        self._check_open("redoing edits")
+        return stroke_rules.redo_stroke(self.strokes, self.labels, self.overrides)
+
+    def settle_change(self, changed: np.ndarray) -> ChangeKind:
+        """:attr:`labels` changed at the bool (X, Y, Z) mask ``changed`` by someone else (an
+        editor's own undo or redo, a script): recognise an undo or redo of a stroke, and keep the
+        hand-edit mask right (:func:`bratseg.review.strokes.settle_change`).
+
+        Raises:
+            ReviewLockedError: The session is approved.
+        """
+        self._check_open("editing its labels")
+        return stroke_rules.settle_change(
+            self.strokes, self.labels, self.overrides, self.proposal, changed
+        )
 
     def apply_config(self, config: PostprocessConfig) -> float:
         """Recompute the proposal under ``config`` and merge it into :attr:`labels` in place.

@@ -87,11 +87,6 @@ def wrap_model(model: nn.Module, ctx: DistContext) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
 
 
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The bare network inside a DDP wrapper."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
 def barrier(ctx: DistContext) -> None:
     """Wait for all processes (no-op when not distributed)."""
     if ctx.distributed:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -88,10 +87,6 @@ class CPConv3d(nn.Module):
         """Dense kernel (C_out, C_in, k, k, k) equal to this CP conv (with ``padding=k // 2``)."""
         u1, u2, u3, u4, u5 = self.factors()
         return torch.einsum("or,ir,hr,wr,dr->oihwd", u1, u2, u3, u4, u5)
-
-    def dense_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Same result as :meth:`forward` through one dense ``F.conv3d`` (slow; for checks)."""
-        return F.conv3d(x, self.reconstruct_kernel(), self.bias, padding=self.kernel_size // 2)
 
     def extra_repr(self) -> str:
         return (
