@@ -5,7 +5,7 @@ the checkpoint's split at full resolution with the real pipeline (CPU, default p
 TTA, weights rounded to fp16 as shipped), scores Dice and HD95 per region, times each case (load
 + predict), and writes WEIGHTS_DIR/NAME.pt (fp16, card in ``provenance.card``), WEIGHTS_DIR/NAME.json
 (the card) and, with --default, WEIGHTS_DIR/default.txt. Prints the per-case table, the means and a
-README table row.
+row of the bundled-models table in docs/models.md.
 
 For a run trained on every case (``train --val-fraction 0``), give its fold runs of the same recipe
 with ``--cv-fold`` (once per fold; ``A,B`` for an ensemble fold): the card then reports their pooled
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(f"{r.upper()} {float(tr[r]):.3f}" for r in REGIONS if r in tr)
         )
     print(
-        f"\nremark: {card.remark}\n\nREADME row:\n"
+        f"\nremark: {card.remark}\n\ndocs/models.md row:\n"
         "| model | architecture | params | val Dice WT / TC / ET | HD95 WT / TC / ET | CPU s/case "
         "| training |\n"
         "|---|---|---|---|---|---|---|"

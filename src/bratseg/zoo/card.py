@@ -185,7 +185,7 @@ def embedded_card(meta: Mapping[str, Any]) -> ModelCard | None:
 
 
 def markdown_row(card: ModelCard) -> str:
-    """One README table row: model | arch | params | Dice WT/TC/ET | HD95 WT/TC/ET | CPU s | training."""
+    """One row of the models table in docs/models.md: model | arch | params | Dice WT/TC/ET | HD95 WT/TC/ET | CPU s | training."""
     d, h = card.val_dice, card.val_hd95
     params = card.parameters
     size = f"{params / 1e6:.1f}M" if params >= 1e6 else f"{params / 1e3:.0f}k"
