@@ -187,7 +187,7 @@ def evaluate_cases(
 
     Args:
         loaded: The model, or several for an ensemble (mean of their region probabilities; the
-            first model's default postprocessing is used).
+            ensemble's postprocessing, :func:`bratseg.zoo.ensemble_postprocess`, is used).
         case_dirs: Case folders with a ``*_seg`` file.
         threads: CPU threads for torch.
         tta: 0 (cards are measured without test-time augmentation) or 8 flips.
