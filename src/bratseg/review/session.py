@@ -108,6 +108,9 @@ class ReviewSession:
         last_update_ms: Duration of the last proposal update.
         signoffs: Sign-off history (:class:`~bratseg.review.signoff.SignOff`), oldest first; the
             session is read-only while the last one is an approval.
+        saved_version: The save of :class:`bratseg.review.SessionStore` this session was
+            restored from or last saved as (set by the store; None: never saved), so a save over
+            another writer's newer one is refused instead of silently dropping their edits.
     """
 
     case: Case
@@ -124,6 +127,7 @@ class ReviewSession:
     last_update_ms: float = 0.0
     signoffs: list[SignOff] = field(default_factory=list)
     assessment: dict[str, Any] | None = None
+    saved_version: str | None = None
 
     def __post_init__(self) -> None:
         if self.initial_config is None:
