@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bratseg.errors import BratsInputError
+from bratseg.review.saved_check import SavedSession
 
 #: How long a save waits for another writer of the same case before giving up.
 LOCK_TIMEOUT_S = 15.0
@@ -47,6 +48,33 @@ class SessionConflictError(BratsInputError):
             f"one loaded save {mine}; these edits were NOT saved: reopen the case to load the "
             "newer review, or save these edits over it",
             folder,
+        )
+
+
+def generation_of(version: str | None) -> int:
+    """The generation number in a save id (``"7-<hex>"``, ``"generation-7"``), 0 if none."""
+    digits = [part for part in str(version or "").split("-") if part.isdigit()]
+    return int(digits[0]) if digits else 0
+
+
+def refuse_stale(case_id: str, mine: str | None, on_disk: SavedSession | None) -> None:
+    """Refuse a save based on save ``mine`` when ``on_disk`` is another (or damaged) save.
+
+    A session never saved nor loaded (``mine`` None: a fresh model run) replaces anything, and
+    anything may be saved where nothing is.
+
+    Raises:
+        SessionConflictError: Another writer saved since (nothing must be written).
+    """
+    if mine is None or on_disk is None:
+        return
+    if on_disk.problem or on_disk.version != mine:
+        raise SessionConflictError(
+            case_id,
+            generation_of(mine),
+            None if on_disk.problem else int(on_disk.meta.get("generation", 0)),
+            on_disk.folder,
+            None if on_disk.problem else on_disk.meta.get("last_change"),
         )
 
 

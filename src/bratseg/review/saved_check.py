@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import math
 import re
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,11 @@ from typing import Any
 import numpy as np
 
 from bratseg.errors import BratsInputError
-from bratseg.labels import CONVENTIONS, valid_labels
+from bratseg.labels import CONVENTIONS, Convention, valid_labels
 from bratseg.review.signoff import SignOff, status_of
 
-logger = logging.getLogger(__name__)
-
+#: What reading a damaged ``.npz`` raises (truncated zip, bad deflate stream, missing member).
+_NPZ_ERRORS = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 #: The names the store gives its array files (anything else is refused: no paths, no ``..``).
 PROPOSAL_NAME = re.compile(r"proposal-[0-9a-f]{1,64}\.npz")
 EDITS_NAME = re.compile(r"edits-[0-9]{1,18}\.npz")
@@ -151,11 +152,63 @@ def read_saved(folder: Path) -> SavedSession | None:
     try:
         meta = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        problem: str | None = f"session.json is not readable JSON ({exc})"
-        logger.warning("%s: unreadable review session (%s)", path, exc)
-        return SavedSession(folder.name, folder, {}, problem)
+        return SavedSession(folder.name, folder, {}, f"session.json is not readable JSON ({exc})")
     problem = meta_problem(folder.name, meta)
     return SavedSession(folder.name, folder, meta if isinstance(meta, dict) else {}, problem)
+
+
+def read_arrays(saved: SavedSession) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stored ``(proposal, flat, values)`` of ``saved``, checked by :func:`arrays_problem`.
+
+    When another save replaced the session's files meanwhile, its newer ``session.json`` is read
+    (into ``saved``) and the arrays it names are loaded.
+
+    Raises:
+        BratsInputError: The session is damaged, or a file of it is missing or damaged.
+    """
+    for attempt in range(3):  # a save running meanwhile replaces the files: read its new meta
+        saved.check()
+        meta = saved.meta
+        name = meta["proposal_file"]
+        try:
+            with np.load(saved.folder / name) as z:
+                proposal = z["proposal"]
+            name = meta["edits_file"]
+            with np.load(saved.folder / name) as z:
+                flat, values = z["flat"], z["values"]
+            break
+        except FileNotFoundError as exc:
+            newer = read_saved(saved.folder)
+            if attempt == 2 or newer is None or newer.version == saved.version:
+                raise BratsInputError(
+                    f"saved review session is damaged ({exc.strerror})", saved.folder / name
+                ) from None
+            saved.meta, saved.problem = newer.meta, newer.problem
+        except _NPZ_ERRORS as exc:
+            raise BratsInputError(
+                f"saved review session is damaged ({type(exc).__name__}: {exc})",
+                saved.folder / name,
+            ) from None
+    problem = arrays_problem(proposal, flat, values, meta)
+    if problem:
+        raise BratsInputError(f"saved review session is damaged: {problem}", saved.folder)
+    return proposal, flat, values
+
+
+def check_painted(values: np.ndarray, convention: Convention, case_id: str) -> None:
+    """Refuse to save hand-edited ``values`` that are not labels of ``convention``.
+
+    Raises:
+        BratsInputError: One line naming the values and the labels allowed.
+    """
+    allowed = valid_labels(convention)
+    bad = sorted({int(v) for v in np.unique(values)} - set(allowed))
+    if bad:
+        raise BratsInputError(
+            f"case {case_id}: label value(s) {bad[:5]} painted by hand are not BraTS "
+            f"{convention} labels ({', '.join(map(str, allowed))}); paint those voxels "
+            "with a valid label - the review is not saved until then"
+        )
 
 
 def meta_problem(folder_key: str, meta: Any) -> str | None:

@@ -38,8 +38,6 @@ import json
 import logging
 import secrets
 import time
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +46,8 @@ import numpy as np
 
 from bratseg.atomic import atomic_write
 from bratseg.errors import BratsInputError
-from bratseg.labels import valid_labels
-from bratseg.review.concurrency import SessionConflictError, case_lock, lock_path
-from bratseg.review.saved_check import SavedSession, arrays_problem, read_saved
+from bratseg.review.concurrency import case_lock, generation_of, lock_path, refuse_stale
+from bratseg.review.saved_check import SavedSession, check_painted, read_arrays, read_saved
 from bratseg.review.session import ModelInfo, ReviewSession
 from bratseg.review.signoff import status_of
 
@@ -63,8 +60,6 @@ _KEPT_WHEN_EXPORTED = ("exported_to", "exported_at")
 #: Fields of a previous save carried over while the AI proposal stays the same.
 _KEPT_WITH_PROPOSAL = ("assessment",)
 _CHUNK = 1 << 20
-#: What reading a damaged ``.npz`` raises (truncated zip, bad deflate stream, missing member).
-_NPZ_ERRORS = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
 def sessions_dir() -> Path:
@@ -159,28 +154,21 @@ class SessionStore:
         folder = self.root / key
         folder.mkdir(parents=True, exist_ok=True)
         current = read_saved(folder)
-        if current is not None and session.saved_version is not None and not replace:
-            if current.problem or current.version != session.saved_version:
-                raise SessionConflictError(
-                    session.case.case_id,
-                    _generation_of(session.saved_version),
-                    None if current.problem else int(current.meta.get("generation", 0)),
-                    folder,
-                    None if current.problem else current.meta.get("last_change"),
-                )
+        if not replace:
+            refuse_stale(session.case.case_id, session.saved_version, current)
         old = current.meta if current is not None and not current.problem else None
         session.record_edits()
+        flat = np.flatnonzero(session.overrides).astype(np.int64)
+        values = session.labels.reshape(-1)[flat]
+        check_painted(values, session.convention, session.case.case_id)
         proposal_bytes = np.ascontiguousarray(session.proposal, dtype=np.uint8).tobytes()
         digest = hashlib.sha1(proposal_bytes).hexdigest()[:16]
         proposal_name = f"proposal-{digest}.npz"
         if not (folder / proposal_name).is_file():
             _write_npz(folder / proposal_name, compressed=True, proposal=session.proposal)
-        flat = np.flatnonzero(session.overrides).astype(np.int64)
-        values = session.labels.reshape(-1)[flat]
-        _check_painted(values, session)
         edits_digest = _digest(flat, values)
         generation = (
-            max(int((old or {}).get("generation", 0)), _generation_of(session.saved_version)) + 1
+            max(int((old or {}).get("generation", 0)), generation_of(session.saved_version)) + 1
         )
         save_id = f"{generation}-{secrets.token_hex(8)}"
         edits_name = f"edits-{generation}.npz"
@@ -306,7 +294,11 @@ class SessionStore:
             s for s in saved if s.case_id == ident
         ]
         if not hits:
-            raise BratsInputError(f"no saved review session for {ident!r} in {self.root}")
+            damaged = sum(1 for s in saved if s.problem)
+            raise BratsInputError(
+                f"no saved review session for {ident!r} in {self.root}"
+                + (f" ({damaged} damaged one(s) there: give the key)" if damaged else "")
+            )
         if len(hits) > 1:
             keys = ", ".join(f"{s.key} ({s.case_id}, {s.meta.get('last_change')})" for s in hits)
             raise BratsInputError(
@@ -324,32 +316,7 @@ class SessionStore:
             BratsInputError: The session is damaged, or a file of it is missing or damaged (its
                 arrays are checked: grid, label values, edit indices).
         """
-        for attempt in range(3):  # a save running meanwhile replaces the files: read its new meta
-            saved.check()
-            meta = saved.meta
-            name = meta["proposal_file"]
-            try:
-                with np.load(saved.folder / name) as z:
-                    proposal = z["proposal"]
-                name = meta["edits_file"]
-                with np.load(saved.folder / name) as z:
-                    flat, values = z["flat"], z["values"]
-                break
-            except FileNotFoundError as exc:
-                newer = read_saved(saved.folder)
-                if attempt == 2 or newer is None or newer.version == saved.version:
-                    raise BratsInputError(
-                        f"saved review session is damaged ({exc.strerror})", saved.folder / name
-                    ) from None
-                saved.meta, saved.problem = newer.meta, newer.problem
-            except _NPZ_ERRORS as exc:
-                raise BratsInputError(
-                    f"saved review session is damaged ({type(exc).__name__}: {exc})",
-                    saved.folder / name,
-                ) from None
-        problem = arrays_problem(proposal, flat, values, meta)
-        if problem:
-            raise BratsInputError(f"saved review session is damaged: {problem}", saved.folder)
+        proposal, flat, values = read_arrays(saved)
         proposal = np.ascontiguousarray(proposal, dtype=np.uint8)
         labels = proposal.copy()
         labels.reshape(-1)[flat] = values
@@ -428,24 +395,6 @@ def _write_npz(path: Path, compressed: bool, **arrays: np.ndarray) -> None:
     (np.savez_compressed if compressed else np.savez)(buffer, **named)
     with atomic_write(path) as fh:
         fh.write(buffer.getvalue())
-
-
-def _check_painted(values: np.ndarray, session: ReviewSession) -> None:
-    """Refuse to save hand-edited values that are not labels of the session's convention."""
-    allowed = valid_labels(session.convention)
-    bad = sorted({int(v) for v in np.unique(values)} - set(allowed))
-    if bad:
-        raise BratsInputError(
-            f"case {session.case.case_id}: label value(s) {bad[:5]} painted by hand are not BraTS "
-            f"{session.convention} labels ({', '.join(map(str, allowed))}); paint those voxels "
-            "with a valid label - the review is not saved until then"
-        )
-
-
-def _generation_of(version: str | None) -> int:
-    """The generation number in a save id (``"7-<hex>"``, ``"generation-7"``), 0 if none."""
-    digits = [part for part in str(version or "").split("-") if part.isdigit()]
-    return int(digits[0]) if digits else 0
 
 
 def _digest(flat: np.ndarray, values: np.ndarray) -> str:
