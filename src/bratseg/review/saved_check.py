@@ -282,14 +282,17 @@ def arrays_problem(
 
 
 def _values_outside(arr: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """The distinct values of integer ``arr`` not in ``allowed`` (one pass, no sort)."""
+    """The distinct values of integer ``arr`` not in ``allowed`` (a table look-up, no sort)."""
     if arr.size == 0:
         return np.zeros(0, dtype=np.int64)
     lo, hi = int(arr.min()), int(arr.max())
     if lo < 0 or hi > 255:
         return np.array([lo if lo < 0 else hi])
-    present = np.flatnonzero(np.bincount(arr.reshape(-1).astype(np.uint8, copy=False)))
-    return np.setdiff1d(present, allowed)
+    refused = np.ones(256, dtype=bool)
+    refused[allowed] = False
+    flat = arr.reshape(-1).astype(np.uint8, copy=False)
+    outside = refused[flat]
+    return np.unique(flat[outside]) if outside.any() else np.zeros(0, dtype=np.int64)
 
 
 def _is_matrix(value: Any) -> bool:
