@@ -17,8 +17,10 @@ from typing import Any
 
 from psygnal import Signal
 
+from bratseg.errors import BratsInputError
 from bratseg.predictor import ModelCache
 from bratseg.review import ModelInfo, ReviewSession, SessionStore, case_key
+from bratseg.review.concurrency import SessionConflictError
 
 logger = logging.getLogger(__name__)
 
@@ -157,12 +159,39 @@ class ViewerState:
         start = time.perf_counter()
         try:
             saved = self.store.save(self.session, self.key, exported=exported)
+        except SessionConflictError as exc:  # another viewer or process saved this case meanwhile
+            saved = self._resolve_conflict(exc, exported)
+            if saved is None:
+                return None
+        except BratsInputError as exc:  # e.g. a label value painted that BraTS does not have
+            from ._widgets._common import show_input_error
+
+            show_input_error(exc)
+            return None
         except OSError as exc:
             logger.warning("autosave of %s failed: %s", self.session.case.case_id, exc)
             return None
         self.last_save_ms = (time.perf_counter() - start) * 1000.0
         self.autosaved.emit(saved)
         return saved
+
+    def _resolve_conflict(self, exc: SessionConflictError, exported: bool | None) -> Any:
+        """Ask whether to save this viewer's edits over the newer save; autosave stays off
+        (and nothing is written) unless the user says so."""
+        from qtpy.QtWidgets import QMessageBox
+
+        self.autosave_enabled = False
+        answer = QMessageBox.question(
+            None,
+            "Review changed elsewhere",
+            f"{exc.reason}.\n\nSave this viewer's review over it (the other one's edits are "
+            "then replaced)? No keeps the saved review as it is and stops autosaving here.",
+        )
+        if answer != QMessageBox.StandardButton.Yes or self.session is None:
+            logger.warning("autosave of %s stopped: %s", exc.case_id, exc)
+            return None
+        self.autosave_enabled = True
+        return self.store.save(self.session, self.key, exported=exported, replace=True)
 
     def saved_session_of(self, case: Any) -> Any:
         """The autosaved review of ``case`` (same image files), or None."""

@@ -7,6 +7,8 @@ from typing import Any
 
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QWidget
 
+from bratseg.text import one_line
+
 from ._common import fmt_ml
 
 #: Table columns (header, tooltip).
@@ -66,7 +68,7 @@ class WorklistTable(QTableWidget):
     def show_row(self, index: int, row: Any) -> None:
         """Show ``row`` (a worklist row) at ``index``; an error's full text is the note's tooltip."""
         for column, text in enumerate(row_cells(row)):
-            item = QTableWidgetItem(text)
+            item = QTableWidgetItem(one_line(text))  # a case or reviewer name never splits a row
             if row.error and column == NOTE_COLUMN:
                 item.setToolTip(row.error)
             self.setItem(index, column, item)

@@ -210,6 +210,8 @@ class WorklistWidget(QWidget):
             layer_data = read_case(str(row.folder))
             case = layer_data[0][1]["metadata"]["bratseg"]["case"]
             saved = self.state.store.get(row.key)
+            if saved is not None and saved.problem:  # the row's note says why; open the images
+                saved = None
             session = self.state.store.restore(saved, case) if saved is not None else None
         except Exception as exc:
             self._error(exc)

@@ -212,6 +212,11 @@ def convert_labels(
     """
     src, dst = check_convention(src), check_convention(dst)
     lab = np.asarray(labels)
+    bad = _present_values(lab) - set(valid_labels(src))
+    if bad:  # checked in every case: a written label map only ever holds BraTS labels
+        raise BratsInputError(
+            f"label values {sorted(bad)} are not valid in the BraTS {src} convention"
+        )
     if src == dst:
         return lab.astype(np.uint8, copy=True)
     lut = np.zeros(256, dtype=np.uint8)
@@ -223,11 +228,6 @@ def convert_labels(
                 f"the map holds {LABEL_NAMES[tissue]} (label {value}), which BraTS {dst} has no label for; "
                 "drop it explicitly (--drop-rc) to convert it to background"
             )
-    bad = _present_values(lab) - set(valid_labels(src))
-    if bad:
-        raise BratsInputError(
-            f"label values {sorted(bad)} are not valid in the BraTS {src} convention"
-        )
     return lut[lab.astype(np.uint8)]
 
 

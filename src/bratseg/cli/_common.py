@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bratseg.io import MODALITIES
+from bratseg.text import one_line
 
 
 def jsonable(obj: Any) -> Any:
@@ -36,7 +37,7 @@ def print_json(obj: Any) -> None:
 def format_table(
     header: Sequence[str], rows: Sequence[Sequence[str]], align: str | None = None
 ) -> str:
-    """Aligned text table.
+    """Aligned text table (every cell shown as one line: :func:`bratseg.text.one_line`).
 
     Args:
         header: Column titles.
@@ -44,6 +45,7 @@ def format_table(
         align: One ``l`` or ``r`` per column (default: first column left, others right).
     """
     align = align or "l" + "r" * (len(header) - 1)
+    rows = [[one_line(c) for c in r] for r in rows]
     widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:
@@ -74,4 +76,4 @@ def parse_mapping(items: Sequence[str] | None) -> dict[str, str]:
 
 def warn(message: str) -> None:
     """One warning line on stderr."""
-    sys.stderr.write(f"napari-brats: warning: {message}\n")
+    sys.stderr.write(f"napari-brats: warning: {one_line(message)}\n")

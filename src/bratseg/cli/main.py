@@ -168,7 +168,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _error_line(message: str) -> None:
-    sys.stderr.write(f"{PROG}: error: {' '.join(message.split())}\n")
+    from bratseg.text import one_line
+
+    sys.stderr.write(f"{PROG}: error: {one_line(' '.join(message.split()))}\n")
     sys.stderr.flush()
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bratseg.cli._common import format_table, print_json
 from bratseg.labels import OUTPUT_CONVENTIONS
+from bratseg.text import one_line
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,6 +53,11 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     table = []
     for r in rows:
+        if r["damaged"]:  # listed, never used: one line saying why
+            table.append(
+                [r["case_id"] or "?", r["key"][:12], "?", "damaged", r["damaged"], "-", "?"]
+            )
+            continue
         per = r["edited_voxels"] or {}
         edits = (
             ", ".join(
@@ -92,6 +98,7 @@ def run_export(args: argparse.Namespace) -> int:
     check_nifti_destination(out, args.overwrite)  # before the session's arrays are read
     labels, _proposal, _overrides = store.load_arrays(saved)
     affine, header = store.geometry(saved)
+    version = saved.version  # the save these labels come from
     convention = saved.meta["convention"]
     written = save_label_map(
         labels,
@@ -102,9 +109,11 @@ def run_export(args: argparse.Namespace) -> int:
         src_convention=convention,
         overwrite=args.overwrite,
     )
-    store.mark_exported(saved.key, written)
+    store.mark_exported(saved.key, written, version)
     print(
-        f"wrote {written} ({saved.case_id}: {saved.n_edited} hand-edited voxels, BraTS "
-        f"{args.labels or convention} labels)"
+        one_line(
+            f"wrote {written} ({saved.case_id}: {saved.n_edited} hand-edited voxels, BraTS "
+            f"{args.labels or convention} labels)"
+        )
     )
     return 0

@@ -10,6 +10,7 @@ from typing import Any
 from bratseg.cli._common import format_table, print_json
 from bratseg.devices import DEVICE_CHOICES
 from bratseg.labels import OUTPUT_CONVENTIONS
+from bratseg.text import one_line
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -81,9 +82,9 @@ def _drive(events: Any, desc: str, quiet: bool) -> list[str]:
             bar.update(1)
         if event.kind == "failed":
             failures.append(event.message)
-            bar.write(f"napari-brats: error: {event.message}", file=sys.stderr)
+            bar.write(f"napari-brats: error: {one_line(event.message)}", file=sys.stderr)
         elif event.kind in ("done", "finished", "cancelled"):
-            bar.write(event.message, file=sys.stderr)
+            bar.write(one_line(event.message), file=sys.stderr)
     if bar is not None:
         bar.close()
     return failures
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
                 raise BratsInputError(f"no case {ident!r} in the worklist", worklist.root) from None
             entry = getattr(worklist, action)(index, args.reviewer)
             if not quiet:
-                print(f"{ident}: {entry.line()}", file=sys.stderr)
+                print(one_line(f"{ident}: {entry.line()}"), file=sys.stderr)
     written: list[str] = []
     if args.export_approved:
         events = export_approved(

@@ -40,6 +40,9 @@ SCALE_BAR_MM = 20.0
 ROW_HEIGHT = 0.018
 #: Lesion rows shown on the page (the JSON has them all).
 MAX_LESION_ROWS = 8
+#: Every text on the page is drawn literally: a ``$`` in a reviewer, status or case name is a
+#: dollar sign, never the start of matplotlib mathtext (which would rewrite or crash on it).
+LITERAL_TEXT: dict[Any, Any] = {"text.parse_math": False, "text.usetex": False}
 
 
 def _lps_point(
@@ -232,7 +235,23 @@ def render_report_pdf(
         affine: (4, 4) voxel-to-world matrix.
         spacing: Voxel size in mm per storage axis.
         image: Optional background volume (X, Y, Z), e.g. the T1Gd.
+
+    User text (case, reviewer, status) is drawn literally, on one line each
+    (:func:`bratseg.text.one_line`, :data:`LITERAL_TEXT`).
     """
+    import matplotlib
+
+    with matplotlib.rc_context(LITERAL_TEXT):
+        return _render(report, labels, affine, spacing, image)
+
+
+def _render(
+    report: CaseReport | dict[str, Any],
+    labels: np.ndarray,
+    affine: np.ndarray,
+    spacing: Sequence[float],
+    image: np.ndarray | None,
+) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bratseg.report.build import STRUCTURES
+from bratseg.text import one_line
 
 #: Display names of the table rows.
 STRUCTURE_NAMES = {"ncr": "NCR", "ed": "ED", "et": "ET", "tc": "TC", "wt": "WT"}
@@ -103,7 +104,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     prior = report.get("prior")
     if prior:
         lines.append(
-            f"Since prior report ({prior.get('case_id') or '?'}, {prior.get('generated') or '?'}): "
+            f"Since prior report ({one_line(prior.get('case_id') or '?')}, "
+            f"{one_line(prior.get('generated') or '?')}): "
             f"sum of products {_num(prior.get('change_mm2'), '+.0f')} mm² "
             f"({_num(prior.get('change_pct'), '+.1f')} %)"
         )
@@ -113,11 +115,11 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
 
 
 def info_lines(report: dict[str, Any]) -> list[str]:
-    """Case, model, reviewer and status lines."""
+    """Case, model, reviewer and status lines (user text as one line each: no newlines)."""
     model = report.get("model") or {}
     names = ", ".join(model.get("names") or []) or "–"
     shas = ", ".join(s[:12] for s in model.get("sha256") or []) or "–"
-    return [
+    lines = [
         (
             f"Case: {report['case_id'] or '–'}   Labels: BraTS {report['convention']}   "
             f"Voxel: {' × '.join(f'{s:g}' for s in report['spacing_mm'])} mm ({report['axcodes']})"
@@ -128,3 +130,4 @@ def info_lines(report: dict[str, Any]) -> list[str]:
             f"Generated: {report.get('generated') or '–'}"
         ),
     ]
+    return [one_line(line) for line in lines]

@@ -3,7 +3,9 @@
 - :class:`ReviewSession` (:mod:`bratseg.review.session`): probabilities, AI proposal, working
   labels and hand edits (overrides) that survive new settings and new model runs.
 - :class:`SessionStore` (:mod:`bratseg.review.store`): atomic autosave per case, keyed by a
-  hash of the case's image files, for recovery after a crash or a closed viewer.
+  hash of the case's image files, for recovery after a crash or a closed viewer; saves of one
+  case are serialised and a save over another writer's newer one is refused
+  (:class:`SessionConflictError`, :mod:`bratseg.review.concurrency`).
 - Sign-off (:mod:`bratseg.review.signoff`): approve / reopen with reviewer, time, models and
   settings; an approved review is read-only.
 - ``Worklist`` (:mod:`bratseg.review.worklist`): a folder of cases with their review status;
@@ -11,6 +13,7 @@
   approved cases (``export_approved``).
 """
 
+from bratseg.review.concurrency import SessionConflictError
 from bratseg.review.session import ModelInfo, ReviewSession
 from bratseg.review.signoff import STATUSES, ReviewLockedError, SignOff, default_reviewer
 from bratseg.review.store import SavedSession, SessionStore, case_key, sessions_dir
@@ -21,6 +24,7 @@ __all__ = [
     "ReviewLockedError",
     "ReviewSession",
     "SavedSession",
+    "SessionConflictError",
     "SessionStore",
     "SignOff",
     "case_key",

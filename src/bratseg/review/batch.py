@@ -239,7 +239,8 @@ def export_approved(
         except BratsInputError as exc:
             yield BatchEvent("failed", index, total, row.case_id, f"{row.case_id}: {exc}")
             continue
-        worklist.store.mark_exported(row.key, path)  # type: ignore[arg-type]
+        version = session.saved_version if session is not None else None
+        worklist.store.mark_exported(row.key, path, version)  # type: ignore[arg-type]
         written.append(path)
         yield BatchEvent("done", index, total, row.case_id, f"{row.case_id} exported to {path}")
     yield BatchEvent(

@@ -112,6 +112,9 @@ class ReviewSession:
             session is read-only while the last one is an approval.
         strokes: Hand strokes that can be undone and redone (:mod:`bratseg.review.strokes`; not
             saved).
+        saved_version: The save of :class:`bratseg.review.SessionStore` this session was
+            restored from or last saved as (set by the store; None: never saved), so a save over
+            another writer's newer one is refused instead of silently dropping their edits.
     """
 
     case: Case
@@ -130,6 +133,7 @@ class ReviewSession:
     assessment: dict[str, Any] | None = None
     et_evidence: EnhancementEvidence | None = None
     strokes: StrokeHistory = field(default_factory=StrokeHistory, repr=False, compare=False)
+    saved_version: str | None = None
 
     def __post_init__(self) -> None:
         if self.initial_config is None:

@@ -85,8 +85,10 @@ class SignOff:
 
     def line(self) -> str:
         """One line for a status bar: ``approved by ana at 2026-...``."""
+        from bratseg.text import one_line
+
         verb = "approved" if self.action == APPROVE else "reopened"
-        return f"{verb} by {self.reviewer} at {self.time}"
+        return one_line(f"{verb} by {self.reviewer} at {self.time}")
 
 
 def sign(session: Any, action: str, reviewer: str | None = None, note: str = "") -> SignOff:

@@ -20,6 +20,12 @@ are removed only after the new ``session.json`` is in place).
 
 Because outside the edits the working labels equal the proposal (see
 :class:`bratseg.review.session.ReviewSession`), proposal + edits restore them exactly.
+
+Nothing read back is trusted (:mod:`bratseg.review.saved_check`): a damaged session, or one copied
+under another case's key, is listed as damaged with one line saying why and is never restored or
+exported. Saves of one case are serialised by a lock and carry a save id; a session that another
+writer saved over since it was loaded is refused (:mod:`bratseg.review.concurrency`), never
+silently merged away.
 """
 
 from __future__ import annotations
@@ -30,8 +36,8 @@ import hashlib
 import io
 import json
 import logging
+import secrets
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +46,10 @@ import numpy as np
 
 from bratseg.atomic import atomic_write
 from bratseg.errors import BratsInputError
+from bratseg.review.concurrency import case_lock, generation_of, lock_path, refuse_stale
+from bratseg.review.saved_check import SavedSession, check_painted, read_arrays, read_saved
 from bratseg.review.session import ModelInfo, ReviewSession
-from bratseg.review.signoff import SignOff, status_of
+from bratseg.review.signoff import status_of
 
 logger = logging.getLogger(__name__)
 
@@ -90,53 +98,6 @@ def case_key(files: dict[str, Path]) -> str:
     return h.hexdigest()[:24]
 
 
-@dataclass
-class SavedSession:
-    """What ``session.json`` says of one saved review (nothing large loaded)."""
-
-    key: str
-    folder: Path
-    meta: dict[str, Any]
-
-    @property
-    def case_id(self) -> str:
-        """The case's id (its folder name)."""
-        return str(self.meta.get("case_id"))
-
-    @property
-    def n_edited(self) -> int:
-        """Hand-edited voxels."""
-        return int(self.meta.get("n_edited", 0))
-
-    @property
-    def status(self) -> str:
-        """Review status: ``segmented``, ``edited`` or ``approved`` (see :mod:`bratseg.review.signoff`)."""
-        return status_of(self.meta)
-
-    @property
-    def signoffs(self) -> list[SignOff]:
-        """The sign-off history, oldest first (empty for older saves)."""
-        return [SignOff.from_dict(d) for d in self.meta.get("signoffs") or []]
-
-    def summary(self) -> dict[str, Any]:
-        """The row ``napari-brats sessions`` prints."""
-        m = self.meta
-        return {
-            "key": self.key,
-            "case_id": m.get("case_id"),
-            "case_folder": m.get("case_folder"),
-            "last_change": m.get("last_change"),
-            "n_edited": m.get("n_edited", 0),
-            "edited_voxels": m.get("edited_voxels"),
-            "exported": bool(m.get("exported")),
-            "models": (m.get("model") or {}).get("names", []),
-            "status": self.status,
-            "approved_by": (self.signoffs[-1].reviewer if self.status == "approved" else None),
-            "volumes_ml": m.get("volumes_ml"),
-            "assessment": m.get("assessment"),
-        }
-
-
 class SessionStore:
     """The saved review sessions in one folder (default :func:`sessions_dir`)."""
 
@@ -151,8 +112,13 @@ class SessionStore:
         *,
         exported: bool | None = None,
         extra: dict[str, Any] | None = None,
+        replace: bool = False,
     ) -> SavedSession:
         """Save ``session`` (its proposal only if it changed since the last save).
+
+        One writer at a time per case (a lock across processes). A session loaded from the store
+        or saved before (:attr:`ReviewSession.saved_version` set) is saved only over the same
+        save it knows; a new session (a fresh model run) replaces whatever is saved.
 
         Args:
             session: The review to save.
@@ -161,24 +127,50 @@ class SessionStore:
             exported: Mark the saved labels as exported (or not); None keeps the flag, which an
                 edit made after the export resets.
             extra: More JSON-able fields to store (e.g. a sign-off).
+            replace: Save over a newer save of another writer (after the user chose to keep
+                these edits instead of theirs).
 
         Returns:
             The saved session's description.
+
+        Raises:
+            SessionConflictError: Another viewer or process saved this case's review since this
+                session loaded or saved it (nothing written).
+            BratsInputError: The working labels hold values that are not labels of the
+                session's convention (nothing written), or the lock stayed taken.
         """
         key = key or case_key(session.case.files)
+        with case_lock(lock_path(self.root, key)):
+            return self._save_locked(session, key, exported, extra, replace)
+
+    def _save_locked(
+        self,
+        session: ReviewSession,
+        key: str,
+        exported: bool | None,
+        extra: dict[str, Any] | None,
+        replace: bool,
+    ) -> SavedSession:
         folder = self.root / key
         folder.mkdir(parents=True, exist_ok=True)
-        old = self._read_meta(folder)
+        current = read_saved(folder)
+        if not replace:
+            refuse_stale(session.case.case_id, session.saved_version, current)
+        old = current.meta if current is not None and not current.problem else None
         session.record_edits()
+        flat = np.flatnonzero(session.overrides).astype(np.int64)
+        values = session.labels.reshape(-1)[flat]
+        check_painted(values, session.convention, session.case.case_id)
         proposal_bytes = np.ascontiguousarray(session.proposal, dtype=np.uint8).tobytes()
         digest = hashlib.sha1(proposal_bytes).hexdigest()[:16]
         proposal_name = f"proposal-{digest}.npz"
         if not (folder / proposal_name).is_file():
             _write_npz(folder / proposal_name, compressed=True, proposal=session.proposal)
-        flat = np.flatnonzero(session.overrides).astype(np.int64)
-        values = session.labels.reshape(-1)[flat]
         edits_digest = _digest(flat, values)
-        generation = int((old or {}).get("generation", 0)) + 1
+        generation = (
+            max(int((old or {}).get("generation", 0)), generation_of(session.saved_version)) + 1
+        )
+        save_id = f"{generation}-{secrets.token_hex(8)}"
         edits_name = f"edits-{generation}.npz"
         _write_npz(folder / edits_name, compressed=False, flat=flat, values=values)
         n_edited = session.n_edited
@@ -196,6 +188,7 @@ class SessionStore:
             "version": STORE_VERSION,
             "key": key,
             "generation": generation,
+            "save_id": save_id,
             "case_id": session.case.case_id,
             "case_folder": str(session.case.folder),
             "files": {k: str(v) for k, v in session.case.files.items()},
@@ -229,42 +222,66 @@ class SessionStore:
         for stale in folder.iterdir():  # only after the commit point
             if stale.suffix == ".npz" and stale.name not in (proposal_name, edits_name):
                 stale.unlink(missing_ok=True)
+        session.saved_version = save_id
         return SavedSession(key, folder, meta)
 
-    def mark_exported(self, key: str, output: str | Path) -> None:
-        """Record that the saved labels were exported to ``output``."""
+    def mark_exported(self, key: str, output: str | Path, version: str | None = None) -> bool:
+        """Record that the saved labels were exported to ``output``.
+
+        Args:
+            key: The case's key.
+            output: What was written.
+            version: The :attr:`SavedSession.version` the exported labels came from: when
+                another save replaced it meanwhile, nothing is marked (its labels were not
+                exported).
+
+        Returns:
+            Whether the mark was recorded.
+        """
         folder = self.root / key
-        meta = self._read_meta(folder)
-        if meta is None:
-            raise BratsInputError(f"no saved review session {key}", folder)
-        meta.update(exported=True, exported_to=str(output), exported_at=_now())
-        with atomic_write(folder / "session.json") as fh:
-            fh.write((json.dumps(meta, indent=1) + "\n").encode())
+        with case_lock(lock_path(self.root, key)):
+            saved = read_saved(folder)
+            if saved is None:
+                raise BratsInputError(f"no saved review session {key}", folder)
+            saved.check()
+            if version is not None and saved.version != version:
+                logger.warning("%s: saved again during the export; not marked exported", folder)
+                return False
+            meta = saved.meta
+            meta.update(exported=True, exported_to=str(output), exported_at=_now())
+            with atomic_write(folder / "session.json") as fh:
+                fh.write((json.dumps(meta, indent=1) + "\n").encode())
+        return True
 
     def discard(self, key: str) -> None:
         """Delete a saved session."""
         folder = self.root / key
+        lock = lock_path(self.root, key)
         if folder.is_dir():
-            for f in folder.iterdir():
-                f.unlink(missing_ok=True)
-            folder.rmdir()
+            with case_lock(lock):
+                for f in folder.iterdir():
+                    f.unlink(missing_ok=True)
+                folder.rmdir()
+        lock.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ read
     def list(self) -> list[SavedSession]:
-        """Every saved session, most recently changed first (unreadable ones skipped, logged)."""
+        """Every saved session, most recently changed first, damaged ones last (see
+        :attr:`SavedSession.problem`)."""
         out: list[SavedSession] = []
         if not self.root.is_dir():
             return out
         for folder in sorted(self.root.iterdir()):
-            meta = self._read_meta(folder) if folder.is_dir() else None
-            if meta is not None:
-                out.append(SavedSession(folder.name, folder, meta))
-        return sorted(out, key=lambda s: -float(s.meta.get("last_change_epoch", 0)))
+            saved = read_saved(folder) if folder.is_dir() else None
+            if saved is not None:
+                out.append(saved)
+        return sorted(
+            out, key=lambda s: -1.0 if s.problem else -float(s.meta.get("last_change_epoch", 0))
+        )
 
     def get(self, key: str) -> SavedSession | None:
-        """The saved session of case ``key``, or None."""
-        meta = self._read_meta(self.root / key)
-        return SavedSession(key, self.root / key, meta) if meta is not None else None
+        """The saved session of case ``key`` (perhaps damaged: see its ``problem``), or None."""
+        return read_saved(self.root / key)
 
     def find(self, ident: str) -> SavedSession:
         """The session named by a case id or a key (prefix).
@@ -277,7 +294,11 @@ class SessionStore:
             s for s in saved if s.case_id == ident
         ]
         if not hits:
-            raise BratsInputError(f"no saved review session for {ident!r} in {self.root}")
+            damaged = sum(1 for s in saved if s.problem)
+            raise BratsInputError(
+                f"no saved review session for {ident!r} in {self.root}"
+                + (f" ({damaged} damaged one(s) there: give the key)" if damaged else "")
+            )
         if len(hits) > 1:
             keys = ", ".join(f"{s.key} ({s.case_id}, {s.meta.get('last_change')})" for s in hits)
             raise BratsInputError(
@@ -292,31 +313,11 @@ class SessionStore:
         read (into ``saved.meta``) and the arrays it names are loaded.
 
         Raises:
-            BratsInputError: A file of the session is missing or damaged.
+            BratsInputError: The session is damaged, or a file of it is missing or damaged (its
+                arrays are checked: grid, label values, edit indices).
         """
-        for attempt in range(3):  # a save running meanwhile replaces the files: read its new meta
-            meta = saved.meta
-            try:
-                with np.load(saved.folder / meta["proposal_file"]) as z:
-                    proposal = np.ascontiguousarray(z["proposal"], dtype=np.uint8)
-                with np.load(saved.folder / meta["edits_file"]) as z:
-                    flat, values = z["flat"], z["values"]
-                break
-            except FileNotFoundError as exc:
-                newer = self._read_meta(saved.folder)
-                if (
-                    attempt == 2
-                    or newer is None
-                    or newer.get("generation") == meta.get("generation")
-                ):
-                    raise BratsInputError(
-                        f"saved session is damaged ({exc})", saved.folder
-                    ) from None
-                saved.meta = newer
-            except (OSError, KeyError, ValueError) as exc:
-                raise BratsInputError(f"saved session is damaged ({exc})", saved.folder) from None
-        if list(proposal.shape) != list(meta["shape"]):
-            raise BratsInputError("saved session is damaged (proposal shape)", saved.folder)
+        proposal, flat, values = read_arrays(saved)
+        proposal = np.ascontiguousarray(proposal, dtype=np.uint8)
         labels = proposal.copy()
         labels.reshape(-1)[flat] = values
         overrides = np.zeros(proposal.shape, dtype=bool)
@@ -325,9 +326,28 @@ class SessionStore:
 
     def restore(self, saved: SavedSession, case: Any) -> ReviewSession:
         """A :class:`ReviewSession` of ``case`` with the saved labels and edits (no probabilities:
-        settings move again after the next model run, which keeps the edits)."""
+        settings move again after the next model run, which keeps the edits).
+
+        Raises:
+            BratsInputError: The session is damaged, or it is not this case's: its key and its
+                folder must both be the hash of ``case``'s image files (another case's session
+                is never shown on this one).
+        """
         from bratseg.postprocess import PostprocessConfig
 
+        saved.check()
+        try:
+            key = case_key(case.files)
+        except (OSError, KeyError, AttributeError) as exc:
+            raise BratsInputError(
+                f"cannot check that the saved review is this case's ({exc})", saved.folder
+            ) from None
+        if key != saved.key or saved.meta.get("key") != key:
+            raise BratsInputError(
+                f"the saved review session is not case {case.case_id}'s (its images hash to "
+                f"{key}): refusing to restore it",
+                saved.folder,
+            )
         labels, proposal, overrides = self.load_arrays(saved)
         if tuple(labels.shape) != tuple(case.image.shape[1:]):
             raise BratsInputError(
@@ -335,42 +355,38 @@ class SessionStore:
                 saved.folder,
             )
         meta = saved.meta
-        return ReviewSession(
-            case=case,
-            convention=meta["convention"],
-            region_probs=None,
-            config=PostprocessConfig.from_dict(meta["config"]),
-            initial_config=PostprocessConfig.from_dict(
-                meta.get("initial_config") or meta["config"]
-            ),
-            proposal=proposal,
-            labels=labels,
-            overrides=overrides,
-            model=ModelInfo.from_dict(
-                meta.get("model") or {"names": [], "paths": [], "sha256": []}
-            ),
-            signoffs=SavedSession(saved.key, saved.folder, meta).signoffs,
-            assessment=meta.get("assessment"),
-        )
+        try:
+            session = ReviewSession(
+                case=case,
+                convention=meta["convention"],
+                region_probs=None,
+                config=PostprocessConfig.from_dict(meta["config"]),
+                initial_config=PostprocessConfig.from_dict(
+                    meta.get("initial_config") or meta["config"]
+                ),
+                proposal=proposal,
+                labels=labels,
+                overrides=overrides,
+                model=ModelInfo.from_dict(
+                    meta.get("model") or {"names": [], "paths": [], "sha256": []}
+                ),
+                signoffs=saved.signoffs,
+                assessment=meta.get("assessment"),
+            )
+        except (TypeError, ValueError, KeyError) as exc:
+            raise BratsInputError(
+                f"saved review session is damaged ({exc})", saved.folder / "session.json"
+            ) from None
+        session.saved_version = saved.version
+        return session
 
     def geometry(self, saved: SavedSession) -> tuple[np.ndarray, nib.Nifti1Header | None]:
-        """The source ``(affine, header)`` the session's labels belong to."""
+        """The source ``(affine, header)`` the session's labels belong to (checked on read)."""
+        saved.check()
         header = None
         if saved.meta.get("header"):
             header = nib.Nifti1Header(base64.b64decode(saved.meta["header"]))
         return np.asarray(saved.meta["affine"], dtype=np.float64), header
-
-    @staticmethod
-    def _read_meta(folder: Path) -> dict[str, Any] | None:
-        path = folder / "session.json"
-        if not path.is_file():
-            return None
-        try:
-            meta = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            logger.warning("%s: unreadable review session (%s); skipped", path, exc)
-            return None
-        return meta if isinstance(meta, dict) else None
 
 
 def _write_npz(path: Path, compressed: bool, **arrays: np.ndarray) -> None:

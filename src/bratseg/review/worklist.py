@@ -226,6 +226,9 @@ class Worklist:
         """``row`` with the status, models, edits, flag and volumes of its saved review."""
         saved = self.store.get(row.key) if row.key else None
         failure = self._failures.get(row.folder)
+        if saved is not None and saved.problem:  # damaged, or another case's: never shown
+            failure = failure or f"saved review session is damaged: {saved.problem}"
+            saved = None
         if saved is None:
             status = ERROR_STATUS if (row.key is None or failure) else "new"
             return dataclasses.replace(
