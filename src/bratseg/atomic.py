@@ -120,19 +120,19 @@ def atomic_write_all(
         FileExistsError: A path exists and ``overwrite`` is False.
         OSError: Anything the file system refuses.
     """
-    paths = [Path(p) for p in paths]
-    new = [not p.exists() and not p.is_symlink() for p in paths]
+    targets = [Path(p) for p in paths]
+    new = [not p.exists() and not p.is_symlink() for p in targets]
     placed: list[Path] = []
     try:
         with ExitStack() as stack:
             handles = [
                 stack.enter_context(_recording(atomic_write(p, overwrite=overwrite), p, placed))
-                for p in paths
+                for p in targets
             ]
             yield handles
     except BaseException:
         for path in placed:
-            if new[paths.index(path)]:
+            if new[targets.index(path)]:
                 path.unlink(missing_ok=True)
         raise
 

@@ -276,9 +276,8 @@ def _write_outputs(
 ) -> None:
     from bratseg.io.writing import labels_for_writing, write_nifti_group
 
-    items = [
-        (labels_for_writing(pred.labels, out, pred.convention, pred.convention), out, np.uint8)
-    ]
+    labels = labels_for_writing(pred.labels, out, pred.convention, pred.convention)
+    items: list[tuple[Any, Path, Any]] = [(labels, out, np.uint8)]
     if prob_path is not None:  # both files or neither (a failed label map leaves no probabilities)
         probs = np.moveaxis(pred.region_probs, 0, -1).astype(np.float32)
         items.append((probs, prob_path, np.float32))
