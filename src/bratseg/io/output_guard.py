@@ -22,6 +22,7 @@ from typing import Any
 
 from bratseg.errors import BratsInputError
 from bratseg.io.case import match_modality
+from bratseg.io.channels import MODALITY_NAMES
 
 __all__ = [
     "INTO_CASE_FLAG",
@@ -94,7 +95,7 @@ def guard_output(
 
         in_case = parent.is_dir() and is_case_folder(parent)
     if in_case:
-        role = "reference label map" if key == "seg" else f"{key} image"
+        role = "reference label map" if key == "seg" else f"{MODALITY_NAMES[key]} ({key}) image"
         raise BratsInputError(
             f"{what} lies in the case folder {parent} under a name the case would read as its "
             f"{role}; choose another name or folder (or pass {INTO_CASE_FLAG} to write it there "
