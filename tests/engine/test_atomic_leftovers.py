@@ -196,5 +196,5 @@ def test_sigterm_during_export_approved_leaves_no_partial_folder(
             break
     else:
         pytest.fail(f"SIGTERM never reached a running export (last stderr: {err})")
-    assert "napari-brats: error: terminated (SIGTERM)" in err.strip().splitlines()[-1]
+    assert err.strip().splitlines()[-1] == "napari-brats: error: terminated (SIGTERM)", err
     assert not [p.name for p in export.iterdir() if p.name.startswith(".")]

@@ -140,7 +140,10 @@ def test_dataset_outputs_are_guarded_per_case(case, capsys):
     _refused(capsys, "--into-case")
 
 
-def test_worklist_export_never_replaces_the_source_case(brats2018_case_dir, standin, tmp_path):
+def test_worklist_and_session_exports_never_replace_the_source_case(
+    brats2018_case_dir, standin, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("BRATSEG_SESSIONS", str(tmp_path / "sessions"))
     root = tmp_path / "cases"
     shutil.copytree(brats2018_case_dir, root / CASE)
     digests = {f.name: _md5(f) for f in (root / CASE).iterdir()}
@@ -152,3 +155,14 @@ def test_worklist_export_never_replaces_the_source_case(brats2018_case_dir, stan
     assert rc == 2
     assert {f.name: _md5(f) for f in (root / CASE).iterdir()} == digests
     assert not [p for p in root.iterdir() if p.name.startswith(".")]
+    capsys.readouterr()
+    # sessions export: never onto the case's files, a channel name in its folder needs --into-case
+    t1 = root / CASE / f"{CASE}_t1.nii.gz"
+    assert main(["sessions", "export", CASE, "-o", str(t1), "--overwrite"]) == 2
+    _refused(capsys, "would replace the input")
+    flair = root / CASE / "reviewed_flair.nii.gz"
+    assert main(["sessions", "export", CASE, "-o", str(flair)]) == 2
+    _refused(capsys, "--into-case")
+    assert {f.name: _md5(f) for f in (root / CASE).iterdir()} == digests
+    assert main(["sessions", "export", CASE, "-o", str(flair), "--into-case"]) == 0
+    assert flair.is_file()
