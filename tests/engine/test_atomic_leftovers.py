@@ -14,11 +14,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+import bratseg
 from bratseg.atomic import atomic_write, atomic_write_all, remove_stale_temporaries
 from bratseg.cli._signals import Terminated, sigterm_as_interrupt
 from bratseg.errors import BratsInputError
 from bratseg.io import write_nifti_atomic
 
+#: The source tree of the ``bratseg`` under test (child processes run the same code).
+SRC = Path(bratseg.__file__).resolve().parents[1]
 REPO = Path(__file__).resolve().parents[2]
 
 #: A process id no Linux system hands out (pid_max is at most 2^22).
@@ -127,7 +130,7 @@ def _start_cli(args: list[str], env_extra: dict[str, str]) -> subprocess.Popen:
     )
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)]),
+        "PYTHONPATH": os.pathsep.join([str(SRC), str(REPO)]),
         "OMP_NUM_THREADS": "1",
         **env_extra,
     }

@@ -19,12 +19,15 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+import bratseg
 from bratseg.cli.main import main
 from bratseg.errors import BratsInputError
 from bratseg.io import load_case
 from bratseg.io.nifti import MAX_VOLUME_VOXELS
 
 CASE = "Brats18_2013_2_1"
+#: The source tree of the ``bratseg`` under test (child processes run the same code).
+SRC = Path(bratseg.__file__).resolve().parents[1]
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -145,7 +148,7 @@ def test_case_too_large_for_memory_is_a_clear_refusal(case, tmp_path):
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(REPO)])}
     proc = subprocess.run(
         [sys.executable, "-m", "bratseg.cli.main", "info", str(case)],
         env=env,
