@@ -24,6 +24,8 @@ from bratseg.io import write_nifti_atomic
 SRC = Path(bratseg.__file__).resolve().parents[1]
 REPO = Path(__file__).resolve().parents[2]
 
+posix_signals = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signal delivery")
+
 #: A process id no Linux system hands out (pid_max is at most 2^22).
 DEAD_PID = 99_999_999
 
@@ -109,6 +111,7 @@ def test_stale_partial_export_folders_are_removed(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- DEF-13: SIGTERM
 
 
+@posix_signals
 def test_sigterm_inside_a_write_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out.bin"
     with pytest.raises(Terminated):
@@ -155,6 +158,7 @@ def _term_when(proc: subprocess.Popen, folder: Path, prefix: str, timeout: float
     return False
 
 
+@posix_signals
 def test_sigterm_while_predict_writes_is_one_line_and_leaves_nothing(
     brats2018_case_dir: Path, standin, tmp_path: Path
 ) -> None:
@@ -173,6 +177,7 @@ def test_sigterm_while_predict_writes_is_one_line_and_leaves_nothing(
     assert _everything(out_dir) == []
 
 
+@posix_signals
 def test_sigterm_during_export_approved_leaves_no_partial_folder(
     brats2018_case_dir: Path, standin, tmp_path: Path, monkeypatch
 ) -> None:
