@@ -12,24 +12,49 @@ cache, installed user models) goes through :func:`atomic_write`:
    unlinked; where hard links are unsupported (some network and FAT file systems) an
    ``O_CREAT | O_EXCL`` placeholder reserves the name and the rename replaces only it;
 3. the folder is fsync'ed so the rename itself survives a crash (best effort);
-4. on any failure (including KeyboardInterrupt) the temporary file is removed and an existing
-   destination is left untouched.
+4. on any failure (including KeyboardInterrupt, and SIGTERM, which the CLI turns into one) the
+   temporary file is removed and an existing destination is left untouched.
+
+Only SIGKILL or a power cut can leave a temporary file behind. Its name carries the writing
+process's id (``.<name>.<pid>-<random>.tmp``), so the next write to the same destination removes
+it once that process is gone (:func:`remove_stale_temporaries`, also used for the hidden
+``.partial-`` folders of dataset exports). :func:`atomic_write_all` writes several files all or
+nothing.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
+import re
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "fsync_folder"]
+__all__ = [
+    "atomic_write",
+    "atomic_write_all",
+    "fsync_folder",
+    "remove_stale_temporaries",
+    "temporary_prefix",
+]
+
+logger = logging.getLogger(__name__)
 
 #: Attempts at finding an unused temporary name (collisions are astronomically unlikely).
 _TEMP_NAME_ATTEMPTS = 100
+
+#: A leftover whose writing process is gone is removed only when older than this (seconds): a
+#: grace period for a file system shared with other machines, whose process ids mean nothing here.
+STALE_GRACE_S = 60.0
+
+#: A leftover without a process id in its name (older versions) is removed when older than this.
+STALE_UNKNOWN_OWNER_S = 24 * 3600.0
 
 
 @contextmanager
@@ -58,6 +83,7 @@ def atomic_write(path: str | Path, *, overwrite: bool = True) -> Iterator[Binary
     path = Path(path)
     if not overwrite and path.exists():
         raise FileExistsError(errno.EEXIST, "file exists; refusing to overwrite", str(path))
+    remove_stale_temporaries(path.parent, f".{path.name}.", ".tmp")
     replaced_mode = _existing_mode(path)
     tmp, handle = _open_temporary(path)
     try:
@@ -75,6 +101,117 @@ def atomic_write(path: str | Path, *, overwrite: bool = True) -> Iterator[Binary
         tmp.unlink(missing_ok=True)
         raise
     fsync_folder(path.parent)
+
+
+@contextmanager
+def atomic_write_all(
+    paths: Sequence[str | Path], *, overwrite: bool = True
+) -> Iterator[list[BinaryIO]]:
+    """:func:`atomic_write` for several files at once: all of them are put in place, or none.
+
+    Every file is written completely to its temporary file before the first rename. When a
+    rename fails (e.g. another process created one of the names meanwhile), the files already
+    put in place by this call that did not exist before are removed again.
+
+    Yields:
+        One binary handle per path, in order.
+
+    Raises:
+        FileExistsError: A path exists and ``overwrite`` is False.
+        OSError: Anything the file system refuses.
+    """
+    targets = [Path(p) for p in paths]
+    new = [not p.exists() and not p.is_symlink() for p in targets]
+    placed: list[Path] = []
+    try:
+        with ExitStack() as stack:
+            handles = [
+                stack.enter_context(_recording(atomic_write(p, overwrite=overwrite), p, placed))
+                for p in targets
+            ]
+            yield handles
+    except BaseException:
+        for path in placed:
+            if new[targets.index(path)]:
+                path.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def _recording(writer, path: Path, placed: list[Path]) -> Iterator[BinaryIO]:
+    """Enter ``writer`` (an :func:`atomic_write`) and note ``path`` once it is in place."""
+    with writer as handle:
+        yield handle
+    placed.append(path)
+
+
+def temporary_prefix(name: str) -> str:
+    """Start of a hidden leftover's name for ``name``, written by this process: ``.<name>.<pid>-``."""
+    return f".{name}.{os.getpid()}-"
+
+
+def remove_stale_temporaries(folder: str | Path, prefix: str, suffix: str = "") -> list[Path]:
+    """Remove hidden leftovers of interrupted writes in ``folder`` (best effort).
+
+    A leftover is an entry named ``<prefix><pid>-<anything><suffix>`` whose process no longer
+    runs (and older than :data:`STALE_GRACE_S`), or one without a process id older than
+    :data:`STALE_UNKNOWN_OWNER_S`. Files and folders (a dataset export's ``.partial-`` folder)
+    alike; each removal is logged as a warning.
+
+    Args:
+        folder: Where to look.
+        prefix: Start of the names, e.g. ``".out.nii.gz."``.
+        suffix: End of the names, e.g. ``".tmp"``.
+
+    Returns:
+        The entries removed.
+    """
+    removed: list[Path] = []
+    try:
+        entries = [e for e in os.scandir(folder) if e.name.startswith(prefix)]
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        if not entry.name.endswith(suffix):
+            continue
+        middle = entry.name[len(prefix) : len(entry.name) - len(suffix)]
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        owner = re.fullmatch(r"(\d+)-\w+", middle)
+        if owner is not None:
+            stale = age > STALE_GRACE_S and not _process_alive(int(owner.group(1)))
+        else:
+            stale = re.fullmatch(r"\w+", middle) is not None and age > STALE_UNKNOWN_OWNER_S
+        if not stale:
+            continue
+        path = Path(entry.path)
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError as exc:
+            logger.warning("%s: cannot remove leftover of an interrupted run (%s)", path, exc)
+            continue
+        logger.warning("%s: removed the leftover of an interrupted run", path)
+        removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (ours counts as running)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists, owned by someone else (or cannot tell: keep the file)
+    return True
 
 
 def _place_without_clobbering(tmp: Path, path: Path) -> None:
@@ -146,14 +283,15 @@ def _existing_mode(path: Path) -> int | None:
 
 
 def _open_temporary(path: Path) -> tuple[Path, BinaryIO]:
-    """Create ``.<name>.<random>.tmp`` next to ``path`` with mode 0666 (the kernel applies the umask).
+    """Create ``.<name>.<pid>-<random>.tmp`` next to ``path`` with mode 0666 (the kernel applies
+    the umask).
 
     Unlike :func:`tempfile.mkstemp` (always 0600) the file gets the permissions of any new
     file, without reading the process umask (which is not thread-safe).
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for _ in range(_TEMP_NAME_ATTEMPTS):
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        tmp = path.with_name(f"{temporary_prefix(path.name)}{secrets.token_hex(4)}.tmp")
         try:
             fd = os.open(tmp, flags, 0o666)
         except FileExistsError:

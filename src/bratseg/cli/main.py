@@ -6,7 +6,8 @@ Other installed packages add commands through the :data:`COMMAND_ENTRY_POINTS` e
 group (the plugin's ``view``).
 
 Exit codes: 0 success, 1 unexpected error, 2 bad input (one line on stderr naming the file and
-the problem; no traceback), 130 interrupted or cancelled.
+the problem; no traceback), 130 interrupted or cancelled, 143 terminated (SIGTERM, cleaned up
+like Ctrl-C).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from bratseg import __version__
+from bratseg.cli._signals import EXIT_TERMINATED, Terminated, sigterm_as_interrupt
 from bratseg.errors import BratsInputError, Cancelled
 
 logger = logging.getLogger(__name__)
@@ -138,15 +140,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     try:
-        return int(func(args) or 0)
+        with sigterm_as_interrupt():
+            return int(func(args) or 0)
     except BratsInputError as exc:
         if verbose:
             traceback.print_exc()
         _error_line(str(exc))
         return EXIT_BAD_INPUT
+    except Terminated:
+        _error_line("terminated (SIGTERM)")
+        return EXIT_TERMINATED
     except (KeyboardInterrupt, Cancelled):
         _error_line("interrupted")
         return EXIT_INTERRUPTED
+    except MemoryError as exc:
+        if verbose:
+            traceback.print_exc()
+        _error_line(_too_large(args, exc))
+        return EXIT_BAD_INPUT
     except BrokenPipeError:  # e.g. `napari-brats info ... | head`
         sys.stderr.close()
         return EXIT_OK
@@ -160,6 +171,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "(run with --verbose for details)"
             )
         return EXIT_ERROR
+
+
+def _too_large(args: argparse.Namespace, exc: MemoryError) -> str:
+    """The line for a MemoryError: the work does not fit this machine's memory."""
+    source = next(
+        (getattr(args, a) for a in ("input", "case", "folder") if getattr(args, a, None)), None
+    )
+    where = f"{source}: " if source else ""
+    return (
+        f"{where}case too large for this machine's memory ({_one_line(exc)}); free memory, "
+        "use a machine with more memory, or a smaller volume"
+    )
 
 
 def _one_line(exc: BaseException) -> str:

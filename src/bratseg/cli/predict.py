@@ -18,6 +18,7 @@ from bratseg.cli._common import parse_mapping, warn
 from bratseg.devices import DEVICE_CHOICES
 from bratseg.errors import BratsInputError
 from bratseg.io.nifti import is_nifti_name
+from bratseg.io.output_guard import add_into_case_argument, guard_case_outputs
 from bratseg.io.writing import check_nifti_destination
 from bratseg.labels import OUTPUT_CONVENTIONS, region_masks
 
@@ -89,6 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="label convention of the output (2021: ET=4, 2023: ET=3)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_into_case_argument(p)
     p.add_argument(
         "--align",
         choices=("none", "resample", "register"),
@@ -286,22 +288,14 @@ def _predict_one(case: Any, predictor: Any, bar: Any, step_bar: bool) -> Any:
 def _write_outputs(
     case: Any, pred: Any, out: Path, prob_path: Path | None, overwrite: bool
 ) -> None:
-    from bratseg.io import save_label_map, write_nifti_atomic
+    from bratseg.io.writing import labels_for_writing, write_nifti_group
 
-    if prob_path is not None:  # written first: the label map is the file callers look for
+    labels = labels_for_writing(pred.labels, out, pred.convention, pred.convention)
+    items: list[tuple[Any, Path, Any]] = [(labels, out, np.uint8)]
+    if prob_path is not None:  # both files or neither (a failed label map leaves no probabilities)
         probs = np.moveaxis(pred.region_probs, 0, -1).astype(np.float32)
-        write_nifti_atomic(
-            probs, case.affine, case.header, prob_path, overwrite=overwrite, dtype=np.float32
-        )
-    save_label_map(
-        pred.labels,
-        out,
-        affine=case.affine,
-        header=case.header,
-        convention=pred.convention,
-        src_convention=pred.convention,
-        overwrite=overwrite,
-    )
+        items.append((probs, prob_path, np.float32))
+    write_nifti_group(items, case.affine, case.header, overwrite=overwrite)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -338,12 +332,24 @@ def run(args: argparse.Namespace) -> int:
             check_nifti_destination(prob, args.overwrite, "probabilities")
             if prob.resolve() == out.resolve():
                 raise BratsInputError("--probabilities must differ from the label output", prob)
+        guard_case_outputs(
+            source,
+            [(out, "output"), (prob, "probabilities")],
+            mapping=mapping,
+            into_case=args.into_case,
+        )
     else:
         targets = {f: out / f"{f.name}.nii.gz" for f in folders}
         _check_output_dir(out, list(targets.values()), args.overwrite)
         if prob is not None:
             prob_targets = {f: prob / f"{f.name}_probabilities.nii.gz" for f in folders}
             _check_output_dir(prob, list(prob_targets.values()), args.overwrite)
+        for f in folders:
+            guard_case_outputs(
+                f,
+                [(targets[f], "output"), (prob and prob_targets[f], "probabilities")],
+                into_case=args.into_case,
+            )
     options = InferenceOptions(
         device=args.device,
         tta=args.tta,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bratseg.cli._common import format_table, print_json
 from bratseg.errors import BratsInputError
+from bratseg.io.output_guard import guard_case_outputs
 from bratseg.labels import CONVENTIONS
 
 
@@ -82,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
     pdf = Path(args.pdf) if args.pdf else None
     if pdf is not None and pdf.exists() and not args.overwrite:
         raise BratsInputError("file exists; refusing to overwrite (use --overwrite)", pdf)
+    if pdf is not None:
+        extra = (args.labels_file, args.proposal, args.prior, args.provenance)
+        guard_case_outputs(args.case, [(pdf, "PDF")], extra_inputs=extra)
     prior = load_json_record(args.prior, "report") if args.prior else None
     case = load_case(args.case, load_seg=False)
     labels_path = Path(args.labels_file) if args.labels_file else case_seg(case)

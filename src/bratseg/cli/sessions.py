@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from bratseg.cli._common import format_table, print_json
+from bratseg.io.output_guard import add_into_case_argument
 from bratseg.labels import OUTPUT_CONVENTIONS
 from bratseg.text import one_line
 
@@ -36,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="label convention to write (default: the session's)",
     )
     e.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    add_into_case_argument(e)
     e.set_defaults(func=run_export)
 
 
@@ -89,6 +91,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     """Write the labels of one saved session (one line; exit 2 on bad input, nothing written)."""
     from bratseg.io import save_label_map
+    from bratseg.io.output_guard import guard_output
     from bratseg.io.writing import check_nifti_destination
     from bratseg.review import SessionStore
 
@@ -96,6 +99,13 @@ def run_export(args: argparse.Namespace) -> int:
     saved = store.find(args.ident)
     out = Path(args.output)
     check_nifti_destination(out, args.overwrite)  # before the session's arrays are read
+    files, folder = saved.meta.get("files"), saved.meta.get("case_folder")
+    guard_output(  # the session's case files are never replaced, nor its channel names taken
+        out,
+        [str(f) for f in files.values() if f] if isinstance(files, dict) else [],
+        case_folders=[str(folder)] if isinstance(folder, str) and folder else [],
+        into_case=args.into_case,
+    )
     labels, _proposal, _overrides = store.load_arrays(saved)
     affine, header = store.geometry(saved)
     version = saved.version  # the save these labels come from

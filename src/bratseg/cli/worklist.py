@@ -75,18 +75,22 @@ def _drive(events: Any, desc: str, quiet: bool) -> list[str]:
 
     failures: list[str] = []
     bar = None
-    for event in events:
-        if bar is None:
-            bar = tqdm(total=event.total, desc=desc, file=sys.stderr, unit="case", disable=quiet)
-        if event.kind in ("done", "skipped", "failed"):
-            bar.update(1)
-        if event.kind == "failed":
-            failures.append(event.message)
-            bar.write(f"napari-brats: error: {one_line(event.message)}", file=sys.stderr)
-        elif event.kind in ("done", "finished", "cancelled"):
-            bar.write(one_line(event.message), file=sys.stderr)
-    if bar is not None:
-        bar.close()
+    try:
+        for event in events:
+            if bar is None:
+                bar = tqdm(
+                    total=event.total, desc=desc, file=sys.stderr, unit="case", disable=quiet
+                )
+            if event.kind in ("done", "skipped", "failed"):
+                bar.update(1)
+            if event.kind == "failed":
+                failures.append(event.message)
+                bar.write(f"napari-brats: error: {one_line(event.message)}", file=sys.stderr)
+            elif event.kind in ("done", "finished", "cancelled"):
+                bar.write(one_line(event.message), file=sys.stderr)
+    finally:  # also on Ctrl-C / SIGTERM: the error line then starts a line of its own
+        if bar is not None:
+            bar.close()
     return failures
 
 

@@ -255,7 +255,15 @@ def iter_load_case(
     if seg_img is not None:  # first: small and quick to read, so a bad seg fails fast
         seg = read_labels(seg_img, files["seg"])
         convention = detect_convention(seg, override=labels, source=str(files["seg"]))
-    image = np.empty((len(MODALITIES), *shape), dtype=np.float32)
+    try:
+        image = np.empty((len(MODALITIES), *shape), dtype=np.float32)
+    except MemoryError:
+        need = len(MODALITIES) * int(np.prod(shape)) * 4 / 2**30
+        raise BratsInputError(
+            f"case too large for this machine's memory: its four series of shape {shape} need "
+            f"{need:.1f} GiB as float32",
+            folder,
+        ) from None
     for idx, key in enumerate(MODALITIES):
         read_volume(images[key], files[key], out=image[idx])
     if not load_seg:

@@ -31,8 +31,10 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
+from bratseg.atomic import remove_stale_temporaries
 from bratseg.errors import BratsInputError
 from bratseg.io.case import find_case_files, match_modality
+from bratseg.io.output_guard import guard_output
 
 logger = logging.getLogger(__name__)
 
@@ -177,11 +179,15 @@ def export_case(
     dataset = Path(dataset_dir)
     dataset.mkdir(parents=True, exist_ok=True)
     final = dataset / case.case_id
+    inputs = [p for p in (case.folder, *case.files.values()) if p is not None]
+    guard_output(final, inputs, what="export of the case")
     if final.exists() and not overwrite:
         raise ExportExistsError(f"{final} already exists")
 
     session.record_edits()
-    stage = Path(tempfile.mkdtemp(prefix=f".{case.case_id}.partial-", dir=dataset))
+    partial = f".{case.case_id}.partial-"
+    remove_stale_temporaries(dataset, partial)
+    stage = Path(tempfile.mkdtemp(prefix=f"{partial}{os.getpid()}-", dir=dataset))
     try:
         placed = {}
         for modality in MODALITIES:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import logging
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -16,11 +17,21 @@ from typing import Any, cast
 import nibabel as nib
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
+from nibabel.openers import ImageOpener
 from nibabel.spatialimages import HeaderDataError
 
 from bratseg.errors import BratsInputError
 
 logger = logging.getLogger(__name__)
+
+#: Largest number of voxels accepted in one volume (1024^3: 4 GiB as float32). Real MRI series
+#: are far smaller (BraTS 240 x 240 x 155 = 8.9 million); a larger declared shape is a damaged
+#: or hostile header and is refused before anything is allocated.
+MAX_VOLUME_VOXELS = 1024**3
+
+#: |det| of the affine's 3 x 3 part, relative to the product of its column lengths, below which
+#: the voxel axes are taken as degenerate (linearly dependent).
+_SINGULAR_TOLERANCE = 1e-6
 
 #: File name endings recognised as NIfTI.
 NIFTI_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii")
@@ -64,11 +75,14 @@ def open_nifti(path: str | Path) -> nib.Nifti1Image:
         raise BratsInputError(
             "is a folder, expected a NIfTI file (.nii or .nii.gz) or a DICOM series folder", path
         )
-    if path.name.lower().endswith(".gz"):
+    try:
         with open(path, "rb") as fh:
             magic = fh.read(2)
-        if magic != b"\x1f\x8b":
-            raise BratsInputError("not a gzip file although named .gz (corrupt or not NIfTI)", path)
+    except OSError as exc:  # e.g. PermissionError: no read permission
+        raise BratsInputError(f"cannot read file ({exc.strerror or exc})", path) from None
+    if path.name.lower().endswith(".gz") and magic != b"\x1f\x8b":
+        raise BratsInputError("not a gzip file although named .gz (corrupt or not NIfTI)", path)
+    _check_declared_voxel_size(path)  # before nibabel's load silently takes 0 mm as 1 mm
     try:
         img = nib.load(str(path))
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
@@ -92,7 +106,46 @@ def open_nifti(path: str | Path) -> nib.Nifti1Image:
         )
     if np.dtype(img.get_data_dtype()).kind not in "biuf":
         raise BratsInputError(f"unsupported voxel type {img.get_data_dtype()}", path)
+    check_geometry_header(shape[:3], img.affine, path)
     return img
+
+
+def check_geometry_header(shape: Sequence[int], affine: np.ndarray, path: str | Path) -> None:
+    """Refuse a declared size or voxel-to-world matrix no real scan has, before any allocation.
+
+    Args:
+        shape: Declared spatial shape (X, Y, Z).
+        affine: (4, 4) voxel-to-world matrix from the header.
+        path: File named in the message.
+
+    Raises:
+        BratsInputError: More than :data:`MAX_VOLUME_VOXELS` voxels, a non-finite affine, or a
+            singular one (a voxel axis of zero length, or two axes along one direction).
+    """
+    voxels = int(np.prod([int(s) for s in shape], dtype=object))
+    if voxels > MAX_VOLUME_VOXELS:
+        raise BratsInputError(
+            f"declared shape {tuple(int(s) for s in shape)} holds {voxels:.3g} voxels, more than "
+            f"the limit of {MAX_VOLUME_VOXELS:.3g} for one MRI volume (damaged header?)",
+            path,
+        )
+    matrix = np.asarray(affine, dtype=np.float64)
+    if not np.all(np.isfinite(matrix)):
+        raise BratsInputError(
+            "the voxel-to-world matrix (affine: sform/qform) holds non-finite values (NaN or "
+            "infinity); the header is damaged",
+            path,
+        )
+    axes = matrix[:3, :3]
+    lengths = np.linalg.norm(axes, axis=0)
+    if np.any(lengths == 0.0) or abs(np.linalg.det(axes)) <= _SINGULAR_TOLERANCE * float(
+        np.prod(lengths)
+    ):
+        raise BratsInputError(
+            "the voxel-to-world matrix (affine: sform/qform) is singular: a voxel axis has zero "
+            "length or two axes point the same way; the header is damaged",
+            path,
+        )
 
 
 def read_volume(
@@ -229,6 +282,38 @@ def load_label_map(path: str | Path) -> LabelMap:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _check_declared_voxel_size(path: Path) -> None:
+    """Refuse a voxel size of 0 in the header as written (nibabel's load replaces it by 1 mm).
+
+    A header that cannot be parsed here is left to :func:`nibabel.load`, which reports it.
+    """
+    try:
+        with ImageOpener(str(path)) as fh:
+            raw = fh.read(540)
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile):
+        return
+    for klass in (nib.Nifti1Header, nib.Nifti2Header):
+        if len(raw) < klass.template_dtype.itemsize:
+            continue
+        try:
+            header = klass(raw[: klass.template_dtype.itemsize], check=False)
+        except Exception:  # noqa: BLE001 - not this header type: try the next one
+            continue
+        if int(header["sizeof_hdr"]) != klass.template_dtype.itemsize:
+            continue
+        ndim = int(header["dim"][0])
+        pixdim = [float(v) for v in header["pixdim"][1 : 1 + min(max(ndim, 0), 3)]]
+        zero = [axis for axis, size in enumerate(pixdim) if size == 0.0 or not np.isfinite(size)]
+        if zero:
+            raise BratsInputError(
+                f"voxel size (pixdim) is {pixdim[zero[0]]:g} along axis {zero[0]}: the header "
+                "does not say how large the voxels are, so volumes in mL cannot be computed; "
+                "fix the header (e.g. with the scanner's DICOM export)",
+                path,
+            )
+        return
 
 
 def _first_line(exc: BaseException) -> str:

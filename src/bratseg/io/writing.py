@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -16,7 +17,7 @@ import nibabel as nib
 import numpy as np
 from nibabel.spatialimages import HeaderDataError
 
-from bratseg.atomic import atomic_write
+from bratseg.atomic import atomic_write_all
 from bratseg.errors import BratsInputError
 from bratseg.io.nifti import is_nifti_name
 from bratseg.labels import Convention, check_convention, convert_labels
@@ -75,30 +76,79 @@ def write_nifti_atomic(
             values that do not fit ``dtype``, or an OS error while writing.
     """
     path = Path(path)
-    check_nifti_destination(path, overwrite)
+    write_nifti_group([(array, path, dtype)], affine, header, overwrite=overwrite)
+    return path
+
+
+def write_nifti_group(
+    items: Sequence[tuple[np.ndarray, str | Path, np.dtype | type | str | None]],
+    affine: np.ndarray,
+    header: nib.Nifti1Header | None,
+    *,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write several NIfTI files in one geometry, all or nothing (e.g. labels and probabilities).
+
+    Each ``(array, path, dtype)`` is written as by :func:`write_nifti_atomic`; every file is
+    complete in its hidden temporary file before the first is put in place
+    (:func:`bratseg.atomic.atomic_write_all`), so a failure (disk full, a file that appeared
+    meanwhile, an interrupt) leaves none of them.
+
+    Returns:
+        The paths written.
+
+    Raises:
+        BratsInputError: See :func:`write_nifti_atomic`, naming the file that failed.
+    """
+    paths = [Path(p) for _a, p, _d in items]
+    for path in paths:
+        check_nifti_destination(path, overwrite)
+    images = [_nifti_image(a, affine, header, d, p) for (a, _p, d), p in zip(items, paths)]
+    current = paths[0]
     try:
-        data = _cast_for_writing(np.asanyarray(array), dtype, path)
-        hdr = header.copy() if header is not None else None
-        img = nib.Nifti1Image(data, np.asarray(affine, dtype=np.float64), hdr)
-        img.set_data_dtype(data.dtype)
-        img.header.set_slope_inter(1.0, 0.0)
-        if data.dtype.kind in "iu" and data.size:
-            img.header["cal_min"] = float(data.min())
-            img.header["cal_max"] = float(data.max())
-        with atomic_write(path, overwrite=overwrite) as fh:
-            if path.name.lower().endswith(".gz"):
-                # compresslevel 1 like nibabel's default; mtime 0 for reproducible bytes.
-                with gzip.GzipFile(
-                    filename="", mode="wb", fileobj=fh, compresslevel=1, mtime=0
-                ) as stream:
-                    img.to_file_map({"image": nib.FileHolder(fileobj=cast(Any, stream))})
-            else:
-                img.to_file_map({"image": nib.FileHolder(fileobj=cast(Any, fh))})
+        with atomic_write_all(paths, overwrite=overwrite) as handles:
+            for img, path, fh in zip(images, paths, handles):
+                current = path
+                _encode(img, path, fh)
     except (OSError, HeaderDataError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        raise BratsInputError(f"cannot write file ({reason})", path) from None
-    logger.info("wrote %s", path)
-    return path
+        failed = Path(exc.filename) if isinstance(exc, OSError) and exc.filename else current
+        raise BratsInputError(f"cannot write file ({reason})", failed) from None
+    for path in paths:
+        logger.info("wrote %s", path)
+    return paths
+
+
+def _nifti_image(
+    array: np.ndarray,
+    affine: np.ndarray,
+    header: nib.Nifti1Header | None,
+    dtype: np.dtype | type | str | None,
+    path: Path,
+) -> nib.Nifti1Image:
+    """The image to write: header copied, data type set, scaling reset (values stored exactly)."""
+    data = _cast_for_writing(np.asanyarray(array), dtype, path)
+    hdr = header.copy() if header is not None else None
+    try:
+        img = nib.Nifti1Image(data, np.asarray(affine, dtype=np.float64), hdr)
+        img.set_data_dtype(data.dtype)
+    except HeaderDataError as exc:
+        raise BratsInputError(f"cannot write file ({exc})", path) from None
+    img.header.set_slope_inter(1.0, 0.0)
+    if data.dtype.kind in "iu" and data.size:
+        img.header["cal_min"] = float(data.min())
+        img.header["cal_max"] = float(data.max())
+    return img
+
+
+def _encode(img: nib.Nifti1Image, path: Path, fh: Any) -> None:
+    """Write ``img``'s bytes to the open file ``fh`` (gzip-compressed for a ``.gz`` name)."""
+    if path.name.lower().endswith(".gz"):
+        # compresslevel 1 like nibabel's default; mtime 0 for reproducible bytes.
+        with gzip.GzipFile(filename="", mode="wb", fileobj=fh, compresslevel=1, mtime=0) as stream:
+            img.to_file_map({"image": nib.FileHolder(fileobj=cast(Any, stream))})
+    else:
+        img.to_file_map({"image": nib.FileHolder(fileobj=cast(Any, fh))})
 
 
 def save_label_map(
@@ -130,15 +180,31 @@ def save_label_map(
     Raises:
         BratsInputError: See :func:`write_nifti_atomic`; also a label map that is not 3D.
     """
+    out = labels_for_writing(labels, path, convention, src_convention, drop_rc=drop_rc)
+    return write_nifti_atomic(out, affine, header, path, overwrite=overwrite, dtype=np.uint8)
+
+
+def labels_for_writing(
+    labels: np.ndarray,
+    path: str | Path,
+    convention: Convention = "2021",
+    src_convention: Convention = "2021",
+    *,
+    drop_rc: bool = False,
+) -> np.ndarray:
+    """The (X, Y, Z) label map as :func:`save_label_map` stores it at ``path`` (in ``convention``).
+
+    Raises:
+        BratsInputError: A label map that is not 3D or not integer (naming ``path``).
+    """
     labels = np.asarray(labels)
     if labels.ndim != 3:
         raise BratsInputError(f"label map must be 3D, got shape {labels.shape}", path)
     if labels.dtype.kind not in "biu":
         raise BratsInputError(f"label map must be integer, got {labels.dtype}", path)
-    out = convert_labels(
+    return convert_labels(
         labels, check_convention(src_convention), check_convention(convention), drop_rc=drop_rc
     )
-    return write_nifti_atomic(out, affine, header, path, overwrite=overwrite, dtype=np.uint8)
 
 
 # --------------------------------------------------------------------------- helpers

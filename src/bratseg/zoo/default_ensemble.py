@@ -112,10 +112,18 @@ def ensemble_postprocess(models: Sequence[LoadedModel], **overrides: Any) -> Pos
 
     if not models:
         raise BratsInputError("no model given: pick at least one model (several = ensemble)")
-    if is_default_ensemble([m.path for m in models]):
-        config = default_postprocess(models[0])
-    else:
-        config = PostprocessConfig.from_dict(dict(models[0].meta.get("postprocess") or {}))
+    try:
+        if is_default_ensemble([m.path for m in models]):
+            config = default_postprocess(models[0])
+        else:
+            config = PostprocessConfig.from_dict(dict(models[0].meta.get("postprocess") or {}))
+    except BratsInputError as exc:
+        if exc.path is not None:
+            raise
+        # a bad value stored in the checkpoint: say which file holds it
+        raise BratsInputError(
+            f"{exc.reason} (in its stored postprocessing)", models[0].path
+        ) from None
     changes = {k: v for k, v in overrides.items() if v is not None}
     return dataclasses.replace(config, **changes) if changes else config
 
