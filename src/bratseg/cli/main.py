@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bratseg.cli.info",
     "bratseg.cli.evaluate",
     "bratseg.cli.report",
+    "bratseg.cli.export_dicom",
     "bratseg.cli.convert",
     "bratseg.cli.convert_dataset",
     "bratseg.cli.predict",

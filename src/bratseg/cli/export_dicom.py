@@ -1,0 +1,116 @@
+"""``napari-brats export-dicom CASE_DIR -o DIR``: the segmentation as DICOM SEG, RTSTRUCT and a
+burned-in overlay series with a summary image, in the case's own DICOM study (or a new one)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bratseg.cli._common import print_json
+from bratseg.errors import BratsInputError
+from bratseg.labels import CONVENTIONS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``export-dicom`` command."""
+    parser = subparsers.add_parser(
+        "export-dicom",
+        help="write a segmentation as DICOM SEG, RTSTRUCT and a burned-in overlay series",
+        description="Write a case's label map as DICOM into a new folder: SEG.dcm (segments NCR, "
+        "ED, ET; SNOMED-CT/DCMQI codes, the model and the reviewer), RTSTRUCT.dcm (ROIs WT, TC, "
+        "ET), OVERLAY/ (the T1Gd slices with the tissues burned in, for PACS without SEG support) "
+        "and SUMMARY.dcm (key slice and volume table). A case read from DICOM series is "
+        "referenced (its study, T1Gd series and frame of reference, on its geometry); a case "
+        "read from NIfTI gets a new study, and its T1Gd is written as SOURCE_T1GD/ so the "
+        "objects reference real images (said in the output and in every file). Model, reviewer "
+        "and approval come from a provenance or review-session JSON "
+        "(CASE_DIR/<case>_provenance.json when present) or the options.",
+    )
+    parser.add_argument(
+        "case", metavar="CASE_DIR", help="case folder (NIfTI files or DICOM series)"
+    )
+    parser.add_argument(
+        "--labels",
+        metavar="LABELS",
+        dest="labels_file",
+        help="label map to export (.nii/.nii.gz; default: the case folder's seg)",
+    )
+    parser.add_argument(
+        "--convention", choices=CONVENTIONS, help="label convention (default: detect)"
+    )
+    parser.add_argument(
+        "-o", "--output", metavar="DIR", required=True, help="new folder to write (must not exist)"
+    )
+    parser.add_argument(
+        "--provenance",
+        metavar="JSON",
+        help="provenance or review-session JSON naming model, reviewer and approval",
+    )
+    parser.add_argument("--reviewer", help="reviewer's name")
+    parser.add_argument("--status", help="review status, e.g. approved")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def provenance_from_record(record: dict, reviewer: str | None, status: str | None):
+    """:class:`~bratseg.io.dicom_out.Provenance` of a provenance / session record and options."""
+    from bratseg.io.dicom_out import Provenance
+    from bratseg.report import ReportInfo
+
+    info = ReportInfo.from_record(record, reviewer=reviewer, status=status)
+    model = record.get("model") or {}
+    approval = record.get("approval") or {}
+    signoffs = [s for s in record.get("signoffs") or [] if isinstance(s, dict)]
+    approved_at = approval.get("time") or (
+        signoffs[-1].get("time") if signoffs and signoffs[-1].get("action") == "approve" else None
+    )
+    return Provenance(
+        model_names=info.model_names,
+        model_versions=[str(v) for v in model.get("versions", [])],
+        model_sha256=info.model_sha256,
+        reviewer=info.reviewer,
+        status=info.status,
+        approved_at=str(approved_at) if approved_at else None,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check every input, then write the folder (all or nothing)."""
+    from bratseg.cli.report import _load_labels, case_seg
+    from bratseg.io import load_case
+    from bratseg.report import load_json_record
+
+    try:
+        from bratseg.io.dicom_out import check_labels, export_dicom
+        from bratseg.io.dicom_out.export import check_destination
+    except ImportError as exc:
+        raise BratsInputError(
+            f"DICOM export needs highdicom, scikit-image and matplotlib ({exc.name} is missing): "
+            'pip install "napari-brats[dicom]"'
+        ) from None
+
+    output = Path(args.output)
+    check_destination(output)  # before the slow reading
+    case = load_case(args.case, load_seg=False)
+    labels_path = Path(args.labels_file) if args.labels_file else case_seg(case)
+    label_map, convention = _load_labels(labels_path, case, args.convention, "labels")
+    check_labels(label_map.data, label_map.affine, case, convention, labels_path)
+    record_path = (
+        Path(args.provenance)
+        if args.provenance
+        else (case.folder / f"{case.case_id}_provenance.json" if case.folder is not None else None)
+    )
+    record: dict = {}
+    if record_path is not None and (args.provenance or record_path.is_file()):
+        record = load_json_record(record_path, "provenance")
+    provenance = provenance_from_record(record, args.reviewer, args.status)
+    result = export_dicom(case, label_map.data, convention, output, provenance)
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    for kind, files in result.files.items():
+        print(f"{kind:9s} {len(files):4d} file(s)  {output / Path(files[0]).parts[0]}")
+    print(f"study     {result.study_uid}")
+    for note in result.notes:
+        print(note)
+    return 0
