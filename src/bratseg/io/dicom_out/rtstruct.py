@@ -170,12 +170,18 @@ def _slice_contours(mask: np.ndarray, source: SourceSeries, image_ref: Any) -> l
 
 
 def rasterize_rtstruct(
-    ds: Any, source: SourceSeries, shape: tuple[int, int, int]
+    ds: Any, lps_affine: np.ndarray, shape: tuple[int, int, int]
 ) -> dict[str, np.ndarray]:
-    """ROI name -> boolean mask (X, Y, Z) of an RTSTRUCT's contours (even-odd rule per slice)."""
+    """ROI name -> boolean mask (X, Y, Z) of an RTSTRUCT's contours (even-odd rule per slice).
+
+    Args:
+        ds: The RTSTRUCT dataset.
+        lps_affine: (4, 4) voxel-to-LPS matrix of the grid to rasterise on.
+        shape: That grid's shape.
+    """
     from skimage.draw import polygon2mask
 
-    inverse = np.linalg.inv(source.lps_affine)
+    inverse = np.linalg.inv(lps_affine)
     names = {int(r.ROINumber): str(r.ROIName) for r in ds.StructureSetROISequence}
     out = {}
     for item in ds.ROIContourSequence:

@@ -179,18 +179,23 @@ def build_seg(
     return seg
 
 
-def read_seg_labels(seg: Any, source: SourceSeries, convention: Convention) -> np.ndarray:
-    """The label map (X, Y, Z) a SEG written by :func:`build_seg` holds, on the source grid."""
+def read_seg_labels(seg: Any, source_datasets: list[Any], convention: Convention) -> np.ndarray:
+    """The label map (X, Y, Z) a SEG written by :func:`build_seg` holds.
+
+    Args:
+        seg: The SEG (a pydicom dataset or ``highdicom.seg.Segmentation``).
+        source_datasets: The referenced MR instances in slice order ``k`` (as read from disk).
+        convention: Convention of the label map returned.
+    """
     import highdicom as hd
 
     if not isinstance(seg, hd.seg.Segmentation):
         seg = hd.seg.Segmentation.from_dataset(seg)
-    uids = [str(ds.SOPInstanceUID) for ds in source.datasets]
     frames = seg.get_pixels_by_source_instance(
-        source_sop_instance_uids=uids,
+        source_sop_instance_uids=[str(ds.SOPInstanceUID) for ds in source_datasets],
         segment_numbers=[1, 2, 3],
         combine_segments=True,
-        skip_overlap_checks=False,
+        assert_missing_frames_are_empty=True,  # empty frames are not stored
     )  # (Z, rows, columns), values = segment numbers
     lut = np.zeros(len(TISSUES) + 1, dtype=np.uint8)
     for s, tissue in enumerate(TISSUES):

@@ -90,13 +90,18 @@ def lps_geometry(affine: np.ndarray) -> tuple[np.ndarray, list[float], list[floa
         )
     normal = np.cross(unit[:, 0], unit[:, 1])
     step = float(np.dot(axes[:, 2], normal))
-    orientation = [float(v) for v in (*unit[:, 0], *unit[:, 1])]
-    return lps, orientation, [float(sizes[1]), float(sizes[0])], step
+    orientation = [ds_value(v) for v in (*unit[:, 0], *unit[:, 1])]
+    return lps, orientation, [ds_value(sizes[1]), ds_value(sizes[0])], ds_value(step)
+
+
+def ds_value(value: float) -> float:
+    """``value`` rounded to 6 decimals: its shortest form fits a DICOM DS (16 characters)."""
+    return round(float(value), 6)
 
 
 def slice_position(lps_affine: np.ndarray, k: int) -> list[float]:
     """ImagePositionPatient (LPS, mm) of slice ``k``: the centre of voxel ``(0, 0, k)``."""
-    return [float(v) for v in (lps_affine @ np.array([0.0, 0.0, float(k), 1.0]))[:3]]
+    return [ds_value(v) for v in (lps_affine @ np.array([0.0, 0.0, float(k), 1.0]))[:3]]
 
 
 def frame_of(volume: np.ndarray, k: int) -> np.ndarray:
@@ -171,6 +176,10 @@ def read_source_series(
         )
     if "FrameOfReferenceUID" not in first:
         raise BratsInputError("the series has no FrameOfReferenceUID", folder)
+    step = float(np.linalg.norm(lps[:3, 2]))
+    for ds in ordered:  # type 2 (may be empty); the SEG's pixel measures need a value
+        if not ds.get("SliceThickness", None):
+            ds.SliceThickness = step  # in memory only: the source files are never written
     logger.info("referencing DICOM series %s (%d slices)", first.SeriesInstanceUID, len(ordered))
     return SourceSeries(datasets=ordered, synthesized=False, lps_affine=lps)
 
@@ -253,7 +262,7 @@ def synthesize_series(
         ds.ImageOrientationPatient = orientation
         ds.PixelSpacing = spacing
         ds.SliceThickness = abs(step)
-        ds.SliceLocation = float(
+        ds.SliceLocation = ds_value(
             np.dot(slice_position(lps, k), np.cross(orientation[:3], orientation[3:]))
         )
         ds.SamplesPerPixel = 1
@@ -262,8 +271,8 @@ def synthesize_series(
         ds.Rows, ds.Columns = frame.shape
         ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
         ds.PixelRepresentation = 1
-        ds.WindowCenter = float((lo + hi) / 2)
-        ds.WindowWidth = float(max(hi - lo, 1))
+        ds.WindowCenter = ds_value((lo + hi) / 2)
+        ds.WindowWidth = ds_value(max(hi - lo, 1))
         ds.PixelData = frame.astype("<i2").tobytes()
         datasets.append(ds)
     return SourceSeries(datasets=datasets, synthesized=True, lps_affine=lps)

@@ -1,0 +1,250 @@
+"""DICOM outputs of a real case's expert labels: SEG reads back voxel-exact, RTSTRUCT contours
+rasterise back to the regions, the burned-in series has one slice per source slice on its geometry,
+everything shares one study and frame of reference, and dciodvfy finds no error. The case is
+cropped around its tumour (real data, fewer slices) to keep the tests fast."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+hd = pytest.importorskip("highdicom")
+pydicom = pytest.importorskip("pydicom")
+pytest.importorskip("skimage")
+
+from bratseg.cli.main import main  # noqa: E402
+from bratseg.io import load_case  # noqa: E402
+from bratseg.io.dicom_out.rtstruct import rasterize_rtstruct  # noqa: E402
+from bratseg.io.dicom_out.seg import read_seg_labels  # noqa: E402
+from bratseg.io.dicom_out.source import lps_geometry  # noqa: E402
+from bratseg.labels import region_masks  # noqa: E402
+
+CHANNELS = ("t1", "t1ce", "t2", "flair", "seg")
+MARGIN = 4
+
+
+def crop_case(case_dir: Path, out: Path) -> Path:
+    """The case cropped to its tumour's bounding box plus a margin (affine shifted to match)."""
+    name = case_dir.name
+    seg = nib.load(case_dir / f"{name}_seg.nii.gz")
+    where = np.argwhere(np.asarray(seg.dataobj) > 0)
+    lo = np.maximum(where.min(axis=0) - MARGIN, 0)
+    hi = np.minimum(where.max(axis=0) + MARGIN + 1, seg.shape)
+    out.mkdir(parents=True)
+    for channel in CHANNELS:
+        img = nib.load(case_dir / f"{name}_{channel}.nii.gz")
+        data = np.asarray(img.dataobj)[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+        affine = img.affine.copy()
+        affine[:3, 3] = img.affine[:3, :3] @ lo + img.affine[:3, 3]
+        nib.save(nib.Nifti1Image(data, affine, img.header), out / f"{out.name}_{channel}.nii.gz")
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_case(brats2018_case_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return crop_case(brats2018_case_dir, tmp_path_factory.mktemp("crop") / "Small_1")
+
+
+@pytest.fixture(scope="module")
+def nifti_export(small_case: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "dicom"
+    assert main(["export-dicom", str(small_case), "-o", str(out), "--reviewer", "Ana Lima"]) == 0
+    return out
+
+
+def read(path: Path):
+    return pydicom.dcmread(path)
+
+
+def series_files(folder: Path) -> list:
+    return [read(p) for p in sorted(folder.glob("*.dcm"))]
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2.0 * np.logical_and(a, b).sum() / max(a.sum() + b.sum(), 1)
+
+
+def check_objects(out: Path, case, source_datasets: list) -> None:
+    """Every object on the source's study, frame of reference and grid; labels read back."""
+    src = source_datasets[0]
+    seg_ds = read(out / "SEG.dcm")
+    rt = read(out / "RTSTRUCT.dcm")
+    overlay = series_files(out / "OVERLAY")
+    summary = read(out / "SUMMARY.dcm")
+    for ds in (seg_ds, rt, summary, *overlay):
+        assert ds.StudyInstanceUID == src.StudyInstanceUID
+        assert ds.PatientID == src.PatientID
+    for ds in (seg_ds, rt, *overlay):
+        assert ds.FrameOfReferenceUID == src.FrameOfReferenceUID
+    referenced = {str(d.SOPInstanceUID) for d in source_datasets}
+
+    # SEG: the segments, their codes, the referenced series, the labels voxel-exact
+    seg = hd.seg.Segmentation.from_dataset(seg_ds)
+    assert seg_ds.ReferencedSeriesSequence[0].SeriesInstanceUID == src.SeriesInstanceUID
+    types = [s.SegmentedPropertyTypeCodeSequence[0].CodeValue for s in seg_ds.SegmentSequence]
+    assert types == ["6574001", "79654002", "C113842"]  # necrosis, edema, enhancing lesion
+    assert {
+        s.SegmentedPropertyCategoryCodeSequence[0].CodeValue for s in seg_ds.SegmentSequence
+    } == {"49755003"}
+    labels = read_seg_labels(seg, source_datasets, case.seg_convention)
+    assert np.array_equal(labels, case.seg)
+    assert referenced >= {
+        str(f.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID)
+        for f in seg_ds.PerFrameFunctionalGroupsSequence
+    }
+
+    # RTSTRUCT: WT, TC, ET contours on the source images, rasterised back within a voxel
+    assert [r.ROIName for r in rt.StructureSetROISequence] == ["WT", "TC", "ET"]
+    frame_ref = rt.ReferencedFrameOfReferenceSequence[0]
+    series_ref = frame_ref.RTReferencedStudySequence[0].RTReferencedSeriesSequence[0]
+    assert series_ref.SeriesInstanceUID == src.SeriesInstanceUID
+    masks = rasterize_rtstruct(rt, lps_geometry(case.affine)[0], case.shape)
+    truth = region_masks(case.seg, case.seg_convention)
+    for region, mask in masks.items():
+        assert dice(mask, truth[region.lower()]) > 0.98, region
+
+    # burned-in series: one RGB slice per source slice, same position and orientation
+    assert len(overlay) == len(source_datasets) == case.shape[2]
+    by_position = {
+        tuple(np.round(np.asarray(d.ImagePositionPatient, float), 3)) for d in source_datasets
+    }
+    for ds in overlay:
+        assert tuple(np.round(np.asarray(ds.ImagePositionPatient, float), 3)) in by_position
+        assert (ds.Rows, ds.Columns, ds.SamplesPerPixel) == (src.Rows, src.Columns, 3)
+        np.testing.assert_allclose(ds.ImageOrientationPatient, src.ImageOrientationPatient)
+    k = int(np.argmax((case.seg > 0).sum(axis=(0, 1))))
+    pixels = overlay[k].pixel_array  # tumour voxels are tinted: colour channels differ there
+    tinted = pixels.max(axis=-1).astype(int) - pixels.min(axis=-1) > 20
+    assert np.array_equal(tinted, case.seg[:, :, k].T > 0)
+    assert summary.pixel_array.shape[-1] == 3 and summary.pixel_array.std() > 0
+
+
+def test_a_nifti_case_gets_a_new_study_and_every_object_reads_back(
+    nifti_export: Path, small_case: Path, capsys: pytest.CaptureFixture
+) -> None:
+    case = load_case(small_case)
+    source = series_files(nifti_export / "SOURCE_T1GD")
+    check_objects(nifti_export, case, source)
+    # the new MR series holds the T1Gd itself, on the case's grid
+    volume = np.stack([d.pixel_array.T for d in source], axis=-1)
+    assert np.array_equal(volume, case.image[1].astype(np.int16))
+    assert "No source DICOM" in (nifti_export / "README.txt").read_text()
+    assert "No source DICOM" in str(source[0].ImageComments)
+    assert "No source DICOM" in str(read(nifti_export / "SEG.dcm").ImageComments)
+    seg = read(nifti_export / "SEG.dcm")
+    assert str(seg.ContentCreatorName) == "Ana Lima^"
+    assert seg.SegmentSequence[0].SegmentAlgorithmType == "MANUAL"  # no model named
+
+
+def test_a_dicom_case_is_referenced_on_its_own_geometry(small_case: Path, tmp_path: Path) -> None:
+    pytest.importorskip("SimpleITK")
+    from test_dicom import DESCRIPTIONS, write_series
+
+    dicom_case = tmp_path / "Small_1"
+    frame_of_reference = pydicom.uid.generate_uid()
+    for k, (m, description) in enumerate(DESCRIPTIONS.items()):
+        folder = dicom_case / f"s{k + 1}"
+        write_series(small_case / f"Small_1_{m}.nii.gz", folder, description, str(k + 7))
+        for path in folder.iterdir():  # as a scanner writes them: one frame of reference
+            ds = read(path)
+            ds.FrameOfReferenceUID = frame_of_reference
+            ds.save_as(path)
+    shutil.copy(small_case / "Small_1_seg.nii.gz", dicom_case / "Small_1_seg.nii.gz")
+    out = tmp_path / "out"
+    assert main(["export-dicom", str(dicom_case), "-o", str(out)]) == 0
+    case = load_case(dicom_case)
+    assert case.files["t1ce"].is_dir()
+    source = sorted(
+        series_files(case.files["t1ce"]), key=lambda d: float(d.ImagePositionPatient[2])
+    )
+    check_objects(out, case, source)
+    assert not (out / "SOURCE_T1GD").exists()
+    assert "References the T1Gd DICOM series" in (out / "README.txt").read_text()
+
+
+def test_model_reviewer_and_approval_travel_in_the_seg(small_case: Path, tmp_path: Path) -> None:
+    import json
+
+    record = {
+        "case_id": "Small_1",
+        "model": {"names": ["nnunet-small-cv44-f0"], "sha256": ["a" * 64]},
+        "signoffs": [{"action": "approve", "reviewer": "Ana Lima", "time": "2026-12-07T04:00:00Z"}],
+    }
+    session = tmp_path / "session.json"
+    session.write_text(json.dumps(record))
+    out = tmp_path / "out"
+    assert (
+        main(["export-dicom", str(small_case), "-o", str(out), "--provenance", str(session)]) == 0
+    )
+    seg = read(out / "SEG.dcm")
+    segment = seg.SegmentSequence[2]
+    assert segment.SegmentAlgorithmType == "SEMIAUTOMATIC"
+    algorithm = segment.SegmentationAlgorithmIdentificationSequence[0]
+    assert algorithm.AlgorithmName == "nnunet-small-cv44-f0"
+    assert "a" * 64 in str(algorithm.AlgorithmParameters)
+    assert str(seg.ContentCreatorName) == "Ana Lima^"
+    assert "approved 2026-12-07T04:00:00Z" in str(seg.ImageComments)
+
+
+@pytest.mark.skipif(
+    shutil.which("dciodvfy") is None, reason="dciodvfy (Debian dicom3tools) not installed"
+)
+def test_every_object_validates_with_dciodvfy(nifti_export: Path) -> None:
+    files = [
+        nifti_export / "SEG.dcm",
+        nifti_export / "RTSTRUCT.dcm",
+        nifti_export / "SUMMARY.dcm",
+        sorted((nifti_export / "OVERLAY").iterdir())[0],
+        sorted((nifti_export / "SOURCE_T1GD").iterdir())[0],
+    ]
+    for path in files:
+        run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, check=False)
+        errors = [
+            line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")
+        ]
+        assert errors == [], (path.name, errors)
+
+
+def _nothing_written(parent: Path, name: str) -> bool:
+    return not any(
+        p.name == name or p.name.startswith(f".{name}.partial") for p in parent.iterdir()
+    )
+
+
+def test_bad_inputs_give_one_line_exit_2_and_write_nothing(
+    small_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    seg = nib.load(small_case / "Small_1_seg.nii.gz")
+    data = np.asarray(seg.dataobj)
+    shifted = tmp_path / "shifted.nii.gz"  # another grid: the origin moved by 3 voxels
+    affine = seg.affine.copy()
+    affine[:3, 3] += 3.0
+    nib.save(nib.Nifti1Image(data, affine), shifted)
+    not_brats = tmp_path / "not_brats.nii.gz"
+    odd = data.copy()
+    odd[odd == 2] = 7
+    nib.save(nib.Nifti1Image(odd, seg.affine), not_brats)
+    cases = {
+        "shifted": (["--labels", str(shifted)], "affine differs"),
+        "not_brats": (["--labels", str(not_brats)], "not BraTS labels"),
+    }
+    for name, (extra, message) in cases.items():
+        capsys.readouterr()
+        rc = main(["export-dicom", str(small_case), "-o", str(tmp_path / name), *extra])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and message in err[0], (name, err)
+        assert _nothing_written(tmp_path, name)
+
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("mine")
+    capsys.readouterr()
+    assert main(["export-dicom", str(small_case), "-o", str(existing)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "output folder exists" in err[0]
+    assert [p.name for p in existing.iterdir()] == ["keep.txt"]
