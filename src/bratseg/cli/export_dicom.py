@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--labels",
         metavar="LABELS",
         dest="labels_file",
-        help="label map to export (.nii/.nii.gz; default: the case folder's seg)",
+        help="label map to export (.nii/.nii.gz; default: the session's labels, else the case "
+        "folder's seg)",
     )
     parser.add_argument(
         "--convention", choices=CONVENTIONS, help="label convention (default: detect)"
@@ -74,6 +75,30 @@ def provenance_from_record(record: dict, reviewer: str | None, status: str | Non
     )
 
 
+def _from_session(ident: str):
+    """``(case, labels, affine, convention, record, what)`` of a saved review session."""
+    from bratseg.io import load_case
+    from bratseg.review import SessionStore
+
+    folder = Path(ident)
+    if (folder / "session.json").is_file():
+        store = SessionStore(folder.parent)
+        saved = store.get(folder.name)
+        if saved is None:
+            raise BratsInputError("unreadable review session", folder)
+    else:
+        store = SessionStore()
+        saved = store.find(ident)
+    meta = saved.meta
+    files = {k: v for k, v in (meta.get("files") or {}).items() if k != "seg"}
+    case = load_case(
+        meta["case_folder"], mapping=files, load_seg=False, case_id=meta.get("case_id")
+    )
+    labels, _proposal, _overrides = store.load_arrays(saved)
+    affine, _header = store.geometry(saved)
+    return case, labels, affine, meta["convention"], meta, f"session {saved.key}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Check every input, then write the folder (all or nothing)."""
     from bratseg.cli.report import _load_labels, case_seg
@@ -91,20 +116,29 @@ def run(args: argparse.Namespace) -> int:
 
     output = Path(args.output)
     check_destination(output)  # before the slow reading
-    case = load_case(args.case, load_seg=False)
-    labels_path = Path(args.labels_file) if args.labels_file else case_seg(case)
-    label_map, convention = _load_labels(labels_path, case, args.convention, "labels")
-    check_labels(label_map.data, label_map.affine, case, convention, labels_path)
-    record_path = (
-        Path(args.provenance)
-        if args.provenance
-        else (case.folder / f"{case.case_id}_provenance.json" if case.folder is not None else None)
-    )
     record: dict = {}
-    if record_path is not None and (args.provenance or record_path.is_file()):
-        record = load_json_record(record_path, "provenance")
+    is_case = Path(args.case).is_dir() and not (Path(args.case) / "session.json").is_file()
+    if is_case:
+        case = load_case(args.case, load_seg=False)
+        labels_path = Path(args.labels_file) if args.labels_file else case_seg(case)
+        label_map, convention = _load_labels(labels_path, case, args.convention, "labels")
+        labels, affine, source = label_map.data, label_map.affine, str(labels_path)
+    else:
+        case, labels, affine, convention, record, source = _from_session(args.case)
+        if args.labels_file:
+            label_map, convention = _load_labels(
+                Path(args.labels_file), case, args.convention, "labels"
+            )
+            labels, affine, source = label_map.data, label_map.affine, args.labels_file
+    check_labels(labels, affine, case, convention, source)
+    if args.provenance:
+        record = load_json_record(args.provenance, "provenance")
+    elif is_case and case.folder is not None:
+        beside = case.folder / f"{case.case_id}_provenance.json"
+        if beside.is_file():
+            record = load_json_record(beside, "provenance")
     provenance = provenance_from_record(record, args.reviewer, args.status)
-    result = export_dicom(case, label_map.data, convention, output, provenance)
+    result = export_dicom(case, labels, convention, output, provenance)
     if args.json:
         print_json(result.to_dict())
         return 0

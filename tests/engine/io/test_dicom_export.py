@@ -164,6 +164,9 @@ def test_a_dicom_case_is_referenced_on_its_own_geometry(small_case: Path, tmp_pa
     )
     check_objects(out, case, source)
     assert not (out / "SOURCE_T1GD").exists()
+    if shutil.which("dciodvfy"):
+        for path in (out / "SEG.dcm", out / "RTSTRUCT.dcm", out / "OVERLAY" / "IM0001.dcm"):
+            assert dciodvfy_errors(path) == [], path.name
     assert "References the T1Gd DICOM series" in (out / "README.txt").read_text()
 
 
@@ -203,11 +206,13 @@ def test_every_object_validates_with_dciodvfy(nifti_export: Path) -> None:
         sorted((nifti_export / "SOURCE_T1GD").iterdir())[0],
     ]
     for path in files:
-        run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, check=False)
-        errors = [
-            line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")
-        ]
-        assert errors == [], (path.name, errors)
+        assert dciodvfy_errors(path) == [], path.name
+
+
+def dciodvfy_errors(path: Path) -> list[str]:
+    """The ``Error`` lines of dciodvfy (Debian package dicom3tools) on one file."""
+    run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, check=False)
+    return [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
 
 
 def _nothing_written(parent: Path, name: str) -> bool:
@@ -248,3 +253,36 @@ def test_bad_inputs_give_one_line_exit_2_and_write_nothing(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "output folder exists" in err[0]
     assert [p.name for p in existing.iterdir()] == ["keep.txt"]
+
+
+def test_a_saved_review_session_exports_its_edited_labels_model_and_approval(
+    small_case: Path, tmp_path: Path
+) -> None:
+    from bratseg.postprocess import PostprocessConfig
+    from bratseg.review import ModelInfo, ReviewSession, SessionStore
+
+    case = load_case(small_case)
+    proposal = case.seg.copy()
+    labels = proposal.copy()
+    labels[:4, :4, :] = 2  # a hand edit: edema painted in a corner
+    session = ReviewSession(
+        case=case,
+        convention="2021",
+        region_probs=None,
+        config=PostprocessConfig(),
+        proposal=proposal,
+        labels=labels,
+        overrides=np.zeros(labels.shape, dtype=bool),
+        model=ModelInfo(["nnunet-small-cv44-f0"], ["w.pt"], ["b" * 64]),
+    )
+    session.approve("Ana Lima")
+    saved = SessionStore(tmp_path / "sessions").save(session)
+    out = tmp_path / "out"
+    assert main(["export-dicom", str(saved.folder), "-o", str(out)]) == 0
+    seg = read(out / "SEG.dcm")
+    source = series_files(out / "SOURCE_T1GD")
+    assert np.array_equal(read_seg_labels(seg, source, "2021"), labels)
+    assert str(seg.ContentCreatorName) == "Ana Lima^"
+    algorithm = seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0]
+    assert algorithm.AlgorithmName == "nnunet-small-cv44-f0"
+    assert "status approved" in str(seg.ImageComments)
