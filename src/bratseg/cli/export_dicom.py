@@ -54,9 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def provenance_from_record(record: dict, reviewer: str | None, status: str | None):
-    """:class:`~bratseg.io.dicom_out.Provenance` of a provenance / session record and options."""
-    from bratseg.io.dicom_out import Provenance
+    """:class:`~bratseg.report.dicom.Provenance` of a provenance / session record and options."""
     from bratseg.report import ReportInfo
+    from bratseg.report.dicom import Provenance
 
     info = ReportInfo.from_record(record, reviewer=reviewer, status=status)
     model = record.get("model") or {}
@@ -106,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
     from bratseg.report import load_json_record
 
     try:
-        from bratseg.io.dicom_out import check_labels, export_dicom
-        from bratseg.io.dicom_out.export import check_destination
+        from bratseg.report.dicom import check_labels, export_dicom
+        from bratseg.report.dicom.export import check_destination
     except ImportError as exc:
         raise BratsInputError(
             f"DICOM export needs highdicom, scikit-image and matplotlib ({exc.name} is missing): "

@@ -19,10 +19,10 @@ pytest.importorskip("skimage")
 
 from bratseg.cli.main import main  # noqa: E402
 from bratseg.io import load_case  # noqa: E402
-from bratseg.io.dicom_out.rtstruct import rasterize_rtstruct  # noqa: E402
-from bratseg.io.dicom_out.seg import read_seg_labels  # noqa: E402
-from bratseg.io.dicom_out.source import lps_geometry  # noqa: E402
 from bratseg.labels import region_masks  # noqa: E402
+from bratseg.report.dicom.rtstruct import rasterize_rtstruct  # noqa: E402
+from bratseg.report.dicom.seg import read_seg_labels  # noqa: E402
+from bratseg.report.dicom.source import lps_geometry  # noqa: E402
 
 CHANNELS = ("t1", "t1ce", "t2", "flair", "seg")
 MARGIN = 4
@@ -55,6 +55,44 @@ def nifti_export(small_case: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     out = tmp_path_factory.mktemp("export") / "dicom"
     assert main(["export-dicom", str(small_case), "-o", str(out), "--reviewer", "Ana Lima"]) == 0
     return out
+
+
+#: SeriesDescription of each channel, as a scanner names them.
+SERIES_DESCRIPTIONS = {
+    "t1": "AX T1 SE PRE",
+    "t1ce": "AX T1 POST GD",
+    "t2": "AX T2 FSE",
+    "flair": "AX FLAIR",
+}
+
+
+def write_scanner_series(
+    sitk, nifti: Path, folder: Path, description: str, study: str, frame_of_reference: str
+) -> None:
+    """One NIfTI volume as a DICOM series (a file per slice) written by SimpleITK/GDCM, with the
+    study and frame of reference a scanner gives all series of one session."""
+    image = sitk.ReadImage(str(nifti))
+    folder.mkdir(parents=True)
+    d = image.GetDirection()
+    series = pydicom.uid.generate_uid()
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for z in range(image.GetDepth()):
+        piece = image[:, :, z]
+        for tag, value in (
+            ("0008|0060", "MR"),
+            ("0020|000d", study),
+            ("0020|000e", series),
+            ("0020|0052", frame_of_reference),
+            ("0020|0037", "\\".join(map(str, (d[0], d[3], d[6], d[1], d[4], d[7])))),
+            ("0008|103e", description),
+            ("0020|0032", "\\".join(map(str, image.TransformIndexToPhysicalPoint((0, 0, z))))),
+            ("0020|0013", str(z + 1)),
+            ("0008|0018", pydicom.uid.generate_uid()),
+        ):
+            piece.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"IM{z:04d}.dcm"))
+        writer.Execute(piece)
 
 
 def read(path: Path):
@@ -142,18 +180,19 @@ def test_a_nifti_case_gets_a_new_study_and_every_object_reads_back(
 
 
 def test_a_dicom_case_is_referenced_on_its_own_geometry(small_case: Path, tmp_path: Path) -> None:
-    pytest.importorskip("SimpleITK")
-    from test_dicom import DESCRIPTIONS, write_series
+    sitk = pytest.importorskip("SimpleITK")
 
     dicom_case = tmp_path / "Small_1"
-    frame_of_reference = pydicom.uid.generate_uid()
-    for k, (m, description) in enumerate(DESCRIPTIONS.items()):
-        folder = dicom_case / f"s{k + 1}"
-        write_series(small_case / f"Small_1_{m}.nii.gz", folder, description, str(k + 7))
-        for path in folder.iterdir():  # as a scanner writes them: one frame of reference
-            ds = read(path)
-            ds.FrameOfReferenceUID = frame_of_reference
-            ds.save_as(path)
+    study, frame_of_reference = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+    for m in ("t1", "t1ce", "t2", "flair"):
+        write_scanner_series(
+            sitk,
+            small_case / f"Small_1_{m}.nii.gz",
+            dicom_case / m,
+            SERIES_DESCRIPTIONS[m],
+            study,
+            frame_of_reference,
+        )
     shutil.copy(small_case / "Small_1_seg.nii.gz", dicom_case / "Small_1_seg.nii.gz")
     out = tmp_path / "out"
     assert main(["export-dicom", str(dicom_case), "-o", str(out)]) == 0

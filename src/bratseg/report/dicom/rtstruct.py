@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 from pydicom.uid import UID
 
-from bratseg.io.dicom_out.source import MANUFACTURER, SourceSeries, now_date_time, person_name
 from bratseg.labels import (
     LABEL_COLORS,
     REGION_NAMES,
@@ -25,6 +24,7 @@ from bratseg.labels import (
     Convention,
     region_masks,
 )
+from bratseg.report.dicom.source import MANUFACTURER, SourceSeries, now_date_time, person_name
 
 logger = logging.getLogger(__name__)
 

@@ -25,22 +25,17 @@ from typing import Any
 import numpy as np
 
 from bratseg.errors import BratsInputError
-from bratseg.io.dicom_out.capture import build_overlay_series, build_summary, render_summary
-from bratseg.io.dicom_out.rtstruct import build_rtstruct
-from bratseg.io.dicom_out.seg import Provenance, build_seg
-from bratseg.io.dicom_out.source import (
+from bratseg.io.nifti import affine_difference
+from bratseg.labels import OUTPUT_CONVENTIONS, Convention
+from bratseg.metrics import tumour_volumes_ml
+from bratseg.report.dicom.capture import build_overlay_series, build_summary, render_summary
+from bratseg.report.dicom.rtstruct import build_rtstruct
+from bratseg.report.dicom.seg import Provenance, build_seg
+from bratseg.report.dicom.source import (
     SYNTHESIZED_NOTE,
     SourceSeries,
     read_source_series,
     synthesize_series,
-)
-from bratseg.io.nifti import affine_difference
-from bratseg.labels import (
-    LABEL_VALUES,
-    OUTPUT_CONVENTIONS,
-    REGION_TISSUES,
-    TISSUES,
-    Convention,
 )
 
 logger = logging.getLogger(__name__)
@@ -61,7 +56,8 @@ class DicomExport:
         study_uid: StudyInstanceUID shared by every object.
         frame_of_reference_uid: FrameOfReferenceUID shared by every object.
         source_series_uid: SeriesInstanceUID of the referenced MR series.
-        volumes_ml: Tissue and region volumes in mL (``NCR``, ``ED``, ``ET``, ``TC``, ``WT``).
+        volumes_ml: Tissue and region volumes in mL (``NCR``, ``ED``, ``ET``, ``TC``, ``WT``), as
+            ``evaluate`` and ``report`` give them.
         notes: Lines said about the export (the new-study note for a NIfTI case).
     """
 
@@ -86,19 +82,6 @@ class DicomExport:
             "volumes_ml": self.volumes_ml,
             "notes": self.notes,
         }
-
-
-def volumes_ml(
-    labels: np.ndarray, convention: Convention, spacing: tuple[float, ...]
-) -> dict[str, float]:
-    """Volume in mL of each tissue and region (``NCR``, ``ED``, ``ET``, ``TC``, ``WT``)."""
-    voxel_ml = float(np.prod(spacing)) / 1000.0
-    counts = np.bincount(labels.ravel().astype(np.intp), minlength=8)
-    tissue = {t: int(counts[LABEL_VALUES[convention][t]]) for t in TISSUES}
-    out = {t.upper(): tissue[t] * voxel_ml for t in TISSUES}
-    for region in ("tc", "wt"):
-        out[region.upper()] = sum(tissue[t] for t in REGION_TISSUES[region]) * voxel_ml
-    return out
 
 
 def check_destination(folder: Path) -> None:
@@ -179,7 +162,9 @@ def export_dicom(
     result.study_uid = str(first.StudyInstanceUID)
     result.frame_of_reference_uid = str(first.FrameOfReferenceUID)
     result.source_series_uid = str(first.SeriesInstanceUID)
-    result.volumes_ml = volumes_ml(labels, convention, case.spacing)
+    result.volumes_ml = {
+        k.upper(): v for k, v in tumour_volumes_ml(labels, convention, case.spacing).items()
+    }
     note = SYNTHESIZED_NOTE if source.synthesized else ""
     if source.synthesized:
         result.notes.append(SYNTHESIZED_NOTE)

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from bratseg.io.dicom_out.source import BODY_PART, MANUFACTURER, SourceSeries
 from bratseg.labels import LABEL_COLORS, TISSUES, Convention, label_value
+from bratseg.report.dicom.source import BODY_PART, MANUFACTURER, SourceSeries
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from bratseg.io.dicom_out.source import MANUFACTURER, SourceSeries, frame_of, person_name
 from bratseg.labels import LABEL_COLORS, TISSUES, Convention, label_value
+from bratseg.report.dicom.source import MANUFACTURER, SourceSeries, frame_of, person_name
 
 logger = logging.getLogger(__name__)
 
