@@ -144,7 +144,7 @@ def check_objects(out: Path, case, source_datasets: list) -> None:
     masks = rasterize_rtstruct(rt, lps_geometry(case.affine)[0], case.shape)
     truth = region_masks(case.seg, case.seg_convention)
     for region, mask in masks.items():
-        assert dice(mask, truth[region.lower()]) > 0.98, region
+        assert dice(mask, truth[region.lower()]) > 0.995, region  # exact on full cases
 
     # burned-in series: one RGB slice per source slice, same position and orientation
     assert len(overlay) == len(source_datasets) == case.shape[2]

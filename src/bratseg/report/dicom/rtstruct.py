@@ -1,7 +1,7 @@
 """RT Structure Set of the tumour regions: one ROI each for WT, TC and ET, planar contours per slice.
 
 Written with pydicom (no maintained RTSTRUCT library is needed for writing: rt-utils has had no
-release since 2023). Each slice's region mask is traced with ``skimage.measure.find_contours`` at
+release since January 2023). Each slice's region mask is traced with ``skimage.measure.find_contours`` at
 the 0.5 iso-level (half-way between voxel centres, so rasterising the polygons at the voxel centres
 gives the mask back); holes are contours of their own, read with the even-odd rule that planning
 systems use. ROIs are typed GTV; their names are the BraTS region names (WT, TC, ET) and the
