@@ -53,28 +53,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def provenance_from_record(record: dict, reviewer: str | None, status: str | None):
-    """:class:`~bratseg.report.dicom.Provenance` of a provenance / session record and options."""
-    from bratseg.report import ReportInfo
-    from bratseg.report.dicom import Provenance
-
-    info = ReportInfo.from_record(record, reviewer=reviewer, status=status)
-    model = record.get("model") or {}
-    approval = record.get("approval") or {}
-    signoffs = [s for s in record.get("signoffs") or [] if isinstance(s, dict)]
-    approved_at = approval.get("time") or (
-        signoffs[-1].get("time") if signoffs and signoffs[-1].get("action") == "approve" else None
-    )
-    return Provenance(
-        model_names=info.model_names,
-        model_versions=[str(v) for v in model.get("versions", [])],
-        model_sha256=info.model_sha256,
-        reviewer=info.reviewer,
-        status=info.status,
-        approved_at=str(approved_at) if approved_at else None,
-    )
-
-
 def _from_session(ident: str):
     """``(case, labels, affine, convention, record, what)`` of a saved review session."""
     from bratseg.io import load_case
@@ -106,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from bratseg.report import load_json_record
 
     try:
-        from bratseg.report.dicom import check_labels, export_dicom
+        from bratseg.report.dicom import Provenance, check_labels, export_dicom
         from bratseg.report.dicom.export import check_destination
     except ImportError as exc:
         raise BratsInputError(
@@ -137,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         beside = case.folder / f"{case.case_id}_provenance.json"
         if beside.is_file():
             record = load_json_record(beside, "provenance")
-    provenance = provenance_from_record(record, args.reviewer, args.status)
+    provenance = Provenance.from_record(record, args.reviewer, args.status)
     result = export_dicom(case, labels, convention, output, provenance)
     if args.json:
         print_json(result.to_dict())

@@ -325,3 +325,29 @@ def test_a_saved_review_session_exports_its_edited_labels_model_and_approval(
     algorithm = seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0]
     assert algorithm.AlgorithmName == "nnunet-small-cv44-f0"
     assert "status approved" in str(seg.ImageComments)
+
+
+def test_the_worklist_exports_approved_cases_as_dicom(
+    small_case: Path, standin, tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("BRATSEG_SESSIONS", str(tmp_path / "sessions"))
+    folder = tmp_path / "cases"
+    (folder / "Small_1").mkdir(parents=True)
+    for path in small_case.iterdir():
+        if not path.name.endswith("_seg.nii.gz"):
+            (folder / "Small_1" / path.name).symlink_to(path)
+    model = standin.save_standin(tmp_path / "standin-regions.pt")
+    args = ["worklist", str(folder), "--segment-all", "--model", str(model), "--device", "cpu"]
+    assert main([*args, "--approve", "Small_1", "--reviewer", "dr.ana"]) == 0
+    out = tmp_path / "dicom"
+    assert main(["worklist", str(folder), "--export-dicom", str(out)]) == 0
+    seg = read(out / "Small_1_dicom" / "SEG.dcm")
+    algorithm = seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0]
+    assert algorithm.AlgorithmName == "standin-regions"
+    assert str(seg.ContentCreatorName) == "dr.ana^"
+    assert seg.SegmentSequence[0].SegmentAlgorithmType == "SEMIAUTOMATIC"
+    capsys.readouterr()
+    assert main(["worklist", str(folder), "--export-dicom", str(out)]) == 2  # kept, not replaced
+    assert "already in" in capsys.readouterr().err
+    assert main(["worklist", str(folder), "--export-dicom", str(out), "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["Small_1_dicom"]  # replaced, no leftovers

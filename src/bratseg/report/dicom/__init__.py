@@ -4,7 +4,20 @@ Needs ``highdicom`` (with pydicom), ``scikit-image`` (contours) and ``matplotlib
 See :func:`bratseg.report.dicom.export.export_dicom`.
 """
 
-from bratseg.report.dicom.export import DicomExport, check_labels, export_dicom
+from bratseg.report.dicom.export import (
+    DicomExport,
+    check_labels,
+    dicom_folder_name,
+    export_dicom,
+    export_session_dicom,
+)
 from bratseg.report.dicom.seg import Provenance
 
-__all__ = ["DicomExport", "Provenance", "check_labels", "export_dicom"]
+__all__ = [
+    "DicomExport",
+    "Provenance",
+    "check_labels",
+    "dicom_folder_name",
+    "export_dicom",
+    "export_session_dicom",
+]

@@ -201,14 +201,54 @@ def export_dicom(
         summary = build_summary(image, source, series_number=SERIES_NUMBERS["summary"], note=note)
         result.files["summary"] = [_save(summary, work / "SUMMARY.dcm", work)]
         (work / "README.txt").write_text(_readme(result), encoding="utf-8")
-        (work / "export.json").write_text(
-            json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8"
-        )
+        manifest = {k: v for k, v in result.to_dict().items() if k != "folder"}
+        (work / "export.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         os.rename(work, destination)  # fails (nothing replaced) if the destination appeared
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     logger.info("wrote DICOM export of %s to %s", case.case_id, destination)
+    return result
+
+
+def dicom_folder_name(case_id: str) -> str:
+    """Name of a case's DICOM export folder inside an export folder."""
+    return f"{case_id}_dicom"
+
+
+def export_session_dicom(
+    session: Any, destination: str | Path, *, overwrite: bool = False
+) -> DicomExport:
+    """The DICOM outputs of a review session (its labels, model and sign-off) in ``destination``.
+
+    Args:
+        session: A :class:`bratseg.review.ReviewSession`.
+        destination: Folder to write (its parent is created when missing).
+        overwrite: Replace an existing folder (the new one is complete before the old goes).
+
+    Raises:
+        ExportExistsError: ``destination`` exists and not ``overwrite``.
+        BratsInputError: The session's labels cannot be exported (see :func:`check_labels`).
+    """
+    from bratseg.io.dataset import ExportExistsError
+
+    destination = Path(destination)
+    if destination.exists() and not overwrite:
+        raise ExportExistsError(f"{destination} already exists")
+    case = session.case
+    check_labels(session.labels, case.affine, case, session.convention, destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)  # the export folder, as for datasets
+    provenance = Provenance.of_session(session)
+    if not destination.exists():
+        return export_dicom(case, session.labels, session.convention, destination, provenance)
+    fresh = destination.parent / f".{destination.name}.new-{os.getpid()}"
+    shutil.rmtree(fresh, ignore_errors=True)
+    result = export_dicom(case, session.labels, session.convention, fresh, provenance)
+    old = destination.parent / f".{destination.name}.old-{os.getpid()}"
+    os.rename(destination, old)
+    os.rename(fresh, destination)
+    shutil.rmtree(old, ignore_errors=True)
+    result.folder = destination
     return result
 
 

@@ -50,6 +50,42 @@ class Provenance:
     status: str | None = None
     approved_at: str | None = None
 
+    @classmethod
+    def from_record(
+        cls, record: dict[str, Any], reviewer: str | None = None, status: str | None = None
+    ) -> Provenance:
+        """Read a provenance record, a review ``session.json`` or an export's provenance: the
+        ``model`` block, reviewer and status (see :meth:`ReportInfo.from_record`) and the time of
+        the approval in force; ``reviewer`` and ``status`` that are not None win."""
+        from bratseg.report.build import ReportInfo
+
+        info = ReportInfo.from_record(record, reviewer=reviewer, status=status)
+        model = record.get("model") or {}
+        approval = record.get("approval") or {}
+        signoffs = [s for s in record.get("signoffs") or [] if isinstance(s, dict)]
+        last = signoffs[-1] if signoffs else {}
+        approved_at = approval.get("time") or (
+            last.get("time") if last.get("action") == "approve" else None
+        )
+        return cls(
+            model_names=info.model_names,
+            model_versions=[str(v) for v in model.get("versions", [])],
+            model_sha256=info.model_sha256,
+            reviewer=info.reviewer,
+            status=info.status,
+            approved_at=str(approved_at) if approved_at else None,
+        )
+
+    @classmethod
+    def of_session(cls, session: Any) -> Provenance:
+        """The provenance of a :class:`bratseg.review.ReviewSession`: its model and sign-offs."""
+        return cls.from_record(
+            {
+                "model": session.model.to_dict(),
+                "signoffs": [entry.to_dict() for entry in session.signoffs],
+            }
+        )
+
     def algorithm_type(self) -> str:
         """SEG algorithm type: AUTOMATIC, SEMIAUTOMATIC (a model, then a reviewer) or MANUAL."""
         if not self.model_names:
