@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bratseg.cli._common import print_json
 from bratseg.errors import BratsInputError
+from bratseg.io.align import ALIGN_MODES
 from bratseg.labels import CONVENTIONS
 
 
@@ -46,6 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--provenance",
         metavar="JSON",
         help="provenance or review-session JSON naming model, reviewer and approval",
+    )
+    parser.add_argument(
+        "--align",
+        choices=ALIGN_MODES,
+        default="none",
+        help="series on different grids: resample or register them into the T1Gd grid (the "
+        "outputs then lie on the T1Gd series; labels must be on that grid)",
     )
     parser.add_argument("--reviewer", help="reviewer's name")
     parser.add_argument("--status", help="review status, e.g. approved")
@@ -97,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     record: dict = {}
     is_case = Path(args.case).is_dir() and not (Path(args.case) / "session.json").is_file()
     if is_case:
-        case = load_case(args.case, load_seg=False)
+        case = load_case(args.case, load_seg=False, align=args.align)
         labels_path = Path(args.labels_file) if args.labels_file else case_seg(case)
         label_map, convention = _load_labels(labels_path, case, args.convention, "labels")
         labels, affine, source = label_map.data, label_map.affine, str(labels_path)

@@ -179,21 +179,29 @@ def test_a_nifti_case_gets_a_new_study_and_every_object_reads_back(
     assert seg.SegmentSequence[0].SegmentAlgorithmType == "MANUAL"  # no model named
 
 
-def test_a_dicom_case_is_referenced_on_its_own_geometry(small_case: Path, tmp_path: Path) -> None:
+def dicom_case_of(small_case: Path, root: Path, t1_shift_mm: float = 0.0) -> Path:
+    """``small_case`` as four scanner series (one study and frame of reference) and its seg; the
+    T1 series moved by ``t1_shift_mm`` along x (on another grid) when asked."""
     sitk = pytest.importorskip("SimpleITK")
-
-    dicom_case = tmp_path / "Small_1"
+    dicom_case = root / "Small_1"
     study, frame_of_reference = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
     for m in ("t1", "t1ce", "t2", "flair"):
+        nifti = small_case / f"Small_1_{m}.nii.gz"
+        if m == "t1" and t1_shift_mm:
+            img = nib.load(nifti)
+            affine = img.affine.copy()
+            affine[0, 3] += t1_shift_mm
+            nifti = root / "t1_shifted.nii.gz"
+            nib.save(nib.Nifti1Image(np.asarray(img.dataobj), affine), nifti)
         write_scanner_series(
-            sitk,
-            small_case / f"Small_1_{m}.nii.gz",
-            dicom_case / m,
-            SERIES_DESCRIPTIONS[m],
-            study,
-            frame_of_reference,
+            sitk, nifti, dicom_case / m, SERIES_DESCRIPTIONS[m], study, frame_of_reference
         )
     shutil.copy(small_case / "Small_1_seg.nii.gz", dicom_case / "Small_1_seg.nii.gz")
+    return dicom_case
+
+
+def test_a_dicom_case_is_referenced_on_its_own_geometry(small_case: Path, tmp_path: Path) -> None:
+    dicom_case = dicom_case_of(small_case, tmp_path)
     out = tmp_path / "out"
     assert main(["export-dicom", str(dicom_case), "-o", str(out)]) == 0
     case = load_case(dicom_case)
@@ -207,6 +215,22 @@ def test_a_dicom_case_is_referenced_on_its_own_geometry(small_case: Path, tmp_pa
         for path in (out / "SEG.dcm", out / "RTSTRUCT.dcm", out / "OVERLAY" / "IM0001.dcm"):
             assert dciodvfy_errors(path) == [], path.name
     assert "References the T1Gd DICOM series" in (out / "README.txt").read_text()
+
+
+def test_series_on_other_grids_are_exported_on_the_t1gd_series_with_align(
+    small_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    dicom_case = dicom_case_of(small_case, tmp_path, t1_shift_mm=2.0)
+    out = tmp_path / "out"
+    assert main(["export-dicom", str(dicom_case), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--align" in err[0] and not out.exists()
+    assert main(["export-dicom", str(dicom_case), "-o", str(out), "--align", "resample"]) == 0
+    case = load_case(dicom_case, align="resample")
+    source = sorted(
+        series_files(case.files["t1ce"]), key=lambda d: float(d.ImagePositionPatient[2])
+    )
+    check_objects(out, case, source)
 
 
 def test_model_reviewer_and_approval_travel_in_the_seg(small_case: Path, tmp_path: Path) -> None:

@@ -188,6 +188,7 @@ def export_dicom(
             source,
             series_number=SERIES_NUMBERS["rtstruct"],
             reviewer=provenance.reviewer,
+            algorithm_type=provenance.algorithm_type(),
             description=f"{provenance.summary()}. {note}".strip(),
         )
         result.files["rtstruct"] = [_save(rt, work / "RTSTRUCT.dcm", work)]

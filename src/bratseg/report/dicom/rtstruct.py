@@ -55,6 +55,7 @@ def build_rtstruct(
     *,
     series_number: int,
     reviewer: str | None = None,
+    algorithm_type: str = "AUTOMATIC",
     description: str = "",
 ) -> Any:
     """The RTSTRUCT dataset of the WT, TC and ET regions of ``labels`` on the source grid.
@@ -65,6 +66,7 @@ def build_rtstruct(
         source: The referenced MR series (one dataset per slice ``k``).
         series_number: SeriesNumber of the new series.
         reviewer: ROI interpreter (the reviewer), when known.
+        algorithm_type: ROIGenerationAlgorithm: AUTOMATIC, SEMIAUTOMATIC or MANUAL.
         description: StructureSetDescription (provenance, synthesized-study note).
     """
     from pydicom.dataset import Dataset, FileMetaDataset
@@ -130,7 +132,7 @@ def build_rtstruct(
         roi.ROIName = region.upper()
         tissues = "+".join(t.upper() for t in REGION_TISSUES[region])
         roi.ROIDescription = f"{REGION_NAMES[region]} ({tissues})"
-        roi.ROIGenerationAlgorithm = "AUTOMATIC" if not reviewer else "SEMIAUTOMATIC"
+        roi.ROIGenerationAlgorithm = algorithm_type
         rois.append(roi)
         item = Dataset()
         item.ReferencedROINumber = number

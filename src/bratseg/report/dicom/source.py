@@ -146,8 +146,8 @@ def read_source_series(
         raise BratsInputError(f"expected one DICOM image series, found {len(series)}", folder)
     if len(datasets) != shape[2]:
         raise BratsInputError(
-            f"{len(datasets)} slices but the case has {shape[2]}; export from the case as read "
-            "(without --align)",
+            f"{len(datasets)} slices but the case grid has {shape[2]}; the case is not on this "
+            "series' grid (load it with --align to take the T1Gd grid)",
             folder,
         )
     tol = _POSITION_TOLERANCE * min(spacing)
@@ -155,7 +155,9 @@ def read_source_series(
     for ds in datasets:
         if np.max(np.abs(np.asarray(ds.ImageOrientationPatient, float) - orientation)) > 1e-3:
             raise BratsInputError(
-                "slice orientation differs from the case's; export from the case as read", folder
+                "slice orientation differs from the case grid's (load the case with --align to "
+                "take the T1Gd grid)",
+                folder,
             )
         by_position[tuple(np.asarray(ds.ImagePositionPatient, float))] = ds
     ordered = []
@@ -164,8 +166,8 @@ def read_source_series(
         best = min(by_position, key=lambda p: float(np.linalg.norm(np.asarray(p) - want)))
         if np.linalg.norm(np.asarray(best) - want) > tol:
             raise BratsInputError(
-                f"no slice at the case's slice {k} position {want.round(3).tolist()}; export "
-                "from the case as read (without --align)",
+                f"no slice at the case's slice {k} position {want.round(3).tolist()}; the case "
+                "is not on this series' grid (load it with --align to take the T1Gd grid)",
                 folder,
             )
         ordered.append(by_position.pop(best))
