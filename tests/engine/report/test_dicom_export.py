@@ -375,3 +375,42 @@ def test_the_worklist_exports_approved_cases_as_dicom(
     assert "already in" in capsys.readouterr().err
     assert main(["worklist", str(folder), "--export-dicom", str(out), "--overwrite"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["Small_1_dicom"]  # replaced, no leftovers
+
+
+def test_a_raw_oblique_case_exports_on_its_t1gd_grid(data_dir: Path, tmp_path: Path) -> None:
+    """The raw clinical case: series on their own grids (resampled into the T1Gd's), LAS storage,
+    5.5 mm slices, oblique slice direction. A sphere-shaped label map on that grid comes back
+    exactly from SEG and RTSTRUCT."""
+    native = data_dir / "raw-clinical" / "TCGA-FG-6692" / "native"
+    if not native.is_dir():
+        pytest.skip(f"raw clinical case not found at {native}")
+    case_dir = tmp_path / "Raw_1"
+    case_dir.mkdir()
+    for path in native.iterdir():
+        channel = {"t1": "t1", "t1c": "t1ce", "t2": "t2", "fla": "flair"}[
+            path.name.removesuffix(".nii.gz").rsplit("_", 1)[-1]
+        ]
+        (case_dir / f"Raw_1_{channel}.nii.gz").symlink_to(path)
+    case = load_case(case_dir, align="resample", load_seg=False)
+    centre = np.asarray(case.shape) // 2
+    grid = np.indices(case.shape).astype(np.float64)
+    mm = np.sqrt(sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, case.spacing)))
+    labels = np.zeros(case.shape, np.uint8)
+    labels[mm < 30] = 2
+    labels[mm < 20] = 4
+    labels[mm < 8] = 1
+    labels_path = tmp_path / "labels.nii.gz"
+    nib.save(nib.Nifti1Image(labels, case.affine), labels_path)
+    out = tmp_path / "out"
+    args = ["export-dicom", str(case_dir), "--align", "resample", "--labels", str(labels_path)]
+    assert main([*args, "-o", str(out)]) == 0
+    source = series_files(out / "SOURCE_T1GD")
+    assert abs(float(source[0].ImageOrientationPatient[5])) > 0.05  # oblique slices
+    seg = read(out / "SEG.dcm")
+    assert np.array_equal(read_seg_labels(seg, source, "2021"), labels)
+    masks = rasterize_rtstruct(read(out / "RTSTRUCT.dcm"), lps_geometry(case.affine)[0], case.shape)
+    truth = region_masks(labels, "2021")
+    assert all(np.array_equal(mask, truth[name.lower()]) for name, mask in masks.items())
+    if shutil.which("dciodvfy"):
+        for path in (out / "SEG.dcm", out / "RTSTRUCT.dcm", out / "OVERLAY" / "IM0001.dcm"):
+            assert dciodvfy_errors(path) == [], path.name

@@ -27,15 +27,12 @@ OVERLAY_ALPHA = 0.45
 WINDOW_PERCENTILES = (0.5, 99.5)
 
 
-def _orientation_letters(vector: Sequence[float]) -> str:
-    """Patient-orientation letters (``L``, ``PH``, ...) of a direction in LPS."""
+def _orientation_letter(vector: Sequence[float]) -> str:
+    """Patient-orientation letter (``L``, ``P``, ``H``, ...) of a direction's main LPS axis (the
+    single letters highdicom accepts; an oblique direction gets its dominant one)."""
     letters = (("L", "R"), ("P", "A"), ("H", "F"))
-    order = np.argsort(-np.abs(np.asarray(vector)))
-    out = ""
-    for axis in order:
-        if abs(vector[axis]) > 1e-3:
-            out += letters[axis][0] if vector[axis] > 0 else letters[axis][1]
-    return out
+    axis = int(np.argmax(np.abs(np.asarray(vector, dtype=np.float64))))
+    return letters[axis][0] if vector[axis] > 0 else letters[axis][1]
 
 
 def burn_overlay(volume: np.ndarray, labels: np.ndarray, convention: Convention) -> np.ndarray:
@@ -78,7 +75,7 @@ def _sc_image(
         study_time=first.get("StudyTime", None) or None,
         referring_physician_name=first.get("ReferringPhysicianName", None) or None,
         patient_orientation=tuple(  # type: ignore[arg-type]
-            _orientation_letters(first.ImageOrientationPatient[i : i + 3]) for i in (0, 3)
+            _orientation_letter(first.ImageOrientationPatient[i : i + 3]) for i in (0, 3)
         ),
     )
     ds.BodyPartExamined = first.get("BodyPartExamined", None) or BODY_PART  # unpaired
