@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _from_session(ident: str):
+def _from_session(ident: str, align: str):
     """``(case, labels, affine, convention, record, what)`` of a saved review session."""
     from bratseg.io import load_case
     from bratseg.review import SessionStore
@@ -78,7 +78,11 @@ def _from_session(ident: str):
     meta = saved.meta
     files = {k: v for k, v in (meta.get("files") or {}).items() if k != "seg"}
     case = load_case(
-        meta["case_folder"], mapping=files, load_seg=False, case_id=meta.get("case_id")
+        meta["case_folder"],
+        mapping=files,
+        load_seg=False,
+        case_id=meta.get("case_id"),
+        align=align,
     )
     labels, _proposal, _overrides = store.load_arrays(saved)
     affine, _header = store.geometry(saved)
@@ -110,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         label_map, convention = _load_labels(labels_path, case, args.convention, "labels")
         labels, affine, source = label_map.data, label_map.affine, str(labels_path)
     else:
-        case, labels, affine, convention, record, source = _from_session(args.case)
+        case, labels, affine, convention, record, source = _from_session(args.case, args.align)
         if args.labels_file:
             label_map, convention = _load_labels(
                 Path(args.labels_file), case, args.convention, "labels"
