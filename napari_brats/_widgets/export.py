@@ -30,6 +30,9 @@ from ._common import show_input_error
 
 logger = logging.getLogger(__name__)
 
+#: Layout choice writing the case as DICOM (:mod:`bratseg.report.dicom`) instead of a dataset.
+DICOM_LAYOUT = "DICOM (SEG, RTSTRUCT, overlay)"
+
 
 def default_dataset_dir() -> Path:
     """``$BRATSEG_HOME/datasets/corrected`` (default ``~/.napari-brats/datasets/corrected``)."""
@@ -57,10 +60,11 @@ class ExportWidget(QWidget):
         self.convention_combo = QComboBox()
         self.convention_combo.addItems(["2021", "2023"])
         self.layout_combo = QComboBox()
-        self.layout_combo.addItems(["BraTS case folders", "nnU-Net dataset"])
+        self.layout_combo.addItems(["BraTS case folders", "nnU-Net dataset", DICOM_LAYOUT])
         self.layout_combo.setToolTip(
             "BraTS: <case>/<case>_{t1,t1ce,t2,flair,seg}; nnU-Net v2 raw: "
-            "imagesTr/labelsTr/dataset.json (labels 1 ED, 2 NCR, 3 ET)"
+            "imagesTr/labelsTr/dataset.json (labels 1 ED, 2 NCR, 3 ET); DICOM: "
+            "<case>_dicom/ with SEG, RTSTRUCT, the burned-in T1Gd series and a summary image"
         )
         self.link_combo = QComboBox()
         self.link_combo.addItems(list(LINK_MODES))
@@ -119,7 +123,21 @@ class ExportWidget(QWidget):
         }
         dataset = Path(self.folder_edit.text()).expanduser()
         write = export_case
-        if self.layout_combo.currentText().startswith("nnU-Net"):
+        target = dataset / session.case.case_id
+        if self.layout_combo.currentText() == DICOM_LAYOUT:
+            try:
+                from bratseg.report.dicom import dicom_folder_name, export_session_dicom
+            except ImportError as exc:
+                self.status.setText(
+                    f'DICOM export needs {exc.name}: pip install "napari-brats[dicom]"'
+                )
+                return None
+            target = dataset / dicom_folder_name(session.case.case_id)
+
+            def write(session, dataset, overwrite, **_):  # the case's DICOM outputs
+                return export_session_dicom(session, target, overwrite=overwrite).folder
+
+        elif self.layout_combo.currentText().startswith("nnU-Net"):
 
             def write(
                 session, dataset, overwrite, **_
@@ -134,13 +152,11 @@ class ExportWidget(QWidget):
                     answer = QMessageBox.question(
                         self,
                         "Replace export?",
-                        f"{dataset / session.case.case_id} already exists. Replace it?",
+                        f"{target} already exists. Replace it?",
                     )
                     overwrite = answer == QMessageBox.StandardButton.Yes
                 if not overwrite:
-                    self.status.setText(
-                        f"Not exported: {dataset / session.case.case_id} exists (kept as is)."
-                    )
+                    self.status.setText(f"Not exported: {target} exists (kept as is).")
                     return None
                 path = write(session, dataset, overwrite=True, **kwargs)
         except Exception as exc:

@@ -9,6 +9,7 @@ pictures of each dock into docs/images/.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -237,6 +238,24 @@ def test_segment_tune_correct_report_export(make_napari_viewer, qtbot, tiny_chec
         viewer.dims.set_point(0, 77)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         viewer.window._qt_window.grab().save(str(SCREENSHOTS / "viewer.png"))
+
+    # DICOM layout: SEG of the session's labels, kept unless asked
+    if importlib.util.find_spec("highdicom") is not None:
+        import pydicom
+
+        from bratseg.report.dicom.seg import read_seg_labels
+        from napari_brats._widgets.export import DICOM_LAYOUT
+
+        export.layout_combo.setCurrentText(DICOM_LAYOUT)
+        dicom_dir = export.export(tmp_path / "dicom", overwrite=None)
+        assert dicom_dir == tmp_path / "dicom" / "Brats18_2013_2_1_dicom"
+        source = [pydicom.dcmread(p) for p in sorted((dicom_dir / "SOURCE_T1GD").iterdir())]
+        seg = pydicom.dcmread(dicom_dir / "SEG.dcm")
+        np.testing.assert_array_equal(
+            read_seg_labels(seg, source, session.convention), session.labels
+        )
+        assert export.export(tmp_path / "dicom", overwrite=False) is None
+        assert "exists" in export.status.text()
 
 
 def test_bad_case_shows_one_line_error(make_napari_viewer, tmp_path):

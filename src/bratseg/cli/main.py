@@ -33,6 +33,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bratseg.cli.info",
     "bratseg.cli.evaluate",
     "bratseg.cli.report",
+    "bratseg.cli.export_dicom",
+    "bratseg.cli.compare",
     "bratseg.cli.convert",
     "bratseg.cli.convert_dataset",
     "bratseg.cli.predict",

@@ -40,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--reviewer", help="who signs (default: the OS user)")
     p.add_argument("--export-approved", metavar="DIR", help="export every approved case into DIR")
     p.add_argument(
+        "--export-dicom",
+        metavar="DIR",
+        help="write every approved case as DICOM (SEG, RTSTRUCT, overlay) into DIR/<case>_dicom",
+    )
+    p.add_argument(
         "--labels",
         default="2021",
         choices=OUTPUT_CONVENTIONS[:2],
@@ -123,9 +128,10 @@ def run(args: argparse.Namespace) -> int:
             if not quiet:
                 print(one_line(f"{ident}: {entry.line()}"), file=sys.stderr)
     written: list[str] = []
-    if args.export_approved:
+    exports = [(args.export_approved, False), (args.export_dicom, True)]
+    for target, dicom in ((t, d) for t, d in exports if t):
         events = export_approved(
-            worklist, args.export_approved, convention=args.labels, overwrite=args.overwrite
+            worklist, target, convention=args.labels, overwrite=args.overwrite, dicom=dicom
         )
         failures += _drive(events, "export", quiet)
         written = [

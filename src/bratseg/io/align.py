@@ -105,11 +105,28 @@ def register_into(
     Raises:
         BratsInputError: SimpleITK is not installed, or the registration fails.
     """
+    import SimpleITK as sitk
+
+    transform, report, fixed, moving = rigid_transform(img, ref, channel)
+    moved = sitk.Resample(moving, fixed, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    data = sitk.GetArrayFromImage(moved).transpose(2, 1, 0)
+    return nib.Nifti1Image(
+        np.ascontiguousarray(data, dtype=np.float32), ref.affine, ref.header
+    ), report
+
+
+def rigid_transform(img: nib.Nifti1Image, ref: nib.Nifti1Image, channel: str, target: str = "T1Gd"):
+    """The rigid transform (6 parameters, Mattes mutual information) taking ``ref``'s world points
+    to ``img``'s: ``(transform, report, fixed, moving)``, the last two as SimpleITK images.
+
+    Raises:
+        BratsInputError: SimpleITK is not installed, or the registration fails.
+    """
     try:
         import SimpleITK as sitk
     except ImportError:
         raise BratsInputError(
-            '--align register needs SimpleITK: pip install "napari-brats[dicom]"'
+            'registration needs SimpleITK: pip install "napari-brats[dicom]"'
         ) from None
     start = time.perf_counter()
     fixed, moving = _to_sitk(ref), _to_sitk(img)
@@ -136,10 +153,8 @@ def register_into(
         after = method.GetMetricValue()
     except RuntimeError as exc:
         raise BratsInputError(
-            f"registration of {channel} to T1Gd failed ({str(exc).splitlines()[0]})"
+            f"registration of {channel} to {target} failed ({str(exc).splitlines()[0]})"
         ) from None
-    moved = sitk.Resample(moving, fixed, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    data = sitk.GetArrayFromImage(moved).transpose(2, 1, 0)
     euler = (
         sitk.Euler3DTransform(sitk.CompositeTransform(transform).GetNthTransform(0))
         if transform.GetName() == "CompositeTransform"
@@ -155,9 +170,7 @@ def register_into(
         float(np.linalg.norm(euler.GetTranslation())),
         time.perf_counter() - start,
     )
-    return nib.Nifti1Image(
-        np.ascontiguousarray(data, dtype=np.float32), ref.affine, ref.header
-    ), report
+    return transform, report, fixed, moving
 
 
 def align_series(

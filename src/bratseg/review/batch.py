@@ -194,8 +194,12 @@ def export_approved(
     link: LinkMode = "copy",
     overwrite: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    dicom: bool = False,
 ) -> Generator[BatchEvent, None, list[Path]]:
     """Export every approved case into ``dataset_dir`` (the layout the trainer reads).
+
+    With ``dicom`` each case is written as DICOM instead (SEG, RTSTRUCT, burned-in overlay and
+    summary: :func:`bratseg.report.dicom.export_session_dicom`) into ``<case>_dicom``.
 
     Each case folder gets its images, the approved labels as ``<case>_seg``, the AI proposal and
     the provenance JSON with the approval and sign-off history (see
@@ -224,9 +228,15 @@ def export_approved(
         yield BatchEvent("case", index, total, row.case_id, f"exporting {row.case_id}")
         try:
             session = worklist.session(index)
-            path = export_case(
-                session, dataset_dir, convention=convention, link=link, overwrite=overwrite
-            )
+            if dicom:
+                from bratseg.report.dicom import dicom_folder_name, export_session_dicom
+
+                target = Path(dataset_dir) / dicom_folder_name(row.case_id)
+                path = export_session_dicom(session, target, overwrite=overwrite).folder
+            else:
+                path = export_case(
+                    session, dataset_dir, convention=convention, link=link, overwrite=overwrite
+                )
         except ExportExistsError:
             yield BatchEvent(
                 "failed",
