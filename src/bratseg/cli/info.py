@@ -10,6 +10,7 @@ import nibabel as nib
 
 from bratseg.cli._common import format_table, parse_mapping, print_json
 from bratseg.io import MODALITIES, MODALITY_NAMES, Case, load_case
+from bratseg.io.readiness import readiness_line
 from bratseg.labels import CONVENTIONS, LABEL_VALUES, detect_convention
 
 
@@ -56,6 +57,10 @@ def case_summary(case: Case, labels_override: str | None = None) -> dict[str, An
             m: [float(case.image[i].min()), float(case.image[i].max())]
             for i, m in enumerate(MODALITIES)
         },
+        "input_check": {
+            "ready": not case.findings,
+            "findings": [{"code": f.code, "message": f.message} for f in case.findings],
+        },
         "seg": None,
     }
     if case.seg is not None:
@@ -96,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         f"Shape        {shape} voxels",
         f"Spacing      {spacing} mm",
         f"Orientation  {summary['orientation']}",
+        f"Input check  {readiness_line(case.findings) or 'BraTS-ready'}",
         "",
         format_table(
             ["Modality", "Channel", "Min", "Max", "File"],

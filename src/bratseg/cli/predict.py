@@ -113,6 +113,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="force sliding windows of N^3 voxels (default: whole brain crop when it fits, else 128^3)",
     )
+    p.add_argument(
+        "--no-input-check",
+        action="store_true",
+        help="segment a case even when the input check finds it not BraTS-ready (skull, thick "
+        "slices, ...): the answer is then not to be trusted",
+    )
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
     p.add_argument("--threads", type=int, help="CPU threads (default: all CPUs available)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -290,6 +296,17 @@ def _write_outputs(
     )
 
 
+def _input_check(case: Any, args: argparse.Namespace) -> None:
+    """Refuse a case that is not BraTS-ready (a warning with ``--no-input-check``)."""
+    from bratseg.io.readiness import readiness_line, require_ready
+
+    if getattr(args, "no_input_check", False):
+        if case.findings:
+            warn(f"{case.folder}: {readiness_line(case.findings)}")
+        return
+    require_ready(case.findings, case.folder)
+
+
 def run(args: argparse.Namespace) -> int:
     """Predict and write the label maps."""
     from tqdm import tqdm
@@ -345,6 +362,7 @@ def run(args: argparse.Namespace) -> int:
         case = load_case(source, mapping or None, load_seg=False, align=args.align)
         for report in case.alignment:
             (warn if report.poor else lambda m: print(m, file=sys.stderr))(report.line())
+        _input_check(case, args)
         bar = (
             None
             if quiet
@@ -367,6 +385,7 @@ def run(args: argparse.Namespace) -> int:
     for folder in bar:
         try:
             case = load_case(folder, load_seg=False, align=args.align)
+            _input_check(case, args)
             pred = _predict_one(case, models, options, None if quiet else bar, step_bar=False)
             _write_outputs(
                 case, pred, targets[folder], prob_targets[folder] if prob else None, args.overwrite
