@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bratseg.cli.report",
     "bratseg.cli.convert",
     "bratseg.cli.convert_dataset",
+    "bratseg.cli.prepare",
     "bratseg.cli.predict",
     "bratseg.cli.models",
     "bratseg.cli.train",

@@ -119,6 +119,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="segment a case even when the input check finds it not BraTS-ready (skull, thick "
         "slices, ...): the answer is then not to be trusted",
     )
+    p.add_argument(
+        "--prepare",
+        action="store_true",
+        help="the input is raw scans (skull, own grids): prepare them first (see `napari-brats "
+        "prepare`) and write the labels in the native T1Gd grid",
+    )
+    p.add_argument(
+        "--native",
+        action="store_true",
+        help="for a case folder written by `napari-brats prepare`: write the labels in the "
+        "native T1Gd grid of the source scans (nearest neighbour through the stored transform)",
+    )
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
     p.add_argument("--threads", type=int, help="CPU threads (default: all CPUs available)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -314,6 +326,10 @@ def run(args: argparse.Namespace) -> int:
     from bratseg.inference import InferenceOptions
     from bratseg.io import find_case_files, list_case_folders, load_case
 
+    if getattr(args, "prepare", False):
+        from bratseg.cli.prepare import predict_prepared
+
+        return predict_prepared(args, run)
     source = Path(args.input)
     out = Path(args.output)
     prob = Path(args.probabilities) if args.probabilities else None
@@ -373,6 +389,10 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
+        if getattr(args, "native", False):
+            from bratseg.cli.prepare import native_outputs
+
+            case, pred = native_outputs(case, pred, prob)
         _write_outputs(case, pred, out, prob, args.overwrite)
         print(_summary(case.case_id, out, pred, case.spacing))
         return 0
