@@ -86,6 +86,7 @@ def segment_all(
     from bratseg.checkpoint import load_checkpoint
     from bratseg.inference import InferenceOptions, run_inference
     from bratseg.io import load_case
+    from bratseg.io.readiness import require_ready
     from bratseg.zoo import ensemble_postprocess
 
     stop = should_stop or (lambda: False)
@@ -116,6 +117,7 @@ def segment_all(
         )
         try:
             case = load_case(row.folder, load_seg=False)
+            require_ready(case.findings, row.folder)  # raw scans: the row says so, with the way out
             run = run_inference(case, models, options, should_stop=stop)
             while True:
                 try:

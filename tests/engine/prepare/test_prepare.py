@@ -22,7 +22,13 @@ pytest.importorskip("deepbet", reason="brain extraction needs deepbet (napari-br
 
 from bratseg.cli.main import main  # noqa: E402
 from bratseg.io import load_case  # noqa: E402
-from bratseg.prepare import labels_to_native, pick_series, prepare  # noqa: E402
+from bratseg.prepare import (  # noqa: E402
+    PrepareOptions,
+    iter_prepare,
+    labels_to_native,
+    pick_series,
+    prepare,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +53,10 @@ def raw_small(raw_clinical_map, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def prepared(raw_small, tmp_path_factory):
-    return prepare(raw_small, tmp_path_factory.mktemp("out") / "case")
+    """The decimated copy prepared without N4 (quicker; the bench runs every step)."""
+    return prepare(
+        raw_small, tmp_path_factory.mktemp("out") / "case", options=PrepareOptions(n4=False)
+    )
 
 
 def test_series_are_picked_from_names(raw_small: Path) -> None:
@@ -151,3 +160,12 @@ def test_existing_output_is_refused(raw_small: Path, tmp_path: Path, capsys) -> 
     assert main(["prepare", str(raw_small), "-o", str(out), "-q"]) == 2
     assert "exists and is not empty" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_cancel_leaves_nothing(raw_small: Path, tmp_path: Path) -> None:
+    out = tmp_path / "case"
+    job = iter_prepare(raw_small, out)
+    for _ in range(6):  # into the registrations
+        next(job)
+    job.close()
+    assert not out.exists() and list(tmp_path.iterdir()) == []
