@@ -33,11 +33,11 @@ from bratseg.prepare import (  # noqa: E402
 pytestmark = pytest.mark.slow
 
 
-def _decimated(src: Path, dest: Path) -> None:
+def _decimated(src: Path, dest: Path, step: int = 2) -> None:
     img = nib.load(src)
     affine = img.affine.copy()
-    affine[:3, :2] *= 2.0
-    data = np.asarray(img.dataobj)[::2, ::2, :]
+    affine[:3, :2] *= step
+    data = np.asarray(img.dataobj)[::step, ::step, :]
     nib.save(nib.Nifti1Image(data, affine), dest)
 
 
@@ -169,3 +169,23 @@ def test_cancel_leaves_nothing(raw_small: Path, tmp_path: Path) -> None:
         next(job)
     job.close()
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_predict_prepare_writes_labels_in_the_native_t1gd_grid(
+    standin, raw_clinical_map, tmp_path: Path, capsys
+) -> None:
+    raw_small = tmp_path / "TCGA-FG-6692"  # decimated 4x in-plane: N4 and registration quicker
+    raw_small.mkdir()
+    for path in raw_clinical_map.values():
+        _decimated(path, raw_small / path.name.replace(".nii.gz", ".nii"), step=4)
+    model = standin.save_standin(tmp_path / "standin.pt", "regions")
+    out = tmp_path / "seg.nii.gz"
+    rc = main(["predict", str(raw_small), "-o", str(out), "--prepare", "--model", str(model), "-q"])
+    assert rc == 0
+    t1ce = nib.load(next(raw_small.glob("*_t1c.nii")))
+    seg = nib.load(out)
+    assert seg.shape == t1ce.shape
+    np.testing.assert_allclose(seg.affine, t1ce.affine, atol=1e-4)
+    assert np.asarray(seg.dataobj).any()
+    assert "TCGA-FG-6692" in capsys.readouterr().out
+    assert set(tmp_path.iterdir()) == {tmp_path / "standin.pt", out, raw_small}  # nothing else
