@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -33,10 +35,15 @@ ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / ".." / "shared" / "data" / "raw-clinical" / "TCGA-FG-6692"
 
 
-def _cli(*args: str) -> float:
+def _cli(*args: str) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one CLI process: on a shared machine the CPU
+    seconds, over the cores used, say what an idle one would take."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "bratseg.cli", *args], check=True)
-    return time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return time.perf_counter() - t0, cpu
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -93,7 +100,14 @@ def main(argv: list[str] | None = None) -> int:
             t_pred = _cli(
                 "predict", str(prepared), "-o", str(seg), "-q", "--threads", str(args.threads)
             )
-            rows.append({"prepare_s": round(t_prep, 1), "predict_s": round(t_pred, 1)})
+            rows.append(
+                {
+                    "prepare_s": round(t_prep[0], 1),
+                    "prepare_cpu_s": round(t_prep[1], 1),
+                    "predict_s": round(t_pred[0], 1),
+                    "predict_cpu_s": round(t_pred[1], 1),
+                }
+            )
         steps = json.loads((prepared / "prepare.json").read_text())["steps"]
         mask, labels, line = to_atlas(prepared, seg)
         hdbet = (
@@ -107,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "runs": rows,
         "median_total_s": statistics.median(r["prepare_s"] + r["predict_s"] for r in rows),
+        "median_total_cpu_s": statistics.median(
+            r["prepare_cpu_s"] + r["predict_cpu_s"] for r in rows
+        ),
+        "load_average": list(os.getloadavg()),
         "steps_s": {s["step"]: s["seconds"] for s in steps},
         "registration_to_atlas": line,
         "brain_mask_dice": round(_dice(mask > 0, hdbet), 4),

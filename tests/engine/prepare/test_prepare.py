@@ -66,7 +66,7 @@ def test_series_are_picked_from_names(raw_small: Path) -> None:
     assert files["t1"].name.endswith("_t1.nii") and files["t2"].name.endswith("_t2.nii")
 
 
-def test_prepared_folder_is_brats_ready(prepared) -> None:
+def test_prepared_folder_is_brats_ready(prepared, capsys) -> None:
     folder = prepared.folder
     case = load_case(folder, load_seg=False)
     assert case.findings == []
@@ -89,6 +89,9 @@ def test_prepared_folder_is_brats_ready(prepared) -> None:
     mask = np.asarray(nib.load(next(folder.glob("*_brainmask.nii.gz"))).dataobj) > 0
     assert np.all(case.image[:, ~mask] == 0)  # skull-stripped with that mask
     assert not list(folder.parent.glob(".case.*"))  # no temporary folder left
+    assert main(["info", str(folder)]) == 0
+    text = capsys.readouterr().out
+    assert "Input check  BraTS-ready" in text and "needs review: none" in text
 
 
 @pytest.mark.parametrize("series", ["t1ce", "flair"])
