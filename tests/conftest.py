@@ -107,3 +107,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         plugin_module = item.path.name.startswith("test_plugin_")
         if plugin_module or GUI_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.gui)
+
+
+@pytest.fixture(scope="session")
+def raw_clinical_dir() -> Path:
+    """The raw clinical case TCGA-FG-6692: ``native/`` (four series with skull, own grids,
+    5.5 mm slices) and ``reference/`` (BrainLes' preprocessed copy and HD-BET brain mask)."""
+    return _require(DATA_DIR / "raw-clinical" / "TCGA-FG-6692", "raw clinical case TCGA-FG-6692")
+
+
+@pytest.fixture(scope="session")
+def raw_clinical_map(raw_clinical_dir: Path) -> dict[str, Path]:
+    """Channel -> native series file of the raw clinical case."""
+    native = raw_clinical_dir / "native"
+    ends = {"t1": "_t1", "t1ce": "_t1c", "t2": "_t2", "flair": "_fla"}
+    return {k: next(native.glob(f"*{end}.nii.gz")) for k, end in ends.items()}

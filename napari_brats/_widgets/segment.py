@@ -250,6 +250,11 @@ class SegmentWidget(SavedReviewMixin, QWidget):
             getattr(self.viewer, f"add_{kind}")(data, **kwargs)
         case = layer_data[0][1]["metadata"]["bratseg"]["case"]
         self.status.setText(f"opened {case.case_id}")
+        if getattr(case, "findings", None):
+            from bratseg.io.readiness import readiness_line
+
+            self._fail(f"{case.case_id}: {readiness_line(case.findings)}")
+            return
         if case.alignment:
             self.status.setText("; ".join(r.line() for r in case.alignment))
             if any(r.poor for r in case.alignment):
@@ -277,6 +282,11 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         paths = [Path(p) for p in self.selected_model_paths()]
         if case is None:
             self._fail("no case loaded: open a BraTS case folder first")
+            return None
+        if getattr(case, "findings", None):  # the engine's input check: raw scans are refused
+            from bratseg.io.readiness import readiness_line
+
+            self._fail(f"{case.case_id}: {readiness_line(case.findings)}")
             return None
         if not paths:
             self._fail("no model ticked: tick at least one model (several = ensemble)")

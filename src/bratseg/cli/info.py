@@ -10,6 +10,7 @@ import nibabel as nib
 
 from bratseg.cli._common import format_table, parse_mapping, print_json
 from bratseg.io import MODALITIES, MODALITY_NAMES, Case, load_case
+from bratseg.io.readiness import readiness_line
 from bratseg.labels import CONVENTIONS, LABEL_VALUES, detect_convention
 
 
@@ -43,6 +44,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _prepared_qc(case: Case) -> dict[str, Any] | None:
+    """The QC values of a case folder written by ``napari-brats prepare`` (None otherwise)."""
+    from bratseg.prepare import read_provenance
+
+    provenance = read_provenance(case.folder) if case.folder else None
+    return None if provenance is None else dict(provenance.get("qc") or {})
+
+
 def case_summary(case: Case, labels_override: str | None = None) -> dict[str, Any]:
     """JSON-able description of a loaded case."""
     summary: dict[str, Any] = {
@@ -56,6 +65,11 @@ def case_summary(case: Case, labels_override: str | None = None) -> dict[str, An
             m: [float(case.image[i].min()), float(case.image[i].max())]
             for i, m in enumerate(MODALITIES)
         },
+        "input_check": {
+            "ready": not case.findings,
+            "findings": [{"code": f.code, "message": f.message} for f in case.findings],
+        },
+        "prepared": _prepared_qc(case),
         "seg": None,
     }
     if case.seg is not None:
@@ -96,6 +110,16 @@ def run(args: argparse.Namespace) -> int:
         f"Shape        {shape} voxels",
         f"Spacing      {spacing} mm",
         f"Orientation  {summary['orientation']}",
+        f"Input check  {readiness_line(case.findings) or 'BraTS-ready'}",
+    ]
+    qc = summary["prepared"]
+    if qc is not None:
+        review = "; ".join(qc.get("needs_review") or []) or "none"
+        lines.append(
+            f"Prepared     brain {qc.get('brain_ml', 0):,.0f} mL (napari-brats prepare); "
+            f"needs review: {review}"
+        )
+    lines += [
         "",
         format_table(
             ["Modality", "Channel", "Min", "Max", "File"],

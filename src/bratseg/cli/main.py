@@ -37,6 +37,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bratseg.cli.compare",
     "bratseg.cli.convert",
     "bratseg.cli.convert_dataset",
+    "bratseg.cli.prepare",
     "bratseg.cli.predict",
     "bratseg.cli.models",
     "bratseg.cli.train",

@@ -116,6 +116,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="force sliding windows of N^3 voxels (default: whole brain crop when it fits, else 128^3)",
     )
+    p.add_argument(
+        "--no-input-check",
+        action="store_true",
+        help="segment a case even when the input check finds it not BraTS-ready (skull, thick "
+        "slices, ...): the answer is then not to be trusted",
+    )
+    p.add_argument(
+        "--prepare",
+        action="store_true",
+        help="the input is raw scans (skull, own grids): prepare them first (see `napari-brats "
+        "prepare`) and write the labels in the native T1Gd grid",
+    )
+    p.add_argument(
+        "--native",
+        action="store_true",
+        help="for a case folder written by `napari-brats prepare`: write the labels in the "
+        "native T1Gd grid of the source scans (nearest neighbour through the stored transform)",
+    )
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
     p.add_argument("--threads", type=int, help="CPU threads (default: all CPUs available)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -298,6 +316,17 @@ def _write_outputs(
     write_nifti_group(items, case.affine, case.header, overwrite=overwrite)
 
 
+def _input_check(case: Any, args: argparse.Namespace) -> None:
+    """Refuse a case that is not BraTS-ready (a warning with ``--no-input-check``)."""
+    from bratseg.io.readiness import readiness_line, require_ready
+
+    if getattr(args, "no_input_check", False):
+        if case.findings:
+            warn(f"{case.folder}: {readiness_line(case.findings)}")
+        return
+    require_ready(case.findings, case.folder)
+
+
 def run(args: argparse.Namespace) -> int:
     """Predict and write the label maps."""
     from tqdm import tqdm
@@ -306,6 +335,10 @@ def run(args: argparse.Namespace) -> int:
     from bratseg.io import find_case_files, list_case_folders, load_case
     from bratseg.predictor import Predictor
 
+    if getattr(args, "prepare", False):
+        from bratseg.cli.prepare import predict_prepared
+
+        return predict_prepared(args, run)
     source = Path(args.input)
     out = Path(args.output)
     prob = Path(args.probabilities) if args.probabilities else None
@@ -367,6 +400,7 @@ def run(args: argparse.Namespace) -> int:
         case = load_case(source, mapping or None, load_seg=False, align=args.align)
         for report in case.alignment:
             (warn if report.poor else lambda m: print(m, file=sys.stderr))(report.line())
+        _input_check(case, args)
         bar = (
             None
             if quiet
@@ -377,6 +411,10 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
+        if getattr(args, "native", False):
+            from bratseg.cli.prepare import native_outputs
+
+            case, pred = native_outputs(case, pred, prob)
         _write_outputs(case, pred, out, prob, args.overwrite)
         print(_summary(case.case_id, out, pred, case.spacing))
         return 0
@@ -389,6 +427,7 @@ def run(args: argparse.Namespace) -> int:
     for folder in bar:
         try:
             case = load_case(folder, load_seg=False, align=args.align)
+            _input_check(case, args)
             pred = _predict_one(case, predictor, None if quiet else bar, step_bar=False)
             _write_outputs(
                 case, pred, targets[folder], prob_targets[folder] if prob else None, args.overwrite

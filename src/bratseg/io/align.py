@@ -84,7 +84,8 @@ def resample_into(img: nib.Nifti1Image, ref: nib.Nifti1Image) -> nib.Nifti1Image
     )
 
 
-def _to_sitk(img: nib.Nifti1Image):
+def to_sitk(img: nib.Nifti1Image):
+    """``img`` as a float32 SimpleITK image (LPS geometry from the RAS affine)."""
     import SimpleITK as sitk
 
     data = np.asarray(img.dataobj, dtype=np.float32)
@@ -97,27 +98,16 @@ def _to_sitk(img: nib.Nifti1Image):
     return out
 
 
-def register_into(
-    img: nib.Nifti1Image, ref: nib.Nifti1Image, channel: str
-) -> tuple[nib.Nifti1Image, AlignmentReport]:
-    """Rigidly register ``img`` to ``ref`` (mutual information) and resample it into ``ref``'s grid.
+def rigid_transform(fixed, moving, channel: str, target: str = "T1Gd"):
+    """Rigidly register the SimpleITK image ``moving`` to ``fixed`` (Mattes mutual information).
 
-    Raises:
-        BratsInputError: SimpleITK is not installed, or the registration fails.
-    """
-    import SimpleITK as sitk
+    Args:
+        fixed, moving: SimpleITK images (see :func:`to_sitk`).
+        channel, target: Names of the moving and fixed series, for the report and errors.
 
-    transform, report, fixed, moving = rigid_transform(img, ref, channel)
-    moved = sitk.Resample(moving, fixed, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    data = sitk.GetArrayFromImage(moved).transpose(2, 1, 0)
-    return nib.Nifti1Image(
-        np.ascontiguousarray(data, dtype=np.float32), ref.affine, ref.header
-    ), report
-
-
-def rigid_transform(img: nib.Nifti1Image, ref: nib.Nifti1Image, channel: str, target: str = "T1Gd"):
-    """The rigid transform (6 parameters, Mattes mutual information) taking ``ref``'s world points
-    to ``img``'s: ``(transform, report, fixed, moving)``, the last two as SimpleITK images.
+    Returns:
+        ``(transform, report)``: the rigid transform (fixed-space points -> moving-space points,
+        SimpleITK's convention) and an :class:`AlignmentReport` for the pair.
 
     Raises:
         BratsInputError: SimpleITK is not installed, or the registration fails.
@@ -128,8 +118,8 @@ def rigid_transform(img: nib.Nifti1Image, ref: nib.Nifti1Image, channel: str, ta
         raise BratsInputError(
             'registration needs SimpleITK: pip install "napari-brats[dicom]"'
         ) from None
+
     start = time.perf_counter()
-    fixed, moving = _to_sitk(ref), _to_sitk(img)
     initial = sitk.CenteredTransformInitializer(
         fixed, moving, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.GEOMETRY
     )
@@ -170,7 +160,30 @@ def rigid_transform(img: nib.Nifti1Image, ref: nib.Nifti1Image, channel: str, ta
         float(np.linalg.norm(euler.GetTranslation())),
         time.perf_counter() - start,
     )
-    return transform, report, fixed, moving
+    return transform, report
+
+
+def register_into(
+    img: nib.Nifti1Image, ref: nib.Nifti1Image, channel: str
+) -> tuple[nib.Nifti1Image, AlignmentReport]:
+    """Rigidly register ``img`` to ``ref`` (mutual information) and resample it into ``ref``'s grid.
+
+    Raises:
+        BratsInputError: SimpleITK is not installed, or the registration fails.
+    """
+    try:
+        import SimpleITK as sitk
+    except ImportError:
+        raise BratsInputError(
+            '--align register needs SimpleITK: pip install "napari-brats[dicom]"'
+        ) from None
+    fixed, moving = to_sitk(ref), to_sitk(img)
+    transform, report = rigid_transform(fixed, moving, channel)
+    moved = sitk.Resample(moving, fixed, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    data = sitk.GetArrayFromImage(moved).transpose(2, 1, 0)
+    return nib.Nifti1Image(
+        np.ascontiguousarray(data, dtype=np.float32), ref.affine, ref.header
+    ), report
 
 
 def align_series(

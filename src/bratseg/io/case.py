@@ -50,6 +50,7 @@ from bratseg.io.nifti import (
     strip_nifti_suffix,
     voxel_spacing,
 )
+from bratseg.io.readiness import InputFinding, check_input
 from bratseg.labels import Convention, detect_convention
 from bratseg.progress import Progress, run_to_end
 
@@ -73,6 +74,7 @@ class Case:
         seg_convention: Detected convention of ``seg`` or ``None``.
         folder: The case folder.
         alignment: What ``align`` did to each series (empty when the series shared one grid).
+        findings: Why the case is not BraTS-ready (empty: ready; see :mod:`bratseg.io.readiness`).
     """
 
     case_id: str
@@ -85,6 +87,7 @@ class Case:
     seg_convention: Convention | None = None
     folder: Path | None = None
     alignment: list = field(default_factory=list)
+    findings: list[InputFinding] = field(default_factory=list)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -280,6 +283,7 @@ def iter_load_case(
         seg_convention=convention,
         folder=folder,
         alignment=reports,
+        findings=check_input(image, spacing),
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from bratseg.io.align import AlignmentReport, rigid_transform
+from bratseg.io.align import AlignmentReport, rigid_transform, to_sitk
 from bratseg.labels import Convention, region_masks
 from bratseg.report.build import ReportInfo, build_report
 from bratseg.report.response import CAVEAT, ResponseSuggestion, suggest_response
@@ -108,9 +108,8 @@ def register_followup(
 
     fixed_img = nib.Nifti1Image(baseline.image[T1GD], baseline.affine)
     moving_img = nib.Nifti1Image(followup.image[T1GD], followup.affine)
-    transform, report, fixed, moving = rigid_transform(
-        moving_img, fixed_img, "follow-up T1Gd", target="baseline T1Gd"
-    )
+    fixed, moving = to_sitk(fixed_img), to_sitk(moving_img)
+    transform, report = rigid_transform(fixed, moving, "follow-up T1Gd", target="baseline T1Gd")
     labels = sitk.GetImageFromArray(np.ascontiguousarray(followup_labels.transpose(2, 1, 0)))
     labels.CopyInformation(moving)  # the follow-up's grid
     moved = sitk.Resample(labels, fixed, transform, sitk.sitkNearestNeighbor, 0.0, sitk.sitkUInt8)

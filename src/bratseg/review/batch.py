@@ -86,6 +86,7 @@ def segment_all(
         BratsInputError: No model given, or a checkpoint cannot be loaded.
     """
     from bratseg.io import load_case
+    from bratseg.io.readiness import require_ready
     from bratseg.predictor import Predictor
 
     stop = should_stop or (lambda: False)
@@ -112,6 +113,7 @@ def segment_all(
         )
         try:
             case = load_case(row.folder, load_seg=False)
+            require_ready(case.findings, row.folder)  # raw scans: the row says so, with the way out
             run = predictor.run(case, should_stop=stop)
             while True:
                 try:

@@ -256,3 +256,33 @@ def test_approved_cases_export_as_a_dataset_the_trainer_reads(
     again = list(export_approved(worklist, dataset))  # never replaced silently
     assert [e.kind for e in again].count("failed") == 2 and "kept" in again[0 + 1].message
     assert len(list(export_approved(worklist, dataset, overwrite=True))) == 5
+
+
+def test_raw_scans_in_the_worklist_get_the_input_check_in_their_row(
+    brats2018_dir: Path, raw_clinical_map, model: Path, tmp_path: Path
+) -> None:
+    """A head as scanned (skull, 5.5 mm slices; resampled onto the T1Gd grid so that only the
+    input check can refuse it) fails with the way out; the BraTS case beside it is segmented."""
+    import nibabel as nib
+    from nibabel.processing import resample_from_to
+
+    root = tmp_path / "cases"
+    _link_case(brats2018_dir / CASES[0], root / CASES[0])
+    raw = root / "raw"
+    raw.mkdir()
+    ref = nib.load(raw_clinical_map["t1ce"])
+    for key, path in raw_clinical_map.items():
+        img = nib.load(path)
+        img = img if key == "t1ce" else resample_from_to(img, ref, order=1)
+        nib.save(
+            nib.Nifti1Image(np.asarray(img.dataobj, np.float32), ref.affine),
+            raw / f"raw_{key}.nii.gz",
+        )
+    worklist = Worklist(root, SessionStore(tmp_path / "sessions"))
+    events = _run(worklist, model)
+    assert [e.case_id for e in events if e.kind == "done"] == [CASES[0]]
+    row = worklist.rows[worklist.index_of("raw")]
+    assert row.status == "error"
+    assert (
+        "not BraTS-ready: not skull-stripped" in row.error and "napari-brats prepare" in row.error
+    )

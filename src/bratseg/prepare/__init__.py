@@ -1,0 +1,21 @@
+"""Raw clinical scans (or a DICOM study) -> a BraTS-ready case folder, and labels back.
+
+:func:`iter_prepare` picks the four series, corrects the bias field (N4), registers T1, T2 and
+FLAIR rigidly to T1Gd, resamples to 1 mm isotropic, extracts the brain (deepbet) and writes a
+case folder with a provenance file (``prepare.json``) and the transforms back to each source
+series; :func:`labels_to_native` writes a label map of that folder in a source series' grid.
+"""
+
+from bratseg.prepare.native import labels_to_native, read_provenance
+from bratseg.prepare.pipeline import PrepareOptions, PrepareResult, iter_prepare, prepare
+from bratseg.prepare.series import pick_series
+
+__all__ = [
+    "PrepareOptions",
+    "PrepareResult",
+    "iter_prepare",
+    "labels_to_native",
+    "pick_series",
+    "prepare",
+    "read_provenance",
+]
