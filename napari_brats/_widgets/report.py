@@ -84,7 +84,17 @@ def session_info(session: ReviewSession) -> ReportInfo:
         status=status,
         model_names=list(session.model.names),
         model_sha256=list(session.model.sha256),
+        notes=et_rule_notes(session),
     )
+
+
+def et_rule_notes(session: ReviewSession) -> list[str]:
+    """``["ET removed: no enhancement (...)"]`` when the no-enhancement rule fired, else ``[]``."""
+    evidence = getattr(session, "et_evidence", None)
+    if evidence is None or not evidence.removed:
+        return []
+    sx, sy, sz = (float(v) for v in session.case.spacing)
+    return [evidence.message(sx * sy * sz / 1000.0)]
 
 
 def engine_report(session: ReviewSession) -> CaseReport:

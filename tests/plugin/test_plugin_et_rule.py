@@ -71,6 +71,13 @@ def test_rule_removes_et_says_why_and_one_click_restores_it(dock, qtbot):
         t1_t1ce=t1_t1ce(session.case.image),
     )
     np.testing.assert_array_equal(session.labels, expected)
+    # The report and the saved session (what the worklist shows) say it too.
+    from bratseg.review import SessionStore
+    from napari_brats._widgets.report import build_report
+
+    assert build_report(session)["notes"] == [text]
+    saved = SessionStore().save(session)
+    assert saved.meta["et_rule"] == text
 
     # One click puts the model's ET back.
     widget.restore_et.click()

@@ -53,6 +53,7 @@ class ReportInfo:
         status: Review status (e.g. ``"draft"``, ``"reviewed"``, ``"final"``).
         model_names: Names of the model(s) behind the AI proposal.
         model_sha256: Their checkpoints' sha256.
+        notes: Decisions a reader must see, e.g. ``ET removed: no enhancement (...)``.
     """
 
     case_id: str = ""
@@ -60,6 +61,7 @@ class ReportInfo:
     status: str | None = None
     model_names: list[str] = field(default_factory=list)
     model_sha256: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def from_record(cls, record: dict[str, Any], **overrides: Any) -> ReportInfo:
@@ -134,6 +136,7 @@ class CaseReport:
             "reviewer": self.info.reviewer,
             "status": self.info.status,
             "model": {"names": list(self.info.model_names), "sha256": list(self.info.model_sha256)},
+            "notes": list(self.info.notes),
             "generated": self.generated,
             "convention": self.convention,
             "spacing_mm": self.spacing_mm,

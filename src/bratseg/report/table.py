@@ -91,7 +91,8 @@ def lesion_table(
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
-    """Short lines: lesion counts, sum of products (and its change), ET/TC ratio."""
+    """Short lines: lesion counts, sum of products (and its change), ET/TC ratio, and the notes
+    (e.g. the no-enhancement ET decision)."""
     ratio = report["et_tc_ratio"]
     lines = [
         (
@@ -111,6 +112,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         )
     if report.get("rc_ml") is not None:
         lines.append(f"Resection cavity: {report['rc_ml']:.2f} mL")
+    lines += [one_line(str(note)) for note in report.get("notes") or []]
     return lines
 
 

@@ -62,6 +62,16 @@ _KEPT_WITH_PROPOSAL = ("assessment",)
 _CHUNK = 1 << 20
 
 
+def _et_rule(session: ReviewSession) -> dict[str, str]:
+    """``{"et_rule": "ET removed: no enhancement (...)"}`` when the rule fired, else ``{}``: the
+    worklist shows it beside the needs-review reasons."""
+    evidence = getattr(session, "et_evidence", None)
+    if evidence is None or not evidence.removed:
+        return {}
+    voxel_ml = float(np.prod(session.case.spacing)) / 1000.0
+    return {"et_rule": evidence.message(voxel_ml)}
+
+
 def sessions_dir() -> Path:
     """``$BRATSEG_SESSIONS``, else ``$BRATSEG_HOME/sessions`` (default ``~/.napari-brats/sessions``)."""
     import os
@@ -214,6 +224,7 @@ class SessionStore:
             "signoffs": [e.to_dict() for e in session.signoffs],
             **kept,
             **({"assessment": session.assessment} if session.assessment is not None else {}),
+            **_et_rule(session),
             **(extra or {}),
         }
         meta["status"] = status_of(meta)

@@ -254,7 +254,8 @@ class Worklist:
             models=list((meta.get("model") or {}).get("names", [])),
             n_edited=saved.n_edited,
             needs_review=None if flag is None else bool(flag),
-            reasons=[str(r) for r in assessment.get("reasons") or []],
+            reasons=[str(r) for r in assessment.get("reasons") or []]
+            + ([str(meta["et_rule"])] if meta.get("et_rule") else []),
             volumes_ml=meta.get("volumes_ml"),
             approval=history[-1] if saved.status == "approved" else None,
         )
