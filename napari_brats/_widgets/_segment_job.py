@@ -40,6 +40,9 @@ def segment_job(
     for index, path in enumerate(model_paths):
         yield Progress(0, 1, f"loading model {index + 1}/{len(model_paths)}: {Path(path).name}")
         models.append(load_checkpoint(path))
+    from bratseg.zoo import verify_bundled
+
+    verify_bundled(models)  # a bundled file must be the one its card describes
     if options.postprocess is None:
         from bratseg.zoo import ensemble_postprocess
 

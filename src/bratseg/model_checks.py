@@ -77,7 +77,7 @@ def check_metadata(payload: Mapping[str, Any], path: Path) -> None:
         if section is not None and not isinstance(section, Mapping):
             raise CheckpointError(f"checkpoint {key} settings are not a mapping", path)
         try:
-            cls.from_dict(dict(section or {}))  # type: ignore[attr-defined]
+            cls.from_dict(dict(section or {}))
         except (BratsInputError, ValueError, TypeError) as exc:
             raise CheckpointError(f"invalid checkpoint {key} settings: {exc}", path) from None
     orientation = payload.get("orientation")

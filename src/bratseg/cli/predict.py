@@ -230,21 +230,25 @@ def postprocess_config(args: argparse.Namespace, loaded: list[Any]) -> Any:
 def load_models(names: list[str] | None) -> list[Any]:
     """Resolve and load the requested checkpoints (the bundled default when none is given)."""
     from bratseg.checkpoint import load_checkpoint
-    from bratseg.zoo import default_model_names, no_default_model_message, resolve_model
+    from bratseg.zoo import load_default_models, resolve_model, verify_bundled
 
     if not names:
-        names = default_model_names()
-        if not names:
-            raise BratsInputError(no_default_model_message())
+        return load_default_models()  # the bundled files only, checked against their cards
     paths = [resolve_model(n) for n in names]
-    return [load_checkpoint(p) for p in paths]
+    return verify_bundled([load_checkpoint(p) for p in paths])
 
 
-def _summary(case_id: str, out: Path, pred: Any, spacing: tuple[float, ...]) -> str:
+def _summary(
+    case_id: str, out: Path, pred: Any, spacing: tuple[float, ...], image: Any = None
+) -> str:
+    from bratseg.review.plausibility import prediction_plausibility
+
     voxel_ml = float(np.prod(spacing)) / 1000.0
     masks = region_masks(pred.labels, pred.convention)
     vols = "  ".join(f"{r.upper()} {masks[r].sum() * voxel_ml:.1f} mL" for r in ("wt", "tc", "et"))
-    return f"{case_id}: {out}  [{vols}]  {pred.seconds:.1f} s on {pred.device}"
+    line = f"{case_id}: {out}  [{vols}]  {pred.seconds:.1f} s on {pred.device}"
+    reasons = prediction_plausibility(pred, image, spacing)
+    return line + (f"  NEEDS REVIEW: {' '.join(reasons)}" if reasons else "")
 
 
 def _predict_one(case: Any, models: list[Any], options: Any, bar: Any, step_bar: bool) -> Any:
@@ -356,7 +360,7 @@ def run(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.close()
         _write_outputs(case, pred, out, prob, args.overwrite)
-        print(_summary(case.case_id, out, pred, case.spacing))
+        print(_summary(case.case_id, out, pred, case.spacing, case.image))
         return 0
 
     out.mkdir(exist_ok=True)
@@ -375,7 +379,10 @@ def run(args: argparse.Namespace) -> int:
             failures += 1
             bar.write(f"napari-brats: error: {' '.join(str(exc).split())}", file=sys.stderr)
             continue
-        bar.write(_summary(case.case_id, targets[folder], pred, case.spacing), file=sys.stdout)
+        bar.write(
+            _summary(case.case_id, targets[folder], pred, case.spacing, case.image),
+            file=sys.stdout,
+        )
     bar.close()
     if failures:
         warn(f"{failures} of {len(folders)} case(s) failed; the others were written")

@@ -86,14 +86,14 @@ def segment_all(
     from bratseg.checkpoint import load_checkpoint
     from bratseg.inference import InferenceOptions, run_inference
     from bratseg.io import load_case
-    from bratseg.zoo import ensemble_postprocess
+    from bratseg.zoo import ensemble_postprocess, verify_bundled
 
     stop = should_stop or (lambda: False)
     paths = [Path(p) for p in model_paths]
     if not paths:
         raise BratsInputError("no model given: pick at least one model (several = ensemble)")
     options = dataclasses.replace(options) if options is not None else InferenceOptions()
-    models = [load_checkpoint(p) for p in paths]
+    models = verify_bundled([load_checkpoint(p) for p in paths])
     if options.postprocess is None:
         options.postprocess = ensemble_postprocess(models)
     result: dict[str, list[str]] = {"done": [], "skipped": [], "failed": []}
