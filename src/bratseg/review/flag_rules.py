@@ -88,9 +88,11 @@ class ReviewRules:
     max_wt_ml: float = 300.0
     max_low_confidence_ml: float = 5.0
     connectivity: int = 3
-    # Output plausibility (issue 28): no BraTS tumour covers half the brain (the largest of the 61
-    # labelled cases here: WT 164 mL of about 1400 mL of brain, 12%), nor has ET over a quarter of
-    # it; a mean WT probability of 0.2 under an ensemble's threshold means a member saw tumour.
+    # Output plausibility (issue 28). Over the 76 expert-labelled cases here (shared/data/brats2018
+    # and extra-data, 7 Dec 2026) the whole tumour covers 1.1-18.1% of the brain (non-zero
+    # voxels; the largest 285 mL) and ET at most 8.0%: half the brain as tumour, or a quarter as
+    # ET, is a broken model or wrong input. A WT probability of 0.2 or more where the result is
+    # empty means a member of the ensemble (or a flip) saw tumour that the average voted away.
     max_wt_brain_fraction: float = 0.5
     max_et_brain_fraction: float = 0.25
     empty_doubt_prob: float = 0.2

@@ -60,22 +60,22 @@ def plausibility_reasons(
             reasons.append(
                 f"Implausible output: {bad} probabilities are not finite (NaN); a model is broken."
             )
+    voxel_ml = float(np.prod([float(s) for s in spacing])) / 1000.0
     if brain_voxels:
         for name, count, limit in (
-            ("Whole tumour", wt, rules.max_wt_brain_fraction),
-            ("Enhancing tumour", et, rules.max_et_brain_fraction),
+            ("whole tumour", wt, rules.max_wt_brain_fraction),
+            ("enhancing tumour", et, rules.max_et_brain_fraction),
         ):
             if count > limit * brain_voxels:
                 reasons.append(
-                    f"Implausible output: {name.lower()} covers {100 * count / brain_voxels:.0f}% "
-                    f"of the brain (over {100 * limit:g}%); check the model and the input channels."
+                    f"Implausible output: {name} of {count * voxel_ml:.0f} mL is "
+                    f"{100 * count / brain_voxels:.0f}% of the brain's volume "
+                    f"({brain_voxels * voxel_ml:.0f} mL; over {100 * limit:g}%): check the model "
+                    "and the input channels."
                 )
     if wt == 0 and region_probs is not None:
         wt_prob = np.nan_to_num(np.asarray(region_probs)[0], nan=0.0)
-        doubt_ml = float(np.count_nonzero(wt_prob >= rules.empty_doubt_prob)) * float(
-            np.prod([float(s) for s in spacing])
-        )
-        doubt_ml /= 1000.0
+        doubt_ml = float(np.count_nonzero(wt_prob >= rules.empty_doubt_prob)) * voxel_ml
         if doubt_ml > rules.min_wt_ml:
             reasons.append(
                 f"Implausible output: no tumour, although {doubt_ml:.1f} mL has a whole-tumour "
