@@ -352,14 +352,14 @@ def load_checkpoint(
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f"invalid {arch} config: {exc}", path) from None
     check_architecture_config(arch, config, path)  # bounded before anything is allocated
-    check_finite_weights(payload["state_dict"], path)
+    state = {
+        k: (v.float() if v.dtype == torch.float16 else v) for k, v in payload["state_dict"].items()
+    }
+    check_finite_weights(state, path)
     try:
         model = _new_model(arch, config)
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f"invalid {arch} config: {exc}", path) from None
-    state = {
-        k: (v.float() if v.dtype == torch.float16 else v) for k, v in payload["state_dict"].items()
-    }
     problem = _load_weights(model, state)
     if problem:
         raise CheckpointError(f"weights do not fit architecture {arch!r}: {problem}", path)

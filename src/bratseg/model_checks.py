@@ -34,6 +34,8 @@ MAX_BLOCKS_PER_LEVEL = 16
 MAX_PARAMETERS = 200_000_000
 #: Config fields counting resolution levels.
 _DEPTH_FIELDS = ("levels", "stages")
+#: Parameter counts of configs already checked, by (architecture, config repr).
+_COUNTED: dict[tuple[str, str], int] = {}
 
 
 def check_metadata(payload: Mapping[str, Any], path: Path) -> None:
@@ -138,8 +140,12 @@ def check_architecture_config(arch: str, config: ModelConfig, path: Path) -> int
         CheckpointError: A value out of bounds, a config the network cannot be built from, or
             too many parameters.
     """
-    for name, value in config.to_dict().items():
+    values = config.to_dict()
+    for name, value in values.items():
         _bound_value(name, value, path)
+    key = (arch, repr(values))
+    if key in _COUNTED:  # an ensemble's members share one config
+        return _COUNTED[key]
     try:
         with torch.device("meta"):
             network = build_model(arch, config)
@@ -153,6 +159,7 @@ def check_architecture_config(arch: str, config: ModelConfig, path: Path) -> int
             f"(at most {MAX_PARAMETERS:,}); the file is damaged or not a bratseg model",
             path,
         )
+    _COUNTED[key] = int(parameters)
     return int(parameters)
 
 
@@ -169,6 +176,10 @@ def check_finite_weights(state: Mapping[str, torch.Tensor], path: Path) -> None:
     bad_total, first = 0, None
     for key, tensor in state.items():
         if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
+            continue
+        # NaN and infinity propagate through a sum: one cheap pass, and an exact count only when
+        # the sum is not finite (a damaged tensor, or finite weights summing past 3e38).
+        if math.isfinite(float(tensor.sum())):
             continue
         bad = int(tensor.numel() - torch.isfinite(tensor).sum().item())
         if bad:
