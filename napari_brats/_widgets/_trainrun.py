@@ -7,7 +7,6 @@ Split from :mod:`napari_brats._widgets.training`, which keeps the widget and the
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +23,15 @@ def runs_dir() -> Path:
     return bratseg_home() / "runs"
 
 
-def install_checkpoint(checkpoint: str | Path, name: str) -> Path:
-    """Copy a trained checkpoint into the user model folder (atomically) as ``<name>.pt``."""
-    from bratseg.atomic import atomic_write
-    from bratseg.zoo import user_models_dir
+def install_checkpoint(checkpoint: str | Path, name: str, *, overwrite: bool = False) -> Path:
+    """Copy a trained checkpoint into the user model folder (atomically) as ``<name>.pt``.
 
-    folder = user_models_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{name}.pt"
-    with open(checkpoint, "rb") as source, atomic_write(target) as handle:
-        shutil.copyfileobj(source, handle)
-    return target
+    The engine checks the name and refuses to replace an existing model unless ``overwrite``
+    (:func:`bratseg.zoo.user_models.install_user_model`; ask the user first).
+    """
+    from bratseg.zoo.user_models import install_user_model
+
+    return install_user_model(checkpoint, name, overwrite=overwrite)
 
 
 def request_stop(run_dir: Path, note: str) -> None:

@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from bratseg.review.plausibility import brain_voxel_count
 from bratseg.review.uncertainty import Hotspot, ReviewAssessment, assess_case
 
 from .._layers import (
@@ -161,6 +162,7 @@ class HotspotsWidget(QWidget):
                 session.labels,
                 tuple(session.case.spacing),
                 session.convention,
+                brain_voxels=brain_voxel_count(session.case.image),
             )
         except (ValueError, MemoryError) as exc:
             show_input_error(exc)

@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -38,6 +39,7 @@ from qtpy.QtWidgets import (
 )
 
 from bratseg.devices import DEVICE_CHOICES
+from bratseg.errors import BratsInputError
 
 from .._state import viewer_state
 from ._trainplot import TrainingPlot
@@ -236,6 +238,14 @@ class TrainingWidget(QWidget):
         if not self.model_combo.currentData():
             self._show_error("choose a model to fine-tune or an architecture")
             return False
+        if self.name_edit.text().strip():
+            from bratseg.zoo.user_models import check_user_model_name
+
+            try:
+                check_user_model_name(self.name_edit.text())
+            except BratsInputError as exc:
+                self._show_error(str(exc))
+                return False
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.run_dir = Path(run_dir) if run_dir else runs_dir() / f"run-{stamp}"
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -352,19 +362,54 @@ class TrainingWidget(QWidget):
         checkpoint = done.get("checkpoint") if done else None
         if checkpoint and Path(checkpoint).is_file():
             name = self.name_edit.text().strip() or f"finetuned-{self.run_dir.name}"
-            try:
-                self.installed = install_checkpoint(checkpoint, name)
-                self.status.setText(
-                    f"{self.status.text()}\nadded to your models as “{name}” (see the Segment dock)"
-                )
-                self.state.models_changed.emit()
-            except OSError as exc:
-                self._show_error(f"could not add the model: {exc}")
+            self.install_model(checkpoint, name)
         self.process = None
         self.start_button.setEnabled(True)
         self.stop_button.setEnabled(False)
         if self.progress.maximum() == 0:
             self.progress.setRange(0, 1)
+
+    def install_model(
+        self, checkpoint: str | Path, name: str, overwrite: bool | None = None
+    ) -> Path | None:
+        """Add a run's checkpoint to the user's models as ``name``; returns the file (None if not).
+
+        An existing model of that name is replaced only when ``overwrite`` is true, or, with
+        ``overwrite=None``, when the user says so in a dialog; otherwise it is kept and the new
+        checkpoint stays in its run folder.
+        """
+        from bratseg.zoo.user_models import user_model_path
+
+        try:
+            target = user_model_path(name)
+        except BratsInputError as exc:
+            self._show_error(
+                f"could not add the model: {exc} (the checkpoint stays at {checkpoint})"
+            )
+            return None
+        if target.exists() and overwrite is None:
+            answer = QMessageBox.question(
+                self,
+                "Replace model?",
+                f"A model named “{name}” exists already. Replace it with this run's checkpoint? "
+                f"(No keeps it; the new checkpoint stays at {checkpoint})",
+            )
+            overwrite = answer == QMessageBox.StandardButton.Yes
+        if target.exists() and not overwrite:
+            self.status.setText(
+                f"{self.status.text()}\nkept your model “{name}”; the new checkpoint is {checkpoint}"
+            )
+            return None
+        try:
+            self.installed = install_checkpoint(checkpoint, name, overwrite=bool(overwrite))
+        except (BratsInputError, OSError) as exc:
+            self._show_error(f"could not add the model: {exc}")
+            return None
+        self.status.setText(
+            f"{self.status.text()}\nadded to your models as “{name}” (see the Segment dock)"
+        )
+        self.state.models_changed.emit()
+        return self.installed
 
     def _on_quit(self) -> None:
         """napari is closing: ask a running trainer to stop cleanly and give it a moment."""

@@ -29,6 +29,7 @@ import bratseg
 from bratseg.atomic import atomic_write
 from bratseg.errors import CheckpointError
 from bratseg.labels import check_convention
+from bratseg.model_checks import check_architecture_config, check_finite_weights, check_metadata
 from bratseg.models.config import ModelConfig
 from bratseg.models.registry import ArchitectureSpec, build_model, get_architecture
 from bratseg.orientation import parse_axcodes
@@ -323,7 +324,9 @@ def load_checkpoint(
 
     Raises:
         CheckpointError: missing/unreadable file, pickled code, not a bratseg checkpoint, wrong
-            format version, unknown or unexpected architecture, bad config, weights that do not fit.
+            format version, unknown or unexpected architecture, metadata the engine cannot use
+            (:func:`bratseg.model_checks.check_metadata`), a config out of bounds, non-finite
+            weights, weights that do not fit.
     """
     path = Path(path)
     if not path.is_file():
@@ -343,14 +346,20 @@ def load_checkpoint(
         raise CheckpointError(
             f"unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})", path
         ) from None
+    check_metadata(payload, path)
     try:
         config = spec.config_cls.from_dict(payload["config"])
-        model = _new_model(arch, config)
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f"invalid {arch} config: {exc}", path) from None
+    check_architecture_config(arch, config, path)  # bounded before anything is allocated
     state = {
         k: (v.float() if v.dtype == torch.float16 else v) for k, v in payload["state_dict"].items()
     }
+    check_finite_weights(state, path)
+    try:
+        model = _new_model(arch, config)
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"invalid {arch} config: {exc}", path) from None
     problem = _load_weights(model, state)
     if problem:
         raise CheckpointError(f"weights do not fit architecture {arch!r}: {problem}", path)

@@ -86,16 +86,21 @@ class ModelCache:
     def load(self, path: Path, device: str) -> LoadedModel:
         """The checkpoint at ``path``: from the cache, else loaded and kept.
 
+        A bundled file is checked against the sha256 of its card when it is loaded (the cache
+        key holds its size and modification time, so a replaced file is loaded and checked again).
+
         Raises:
-            bratseg.checkpoint.CheckpointError: The file is missing or not a usable checkpoint.
+            bratseg.checkpoint.CheckpointError: The file is missing or not a usable checkpoint, or
+                a bundled file is not the one its card describes.
         """
         from bratseg.checkpoint import load_checkpoint
+        from bratseg.zoo import verify_bundled
 
         loaded = self.cached(path, device)
         if loaded is not None:
             return loaded
         key = self.key(path, device)
-        loaded = load_checkpoint(path)
+        loaded = verify_bundled([load_checkpoint(path)])[0]
         with self._lock:
             self.loads += 1
             self._models[key] = loaded

@@ -276,11 +276,17 @@ def load_models(names: list[str] | None) -> list[Any]:
     return Predictor.from_names(names).models
 
 
-def _summary(case_id: str, out: Path, pred: Any, spacing: tuple[float, ...]) -> str:
+def _summary(
+    case_id: str, out: Path, pred: Any, spacing: tuple[float, ...], image: Any = None
+) -> str:
+    from bratseg.review.plausibility import prediction_plausibility
+
     voxel_ml = float(np.prod(spacing)) / 1000.0
     masks = region_masks(pred.labels, pred.convention)
     vols = "  ".join(f"{r.upper()} {masks[r].sum() * voxel_ml:.1f} mL" for r in ("wt", "tc", "et"))
-    return f"{case_id}: {out}  [{vols}]  {pred.seconds:.1f} s on {pred.device}"
+    line = f"{case_id}: {out}  [{vols}]  {pred.seconds:.1f} s on {pred.device}"
+    reasons = prediction_plausibility(pred, image, spacing)
+    return line + (f"  NEEDS REVIEW: {' '.join(reasons)}" if reasons else "")
 
 
 def _predict_one(case: Any, predictor: Any, bar: Any, step_bar: bool) -> Any:
@@ -416,7 +422,7 @@ def run(args: argparse.Namespace) -> int:
 
             case, pred = native_outputs(case, pred, prob)
         _write_outputs(case, pred, out, prob, args.overwrite)
-        print(_summary(case.case_id, out, pred, case.spacing))
+        print(_summary(case.case_id, out, pred, case.spacing, case.image))
         return 0
 
     out.mkdir(exist_ok=True)
@@ -436,7 +442,10 @@ def run(args: argparse.Namespace) -> int:
             failures += 1
             bar.write(f"napari-brats: error: {' '.join(str(exc).split())}", file=sys.stderr)
             continue
-        bar.write(_summary(case.case_id, targets[folder], pred, case.spacing), file=sys.stdout)
+        bar.write(
+            _summary(case.case_id, targets[folder], pred, case.spacing, case.image),
+            file=sys.stdout,
+        )
     bar.close()
     if failures:
         warn(f"{failures} of {len(folders)} case(s) failed; the others were written")

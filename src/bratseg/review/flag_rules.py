@@ -48,6 +48,12 @@ class ReviewRules:
         max_wt_ml: Flag: whole tumour larger than this (mL).
         max_low_confidence_ml: Flag: low-confidence components totalling more than this (mL).
         connectivity: Neighbourhood of the components (1 faces, 2 edges, 3 corners).
+        max_wt_brain_fraction: Flag (implausible output): the whole tumour covers more than this
+            share of the brain (non-zero voxels of the image).
+        max_et_brain_fraction: Flag (implausible output): enhancing tumour covers more than this
+            share of the brain.
+        empty_doubt_prob: Flag (implausible output): no tumour in the result although more than
+            ``min_wt_ml`` has a WT probability of at least this (members or flips disagree).
     """
 
     # How these defaults were chosen (tools/tune_review_flag.py, 2 Dec 2026): the default ensemble
@@ -82,6 +88,14 @@ class ReviewRules:
     max_wt_ml: float = 300.0
     max_low_confidence_ml: float = 5.0
     connectivity: int = 3
+    # Output plausibility (issue 28). Over the 76 expert-labelled cases here (shared/data/brats2018
+    # and extra-data, 7 Dec 2026) the whole tumour covers 1.1-18.1% of the brain (non-zero
+    # voxels; the largest 285 mL) and ET at most 8.0%: half the brain as tumour, or a quarter as
+    # ET, is a broken model or wrong input. A WT probability of 0.2 or more where the result is
+    # empty means a member of the ensemble (or a flip) saw tumour that the average voted away.
+    max_wt_brain_fraction: float = 0.5
+    max_et_brain_fraction: float = 0.25
+    empty_doubt_prob: float = 0.2
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (a rule switched off by an infinite threshold gives None)."""
@@ -118,6 +132,8 @@ class CaseFacts:
             with its mean probability (kind ``"low-confidence component"`` whatever its
             probability; the rules pick the low ones).
         spacing: Voxel size in mm (X, Y, Z).
+        implausible: Reasons the output itself is implausible
+            (:func:`bratseg.review.plausibility.plausibility_reasons`), listed first.
     """
 
     measure: str
@@ -126,6 +142,7 @@ class CaseFacts:
     et_mean_prob: float
     components: list[Hotspot] = field(default_factory=list)
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    implausible: list[str] = field(default_factory=list)
 
     def low_components(self, rules: ReviewRules) -> list[Hotspot]:
         """The components whose mean probability is below ``rules.low_component_prob``."""
@@ -134,7 +151,7 @@ class CaseFacts:
 
 def review_reasons(rules: ReviewRules, facts: CaseFacts) -> list[str]:
     """Short sentences, one per rule that fires (empty: no review needed by these rules)."""
-    reasons: list[str] = []
+    reasons: list[str] = list(facts.implausible)
     wt, et = float(facts.volumes_ml.get("wt", 0.0)), float(facts.volumes_ml.get("et", 0.0))
     if wt <= 0.0:
         reasons.append("No tumour predicted.")

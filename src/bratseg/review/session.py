@@ -415,6 +415,7 @@ def assessment_of(prediction: Prediction, case: Case) -> dict[str, Any] | None:
     """The needs-review assessment of a model run (:func:`bratseg.review.uncertainty.assess_case`
     on its region probabilities) as a dict; ``None`` when the run kept no probabilities or the
     assessment failed (it is advisory: logged, never raised)."""
+    from bratseg.review.plausibility import brain_voxel_count
     from bratseg.review.uncertainty import assess_case
 
     if getattr(prediction, "region_probs", None) is None:
@@ -425,6 +426,7 @@ def assessment_of(prediction: Prediction, case: Case) -> dict[str, Any] | None:
             prediction.labels,
             tuple(case.spacing),
             str(prediction.convention),
+            brain_voxels=brain_voxel_count(case.image),
         ).to_dict()
     except (ValueError, MemoryError) as exc:
         logger.warning("needs-review assessment of %s failed: %s", case.case_id, exc)

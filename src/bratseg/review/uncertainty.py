@@ -329,6 +329,7 @@ def assess_case(
     *,
     members: Any = None,
     rules: ReviewRules | None = None,
+    brain_voxels: int | None = None,
 ) -> ReviewAssessment:
     """Uncertainty map, hotspots and review flag of one case.
 
@@ -341,11 +342,16 @@ def assess_case(
         members: Optional member probabilities or spread (see :func:`uncertainty_map`); the
             measure is then their disagreement instead of the entropy.
         rules: Thresholds (default :data:`DEFAULT_RULES`).
+        brain_voxels: Non-zero voxels of the case image
+            (:func:`bratseg.review.plausibility.brain_voxel_count`), for the rules on the
+            tumour's share of the brain; None skips them.
 
     Returns:
-        :class:`ReviewAssessment`.
+        :class:`ReviewAssessment`; implausible output
+        (:func:`bratseg.review.plausibility.plausibility_reasons`) gives the first reasons.
     """
     from bratseg.review.flag_rules import CaseFacts, review_reasons
+    from bratseg.review.plausibility import plausibility_reasons
 
     rules = rules or DEFAULT_RULES
     convention = check_convention(convention)
@@ -365,6 +371,7 @@ def assess_case(
         et_mean_prob=float(probs[2][et].astype(np.float64).mean()) if et.any() else 0.0,
         components=component_hotspots(probs, masks, uncertainty, spacing, rules, low_only=False),
         spacing=tuple(float(s) for s in spacing),  # type: ignore[arg-type]
+        implausible=plausibility_reasons(probs, lab, convention, spacing, brain_voxels, rules),
     )
     reasons = review_reasons(rules, facts)
     hotspots = sorted(uncertain + facts.low_components(rules), key=lambda h: -h.voxels)[

@@ -25,11 +25,14 @@ from bratseg.zoo.catalogue import (
 from bratseg.zoo.default_ensemble import (
     DEFAULT_SETTINGS_FILE,
     default_model_names,
+    default_model_paths,
     default_postprocess,
     default_postprocess_overrides,
     ensemble_postprocess,
     is_default_ensemble,
+    load_default_models,
     no_default_model_message,
+    verify_bundled,
 )
 
 __all__ = [
@@ -42,6 +45,7 @@ __all__ = [
     "bratseg_home",
     "bundled_models",
     "default_model_names",
+    "default_model_paths",
     "default_postprocess",
     "default_postprocess_overrides",
     "embedded_card",
@@ -49,8 +53,10 @@ __all__ = [
     "format_card",
     "is_default_ensemble",
     "list_models",
+    "load_default_models",
     "no_default_model_message",
     "read_checkpoint_meta",
     "resolve_model",
     "user_models_dir",
+    "verify_bundled",
 ]

@@ -6,7 +6,9 @@
   own postprocessing settings, chosen for the ensemble by cross-validation, are in
   ``weights/default-postprocess.json`` (they override the first model's).
 * User models live in ``$BRATSEG_HOME/models`` (see :func:`bratseg_home`); fine-tuned
-  checkpoints go there. A user model with the same name as a bundled one takes precedence.
+  checkpoints go there. A user model with the name of a bundled one is ignored (with a warning
+  to rename it): a bundled name always means the bundled file, so no file planted in the user
+  folder or the current directory can stand in for a member of the validated default.
 
 A checkpoint's *metadata* (:func:`read_checkpoint_meta`: architecture, paper, preprocessing,
 postprocessing, training provenance and, for shipped weights, the model card of
@@ -206,10 +208,15 @@ def _entry(path: Path, bundled: bool) -> ModelEntry:
     )
 
 
+def bundled_names() -> set[str]:
+    """Names of the checkpoints shipped with the package (file names only; nothing is read)."""
+    return {model_name_of(p.name) for p in checkpoints_in(BUNDLED_DIR)}
+
+
 def list_models(include_user: bool = True) -> list[ModelEntry]:
     """Every usable checkpoint: bundled first, then the user's (unreadable files are skipped).
 
-    A user checkpoint with the name of a bundled one replaces it in the list.
+    A user checkpoint with the name of a bundled one is skipped with a warning (rename it).
     """
     entries: dict[str, ModelEntry] = {}
     folders = [(BUNDLED_DIR, True)] + ([(user_models_dir(), False)] if include_user else [])
@@ -221,7 +228,13 @@ def list_models(include_user: bool = True) -> list[ModelEntry]:
                 logger.warning("skipping %s", exc)
                 continue
             if entry.name in entries:
-                logger.info("user model %s shadows the bundled one", path)
+                logger.warning(
+                    "ignoring user model %s: it has the name of a bundled model; rename the file "
+                    "(e.g. %s-mine.pt) to use it",
+                    path,
+                    entry.name,
+                )
+                continue
             entries[entry.name] = entry
     return list(entries.values())
 
@@ -241,20 +254,26 @@ def checkpoint_names() -> set[str]:
 def resolve_model(name_or_path: str | Path) -> Path:
     """Checkpoint file for a zoo name or a path.
 
-    Order: an existing file path; a user model of that name; a bundled model of that name.
+    Order: a bundled model's name (written without a folder or suffix) is always the bundled
+    file, whatever lies in the current directory or the user folder; then an existing file path;
+    a user model of that name (never one with a bundled name); a bundled model of that name.
 
     Raises:
         BratsInputError: Nothing matches (the message lists the available names).
     """
     text = str(name_or_path)
     candidate = Path(text).expanduser()
+    separators = (os.sep, os.altsep) if os.altsep else (os.sep,)
+    looks_like_path = any(s in text for s in separators) or text.endswith(CHECKPOINT_SUFFIXES)
+    name = model_name_of(candidate.name)
+    bundled = bundled_names()
+    if not looks_like_path and name in bundled:
+        return next(p for p in checkpoints_in(BUNDLED_DIR) if model_name_of(p.name) == name)
     if candidate.is_file():
         return candidate
-    looks_like_path = os.sep in text or text.endswith(CHECKPOINT_SUFFIXES)
-    name = model_name_of(candidate.name)
     for folder in (user_models_dir(), BUNDLED_DIR):
         for path in checkpoints_in(folder):
-            if model_name_of(path.name) == name:
+            if model_name_of(path.name) == name and (folder == BUNDLED_DIR or name not in bundled):
                 return path
     if looks_like_path:
         raise BratsInputError("checkpoint file not found", candidate)

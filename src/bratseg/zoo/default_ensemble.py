@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bratseg.errors import BratsInputError
+from bratseg.errors import BratsInputError, CheckpointError
 from bratseg.labels import REGIONS
 from bratseg.zoo import catalogue
-from bratseg.zoo.catalogue import checkpoints_in, model_name_of, resolve_model, user_models_dir
+from bratseg.zoo.catalogue import checkpoints_in, model_name_of, user_models_dir
 
 if TYPE_CHECKING:
     from bratseg.checkpoint import LoadedModel
@@ -71,6 +71,73 @@ def default_model_names() -> list[str]:
     return names[:1]
 
 
+def default_model_paths() -> list[Path]:
+    """The bundled files of the default model(s), in ensemble order (never a user or current
+    directory file of the same name)."""
+    files = {model_name_of(p.name): p for p in checkpoints_in(catalogue.BUNDLED_DIR)}
+    return [files[name] for name in default_model_names()]
+
+
+def bundled_sha256(path: str | Path) -> str | None:
+    """The sha256 a bundled checkpoint's card (``NAME.json`` beside it) gives for its file;
+    ``None`` when the card is missing, unreadable or names no digest."""
+    card = Path(path).with_suffix(".json")
+    try:
+        value = json.loads(card.read_text()).get("sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(value) if value else None
+
+
+def verify_bundled(models: Sequence[LoadedModel]) -> list[LoadedModel]:
+    """Refuse a loaded checkpoint from the bundled folder whose file is not the one its card
+    describes (its sha256 differs from the card's, or the card names none).
+
+    Args:
+        models: Loaded checkpoints; those outside the bundled folder are not looked at.
+
+    Returns:
+        ``models`` as a list.
+
+    Raises:
+        CheckpointError: Naming the modified or replaced bundled file.
+    """
+    bundled_dir = catalogue.BUNDLED_DIR.resolve()
+    for loaded in models:
+        path = Path(loaded.path)
+        if path.resolve().parent != bundled_dir:
+            continue
+        expected = bundled_sha256(path)
+        if expected is None:
+            raise CheckpointError(
+                "bundled model has no sha256 in its card (the .json beside it): the installation "
+                "is incomplete; reinstall napari-brats",
+                path,
+            )
+        if loaded.sha256 != expected:
+            raise CheckpointError(
+                f"bundled model file was modified or replaced (sha256 {loaded.sha256[:12]}..., "
+                f"its card says {expected[:12]}...); reinstall napari-brats",
+                path,
+            )
+    return list(models)
+
+
+def load_default_models(map_location: str = "cpu") -> list[LoadedModel]:
+    """Load the bundled default model(s), each verified against the sha256 of its card.
+
+    Raises:
+        BratsInputError: No default is bundled (:func:`no_default_model_message`).
+        CheckpointError: A member cannot be loaded or is not the file its card describes.
+    """
+    from bratseg.checkpoint import load_checkpoint
+
+    paths = default_model_paths()
+    if not paths:
+        raise BratsInputError(no_default_model_message())
+    return verify_bundled([load_checkpoint(p, map_location) for p in paths])
+
+
 def default_postprocess_overrides() -> dict[str, Any]:
     """Postprocessing settings of the bundled default ensemble (``weights/default-postprocess.json``,
     key ``postprocess``), applied over the first default model's own; empty when absent."""
@@ -87,10 +154,7 @@ def default_postprocess_overrides() -> dict[str, Any]:
 
 def is_default_ensemble(paths: Sequence[str | Path]) -> bool:
     """True when ``paths`` are exactly the bundled default model(s), in order."""
-    try:
-        default = [resolve_model(n).resolve() for n in default_model_names()]
-    except Exception:  # a default named but not loadable: nothing is the default
-        return False
+    default = [p.resolve() for p in default_model_paths()]
     return bool(default) and [Path(p).resolve() for p in paths] == default
 
 
@@ -207,12 +271,16 @@ def format_ensemble_card(card: dict[str, Any]) -> str:
 __all__ = [
     "DEFAULT_CARD_NAME",
     "DEFAULT_SETTINGS_FILE",
+    "bundled_sha256",
     "default_ensemble_card",
     "default_model_names",
+    "default_model_paths",
     "default_postprocess",
     "default_postprocess_overrides",
     "ensemble_postprocess",
     "format_ensemble_card",
     "is_default_ensemble",
+    "load_default_models",
     "no_default_model_message",
+    "verify_bundled",
 ]
