@@ -112,6 +112,8 @@ class ReviewSession:
             session is read-only while the last one is an approval.
         strokes: Hand strokes that can be undone and redone (:mod:`bratseg.review.strokes`; not
             saved).
+        et_evidence: What the no-enhancement ET rule measured and decided under :attr:`config`
+            (:class:`bratseg.postprocess.EnhancementEvidence`; None when off or no ET).
         saved_version: The save of :class:`bratseg.review.SessionStore` this session was
             restored from or last saved as (set by the store; None: never saved), so a save over
             another writer's newer one is refused instead of silently dropping their edits.
