@@ -111,17 +111,18 @@ def shard_from_env(env: Mapping[str, str] | None = None) -> Shard:
     return Shard(rank, world, max(local_rank, 0), max(local_world, 1))
 
 
-def shard_device(request: str, shard: Shard, cuda_available: bool | None = None) -> str:
-    """The device of this process: ``cuda:<LOCAL_RANK>`` for a sharded run on CUDA, else
-    ``request`` unchanged (``cuda_available`` default: ask torch)."""
+def shard_device(request: str, shard: Shard, cuda_count: int | None = None) -> str:
+    """The device of this process: ``cuda:<LOCAL_RANK>`` for a sharded run on CUDA (processes
+    share the GPUs round-robin when there are more of them than GPUs), else ``request``
+    unchanged. ``cuda_count``: GPUs visible (default: ask torch)."""
     if shard.world_size <= 1 or request not in ("auto", "cuda"):
         return request
-    if cuda_available is None:
+    if cuda_count is None:
         import torch
 
-        cuda_available = bool(torch.cuda.is_available())
-    if cuda_available:
-        return f"cuda:{shard.local_rank}"
+        cuda_count = int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+    if cuda_count > 0:
+        return f"cuda:{shard.local_rank % cuda_count}"
     return request
 
 

@@ -140,10 +140,11 @@ def test_shards_split_every_case_exactly_once() -> None:
     with pytest.raises(BratsInputError, match="integers"):
         shard_from_env({"WORLD_SIZE": "two"})
     # on CUDA every rank takes its local GPU; an explicit choice or one process is left alone
-    assert shard_device("auto", Shard(3, 4, 1, 2), cuda_available=True) == "cuda:1"
-    assert shard_device("auto", Shard(3, 4, 1, 2), cuda_available=False) == "auto"
-    assert shard_device("cpu", Shard(3, 4, 1, 2), cuda_available=True) == "cpu"
-    assert shard_device("auto", Shard(), cuda_available=True) == "auto"
+    assert shard_device("auto", Shard(3, 4, 1, 2), cuda_count=2) == "cuda:1"
+    assert shard_device("cuda", Shard(3, 4, 3, 4), cuda_count=2) == "cuda:1"  # GPUs shared
+    assert shard_device("auto", Shard(3, 4, 1, 2), cuda_count=0) == "auto"
+    assert shard_device("cpu", Shard(3, 4, 1, 2), cuda_count=2) == "cpu"
+    assert shard_device("auto", Shard(), cuda_count=2) == "auto"
     assert shard_threads(None, Shard(0, 2, 0, 2)) == max(1, (os.cpu_count() or 1) // 2)
     assert shard_threads(3, Shard(0, 2, 0, 2)) == 3 and shard_threads(None, Shard()) is None
 
