@@ -15,7 +15,8 @@ or one SLURM task per shard) runs :func:`run_cohort` in every process:
   (one ``write`` on an ``O_APPEND`` descriptor, so lines of several processes never interleave).
   When a process has finished its share it merges, under a file lock, all records into
   ``OUT_DIR/summary.csv`` (:func:`merge_summary`): the last process to finish writes the complete
-  table, and a resumed run rewrites it.
+  table, and a resumed run rewrites it. The merge also adds the line of a case whose process was
+  killed between its record and its line.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ RECORDS_DIR = ".cohort"
 LINES_NAME = "cases.jsonl"
 #: The table of all recorded cases, rewritten by every merge.
 SUMMARY_NAME = "summary.csv"
+#: Lock file (in the records folder) of the record + line pairs and of the merge.
+LOCK_NAME = "merge.lock"
 #: Bumped when a record's meaning changes (older records are then redone).
 RECORD_VERSION = 1
 #: Columns of ``summary.csv``.
@@ -281,6 +284,32 @@ def _summary_row(record: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _line_of(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in ("version", "settings")}
+
+
+def _log_unlogged(out_dir: Path, records: Mapping[str, dict[str, Any] | None]) -> None:
+    """Append the line of every finished record whose last line in ``cases.jsonl`` differs
+    (a process killed between its record and its line). Call under the lock."""
+    last: dict[str, dict[str, Any]] = {}
+    path = out_dir / LINES_NAME
+    if path.exists():
+        for text in path.read_text(encoding="utf-8").splitlines():
+            try:
+                line = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(line, dict) and "case" in line:
+                last[str(line["case"])] = line
+    for case_id, record in records.items():
+        if record is None or record.get("status") not in ("done", "failed"):
+            continue
+        line = _line_of(record)
+        if last.get(case_id) != line:
+            logger.warning("%s: the line of %s was missing; added", path, case_id)
+            append_line(path, line)
+
+
 def merge_summary(out_dir: Path, case_ids: Sequence[str]) -> tuple[int, list[str]]:
     """Write ``summary.csv`` from the records of ``case_ids`` (under a lock, atomically).
 
@@ -290,8 +319,9 @@ def merge_summary(out_dir: Path, case_ids: Sequence[str]) -> tuple[int, list[str
     """
     records_dir = out_dir / RECORDS_DIR
     records_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(records_dir / "merge.lock"):
+    with _locked(records_dir / LOCK_NAME):
         records = {c: read_record(out_dir, c) for c in sorted(case_ids)}
+        _log_unlogged(out_dir, records)
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
         writer.writeheader()
@@ -375,8 +405,9 @@ def run_cohort(
             line = case_result(
                 case, prediction, outputs, out_dir, shard, time.perf_counter() - start
             )
-        _write_record(out_dir, {**line, "version": RECORD_VERSION, **_settings(settings)})
-        append_line(out_dir / LINES_NAME, line)
+        with _locked(out_dir / RECORDS_DIR / LOCK_NAME):  # the merge sees both or neither
+            _write_record(out_dir, {**line, "version": RECORD_VERSION, **_settings(settings)})
+            append_line(out_dir / LINES_NAME, line)
         if report is not None:
             report(line)
     _, missing = merge_summary(out_dir, [f.name for f in folders])

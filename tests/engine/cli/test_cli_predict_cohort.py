@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from bratseg.review.cohort import (
     SUMMARY_NAME,
     Shard,
     append_line,
+    merge_summary,
     shard_device,
     shard_from_env,
     shard_threads,
@@ -197,6 +199,22 @@ def test_torchrun_two_processes_each_case_once(dataset: Path, full_run: Path) ->
         assert float(row["wt_ml"]) == pytest.approx(by_case[row["case"]]["volumes_ml"]["wt"])
         assert row["status"] == "done" and row["rank"] == str(by_case[row["case"]]["rank"])
     assert sorted(p.name for p in out.glob("*.nii.gz")) == sorted(f"{c}.nii.gz" for c in CASES)
+
+
+def test_merge_adds_the_line_of_a_recorded_case_once(full_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "copy"
+    shutil.copytree(full_run, out)
+    lines = (out / LINES_NAME).read_text().splitlines()
+    lost = json.loads(lines[1])["case"]  # killed between its record and its line
+    (out / LINES_NAME).write_text("\n".join(lines[:1] + lines[2:]) + "\n")
+    (out / SUMMARY_NAME).unlink()
+    assert merge_summary(out, list(CASES)) == (len(CASES), [])
+    assert merge_summary(out, list(CASES)) == (len(CASES), [])  # a second merge adds nothing
+    again = lines_of(out)
+    assert sorted(line["case"] for line in again) == sorted(CASES) and again[-1]["case"] == lost
+    assert again[-1] == json.loads(lines[1])
+    with open(out / SUMMARY_NAME, newline="") as fh:
+        assert [r["case"] for r in csv.DictReader(fh)] == sorted(CASES)
 
 
 def test_rerun_after_sigterm_does_only_what_is_left(
