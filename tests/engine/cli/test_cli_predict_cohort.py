@@ -285,3 +285,33 @@ def test_dataset_outputs_not_written_by_predict_are_refused(
     rc = main(["predict", str(dataset), "-o", str(full_run), "--model", str(model), "--tta", "8"])
     assert rc == 2 and "other settings" in capsys.readouterr().err
     assert {p.name: p.stat().st_mtime_ns for p in full_run.glob("*.nii.gz")} == stamp
+
+
+def test_a_failed_case_is_logged_and_retried_the_others_kept(
+    brats2018_dir: Path, model: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    good, bad = CASES[0], "Broken_1"
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    (dataset / good).symlink_to(brats2018_dir / good, target_is_directory=True)
+    (dataset / bad).mkdir()
+    for channel in ("t1", "t1ce", "t2", "flair"):
+        src = brats2018_dir / good / f"{good}_{channel}.nii.gz"
+        dst = dataset / bad / f"{bad}_{channel}.nii.gz"
+        dst.write_bytes(b"not a nifti" if channel == "flair" else src.read_bytes())
+    out = tmp_path / "preds"
+    args = ["predict", str(dataset), "-o", str(out), "--model", str(model), "--device", "cpu", "-q"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "1 of 2 case(s) failed" in err and f"{bad}_flair" in err
+    lines = {line["case"]: line for line in lines_of(out)}
+    assert lines[good]["status"] == "done" and lines[bad]["status"] == "failed"
+    assert f"{bad}_flair" in lines[bad]["error"] and not (out / f"{bad}.nii.gz").exists()
+    with open(out / SUMMARY_NAME, newline="") as fh:
+        rows = {r["case"]: r for r in csv.DictReader(fh)}
+    assert rows[bad]["status"] == "failed" and rows[bad]["error"] and rows[good]["wt_ml"]
+    stamp = (out / f"{good}.nii.gz").stat().st_mtime_ns
+    assert main(args) == 2  # the failed case is tried again, the done one kept
+    again = lines_of(out)[len(lines) :]
+    assert [line["case"] for line in again] == [bad]
+    assert (out / f"{good}.nii.gz").stat().st_mtime_ns == stamp
