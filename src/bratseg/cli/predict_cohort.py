@@ -32,6 +32,7 @@ def predict_dataset(
     from bratseg.io import load_case
     from bratseg.review.cohort import run_cohort
 
+    mine = len(shard.cases(folders))
     bar = tqdm(desc="predict", file=sys.stderr, unit="case", disable=bool(args.quiet))
 
     def predict_case(folder: Path) -> tuple[Any, Any, list[Path]]:
@@ -67,11 +68,10 @@ def predict_dataset(
         )
     finally:
         bar.close()
-    mine = len(shard.cases(folders))
     where = f"rank {shard.rank}/{shard.world_size}: " if shard.world_size > 1 else ""
     print(
         f"{where}{done} case(s) predicted, {mine - done - failed} already done, {failed} failed; "
-        f"{len(folders) - len(missing)} of {len(folders)} in {out / 'summary.csv'}",
+        f"{len(folders) - len(missing)} of {len(folders)} done in all ({out / 'summary.csv'})",
         file=sys.stderr,
     )
     if failed:
