@@ -54,6 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FOLDER",
         help="also open the Worklist dock on a folder of case folders (status, segment all, sign-off)",
     )
+    parser.add_argument(
+        "--followup",
+        metavar="FOLLOWUP_DIR",
+        help="follow-up view: CASE_DIR is the baseline; both are shown side by side, linked, "
+        "the follow-up registered onto the baseline (labels: each folder's seg, as `compare`)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -128,6 +134,15 @@ def run(args: argparse.Namespace) -> int:
         raise BratsInputError(
             f"napari is not installed ({exc}); install the GUI extra: pip install 'napari-brats[gui]'"
         ) from exc
+    if getattr(args, "followup", None):
+        from napari_brats._followup import open_followup
+
+        if not args.case_dir:
+            raise BratsInputError("--followup needs the baseline case folder as CASE_DIR")
+        viewer = napari.Viewer(title="napari-brats follow-up")
+        open_followup(viewer, str(_case_path(args.case_dir)), str(_case_path(args.followup)))
+        napari.run()
+        return 0
     viewer, docks = open_viewer(args.case_dir, args.model, worklist=getattr(args, "worklist", None))
     if args.segment and docks.get("Segment") is not None:
         docks["Segment"].run()

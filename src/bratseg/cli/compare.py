@@ -50,7 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _case_and_labels(folder: str, labels: str | None, convention: str | None):
+def load_case_and_labels(folder: str, labels: str | None, convention: str | None):
+    """A case folder, its label map (``labels``, else the folder's seg) and their convention;
+    also used by the plugin's follow-up view."""
     from bratseg.cli.report import _load_labels, case_seg
     from bratseg.io import load_case
 
@@ -73,10 +75,10 @@ def run(args: argparse.Namespace) -> int:
         raise BratsInputError("file exists; refusing to overwrite (use --overwrite)", pdf)
     if args.registered:
         check_nifti_destination(args.registered, args.overwrite)
-    baseline, b_labels, b_conv = _case_and_labels(
+    baseline, b_labels, b_conv = load_case_and_labels(
         args.baseline, args.baseline_labels, args.convention
     )
-    followup, f_labels, f_conv = _case_and_labels(
+    followup, f_labels, f_conv = load_case_and_labels(
         args.followup, args.followup_labels, args.convention
     )
     comparison = compare_cases(

@@ -1,7 +1,9 @@
 """``napari-brats predict``: segment one case folder or a folder of cases.
 
 ``predict CASE_DIR -o OUT.nii.gz`` writes one label map; ``predict DATASET_DIR -o OUT_DIR`` writes
-``OUT_DIR/<case>.nii.gz`` for every case folder under DATASET_DIR, with a progress bar on stderr.
+``OUT_DIR/<case>.nii.gz`` for every case folder under DATASET_DIR, with a progress bar on stderr;
+that path (:mod:`bratseg.cli.predict_cohort`) shards the cases under ``torchrun``, resumes after a
+kill, and writes ``OUT_DIR/cases.jsonl`` and ``OUT_DIR/summary.csv``.
 Everything the user gave (paths, models, options) is checked before anything is written.
 """
 
@@ -50,7 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Predict NCR/ED/ET labels for a BraTS case folder (-o OUT.nii.gz) or for "
         "every case folder inside a dataset folder (-o OUT_DIR, one OUT_DIR/<case>.nii.gz each). "
         "Outputs keep the input's shape and affine (uint8 labels). Without --model the bundled "
-        "default model is used; several --model options average their probabilities (ensemble).",
+        "default model is used; several --model options average their probabilities (ensemble). "
+        "A dataset run resumes (verified outputs are kept), writes OUT_DIR/cases.jsonl and "
+        "OUT_DIR/summary.csv, and under torchrun each process takes its share of the cases.",
     )
     p.add_argument(
         "input", metavar="CASE_OR_DATASET_DIR", help="case folder, or a folder of case folders"
@@ -212,7 +216,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _check_output_dir(folder: Path, targets: list[Path], overwrite: bool) -> None:
+def _check_output_dir(folder: Path, existing: list[Path], overwrite: bool) -> None:
     if folder.exists() and not folder.is_dir():
         raise BratsInputError("output for a dataset must be a folder, this is a file", folder)
     if is_nifti_name(folder.name):
@@ -221,7 +225,6 @@ def _check_output_dir(folder: Path, targets: list[Path], overwrite: bool) -> Non
         )
     if not folder.parent.is_dir():
         raise BratsInputError("parent folder does not exist", folder.parent)
-    existing = [t for t in targets if t.exists()]
     if existing and not overwrite:
         raise BratsInputError(
             f"{len(existing)} output file(s) exist, e.g. {existing[0].name}; "
@@ -378,25 +381,32 @@ def run(args: argparse.Namespace) -> int:
             into_case=args.into_case,
         )
     else:
+        from bratseg.review.cohort import unrecorded_outputs
+
         targets = {f: out / f"{f.name}.nii.gz" for f in folders}
-        _check_output_dir(out, list(targets.values()), args.overwrite)
+        found = unrecorded_outputs(out, {f.name: [t] for f, t in targets.items()})
+        _check_output_dir(out, found, args.overwrite)
         if prob is not None:
             prob_targets = {f: prob / f"{f.name}_probabilities.nii.gz" for f in folders}
-            _check_output_dir(prob, list(prob_targets.values()), args.overwrite)
+            found = unrecorded_outputs(out, {f.name: [t] for f, t in prob_targets.items()})
+            _check_output_dir(prob, found, args.overwrite)
         for f in folders:
             guard_case_outputs(
                 f,
                 [(targets[f], "output"), (prob and prob_targets[f], "probabilities")],
                 into_case=args.into_case,
             )
+    from bratseg.review.cohort import shard_device, shard_from_env, shard_threads
+
+    shard = None if single else shard_from_env()
     options = InferenceOptions(
-        device=args.device,
+        device=args.device if shard is None else shard_device(args.device, shard),
         tta=args.tta,
         overlap=args.overlap,
         window=(args.window,) * 3 if args.window else None,
         amp=not args.no_amp,
         convention=args.labels,
-        threads=args.threads,
+        threads=args.threads if shard is None else shard_threads(args.threads, shard),
     )
     overrides = postprocess_overrides(args)
     predictor = Predictor.from_names(args.model, options, postprocess_overrides=overrides)
@@ -428,26 +438,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(exist_ok=True)
     if prob is not None:
         prob.mkdir(exist_ok=True)
-    failures = 0
-    bar = tqdm(folders, desc="predict", file=sys.stderr, unit="case", disable=quiet)
-    for folder in bar:
-        try:
-            case = load_case(folder, load_seg=False, align=args.align)
-            _input_check(case, args)
-            pred = _predict_one(case, predictor, None if quiet else bar, step_bar=False)
-            _write_outputs(
-                case, pred, targets[folder], prob_targets[folder] if prob else None, args.overwrite
-            )
-        except BratsInputError as exc:
-            failures += 1
-            bar.write(f"napari-brats: error: {' '.join(str(exc).split())}", file=sys.stderr)
-            continue
-        bar.write(
-            _summary(case.case_id, targets[folder], pred, case.spacing, case.image),
-            file=sys.stdout,
-        )
-    bar.close()
-    if failures:
-        warn(f"{failures} of {len(folders)} case(s) failed; the others were written")
-        return 2
-    return 0
+    outputs = {f: [targets[f]] + ([prob_targets[f]] if prob is not None else []) for f in folders}
+    from bratseg.cli.predict_cohort import predict_dataset
+
+    return predict_dataset(folders, out, outputs, predictor, args, shard or shard_from_env())

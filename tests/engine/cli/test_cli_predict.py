@@ -217,7 +217,12 @@ def test_predict_dataset_with_ensemble(standin, standins, tmp_path, capsys):
         ]
     )
     assert rc == 0
-    assert sorted(p.name for p in out.iterdir()) == [f"{c}.nii.gz" for c in CASES]
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == [f"{c}.nii.gz" for c in CASES]
+    assert {p.name for p in out.iterdir()} - {p.name for p in out.glob("*.nii.gz")} == {
+        ".cohort",  # per-case records (resume), see test_cli_predict_cohort.py
+        "cases.jsonl",
+        "summary.csv",
+    }
     config = PostprocessConfig.from_dict({**standin.POSTPROCESS, "et_threshold": 0.6})
     structure = np.ones((3, 3, 3))
     for c in CASES:
