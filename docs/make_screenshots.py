@@ -114,7 +114,7 @@ def main() -> None:
     docks["Correction"].paint_tissue("et")
     xs, ys = np.nonzero(reference[:, :, z]) if reference[:, :, z].any() else ([120], [120])
     layer.paint((z, int(np.median(ys)), int(np.median(xs))), LABEL_VALUES[session.convention]["et"])
-    docks["Postprocessing"].sliders["tc_threshold"].setValue(0.5)
+    docks["Postprocessing"].controls["tc_threshold"].value = 0.5
     docks["Postprocessing"].apply_now()
     docks["Report"].refresh()
     docks["Export for retraining"].status.setText(
