@@ -407,7 +407,7 @@ def test_view_command_opens_docks_and_case(qtbot, capsys, make_napari_viewer):
 
     models = docks["Segment"].model_list
     tips = {
-        models.item(i).text().split(" ")[0]: models.item(i).toolTip() for i in range(models.count())
+        models.item(i).text().split()[0]: models.item(i).toolTip() for i in range(models.count())
     }
     for entry in bundled_models():  # hovering a bundled model shows its card
         assert "Dice:" in tips[entry.name] and "validation:" in tips[entry.name], tips
