@@ -68,9 +68,10 @@ class PostprocessWidget(QWidget):
         main = QGroupBox("Thresholds (WT → TC ⊂ WT → ET ⊂ TC) and tumour parts")
         QVBoxLayout(main).addWidget(forms.pop(MAIN_GROUP).native)
         self.advanced = QCollapsible("Advanced: enhancing-tumour (ET) rules")
-        self.advanced.addWidget(self.et_rule_label)
+        self.advanced.addWidget(forms.pop(ET_GROUP).native)  # its last control: T1Gd/T1 rule
+        self.advanced.addWidget(self.et_rule_label)  # ... so its decision and Restore follow
         self.advanced.addWidget(self.restore_et)
-        for form in (forms.pop(ET_GROUP), *forms.values()):  # a new group lands here too
+        for form in forms.values():  # a group added to the config lands here too
             self.advanced.addWidget(form.native)
         self.advanced.addWidget(self.ml_label)
         self._sections: tuple[QWidget, ...] = (main, self.advanced)
