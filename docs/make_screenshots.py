@@ -72,7 +72,7 @@ def _models(names: list[str] | None) -> list[str]:
 
 
 def main() -> None:
-    from qtpy.QtWidgets import QApplication
+    from qtpy.QtWidgets import QApplication, QDockWidget
 
     from bratseg.labels import LABEL_VALUES
     from napari_brats._state import viewer_state
@@ -114,7 +114,7 @@ def main() -> None:
     docks["Correction"].paint_tissue("et")
     xs, ys = np.nonzero(reference[:, :, z]) if reference[:, :, z].any() else ([120], [120])
     layer.paint((z, int(np.median(ys)), int(np.median(xs))), LABEL_VALUES[session.convention]["et"])
-    docks["Postprocessing"].sliders["tc_threshold"].setValue(0.5)
+    docks["Postprocessing"].controls["tc_threshold"].value = 0.5
     docks["Postprocessing"].apply_now()
     docks["Report"].refresh()
     docks["Export for retraining"].status.setText(
@@ -134,6 +134,19 @@ def main() -> None:
         widget.resize(max(widget.width(), 420), max(widget.sizeHint().height(), 380))
         QApplication.processEvents()
         widget.grab().save(str(OUT / f"{SLUGS[name]}.png"))
+    post = docks["Postprocessing"]  # its Advanced section (the ET rules) opened, tab in front
+    dock = post.parentWidget()
+    while dock is not None and not isinstance(dock, QDockWidget):
+        dock = dock.parentWidget()
+    if dock is not None:
+        dock.raise_()
+    post.advanced.expand(animate=False)
+    for _ in range(20):
+        QApplication.processEvents()
+        time.sleep(0.02)
+    post.resize(max(post.width(), 420), post.sizeHint().height())
+    QApplication.processEvents()
+    post.grab().save(str(OUT / "postprocess_dock_advanced.png"))
     viewer.window.screenshot(str(OUT / "viewer.png"), canvas_only=False)
     print("saved", sorted(p.name for p in OUT.glob("*.png")))
     viewer.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -127,3 +128,100 @@ def config_from_dict(
         for k, v in plain.items()
     }
     return cls(**kwargs, **nested)
+
+
+# --------------------------------------------------------------------------- declared settings
+
+#: Key of a :class:`Setting` in a dataclass field's ``metadata``.
+SETTING_KEY = "bratseg.setting"
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """What a front end needs to know about one config field, declared once beside it.
+
+    The command line (flag, type, help), the range check of the config and the plugin's form
+    controls are all derived from these values.
+
+    Attributes:
+        label: Short control label (a few words).
+        help: One-line help text (CLI ``--help``, control tooltip).
+        group: Section of the form, e.g. ``"thresholds"`` or ``"ET rules, advanced"``.
+        minimum: Smallest accepted value (numbers), None for no lower bound.
+        maximum: Largest accepted value (numbers), None for no upper bound.
+        step: Step of a slider or spin box (numbers).
+        choices: Accepted values (strings).
+        flag: Command-line flag when it differs from ``--field-name``.
+        metavar: Command-line placeholder of the value.
+    """
+
+    label: str
+    help: str
+    group: str
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None
+    choices: tuple[str, ...] | None = None
+    flag: str | None = None
+    metavar: str | None = None
+
+
+def setting(default: Any, **declared: Any) -> Any:
+    """A dataclass field with ``default`` and its :class:`Setting` (keyword arguments)."""
+    return dataclasses.field(default=default, metadata={SETTING_KEY: Setting(**declared)})
+
+
+def declared_settings(cls: Any) -> list[tuple[dataclasses.Field, Setting]]:
+    """The fields of the dataclass ``cls`` (or instance) that carry a :class:`Setting`, in order."""
+    return [
+        (f, f.metadata[SETTING_KEY]) for f in dataclasses.fields(cls) if SETTING_KEY in f.metadata
+    ]
+
+
+def _range_text(spec: Setting) -> str:
+    if spec.minimum is not None and spec.maximum is not None:
+        return f"be between {spec.minimum:g} and {spec.maximum:g}"
+    if spec.minimum is not None:
+        return f"be >= {spec.minimum:g}"
+    return f"be <= {spec.maximum:g}"
+
+
+def check_settings(config: Any, what: str) -> None:
+    """Check and normalise, in place, every declared setting of the dataclass ``config``.
+
+    Numbers take the kind of their field's default (int or float; a float must be finite),
+    true/false settings become ``bool``, and each value must lie in its declared range or
+    choices.
+
+    Args:
+        config: A dataclass instance whose fields were declared with :func:`setting`.
+        what: How the error names the config, e.g. ``"postprocessing"``.
+
+    Raises:
+        BratsInputError: ``"<what> <field>=<value> must be between <min> and <max>"`` (or the
+            choices), naming the first bad field.
+    """
+    for f, spec in declared_settings(config):
+        value = getattr(config, f.name)
+        if spec.choices is not None:
+            if value not in spec.choices:
+                raise BratsInputError(
+                    f"unknown {what} {f.name} {value!r}; use one of {', '.join(spec.choices)}"
+                )
+            continue
+        default = f.default
+        if isinstance(default, bool):
+            setattr(config, f.name, bool(value))
+            continue
+        try:
+            number = int(value) if isinstance(default, int) else float(value)
+        except (TypeError, ValueError):
+            raise BratsInputError(f"{what} {f.name}={value!r} must be a number") from None
+        low, high = spec.minimum, spec.maximum
+        if (
+            not math.isfinite(number)
+            or (low is not None and number < low)
+            or (high is not None and number > high)
+        ):
+            raise BratsInputError(f"{what} {f.name}={value} must {_range_text(spec)}")
+        setattr(config, f.name, number)

@@ -66,7 +66,7 @@ def _button(widget, text: str):
 
 
 def _set_threshold(post, qtbot, session, name: str, value: float) -> None:
-    post.sliders[name].setValue(value)
+    post.controls[name].value = value
     post.apply_now()
     assert getattr(session.config, name) == pytest.approx(value)
 

@@ -55,7 +55,7 @@ def test_rule_removes_et_says_why_and_one_click_restores_it(dock, qtbot):
     assert not widget.restore_et.isEnabled()
 
     # A demanding threshold: this case's ET does not reach it, the rule fires and says so.
-    widget.enhancement_min.setValue(2.9)
+    widget.controls["et_enhancement_min"].value = 2.9
     qtbot.waitUntil(lambda: session.config.et_enhancement_min == pytest.approx(2.9), timeout=5000)
     evidence = session.et_evidence
     assert evidence is not None and evidence.removed and evidence.ratio < 2.9
@@ -82,12 +82,12 @@ def test_rule_removes_et_says_why_and_one_click_restores_it(dock, qtbot):
     # One click puts the model's ET back.
     widget.restore_et.click()
     assert session.config.et_enhancement_min == 0.0
-    assert widget.enhancement_min.value() == 0.0
+    assert widget.controls["et_enhancement_min"].value == 0.0
     assert (session.labels == et).any()
     assert widget.et_rule_label.text() == "" and not widget.restore_et.isEnabled()
 
     # A threshold the enhancing case passes: ET kept, with the measured ratio shown.
-    widget.enhancement_min.setValue(1.05)
+    widget.controls["et_enhancement_min"].value = 1.05
     qtbot.waitUntil(lambda: session.config.et_enhancement_min == pytest.approx(1.05), timeout=5000)
     assert session.et_evidence is not None and not session.et_evidence.removed
     assert widget.et_rule_label.text().startswith("ET kept: enhancement T1Gd/T1 ")

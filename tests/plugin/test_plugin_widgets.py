@@ -123,31 +123,31 @@ def test_segment_tune_correct_report_export(make_napari_viewer, qtbot, tiny_chec
     before = session.labels.copy()
     wt = session.region_probs[0].astype(np.float32)
     target = 0.99 if (wt >= 0.45).any() else 0.01
-    post.sliders["wt_threshold"].setValue(target)
+    post.controls["wt_threshold"].value = target
     qtbot.waitUntil(lambda: abs(session.config.wt_threshold - target) < 1e-6, timeout=5000)
     assert not np.array_equal(before, session.labels)
     expected = postprocess(session.region_probs, session.config, convention=session.convention)
     np.testing.assert_array_equal(session.labels, expected)
     assert post.volumes["wt"] == pytest.approx((session.labels > 0).sum() / 1000.0)
     # drop tumour islands: only the largest component is left, as the engine computes it
-    post.island_fraction.setValue(1.0)
+    post.controls["min_island_fraction"].value = 1.0
     qtbot.waitUntil(lambda: session.config.min_island_fraction == 1.0, timeout=5000)
     expected = postprocess(session.region_probs, session.config, convention=session.convention)
     np.testing.assert_array_equal(session.labels, expected)
     assert ndimage.label(session.labels > 0, structure=np.ones((3, 3, 3)))[1] <= 1
-    post.island_fraction.setValue(0.0)
+    post.controls["min_island_fraction"].value = 0.0
     qtbot.waitUntil(lambda: session.config.min_island_fraction == 0.0, timeout=5000)
     # tumour parts without a core: the checkbox drives the engine's rule
-    post.needs_core.setChecked(not session.config.wt_needs_core)
-    wanted = post.needs_core.isChecked()
+    post.controls["wt_needs_core"].value = not session.config.wt_needs_core
+    wanted = post.controls["wt_needs_core"].value
     qtbot.waitUntil(lambda: session.config.wt_needs_core == wanted, timeout=5000)
     expected = postprocess(session.region_probs, session.config, convention=session.convention)
     np.testing.assert_array_equal(session.labels, expected)
-    post.needs_core.setChecked(not wanted)
+    post.controls["wt_needs_core"].value = not wanted
     qtbot.waitUntil(lambda: session.config.wt_needs_core != wanted, timeout=5000)
     # the sparse-ET decision: its two sliders drive the engine's rule
-    post.sparse_threshold.setValue(0.97)
-    post.sparse_fraction.setValue(1.0)
+    post.controls["et_sparse_threshold"].value = 0.97
+    post.controls["et_sparse_fraction"].value = 1.0
     qtbot.waitUntil(
         lambda: (
             (session.config.et_sparse_fraction, session.config.et_sparse_threshold) == (1.0, 0.97)
@@ -156,7 +156,7 @@ def test_segment_tune_correct_report_export(make_napari_viewer, qtbot, tiny_chec
     )
     expected = postprocess(session.region_probs, session.config, convention=session.convention)
     np.testing.assert_array_equal(session.labels, expected)
-    post.sparse_fraction.setValue(0.0)
+    post.controls["et_sparse_fraction"].value = 0.0
     qtbot.waitUntil(lambda: session.config.et_sparse_fraction == 0.0, timeout=5000)
 
     # paint ET (3D brush) in a known spot, move a slider, the paint survives
@@ -168,8 +168,8 @@ def test_segment_tune_correct_report_export(make_napari_viewer, qtbot, tiny_chec
     layer.paint((77, 120, 120), et)
     painted = layer.data != snapshot
     assert painted.sum() > 10 and (layer.data[painted] == et).all()
-    post.sliders["wt_threshold"].setValue(0.30)
-    post.sliders["et_threshold"].setValue(0.95)
+    post.controls["wt_threshold"].value = 0.30
+    post.controls["et_threshold"].value = 0.95
     post.apply_now()
     assert session.config.et_threshold == pytest.approx(0.95)
     assert (layer.data[painted] == et).all(), "manual paint lost after a slider move"
@@ -407,7 +407,7 @@ def test_view_command_opens_docks_and_case(qtbot, capsys, make_napari_viewer):
 
     models = docks["Segment"].model_list
     tips = {
-        models.item(i).text().split(" ")[0]: models.item(i).toolTip() for i in range(models.count())
+        models.item(i).text().split()[0]: models.item(i).toolTip() for i in range(models.count())
     }
     for entry in bundled_models():  # hovering a bundled model shows its card
         assert "Dice:" in tips[entry.name] and "validation:" in tips[entry.name], tips

@@ -17,35 +17,20 @@ from typing import Any
 import numpy as np
 
 from bratseg.cli._common import parse_mapping, warn
+from bratseg.cli._settings import add_setting_flags, setting_overrides
 from bratseg.devices import DEVICE_CHOICES
 from bratseg.errors import BratsInputError
+from bratseg.io.align import ALIGN_MODES
 from bratseg.io.nifti import is_nifti_name
 from bratseg.io.output_guard import add_into_case_argument, guard_case_outputs
 from bratseg.io.writing import check_nifti_destination
 from bratseg.labels import OUTPUT_CONVENTIONS, region_masks
-
-#: Postprocessing options: CLI flag -> PostprocessConfig field.
-_PP_FLAGS = {
-    "wt_threshold": "wt_threshold",
-    "tc_threshold": "tc_threshold",
-    "et_threshold": "et_threshold",
-    "et_min_volume": "et_min_volume",
-    "et_component_rule": "et_component_rule",
-    "et_case_min_prob": "et_case_min_prob",
-    "et_sparse_fraction": "et_sparse_fraction",
-    "et_sparse_threshold": "et_sparse_threshold",
-    "min_island_fraction": "min_island_fraction",
-    "wt_needs_core": "wt_needs_core",
-    "et_enhancement_min": "et_enhancement_min",
-    "postprocess_mode": "mode",
-}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``predict`` command."""
     from bratseg.postprocess import PostprocessConfig
 
-    paper = PostprocessConfig()  # the defaults: Futrega et al. 2021's thresholds
     p = subparsers.add_parser(
         "predict",
         help="segment a case folder (or every case in a folder) with one model or an ensemble",
@@ -97,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_into_case_argument(p)
     p.add_argument(
         "--align",
-        choices=("none", "resample", "register"),
+        choices=ALIGN_MODES,
         default="none",
         help="series on other grids: resample into the T1Gd grid through the affines, or register "
         "rigidly to T1Gd first (SimpleITK); labels are written in the T1Gd's geometry",
@@ -145,74 +130,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "postprocessing (default: the bundled default ensemble's cross-validated settings; "
         "with other --model choices, the first model's checkpoint settings)"
     )
-    pp.add_argument("--postprocess-mode", choices=("hierarchical", "argmax"))
-    pp.add_argument(
-        "--wt-threshold",
-        type=float,
-        help=f"WT probability threshold (Futrega et al. 2021: {paper.wt_threshold:.2f})",
-    )
-    pp.add_argument(
-        "--tc-threshold",
-        type=float,
-        help=f"TC probability threshold (Futrega et al. 2021: {paper.tc_threshold:.2f})",
-    )
-    pp.add_argument(
-        "--et-threshold",
-        type=float,
-        help=f"ET probability threshold (Futrega et al. 2021: {paper.et_threshold:.2f})",
-    )
-    pp.add_argument(
-        "--et-min-volume",
-        type=int,
-        metavar="VOXELS",
-        help="ET -> NCR when total ET is below this many voxels (Jiang et al. 2020; 0 disables)",
-    )
-    pp.add_argument(
-        "--et-component-rule",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="Futrega et al. 2021's small-ET-component rule",
-    )
-    pp.add_argument(
-        "--et-case-min-prob",
-        type=float,
-        metavar="P",
-        help="no-enhancement decision: all ET -> NCR when the mean ET probability over the ET "
-        "voxels is below P (0 disables)",
-    )
-    pp.add_argument(
-        "--et-sparse-fraction",
-        type=float,
-        metavar="F",
-        help="mostly non-enhancing core: when ET is below F x the tumour core's volume, only "
-        "ET voxels with p >= --et-sparse-threshold stay ET (0 disables)",
-    )
-    pp.add_argument(
-        "--et-sparse-threshold",
-        type=float,
-        metavar="P",
-        help="the ET threshold of such a core",
-    )
-    pp.add_argument(
-        "--min-island-fraction",
-        type=float,
-        metavar="F",
-        help="remove tumour components smaller than F x the largest one (0 keeps all, "
-        "1 keeps only the largest)",
-    )
-    pp.add_argument(
-        "--wt-needs-core",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="remove tumour components without any tumour-core voxel (edema with no core)",
-    )
-    pp.add_argument(
-        "--et-enhancement-min",
-        type=float,
-        metavar="R",
-        help="no enhancement on the images: all ET -> NCR when T1Gd inside the predicted ET is "
-        "less than R x what T1 predicts for it (1 = no uptake; 0 disables)",
-    )
+    add_setting_flags(pp, PostprocessConfig)
     p.set_defaults(func=run)
 
 
@@ -234,33 +152,14 @@ def _check_output_dir(folder: Path, existing: list[Path], overwrite: bool) -> No
 
 
 def postprocess_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The PostprocessConfig fields the command line changes (checked).
+    """The PostprocessConfig fields the command line changes (range-checked by the config).
 
     Raises:
         BratsInputError: A value is out of its range.
     """
-    changes = {
-        field: getattr(args, flag)
-        for flag, field in _PP_FLAGS.items()
-        if getattr(args, flag, None) is not None
-    }
-    for flag in (
-        "wt_threshold",
-        "tc_threshold",
-        "et_threshold",
-        "et_case_min_prob",
-        "et_sparse_fraction",
-        "et_sparse_threshold",
-        "min_island_fraction",
-    ):
-        value = getattr(args, flag, None)
-        if value is not None and not 0.0 <= value <= 1.0:
-            raise BratsInputError(
-                f"--{flag.replace('_', '-')} must be between 0 and 1, got {value}"
-            )
-    if getattr(args, "et_min_volume", None) is not None and args.et_min_volume < 0:
-        raise BratsInputError(f"--et-min-volume must be >= 0, got {args.et_min_volume}")
-    return changes
+    from bratseg.postprocess import PostprocessConfig
+
+    return setting_overrides(args, PostprocessConfig)
 
 
 def postprocess_config(args: argparse.Namespace, loaded: list[Any]) -> Any:

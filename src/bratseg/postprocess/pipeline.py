@@ -1,6 +1,7 @@
 """Probabilities to BraTS label maps, and label-map corrections from the papers.
 
-Pipeline of :func:`postprocess` (every knob lives in :class:`PostprocessConfig`):
+Pipeline of :func:`postprocess` (every knob lives in :class:`PostprocessConfig`, declared in
+:mod:`bratseg.postprocess.config`):
 
 1. Masks: region probabilities (3, X, Y, Z) in :data:`~bratseg.labels.REGIONS` order are
    thresholded hierarchically, WT first, then TC inside WT, then ET inside TC (Ashtari et al.
@@ -27,8 +28,6 @@ labelling a volume, and component sizes / probability sums come from ``np.bincou
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
 
 import numpy as np
 
@@ -41,138 +40,16 @@ from bratseg.labels import (
     check_convention,
     labels_from_regions,
 )
+from bratseg.postprocess.config import (  # re-exported: the config's old home
+    MAX_ENHANCEMENT_MIN as MAX_ENHANCEMENT_MIN,
+)
+from bratseg.postprocess.config import MODES as MODES
+from bratseg.postprocess.config import Mode as Mode
+from bratseg.postprocess.config import PostprocessConfig
 from bratseg.postprocess.enhancement import EnhancementEvidence, apply_enhancement_rule
 from bratseg.postprocess.islands import remove_coreless_components, remove_small_islands
 
 logger = logging.getLogger(__name__)
-
-#: Largest accepted ``et_enhancement_min`` (a T1Gd-over-T1 ratio; enhancing ET measures 1.2-2.7).
-MAX_ENHANCEMENT_MIN = 3.0
-
-Mode = Literal["hierarchical", "argmax"]
-MODES: tuple[str, ...] = ("hierarchical", "argmax")
-
-
-@dataclass
-class PostprocessConfig:
-    """All postprocessing parameters (JSON-able via :meth:`to_dict` / :meth:`from_dict`).
-
-    Attributes:
-        mode: ``"hierarchical"`` thresholds (region or class probabilities) or ``"argmax"`` over
-            4-class probabilities.
-        wt_threshold: WT where p_WT >= this.
-        tc_threshold: TC where WT and p_TC >= this.
-        et_threshold: ET where TC and p_ET >= this.
-        et_min_volume: All ET -> NCR when the ET volume is below this many voxels; 0 disables.
-        et_component_rule: Apply Futrega et al. 2021's ET component and total-ET rules.
-        et_component_min_voxels: ET components with fewer voxels than this ...
-        et_component_prob: ... and a mean ET probability below this become NCR.
-        et_total_min_voxels: All ET -> NCR when fewer ET voxels than this remain ...
-        et_total_prob: ... and their mean ET probability is below this.
-        et_component_connectivity: Neighbourhood of ET components: 1 = faces (6-connectivity),
-            2 = faces + edges (18), 3 = 26-connectivity.
-        et_case_min_prob: Case-level "no enhancement" decision: all ET -> NCR when the mean ET
-            probability over the ET voxels left by the other rules is below this; 0 disables.
-        et_sparse_fraction: Case-level "mostly non-enhancing core" decision: when the ET
-            volume is below this fraction of the tumour core's, only ET voxels with
-            p_ET >= ``et_sparse_threshold`` stay ET, the others become NCR; 0 disables.
-        et_sparse_threshold: The ET threshold of such a core.
-        min_island_fraction: Tumour (WT) components, 26-connected, with fewer voxels than this
-            fraction of the largest component are removed with all their labels; 0 keeps
-            every component, 1 keeps only the largest (and any of equal size).
-        wt_needs_core: Tumour (WT) components, 26-connected, without any tumour-core (TC)
-            voxel are removed (edema with no core); nothing is removed when TC is empty.
-        et_enhancement_min: Case-level "no enhancement" decision on the images: all ET -> NCR
-            when the T1Gd-over-T1 enhancement inside the predicted ET, relative to normal white
-            matter, is below this (:mod:`bratseg.postprocess.enhancement`); 0 disables it, and
-            it needs the case's images (no decision on probabilities alone).
-    """
-
-    mode: Mode = "hierarchical"
-    # Region thresholds: Futrega et al. 2021, grid-searched on 5-fold cross-validation.
-    wt_threshold: float = 0.45
-    tc_threshold: float = 0.40
-    et_threshold: float = 0.45
-    # Jiang et al. 2020 replaces ET by necrosis below an ET volume threshold "chosen for each
-    # experiment independently" on the BraTS 2019 validation set; the paper gives no value, so
-    # the rule is off by default (0) and a checkpoint may set its own.
-    et_min_volume: int = 0
-    # Futrega et al. 2021: components < 16 voxels with mean ET prob < 0.9 -> NCR, then all
-    # ET -> NCR if fewer than 73 ET voxels with mean prob < 0.9.
-    et_component_rule: bool = True
-    et_component_min_voxels: int = 16
-    et_component_prob: float = 0.9
-    et_total_min_voxels: int = 73
-    et_total_prob: float = 0.9
-    # scipy.ndimage.label's default structure (faces), as in Futrega et al. 2021's published code.
-    et_component_connectivity: int = 1
-    # Not from the papers: Futrega et al. 2021's total-ET rule without its volume limit, so that a large
-    # but unsure ET (a non-enhancing tumour) becomes NCR. Off by default; a checkpoint may set
-    # a value chosen on cross-validation (see its card).
-    et_case_min_prob: float = 0.0
-    # Not from the papers: a core whose predicted ET is a small part of it (low-grade and
-    # non-enhancing tumours get a thin, unsure ET rim where the reference has little or none)
-    # keeps only its confident ET. Off by default; the default ensemble's card says its values.
-    et_sparse_fraction: float = 0.0
-    et_sparse_threshold: float = 0.9
-    # Not from the papers: nnU-Net-style removal of small tumour islands, off by default. A
-    # bundled checkpoint sets its own value, chosen by cross-validation (see its model card).
-    min_island_fraction: float = 0.0
-    # Not from the papers: edema-only tumour components removed, off by default. The default
-    # ensemble turns it on (chosen on the 5-fold protocol, see its card).
-    wt_needs_core: bool = False
-    # Not from the papers: ET needs contrast uptake on the images. Off by default; the default
-    # ensemble's card says its value, chosen on the 5-fold protocol.
-    et_enhancement_min: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise BratsInputError(f"unknown postprocessing mode {self.mode!r}; use one of {MODES}")
-        for name in (
-            "wt_threshold",
-            "tc_threshold",
-            "et_threshold",
-            "et_component_prob",
-            "et_total_prob",
-            "et_case_min_prob",
-            "et_sparse_fraction",
-            "et_sparse_threshold",
-            "min_island_fraction",
-        ):
-            value = float(getattr(self, name))
-            if not 0.0 <= value <= 1.0 or not np.isfinite(value):
-                raise BratsInputError(f"postprocessing {name}={value} must lie in [0, 1]")
-            setattr(self, name, value)
-        for name in ("et_min_volume", "et_component_min_voxels", "et_total_min_voxels"):
-            value = int(getattr(self, name))
-            if value < 0:
-                raise BratsInputError(f"postprocessing {name}={value} must be >= 0")
-            setattr(self, name, value)
-        if int(self.et_component_connectivity) not in (1, 2, 3):
-            raise BratsInputError(
-                f"et_component_connectivity={self.et_component_connectivity} must be 1, 2 or 3"
-            )
-        self.et_component_connectivity = int(self.et_component_connectivity)
-        enh = float(self.et_enhancement_min)
-        if not 0.0 <= enh <= MAX_ENHANCEMENT_MIN or not np.isfinite(enh):
-            raise BratsInputError(
-                f"postprocessing et_enhancement_min={enh} must lie in [0, {MAX_ENHANCEMENT_MIN}]"
-            )
-        self.et_enhancement_min = enh
-        self.et_component_rule = bool(self.et_component_rule)
-        self.wt_needs_core = bool(self.wt_needs_core)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict of all parameters."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> PostprocessConfig:
-        """Build a config from a dict (strict: see :func:`bratseg.configdict.config_from_dict`)."""
-        from bratseg.configdict import config_from_dict
-
-        return config_from_dict(cls, data, "postprocessing")
-
 
 # --------------------------------------------------------------------------- thresholds
 
