@@ -6,11 +6,23 @@ case folder with a provenance file (``prepare.json``) and the transforms back to
 series; :func:`labels_to_native` writes a label map of that folder in a source series' grid.
 """
 
+from bratseg.prepare.candidates import (
+    ChannelGuess,
+    SeriesCandidate,
+    guess_channels,
+    list_series,
+    middle_slice,
+)
 from bratseg.prepare.native import labels_to_native, read_provenance
 from bratseg.prepare.pipeline import PrepareOptions, PrepareResult, iter_prepare, prepare
 from bratseg.prepare.series import pick_series
 
 __all__ = [
+    "ChannelGuess",
+    "SeriesCandidate",
+    "guess_channels",
+    "list_series",
+    "middle_slice",
     "PrepareOptions",
     "PrepareResult",
     "iter_prepare",
