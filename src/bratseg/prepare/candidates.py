@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -145,7 +146,7 @@ def middle_slice(candidate: SeriesCandidate, size: int = 96) -> np.ndarray:
     if candidate.kind == "dicom":
         plane = _dicom_middle(candidate.path)
     else:
-        img = nib.load(candidate.path)
+        img: Any = nib.load(candidate.path)
         data = img.dataobj
         if len(img.shape) < 3:
             plane = np.asarray(data, dtype=np.float32)
@@ -168,7 +169,7 @@ def _channel_of_name(name: str) -> str | None:
 
 def _nifti_candidate(path: Path) -> SeriesCandidate:
     try:
-        img = nib.load(path)
+        img: Any = nib.load(path)
     except Exception as exc:
         raise BratsInputError(f"unreadable NIfTI file ({exc})", path) from None
     shape = tuple(int(s) for s in img.shape)
