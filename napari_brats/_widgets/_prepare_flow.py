@@ -207,6 +207,8 @@ class PrepareRawMixin:
             from napari.utils.notifications import show_warning
 
             show_warning(f"{case.case_id} needs review: {'; '.join(result.review)}")
+        self.progress.setRange(0, 1)  # type: ignore[attr-defined]
+        self.progress.setValue(1)  # type: ignore[attr-defined]
         self.qc_label.setText(text)
         self.qc_label.setVisible(True)
         self.status.setText(f"prepared {case.case_id}: {lines[0]}; ready to segment")

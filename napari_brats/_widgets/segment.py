@@ -8,7 +8,10 @@ viewer never freezes. The result becomes an editable uint8 labels layer with NCR
 colours (and optional WT/TC/ET probability layers), and a :class:`~bratseg.review.ReviewSession`
 shared with the other docks. Opening a case with *Align series: register* (seconds per series)
 runs the same way: :func:`napari_brats._reader.iter_read_case` in a worker, Cancel before the
-next series.
+next series. Raw scans (a case the input check refuses, or a folder of series with the scanner's
+names) get a dialog offering *Prepare raw scans…*: the series picker, then
+:func:`bratseg.prepare.iter_prepare` in the same worker machinery, and the prepared case with its QC
+(:mod:`napari_brats._widgets._prepare_flow`).
 """
 
 from __future__ import annotations

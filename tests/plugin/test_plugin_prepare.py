@@ -125,3 +125,10 @@ def test_raw_case_is_offered_prepared_and_opened_with_qc(
     qc = segment.qc_label.text()
     assert "mL (plausible 900-2,000 mL)" in qc and qc.count("registered to T1Gd") == 3
     assert "ready to segment" in segment.status.text()
+
+    # a failed QC check is shown as a needs-review note beside the QC lines
+    from bratseg.prepare import PrepareResult
+
+    reason = "brain volume 650 mL is outside 900-2,000 mL: check the brain mask"
+    segment.show_prepared(PrepareResult(case.folder, segment.prepared.provenance, [reason]))
+    assert "needs review" in segment.qc_label.text() and reason in segment.qc_label.text()
