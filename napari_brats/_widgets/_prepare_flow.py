@@ -7,7 +7,8 @@
    which (the engine pre-selects; ambiguity is the user's choice) and for a new output folder.
 3. :func:`bratseg.prepare.iter_prepare` runs in a napari worker through the dock's own progress
    bar and Cancel (a cancel leaves nothing written); the prepared case opens in the viewer with
-   its QC: the brain-mask outline over T1Gd, the brain volume and registration lines, and a
+   its QC: the brain-mask outline over the T1Gd before brain extraction, the brain volume and
+   registration lines, and a
    needs-review note when a check failed.
 
 :class:`PrepareRawMixin` holds these methods for :class:`~napari_brats._widgets.segment.SegmentWidget`.
@@ -25,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 #: Name of the QC layer of the brain mask.
 BRAIN_MASK_LAYER = "brain mask (QC)"
+#: Name of the QC layer of the T1Gd before brain extraction.
+HEAD_LAYER = "T1Gd with skull (QC)"
 
 
 def default_output(source: Path) -> Path:
@@ -214,30 +217,56 @@ class PrepareRawMixin:
         self.status.setText(f"prepared {case.case_id}: {lines[0]}; ready to segment")
 
     def _add_mask_layer(self, case: Any, result: Any) -> Any:
+        """The brain-mask outline over the T1Gd before brain extraction (``qc/`` of the folder;
+        over the prepared T1Gd when absent), the other series hidden."""
         import nibabel as nib
         import numpy as np
 
-        from .._layers import AXIS_LABELS, META_KEY, UNITS, display_scale, geometry_meta, to_display
+        from .._layers import (
+            AXIS_LABELS,
+            META_KEY,
+            UNITS,
+            contrast_limits,
+            display_scale,
+            geometry_meta,
+            to_display,
+        )
 
-        path = result.folder / f"{case.case_id}_brainmask.nii.gz"
-        mask = np.asarray(nib.load(path).dataobj).astype(np.uint8)
-        t1ce = None
+        common = {
+            "scale": display_scale(case.spacing, case.affine),
+            "metadata": {META_KEY: {**geometry_meta(case), "role": "qc"}},
+            "axis_labels": AXIS_LABELS,
+            "units": UNITS,
+        }
+        head_name = result.provenance.get("qc", {}).get("head_image")
+        head = result.folder / head_name if head_name else None
+        t1ce = under = None
         for layer in self.viewer.layers:
             meta = layer.metadata.get(META_KEY) or {}
             if meta.get("case") is case and meta.get("role") == "image":
-                layer.visible = meta.get("modality") == "t1ce"
-                t1ce = layer if layer.visible else t1ce
+                layer.visible = head is None and meta.get("modality") == "t1ce"
+                t1ce = layer if meta.get("modality") == "t1ce" else t1ce
+        if head is not None and head.is_file():
+            volume = np.asarray(nib.load(head).dataobj, dtype=np.float32)
+            under = self.viewer.add_image(
+                to_display(volume, case.affine),
+                name=HEAD_LAYER,
+                colormap="gray",
+                contrast_limits=contrast_limits(volume),
+                **common,
+            )
+        elif t1ce is not None:
+            t1ce.visible = True
+            under = t1ce
+        mask = np.asarray(nib.load(result.folder / f"{case.case_id}_brainmask.nii.gz").dataobj)
         layer = self.viewer.add_labels(
-            to_display(mask, case.affine),
+            to_display(mask.astype(np.uint8), case.affine),
             name=BRAIN_MASK_LAYER,
-            scale=display_scale(case.spacing, case.affine),
             opacity=0.9,
-            metadata={META_KEY: {**geometry_meta(case), "role": "qc"}},
-            axis_labels=AXIS_LABELS,
-            units=UNITS,
+            **common,
         )
         layer.contour = 2
         layer.editable = False
-        if t1ce is not None:
-            self.viewer.layers.selection.active = t1ce
+        if under is not None:
+            self.viewer.layers.selection.active = under
         return layer

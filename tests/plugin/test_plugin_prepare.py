@@ -112,7 +112,7 @@ def test_raw_case_is_offered_prepared_and_opened_with_qc(
     assert segment.last_error is None, segment.last_error
     assert (tmp_path / "prepared" / "prepare.json").exists()
     from napari_brats._layers import find_case
-    from napari_brats._widgets._prepare_flow import BRAIN_MASK_LAYER
+    from napari_brats._widgets._prepare_flow import BRAIN_MASK_LAYER, HEAD_LAYER
 
     case = find_case(viewer.layers)
     assert case.folder == tmp_path / "prepared" and case.findings == []
@@ -121,7 +121,10 @@ def test_raw_case_is_offered_prepared_and_opened_with_qc(
     brain_ml = int(mask.data.sum()) / 1000.0  # 1 mm voxels
     assert 1_300 <= brain_ml <= 2_000
     assert mask.data.shape == viewer.layers["T1Gd [1]"].data.shape
-    assert viewer.layers["T1Gd [1]"].visible and not viewer.layers["FLAIR [1]"].visible
+    head = viewer.layers[HEAD_LAYER]  # the outline is checked against the head, skull and all
+    assert head.visible and head.data.shape == mask.data.shape
+    assert float(head.data[mask.data == 0].max()) > 0  # there is skull outside the mask
+    assert not viewer.layers["T1Gd [1]"].visible and not viewer.layers["FLAIR [1]"].visible
     qc = segment.qc_label.text()
     assert "mL (plausible 900-2,000 mL)" in qc and qc.count("registered to T1Gd") == 3
     assert "ready to segment" in segment.status.text()
