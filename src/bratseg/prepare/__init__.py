@@ -4,6 +4,8 @@
 FLAIR rigidly to T1Gd, resamples to 1 mm isotropic, extracts the brain (deepbet) and writes a
 case folder with a provenance file (``prepare.json``) and the transforms back to each source
 series; :func:`labels_to_native` writes a label map of that folder in a source series' grid.
+:func:`list_series` and :func:`guess_channels` describe a study's series and pre-select one per
+channel for a person choosing them (the viewer's series picker).
 """
 
 from bratseg.prepare.candidates import (
