@@ -8,7 +8,10 @@ viewer never freezes. The result becomes an editable uint8 labels layer with NCR
 colours (and optional WT/TC/ET probability layers), and a :class:`~bratseg.review.ReviewSession`
 shared with the other docks. Opening a case with *Align series: register* (seconds per series)
 runs the same way: :func:`napari_brats._reader.iter_read_case` in a worker, Cancel before the
-next series.
+next series. Raw scans (a case the input check refuses, or a folder of series with the scanner's
+names) get a dialog offering *Prepare raw scans…*: the series picker, then
+:func:`bratseg.prepare.iter_prepare` in the same worker machinery, and the prepared case with its QC
+(:mod:`napari_brats._widgets._prepare_flow`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from bratseg.review import ReviewSession
 from .._layers import find_case
 from .._state import ModelInfo, viewer_state
 from ._common import show_input_error
+from ._prepare_flow import PrepareRawMixin
 from ._review import ReviewNotice, SavedReviewMixin
 from ._segment_job import segment_job
 from .model_list import ModelList
@@ -44,7 +48,7 @@ from .model_list import ModelList
 logger = logging.getLogger(__name__)
 
 
-class SegmentWidget(SavedReviewMixin, QWidget):
+class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
     """Dock running a segmentation model on the loaded case."""
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
@@ -61,6 +65,7 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         self.case_label.setWordWrap(True)
         self.open_button = QPushButton("Open case folder…")
         self.open_button.clicked.connect(self._open_case_dialog)
+        self.init_prepare()
         self.align_combo = QComboBox()
         self.align_combo.addItems(["none", "resample", "register"])
         self.align_combo.setToolTip(
@@ -109,7 +114,10 @@ class SegmentWidget(SavedReviewMixin, QWidget):
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.case_label)
-        layout.addWidget(self.open_button)
+        open_row = QHBoxLayout()
+        open_row.addWidget(self.open_button)
+        open_row.addWidget(self.prepare_button)
+        layout.addLayout(open_row)
         layout.addLayout(models_row)
         layout.addWidget(self.model_list)
         layout.addLayout(form)
@@ -118,6 +126,7 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
+        layout.addWidget(self.qc_label)
         layout.addWidget(self.notice)
         layout.addStretch()
 
@@ -178,6 +187,7 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         if case.seg_convention in ("2021", "2023"):
             self.convention_combo.setCurrentText(str(case.seg_convention))
         self.offer_saved_review(case)
+        self.offer_prepare(case)  # not BraTS-ready: a dialog with the way out
 
     def _on_session_changed(self, session: Any) -> None:
         if session is not None and self._offered is not None and self._offered == self.state.key:
@@ -208,6 +218,7 @@ class SegmentWidget(SavedReviewMixin, QWidget):
         except Exception as exc:
             self.last_error = show_input_error(exc)
             self.status.setText(self.last_error)
+            self.offer_prepare_folder(folder, self.last_error)  # raw series: the way out
             return False
         self._show_case(layer_data)
         return True
@@ -241,6 +252,7 @@ class SegmentWidget(SavedReviewMixin, QWidget):
     def _set_busy(self, busy: bool) -> None:
         self.run_button.setEnabled(not busy)
         self.open_button.setEnabled(not busy)
+        self.prepare_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
         if busy:
             self.progress.setRange(0, 0)

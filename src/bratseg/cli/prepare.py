@@ -143,5 +143,6 @@ def native_outputs(
         affine=img.affine,
         header=img.header,
         spacing=tuple(float(z) for z in img.header.get_zooms()[:3]),
+        image=None,  # the native grid has no case image: the summary skips the brain-share rules
     )
     return native_case, dataclasses.replace(pred, labels=np.asarray(img.dataobj))
