@@ -2,7 +2,8 @@
 
 For each case folder (with its reference ``seg``) that has a saved probability map
 (``predict --probabilities DIR``: ``DIR/<case>_probabilities.nii.gz``), the label map is rebuilt
-under the model's postprocessing with the rule at each threshold, and scored: ET Dice under the
+under the default's postprocessing, the rule's ratio measured on its ET, and each threshold
+scored: ET Dice under the
 BraTS rule (1 when reference and prediction are both empty), whether ET was invented (reference ET
 empty, predicted ET not), and the predicted ET volume. Typical inputs: held-out cases, and their
 contrast-removed copies (reference ET relabelled NCR, T1Gd in ET replaced by T1-like signal),
@@ -29,7 +30,7 @@ from bratseg.inference.engine import t1_t1ce
 from bratseg.io import load_case
 from bratseg.labels import region_masks
 from bratseg.metrics.regions import dice
-from bratseg.postprocess import PostprocessConfig, postprocess_with_evidence
+from bratseg.postprocess import PostprocessConfig, enhancement_ratio, postprocess_with_evidence
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ def _default_config() -> PostprocessConfig:
 def _score_case(
     case_dir: Path, prob_file: Path, base: PostprocessConfig, thresholds: list[float]
 ) -> list[dict[str, Any]]:
+    """One row per threshold. The rule is all-or-nothing on a ratio that does not depend on the
+    threshold, so the label map is built once (rule off) and the ratio measured once."""
     import dataclasses
 
     import nibabel as nib
@@ -52,26 +55,28 @@ def _score_case(
     case = load_case(case_dir)
     assert case.seg is not None and case.seg_convention is not None
     ref_et = region_masks(case.seg, case.seg_convention)["et"]
-    probs = np.asarray(nib.load(str(prob_file)).dataobj, dtype=np.float32)  # (X, Y, Z, 3)
-    probs = np.moveaxis(probs, -1, 0)
-    images = t1_t1ce(case.image)
+    probs = np.moveaxis(np.asarray(nib.load(str(prob_file)).dataobj, dtype=np.float32), -1, 0)
+    off = dataclasses.replace(base, et_enhancement_min=0.0)
+    labels = postprocess_with_evidence(probs, off, "2021")[0]
+    masks = region_masks(labels, "2021")
+    et = masks["et"]
+    ratio = enhancement_ratio(t1_t1ce(case.image), masks["wt"], et) if et.any() else None
     voxel_ml = float(np.prod(case.spacing)) / 1000.0
+    kept_dice = 1.0 if not et.any() and not ref_et.any() else float(dice(et, ref_et))
     rows = []
     for t in thresholds:
-        config = dataclasses.replace(base, et_enhancement_min=float(t))
-        labels, evidence = postprocess_with_evidence(probs, config, "2021", t1_t1ce=images)
-        et = region_masks(labels, "2021")["et"]
-        both_empty = not et.any() and not ref_et.any()
+        fired = bool(t > 0 and ratio is not None and ratio < t)
+        has_et = bool(et.any()) and not fired
         rows.append(
             {
                 "case": case.case_id,
                 "threshold": float(t),
-                "et_dice": 1.0 if both_empty else float(dice(et, ref_et)),
-                "invented": bool(et.any() and not ref_et.any()),
-                "et_ml": float(et.sum() * voxel_ml),
+                "et_dice": (0.0 if ref_et.any() else 1.0) if fired else kept_dice,
+                "invented": bool(has_et and not ref_et.any()),
+                "et_ml": float(et.sum() * voxel_ml) if has_et else 0.0,
                 "ref_et_ml": float(ref_et.sum() * voxel_ml),
-                "fired": bool(evidence is not None and evidence.removed),
-                "ratio": None if evidence is None else evidence.ratio,
+                "fired": fired,
+                "ratio": ratio,
             }
         )
     return rows
