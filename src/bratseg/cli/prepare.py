@@ -110,6 +110,12 @@ def predict_prepared(args: argparse.Namespace, predict: Any) -> int:
     check_nifti_destination(out, args.overwrite)  # before the minute of preparing
     if args.probabilities:
         raise BratsInputError("--probabilities is not available with --prepare / --native")
+    if source.is_dir():  # the raw series are inputs too: never replaced, nor their names taken
+        from bratseg.io.output_guard import guard_output
+        from bratseg.prepare import pick_series
+
+        series = pick_series(source, parse_mapping(args.map) or None).values()
+        guard_output(out, series, case_folders=[source], into_case=args.into_case)
     with tempfile.TemporaryDirectory(prefix="napari-brats-prepare-") as tmp:
         case_dir = Path(tmp) / (source.resolve().name or "case")
         result = prepare_with_bar(

@@ -192,3 +192,19 @@ def test_predict_prepare_writes_labels_in_the_native_t1gd_grid(
     assert np.asarray(seg.dataobj).any()
     assert "TCGA-FG-6692" in capsys.readouterr().out
     assert set(tmp_path.iterdir()) == {tmp_path / "standin.pt", out, raw_small}  # nothing else
+
+
+@pytest.mark.parametrize("target", ["t1", "new_t1ce"])
+def test_predict_prepare_never_replaces_or_adds_a_raw_series(
+    raw_small: Path, tmp_path: Path, target: str, capsys
+) -> None:
+    raw = tmp_path / "raw"
+    shutil.copytree(raw_small, raw)
+    t1 = next(raw.glob("*_t1.nii"))
+    out = t1 if target == "t1" else raw / "pred_t1ce.nii.gz"
+    before = {p.name: p.read_bytes() for p in raw.iterdir()}
+    rc = main(["predict", str(raw), "--prepare", "--overwrite", "-o", str(out), "-q"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(out) in err[0]
+    assert {p.name: p.read_bytes() for p in raw.iterdir()} == before
