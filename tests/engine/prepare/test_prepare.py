@@ -208,3 +208,44 @@ def test_predict_prepare_never_replaces_or_adds_a_raw_series(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(out) in err[0]
     assert {p.name: p.read_bytes() for p in raw.iterdir()} == before
+
+
+def test_a_killed_prepares_hidden_folder_is_removed_by_the_next_run(
+    raw_small: Path, tmp_path: Path
+) -> None:
+    import os
+    import time
+
+    stale = tmp_path / ".case.99999999-k2j4_x8q"  # written by a process that no longer runs
+    stale.mkdir()
+    (stale / "case_t1.nii.gz").write_bytes(b"partial")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    partial = tmp_path / "three"
+    partial.mkdir()
+    for path in raw_small.iterdir():
+        if not path.name.endswith("_fla.nii"):
+            shutil.copy(path, partial / path.name)
+    assert main(["prepare", str(partial), "-o", str(tmp_path / "case"), "-q"]) == 2  # no FLAIR
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["three"]
+
+
+def test_an_absurd_slice_spacing_is_refused_before_any_work(
+    raw_small: Path, tmp_path: Path, capsys
+) -> None:
+    """5.5 m between slices: the 1 mm grid would need billions of voxels. One line naming the
+    series, exit 2, nothing written (it used to run the registrations, then fail to allocate)."""
+    raw = tmp_path / "raw"
+    shutil.copytree(raw_small, raw)
+    t1c = next(raw.glob("*_t1c.nii"))
+    img = nib.load(t1c)
+    affine = img.affine.copy()
+    affine[:3, 2] *= 1000.0
+    data = np.array(img.dataobj)  # a copy: the file is memory-mapped
+    t1c.unlink()
+    nib.save(nib.Nifti1Image(data, affine), t1c)
+    out = tmp_path / "case"
+    assert main(["prepare", str(raw), "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(t1c) in err[0] and "slice spacing" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
