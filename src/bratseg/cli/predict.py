@@ -365,6 +365,10 @@ def run(args: argparse.Namespace) -> int:
             "no BraTS case found (expected t1/t1ce/t2/flair files, here or in sub-folders)", source
         )
     single = folders == [source]
+    if getattr(args, "native", False):  # before the models load, not after the prediction
+        from bratseg.cli.prepare import check_native
+
+        check_native(source if single else None, prob)
     if single:
         check_nifti_destination(out, args.overwrite)
         if prob is not None:

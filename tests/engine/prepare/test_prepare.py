@@ -249,3 +249,19 @@ def test_an_absurd_slice_spacing_is_refused_before_any_work(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(t1c) in err[0] and "slice spacing" in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
+
+
+@pytest.mark.parametrize("what", ["case", "dataset"])
+def test_predict_native_is_refused_before_any_work_where_it_cannot_apply(
+    brats2018_case_dir: Path, tmp_path: Path, what: str, capsys
+) -> None:
+    """A BraTS case (no prepare.json) or a folder of cases: refused before the models load (the
+    missing model would otherwise be reported first), never silently written in the BraTS grid."""
+    source = brats2018_case_dir if what == "case" else brats2018_case_dir.parent
+    out = tmp_path / ("seg.nii.gz" if what == "case" else "segs")
+    missing_model = tmp_path / "no-such-model.pt"
+    rc = main(["predict", str(source), "-o", str(out), "--native", "--model", str(missing_model)])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--native needs one case folder written by" in err[0]
+    assert list(tmp_path.iterdir()) == []
