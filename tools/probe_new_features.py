@@ -604,7 +604,6 @@ def probes() -> list[Probe]:
             0,
             check=stale_removed,
         ),
-        ),
         Probe(
             "E18",
             "export-dicom: SIGTERM while writing",
