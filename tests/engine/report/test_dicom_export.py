@@ -431,3 +431,20 @@ def test_a_killed_exports_partial_folder_is_removed_by_the_next_export(
     os.utime(stale, (old, old))
     assert main(["export-dicom", str(small_case), "-o", str(tmp_path / "dicom")]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dicom"]
+
+
+def test_reviewer_and_status_are_one_literal_line(
+    small_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """User text with ``$...$`` (matplotlib mathtext) and newlines: the summary image draws it
+    literally (it crashed, exit 1, nothing written), and no object holds a line break."""
+    out = tmp_path / "out"
+    reviewer, status = 'Dr "x";\nrm -rf / $\\frac{$', "cost $5 and $6^{\napproved"
+    args = ["export-dicom", str(small_case), "-o", str(out), "--reviewer", reviewer]
+    assert main([*args, "--status", status]) == 0
+    for name in ("SEG.dcm", "RTSTRUCT.dcm", "SUMMARY.dcm"):
+        texts = [str(e.value) for e in read(out / name).iterall() if isinstance(e.value, str)]
+        assert not [t for t in texts if "rm -rf" in t and "\n" in t], name
+    seg = read(out / "SEG.dcm")
+    assert "cost $5 and $6^{ approved" in str(seg.ImageComments)
+    assert all("\n" not in line for line in capsys.readouterr().out.splitlines())
