@@ -384,7 +384,7 @@ def probes() -> list[Probe]:
             "prepare: stale '.p22.<deadpid>-*' folder of a killed run beside -o",
             ["prepare", "{T}/raw_missing", "-o", "{T}/out/p22"],
             2,
-            check=stale_removed,
+            check=stale_removed("P22"),
         ),
         Probe(
             "P23",
@@ -602,7 +602,7 @@ def probes() -> list[Probe]:
             "export-dicom: stale '.e17.partial-<deadpid>' of a killed run",
             ["export-dicom", case, "-o", "{T}/out/e17"],
             0,
-            check=stale_removed,
+            check=stale_removed("E17"),
         ),
         Probe(
             "E18",
@@ -753,7 +753,8 @@ def snapshot(t: Path) -> dict[str, tuple[int, int]]:
 
 
 def diff(before: dict, after: dict) -> list[str]:
-    new = sorted(p for p in after if p not in before and not p.startswith("home"))
+    ignored = ("home", "tmp/torchinductor_")  # BRATSEG_HOME; torch's own cache under TMPDIR
+    new = sorted(p for p in after if p not in before and not p.startswith(ignored))
     gone = sorted(p for p in before if p not in after)
     changed = sorted(p for p in after if p in before and after[p] != before[p])
     out = [f"+{p}" for p in new] + [f"-{p}" for p in gone] + [f"~{p}" for p in changed]
@@ -775,9 +776,13 @@ def setup_probe(t: Path, probe: Probe) -> None:
         os.utime(stale, (old, old))
 
 
-def stale_removed(t: Path, res) -> str | None:
-    gone = [p for p in PLANTED.values() if (t / p).exists()]
-    return f"the stale {gone[0]} is still there" if gone else None
+def stale_removed(pid: str) -> Callable:
+    """Check: the leftover planted for probe ``pid`` is gone after the run."""
+
+    def check(t: Path, res) -> str | None:
+        return f"the stale {PLANTED[pid]} is still there" if (t / PLANTED[pid]).exists() else None
+
+    return check
 
 
 def run_probe(t: Path, probe: Probe) -> dict:
