@@ -421,11 +421,13 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
+        written = (case, pred)
         if getattr(args, "native", False):
             from bratseg.cli.prepare import native_outputs
 
-            case, pred = native_outputs(case, pred, prob)
-        _write_outputs(case, pred, out, prob, args.overwrite)
+            written = native_outputs(case, pred, prob)
+        _write_outputs(*written, out, prob, args.overwrite)
+        # volumes and plausibility on the grid the models saw (with --native: the prepared one)
         print(_summary(case.case_id, out, pred, case.spacing, case.image))
         return 0
 
