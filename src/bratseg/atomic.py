@@ -153,9 +153,9 @@ def temporary_prefix(name: str) -> str:
 def remove_stale_temporaries(folder: str | Path, prefix: str, suffix: str = "") -> list[Path]:
     """Remove hidden leftovers of interrupted writes in ``folder`` (best effort).
 
-    A leftover is an entry named ``<prefix><pid>-<anything><suffix>`` whose process no longer
-    runs (and older than :data:`STALE_GRACE_S`), or one without a process id older than
-    :data:`STALE_UNKNOWN_OWNER_S`. Files and folders (a dataset export's ``.partial-`` folder)
+    A leftover is an entry named ``<prefix><pid>-<anything><suffix>`` or
+    ``<prefix><pid><suffix>`` whose process no longer runs (and older than
+    :data:`STALE_GRACE_S`), or one without a process id older than :data:`STALE_UNKNOWN_OWNER_S`. Files and folders (a dataset export's ``.partial-`` folder)
     alike; each removal is logged as a warning.
 
     Args:
@@ -180,7 +180,7 @@ def remove_stale_temporaries(folder: str | Path, prefix: str, suffix: str = "") 
             age = now - entry.stat(follow_symlinks=False).st_mtime
         except OSError:
             continue
-        owner = re.fullmatch(r"(\d+)-\w+", middle)
+        owner = re.fullmatch(r"(\d+)(-\w+)?", middle)  # <pid>-<random>, or <pid> alone
         if owner is not None:
             stale = age > STALE_GRACE_S and not _process_alive(int(owner.group(1)))
         else:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bratseg.cli._common import format_table, print_json
 from bratseg.errors import BratsInputError
+from bratseg.io.output_guard import case_input_files, guard_output
 from bratseg.labels import CONVENTIONS
 
 
@@ -75,6 +76,12 @@ def run(args: argparse.Namespace) -> int:
         raise BratsInputError("file exists; refusing to overwrite (use --overwrite)", pdf)
     if args.registered:
         check_nifti_destination(args.registered, args.overwrite)
+    folders = (args.baseline, args.followup)
+    inputs = [*case_input_files(folders[0]), *case_input_files(folders[1])]
+    inputs += [p for p in (args.baseline_labels, args.followup_labels) if p]
+    for path, what in ((pdf, "PDF"), (args.registered, "registered labels")):
+        if path is not None:  # never an input (even with --overwrite), nor a case's file name
+            guard_output(path, inputs, case_folders=folders, what=what)
     baseline, b_labels, b_conv = load_case_and_labels(
         args.baseline, args.baseline_labels, args.convention
     )

@@ -267,6 +267,10 @@ def run(args: argparse.Namespace) -> int:
             "no BraTS case found (expected t1/t1ce/t2/flair files, here or in sub-folders)", source
         )
     single = folders == [source]
+    if getattr(args, "native", False):  # before the models load, not after the prediction
+        from bratseg.cli.prepare import check_native
+
+        check_native(source if single else None, prob)
     if single:
         check_nifti_destination(out, args.overwrite)
         if prob is not None:
@@ -326,11 +330,13 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
+        written = (case, pred)
         if getattr(args, "native", False):
             from bratseg.cli.prepare import native_outputs
 
-            case, pred = native_outputs(case, pred, prob)
-        _write_outputs(case, pred, out, prob, args.overwrite)
+            written = native_outputs(case, pred, prob)
+        _write_outputs(*written, out, prob, args.overwrite)
+        # volumes and plausibility on the grid the models saw (with --native: the prepared one)
         print(_summary(case.case_id, out, pred, case.spacing, case.image))
         return 0
 

@@ -110,6 +110,12 @@ def predict_prepared(args: argparse.Namespace, predict: Any) -> int:
     check_nifti_destination(out, args.overwrite)  # before the minute of preparing
     if args.probabilities:
         raise BratsInputError("--probabilities is not available with --prepare / --native")
+    if source.is_dir():  # the raw series are inputs too: never replaced, nor their names taken
+        from bratseg.io.output_guard import guard_output
+        from bratseg.prepare import pick_series
+
+        series = pick_series(source, parse_mapping(args.map) or None).values()
+        guard_output(out, series, case_folders=[source], into_case=args.into_case)
     with tempfile.TemporaryDirectory(prefix="napari-brats-prepare-") as tmp:
         case_dir = Path(tmp) / (source.resolve().name or "case")
         result = prepare_with_bar(
@@ -121,6 +127,24 @@ def predict_prepared(args: argparse.Namespace, predict: Any) -> int:
         return int(predict(args))
 
 
+def check_native(folder: Path | None, probabilities: Path | None = None) -> None:
+    """Refuse ``--native`` where it cannot apply (called before the work, and again at the end).
+
+    Raises:
+        BratsInputError: ``--probabilities`` given, or ``folder`` is not one case folder written
+            by ``napari-brats prepare`` (no ``prepare.json``; e.g. a folder of cases).
+    """
+    from bratseg.prepare import read_provenance
+
+    if probabilities is not None:
+        raise BratsInputError("--probabilities is not available with --native", probabilities)
+    if folder is None or read_provenance(folder) is None:
+        raise BratsInputError(
+            "--native needs one case folder written by napari-brats prepare (prepare.json)",
+            folder,
+        )
+
+
 def native_outputs(
     case: Any, pred: Any, probabilities: Path | None = None, series: str = "t1ce"
 ) -> tuple[Any, Any]:
@@ -128,15 +152,9 @@ def native_outputs(
     import dataclasses
     from types import SimpleNamespace
 
-    from bratseg.prepare import labels_to_native, read_provenance
+    from bratseg.prepare import labels_to_native
 
-    if probabilities is not None:
-        raise BratsInputError("--probabilities is not available with --native", probabilities)
-    if case.folder is None or read_provenance(case.folder) is None:
-        raise BratsInputError(
-            "--native needs a case folder written by napari-brats prepare (prepare.json)",
-            case.folder,
-        )
+    check_native(case.folder, probabilities)
     img = labels_to_native(pred.labels, case.affine, case.folder, series)
     native_case = SimpleNamespace(
         case_id=case.case_id,

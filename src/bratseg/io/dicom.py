@@ -12,7 +12,9 @@ SimpleITK is an optional dependency (``pip install "napari-brats[dicom]"``).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -106,12 +108,14 @@ def read_dicom_series(folder: str | Path) -> nib.Nifti1Image:
     files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), ids[0])
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
+    reader.MetaDataDictionaryArrayUpdateOn()  # each slice's position, for the gap check
     try:
         image = reader.Execute()
     except RuntimeError as exc:
         raise BratsInputError(
             f"unreadable DICOM series ({str(exc).splitlines()[0]})", folder
         ) from None
+    _check_even_slices(reader, files, image, folder)
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise BratsInputError(
             f"expected a 3D single-channel series, got dimension {image.GetDimension()}", folder
@@ -125,6 +129,33 @@ def read_dicom_series(folder: str | Path) -> nib.Nifti1Image:
     out = nib.Nifti1Image(data, affine)
     out.header.set_xyzt_units("mm")
     return out
+
+
+def _check_even_slices(reader: Any, files: Sequence[str], image: Any, folder: Path) -> None:
+    """Refuse a series whose slices are not evenly spaced along its normal (a slice missing, or a
+    damaged file GDCM left out): the volume would be read with shifted slices.
+
+    Raises:
+        BratsInputError: Naming the folder, the spacing range and any file left out of the series.
+    """
+    normal = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)[:, 2]
+    positions = []
+    for index in range(len(files)):
+        if not reader.HasMetaDataKey(index, "0020|0032"):
+            return  # no positions to compare (GDCM ordered the files some other way)
+        xyz = [float(v) for v in reader.GetMetaData(index, "0020|0032").split("\\")]
+        positions.append(float(np.dot(xyz, normal)))
+    steps = np.abs(np.diff(np.sort(positions)))
+    if len(steps) < 2 or steps.max() - steps.min() <= 0.01 * float(np.median(steps)) + 1e-3:
+        return
+    used = {Path(f).name for f in files}
+    left_out = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name not in used)
+    extra = f"; not read: {', '.join(left_out[:3])}" if left_out else ""
+    raise BratsInputError(
+        f"DICOM slices are not evenly spaced ({steps.min():.3g} to {steps.max():.3g} mm apart): a "
+        f"slice is missing or damaged{extra}",
+        folder,
+    )
 
 
 def find_dicom_channels(folder: Path, taken: dict[str, Path]) -> dict[str, Path]:

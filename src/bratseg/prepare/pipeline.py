@@ -31,6 +31,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+from bratseg.atomic import remove_stale_temporaries, temporary_prefix
 from bratseg.errors import BratsInputError
 from bratseg.io import MODALITIES, MODALITY_NAMES, open_nifti
 from bratseg.io.align import rigid_transform, to_sitk
@@ -96,6 +97,7 @@ def check_destination(out_dir: Path) -> None:
         raise BratsInputError("output folder exists and is not empty; choose a new one", out_dir)
     if not out_dir.parent.is_dir():
         raise BratsInputError("parent folder does not exist", out_dir.parent)
+    remove_stale_temporaries(out_dir.parent, f".{out_dir.name}.")  # of killed runs
 
 
 def iter_prepare(
@@ -136,6 +138,8 @@ def iter_prepare(
         if len(img.shape) != 3:
             raise BratsInputError(f"expected a 3D series, got shape {img.shape}", files[key])
     images = {k: to_sitk(img) for k, img in native.items()}
+    for key, image in images.items():
+        check_grid_size(image, SPACING_MM, files[key])
     timed("read", start, files={k: str(v) for k, v in files.items()})
 
     for index, key in enumerate(MODALITIES):
@@ -219,6 +223,37 @@ def iso_grid(reference, spacing: float):
     direction), covering the physical extent of ``reference``."""
     import SimpleITK as sitk
 
+    low, shape = _iso_extent(reference, spacing)
+    grid = sitk.Image(shape, sitk.sitkFloat32)
+    grid.SetSpacing([spacing] * 3)
+    grid.SetOrigin([float(v + spacing / 2) for v in low])
+    return grid
+
+
+def check_grid_size(image, spacing: float, path: Path) -> None:
+    """Refuse a series whose extent on a ``spacing`` mm grid would hold more voxels than any real
+    MRI (:data:`~bratseg.io.nifti.MAX_VOLUME_VOXELS`): a damaged slice spacing or header, refused
+    before the minutes of work and the allocation that would fail.
+
+    Raises:
+        BratsInputError: Naming the series, its voxel size and the grid it would need.
+    """
+    from bratseg.io.nifti import MAX_VOLUME_VOXELS
+
+    _low, shape = _iso_extent(image, spacing)
+    voxels = int(np.prod(shape, dtype=object))
+    if voxels > MAX_VOLUME_VOXELS:
+        sizes = " x ".join(f"{v:.3g}" for v in image.GetSpacing())
+        raise BratsInputError(
+            f"voxels of {sizes} mm over {tuple(image.GetSize())} make a {tuple(shape)} grid at "
+            f"{spacing:g} mm ({voxels:.3g} voxels, more than the limit of "
+            f"{MAX_VOLUME_VOXELS:.3g}): the slice spacing or the header is damaged",
+            path,
+        )
+
+
+def _iso_extent(reference, spacing: float) -> tuple[np.ndarray, list[int]]:
+    """Lowest LPS corner and the shape of a ``spacing`` mm grid covering ``reference``."""
     size = reference.GetSize()
     corners = np.array(
         [
@@ -229,11 +264,7 @@ def iso_grid(reference, spacing: float):
         ]
     )
     low, high = corners.min(0), corners.max(0)
-    shape = [int(np.ceil((h - lo) / spacing)) for lo, h in zip(low, high)]
-    grid = sitk.Image(shape, sitk.sitkFloat32)
-    grid.SetSpacing([spacing] * 3)
-    grid.SetOrigin([float(v + spacing / 2) for v in low])
-    return grid
+    return low, [int(np.ceil((h - lo) / spacing)) for lo, h in zip(low, high)]
 
 
 def grid_affine(image) -> np.ndarray:
@@ -310,7 +341,8 @@ def _write_folder(
     """Everything into a temporary sibling folder, then renamed to ``out_dir``."""
     import SimpleITK as sitk
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    remove_stale_temporaries(out_dir.parent, f".{out_dir.name}.")  # of killed runs
+    tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(out_dir.name), dir=out_dir.parent))
     try:
         for key in MODALITIES:
             data = np.where(mask, arrays[key], 0.0).astype(np.float32)

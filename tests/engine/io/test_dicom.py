@@ -148,3 +148,28 @@ def test_an_explicit_mapping_takes_series_folders_and_ambiguity_is_refused(
     )  # a second FLAIR
     with pytest.raises(BratsInputError, match="several DICOM series look like flair"):
         load_case(twin)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "deleted"])
+def test_a_series_with_a_damaged_or_missing_slice_is_refused(
+    dicom_case: Path, tmp_path: Path, damage: str
+) -> None:
+    """GDCM leaves a damaged file out of the series silently; the volume would then be read with
+    every later slice shifted by one. One line naming the folder instead."""
+    import shutil
+
+    from bratseg.io.dicom import read_dicom_series
+
+    series = tmp_path / "series2"
+    shutil.copytree(dicom_case / "series2", series)
+    victim = series / "IM0070.dcm"
+    if damage == "truncated":
+        victim.write_bytes(victim.read_bytes()[:2000])
+    else:
+        victim.unlink()
+    with pytest.raises(BratsInputError) as info:
+        read_dicom_series(series)
+    assert str(series) in str(info.value) and "not evenly spaced" in str(info.value)
+    if damage == "truncated":
+        assert "IM0070.dcm" in str(info.value)
+    assert read_dicom_series(dicom_case / "series2").shape == (240, 240, 155)  # intact: read

@@ -192,3 +192,76 @@ def test_predict_prepare_writes_labels_in_the_native_t1gd_grid(
     assert np.asarray(seg.dataobj).any()
     assert "TCGA-FG-6692" in capsys.readouterr().out
     assert set(tmp_path.iterdir()) == {tmp_path / "standin.pt", out, raw_small}  # nothing else
+
+
+@pytest.mark.parametrize("target", ["t1", "new_t1ce"])
+def test_predict_prepare_never_replaces_or_adds_a_raw_series(
+    raw_small: Path, tmp_path: Path, target: str, capsys
+) -> None:
+    raw = tmp_path / "raw"
+    shutil.copytree(raw_small, raw)
+    t1 = next(raw.glob("*_t1.nii"))
+    out = t1 if target == "t1" else raw / "pred_t1ce.nii.gz"
+    before = {p.name: p.read_bytes() for p in raw.iterdir()}
+    rc = main(["predict", str(raw), "--prepare", "--overwrite", "-o", str(out), "-q"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(out) in err[0]
+    assert {p.name: p.read_bytes() for p in raw.iterdir()} == before
+
+
+def test_a_killed_prepares_hidden_folder_is_removed_by_the_next_run(
+    raw_small: Path, tmp_path: Path
+) -> None:
+    import os
+    import time
+
+    stale = tmp_path / ".case.99999999-k2j4_x8q"  # written by a process that no longer runs
+    stale.mkdir()
+    (stale / "case_t1.nii.gz").write_bytes(b"partial")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    partial = tmp_path / "three"
+    partial.mkdir()
+    for path in raw_small.iterdir():
+        if not path.name.endswith("_fla.nii"):
+            shutil.copy(path, partial / path.name)
+    assert main(["prepare", str(partial), "-o", str(tmp_path / "case"), "-q"]) == 2  # no FLAIR
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["three"]
+
+
+def test_an_absurd_slice_spacing_is_refused_before_any_work(
+    raw_small: Path, tmp_path: Path, capsys
+) -> None:
+    """5.5 m between slices: the 1 mm grid would need billions of voxels. One line naming the
+    series, exit 2, nothing written (it used to run the registrations, then fail to allocate)."""
+    raw = tmp_path / "raw"
+    shutil.copytree(raw_small, raw)
+    t1c = next(raw.glob("*_t1c.nii"))
+    img = nib.load(t1c)
+    affine = img.affine.copy()
+    affine[:3, 2] *= 1000.0
+    data = np.array(img.dataobj)  # a copy: the file is memory-mapped
+    t1c.unlink()
+    nib.save(nib.Nifti1Image(data, affine), t1c)
+    out = tmp_path / "case"
+    assert main(["prepare", str(raw), "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(t1c) in err[0] and "slice spacing" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
+
+
+@pytest.mark.parametrize("what", ["case", "dataset"])
+def test_predict_native_is_refused_before_any_work_where_it_cannot_apply(
+    brats2018_case_dir: Path, tmp_path: Path, what: str, capsys
+) -> None:
+    """A BraTS case (no prepare.json) or a folder of cases: refused before the models load (the
+    missing model would otherwise be reported first), never silently written in the BraTS grid."""
+    source = brats2018_case_dir if what == "case" else brats2018_case_dir.parent
+    out = tmp_path / ("seg.nii.gz" if what == "case" else "segs")
+    missing_model = tmp_path / "no-such-model.pt"
+    rc = main(["predict", str(source), "-o", str(out), "--native", "--model", str(missing_model)])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--native needs one case folder written by" in err[0]
+    assert list(tmp_path.iterdir()) == []

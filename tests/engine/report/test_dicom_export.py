@@ -5,8 +5,10 @@ cropped around its tumour (real data, fewer slices) to keep the tests fast."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import nibabel as nib
@@ -414,3 +416,35 @@ def test_a_raw_oblique_case_exports_on_its_t1gd_grid(data_dir: Path, tmp_path: P
     if shutil.which("dciodvfy"):
         for path in (out / "SEG.dcm", out / "RTSTRUCT.dcm", out / "OVERLAY" / "IM0001.dcm"):
             assert dciodvfy_errors(path) == [], path.name
+
+
+def test_a_killed_exports_partial_folder_is_removed_by_the_next_export(
+    small_case: Path, tmp_path: Path
+) -> None:
+    """The staging folder of an export killed by SIGKILL (``.<name>.partial-<pid>``, its process
+    gone) does not stay next to the exports for ever."""
+    dead = 99_999_999  # a process id no Linux system hands out
+    stale = tmp_path / f".dicom.partial-{dead}"
+    (stale / "OVERLAY").mkdir(parents=True)
+    (stale / "SEG.dcm").write_bytes(b"partial")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    assert main(["export-dicom", str(small_case), "-o", str(tmp_path / "dicom")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dicom"]
+
+
+def test_reviewer_and_status_are_one_literal_line(
+    small_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """User text with ``$...$`` (matplotlib mathtext) and newlines: the summary image draws it
+    literally (it crashed, exit 1, nothing written), and no object holds a line break."""
+    out = tmp_path / "out"
+    reviewer, status = 'Dr "x";\nrm -rf / $\\frac{$', "cost $5 and $6^{\napproved"
+    args = ["export-dicom", str(small_case), "-o", str(out), "--reviewer", reviewer]
+    assert main([*args, "--status", status]) == 0
+    for name in ("SEG.dcm", "RTSTRUCT.dcm", "SUMMARY.dcm"):
+        texts = [str(e.value) for e in read(out / name).iterall() if isinstance(e.value, str)]
+        assert not [t for t in texts if "rm -rf" in t and "\n" in t], name
+    seg = read(out / "SEG.dcm")
+    assert "cost $5 and $6^{ approved" in str(seg.ImageComments)
+    assert all("\n" not in line for line in capsys.readouterr().out.splitlines())

@@ -139,3 +139,31 @@ def test_the_rules_at_their_thresholds() -> None:
     }
     categories = [s.category for s in suggest_response(report, report)]
     assert categories == ["not evaluable", "not evaluable", "SD"]
+
+
+@pytest.mark.parametrize(
+    ("option", "target", "overwrite"),
+    [
+        ("--pdf", "base/t1", True),  # an input image, even with --overwrite
+        ("--registered", "follow/seg", True),  # the follow-up's own label map
+        ("--registered", "base/seg", True),
+        ("--registered", "base/pred_flair", False),  # a name the case would read as its FLAIR
+    ],
+)
+def test_compare_outputs_never_replace_or_pollute_an_input(
+    pair, option: str, target: str, overwrite: bool, capsys: pytest.CaptureFixture
+) -> None:
+    baseline, followup, _seg, _grown = pair
+    folder, what = target.split("/")
+    case = baseline if folder == "base" else followup
+    path = case / (f"{case.name}_{what}.nii.gz" if what != "pred_flair" else "pred_flair.nii.gz")
+    before = path.read_bytes() if path.exists() else None
+    args = ["compare", str(baseline), str(followup), option, str(path)]
+    assert main([*args, *(["--overwrite"] if overwrite else [])]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(path) in err[0]
+    assert ("would replace the input" if before else "case folder") in err[0]
+    assert (path.read_bytes() if path.exists() else None) == before
+    assert sorted(p.name for p in case.iterdir()) == sorted(
+        f"{case.name}_{c}.nii.gz" for c in (*CHANNELS, "seg")
+    )

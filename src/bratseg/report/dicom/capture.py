@@ -11,6 +11,7 @@ table of tissue and region volumes, the provenance and the notes.
 from __future__ import annotations
 
 import logging
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -127,7 +128,23 @@ def render_summary(
     rows: Sequence[tuple[str, float]],
     lines: Sequence[str],
 ) -> np.ndarray:
-    """RGB uint8 image (rows, columns, 3): key slice with overlay, volume table and text lines."""
+    """RGB uint8 image (rows, columns, 3): key slice with overlay, volume table and text lines
+    (drawn literally: a ``$`` in a reviewer's name or status is never matplotlib mathtext)."""
+    import matplotlib
+
+    from bratseg.report.pdf import LITERAL_TEXT
+
+    with matplotlib.rc_context(LITERAL_TEXT):
+        return _render_summary(volume, labels, convention, rows, lines)
+
+
+def _render_summary(
+    volume: np.ndarray,
+    labels: np.ndarray,
+    convention: Convention,
+    rows: Sequence[tuple[str, float]],
+    lines: Sequence[str],
+) -> np.ndarray:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -147,9 +164,9 @@ def render_summary(
         text.text(0.0, y, name, color="white", fontsize=11, family="monospace")
         text.text(0.75, y, f"{ml:8.2f} mL", color="white", fontsize=11, family="monospace")
     y -= 0.04
-    for line in lines:
-        y -= 0.055
-        text.text(0.0, y, line, color="#cccccc", fontsize=8, wrap=True)
+    for line in (piece for given in lines for piece in textwrap.wrap(given, 80) or [""]):
+        y -= 0.055  # wrapped here: matplotlib's wrap=True parses mathtext even when told not to
+        text.text(0.0, y, line, color="#cccccc", fontsize=8)
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     image = np.asarray(canvas.buffer_rgba())[:, :, :3]

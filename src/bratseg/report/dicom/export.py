@@ -18,12 +18,14 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bratseg.atomic import remove_stale_temporaries
 from bratseg.errors import BratsInputError
 from bratseg.io.nifti import affine_difference
 from bratseg.labels import OUTPUT_CONVENTIONS, Convention
@@ -172,9 +174,9 @@ def export_dicom(
         result.notes.append(f"References the T1Gd DICOM series {result.source_series_uid}.")
 
     volume = case.image[MODALITIES.index("t1ce")]
-    work = destination.parent / f".{destination.name}.partial-{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
+    partial = f".{destination.name}.partial-"
+    remove_stale_temporaries(destination.parent, partial)  # of killed runs
+    work = Path(tempfile.mkdtemp(prefix=f"{partial}{os.getpid()}-", dir=destination.parent))
     try:
         if source.synthesized:
             result.files["source"] = _save_series(source.datasets, work, "SOURCE_T1GD")

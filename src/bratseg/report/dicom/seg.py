@@ -58,6 +58,7 @@ class Provenance:
         ``model`` block, reviewer and status (see :meth:`ReportInfo.from_record`) and the time of
         the approval in force; ``reviewer`` and ``status`` that are not None win."""
         from bratseg.report.build import ReportInfo
+        from bratseg.text import one_line
 
         info = ReportInfo.from_record(record, reviewer=reviewer, status=status)
         model = record.get("model") or {}
@@ -71,9 +72,9 @@ class Provenance:
             model_names=info.model_names,
             model_versions=[str(v) for v in model.get("versions", [])],
             model_sha256=info.model_sha256,
-            reviewer=info.reviewer,
-            status=info.status,
-            approved_at=str(approved_at) if approved_at else None,
+            reviewer=one_line(info.reviewer) if info.reviewer else None,  # user text: one line
+            status=one_line(info.status) if info.status else None,
+            approved_at=one_line(approved_at) if approved_at else None,
         )
 
     @classmethod
