@@ -53,6 +53,21 @@ def small_case(brats2018_case_dir: Path, tmp_path_factory: pytest.TempPathFactor
 
 
 @pytest.fixture(scope="module")
+def coarse_case(brats2018_case_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole case at every second voxel (2 mm): small, and still a whole skull-stripped brain
+    that passes the input check (a crop around the tumour is rightly refused for segmentation)."""
+    name, out = brats2018_case_dir.name, tmp_path_factory.mktemp("coarse") / "Small_1"
+    out.mkdir()
+    for channel in CHANNELS:
+        img = nib.load(brats2018_case_dir / f"{name}_{channel}.nii.gz").slicer[::2, ::2, ::2]
+        data = np.asarray(img.dataobj)
+        nib.save(
+            nib.Nifti1Image(data, img.affine, img.header), out / f"{out.name}_{channel}.nii.gz"
+        )
+    return out
+
+
+@pytest.fixture(scope="module")
 def nifti_export(small_case: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("export") / "dicom"
     assert main(["export-dicom", str(small_case), "-o", str(out), "--reviewer", "Ana Lima"]) == 0
@@ -354,12 +369,12 @@ def test_a_saved_review_session_exports_its_edited_labels_model_and_approval(
 
 
 def test_the_worklist_exports_approved_cases_as_dicom(
-    small_case: Path, standin, tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture
+    coarse_case: Path, standin, tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture
 ) -> None:
     monkeypatch.setenv("BRATSEG_SESSIONS", str(tmp_path / "sessions"))
     folder = tmp_path / "cases"
     (folder / "Small_1").mkdir(parents=True)
-    for path in small_case.iterdir():
+    for path in coarse_case.iterdir():
         if not path.name.endswith("_seg.nii.gz"):
             (folder / "Small_1" / path.name).symlink_to(path)
     model = standin.save_standin(tmp_path / "standin-regions.pt")
