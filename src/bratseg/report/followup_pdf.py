@@ -15,12 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from bratseg.atomic import atomic_write
 from bratseg.errors import BratsInputError
 from bratseg.labels import LABEL_VALUES
 from bratseg.orientation import reorientation
 from bratseg.report.followup import T1GD, Comparison
-from bratseg.report.pdf import _overlay
+from bratseg.report.pdf import _overlay, check_pdf_destination, write_pdf_bytes
 from bratseg.report.response import CAVEAT
 
 logger = logging.getLogger(__name__)
@@ -138,18 +137,6 @@ def write_followup_pdf(
 ) -> Path:
     """Render the page and write it to ``path`` atomically (never over a file without
     ``overwrite``)."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise BratsInputError("folder of the PDF does not exist", path.parent)
-    if path.exists() and not overwrite:
-        raise BratsInputError("file exists; refusing to overwrite (use --overwrite)", path)
+    path = check_pdf_destination(path, overwrite)
     pdf = render_followup_pdf(comparison, baseline, baseline_labels, convention)
-    try:
-        with atomic_write(path, overwrite=overwrite) as handle:
-            handle.write(pdf)
-    except FileExistsError:
-        raise BratsInputError(
-            "file exists; refusing to overwrite (use --overwrite)", path
-        ) from None
-    logger.info("wrote follow-up page %s (%d bytes)", path, len(pdf))
-    return path
+    return write_pdf_bytes(path, pdf, overwrite, "follow-up page")

@@ -305,6 +305,39 @@ def _render(
     return buffer.getvalue()
 
 
+def check_pdf_destination(path: str | Path, overwrite: bool) -> Path:
+    """``path`` as a Path, checked before a page is rendered: its folder exists, and it is no
+    existing file unless ``overwrite``.
+
+    Raises:
+        BratsInputError: Either check fails.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise BratsInputError("folder of the PDF does not exist", path.parent)
+    if path.exists() and not overwrite:
+        raise BratsInputError("file exists; refusing to overwrite (use --overwrite)", path)
+    return path
+
+
+def write_pdf_bytes(path: Path, pdf: bytes, overwrite: bool, what: str) -> Path:
+    """Write a rendered page atomically (a file that appeared meanwhile is not replaced without
+    ``overwrite``); returns ``path``.
+
+    Raises:
+        BratsInputError: ``path`` exists and not ``overwrite``.
+    """
+    try:
+        with atomic_write(path, overwrite=overwrite) as handle:
+            handle.write(pdf)
+    except FileExistsError:
+        raise BratsInputError(
+            "file exists; refusing to overwrite (use --overwrite)", path
+        ) from None
+    logger.info("wrote %s %s (%d bytes)", what, path, len(pdf))
+    return path
+
+
 def write_report_pdf(
     report: CaseReport | dict[str, Any],
     path: str | Path,
@@ -320,18 +353,6 @@ def write_report_pdf(
     Raises:
         BratsInputError: ``path`` exists and not ``overwrite``, or its folder does not exist.
     """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise BratsInputError("folder of the PDF does not exist", path.parent)
-    if path.exists() and not overwrite:
-        raise BratsInputError("file exists; refusing to overwrite (use --overwrite)", path)
+    path = check_pdf_destination(path, overwrite)
     pdf = render_report_pdf(report, labels, affine, spacing, image)
-    try:
-        with atomic_write(path, overwrite=overwrite) as handle:
-            handle.write(pdf)
-    except FileExistsError:
-        raise BratsInputError(
-            "file exists; refusing to overwrite (use --overwrite)", path
-        ) from None
-    logger.info("wrote report %s (%d bytes)", path, len(pdf))
-    return path
+    return write_pdf_bytes(path, pdf, overwrite, "report")
