@@ -36,7 +36,9 @@ def run_once(dataset: Path, out: Path, nproc: int, models: list[str]) -> dict:
     env.pop("OMP_NUM_THREADS", None)  # torchrun would otherwise force 1 thread per process
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    proc = subprocess.run(
+        cmd, capture_output=True, encoding="utf-8", errors="replace", env=env, cwd=ROOT
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"predict failed (exit {proc.returncode}): {proc.stderr[-2000:]}")

@@ -27,7 +27,9 @@ DATA = ROOT / ".." / "shared" / "data" / "brats2018"
 
 def _timed(command: list[str]) -> float:
     start = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        command, capture_output=True, encoding="utf-8", errors="replace", check=False
+    )
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed: {proc.stderr.strip()}")

@@ -37,7 +37,8 @@ def test_the_installed_wheel_segments_its_own_sample(tmp_path: Path) -> None:
             str(REPO),
         ],
         capture_output=True,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         timeout=600,
     )
     assert built.returncode == 0, built.stderr[-2000:]
@@ -86,7 +87,13 @@ def test_the_installed_wheel_segments_its_own_sample(tmp_path: Path) -> None:
         "sys.exit(main(['predict', str(case), '-o', 'pred.nii.gz', '--threads', '2', '-q']))"
     )
     run = subprocess.run(
-        [str(python), "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=600
+        [str(python), "-c", script],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     import nibabel as nib

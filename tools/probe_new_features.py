@@ -252,7 +252,8 @@ def case_still_reads(folder: str) -> Callable:
             [sys.executable, "-m", "bratseg.cli.main", "info", str(t / folder)],
             env=_env(t),
             capture_output=True,
-            text=True,
+            encoding="utf-8",
+            errors="replace",
         )
         return None if run.returncode == 0 else f"afterwards `info {folder}`: {_first(run.stderr)}"
 
@@ -797,7 +798,8 @@ def run_probe(t: Path, probe: Probe) -> dict:
                 cmd,
                 env=_env(t),
                 capture_output=True,
-                text=True,
+                encoding="utf-8",
+                errors="replace",
                 timeout=probe.timeout,
                 preexec_fn=_limit_memory,
                 cwd=t,
@@ -810,7 +812,8 @@ def run_probe(t: Path, probe: Probe) -> dict:
             env=_env(t),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
+            encoding="utf-8",
+            errors="replace",
             preexec_fn=_limit_memory,
             cwd=t,
         )

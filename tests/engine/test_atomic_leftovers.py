@@ -143,7 +143,8 @@ def _start_cli(args: list[str], env_extra: dict[str, str]) -> subprocess.Popen:
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
     )
 
 

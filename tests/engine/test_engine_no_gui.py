@@ -30,7 +30,8 @@ def test_every_engine_module_imports_without_gui() -> None:
     proc = subprocess.run(
         [sys.executable, "-c", _SCRIPT.format(gui=GUI_MODULES)],
         capture_output=True,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

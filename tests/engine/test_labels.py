@@ -268,7 +268,8 @@ def test_evaluate_scores_a_real_2024_map_with_the_cavity_separate(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "bratseg.cli.main", "evaluate", str(pred), str(ref), "--json"],
         capture_output=True,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)

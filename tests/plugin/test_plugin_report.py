@@ -99,7 +99,11 @@ def test_report_dock_shows_the_engine_report_and_saves_a_pdf(
     assert pdf.read_bytes().startswith(b"%PDF")
     if shutil.which("pdfinfo"):
         info = subprocess.run(
-            ["pdfinfo", str(pdf)], capture_output=True, text=True, check=True
+            ["pdfinfo", str(pdf)],
+            capture_output=True,
+            encoding="utf-8",
+            errors="replace",
+            check=True,
         ).stdout
         assert re.search(r"^Pages:\s+1$", info, re.MULTILINE), info
     saved = json.loads(report_dock.export(tmp_path / "case_report.json").read_text())

@@ -20,7 +20,12 @@ CLI = [sys.executable, "-m", "bratseg.cli.main"]
 
 def run_cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*CLI, *map(str, args)], capture_output=True, text=True, timeout=120, cwd=cwd
+        [*CLI, *map(str, args)],
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=120,
+        cwd=cwd,
     )
 
 

@@ -119,7 +119,8 @@ def full_run(dataset: Path, model: Path, tmp_path_factory: pytest.TempPathFactor
     proc = subprocess.run(
         torchrun(dataset, out, model),
         capture_output=True,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         env=env(home),
         cwd=REPO,
         timeout=TIMEOUT_S,
@@ -225,7 +226,8 @@ def test_rerun_after_sigterm_does_only_what_is_left(
         torchrun(dataset, out, model),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         env=env(tmp_path / "home"),
         cwd=REPO,
     )
@@ -248,7 +250,8 @@ def test_rerun_after_sigterm_does_only_what_is_left(
     rerun = subprocess.run(
         torchrun(dataset, out, model),
         capture_output=True,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         env=env(tmp_path / "home"),
         cwd=REPO,
         timeout=TIMEOUT_S,

@@ -33,7 +33,8 @@ def train(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "bratseg.cli.main", "train", *args],
         capture_output=True,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         env=env,
         cwd=REPO,
         timeout=timeout,

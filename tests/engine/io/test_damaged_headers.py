@@ -157,7 +157,8 @@ def test_case_too_large_for_memory_is_a_clear_refusal(case, tmp_path):
         [sys.executable, "-m", "bratseg.cli.main", "info", str(case)],
         env=env,
         capture_output=True,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         preexec_fn=limit,
         timeout=300,
     )

@@ -21,7 +21,10 @@ CASES = ("Brats18_2013_2_1", "Brats18_TCIA02_135_1")
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "bratseg.cli.main", *args], capture_output=True, text=True
+        [sys.executable, "-m", "bratseg.cli.main", *args],
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
     )
 
 

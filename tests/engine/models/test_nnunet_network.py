@@ -123,5 +123,11 @@ def test_predicting_with_the_default_models_does_not_import_monai(brats2018_dir)
         "pred = run_to_end(run_inference(case, models[:1], InferenceOptions(threads=1))); "
         "print(pred.labels.max(), 'monai' in sys.modules)"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        check=True,
+    )
     assert done.stdout.split()[-1] == "False", done.stdout

@@ -291,7 +291,13 @@ def test_every_object_validates_with_dciodvfy(nifti_export: Path) -> None:
 
 def dciodvfy_errors(path: Path) -> list[str]:
     """The ``Error`` lines of dciodvfy (Debian package dicom3tools) on one file."""
-    run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, check=False)
+    run = subprocess.run(
+        ["dciodvfy", str(path)],
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        check=False,
+    )
     return [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
 
 

@@ -190,7 +190,8 @@ def test_edits_are_recovered_after_the_process_dies(
         [sys.executable, "-c", textwrap.dedent(_CRASHING_REVIEW), str(brats2018_case_dir)],
         env=env,
         capture_output=True,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         timeout=300,
     )
     assert crash.returncode == 3, crash.stderr
@@ -198,7 +199,8 @@ def test_edits_are_recovered_after_the_process_dies(
         [sys.executable, "-m", "bratseg.cli.main", "sessions", "--json"],
         env=env,
         capture_output=True,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         timeout=120,
     )
     assert listing.returncode == 0, listing.stderr
@@ -221,7 +223,8 @@ def test_edits_are_recovered_after_the_process_dies(
         ],
         env=env,
         capture_output=True,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         timeout=120,
     )
     assert export.returncode == 0, export.stderr
@@ -244,7 +247,8 @@ def test_edits_are_recovered_after_the_process_dies(
         ],
         env=env,
         capture_output=True,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         timeout=120,
     )
     assert (
@@ -265,7 +269,8 @@ def test_edits_are_recovered_after_the_process_dies(
         ],
         env=env,
         capture_output=True,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
     )
     assert missing.returncode == 2 and "no saved review session" in missing.stderr
     assert not (tmp_path / "x.nii.gz").exists()
@@ -273,7 +278,8 @@ def test_edits_are_recovered_after_the_process_dies(
         [sys.executable, "-m", "bratseg.cli.main", "sessions", "--json"],
         env=env,
         capture_output=True,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
     )
     assert json.loads(listed.stdout)["sessions"][0]["exported"] is True
 

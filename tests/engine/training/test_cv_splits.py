@@ -254,10 +254,10 @@ def test_cv_split_cli_and_trainer_fold_from_the_file(brats2018_dir: Path, tmp_pa
         "-o",
         str(out),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace")
     assert proc.returncode == 0, proc.stderr
     assert "wrote" in proc.stdout and out.is_file()
-    again = subprocess.run(cmd, capture_output=True, text=True)
+    again = subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace")
     assert again.returncode == 2 and "refusing to overwrite" in again.stderr
     split = read_split_file(out)
     assert all(v["dataset"] == "mini" for v in split.cases.values())

@@ -195,7 +195,8 @@ def test_sigterm_stops_cleanly(dataset: Path, cache_dir: Path, tmp_path: Path) -
         ),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         env=env(),
         cwd=REPO,
     )
@@ -312,7 +313,13 @@ def test_ddp_two_gloo_processes(dataset: Path, cache_dir: Path, tmp_path: Path) 
         CASES[0],
     ]
     proc = subprocess.run(
-        cmd, capture_output=True, text=True, env=env(), cwd=REPO, timeout=SUBPROCESS_TIMEOUT_S
+        cmd,
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        env=env(),
+        cwd=REPO,
+        timeout=SUBPROCESS_TIMEOUT_S,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
