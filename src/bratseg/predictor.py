@@ -271,6 +271,8 @@ class Predictor:
 
         models = yield from self.load()
         options = self.inference_options()
+        if "t1ce" in case.substituted:
+            options = _without_contrast(options)
         return (yield from run_inference(case, models, options, should_stop=should_stop))
 
     def predict(
@@ -281,3 +283,21 @@ class Predictor:
     ) -> Prediction:
         """:meth:`run` to the end, passing each :class:`Progress` to ``progress``."""
         return run_to_end(self.run(case, should_stop), progress)
+
+
+#: The no-enhancement rule's threshold for a case without T1Gd when the chosen postprocessing
+#: has the rule off: T1 then stands in for T1Gd, so T1Gd inside any ET is exactly what T1
+#: predicts (ratio 1.0) and every ET becomes NCR, as nothing can show enhancement.
+NO_CONTRAST_ET_RULE = 1.01
+
+
+def _without_contrast(options: InferenceOptions) -> InferenceOptions:
+    """``options`` with the no-enhancement rule on (ET -> NCR) for a case that lacks T1Gd."""
+    from bratseg.postprocess import PostprocessConfig
+
+    config = options.postprocess
+    assert isinstance(config, PostprocessConfig)  # filled in by inference_options()
+    if config.et_enhancement_min >= NO_CONTRAST_ET_RULE:
+        return options
+    config = dataclasses.replace(config, et_enhancement_min=NO_CONTRAST_ET_RULE)
+    return dataclasses.replace(options, postprocess=config)

@@ -112,6 +112,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "slices, ...): the answer is then not to be trusted",
     )
     p.add_argument(
+        "--require-all-sequences",
+        action="store_true",
+        help="refuse a case that lacks a series (default: T2 stands in for a missing FLAIR and "
+        "back, T1 for a missing T1Gd and back, with a warning; without T1Gd no ET is claimed)",
+    )
+    p.add_argument(
         "--prepare",
         action="store_true",
         help="the input is raw scans (skull, own grids): prepare them first (see `napari-brats "
@@ -224,10 +230,18 @@ def _write_outputs(
     write_nifti_group(items, case.affine, case.header, overwrite=overwrite)
 
 
+def allows_missing(args: argparse.Namespace) -> bool:
+    """Whether a case may lack a series (see ``--require-all-sequences``)."""
+    return not getattr(args, "require_all_sequences", False)
+
+
 def _input_check(case: Any, args: argparse.Namespace) -> None:
-    """Refuse a case that is not BraTS-ready (a warning with ``--no-input-check``)."""
+    """Refuse a case that is not BraTS-ready (a warning with ``--no-input-check``); warn about
+    each missing series and its stand-in."""
     from bratseg.io.readiness import readiness_line, require_ready
 
+    for note in case.missing_sequence_notes():
+        warn(f"{case.folder}: {note}")
     if getattr(args, "no_input_check", False):
         if case.findings:
             warn(f"{case.folder}: {readiness_line(case.findings)}")
@@ -259,9 +273,10 @@ def run(args: argparse.Namespace) -> int:
         raise BratsInputError(f"--window must be at least 8 voxels, got {args.window}")
     if not 0.0 <= args.overlap < 1.0:
         raise BratsInputError(f"--overlap must be in [0, 1), got {args.overlap}")
-    folders = [source] if mapping else list_case_folders(source)
+    folders = [source] if mapping else list_case_folders(source, allow_missing=allows_missing(args))
     if not folders and any(is_nifti_name(f.name) for f in source.iterdir()):
-        find_case_files(source, seg=False)  # a case folder missing a channel: say which one
+        # a case folder missing a channel: say which one
+        find_case_files(source, seg=False, allow_missing=allows_missing(args))
     if not folders:
         raise BratsInputError(
             "no BraTS case found (expected t1/t1ce/t2/flair files, here or in sub-folders)", source
@@ -316,7 +331,13 @@ def run(args: argparse.Namespace) -> int:
     predictor.postprocess_config()  # loads the models: a bad checkpoint stops before any output
     quiet = bool(args.quiet)
     if single:
-        case = load_case(source, mapping or None, load_seg=False, align=args.align)
+        case = load_case(
+            source,
+            mapping or None,
+            load_seg=False,
+            align=args.align,
+            allow_missing=allows_missing(args),
+        )
         for report in case.alignment:
             (warn if report.poor else lambda m: print(m, file=sys.stderr))(report.line())
         _input_check(case, args)

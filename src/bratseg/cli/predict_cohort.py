@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from bratseg.cli._common import warn
-from bratseg.cli.predict import _input_check, _predict_one, _summary, _write_outputs
+from bratseg.cli.predict import (
+    _input_check,
+    _predict_one,
+    _summary,
+    _write_outputs,
+    allows_missing,
+)
 from bratseg.review.cohort import Shard
 
 
@@ -36,7 +42,9 @@ def predict_dataset(
     bar = tqdm(desc="predict", file=sys.stderr, unit="case", disable=bool(args.quiet))
 
     def predict_case(folder: Path) -> tuple[Any, Any, list[Path]]:
-        case = load_case(folder, load_seg=False, align=args.align)
+        case = load_case(
+            folder, load_seg=False, align=args.align, allow_missing=allows_missing(args)
+        )
         _input_check(case, args)
         pred = _predict_one(case, predictor, None if args.quiet else bar, step_bar=False)
         paths = outputs[folder]

@@ -202,7 +202,7 @@ def align_series(
     """
     check_align(align)
     ref = images[ref_key]
-    keys = [k for k in MODALITIES if k != ref_key]
+    keys = [k for k in MODALITIES if k != ref_key and k in images]
     verb = "registering" if align == "register" else "aligning"
     reports = []
     for index, key in enumerate(keys):

@@ -40,7 +40,13 @@ import numpy as np
 
 from bratseg.errors import BratsInputError
 from bratseg.io.align import align_series
-from bratseg.io.channels import AFFINE_TOLERANCE, MODALITIES, MODALITY_NAMES, NAME_TOKENS
+from bratseg.io.channels import (
+    AFFINE_TOLERANCE,
+    MODALITIES,
+    MODALITY_NAMES,
+    NAME_TOKENS,
+    SUBSTITUTES,
+)
 from bratseg.io.nifti import (
     affine_difference,
     is_nifti_name,
@@ -75,6 +81,8 @@ class Case:
         folder: The case folder.
         alignment: What ``align`` did to each series (empty when the series shared one grid).
         findings: Why the case is not BraTS-ready (empty: ready; see :mod:`bratseg.io.readiness`).
+        substituted: Missing series -> the series copied in its place (``allow_missing``; empty
+            when all four were there), see :data:`bratseg.io.channels.SUBSTITUTES`.
     """
 
     case_id: str
@@ -88,12 +96,31 @@ class Case:
     folder: Path | None = None
     alignment: list = field(default_factory=list)
     findings: list[InputFinding] = field(default_factory=list)
+    substituted: dict[str, str] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int, int]:
         """Spatial shape (X, Y, Z)."""
         x, y, z = self.image.shape[1:]
         return int(x), int(y), int(z)
+
+    def missing_sequence_notes(self) -> list[str]:
+        """One line per missing series and what stands in for it (empty for a complete case)."""
+        return [missing_sequence_note(m, s) for m, s in self.substituted.items()]
+
+
+def missing_sequence_note(missing: str, substitute: str) -> str:
+    """E.g. ``FLAIR missing: T2 used in its place; edema extent less reliable, review it``."""
+    effect = {
+        "flair": "edema extent less reliable, review it",
+        "t2": "edema extent less reliable, review it",
+        "t1": "necrosis less reliable, review it",
+        "t1ce": "enhancing tumour cannot be assessed without contrast (ET becomes NCR)",
+    }[missing]
+    return (
+        f"{MODALITY_NAMES[missing]} missing: {MODALITY_NAMES[substitute]} used in its place; "
+        f"{effect}"
+    )
 
 
 def match_modality(filename: str) -> str | None:
@@ -111,7 +138,11 @@ def match_modality(filename: str) -> str | None:
 
 
 def find_case_files(
-    folder: str | Path, mapping: Mapping[str, str | Path] | None = None, *, seg: bool = True
+    folder: str | Path,
+    mapping: Mapping[str, str | Path] | None = None,
+    *,
+    seg: bool = True,
+    allow_missing: bool = False,
 ) -> dict[str, Path]:
     """Find the files of a case folder without reading them.
 
@@ -121,9 +152,12 @@ def find_case_files(
             ``seg``; BraTS 2023 names such as ``t2f`` accepted as keys). Relative paths are
             taken relative to ``folder``. Channels not in the mapping are found by name.
         seg: Also look for the label map; ``False`` ignores seg files (and their ambiguity).
+        allow_missing: Accept a case that lacks a series whose stand-in
+            (:data:`~bratseg.io.channels.SUBSTITUTES`) is there; the missing one is left out.
 
     Returns:
-        Channel -> file for the four channels, plus ``"seg"`` when a label map is present.
+        Channel -> file for the four channels (fewer with ``allow_missing``), plus ``"seg"``
+        when a label map is present.
 
     Raises:
         BratsInputError: Folder missing, a channel missing (naming the names looked for),
@@ -152,12 +186,19 @@ def find_case_files(
 
         files.update(find_dicom_channels(folder, files))
     missing = [m for m in MODALITIES if m not in files]
+    if allow_missing:
+        missing = [m for m in missing if SUBSTITUTES[m] not in files]
     if missing:
         m = missing[0]
         looked = ", ".join(f"*_{t}, *-{t}" for t in NAME_TOKENS[m])
         raise BratsInputError(
             f"missing {MODALITY_NAMES[m]} ({m}) image: looked for {looked} "
-            "(.nii or .nii.gz); pass an explicit mapping for other names",
+            "(.nii or .nii.gz); pass an explicit mapping for other names"
+            + (
+                f" (a case needs {MODALITY_NAMES[m]} or {MODALITY_NAMES[SUBSTITUTES[m]]})"
+                if allow_missing
+                else ""
+            ),
             folder,
         )
     return {k: files[k] for k in (*MODALITIES, "seg") if k in files}
@@ -172,6 +213,7 @@ def load_case(
     labels: str | None = None,
     case_id: str | None = None,
     align: str = "none",
+    allow_missing: bool = False,
 ) -> Case:
     """Load and validate a case folder: :func:`iter_load_case` run to its end (same arguments)."""
     return run_to_end(
@@ -183,6 +225,7 @@ def load_case(
             labels=labels,
             case_id=case_id,
             align=align,
+            allow_missing=allow_missing,
         )
     )
 
@@ -196,6 +239,7 @@ def iter_load_case(
     labels: str | None = None,
     case_id: str | None = None,
     align: str = "none",
+    allow_missing: bool = False,
 ) -> Generator[Progress, None, Case]:
     """Load and validate a case folder, reporting progress while series are aligned (the slow
     part: a registration takes seconds per series); closing the generator at a report stops
@@ -214,6 +258,10 @@ def iter_load_case(
             one folder).
         align: ``"none"`` (series must share one grid), ``"resample"`` or ``"register"`` into
             the T1Gd grid (see :mod:`bratseg.io.align`); the case then has the T1Gd's geometry.
+        allow_missing: Load a case that lacks a series whose stand-in is there (FLAIR <-> T2,
+            T1 <-> T1Gd): the stand-in's intensities are copied into the missing channel and
+            the case's ``substituted`` says so (a warning is logged). For predicting only: the
+            models saw four real series.
 
     Yields:
         :class:`~bratseg.progress.Progress` before each aligned series (none without ``align``).
@@ -226,9 +274,12 @@ def iter_load_case(
             4D, truncated/corrupt, shape or affine mismatch, non-finite voxels, bad labels.
     """
     folder = Path(path)
-    files = find_case_files(folder, mapping, seg=load_seg)
-    images = {m: open_nifti(files[m]) for m in MODALITIES}
-    ref_key = MODALITIES[0] if align == "none" else "t1ce"
+    files = find_case_files(folder, mapping, seg=load_seg, allow_missing=allow_missing)
+    present = [m for m in MODALITIES if m in files]
+    substituted = {m: SUBSTITUTES[m] for m in MODALITIES if m not in files}
+    images = {m: open_nifti(files[m]) for m in present}
+    ref_key = "t1ce" if align != "none" else present[0]
+    ref_key = ref_key if ref_key in images else SUBSTITUTES[ref_key]
     ref = images[ref_key]
     shape = tuple(int(s) for s in ref.shape[:3])
     affine = np.asarray(ref.affine, dtype=np.float64)
@@ -236,7 +287,7 @@ def iter_load_case(
     reports = []
     if align != "none":
         reports = yield from align_series(images, files, ref_key, align)
-    for key in (k for k in MODALITIES if k != ref_key):
+    for key in (k for k in present if k != ref_key):
         _check_geometry(
             images[key],
             files[key],
@@ -267,8 +318,11 @@ def iter_load_case(
             f"{need:.1f} GiB as float32",
             folder,
         ) from None
-    for idx, key in enumerate(MODALITIES):
-        read_volume(images[key], files[key], out=image[idx])
+    for key in present:
+        read_volume(images[key], files[key], out=image[MODALITIES.index(key)])
+    for key, stand_in in substituted.items():
+        image[MODALITIES.index(key)] = image[MODALITIES.index(stand_in)]
+        logger.info("%s: %s", folder, missing_sequence_note(key, stand_in))
     if not load_seg:
         files.pop("seg", None)  # an explicitly mapped seg that was not wanted
     logger.info("loaded case %s %s from %s", folder.name, shape, folder)
@@ -284,6 +338,7 @@ def iter_load_case(
         folder=folder,
         alignment=reports,
         findings=check_input(image, spacing),
+        substituted=substituted,
     )
 
 

@@ -19,6 +19,12 @@ NAME_TOKENS: dict[str, tuple[str, ...]] = {
     "seg": ("seg",),
 }
 
+#: What stands in for a missing series when a case may be incomplete (``allow_missing``): the
+#: other series of its pair, the one closest in contrast (FLAIR and T2 both show edema bright;
+#: T1 and T1Gd are the same sequence without and with contrast agent). A case needs at least one
+#: series of each pair.
+SUBSTITUTES: dict[str, str] = {"flair": "t2", "t2": "flair", "t1": "t1ce", "t1ce": "t1"}
+
 #: Largest allowed affine difference between modalities, as a fraction of the smallest voxel
 #: size (1e-3 of 1 mm = 1 µm): well above float32 header round-off, far below any real shift.
 AFFINE_TOLERANCE = 1e-3

@@ -39,16 +39,17 @@ from bratseg.io.output_guard import guard_output
 logger = logging.getLogger(__name__)
 
 
-def is_case_folder(folder: str | Path) -> bool:
-    """Whether ``folder`` holds the four MRI channels under recognised names (nothing is read)."""
+def is_case_folder(folder: str | Path, *, allow_missing: bool = False) -> bool:
+    """Whether ``folder`` holds the four MRI channels under recognised names (nothing is read;
+    with ``allow_missing``, a series may lack whose stand-in is there)."""
     try:
-        find_case_files(folder, seg=False)
+        find_case_files(folder, seg=False, allow_missing=allow_missing)
     except BratsInputError:
         return False
     return True
 
 
-def list_case_folders(root: str | Path) -> list[Path]:
+def list_case_folders(root: str | Path, *, allow_missing: bool = False) -> list[Path]:
     """Case folders directly under ``root`` (sorted by name), or ``[root]`` if it is a case.
 
     Sub-folders whose files are not recognisable as a case (missing channel, ambiguous names)
@@ -56,6 +57,8 @@ def list_case_folders(root: str | Path) -> list[Path]:
 
     Args:
         root: A case folder or a folder of case folders.
+        allow_missing: Count a folder that lacks a series whose stand-in is there as a case
+            (see :func:`bratseg.io.find_case_files`).
 
     Returns:
         List of case folders; empty when none is found.
@@ -66,9 +69,13 @@ def list_case_folders(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise BratsInputError("folder not found" if not root.exists() else "not a folder", root)
-    if is_case_folder(root):
+    if is_case_folder(root, allow_missing=allow_missing):
         return [root]
-    return [p for p in sorted(root.iterdir()) if p.is_dir() and is_case_folder(p)]
+    return [
+        p
+        for p in sorted(root.iterdir())
+        if p.is_dir() and is_case_folder(p, allow_missing=allow_missing)
+    ]
 
 
 def scan_case_folders(root: str | Path) -> list[tuple[Path, BratsInputError | None]]:

@@ -93,7 +93,7 @@ def guard_output(
     if not in_case:
         from bratseg.io.dataset import is_case_folder
 
-        in_case = parent.is_dir() and is_case_folder(parent)
+        in_case = parent.is_dir() and is_case_folder(parent, allow_missing=True)
     if in_case:
         role = "reference label map" if key == "seg" else f"{MODALITY_NAMES[key]} ({key}) image"
         raise BratsInputError(
@@ -114,10 +114,10 @@ def case_input_files(
     """
     from bratseg.io.case import find_case_files
 
-    try:
-        files = find_case_files(case_folder, mapping)
+    try:  # a case lacking a series (predicted with a stand-in) still protects the rest
+        files = find_case_files(case_folder, mapping, allow_missing=True)
     except BratsInputError:  # e.g. two label maps: still protect the channels
-        files = find_case_files(case_folder, mapping, seg=False)
+        files = find_case_files(case_folder, mapping, seg=False, allow_missing=True)
     return list(files.values())
 
 

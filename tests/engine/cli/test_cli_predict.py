@@ -360,7 +360,43 @@ def test_case_folder_missing_a_channel_names_it(case_dir, ckpts, tmp_path, capsy
     for channel in ("t1", "t2", "flair"):
         (partial / f"x_{channel}.nii.gz").symlink_to(next(case_dir.glob(f"*_{channel}.nii.gz")))
     out = tmp_path / "pred.nii.gz"
-    rc = main(["predict", str(partial), "-o", str(out), "--model", str(ckpts[0])])
+    command = ["predict", str(partial), "-o", str(out), "--model", str(ckpts[0])]
+    rc = main([*command, "--require-all-sequences"])
     err = capsys.readouterr().err
     assert rc == 2 and "missing T1Gd (t1ce)" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+    for channel in ("t2", "flair"):  # neither of a pair: refused even where a series may lack
+        (partial / f"x_{channel}.nii.gz").unlink()
+    rc = main(command)
+    err = capsys.readouterr().err
+    assert rc == 2 and "missing T2 (t2)" in err and "a case needs T2 or FLAIR" in err
+    assert not out.exists()
+
+
+def test_a_case_without_t1gd_is_segmented_with_a_warning_and_no_et(
+    standin, standins, case_dir, tmp_path, capsys
+):
+    """T1 stands in for a missing T1Gd: the case is segmented, one warning names the missing
+    series, and no enhancing tumour is claimed (the no-enhancement rule, on for this case even
+    though the model's own postprocessing has it off)."""
+    full = tmp_path / "full.nii.gz"
+    assert (
+        main(["predict", str(case_dir), "-o", str(full), "--model", str(standins["regions"])]) == 0
+    )
+    with_et = check_output(full, case_dir)
+    assert region_masks(with_et, "2021")["et"].sum() > 1000  # the model does claim ET here
+    capsys.readouterr()
+
+    partial = tmp_path / "no-t1gd"
+    partial.mkdir()
+    for channel in ("t1", "t2", "flair"):
+        (partial / f"x_{channel}.nii.gz").symlink_to(next(case_dir.glob(f"*_{channel}.nii.gz")))
+    out = tmp_path / "pred.nii.gz"
+    rc = main(["predict", str(partial), "-o", str(out), "--model", str(standins["regions"]), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "T1Gd missing: T1 used in its place" in warnings[0]
+    labels = check_output(out, case_dir)
+    masks = region_masks(labels, "2021")
+    assert masks["et"].sum() == 0 and masks["tc"].sum() > 0  # ET became NCR, the core stays
