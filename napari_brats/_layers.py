@@ -191,22 +191,27 @@ def image_layer_data(case: Any) -> list[LayerDataTuple]:
         case: :class:`bratseg.io.Case` with ``image`` of shape (4, X, Y, Z).
 
     Returns:
-        napari layer-data tuples, FLAIR last (on top) and visible; the others hidden.
+        napari layer-data tuples, FLAIR last (on top) and visible; the others hidden. A series
+        the case lacks (``case.substituted``) is named so and hidden; the last real one shows.
     """
     from bratseg.io import MODALITIES, MODALITY_NAMES
 
     out: list[LayerDataTuple] = []
     scale = display_scale(case.spacing, case.affine)
+    substituted = getattr(case, "substituted", {})  # missing series -> its stand-in
+    shown = [m for m in MODALITIES if m not in substituted][-1]
     for index, modality in enumerate(MODALITIES):
         volume = case.image[index]
         meta = {**geometry_meta(case), "role": "image", "modality": modality}
+        stand_in = substituted.get(modality)
+        missing = f" (missing: {MODALITY_NAMES[stand_in]} in its place)" if stand_in else ""
         kwargs = {
-            "name": f"{MODALITY_NAMES[modality]}",
+            "name": f"{MODALITY_NAMES[modality]}{missing}",
             "scale": scale,
             "contrast_limits": contrast_limits(volume),
             "colormap": "gray",
             "blending": "translucent" if index == 0 else "translucent_no_depth",
-            "visible": modality == MODALITIES[-1],
+            "visible": modality == shown,
             "metadata": {META_KEY: meta},
             "axis_labels": AXIS_LABELS,
             "units": UNITS,

@@ -39,8 +39,8 @@ def _case_folder_of(path: Path) -> Path | None:
     from bratseg.io import find_case_files
 
     folder = path if path.is_dir() else path.parent
-    try:
-        files = find_case_files(folder)
+    try:  # a case lacking one series opens too, with its stand-in (see Case.substituted)
+        files = find_case_files(folder, allow_missing=True)
     except BratsInputError:
         return None
     if path.is_dir():
@@ -92,7 +92,7 @@ def iter_read_case(
         path = path[0]
     p = Path(path)
     folder = _case_folder_of(p) or (p if p.is_dir() else p.parent)
-    case = yield from iter_load_case(folder, align=align)
+    case = yield from iter_load_case(folder, align=align, allow_missing=True)
     logger.info("loaded case %s from %s, shape %s", case.case_id, folder, case.shape)
     for report in case.alignment:
         (logger.warning if report.poor else logger.info)("%s", report.line())

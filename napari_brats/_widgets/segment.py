@@ -267,6 +267,13 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
 
             self._fail(f"{case.case_id}: {readiness_line(case.findings)}")
             return
+        notes = case.missing_sequence_notes()
+        if notes:  # segmented with a stand-in series: said once, and kept in the status line
+            from napari.utils.notifications import show_warning
+
+            self.status.setText(f"{case.case_id}: " + "; ".join(notes))
+            show_warning(self.status.text())
+            return
         if case.alignment:
             self.status.setText("; ".join(r.line() for r in case.alignment))
             if any(r.poor for r in case.alignment):

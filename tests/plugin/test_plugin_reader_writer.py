@@ -75,11 +75,26 @@ def test_reader_reports_bad_case_in_one_line(tmp_path):
 
     broken = tmp_path / "case"
     broken.mkdir()
-    for name in ("t1", "t1ce", "t2"):
+    for name in ("t1", "t1ce"):  # neither T2 nor FLAIR: nothing can stand in
         shutil.copy(next(CASE_2018.glob(f"*_{name}.nii.gz")), broken / f"case_{name}.nii.gz")
     with pytest.raises(BratsInputError) as info:
         read_case(str(broken))
-    assert "\n" not in str(info.value) and "flair" in str(info.value).lower()
+    assert "\n" not in str(info.value) and "needs T2 or FLAIR" in str(info.value)
+
+
+def test_reader_opens_a_case_lacking_flair_and_names_the_stand_in(tmp_path):
+    from napari_brats._reader import napari_get_reader
+
+    partial = tmp_path / "case"
+    partial.mkdir()
+    for name in ("t1", "t1ce", "t2"):
+        (partial / f"case_{name}.nii.gz").symlink_to(next(CASE_2018.glob(f"*_{name}.nii.gz")))
+    reader = napari_get_reader(str(partial))
+    assert reader is not None
+    layers = _layers_by_name(reader(str(partial)))
+    flair = layers["FLAIR (missing: T2 in its place)"]
+    np.testing.assert_array_equal(flair[0], layers["T2"][0])
+    assert not flair[1]["visible"] and layers["T2"][1]["visible"]
 
 
 def test_writer_round_trips_labels_in_source_geometry(tmp_path):
