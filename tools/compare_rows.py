@@ -1,7 +1,7 @@
 """Compare two models' per-case rows (``tools/eval_protocol.py --rows-out``) on the cases both scored.
 
 Prints one Markdown table: mean Dice WT / TC / ET of each side, and their difference, pooled,
-per stratum and per fold of the split, on exactly the cases present in both files (e.g. the
+per stratum, per source and per fold of the split, on exactly the cases present in both files (e.g. the
 previous default on the cases it never saw, against the new default's cross-validation rows).
 ``--nested ROWS:VARIANT`` adds a third column; ``--cases`` lists every case.
 
@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     groups = {"pooled": cases}
     for stratum in sorted({split["cases"][c]["stratum"] for c in cases}):
         groups[stratum] = [c for c in cases if split["cases"][c]["stratum"] == stratum]
+    for source in sorted({split["cases"][c].get("source", "") for c in cases} - {""}):
+        groups[source] = [c for c in cases if split["cases"][c].get("source") == source]
     for k in range(len(split["folds"])):
         groups[f"fold {k}"] = [c for c in cases if fold_of.get(c) == k]
     extra = " new (nested) |" if nested else ""
