@@ -271,8 +271,8 @@ class Predictor:
 
         models = yield from self.load()
         options = self.inference_options()
-        if "t1ce" in case.substituted:
-            options = _without_contrast(options)
+        if case.substituted:
+            options = _for_missing_series(options, case.substituted)
         return (yield from run_inference(case, models, options, should_stop=should_stop))
 
     def predict(
@@ -291,13 +291,24 @@ class Predictor:
 NO_CONTRAST_ET_RULE = 1.01
 
 
-def _without_contrast(options: InferenceOptions) -> InferenceOptions:
-    """``options`` with the no-enhancement rule on (ET -> NCR) for a case that lacks T1Gd."""
+def _for_missing_series(
+    options: InferenceOptions, substituted: Mapping[str, str]
+) -> InferenceOptions:
+    """``options`` with the no-enhancement rule set for a case lacking a series.
+
+    Without T1Gd the rule is on (every ET -> NCR: nothing can show contrast uptake). Without T1
+    (T1Gd in its place) it is off: the rule compares T1Gd with T1, and a copy of T1Gd would
+    measure no enhancement anywhere and take away real ET.
+    """
     from bratseg.postprocess import PostprocessConfig
 
     config = options.postprocess
     assert isinstance(config, PostprocessConfig)  # filled in by inference_options()
-    if config.et_enhancement_min >= NO_CONTRAST_ET_RULE:
+    if "t1ce" in substituted:
+        rule = max(config.et_enhancement_min, NO_CONTRAST_ET_RULE)
+    elif "t1" in substituted:
+        rule = 0.0
+    else:
         return options
-    config = dataclasses.replace(config, et_enhancement_min=NO_CONTRAST_ET_RULE)
+    config = dataclasses.replace(config, et_enhancement_min=rule)
     return dataclasses.replace(options, postprocess=config)

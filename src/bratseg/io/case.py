@@ -114,7 +114,7 @@ def missing_sequence_note(missing: str, substitute: str) -> str:
     effect = {
         "flair": "edema extent less reliable, review it",
         "t2": "edema extent less reliable, review it",
-        "t1": "necrosis less reliable, review it",
+        "t1": "necrosis less reliable and enhancement not checked, review it",
         "t1ce": "enhancing tumour cannot be assessed without contrast (ET becomes NCR)",
     }[missing]
     return (

@@ -42,7 +42,31 @@ def test_missing_t1_takes_t1gd_on_the_t1gd_grid(brats2018_case_dir: Path, tmp_pa
     case = load_case(partial, allow_missing=True)
     assert case.substituted == {"t1": "t1ce"}
     np.testing.assert_array_equal(case.image[0], case.image[1])
-    assert "T1 missing: T1Gd used in its place" in case.missing_sequence_notes()[0]
+    assert case.missing_sequence_notes() == [
+        "T1 missing: T1Gd used in its place; necrosis less reliable and enhancement not "
+        "checked, review it"
+    ]
+
+
+def test_the_no_enhancement_rule_follows_the_missing_series(
+    brats2018_case_dir: Path, tmp_path: Path
+) -> None:
+    """Without T1Gd the rule is on (nothing can show contrast); without T1 it is off (a T1Gd
+    copy in T1's place would measure no enhancement anywhere and take real ET away)."""
+    from bratseg.inference import InferenceOptions
+    from bratseg.postprocess import PostprocessConfig
+    from bratseg.predictor import NO_CONTRAST_ET_RULE, _for_missing_series
+
+    shipped = InferenceOptions(postprocess=PostprocessConfig(et_enhancement_min=1.1))
+    off = InferenceOptions(postprocess=PostprocessConfig(et_enhancement_min=0.0))
+
+    def rule(options: InferenceOptions) -> float:
+        return options.postprocess.et_enhancement_min
+
+    assert rule(_for_missing_series(off, {"t1ce": "t1"})) == NO_CONTRAST_ET_RULE
+    assert rule(_for_missing_series(shipped, {"t1ce": "t1"})) == 1.1
+    assert rule(_for_missing_series(shipped, {"t1": "t1ce"})) == 0.0
+    assert _for_missing_series(shipped, {"flair": "t2"}) is shipped
 
 
 def test_a_case_needs_one_series_of_each_pair(brats2018_case_dir: Path, tmp_path: Path) -> None:
