@@ -23,7 +23,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from bratseg.io.dataset import LINK_MODES, ExportExistsError, export_case, export_case_nnunet
+from bratseg.io.dataset import LINK_MODES, ExportExistsError
+from bratseg.review.export import export_case, export_case_nnunet
 
 from .._state import viewer_state
 from ._common import show_input_error
