@@ -27,7 +27,6 @@ import numpy as np
 from bratseg.errors import BratsInputError, Cancelled
 from bratseg.inference.device import select_device
 from bratseg.inference.members import EnsembleAccumulator, RunContext, member_probabilities
-from bratseg.inference.model_meta import model_name
 from bratseg.inference.spread import MemberSpread
 from bratseg.inference.tta import flip_sets
 from bratseg.inference.window import (
@@ -200,7 +199,7 @@ def run_inference(
     keep_flip_spread = options.keep_spread and len(models) == 1 and len(flips) > 1
 
     for index, loaded in enumerate(models):
-        name = model_name(loaded)
+        name = loaded.name
         tag = f"model {index + 1}/{len(models)} ({name})" if len(models) > 1 else name
         member = yield from member_probabilities(loaded, tag, ctx, keep_flip_spread)
         check()
@@ -246,7 +245,7 @@ def run_inference(
         labels=labels,
         device=used,
         seconds=seconds,
-        models=[model_name(m) for m in models],
+        models=[m.name for m in models],
         postprocess=pp_config,
         convention=convention,
         class_probs=class_probs,
