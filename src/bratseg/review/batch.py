@@ -17,12 +17,13 @@ import logging
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bratseg.errors import BratsInputError, Cancelled
 from bratseg.review.session import ModelInfo, ReviewSession
 
 if TYPE_CHECKING:
+    from bratseg.inference import InferenceOptions
     from bratseg.io.dataset import LinkMode
     from bratseg.predictor import ModelCache
     from bratseg.review.worklist import Worklist
@@ -57,7 +58,7 @@ class BatchEvent:
 def segment_all(
     worklist: Worklist,
     model_paths: Sequence[str | Path],
-    options: Any = None,
+    options: InferenceOptions | None = None,
     should_stop: Callable[[], bool] | None = None,
     cache: ModelCache | None = None,
 ) -> Generator[BatchEvent, None, dict[str, list[str]]]:
@@ -201,7 +202,7 @@ def export_approved(
     """Export every approved case into ``dataset_dir`` (the layout the trainer reads).
 
     With ``dicom`` each case is written as DICOM instead (SEG, RTSTRUCT, burned-in overlay and
-    summary: :func:`bratseg.report.dicom.export_session_dicom`) into ``<case>_dicom``.
+    summary: :func:`bratseg.review.export.export_session_dicom`) into ``<case>_dicom``.
 
     Each case folder gets its images, the approved labels as ``<case>_seg``, the AI proposal and
     the provenance JSON with the approval and sign-off history (see
@@ -234,7 +235,8 @@ def export_approved(
             if session is None:  # its saved review went away since the worklist was read
                 raise BratsInputError(f"case {row.case_id} has no saved review")
             if dicom:
-                from bratseg.report.dicom import dicom_folder_name, export_session_dicom
+                from bratseg.report.dicom import dicom_folder_name
+                from bratseg.review.export import export_session_dicom
 
                 target = Path(dataset_dir) / dicom_folder_name(row.case_id)
                 path = export_session_dicom(session, target, overwrite=overwrite).folder

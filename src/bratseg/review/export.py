@@ -4,7 +4,8 @@
 AI proposal and ``<case>_provenance.json``), :func:`export_case_nnunet` adds the case to an
 nnU-Net v2 raw dataset (:mod:`bratseg.io.nnunet`), and :func:`build_provenance` is the record
 both write: the case's source, the model(s), the postprocessing, the hand edits and the sign-off
-history of the :class:`~bratseg.review.ReviewSession`.
+history of the :class:`~bratseg.review.ReviewSession`. :func:`export_session_dicom` writes the
+case's DICOM outputs instead (:mod:`bratseg.report.dicom`), with its model and sign-off.
 
 Everything is first written into a hidden temporary folder beside the target, then moved into
 place, so an interrupted export never leaves a half-written case; an existing export is only
@@ -28,6 +29,7 @@ from bratseg.io.dataset import AI_SUFFIX, LINK_MODES, ExportExistsError, LinkMod
 from bratseg.io.output_guard import guard_output
 
 if TYPE_CHECKING:
+    from bratseg.report.dicom import DicomExport
     from bratseg.review.session import ReviewSession
 
 logger = logging.getLogger(__name__)
@@ -197,3 +199,47 @@ def build_provenance(
         "signoff_history": [entry.to_dict() for entry in history],
         "plugin_version": __version__,
     }
+
+
+def export_session_dicom(
+    session: ReviewSession, destination: str | Path, *, overwrite: bool = False
+) -> DicomExport:
+    """The DICOM outputs of a review session (its labels, model and sign-off) in ``destination``
+    (:func:`bratseg.report.dicom.export_dicom`; needs the ``[dicom]`` extra).
+
+    Args:
+        session: The :class:`~bratseg.review.ReviewSession` exported.
+        destination: Folder to write (its parent is created when missing).
+        overwrite: Replace an existing folder (the new one is complete before the old goes).
+
+    Raises:
+        ExportExistsError: ``destination`` exists and not ``overwrite``.
+        BratsInputError: The session's labels cannot be exported (see
+            :func:`bratseg.report.dicom.check_labels`).
+        ImportError: A package of the ``[dicom]`` extra is missing.
+    """
+    from bratseg.report.dicom import Provenance, check_labels, export_dicom
+
+    destination = Path(destination)
+    if destination.exists() and not overwrite:
+        raise ExportExistsError(f"{destination} already exists")
+    case = session.case
+    check_labels(session.labels, case.affine, case, session.convention, destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)  # the export folder, as for datasets
+    provenance = Provenance.from_record(
+        {
+            "model": session.model.to_dict(),
+            "signoffs": [entry.to_dict() for entry in session.signoffs],
+        }
+    )
+    if not destination.exists():
+        return export_dicom(case, session.labels, session.convention, destination, provenance)
+    fresh = destination.parent / f".{destination.name}.new-{os.getpid()}"
+    shutil.rmtree(fresh, ignore_errors=True)
+    result = export_dicom(case, session.labels, session.convention, fresh, provenance)
+    old = destination.parent / f".{destination.name}.old-{os.getpid()}"
+    os.rename(destination, old)
+    os.rename(fresh, destination)
+    shutil.rmtree(old, ignore_errors=True)
+    result.folder = destination
+    return result
