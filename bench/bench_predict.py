@@ -54,7 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     from bratseg.checkpoint import load_checkpoint, save_checkpoint
     from bratseg.inference import (
         InferenceOptions,
-        model_preprocess_config,
         predict_case,
         select_device,
     )
@@ -89,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         source = f"{args.arch} 'small' preset, random weights, target_spacing {args.spacing} mm (no bundled weights)"
     loaded = load_checkpoint(path, map_location=device)
 
-    cfg = model_preprocess_config(loaded)
+    cfg = loaded.preprocess_config()
     x_np, info = preprocess_with_config(case.image, case.spacing, cfg)
     x = torch.from_numpy(x_np)[None].to(device)
     options = InferenceOptions(device=args.device, tta=args.tta)

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from bratseg.inference.device import select_device
-    from bratseg.inference.model_meta import size_divisor
+    from bratseg.loaded_model import size_divisor
     from bratseg.training.augment import build_augmentation
     from bratseg.training.config import TrainConfig
     from bratseg.training.data import discover_cases, load_cases

@@ -23,7 +23,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from bratseg.io.dataset import LINK_MODES, ExportExistsError, export_case, export_case_nnunet
+from bratseg.io.dataset import LINK_MODES, ExportExistsError
+from bratseg.review.export import export_case, export_case_nnunet, export_session_dicom
 
 from .._state import viewer_state
 from ._common import show_input_error
@@ -126,7 +127,7 @@ class ExportWidget(QWidget):
         target = dataset / session.case.case_id
         if self.layout_combo.currentText() == DICOM_LAYOUT:
             try:
-                from bratseg.report.dicom import dicom_folder_name, export_session_dicom
+                from bratseg.report.dicom import dicom_folder_name
             except ImportError as exc:
                 self.status.setText(
                     f'DICOM export needs {exc.name}: pip install "napari-brats[dicom]"'

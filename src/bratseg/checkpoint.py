@@ -5,7 +5,8 @@ architecture name, its config, the weights, the modality order, the label conven
 and postprocessing parameters, training provenance, a format version, a timestamp and the bratseg
 version. Loading uses ``torch.load(weights_only=True)``: files carrying pickled code (e.g. a whole
 ``nn.Module`` saved with ``torch.save(model)``) are refused, as are files for unknown
-architectures or with weights that do not fit.
+architectures or with weights that do not fit. A loaded checkpoint is a
+:class:`~bratseg.loaded_model.LoadedModel` (:mod:`bratseg.loaded_model`, re-exported here).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import hashlib
 import logging
 import pickle
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,10 @@ import bratseg
 from bratseg.atomic import atomic_write
 from bratseg.errors import CheckpointError
 from bratseg.labels import check_convention
+from bratseg.loaded_model import LoadedModel
 from bratseg.model_checks import check_architecture_config, check_finite_weights, check_metadata
 from bratseg.models.config import ModelConfig
-from bratseg.models.registry import ArchitectureSpec, build_model, get_architecture
+from bratseg.models.registry import build_model, get_architecture
 from bratseg.orientation import parse_axcodes
 
 try:  # canonical channel order lives in bratseg.io
@@ -55,52 +56,6 @@ REQUIRED_KEYS = (
     "preprocess",
     "provenance",
 )
-
-
-@dataclass
-class LoadedModel:
-    """A checkpoint loaded and ready to predict.
-
-    Attributes:
-        model: the network in eval mode, on the requested device.
-        spec: its :class:`ArchitectureSpec`.
-        config: its config dataclass.
-        meta: all metadata (arch, config, modalities, convention, postprocess, preprocess,
-            provenance, extra, format_version, created, bratseg_version, half).
-        path: the checkpoint file.
-        sha256: hex digest of the file.
-    """
-
-    model: nn.Module
-    spec: ArchitectureSpec
-    config: ModelConfig
-    meta: dict[str, Any]
-    path: Path
-    sha256: str
-
-    @property
-    def arch(self) -> str:
-        return self.spec.name
-
-    @property
-    def modalities(self) -> tuple[str, ...]:
-        return tuple(self.meta["modalities"])
-
-    @property
-    def convention(self) -> str:
-        return self.meta["convention"]
-
-    @property
-    def postprocess(self) -> dict[str, Any]:
-        return dict(self.meta["postprocess"])
-
-    @property
-    def preprocess(self) -> dict[str, Any]:
-        return dict(self.meta["preprocess"])
-
-    @property
-    def provenance(self) -> dict[str, Any]:
-        return dict(self.meta["provenance"])
 
 
 def to_plain(value: Any, where: str = "value") -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +25,13 @@ from bratseg.io.nifti import is_nifti_name
 from bratseg.io.output_guard import add_into_case_argument, guard_case_outputs
 from bratseg.io.writing import check_nifti_destination
 from bratseg.labels import OUTPUT_CONVENTIONS, region_masks
+
+if TYPE_CHECKING:
+    from bratseg.checkpoint import LoadedModel
+    from bratseg.inference import Prediction
+    from bratseg.io import Case
+    from bratseg.postprocess import PostprocessConfig
+    from bratseg.predictor import Predictor
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -168,7 +175,7 @@ def postprocess_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return setting_overrides(args, PostprocessConfig)
 
 
-def postprocess_config(args: argparse.Namespace, loaded: list[Any]) -> Any:
+def postprocess_config(args: argparse.Namespace, loaded: list[LoadedModel]) -> PostprocessConfig:
     """The postprocessing ``predict`` uses with ``loaded``: the bundled default ensemble's own
     settings, else the first checkpoint's, with the command-line overrides applied."""
     from bratseg.predictor import Predictor
@@ -177,7 +184,7 @@ def postprocess_config(args: argparse.Namespace, loaded: list[Any]) -> Any:
     return Predictor.from_loaded(loaded, postprocess_overrides=overrides).postprocess_config()
 
 
-def load_models(names: list[str] | None) -> list[Any]:
+def load_models(names: list[str] | None) -> list[LoadedModel]:
     """Resolve and load the requested checkpoints (the bundled default when none is given)."""
     from bratseg.predictor import Predictor
 
@@ -185,7 +192,11 @@ def load_models(names: list[str] | None) -> list[Any]:
 
 
 def _summary(
-    case_id: str, out: Path, pred: Any, spacing: tuple[float, ...], image: Any = None
+    case_id: str,
+    out: Path,
+    pred: Prediction,
+    spacing: tuple[float, ...],
+    image: np.ndarray | None = None,
 ) -> str:
     from bratseg.review.plausibility import prediction_plausibility
 
@@ -197,7 +208,7 @@ def _summary(
     return line + (f"  NEEDS REVIEW: {' '.join(reasons)}" if reasons else "")
 
 
-def _predict_one(case: Any, predictor: Any, bar: Any, step_bar: bool) -> Any:
+def _predict_one(case: Case, predictor: Predictor, bar: Any, step_bar: bool) -> Prediction:
     """Drive the prediction generator; a per-step bar for one case, a postfix for a dataset bar."""
     gen = predictor.run(case)
     while True:
@@ -218,7 +229,7 @@ def _predict_one(case: Any, predictor: Any, bar: Any, step_bar: bool) -> Any:
 
 
 def _write_outputs(
-    case: Any, pred: Any, out: Path, prob_path: Path | None, overwrite: bool
+    case: Case, pred: Prediction, out: Path, prob_path: Path | None, overwrite: bool
 ) -> None:
     from bratseg.io.writing import labels_for_writing, write_nifti_group
 
@@ -235,7 +246,7 @@ def allows_missing(args: argparse.Namespace) -> bool:
     return not getattr(args, "require_all_sequences", False)
 
 
-def _input_check(case: Any, args: argparse.Namespace) -> None:
+def _input_check(case: Case, args: argparse.Namespace) -> None:
     """Refuse a case that is not BraTS-ready (a warning with ``--no-input-check``); warn about
     each missing series and its stand-in."""
     from bratseg.io.readiness import readiness_line, require_ready

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bratseg.cli._common import warn
 from bratseg.cli.predict import (
@@ -22,12 +22,15 @@ from bratseg.cli.predict import (
 )
 from bratseg.review.cohort import Shard
 
+if TYPE_CHECKING:
+    from bratseg.predictor import Predictor
+
 
 def predict_dataset(
     folders: list[Path],
     out: Path,
     outputs: dict[Path, list[Path]],
-    predictor: Any,
+    predictor: Predictor,
     args: argparse.Namespace,
     shard: Shard,
 ) -> int:

@@ -11,12 +11,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bratseg.cli._common import parse_mapping, warn
 from bratseg.errors import BratsInputError
+
+if TYPE_CHECKING:
+    from bratseg.inference import Prediction
+    from bratseg.io import Case
+    from bratseg.prepare import PrepareOptions, PrepareResult
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,8 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def prepare_with_bar(
-    source: Path, out: Path, mapping: dict[str, str], options: Any, quiet: bool
-) -> Any:
+    source: Path, out: Path, mapping: dict[str, str], options: PrepareOptions, quiet: bool
+) -> PrepareResult:
     """Run the preparation with a progress bar on stderr; its :class:`PrepareResult`."""
     from tqdm import tqdm
 
@@ -73,7 +78,7 @@ def prepare_with_bar(
             bar.close()
 
 
-def print_result(result: Any) -> None:
+def print_result(result: PrepareResult) -> None:
     """Step times and QC lines on stderr, then the case folder on stdout."""
     prov = result.provenance
     for step in prov["steps"]:
@@ -146,15 +151,19 @@ def check_native(folder: Path | None, probabilities: Path | None = None) -> None
 
 
 def native_outputs(
-    case: Any, pred: Any, probabilities: Path | None = None, series: str = "t1ce"
-) -> tuple[Any, Any]:
-    """``(case, pred)`` with the labels and geometry of a prepared case's source series grid."""
+    case: Case, pred: Prediction, probabilities: Path | None = None, series: str = "t1ce"
+) -> tuple[Any, Prediction]:
+    """``(case, pred)`` with the labels and geometry of a prepared case's source series grid.
+
+    The case returned is a stand-in with what writing and the summary read (``case_id``,
+    ``affine``, ``header``, ``spacing``; ``image`` None): the native grid has no case image."""
     import dataclasses
     from types import SimpleNamespace
 
     from bratseg.prepare import labels_to_native
 
     check_native(case.folder, probabilities)
+    assert case.folder is not None  # check_native refuses a case without its folder
     img = labels_to_native(pred.labels, case.affine, case.folder, series)
     native_case = SimpleNamespace(
         case_id=case.case_id,

@@ -14,13 +14,17 @@ import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from bratseg.checkpoint import LoadedModel
 from bratseg.errors import BratsInputError
 from bratseg.labels import REGIONS
+
+if TYPE_CHECKING:
+    from bratseg.inference import InferenceOptions, Prediction
+    from bratseg.io import Case, LabelMap
 
 logger = logging.getLogger(__name__)
 
@@ -50,14 +54,14 @@ class PredictedCase:
     """
 
     folder: Path
-    case: Any
-    prediction: Any
-    reference: Any
+    case: Case
+    prediction: Prediction
+    reference: LabelMap
     seconds: float
 
 
 def predict_labelled_cases(
-    models: list[LoadedModel], case_dirs: list[Path], options: Any
+    models: list[LoadedModel], case_dirs: list[Path], options: InferenceOptions | None
 ) -> Iterator[PredictedCase]:
     """Load and predict each labelled case in turn, with its reference label map.
 

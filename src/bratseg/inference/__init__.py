@@ -8,7 +8,6 @@ from bratseg.inference.engine import (
     predict_case,
     run_inference,
 )
-from bratseg.inference.model_meta import model_name, model_preprocess_config
 from bratseg.inference.spread import MemberSpread
 from bratseg.inference.tta import apply_flip, flip_sets
 from bratseg.inference.window import (
@@ -31,8 +30,6 @@ __all__ = [
     "describe_device",
     "flip_sets",
     "forward_probabilities",
-    "model_name",
-    "model_preprocess_config",
     "predict_case",
     "run_inference",
     "select_device",

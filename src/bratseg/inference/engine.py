@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bratseg.errors import BratsInputError, Cancelled
 from bratseg.inference.device import select_device
 from bratseg.inference.members import EnsembleAccumulator, RunContext, member_probabilities
-from bratseg.inference.model_meta import model_name
 from bratseg.inference.spread import MemberSpread
 from bratseg.inference.tta import flip_sets
 from bratseg.inference.window import (
@@ -39,6 +38,11 @@ from bratseg.io.channels import MODALITIES
 from bratseg.labels import CLASSES, REGIONS, Convention, check_convention
 from bratseg.postprocess.enhancement import EnhancementEvidence
 from bratseg.progress import Progress, run_to_end
+
+if TYPE_CHECKING:
+    from bratseg.checkpoint import LoadedModel
+    from bratseg.io import Case
+    from bratseg.postprocess import PostprocessConfig
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +58,8 @@ class InferenceOptions:
         window: Sliding-window size; ``None`` = whole volume when it fits, else 128^3 (Futrega et al. 2021).
         amp: Mixed precision on CUDA.
         whole_volume_max_voxels: Largest network input run in one pass (auto-mode only).
-        postprocess: :class:`bratseg.postprocess.PostprocessConfig`; ``None`` = first checkpoint's default.
+        postprocess: :class:`bratseg.postprocess.PostprocessConfig` (or its dict form);
+            ``None`` = first checkpoint's default.
         convention: Label convention of the output label map.
         threads: CPU threads for torch (``None`` = CPUs available to the process).
         keep_class_probs: Return class probabilities when every model outputs classes (always
@@ -69,7 +74,7 @@ class InferenceOptions:
     window: tuple[int, int, int] | None = None
     amp: bool = True
     whole_volume_max_voxels: int = DEFAULT_WHOLE_VOLUME_MAX_VOXELS
-    postprocess: Any = None
+    postprocess: PostprocessConfig | dict[str, Any] | None = None
     convention: Convention = "2021"
     threads: int | None = None
     keep_class_probs: bool = False
@@ -102,7 +107,7 @@ class Prediction:
     device: str
     seconds: float
     models: list[str]
-    postprocess: Any
+    postprocess: PostprocessConfig
     convention: Convention
     class_probs: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
@@ -111,7 +116,7 @@ class Prediction:
     et_evidence: EnhancementEvidence | None = None
 
 
-def _postprocess_config(options: InferenceOptions, models: list[Any]) -> Any:
+def _postprocess_config(options: InferenceOptions, models: list[LoadedModel]) -> PostprocessConfig:
     from bratseg.postprocess import PostprocessConfig
 
     if options.postprocess is not None:
@@ -122,8 +127,8 @@ def _postprocess_config(options: InferenceOptions, models: list[Any]) -> Any:
 
 
 def run_inference(
-    case: Any,
-    models: list[Any],
+    case: Case,
+    models: Sequence[LoadedModel],
     options: InferenceOptions | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Generator[Progress, None, Prediction]:
@@ -200,7 +205,7 @@ def run_inference(
     keep_flip_spread = options.keep_spread and len(models) == 1 and len(flips) > 1
 
     for index, loaded in enumerate(models):
-        name = model_name(loaded)
+        name = loaded.name
         tag = f"model {index + 1}/{len(models)} ({name})" if len(models) > 1 else name
         member = yield from member_probabilities(loaded, tag, ctx, keep_flip_spread)
         check()
@@ -246,7 +251,7 @@ def run_inference(
         labels=labels,
         device=used,
         seconds=seconds,
-        models=[model_name(m) for m in models],
+        models=[m.name for m in models],
         postprocess=pp_config,
         convention=convention,
         class_probs=class_probs,
@@ -264,8 +269,8 @@ def t1_t1ce(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def predict_case(
-    case: Any,
-    models: list[Any],
+    case: Case,
+    models: Sequence[LoadedModel],
     options: InferenceOptions | None = None,
     progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,

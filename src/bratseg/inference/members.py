@@ -19,12 +19,6 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import torch
 
-from bratseg.inference.model_meta import (
-    channel_order,
-    model_preprocess_config,
-    model_reorientation,
-    size_divisor,
-)
 from bratseg.inference.spread import MemberSpread, RunningRange, class_tensor_to_regions
 from bratseg.inference.tta import apply_flip
 from bratseg.inference.window import ForwardPlan, forward_probabilities
@@ -109,9 +103,9 @@ def _preprocessed(
     loaded: LoadedModel, ctx: RunContext
 ) -> tuple[np.ndarray, PreprocessInfo, Reorientation | None, PreprocessKey]:
     """The member's network input (C, x, y, z), computed once per distinct preprocessing."""
-    cfg = model_preprocess_config(loaded)
-    order = channel_order(loaded)
-    reo = model_reorientation(loaded, ctx.affine)
+    cfg = loaded.preprocess_config()
+    order = loaded.channel_order
+    reo = loaded.reorientation(ctx.affine)
     key = (
         tuple(sorted(cfg.to_dict().items())),
         tuple(order or ()),
@@ -154,7 +148,7 @@ def member_probabilities(
     ctx.step += 1
     x = torch.from_numpy(x_np)[None]
     kind = loaded.spec.output_kind
-    divisor = size_divisor(loaded)
+    divisor = loaded.size_divisor
     loaded.model.eval()
     plan, flips = ctx.plan, ctx.flips
     probs: torch.Tensor | None = None

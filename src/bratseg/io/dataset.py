@@ -1,7 +1,7 @@
-"""Collections of case folders: reading them (a BraTS training set, a folder of patients) and
-exporting a reviewed case into one, with its provenance.
+"""Collections of case folders: reading them (a BraTS training set, a folder of patients), and
+the layout a reviewed case is exported in (:mod:`bratseg.review.export` writes it).
 
-Export layout written (the one the trainer reads, BraTS 2017-2021 names)::
+Export layout (the one the trainer reads, BraTS 2017-2021 names)::
 
     <dataset>/<case>/<case>_t1.nii.gz, _t1ce, _t2, _flair   images (copied, hard- or sym-linked)
     <dataset>/<case>/<case>_seg.nii.gz                       corrected labels, chosen convention
@@ -16,25 +16,21 @@ replaced when ``overwrite=True``.
 The provenance JSON records where the case came from, the model(s) (names, checkpoints, sha256),
 the postprocessing settings, the hand-edited voxels per label and, for a signed-off review, the
 approval (reviewer, UTC time) and the whole sign-off history (:mod:`bratseg.review.signoff`).
-One module owns the layout: the readers here and the trainer
-(:func:`bratseg.training.data.discover_cases`) read what :func:`export_case` writes.
+The layout's names and link modes live here, beside the readers; the readers here and the trainer
+(:func:`bratseg.training.data.discover_cases`) read what
+:func:`bratseg.review.export.export_case` writes.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
-import tempfile
-import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from bratseg.atomic import remove_stale_temporaries
 from bratseg.errors import BratsInputError
 from bratseg.io.case import find_case_files, match_modality
-from bratseg.io.output_guard import guard_output
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +109,7 @@ def scan_case_folders(root: str | Path) -> list[tuple[Path, BratsInputError | No
     return out
 
 
-# --- export of a reviewed case -------------------------------------------------------------
+# --- the layout of an exported case (written by bratseg.review.export) ---------------------
 
 LinkMode = Literal["copy", "hardlink", "symlink"]
 LINK_MODES: tuple[str, ...] = ("copy", "hardlink", "symlink")
@@ -125,12 +121,9 @@ class ExportExistsError(FileExistsError):
     """The case already exists in the dataset folder and overwriting was not allowed."""
 
 
-def _iso(timestamp: float | None = None) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(timestamp))
-
-
-def _place_image(source: Path, target: Path, link: LinkMode) -> str:
-    """Put one image at ``target`` (``.nii.gz``); returns how it was placed."""
+def place_image(source: Path, target: Path, link: LinkMode) -> str:
+    """Put one image at ``target`` (``.nii.gz``); returns how it was placed (``"copy"``,
+    ``"hardlink"``, ``"symlink"`` or ``"converted"`` when a ``.nii`` was recompressed)."""
     if not source.name.lower().endswith(".nii.gz"):
         import nibabel as nib
 
@@ -147,160 +140,3 @@ def _place_image(source: Path, target: Path, link: LinkMode) -> str:
             logger.info("hard link failed (%s), copying %s", exc, source)
     shutil.copy2(source, target)
     return "copy"
-
-
-def export_case(
-    session: Any,
-    dataset_dir: str | Path,
-    *,
-    convention: str = "2021",
-    link: LinkMode = "copy",
-    overwrite: bool = False,
-) -> Path:
-    """Write a reviewed case (images, corrected seg, AI proposal, provenance) into a dataset.
-
-    Args:
-        session: The :class:`bratseg.review.ReviewSession` under review.
-        dataset_dir: Dataset folder (created if missing); the case goes into a sub-folder.
-        convention: Label convention of the written label maps (``"2021"`` or ``"2023"``).
-        link: How the four images are placed: ``"copy"``, ``"hardlink"`` or ``"symlink"``.
-        overwrite: Replace an existing export of the same case.
-
-    Returns:
-        The case folder written.
-
-    Raises:
-        ExportExistsError: The case folder exists and ``overwrite`` is False.
-        BratsInputError: Bad convention/link mode or the case has no source files.
-    """
-    from bratseg.io import MODALITIES, save_label_map
-    from bratseg.labels import check_convention
-
-    convention = check_convention(convention)
-    if link not in LINK_MODES:
-        raise BratsInputError(f"unknown link mode {link!r}; use one of {LINK_MODES}")
-    case = session.case
-    missing = [m for m in MODALITIES if m not in case.files]
-    if missing:
-        raise BratsInputError(f"case {case.case_id} has no source file for {missing}")
-    dataset = Path(dataset_dir)
-    dataset.mkdir(parents=True, exist_ok=True)
-    final = dataset / case.case_id
-    inputs = [p for p in (case.folder, *case.files.values()) if p is not None]
-    guard_output(final, inputs, what="export of the case")
-    if final.exists() and not overwrite:
-        raise ExportExistsError(f"{final} already exists")
-
-    session.record_edits()
-    partial = f".{case.case_id}.partial-"
-    remove_stale_temporaries(dataset, partial)
-    stage = Path(tempfile.mkdtemp(prefix=f"{partial}{os.getpid()}-", dir=dataset))
-    try:
-        placed = {}
-        for modality in MODALITIES:
-            target = stage / f"{case.case_id}_{modality}.nii.gz"
-            placed[modality] = _place_image(Path(case.files[modality]), target, link)
-        geometry = {"affine": case.affine, "header": case.header}
-        seg_path = save_label_map(
-            session.labels,
-            stage / f"{case.case_id}_seg.nii.gz",
-            **geometry,
-            convention=convention,
-            src_convention=session.convention,
-        )
-        ai_path = save_label_map(
-            session.proposal,
-            stage / f"{case.case_id}_{AI_SUFFIX}.nii.gz",
-            **geometry,
-            convention=convention,
-            src_convention=session.convention,
-        )
-        provenance = build_provenance(session, convention, placed)
-        provenance["files"] = {"seg": seg_path.name, "ai_proposal": ai_path.name}
-        (stage / f"{case.case_id}_provenance.json").write_text(
-            json.dumps(provenance, indent=2) + "\n"
-        )
-        backup = None
-        if final.exists():
-            backup = dataset / f".{case.case_id}.replaced-{os.getpid()}-{time.time_ns()}"
-            os.replace(final, backup)
-        os.replace(stage, final)
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    logger.info("exported %s to %s", case.case_id, final)
-    return final
-
-
-def export_case_nnunet(session: Any, dataset_dir: str | Path, *, overwrite: bool = False) -> Path:
-    """Add the reviewed case to an nnU-Net v2 raw dataset (see :mod:`bratseg.io.nnunet`).
-
-    Returns:
-        The label file written (``labelsTr/{case}.nii.gz``).
-
-    Raises:
-        ExportExistsError: The dataset holds the case and ``overwrite`` is False.
-    """
-    from bratseg.io.nnunet import add_case_to_nnunet_dataset
-
-    session.record_edits()
-    provenance = build_provenance(
-        session, "nnunet", {m: "copy" for m in session.case.files if m != "seg"}
-    )
-    try:
-        return add_case_to_nnunet_dataset(
-            session.case,
-            session.labels,
-            session.convention,
-            dataset_dir,
-            overwrite=overwrite,
-            provenance=provenance,
-        )
-    except FileExistsError as exc:
-        raise ExportExistsError(str(exc)) from None
-
-
-def build_provenance(session: Any, convention: str, placed: dict[str, str]) -> dict[str, Any]:
-    """Provenance record of an exported case (JSON-able).
-
-    Args:
-        session: The :class:`bratseg.review.ReviewSession` exported.
-        convention: Label convention of the written label maps.
-        placed: Channel -> how its image was placed (``copy``, ``hardlink``, ...).
-
-    Returns:
-        Case, source files, model (names, checkpoints, sha256), postprocessing settings, edited
-        voxels (total and per label), ``approved`` with ``approval`` (reviewer, UTC time, models,
-        sha256, settings, edit counts) and ``signoff_history``.
-    """
-    from bratseg import __version__
-
-    case, model, config = session.case, session.model, session.config
-    history = list(getattr(session, "signoffs", None) or [])
-    approval = getattr(session, "approval", None)
-    return {
-        "case_id": case.case_id,
-        "exported": _iso(),
-        "segmented": _iso(session.created),
-        "source_folder": str(case.folder) if case.folder is not None else None,
-        "source_files": {k: str(v) for k, v in case.files.items()},
-        "images_placed": placed,
-        "label_convention": convention,
-        "model": {
-            "names": list(model.names),
-            "checkpoints": list(model.paths),
-            "sha256": list(model.sha256),
-            "device": model.device,
-            "seconds": model.seconds,
-            "tta": model.tta,
-        },
-        "postprocess": config.to_dict() if hasattr(config, "to_dict") else dict(config or {}),
-        "edited_voxels_total": int(session.overrides.sum()),
-        "edited_voxels": session.edited_voxels(),
-        "approved": approval is not None,
-        "approval": approval.to_dict() if approval is not None else None,
-        "signoff_history": [entry.to_dict() for entry in history],
-        "plugin_version": __version__,
-    }

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nibabel as nib
 import numpy as np
@@ -22,6 +22,9 @@ from bratseg.io.align import AlignmentReport, rigid_transform, to_sitk
 from bratseg.labels import Convention, region_masks
 from bratseg.report.build import ReportInfo, build_report
 from bratseg.report.response import CAVEAT, ResponseSuggestion, suggest_response
+
+if TYPE_CHECKING:
+    from bratseg.io import Case
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +99,7 @@ class Comparison:
 
 
 def register_followup(
-    baseline: Any, followup: Any, followup_labels: np.ndarray
+    baseline: Case, followup: Case, followup_labels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, AlignmentReport]:
     """Register the follow-up T1Gd onto the baseline T1Gd.
 
@@ -122,10 +125,10 @@ def register_followup(
 
 
 def compare_cases(
-    baseline: Any,
+    baseline: Case,
     baseline_labels: np.ndarray,
     baseline_convention: Convention,
-    followup: Any,
+    followup: Case,
     followup_labels: np.ndarray,
     followup_convention: Convention,
     *,

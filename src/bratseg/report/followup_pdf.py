@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from bratseg.orientation import reorientation
 from bratseg.report.followup import T1GD, Comparison
 from bratseg.report.pdf import _overlay, check_pdf_destination, write_pdf_bytes
 from bratseg.report.response import CAVEAT
+
+if TYPE_CHECKING:
+    from bratseg.io import Case
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +44,7 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def render_followup_pdf(
-    comparison: Comparison, baseline: Any, baseline_labels: np.ndarray, convention: str
+    comparison: Comparison, baseline: Case, baseline_labels: np.ndarray, convention: str
 ) -> bytes:
     """The page as PDF bytes (needs the registered follow-up: ``register=True``)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -129,7 +132,7 @@ def render_followup_pdf(
 def write_followup_pdf(
     comparison: Comparison,
     path: str | Path,
-    baseline: Any,
+    baseline: Case,
     baseline_labels: np.ndarray,
     convention: str,
     *,

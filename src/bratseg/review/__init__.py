@@ -10,7 +10,8 @@
   settings; an approved review is read-only.
 - ``Worklist`` (:mod:`bratseg.review.worklist`): a folder of cases with their review status;
   :mod:`bratseg.review.batch`: batch segmentation (``segment_all``) and the export of the
-  approved cases (``export_approved``).
+  approved cases (``export_approved``), each written by :mod:`bratseg.review.export` with its
+  provenance.
 """
 
 from bratseg.review.concurrency import SessionConflictError

@@ -8,7 +8,7 @@ tests directly.
   segmented are skipped) and saves each result as a review session, with the needs-review
   assessment of :func:`bratseg.review.uncertainty.assess_case` when that module is available;
 - :func:`export_approved` writes every approved case into a training dataset
-  (:func:`bratseg.io.dataset.export_case`), which ``napari-brats train --data`` reads.
+  (:func:`bratseg.review.export.export_case`), which ``napari-brats train --data`` reads.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ import logging
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bratseg.errors import BratsInputError, Cancelled
 from bratseg.review.session import ModelInfo, ReviewSession
 
 if TYPE_CHECKING:
+    from bratseg.inference import InferenceOptions
     from bratseg.io.dataset import LinkMode
     from bratseg.predictor import ModelCache
     from bratseg.review.worklist import Worklist
@@ -57,7 +58,7 @@ class BatchEvent:
 def segment_all(
     worklist: Worklist,
     model_paths: Sequence[str | Path],
-    options: Any = None,
+    options: InferenceOptions | None = None,
     should_stop: Callable[[], bool] | None = None,
     cache: ModelCache | None = None,
 ) -> Generator[BatchEvent, None, dict[str, list[str]]]:
@@ -201,11 +202,11 @@ def export_approved(
     """Export every approved case into ``dataset_dir`` (the layout the trainer reads).
 
     With ``dicom`` each case is written as DICOM instead (SEG, RTSTRUCT, burned-in overlay and
-    summary: :func:`bratseg.report.dicom.export_session_dicom`) into ``<case>_dicom``.
+    summary: :func:`bratseg.review.export.export_session_dicom`) into ``<case>_dicom``.
 
     Each case folder gets its images, the approved labels as ``<case>_seg``, the AI proposal and
     the provenance JSON with the approval and sign-off history (see
-    :mod:`bratseg.io.dataset`). An existing export of a case is replaced only with
+    :mod:`bratseg.review.export`). An existing export of a case is replaced only with
     ``overwrite``; otherwise it is kept and reported as ``failed``.
 
     Yields:
@@ -214,7 +215,8 @@ def export_approved(
     Returns:
         The case folders written.
     """
-    from bratseg.io.dataset import ExportExistsError, export_case
+    from bratseg.io.dataset import ExportExistsError
+    from bratseg.review.export import export_case
 
     stop = should_stop or (lambda: False)
     written: list[Path] = []
@@ -230,8 +232,11 @@ def export_approved(
         yield BatchEvent("case", index, total, row.case_id, f"exporting {row.case_id}")
         try:
             session = worklist.session(index)
+            if session is None:  # its saved review went away since the worklist was read
+                raise BratsInputError(f"case {row.case_id} has no saved review")
             if dicom:
-                from bratseg.report.dicom import dicom_folder_name, export_session_dicom
+                from bratseg.report.dicom import dicom_folder_name
+                from bratseg.review.export import export_session_dicom
 
                 target = Path(dataset_dir) / dicom_folder_name(row.case_id)
                 path = export_session_dicom(session, target, overwrite=overwrite).folder
@@ -251,8 +256,7 @@ def export_approved(
         except BratsInputError as exc:
             yield BatchEvent("failed", index, total, row.case_id, f"{row.case_id}: {exc}")
             continue
-        version = session.saved_version if session is not None else None
-        worklist.store.mark_exported(row.key, path, version)  # type: ignore[arg-type]
+        worklist.store.mark_exported(row.key, path, session.saved_version)  # type: ignore[arg-type]
         written.append(path)
         yield BatchEvent("done", index, total, row.case_id, f"{row.case_id} exported to {path}")
     yield BatchEvent(

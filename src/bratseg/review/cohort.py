@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +40,10 @@ from bratseg.atomic import atomic_write
 from bratseg.errors import BratsInputError
 from bratseg.labels import region_masks
 from bratseg.review.plausibility import prediction_plausibility
+
+if TYPE_CHECKING:
+    from bratseg.inference import Prediction
+    from bratseg.io import Case
 
 logger = logging.getLogger(__name__)
 
@@ -193,8 +197,8 @@ def verify_case(
 
 
 def case_result(
-    case: Any,
-    prediction: Any,
+    case: Case,
+    prediction: Prediction,
     outputs: Sequence[Path],
     out_dir: Path,
     shard: Shard,

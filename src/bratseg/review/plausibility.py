@@ -11,12 +11,15 @@ the ``predict`` command's summary line. Thresholds live in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bratseg.labels import check_convention, region_masks
 from bratseg.review.flag_rules import DEFAULT_RULES, ReviewRules
+
+if TYPE_CHECKING:
+    from bratseg.inference import Prediction
 
 
 def brain_voxel_count(image: np.ndarray) -> int:
@@ -85,7 +88,7 @@ def plausibility_reasons(
 
 
 def prediction_plausibility(
-    prediction: Any, image: np.ndarray | None, spacing: Sequence[float]
+    prediction: Prediction, image: np.ndarray | None, spacing: Sequence[float]
 ) -> list[str]:
     """:func:`plausibility_reasons` of a :class:`bratseg.inference.Prediction` on its case image
     (C, X, Y, Z); ``image=None`` skips the brain-share rules."""

@@ -38,6 +38,10 @@ logger = logging.getLogger(__name__)
 COMPUTE = "compute"
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from bratseg.checkpoint import LoadedModel
     from bratseg.inference import Prediction
     from bratseg.io import Case
     from bratseg.postprocess import EnhancementEvidence, PostprocessConfig
@@ -66,7 +70,11 @@ class ModelInfo:
 
     @classmethod
     def from_run(
-        cls, models: list[Any], paths: list[Any], prediction: Prediction, tta: int = 0
+        cls,
+        models: Sequence[LoadedModel],
+        paths: Sequence[str | Path],
+        prediction: Prediction,
+        tta: int = 0,
     ) -> ModelInfo:
         """What a model run used: checkpoint stems, paths and sha256 of the loaded ``models``.
 

@@ -18,9 +18,12 @@ import datetime as _dt
 import getpass
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bratseg.errors import BratsInputError
+
+if TYPE_CHECKING:
+    from bratseg.review.session import ReviewSession
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +94,9 @@ class SignOff:
         return one_line(f"{verb} by {self.reviewer} at {self.time}")
 
 
-def sign(session: Any, action: str, reviewer: str | None = None, note: str = "") -> SignOff:
+def sign(
+    session: ReviewSession, action: str, reviewer: str | None = None, note: str = ""
+) -> SignOff:
     """A sign-off of ``session`` as it is now (models, settings, edit counts).
 
     Args:
@@ -100,14 +105,13 @@ def sign(session: Any, action: str, reviewer: str | None = None, note: str = "")
         reviewer: Who signs; empty or None means :func:`default_reviewer`.
         note: Free text.
     """
-    config = session.config
     return SignOff(
         action=action,
         reviewer=(reviewer or "").strip() or default_reviewer(),
         time=utc_now(),
         models=list(session.model.names),
         sha256=list(session.model.sha256),
-        postprocess=config.to_dict() if hasattr(config, "to_dict") else dict(config or {}),
+        postprocess=session.config.to_dict(),
         edited_voxels=session.edited_voxels(),
         n_edited=session.n_edited,
         note=note,

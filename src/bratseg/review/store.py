@@ -39,7 +39,7 @@ import logging
 import secrets
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nibabel as nib
 import numpy as np
@@ -50,6 +50,9 @@ from bratseg.review.concurrency import case_lock, generation_of, lock_path, refu
 from bratseg.review.saved_check import SavedSession, check_painted, read_arrays, read_saved
 from bratseg.review.session import ModelInfo, ReviewSession
 from bratseg.review.signoff import status_of
+
+if TYPE_CHECKING:
+    from bratseg.io import Case
 
 logger = logging.getLogger(__name__)
 
@@ -335,7 +338,7 @@ class SessionStore:
         overrides.reshape(-1)[flat] = True
         return labels, proposal, overrides
 
-    def restore(self, saved: SavedSession, case: Any) -> ReviewSession:
+    def restore(self, saved: SavedSession, case: Case) -> ReviewSession:
         """A :class:`ReviewSession` of ``case`` with the saved labels and edits (no probabilities:
         settings move again after the next model run, which keeps the edits).
 

@@ -21,7 +21,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bratseg.errors import BratsInputError
 from bratseg.review.batch import (
@@ -34,6 +34,9 @@ from bratseg.review.batch import (
 from bratseg.review.session import ReviewSession
 from bratseg.review.signoff import SignOff
 from bratseg.review.store import SessionStore, case_key
+
+if TYPE_CHECKING:
+    from bratseg.io import Case
 
 __all__ = [
     "ERROR_STATUS",
@@ -162,7 +165,7 @@ class Worklist:
         self._failures[self.rows[index].folder] = message
         self.refresh_row(index)
 
-    def load_case(self, index: int) -> Any:
+    def load_case(self, index: int) -> Case:
         """The :class:`bratseg.io.Case` of row ``index`` (its error is recorded when it fails).
 
         Raises:
@@ -181,7 +184,7 @@ class Worklist:
             )
             raise
 
-    def session(self, index: int, case: Any = None) -> ReviewSession | None:
+    def session(self, index: int, case: Case | None = None) -> ReviewSession | None:
         """The saved review of row ``index`` restored on ``case`` (loaded when None), or None."""
         row = self.rows[index]
         saved = self.store.get(row.key) if row.key else None

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from bratseg.errors import BratsInputError
-from bratseg.inference.model_meta import size_divisor
+from bratseg.loaded_model import size_divisor
 from bratseg.preprocess import PreprocessConfig
 from bratseg.training import ddp, rundir
 from bratseg.training.config import MIN_STEPS_PER_EPOCH, TrainConfig

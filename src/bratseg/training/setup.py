@@ -144,8 +144,8 @@ def preprocess_for(config: TrainConfig, init: InitialModel) -> PreprocessConfig:
     The pad multiple is a multiple of the network's size divisor; the foreground channel
     follows the network's input channel count.
     """
-    from bratseg.inference.model_meta import in_channels, size_divisor
     from bratseg.io import MODALITIES
+    from bratseg.loaded_model import in_channels, size_divisor
 
     if init.preprocess:
         pp = PreprocessConfig.from_dict(init.preprocess)

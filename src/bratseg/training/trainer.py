@@ -24,8 +24,8 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from bratseg.errors import BratsInputError
-from bratseg.inference.model_meta import size_divisor
 from bratseg.labels import REGIONS
+from bratseg.loaded_model import size_divisor
 from bratseg.postprocess import PostprocessConfig
 from bratseg.training import ddp, rundir
 from bratseg.training.config import DEFAULT_EPOCHS, TrainConfig

@@ -9,7 +9,6 @@ from bratseg.report.dicom.export import (
     check_labels,
     dicom_folder_name,
     export_dicom,
-    export_session_dicom,
 )
 from bratseg.report.dicom.seg import Provenance
 
@@ -19,5 +18,4 @@ __all__ = [
     "check_labels",
     "dicom_folder_name",
     "export_dicom",
-    "export_session_dicom",
 ]

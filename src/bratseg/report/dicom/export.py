@@ -21,7 +21,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from bratseg.report.dicom.source import (
     read_source_series,
     synthesize_series,
 )
+
+if TYPE_CHECKING:
+    from bratseg.io import Case
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +100,7 @@ def check_destination(folder: Path) -> None:
 
 
 def check_labels(
-    labels: np.ndarray, affine: np.ndarray, case: Any, convention: Convention, path: str | Path
+    labels: np.ndarray, affine: np.ndarray, case: Case, convention: Convention, path: str | Path
 ) -> None:
     """Refuse a label map that is not on the case's grid or not in a tumour-only convention."""
     from bratseg.io.channels import AFFINE_TOLERANCE
@@ -120,7 +123,7 @@ def check_labels(
         )
 
 
-def source_series(case: Any) -> SourceSeries:
+def source_series(case: Case) -> SourceSeries:
     """The case's T1Gd DICOM series, or a new MR series made from its NIfTI T1Gd."""
     from bratseg.io.case import MODALITIES
 
@@ -132,7 +135,7 @@ def source_series(case: Any) -> SourceSeries:
 
 
 def export_dicom(
-    case: Any,
+    case: Case,
     labels: np.ndarray,
     convention: Convention,
     destination: str | Path,
@@ -217,42 +220,6 @@ def export_dicom(
 def dicom_folder_name(case_id: str) -> str:
     """Name of a case's DICOM export folder inside an export folder."""
     return f"{case_id}_dicom"
-
-
-def export_session_dicom(
-    session: Any, destination: str | Path, *, overwrite: bool = False
-) -> DicomExport:
-    """The DICOM outputs of a review session (its labels, model and sign-off) in ``destination``.
-
-    Args:
-        session: A :class:`bratseg.review.ReviewSession`.
-        destination: Folder to write (its parent is created when missing).
-        overwrite: Replace an existing folder (the new one is complete before the old goes).
-
-    Raises:
-        ExportExistsError: ``destination`` exists and not ``overwrite``.
-        BratsInputError: The session's labels cannot be exported (see :func:`check_labels`).
-    """
-    from bratseg.io.dataset import ExportExistsError
-
-    destination = Path(destination)
-    if destination.exists() and not overwrite:
-        raise ExportExistsError(f"{destination} already exists")
-    case = session.case
-    check_labels(session.labels, case.affine, case, session.convention, destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)  # the export folder, as for datasets
-    provenance = Provenance.of_session(session)
-    if not destination.exists():
-        return export_dicom(case, session.labels, session.convention, destination, provenance)
-    fresh = destination.parent / f".{destination.name}.new-{os.getpid()}"
-    shutil.rmtree(fresh, ignore_errors=True)
-    result = export_dicom(case, session.labels, session.convention, fresh, provenance)
-    old = destination.parent / f".{destination.name}.old-{os.getpid()}"
-    os.rename(destination, old)
-    os.rename(fresh, destination)
-    shutil.rmtree(old, ignore_errors=True)
-    result.folder = destination
-    return result
 
 
 def _save(ds: Any, path: Path, root: Path) -> str:

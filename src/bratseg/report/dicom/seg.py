@@ -77,16 +77,6 @@ class Provenance:
             approved_at=one_line(approved_at) if approved_at else None,
         )
 
-    @classmethod
-    def of_session(cls, session: Any) -> Provenance:
-        """The provenance of a :class:`bratseg.review.ReviewSession`: its model and sign-offs."""
-        return cls.from_record(
-            {
-                "model": session.model.to_dict(),
-                "signoffs": [entry.to_dict() for entry in session.signoffs],
-            }
-        )
-
     def algorithm_type(self) -> str:
         """SEG algorithm type: AUTOMATIC, SEMIAUTOMATIC (a model, then a reviewer) or MANUAL."""
         if not self.model_names:
