@@ -1,11 +1,11 @@
-"""Benchmark: connected components of tumour masks, the project's sparse labelling against cc3d.
+"""Benchmark: connected components of tumour masks, the sparse labelling against cc3d.
 
-``bratseg.components.mask_components`` labels a mask from its sorted flat indices. The alternative
-is ``cc3d.connected_components`` (connected-components-3d) on the mask's bounding box, with the
-same outputs (flat indices, component ids, count). Both are timed (median of 7) on real expert
-labels of the BraTS 2018 cases (ET, WT) and on ET with scattered false-positive voxels (0.1 % of
-the volume, the case that decides the dense-or-sparse choice), 6- and 26-connectivity, and the
-partitions are checked to be the same.
+``bratseg.components.mask_components`` labels a mask either from its sorted flat indices
+(sparse) or with ``cc3d.connected_components`` (connected-components-3d) on the mask's bounding
+box, depending on ``CC3D_MAX_BOX_PER_VOXEL``. Both paths are forced in turn and timed (median of
+7) on real expert labels of the BraTS 2018 cases (ET, WT) and on ET with scattered
+false-positive voxels (0.1 % of the volume, the case that decides the dense-or-sparse choice),
+6- and 26-connectivity, and the partitions are checked to be the same.
 
 Usage:
     python bench/bench_components.py [--cases N]
@@ -22,26 +22,28 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+import bratseg.components as components
 from bratseg.components import mask_components
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "brats2018"
 
 
-def cc3d_components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """The same outputs as mask_components, from cc3d on the bounding box."""
-    import cc3d
+def _forced(box_limit: int):
+    """``mask_components`` with ``CC3D_MAX_BOX_PER_VOXEL`` set to ``box_limit`` (0: sparse)."""
 
-    flat = np.flatnonzero(mask)
-    if not flat.size:
-        return flat, np.zeros(0, np.int32), 0
-    coords = np.unravel_index(flat, mask.shape)
-    lo = [int(c.min()) for c in coords]
-    hi = [int(c.max()) + 1 for c in coords]
-    box = np.ascontiguousarray(mask[tuple(slice(a, b) for a, b in zip(lo, hi))])
-    labels, n = cc3d.connected_components(
-        box, connectivity={1: 6, 2: 18, 3: 26}[connectivity], return_N=True
-    )
-    return flat, labels[tuple(c - a for c, a in zip(coords, lo))].astype(np.int32) - 1, int(n)
+    def run(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndarray, int]:
+        previous = components.CC3D_MAX_BOX_PER_VOXEL
+        components.CC3D_MAX_BOX_PER_VOXEL = box_limit
+        try:
+            return mask_components(mask, connectivity)
+        finally:
+            components.CC3D_MAX_BOX_PER_VOXEL = previous
+
+    return run
+
+
+sparse_components = _forced(0)
+cc3d_components = _forced(10**9)
 
 
 def _median_ms(fn, *args) -> float:
@@ -58,13 +60,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=4)
     args = parser.parse_args(argv)
-    try:
-        import cc3d  # noqa: F401
-    except ImportError:
-        print(
-            "cc3d (connected-components-3d) is not installed: pip install connected-components-3d"
-        )
-        return 2
     rng = np.random.default_rng(0)
     print("| case | mask | voxels | conn. | components | sparse ms | cc3d ms |")
     print("|---|---|---|---|---|---|---|")
@@ -78,14 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         }
         for name, mask in masks.items():
             for conn in (1, 3):
-                f1, c1, n1 = mask_components(mask, conn)
+                f1, c1, n1 = sparse_components(mask, conn)
                 f2, c2, n2 = cc3d_components(mask, conn)
                 pairs = set(zip(c1.tolist(), c2.tolist()))
                 assert n1 == n2 and np.array_equal(f1, f2) and len(pairs) == n1, (
                     "different components"
                 )
                 a, b = (
-                    _median_ms(mask_components, mask, conn),
+                    _median_ms(sparse_components, mask, conn),
                     _median_ms(cc3d_components, mask, conn),
                 )
                 ratios.append(a / b)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from bratseg.labels import LABEL_COLORS, LABEL_NAMES, LABEL_VALUES, REGION_NAMES, REGIONS
+from bratseg.orientation import Reorientation, reorientation
 
 #: Key of the plugin's entry in ``layer.metadata``.
 META_KEY = "bratseg"
@@ -30,24 +31,16 @@ DISPLAY_AXES = (2, 1, 0)
 #: Anatomical labels of the layer axes (Z, Y, X) and their unit.
 AXIS_LABELS = ("inferior→superior", "anterior→posterior", "right→left")
 UNITS = ("mm", "mm", "mm")
+#: Affine assumed for a volume given without one: stored LPS (the BraTS storage).
+LPS_AFFINE = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 LayerDataTuple = tuple[Any, dict[str, Any], str]
 
 
-def _to_lps(affine: np.ndarray | None) -> tuple[list[int], list[bool]]:
-    """``(perm, flips)``: flip source axis ``i`` when ``flips[i]``, then ``transpose(perm)`` to
-    get L, P, S ordered axes (identity without an affine)."""
-    if affine is None:
-        return [0, 1, 2], [False, False, False]
-    from nibabel import orientations as ornt
-
-    transform = ornt.ornt_transform(
-        ornt.io_orientation(np.asarray(affine, dtype=np.float64)), ornt.axcodes2ornt("LPS")
-    )
-    perm = [0, 0, 0]
-    for src, (dst, _flip) in enumerate(transform):
-        perm[int(dst)] = src
-    return perm, [bool(flip < 0) for _dst, flip in transform]
+def _to_lps(affine: np.ndarray | None) -> Reorientation:
+    """The engine's flips and permutation from ``affine``'s storage to LPS axes (identity
+    without an affine: taken as stored LPS)."""
+    return reorientation(LPS_AFFINE if affine is None else affine, "LPS")
 
 
 def to_display(volume: np.ndarray, affine: np.ndarray | None = None) -> np.ndarray:
@@ -57,30 +50,19 @@ def to_display(volume: np.ndarray, affine: np.ndarray | None = None) -> np.ndarr
         volume: The volume in its storage order.
         affine: Its voxel-to-world affine (None: taken as stored LPS).
     """
-    perm, flips = _to_lps(affine)
-    view = np.asarray(volume)
-    for axis, flip in enumerate(flips):
-        if flip:
-            view = np.flip(view, axis)
-    return view.transpose(perm).transpose(DISPLAY_AXES)
+    return _to_lps(affine).view(volume).transpose(DISPLAY_AXES)
 
 
 def from_display(data: np.ndarray, affine: np.ndarray | None = None) -> np.ndarray:
     """View of a layer-order volume in the storage order of ``affine``; inverse of :func:`to_display`."""
-    perm, flips = _to_lps(affine)
-    view = np.asarray(data).transpose(DISPLAY_AXES).transpose(np.argsort(perm))
-    for axis, flip in enumerate(flips):
-        if flip:
-            view = np.flip(view, axis)
-    return view
+    return _to_lps(affine).view_back(np.asarray(data).transpose(DISPLAY_AXES))
 
 
 def display_scale(
     spacing: tuple[float, float, float], affine: np.ndarray | None = None
 ) -> tuple[float, float, float]:
     """Layer ``scale`` (mm per voxel along the layer axes) from the storage spacing (X, Y, Z)."""
-    perm, _ = _to_lps(affine)
-    lps = [float(spacing[a]) for a in perm]
+    lps = _to_lps(affine).spacing(spacing)
     return tuple(lps[a] for a in DISPLAY_AXES)  # type: ignore[return-value]
 
 
@@ -88,9 +70,11 @@ def display_index_to_storage(
     index: tuple[int, int, int], shape: tuple[int, int, int], affine: np.ndarray | None = None
 ) -> tuple[int, int, int]:
     """Storage voxel (X, Y, Z) of a layer-order voxel index (for *Go to* and tests)."""
-    probe = np.zeros(shape, dtype=bool)
-    to_display(probe, affine)[tuple(index)] = True
-    return tuple(int(v[0]) for v in np.nonzero(probe))  # type: ignore[return-value]
+    lps = [0, 0, 0]
+    for layer_axis, lps_axis in enumerate(DISPLAY_AXES):
+        lps[lps_axis] = int(index[layer_axis])
+    storage = _to_lps(affine).point_back(lps, shape)
+    return tuple(int(v) for v in storage)  # type: ignore[return-value]
 
 
 def storage_index_to_display(
@@ -98,10 +82,8 @@ def storage_index_to_display(
 ) -> tuple[int, int, int]:
     """Layer-order voxel index of a storage voxel (X, Y, Z) of a volume of ``shape`` (X, Y, Z);
     inverse of :func:`display_index_to_storage`."""
-    perm, flips = _to_lps(affine)
-    flipped = [shape[a] - 1 - int(index[a]) if flips[a] else int(index[a]) for a in range(3)]
-    lps = [flipped[p] for p in perm]
-    return tuple(lps[a] for a in DISPLAY_AXES)  # type: ignore[return-value]
+    lps = _to_lps(affine).point(index, shape)
+    return tuple(int(lps[a]) for a in DISPLAY_AXES)  # type: ignore[return-value]
 
 
 def contrast_limits(

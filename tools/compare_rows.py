@@ -46,17 +46,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nested", metavar="ROWS:VARIANT", help="a third column")
     parser.add_argument("--cases", action="store_true", help="also list every case")
     args = parser.parse_args(argv)
-    split = json.loads(Path(args.split_file).read_text())
-    fold_of = {c: k for k, fold in enumerate(split["folds"]) for c in fold}
+    from bratseg.training.splits import read_split_file, source_of
+
+    split = read_split_file(args.split_file)
+    fold_of = {c: k for k, fold in enumerate(split.folds) for c in fold}
+    strata = split.strata()
     old, new = _rows(args.old), _rows(args.new)
     nested = _rows(args.nested) if args.nested else None
     cases = sorted(set(old) & set(new))
     groups = {"pooled": cases}
-    for stratum in sorted({split["cases"][c]["stratum"] for c in cases}):
-        groups[stratum] = [c for c in cases if split["cases"][c]["stratum"] == stratum]
-    for source in sorted({split["cases"][c].get("source", "") for c in cases} - {""}):
-        groups[source] = [c for c in cases if split["cases"][c].get("source") == source]
-    for k in range(len(split["folds"])):
+    for stratum in sorted({strata[c] for c in cases}):
+        groups[stratum] = [c for c in cases if strata[c] == stratum]
+    for source in sorted({source_of(c) for c in cases}):
+        groups[source] = [c for c in cases if source_of(c) == source]
+    for k in range(split.n_folds):
         groups[f"fold {k}"] = [c for c in cases if fold_of.get(c) == k]
     extra = " new (nested) |" if nested else ""
     print(f"| | n | previous | new |{extra} difference |")
@@ -72,9 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         for c in cases:
             a = [old[c]["dice"][r] for r in REGIONS]
             b = [new[c]["dice"][r] for r in REGIONS]
-            print(
-                f"{c} ({split['cases'][c]['stratum']}, fold {fold_of.get(c)}): {_fmt(a)} -> {_fmt(b)}"
-            )
+            print(f"{c} ({strata[c]}, fold {fold_of.get(c)}): {_fmt(a)} -> {_fmt(b)}")
     return 0
 
 

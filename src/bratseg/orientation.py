@@ -78,6 +78,37 @@ class Reorientation:
         """Target-oriented array -> the source storage (exact inverse of :meth:`apply`)."""
         return self._transform(array, self.backward, leading)
 
+    def view(self, array: np.ndarray) -> np.ndarray:
+        """Source-stored (X, Y, Z) array -> a *view* of it in the target orientation (flips and a
+        transpose, no copy: writes to the view land in ``array``)."""
+        return np.asarray(array) if self.identity else ornt.apply_orientation(array, self.forward)
+
+    def view_back(self, array: np.ndarray) -> np.ndarray:
+        """Target-oriented (X, Y, Z) array -> a view of it in the source storage (inverse of
+        :meth:`view`)."""
+        return np.asarray(array) if self.identity else ornt.apply_orientation(array, self.backward)
+
+    def point(self, point: Sequence[float] | np.ndarray, shape: Sequence[int]) -> np.ndarray:
+        """Source voxel coordinates (3,) -> the same voxel's coordinates in the target array.
+
+        Args:
+            point: Voxel coordinates (float or int) along the source axes.
+            shape: Spatial shape of the *source* array.
+        """
+        return _move_point(point, self.forward, shape)
+
+    def point_back(self, point: Sequence[float] | np.ndarray, shape: Sequence[int]) -> np.ndarray:
+        """Target voxel coordinates (3,) -> source coordinates (inverse of :meth:`point`).
+
+        Args:
+            point: Voxel coordinates along the target axes.
+            shape: Spatial shape of the *source* array.
+        """
+        target_shape = [0, 0, 0]
+        for src_axis, (dst_axis, _flip) in enumerate(self.forward):
+            target_shape[int(dst_axis)] = int(shape[src_axis])
+        return _move_point(point, self.backward, target_shape)
+
     def spacing(self, spacing: Sequence[float]) -> tuple[float, float, float]:
         """Voxel sizes of the source axes, in the order of the target axes."""
         out = [0.0, 0.0, 0.0]
@@ -96,6 +127,16 @@ class Reorientation:
         return np.ascontiguousarray(
             np.moveaxis(out, list(range(3, 3 + leading)), list(range(leading)))
         )
+
+
+def _move_point(
+    point: Sequence[float] | np.ndarray, transform: np.ndarray, shape: Sequence[int]
+) -> np.ndarray:
+    """Voxel coordinates (3,) moved by a nibabel orientation ``transform`` of a ``shape`` array."""
+    out = np.zeros(3)
+    for src, (dst, flip) in enumerate(transform):
+        out[int(dst)] = (shape[src] - 1 - point[src]) if flip < 0 else point[src]
+    return out
 
 
 def reorientation(affine: np.ndarray, target: str | Sequence[str]) -> Reorientation:

@@ -1,4 +1,5 @@
-"""Fixtures of the napari GUI tests (the stand-in checkpoint, a private home folder)."""
+"""Fixtures of the napari GUI tests (the stand-in checkpoint, a private home folder, a real case
+segmented by the stand-in and shown with a dock)."""
 
 from __future__ import annotations
 
@@ -23,3 +24,58 @@ def own_home(monkeypatch, tmp_path):
     torch.set_num_threads(2)
     monkeypatch.setenv("BRATSEG_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("BRATSEG_SESSIONS", raising=False)
+
+
+@pytest.fixture(scope="module")
+def standin_prediction(standin, brats2018_case, tmp_path_factory):
+    """Factory: ``(**save_standin options) -> Prediction`` of the stand-in model on the real
+    case (CPU), computed once per module and options."""
+    from bratseg.checkpoint import load_checkpoint
+    from bratseg.inference import InferenceOptions, predict_case
+
+    done: dict[str, object] = {}
+
+    def predict(**options):
+        key = repr(sorted(options.items()))
+        if key not in done:
+            folder = tmp_path_factory.mktemp("standin-prediction")
+            path = standin.save_standin(folder / "standin.pt", **options)
+            done[key] = predict_case(
+                brats2018_case, [load_checkpoint(path)], InferenceOptions(device="cpu")
+            )
+        return done[key]
+
+    return predict
+
+
+@pytest.fixture
+def case_dock(make_napari_viewer, brats2018_case):
+    """Factory: ``(prediction, widget_class, name) -> (viewer, widget, layer, session)``: a viewer
+    showing the real case, the review session of ``prediction`` as its segmentation layer, and
+    ``widget_class(viewer)`` docked as ``name``."""
+
+    def build(prediction, widget_class, name: str):
+        from bratseg.review import ModelInfo, ReviewSession
+        from napari_brats._layers import case_layer_data, labels_layer_data
+        from napari_brats._state import viewer_state
+
+        viewer = make_napari_viewer()
+        for data, kwargs, kind in case_layer_data(brats2018_case):
+            getattr(viewer, f"add_{kind}")(data, **kwargs)
+        session = ReviewSession.from_prediction(
+            brats2018_case, prediction, ModelInfo(["standin"], [], [])
+        )
+        data, kwargs, _ = labels_layer_data(
+            session.labels,
+            brats2018_case,
+            session.convention,
+            name="segmentation",
+            role="segmentation",
+        )
+        layer = viewer.add_labels(data, **kwargs)
+        widget = widget_class(viewer)
+        viewer.window.add_dock_widget(widget, name=name)
+        viewer_state(viewer).set_session(session, layer)
+        return viewer, widget, layer, session
+
+    return build

@@ -13,38 +13,11 @@ pytest.importorskip("pytestqt")
 pytestmark = [pytest.mark.gui]
 
 
-@pytest.fixture(scope="module")
-def prediction(standin, brats2018_case, tmp_path_factory):
-    from bratseg.checkpoint import load_checkpoint
-    from bratseg.inference import InferenceOptions, predict_case
-
-    path = standin.save_standin(
-        tmp_path_factory.mktemp("hotspots") / "standin.pt", target_spacing=2.0
-    )
-    return predict_case(brats2018_case, [load_checkpoint(path)], InferenceOptions(device="cpu"))
-
-
 @pytest.fixture
-def dock(make_napari_viewer, brats2018_case, prediction):
-    from bratseg.review import ModelInfo, ReviewSession
-    from napari_brats._layers import case_layer_data, labels_layer_data
-    from napari_brats._state import viewer_state
+def dock(case_dock, standin_prediction):
     from napari_brats._widgets.hotspots import HotspotsWidget
 
-    viewer = make_napari_viewer()
-    for data, kwargs, kind in case_layer_data(brats2018_case):
-        getattr(viewer, f"add_{kind}")(data, **kwargs)
-    session = ReviewSession.from_prediction(
-        brats2018_case, prediction, ModelInfo(["standin"], [], [])
-    )
-    data, kwargs, _ = labels_layer_data(
-        session.labels, brats2018_case, session.convention, name="segmentation", role="segmentation"
-    )
-    layer = viewer.add_labels(data, **kwargs)
-    widget = HotspotsWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Review hotspots")
-    viewer_state(viewer).set_session(session, layer)
-    return viewer, widget, layer, session
+    return case_dock(standin_prediction(target_spacing=2.0), HotspotsWidget, "Review hotspots")
 
 
 def _display_index_of(voxel, case) -> tuple[int, int, int]:

@@ -6,12 +6,11 @@ import argparse
 import sys
 from typing import Any
 
-import nibabel as nib
-
 from bratseg.cli._common import format_table, parse_mapping, print_json
 from bratseg.io import MODALITIES, MODALITY_NAMES, Case, load_case
 from bratseg.io.readiness import readiness_line
 from bratseg.labels import CONVENTIONS, LABEL_VALUES, detect_convention
+from bratseg.orientation import axcodes
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -60,7 +59,7 @@ def case_summary(case: Case, labels_override: str | None = None) -> dict[str, An
         "files": {k: str(v) for k, v in case.files.items()},
         "shape": list(case.shape),
         "spacing_mm": list(case.spacing),
-        "orientation": "".join(nib.aff2axcodes(case.affine)),
+        "orientation": "".join(axcodes(case.affine)),
         "intensity_range": {
             m: [float(case.image[i].min()), float(case.image[i].max())]
             for i, m in enumerate(MODALITIES)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from bratseg.components import bounding_box
+from bratseg.components import bounding_box, label_components
 from bratseg.errors import BratsInputError
 from bratseg.labels import REGIONS
 from bratseg.metrics.regions import HD95_PENALTY, dice, hd95, paired_region_masks
@@ -51,9 +51,8 @@ def match_lesions(
         ``(ref_lesions, pred_lesions, matches)``: int32 (X, Y, Z) lesion ids (0 background) of
         both masks, and the list of matched ``(ref_id, pred_id, iou)``.
     """
-    structure = ndimage.generate_binary_structure(ref.ndim, connectivity)
-    ref_lab, n_ref = ndimage.label(ref, structure=structure)
-    pred_lab, n_pred = ndimage.label(pred, structure=structure)
+    ref_lab, n_ref = label_components(ref, connectivity)
+    pred_lab, n_pred = label_components(pred, connectivity)
     both = (ref_lab > 0) & (pred_lab > 0)
     pair_ids = ref_lab[both].astype(np.int64) * (n_pred + 1) + pred_lab[both]
     inter = np.bincount(pair_ids, minlength=(n_ref + 1) * (n_pred + 1)).reshape(

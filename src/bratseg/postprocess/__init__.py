@@ -10,7 +10,11 @@
 The public names of the three are re-exported here: ``from bratseg.postprocess import postprocess``.
 """
 
-from bratseg.postprocess.enhancement import EnhancementEvidence, enhancement_ratio
+from bratseg.postprocess.enhancement import (
+    EnhancementEvidence,
+    ReferenceFitCache,
+    enhancement_ratio,
+)
 from bratseg.postprocess.islands import remove_coreless_components, remove_small_islands
 from bratseg.postprocess.labelmaps import MERGE_TABLE, labels_to_class_index, merge_labelmaps
 from bratseg.postprocess.pipeline import (
@@ -28,6 +32,7 @@ from bratseg.postprocess.pipeline import (
 
 __all__ = [
     "EnhancementEvidence",
+    "ReferenceFitCache",
     "enhancement_ratio",
     "postprocess_with_evidence",
     "MERGE_TABLE",

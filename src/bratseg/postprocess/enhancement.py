@@ -69,8 +69,71 @@ class EnhancementEvidence:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class ReferenceFit:
+    """The straight line T1Gd ~ ``slope`` * T1 + ``intercept`` of the brain outside the tumour."""
+
+    slope: float
+    intercept: float
+
+
+def fit_reference(t1_t1ce: tuple[np.ndarray, np.ndarray], wt: np.ndarray) -> ReferenceFit | None:
+    """Fit what T1 predicts for T1Gd on the brain outside the tumour (every
+    :data:`REFERENCE_STRIDE`-th voxel).
+
+    Args:
+        t1_t1ce: T1 and T1Gd, each (X, Y, Z) float intensities as loaded (zero outside the
+            brain).
+        wt: bool (X, Y, Z) predicted tumour (excluded from the fit).
+
+    Returns:
+        The fit, or ``None`` when the brain outside the tumour is too small or T1 constant.
+    """
+    t1, t1ce = t1_t1ce
+    brain = (t1 > 0) & (t1ce > 0) & ~wt
+    x = t1[brain][::REFERENCE_STRIDE].astype(np.float64)
+    y = t1ce[brain][::REFERENCE_STRIDE].astype(np.float64)
+    if x.size < MIN_REFERENCE_VOXELS or float(x.std()) <= 0:
+        return None
+    slope, intercept = np.polyfit(x, y, 1)
+    return ReferenceFit(float(slope), float(intercept))
+
+
+class ReferenceFitCache:
+    """The reference fit of one case, reused while the tumour mask it excludes is unchanged.
+
+    The fit reads every brain voxel; the ratio only the ET voxels. A caller that postprocesses
+    the same case again and again (a review session whose settings move) holds one of these, so
+    a change that leaves the whole tumour as it was (an ET or TC threshold, the rule's own
+    threshold) does not refit. One cache serves one case's images.
+
+    Attributes:
+        fits: How many fits were computed (not reused) so far.
+    """
+
+    def __init__(self) -> None:
+        self.fits = 0
+        self._images: tuple[tuple[int, tuple[int, ...], tuple[int, ...]], ...] | None = None
+        self._wt: np.ndarray | None = None
+        self._fit: ReferenceFit | None = None
+
+    def fit(self, t1_t1ce: tuple[np.ndarray, np.ndarray], wt: np.ndarray) -> ReferenceFit | None:
+        """:func:`fit_reference` of ``t1_t1ce`` and ``wt``, computed unless the last call had
+        the same images (same memory) and an equal tumour mask."""
+        images = tuple((a.__array_interface__["data"][0], a.shape, a.strides) for a in t1_t1ce)
+        if images == self._images and self._wt is not None and np.array_equal(wt, self._wt):
+            return self._fit
+        self._fit = fit_reference(t1_t1ce, wt)
+        self._images, self._wt = images, np.array(wt, dtype=bool, copy=True)
+        self.fits += 1
+        return self._fit
+
+
 def enhancement_ratio(
-    t1_t1ce: tuple[np.ndarray, np.ndarray], wt: np.ndarray, et: np.ndarray
+    t1_t1ce: tuple[np.ndarray, np.ndarray],
+    wt: np.ndarray,
+    et: np.ndarray,
+    fits: ReferenceFitCache | None = None,
 ) -> float | None:
     """T1Gd inside ``et`` over what T1 predicts for it, from the normal-appearing brain.
 
@@ -79,6 +142,7 @@ def enhancement_ratio(
             normalisation; zero outside the brain).
         wt: bool (X, Y, Z) predicted tumour (excluded from the fit).
         et: bool (X, Y, Z) predicted ET.
+        fits: The case's fit cache (None: fit afresh).
 
     Returns:
         The ratio, or ``None`` when ET is empty, the brain outside the tumour too small, or the
@@ -86,14 +150,11 @@ def enhancement_ratio(
     """
     if not et.any():
         return None
-    t1, t1ce = t1_t1ce
-    brain = (t1 > 0) & (t1ce > 0) & ~wt
-    x = t1[brain][::REFERENCE_STRIDE].astype(np.float64)
-    y = t1ce[brain][::REFERENCE_STRIDE].astype(np.float64)
-    if x.size < MIN_REFERENCE_VOXELS or float(x.std()) <= 0:
+    fit = fits.fit(t1_t1ce, wt) if fits is not None else fit_reference(t1_t1ce, wt)
+    if fit is None:
         return None
-    slope, intercept = np.polyfit(x, y, 1)
-    expected = float(np.median(slope * t1[et] + intercept))
+    t1, t1ce = t1_t1ce
+    expected = float(np.median(t1[et].astype(np.float64) * fit.slope + fit.intercept))
     if expected <= 0:
         return None
     return float(np.median(t1ce[et])) / expected
@@ -104,6 +165,7 @@ def apply_enhancement_rule(
     wt: np.ndarray,
     et: np.ndarray,
     threshold: float,
+    fits: ReferenceFitCache | None = None,
 ) -> EnhancementEvidence | None:
     """Turn all ET into NCR (in place, ``et`` cleared) when the case shows no enhancement.
 
@@ -112,6 +174,7 @@ def apply_enhancement_rule(
         wt: bool (X, Y, Z) tumour mask.
         et: bool (X, Y, Z) ET mask, cleared in place when the rule fires.
         threshold: ``et_enhancement_min``; 0 disables the rule.
+        fits: The case's fit cache (None: fit afresh).
 
     Returns:
         The evidence, or ``None`` when the rule is off, there are no images or no ET.
@@ -120,7 +183,7 @@ def apply_enhancement_rule(
         return None
     if t1_t1ce[0].shape != et.shape or t1_t1ce[1].shape != et.shape:
         return None
-    ratio = enhancement_ratio(t1_t1ce, wt, et)
+    ratio = enhancement_ratio(t1_t1ce, wt, et, fits)
     n = int(et.sum())
     removed = ratio is not None and ratio < threshold
     if removed:

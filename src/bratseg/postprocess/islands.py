@@ -10,48 +10,26 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from scipy import ndimage
 
-from bratseg.components import bounding_box, clear_flat, gather_flat, mask_components
+from bratseg.components import clear_flat, gather_flat, mask_components
 
 logger = logging.getLogger(__name__)
 
 #: Neighbourhood of tumour components (26-connectivity).
 ISLAND_CONNECTIVITY = 3
-#: ndimage.label costs about this many times less per box voxel than mask_components per voxel.
-_DENSE_PER_SPARSE = 40
 
 
 def tumour_components(wt: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """The 26-connected components of a whole-tumour mask, as flat voxel indices.
 
-    A compact tumour is labelled with ``ndimage.label`` inside its bounding box; scattered voxels
-    (a box far larger than the tumour) with the sparse
-    :func:`~bratseg.components.mask_components`, whichever costs less (~30 ms either way on real
-    cases).
-
     Args:
         wt: Boolean whole-tumour mask (X, Y, Z).
 
     Returns:
-        ``(flat, component, n)``: flat (C-order) indices of the tumour voxels, their component
-        ids in [0, n), and the number of components n.
+        ``(flat, component, n)`` of :func:`~bratseg.components.mask_components`: flat (C-order)
+        indices of the tumour voxels, their component ids in [0, n), and the number n.
     """
-    box = bounding_box(wt)
-    if box is None:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32), 0
-    box_voxels = int(np.prod([b.stop - b.start for b in box]))
-    if box_voxels > _DENSE_PER_SPARSE * int(np.count_nonzero(wt[box])):
-        return mask_components(wt, ISLAND_CONNECTIVITY)
-    labels, n = ndimage.label(
-        wt[box], structure=ndimage.generate_binary_structure(wt.ndim, ISLAND_CONNECTIVITY)
-    )
-    local = np.flatnonzero(labels)
-    coords = np.unravel_index(local, labels.shape)
-    flat = np.ravel_multi_index(
-        tuple(c + b.start for c, b in zip(coords, box, strict=True)), wt.shape
-    )
-    return flat.astype(np.int64), (labels.reshape(-1)[local] - 1).astype(np.int32), int(n)
+    return mask_components(wt, ISLAND_CONNECTIVITY)
 
 
 def _clear(flat: np.ndarray, masks: tuple[np.ndarray, ...]) -> int:

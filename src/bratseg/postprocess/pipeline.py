@@ -46,7 +46,11 @@ from bratseg.postprocess.config import (  # re-exported: the config's old home
 from bratseg.postprocess.config import MODES as MODES
 from bratseg.postprocess.config import Mode as Mode
 from bratseg.postprocess.config import PostprocessConfig
-from bratseg.postprocess.enhancement import EnhancementEvidence, apply_enhancement_rule
+from bratseg.postprocess.enhancement import (
+    EnhancementEvidence,
+    ReferenceFitCache,
+    apply_enhancement_rule,
+)
 from bratseg.postprocess.islands import remove_coreless_components, remove_small_islands
 
 logger = logging.getLogger(__name__)
@@ -271,6 +275,7 @@ def postprocess_with_evidence(
     convention: Convention = "2021",
     class_probs: np.ndarray | None = None,
     t1_t1ce: tuple[np.ndarray, np.ndarray] | None = None,
+    fits: ReferenceFitCache | None = None,
 ) -> tuple[np.ndarray, EnhancementEvidence | None]:
     """Label map from network probabilities, and what the no-enhancement rule decided.
 
@@ -284,6 +289,8 @@ def postprocess_with_evidence(
             ``region_probs`` is None.
         t1_t1ce: The case's T1 and T1Gd (each (X, Y, Z), same grid) for the no-enhancement
             rule (``et_enhancement_min``); without them the rule decides nothing.
+        fits: The case's reference-fit cache for that rule, held by a caller that postprocesses
+            the same case repeatedly (None: fit afresh).
 
     Returns:
         uint8 label map (X, Y, Z) with ET ⊂ TC ⊂ WT, and the rule's evidence (``None`` when the
@@ -316,5 +323,5 @@ def postprocess_with_evidence(
     if config.wt_needs_core:
         remove_coreless_components(wt, tc, et)
     apply_et_rules(et, et_prob, config, tc)
-    evidence = apply_enhancement_rule(t1_t1ce, wt, et, config.et_enhancement_min)
+    evidence = apply_enhancement_rule(t1_t1ce, wt, et, config.et_enhancement_min, fits)
     return labels_from_regions(wt, tc, et, convention, nesting="nested"), evidence

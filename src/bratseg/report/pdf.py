@@ -24,7 +24,7 @@ import numpy as np
 from bratseg.atomic import atomic_write
 from bratseg.errors import BratsInputError
 from bratseg.labels import LABEL_COLORS, LABEL_NAMES, LABEL_VALUES
-from bratseg.orientation import Reorientation, reorientation
+from bratseg.orientation import reorientation
 from bratseg.report.build import CaseReport
 from bratseg.report.table import info_lines, lesion_table, region_table, summary_lines
 
@@ -43,16 +43,6 @@ MAX_LESION_ROWS = 8
 #: Every text on the page is drawn literally: a ``$`` in a reviewer, status or case name is a
 #: dollar sign, never the start of matplotlib mathtext (which would rewrite or crash on it).
 LITERAL_TEXT: dict[Any, Any] = {"text.parse_math": False, "text.usetex": False}
-
-
-def _lps_point(
-    point: Sequence[float] | np.ndarray, reo: Reorientation, shape: Sequence[int]
-) -> np.ndarray:
-    """Storage voxel coordinates (3,) -> coordinates in the LPS-ordered array."""
-    out = np.zeros(3)
-    for src, (dst, flip) in enumerate(reo.forward):
-        out[int(dst)] = (shape[src] - 1 - point[src]) if flip < 0 else point[src]
-    return out
 
 
 def _overlay(labels: np.ndarray, convention: str) -> np.ndarray:
@@ -94,9 +84,7 @@ def _draw_views(
     sx, sy, sz = reo.spacing(spacing)
     shape = np.asarray(labels).shape
     point, main = _focus(report)
-    centre = (
-        _lps_point(point, reo, shape) if point is not None else (np.asarray(lab.shape) - 1) / 2.0
-    )
+    centre = reo.point(point, shape) if point is not None else (np.asarray(lab.shape) - 1) / 2.0
     x0, y0, z0 = (round(float(np.clip(c, 0, n - 1))) for c, n in zip(centre, lab.shape))
     if img is not None and np.any(img > 0):
         vmin, vmax = np.percentile(img[img > 0][::7], [0.5, 99.5])
@@ -195,7 +183,7 @@ def _draw_views(
         )
         if k == 0 and main is not None:
             for key, colour in (("longest_ends", "cyan"), ("perpendicular_ends", "magenta")):
-                ends = np.array([_lps_point(p, reo, shape) for p in main["rano"][key]])
+                ends = np.array([reo.point(p, shape) for p in main["rano"][key]])
                 ax.plot(ends[:, 0] * sx, ends[:, 1] * sy, color=colour, linewidth=1.2)
 
 

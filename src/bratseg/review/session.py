@@ -44,7 +44,14 @@ if TYPE_CHECKING:
     from bratseg.checkpoint import LoadedModel
     from bratseg.inference import Prediction
     from bratseg.io import Case
-    from bratseg.postprocess import EnhancementEvidence, PostprocessConfig
+    from bratseg.postprocess import EnhancementEvidence, PostprocessConfig, ReferenceFitCache
+
+
+def _new_reference_fits() -> ReferenceFitCache:
+    """An empty fit cache (imported when a session is made: the postprocessing is heavy)."""
+    from bratseg.postprocess import ReferenceFitCache
+
+    return ReferenceFitCache()
 
 
 @dataclass
@@ -125,6 +132,8 @@ class ReviewSession:
         saved_version: The save of :class:`bratseg.review.SessionStore` this session was
             restored from or last saved as (set by the store; None: never saved), so a save over
             another writer's newer one is refused instead of silently dropping their edits.
+        reference_fits: The case's T1 -> T1Gd fit for the no-enhancement rule, reused while
+            the tumour mask is unchanged, so a settings move does not refit (not saved).
     """
 
     case: Case
@@ -144,6 +153,9 @@ class ReviewSession:
     et_evidence: EnhancementEvidence | None = None
     strokes: StrokeHistory = field(default_factory=StrokeHistory, repr=False, compare=False)
     saved_version: str | None = None
+    reference_fits: ReferenceFitCache = field(
+        default_factory=_new_reference_fits, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.initial_config is None:
@@ -274,6 +286,7 @@ class ReviewSession:
             convention=self.convention,
             class_probs=self.class_probs,
             t1_t1ce=t1_t1ce(self.case.image),
+            fits=self.reference_fits,
         )
         self.config = config
         self.set_proposal(np.asarray(proposal, dtype=np.uint8))

@@ -35,6 +35,7 @@ from bratseg.io.nnunet import is_nnunet_dataset, read_nnunet_dataset
 from bratseg.labels import CLASSES, tissue_index_map
 from bratseg.orientation import BRATS_AXCODES, reorientation
 from bratseg.preprocess import PreprocessConfig, preprocess_with_config
+from bratseg.training.splits import shuffled_folds
 
 logger = logging.getLogger(__name__)
 
@@ -196,12 +197,7 @@ def split_cases(
                 raise BratsInputError(
                     f"fold must be in [0, {folds}) with at least 2 folds, got {fold}"
                 )
-            if len(order) < folds:
-                raise BratsInputError(
-                    f"{folds}-fold split needs at least {folds} cases, found {len(order)}"
-                )
-            chunks = np.array_split(np.arange(len(order)), folds)
-            val = sorted(order[i] for i in chunks[fold])
+            val = shuffled_folds(ids, folds, seed)[fold]
             note = f"fold {fold} of {folds} (seed {seed})"
         elif len(order) >= 2 and val_fraction > 0:
             n_val = min(len(order) - 1, max(1, int(round(len(order) * val_fraction))))

@@ -85,6 +85,35 @@ def source_of(case_id: str) -> str:
     return SOURCES[0]
 
 
+def _check_fold_count(n_cases: int, n_folds: int) -> None:
+    """Refuse fewer than 2 folds, or fewer cases than folds."""
+    if n_folds < 2:
+        raise BratsInputError(f"a cross-validation split needs at least 2 folds, got {n_folds}")
+    if n_cases < n_folds:
+        raise BratsInputError(
+            f"{n_folds}-fold split needs at least {n_folds} cases, found {n_cases}"
+        )
+
+
+def shuffled_folds(case_ids: Sequence[str], n_folds: int, seed: int = 0) -> list[list[str]]:
+    """Deal cases into ``n_folds`` folds without strata (the trainer's ``--folds K --fold k``).
+
+    The sorted ids are shuffled (seeded) and cut into ``n_folds`` consecutive runs whose sizes
+    differ by at most one (larger ones first, as ``numpy.array_split``).
+
+    Returns:
+        ``n_folds`` sorted lists of case ids (the held-out cases of each fold).
+
+    Raises:
+        BratsInputError: Fewer cases than folds, or fewer than 2 folds.
+    """
+    _check_fold_count(len(case_ids), n_folds)
+    order = sorted(case_ids)
+    np.random.default_rng(seed).shuffle(order)
+    chunks = np.array_split(np.arange(len(order)), n_folds)
+    return [sorted(order[i] for i in chunk) for chunk in chunks]
+
+
 def stratified_folds(cases: Sequence[CaseInfo], n_folds: int, seed: int = 0) -> list[list[str]]:
     """Deal cases into ``n_folds`` folds, stratum by stratum, so each fold gets its share.
 
@@ -97,12 +126,7 @@ def stratified_folds(cases: Sequence[CaseInfo], n_folds: int, seed: int = 0) -> 
     Raises:
         BratsInputError: Fewer cases than folds, fewer than 2 folds, or a repeated case id.
     """
-    if n_folds < 2:
-        raise BratsInputError(f"a cross-validation split needs at least 2 folds, got {n_folds}")
-    if len(cases) < n_folds:
-        raise BratsInputError(
-            f"{n_folds}-fold split needs at least {n_folds} cases, found {len(cases)}"
-        )
+    _check_fold_count(len(cases), n_folds)
     ids = [c.case_id for c in cases]
     if len(set(ids)) != len(ids):
         raise BratsInputError("a case id appears twice in the split's cases")

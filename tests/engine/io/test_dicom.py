@@ -3,13 +3,14 @@ SeriesDescription, read exactly, and segments like its NIfTI original."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sitk = pytest.importorskip("SimpleITK")
+pytest.importorskip("SimpleITK")
+
+from raw_scans import write_dicom_series  # noqa: E402
 
 from bratseg.errors import BratsInputError  # noqa: E402
 from bratseg.io import load_case  # noqa: E402
@@ -22,45 +23,15 @@ DESCRIPTIONS = {
 }
 
 
-def write_series(nifti: Path, folder: Path, description: str, uid_root: str) -> None:
-    """Write one NIfTI volume as a DICOM series (one file per slice), as a scanner export would."""
-    image = sitk.ReadImage(str(nifti))
-    folder.mkdir(parents=True)
-    d = image.GetDirection()
-    series_uid = f"1.2.826.0.1.3680043.2.1125.{uid_root}"
-    common = [
-        ("0008|0031", time.strftime("%H%M%S")),
-        ("0008|0021", time.strftime("%Y%m%d")),
-        ("0008|0060", "MR"),
-        ("0020|000e", series_uid),
-        ("0020|000d", "1.2.826.0.1.3680043.2.1125.1"),
-        ("0020|0037", "\\".join(map(str, (d[0], d[3], d[6], d[1], d[4], d[7])))),
-        ("0008|103e", description),
-    ]
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
-    for z in range(image.GetDepth()):
-        piece = image[:, :, z]
-        for tag, value in common:
-            piece.SetMetaData(tag, value)
-        piece.SetMetaData(
-            "0020|0032", "\\".join(map(str, image.TransformIndexToPhysicalPoint((0, 0, z))))
-        )
-        piece.SetMetaData("0020|0013", str(z + 1))
-        piece.SetMetaData("0008|0018", f"{series_uid}.{z + 1}")
-        writer.SetFileName(str(folder / f"IM{z:04d}.dcm"))
-        writer.Execute(piece)
-
-
 @pytest.fixture(scope="module")
 def dicom_case(brats2018_case_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("dicom") / brats2018_case_dir.name
     for k, (m, description) in enumerate(DESCRIPTIONS.items()):
-        write_series(
+        write_dicom_series(
             brats2018_case_dir / f"{brats2018_case_dir.name}_{m}.nii.gz",
             root / f"series{k + 1}",
             description,
-            str(k + 1),
+            k + 1,
         )
     return root
 

@@ -394,9 +394,9 @@ def test_reconstruct_labels_henry2021(masks, convention):
 )
 @pytest.mark.parametrize("labelling", ["sparse", "dense"])
 def test_small_islands_removed_with_all_their_labels(fraction, kept, labelling, monkeypatch):
-    import bratseg.postprocess.islands as islands
+    import bratseg.components as components
 
-    monkeypatch.setattr(islands, "_DENSE_PER_SPARSE", 0 if labelling == "sparse" else 10**9)
+    monkeypatch.setattr(components, "CC3D_MAX_BOX_PER_VOXEL", 0 if labelling == "sparse" else 10**9)
     probs = np.zeros((3, 20, 20, 20), dtype=np.float32)
     probs[:, 0:5, 0:5, 0:4] = 0.9  # main tumour, 100 voxels, all ET
     probs[:, 10, 10, 10:15] = 0.9  # island of 10 voxels: a line plus its diagonal neighbours
@@ -416,9 +416,9 @@ def test_small_islands_removed_with_all_their_labels(fraction, kept, labelling, 
 
 @pytest.mark.parametrize("labelling", ["sparse", "dense"])
 def test_tumour_parts_without_core_removed_unless_there_is_no_core(labelling, monkeypatch):
-    import bratseg.postprocess.islands as islands
+    import bratseg.components as components
 
-    monkeypatch.setattr(islands, "_DENSE_PER_SPARSE", 0 if labelling == "sparse" else 10**9)
+    monkeypatch.setattr(components, "CC3D_MAX_BOX_PER_VOXEL", 0 if labelling == "sparse" else 10**9)
     probs = np.zeros((3, 20, 20, 20), dtype=np.float32)
     probs[0, 0:6, 0:6, 0:6] = 0.9  # main tumour: 216 voxels of WT ...
     probs[1, 1:4, 1:4, 1:4] = 0.9  # ... with a 27-voxel core

@@ -98,3 +98,55 @@ def test_rule_off_or_without_images_changes_nothing(case) -> None:
 def test_threshold_out_of_range_is_refused(value: float) -> None:
     with pytest.raises(BratsInputError, match="et_enhancement_min"):
         PostprocessConfig(et_enhancement_min=value)
+
+
+def _graded_probs(seg: np.ndarray) -> np.ndarray:
+    """Region probabilities (3, X, Y, Z) of ``seg`` graded so that thresholds move the masks:
+    edema and ET voxels get probabilities spread over 0.3-0.95 (seeded), the core 0.9."""
+    rng = np.random.default_rng(0)
+    probs = _probs(seg) * np.float32(0.9)
+    wt, et = probs[0] > 0, probs[2] > 0
+    probs[0][wt & ~(probs[1] > 0)] = rng.uniform(0.3, 0.95, int((wt & ~(probs[1] > 0)).sum()))
+    probs[2][et] = rng.uniform(0.3, 0.95, int(et.sum()))
+    return probs
+
+
+def test_a_review_session_fits_the_reference_once_across_threshold_moves(case) -> None:
+    """Two moves of the ET thresholds refit nothing (the tumour the fit leaves out is
+    unchanged), a WT move fits again; every result equals postprocessing afresh."""
+    import dataclasses
+
+    from bratseg.review import ModelInfo, ReviewSession
+
+    probs = _graded_probs(case.seg)
+    images = t1_t1ce(case.image)
+    config = PostprocessConfig(et_enhancement_min=1.15, et_component_rule=False)
+    labels, evidence = postprocess_with_evidence(probs, config, t1_t1ce=images)
+    wt_voxels = int((labels > 0).sum())
+    session = ReviewSession(
+        case=case,
+        convention="2021",
+        region_probs=probs,
+        config=config,
+        proposal=labels.copy(),
+        labels=labels,
+        overrides=np.zeros(labels.shape, dtype=bool),
+        model=ModelInfo(["graded"], [], []),
+        et_evidence=evidence,
+    )
+    seen = []
+    for changes in (
+        {"et_threshold": 0.6},
+        {"et_threshold": 0.7, "et_enhancement_min": 1.9},
+        {"wt_threshold": 0.7},
+    ):
+        moved = dataclasses.replace(config, **changes)
+        session.apply_config(moved)
+        fresh_labels, fresh_evidence = postprocess_with_evidence(probs, moved, t1_t1ce=images)
+        np.testing.assert_array_equal(session.labels, fresh_labels)
+        assert session.et_evidence == fresh_evidence is not None
+        seen.append((session.reference_fits.fits, int((fresh_labels > 0).sum())))
+    assert seen[0] == seen[1] == (1, wt_voxels)  # two threshold moves, one fit
+    assert session.et_evidence is not None
+    assert seen[2][0] == 2 and seen[2][1] < wt_voxels  # WT moved: fitted again
+    assert [session.et_evidence.removed, session.et_evidence.threshold] == [False, 1.15]

@@ -19,6 +19,8 @@ hd = pytest.importorskip("highdicom")
 pydicom = pytest.importorskip("pydicom")
 pytest.importorskip("skimage")
 
+from raw_scans import write_dicom_series  # noqa: E402
+
 from bratseg.cli.main import main  # noqa: E402
 from bratseg.io import load_case  # noqa: E402
 from bratseg.labels import region_masks  # noqa: E402
@@ -81,35 +83,6 @@ SERIES_DESCRIPTIONS = {
     "t2": "AX T2 FSE",
     "flair": "AX FLAIR",
 }
-
-
-def write_scanner_series(
-    sitk, nifti: Path, folder: Path, description: str, study: str, frame_of_reference: str
-) -> None:
-    """One NIfTI volume as a DICOM series (a file per slice) written by SimpleITK/GDCM, with the
-    study and frame of reference a scanner gives all series of one session."""
-    image = sitk.ReadImage(str(nifti))
-    folder.mkdir(parents=True)
-    d = image.GetDirection()
-    series = pydicom.uid.generate_uid()
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
-    for z in range(image.GetDepth()):
-        piece = image[:, :, z]
-        for tag, value in (
-            ("0008|0060", "MR"),
-            ("0020|000d", study),
-            ("0020|000e", series),
-            ("0020|0052", frame_of_reference),
-            ("0020|0037", "\\".join(map(str, (d[0], d[3], d[6], d[1], d[4], d[7])))),
-            ("0008|103e", description),
-            ("0020|0032", "\\".join(map(str, image.TransformIndexToPhysicalPoint((0, 0, z))))),
-            ("0020|0013", str(z + 1)),
-            ("0008|0018", pydicom.uid.generate_uid()),
-        ):
-            piece.SetMetaData(tag, value)
-        writer.SetFileName(str(folder / f"IM{z:04d}.dcm"))
-        writer.Execute(piece)
 
 
 def read(path: Path):
@@ -199,10 +172,10 @@ def test_a_nifti_case_gets_a_new_study_and_every_object_reads_back(
 def dicom_case_of(small_case: Path, root: Path, t1_shift_mm: float = 0.0) -> Path:
     """``small_case`` as four scanner series (one study and frame of reference) and its seg; the
     T1 series moved by ``t1_shift_mm`` along x (on another grid) when asked."""
-    sitk = pytest.importorskip("SimpleITK")
+    pytest.importorskip("SimpleITK")
     dicom_case = root / "Small_1"
     study, frame_of_reference = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
-    for m in ("t1", "t1ce", "t2", "flair"):
+    for number, m in enumerate(("t1", "t1ce", "t2", "flair"), start=1):
         nifti = small_case / f"Small_1_{m}.nii.gz"
         if m == "t1" and t1_shift_mm:
             img = nib.load(nifti)
@@ -210,8 +183,14 @@ def dicom_case_of(small_case: Path, root: Path, t1_shift_mm: float = 0.0) -> Pat
             affine[0, 3] += t1_shift_mm
             nifti = root / "t1_shifted.nii.gz"
             nib.save(nib.Nifti1Image(np.asarray(img.dataobj), affine), nifti)
-        write_scanner_series(
-            sitk, nifti, dicom_case / m, SERIES_DESCRIPTIONS[m], study, frame_of_reference
+        write_dicom_series(
+            nifti,
+            dicom_case / m,
+            SERIES_DESCRIPTIONS[m],
+            number,
+            study_uid=study,
+            series_uid=pydicom.uid.generate_uid(prefix=None),
+            frame_of_reference=frame_of_reference,
         )
     shutil.copy(small_case / "Small_1_seg.nii.gz", dicom_case / "Small_1_seg.nii.gz")
     return dicom_case

@@ -315,8 +315,6 @@ def test_pdf_is_one_readable_page_written_atomically(brats2018_case_dir, capsys,
 
 def test_pdf_slice_points_follow_the_lps_view():
     """A storage voxel's point lands on the same voxel in the LPS-ordered view the page draws."""
-    from bratseg.report.pdf import _lps_point
-
     shape = (30, 40, 20)
     labels = np.zeros(shape, np.uint8)
     labels[3, 31, 12] = 4
@@ -326,7 +324,7 @@ def test_pdf_slice_points_follow_the_lps_view():
         np.array([[0, 0, 1, 0], [-1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1.0]]),
     ):
         reo = reorientation(affine, "LPS")
-        point = np.round(_lps_point((3, 31, 12), reo, shape)).astype(int)
+        point = np.round(reo.point((3, 31, 12), shape)).astype(int)
         assert reo.apply(labels)[tuple(point)] == 4
 
 

@@ -26,6 +26,7 @@ from bratseg.training.splits import (
     extend_split,
     make_split,
     read_split_file,
+    shuffled_folds,
     split_from_file,
     stratified_folds,
     write_split_file,
@@ -233,6 +234,44 @@ def test_the_committed_77_case_protocol_extends_the_44() -> None:
     non_enh = sorted(c for c, v in s77.cases.items() if v["stratum"] == "non-enhancing")
     assert non_enh == ["BraTS-GLI-00012-000", "BraTS-SSA-00046-000", "BraTS2021_00008"]
     assert len({s77.fold_of(c) for c in non_enh}) == 3
+
+
+def test_the_committed_splits_are_generated_again_from_their_cases_and_seed() -> None:
+    """Fold generation is reproducible: the 44-case split dealt again from its cases' recorded
+    dataset and ET volume with its seed, then extended with the 33 cases the 77-case split adds,
+    gives both committed files exactly."""
+    s44, s77 = read_split_file(SPLIT_44), read_split_file(SPLIT_77)
+    infos = [CaseInfo(c, v["dataset"], v["et_ml"]) for c, v in s44.cases.items()]
+    again = make_split(infos, s44.name, n_folds=s44.n_folds, seed=s44.seed)
+    assert again == s44
+    new = [
+        CaseInfo(c, v["dataset"], v["et_ml"]) for c, v in s77.cases.items() if c not in s44.cases
+    ]
+    assert len(new) == 33
+    extended = extend_split(s44, new, s77.name, seed=s77.seed)
+    assert extended.to_dict() == json.loads(SPLIT_77.read_text())
+
+
+def test_shuffled_folds_are_the_trainers_k_fold_split() -> None:
+    """The unstratified folds of ``train --folds K --fold k``: seeded, every case once, sizes
+    within one, and the held-out cases ``split_cases`` gives for each fold."""
+    from bratseg.training.data import split_cases
+
+    ids = [f"case{i:02d}" for i in range(10)]
+    folds = shuffled_folds(ids, 3, seed=0)
+    assert folds == [
+        ["case02", "case04", "case06", "case07"],
+        ["case03", "case05", "case09"],
+        ["case00", "case01", "case08"],
+    ]
+    assert shuffled_folds(list(reversed(ids)), 3, seed=0) == folds
+    assert shuffled_folds(ids, 3, seed=1) != folds
+    for k in range(3):
+        assert split_cases(ids, fold=k, folds=3).val == folds[k]
+    with pytest.raises(BratsInputError, match="at least 11 cases"):
+        shuffled_folds(ids, 11)
+    with pytest.raises(BratsInputError, match="at least 2 folds"):
+        shuffled_folds(ids, 1)
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from bratseg.labels import LABEL_COLORS, TISSUES, Convention, label_value
-from bratseg.report.dicom.source import BODY_PART, MANUFACTURER, SourceSeries
+from bratseg.report.dicom.source import BODY_PART, MANUFACTURER, SourceSeries, copy_patient_study
 
 logger = logging.getLogger(__name__)
 
@@ -66,19 +66,11 @@ def _sc_image(
         sop_instance_uid=hd.UID(),
         instance_number=number,
         manufacturer=MANUFACTURER,
-        patient_id=first.get("PatientID", None),
-        patient_name=first.get("PatientName", None),
-        patient_birth_date=first.get("PatientBirthDate", None) or None,
-        patient_sex=first.get("PatientSex", None) or None,
-        accession_number=first.get("AccessionNumber", None) or None,
-        study_id=first.get("StudyID", None) or None,
-        study_date=first.get("StudyDate", None) or None,
-        study_time=first.get("StudyTime", None) or None,
-        referring_physician_name=first.get("ReferringPhysicianName", None) or None,
         patient_orientation=tuple(  # type: ignore[arg-type]
             _orientation_letter(first.ImageOrientationPatient[i : i + 3]) for i in (0, 3)
         ),
     )
+    copy_patient_study(first, ds)
     ds.BodyPartExamined = first.get("BodyPartExamined", None) or BODY_PART  # unpaired
     return ds
 

@@ -24,7 +24,13 @@ from bratseg.labels import (
     Convention,
     region_masks,
 )
-from bratseg.report.dicom.source import MANUFACTURER, SourceSeries, now_date_time, person_name
+from bratseg.report.dicom.source import (
+    MANUFACTURER,
+    SourceSeries,
+    copy_patient_study,
+    now_date_time,
+    person_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,11 +91,7 @@ def build_rtstruct(
     ds.SOPClassUID = RT_STRUCTURE_SET_STORAGE
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
     ds.SpecificCharacterSet = "ISO_IR 192"
-    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex"):
-        setattr(ds, keyword, first.get(keyword, ""))
-    for keyword in ("StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber"):
-        setattr(ds, keyword, first.get(keyword, ""))
-    ds.ReferringPhysicianName = first.get("ReferringPhysicianName", "")
+    copy_patient_study(first, ds)
     ds.Modality = "RTSTRUCT"
     ds.SeriesInstanceUID = generate_uid()
     ds.SeriesNumber = series_number

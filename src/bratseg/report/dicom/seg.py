@@ -16,7 +16,13 @@ from typing import Any
 import numpy as np
 
 from bratseg.labels import LABEL_COLORS, TISSUES, Convention, label_value
-from bratseg.report.dicom.source import MANUFACTURER, SourceSeries, frame_of, person_name
+from bratseg.report.dicom.source import (
+    MANUFACTURER,
+    SourceSeries,
+    copy_patient_study,
+    frame_of,
+    person_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -202,6 +208,7 @@ def build_seg(
         content_label="BRATS_TISSUES",
         series_description="Tumour segmentation (SEG)",
     )
+    copy_patient_study(source.first, seg)  # highdicom copies most; the one list decides
     seg.ImageComments = description[:10240]
     return seg
 

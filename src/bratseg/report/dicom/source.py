@@ -45,6 +45,32 @@ _POSITION_TOLERANCE = 0.1
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
+#: Patient and General Study attributes every object written copies from its source series, so
+#: that a PACS files them all under the same patient and study.
+PATIENT_STUDY_KEYWORDS: tuple[str, ...] = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+)
+
+
+def copy_patient_study(source: Any, target: Any) -> None:
+    """Give ``target`` the patient and study attributes of ``source`` (pydicom datasets).
+
+    Every keyword of :data:`PATIENT_STUDY_KEYWORDS` is set, empty where ``source`` lacks it (the
+    attributes are required, empty allowed, in every IOD written here).
+    """
+    for keyword in PATIENT_STUDY_KEYWORDS:
+        setattr(target, keyword, source.get(keyword, ""))
+
+
 @dataclass
 class SourceSeries:
     """The MR series the outputs reference, one dataset per case slice ``k``.
@@ -217,6 +243,12 @@ def synthesize_series(
     study, series, frame_of_reference = generate_uid(), generate_uid(), generate_uid()
     date, time = now_date_time()
     lo, hi = np.percentile(pixels[pixels > 0], [1, 99]) if np.any(pixels > 0) else (0, 1)
+    study_block = Dataset()  # the new study's patient and study attributes
+    study_block.PatientName = person_name(case_id)
+    study_block.PatientID = case_id
+    study_block.StudyInstanceUID = study
+    study_block.StudyDate, study_block.StudyTime = date, time
+    study_block.StudyID = "1"
     datasets = []
     for k in range(pixels.shape[2]):
         ds = Dataset()
@@ -227,15 +259,7 @@ def synthesize_series(
         ds.SOPClassUID = MR_IMAGE_STORAGE
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
         ds.SpecificCharacterSet = "ISO_IR 192"
-        ds.PatientName = person_name(case_id)
-        ds.PatientID = case_id
-        ds.PatientBirthDate = ""
-        ds.PatientSex = ""
-        ds.StudyInstanceUID = study
-        ds.StudyDate, ds.StudyTime = date, time
-        ds.StudyID = "1"
-        ds.AccessionNumber = ""
-        ds.ReferringPhysicianName = ""
+        copy_patient_study(study_block, ds)
         ds.StudyDescription = f"napari-brats study of {case_id}"
         ds.Modality = "MR"
         ds.SeriesInstanceUID = series
