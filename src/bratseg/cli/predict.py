@@ -205,7 +205,8 @@ def _summary(
     vols = "  ".join(f"{r.upper()} {masks[r].sum() * voxel_ml:.1f} mL" for r in ("wt", "tc", "et"))
     line = f"{case_id}: {out}  [{vols}]  {pred.seconds:.1f} s on {pred.device}"
     reasons = prediction_plausibility(pred, image, spacing)
-    return line + (f"  NEEDS REVIEW: {' '.join(reasons)}" if reasons else "")
+    notes = "".join(f"  ({note})" for note in pred.notes)  # e.g. ET removed: no enhancement
+    return line + notes + (f"  NEEDS REVIEW: {' '.join(reasons)}" if reasons else "")
 
 
 def _predict_one(case: Case, predictor: Predictor, bar: Any, step_bar: bool) -> Prediction:

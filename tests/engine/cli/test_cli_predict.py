@@ -393,10 +393,23 @@ def test_a_case_without_t1gd_is_segmented_with_a_warning_and_no_et(
         (partial / f"x_{channel}.nii.gz").symlink_to(next(case_dir.glob(f"*_{channel}.nii.gz")))
     out = tmp_path / "pred.nii.gz"
     rc = main(["predict", str(partial), "-o", str(out), "--model", str(standins["regions"]), "-q"])
-    err = capsys.readouterr().err
+    out_text, err = capsys.readouterr()
     assert rc == 0, err
+    assert "[WT " in out_text
     warnings = [line for line in err.splitlines() if "warning" in line]
     assert len(warnings) == 1 and "T1Gd missing: T1 used in its place" in warnings[0]
     labels = check_output(out, case_dir)
     masks = region_masks(labels, "2021")
     assert masks["et"].sum() == 0 and masks["tc"].sum() > 0  # ET became NCR, the core stays
+
+
+def test_the_summary_line_says_when_the_no_enhancement_rule_removed_et(
+    standin, standins, case_dir, tmp_path, capsys
+):
+    out = tmp_path / "pred.nii.gz"
+    model = str(standins["regions"])
+    command = ["predict", str(case_dir), "-o", str(out), "--model", model, "-q"]
+    assert main([*command, "--et-enhancement-min", "3"]) == 0  # no tumour enhances 3-fold
+    line = capsys.readouterr().out
+    assert "ET 0.0 mL]" in line and "(ET removed: no enhancement (T1Gd/T1 " in line
+    assert " < 3.00; " in line and "mL became NCR)" in line
