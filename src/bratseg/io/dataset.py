@@ -74,7 +74,9 @@ def list_case_folders(root: str | Path, *, allow_missing: bool = False) -> list[
     ]
 
 
-def scan_case_folders(root: str | Path) -> list[tuple[Path, BratsInputError | None]]:
+def scan_case_folders(
+    root: str | Path, *, allow_missing: bool = False
+) -> list[tuple[Path, BratsInputError | None]]:
     """Every folder under ``root`` that looks like a case, with why it cannot be used if so.
 
     Like :func:`list_case_folders`, but a sub-folder holding at least one file with a BraTS
@@ -94,12 +96,12 @@ def scan_case_folders(root: str | Path) -> list[tuple[Path, BratsInputError | No
     root = Path(root)
     if not root.is_dir():
         raise BratsInputError("folder not found" if not root.exists() else "not a folder", root)
-    if is_case_folder(root):
+    if is_case_folder(root, allow_missing=allow_missing):
         return [(root, None)]
     out: list[tuple[Path, BratsInputError | None]] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:
-            find_case_files(folder, seg=False)
+            find_case_files(folder, seg=False, allow_missing=allow_missing)
         except BratsInputError as exc:
             entries = [e for e in folder.iterdir() if not e.name.startswith(".")]
             if any(match_modality(e.name) for e in entries) or any(e.is_dir() for e in entries):

@@ -113,7 +113,7 @@ def segment_all(
             "case", index, total, row.case_id, f"case {index + 1}/{total}: {row.case_id}"
         )
         try:
-            case = load_case(row.folder, load_seg=False)
+            case = load_case(row.folder, load_seg=False, allow_missing=True)
             require_ready(case.findings, row.folder)  # raw scans: the row says so, with the way out
             run = predictor.run(case, should_stop=stop)
             while True:

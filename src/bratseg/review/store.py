@@ -98,7 +98,8 @@ def file_digest(path: str | Path) -> str:
 
 
 def case_key(files: dict[str, Path]) -> str:
-    """Identity of a case: a hash over the bytes of its four image files (T1, T1Gd, T2, FLAIR).
+    """Identity of a case: a hash over the bytes of its four image files (T1, T1Gd, T2, FLAIR;
+    a series the case lacks counts as ``missing``, so adding it later makes another case).
 
     Args:
         files: Channel -> file, as in :attr:`bratseg.io.Case.files`.
@@ -107,7 +108,7 @@ def case_key(files: dict[str, Path]) -> str:
 
     h = hashlib.sha256()
     for m in MODALITIES:
-        h.update(f"{m}:{file_digest(files[m])};".encode())
+        h.update(f"{m}:{file_digest(files[m]) if m in files else 'missing'};".encode())
     return h.hexdigest()[:24]
 
 

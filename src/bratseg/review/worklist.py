@@ -123,13 +123,14 @@ class Worklist:
         from bratseg.io import find_case_files, scan_case_folders
 
         rows = []
-        for folder, error in scan_case_folders(self.root):
+        # a case lacking one series is listed and segmented with its stand-in (Case.substituted)
+        for folder, error in scan_case_folders(self.root, allow_missing=True):
             row = WorklistRow(case_id=folder.name, folder=folder)
             if error is not None:
                 row.status, row.error = ERROR_STATUS, error.reason
             else:
                 try:
-                    row.files = find_case_files(folder, seg=False)
+                    row.files = find_case_files(folder, seg=False, allow_missing=True)
                     row.key = self._key(row.files)
                 except (BratsInputError, OSError) as exc:
                     row.status, row.error = ERROR_STATUS, getattr(exc, "reason", None) or str(exc)
@@ -177,7 +178,7 @@ class Worklist:
         if row.key is None:
             raise BratsInputError(row.error or "not a usable case folder", row.folder)
         try:
-            return load_case(row.folder, load_seg=False)
+            return load_case(row.folder, load_seg=False, allow_missing=True)
         except BratsInputError as exc:
             self.set_failure(
                 index, exc.reason if exc.path is None else f"{exc.path.name}: {exc.reason}"

@@ -151,6 +151,8 @@ def test_a_broken_case_keeps_its_error_in_its_row(
         brats2023_case_dir, root / brats2023_case_dir.name
     )  # BraTS 2023 names beside 2018 ones
     _link_case(brats2018_dir / CASES[1], root / "Case_no_flair", skip="flair")
+    no_pair = _link_case(brats2018_dir / CASES[1], root / "Case_no_t2_flair", skip="flair")
+    (no_pair / f"{CASES[1]}_t2.nii.gz").unlink()  # nothing left to stand in for FLAIR
     truncated = _link_case(brats2018_dir / CASES[2], root / "Case_truncated", skip="flair")
     flair = (brats2018_dir / CASES[2] / f"{CASES[2]}_flair.nii.gz").read_bytes()
     (truncated / "Case_truncated_flair.nii.gz").write_bytes(flair[: len(flair) // 3])
@@ -160,17 +162,19 @@ def test_a_broken_case_keeps_its_error_in_its_row(
     worklist = Worklist(root, SessionStore(tmp_path / "sessions"))
     rows = {r.case_id: r for r in worklist.rows}
     assert sorted(rows) == sorted(
-        [CASES[0], brats2023_case_dir.name, "Case_no_flair", "Case_truncated"]
+        [CASES[0], brats2023_case_dir.name, "Case_no_flair", "Case_no_t2_flair", "Case_truncated"]
     )
     assert (
-        rows["Case_no_flair"].status == "error"
-        and "missing FLAIR (flair) image" in rows["Case_no_flair"].error
+        rows["Case_no_t2_flair"].status == "error"
+        and "missing T2 (t2) image" in rows["Case_no_t2_flair"].error
+        and "a case needs T2 or FLAIR" in rows["Case_no_t2_flair"].error
     )
-    assert "\n" not in rows["Case_no_flair"].error
+    assert "\n" not in rows["Case_no_t2_flair"].error
     assert (
         rows[CASES[0]].status
         == rows["Case_truncated"].status
         == rows[brats2023_case_dir.name].status
+        == rows["Case_no_flair"].status  # T2 stands in for its FLAIR
         == "new"
     )
 
@@ -184,6 +188,7 @@ def test_a_broken_case_keeps_its_error_in_its_row(
     )
     assert "\n" not in rows["Case_truncated"].error
     assert rows[CASES[0]].status == "segmented" and rows[CASES[0]].error is None and good.is_dir()
+    assert rows["Case_no_flair"].status == "segmented" and rows["Case_no_flair"].error is None
     assert (
         rows[brats2023_case_dir.name].status == "segmented"
         and rows[brats2023_case_dir.name].volumes_ml["wt"] > 0
