@@ -17,7 +17,8 @@
 from bratseg.review.concurrency import SessionConflictError
 from bratseg.review.session import ModelInfo, ReviewSession
 from bratseg.review.signoff import STATUSES, ReviewLockedError, SignOff, default_reviewer
-from bratseg.review.store import SavedSession, SessionStore, case_key, sessions_dir
+from bratseg.review.store import SavedSession, SessionStore, case_key
+from bratseg.user_folders import sessions_dir
 
 __all__ = [
     "STATUSES",

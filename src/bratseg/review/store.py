@@ -50,6 +50,7 @@ from bratseg.review.concurrency import case_lock, generation_of, lock_path, refu
 from bratseg.review.saved_check import SavedSession, check_painted, read_arrays, read_saved
 from bratseg.review.session import ModelInfo, ReviewSession
 from bratseg.review.signoff import status_of
+from bratseg.user_folders import sessions_dir
 
 if TYPE_CHECKING:
     from bratseg.io import Case
@@ -73,16 +74,6 @@ def _et_rule(session: ReviewSession) -> dict[str, str]:
         return {}
     voxel_ml = float(np.prod(session.case.spacing)) / 1000.0
     return {"et_rule": evidence.message(voxel_ml)}
-
-
-def sessions_dir() -> Path:
-    """``$BRATSEG_SESSIONS``, else ``$BRATSEG_HOME/sessions`` (default ``~/.napari-brats/sessions``)."""
-    import os
-
-    from bratseg.zoo import bratseg_home
-
-    override = os.environ.get("BRATSEG_SESSIONS")
-    return Path(override).expanduser() if override else bratseg_home() / "sessions"
 
 
 def file_digest(path: str | Path) -> str:

@@ -9,18 +9,16 @@
 The names used across the engine are re-exported here: ``from bratseg.zoo import resolve_model``.
 """
 
+from bratseg.user_folders import bratseg_cache, bratseg_home, user_models_dir
 from bratseg.zoo.card import ModelCard, embedded_card, format_card
 from bratseg.zoo.catalogue import (
     BUNDLED_DIR,
     CHECKPOINT_SUFFIXES,
     ModelEntry,
-    bratseg_cache,
-    bratseg_home,
     bundled_models,
     list_models,
     read_checkpoint_meta,
     resolve_model,
-    user_models_dir,
 )
 from bratseg.zoo.default_ensemble import (
     DEFAULT_SETTINGS_FILE,

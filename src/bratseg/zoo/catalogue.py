@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from bratseg.errors import BratsInputError, CheckpointError
+from bratseg.user_folders import user_models_dir
 from bratseg.zoo.card import ModelCard, embedded_card
 
 logger = logging.getLogger(__name__)
@@ -74,45 +75,6 @@ class ModelEntry:
     def parameters(self) -> int | None:
         """Number of learnable weights stored in the checkpoint."""
         return self.meta.get("parameters")
-
-
-#: Folder of earlier versions, still used when it exists (models and sessions stay where they are).
-LEGACY_HOME = Path("~/.napari-brats")
-
-
-def bratseg_home() -> Path:
-    """The user data folder: ``$BRATSEG_HOME``; else ``~/.napari-brats`` when it exists (earlier
-    versions); else the platform's user data folder (platformdirs: ``~/.local/share/napari-brats``
-    on Linux, ``~/Library/Application Support/napari-brats`` on macOS, ``%LOCALAPPDATA%`` on
-    Windows)."""
-    env = os.environ.get("BRATSEG_HOME")
-    if env:
-        return Path(env).expanduser()
-    legacy = LEGACY_HOME.expanduser()
-    if legacy.is_dir():
-        return legacy
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("napari-brats", appauthor=False))
-
-
-def bratseg_cache() -> Path:
-    """The cache folder: ``$BRATSEG_HOME/cache`` when set, ``~/.napari-brats/cache`` when that
-    exists, else the platform's user cache folder (platformdirs)."""
-    env = os.environ.get("BRATSEG_HOME")
-    if env:
-        return Path(env).expanduser() / "cache"
-    legacy = LEGACY_HOME.expanduser()
-    if legacy.is_dir():
-        return legacy / "cache"
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("napari-brats", appauthor=False))
-
-
-def user_models_dir() -> Path:
-    """Folder of the user's checkpoints (may not exist yet)."""
-    return bratseg_home() / "models"
 
 
 def model_name_of(name: str) -> str:

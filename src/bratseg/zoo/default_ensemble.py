@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from bratseg.errors import BratsInputError, CheckpointError
 from bratseg.labels import REGIONS
+from bratseg.user_folders import user_models_dir
 from bratseg.zoo import catalogue
-from bratseg.zoo.catalogue import checkpoints_in, model_name_of, user_models_dir
+from bratseg.zoo.catalogue import checkpoints_in, model_name_of
 
 if TYPE_CHECKING:
     from bratseg.checkpoint import LoadedModel

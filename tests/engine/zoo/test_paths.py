@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bratseg.training.setup import default_cache_dir
-from bratseg.zoo import catalogue as zoo
+from bratseg import user_folders as zoo
 
 
 def test_user_folders_follow_the_platform_unless_told(
@@ -27,6 +27,11 @@ def test_user_folders_follow_the_platform_unless_told(
         == Path(platformdirs.user_cache_dir("napari-brats", appauthor=False)) / "crops"
     )
     assert zoo.user_models_dir() == zoo.bratseg_home() / "models"
+    assert zoo.sessions_dir() == zoo.bratseg_home() / "sessions"
+    monkeypatch.setenv("BRATSEG_SESSIONS", str(tmp_path / "reviews"))  # sessions alone move
+    assert zoo.sessions_dir() == tmp_path / "reviews"
+    assert zoo.user_models_dir() == zoo.bratseg_home() / "models"
+    monkeypatch.delenv("BRATSEG_SESSIONS")
     (tmp_path / ".napari-brats").mkdir()  # an earlier version's folder stays in use
     assert zoo.bratseg_home() == tmp_path / ".napari-brats"
     assert default_cache_dir() == tmp_path / ".napari-brats" / "cache" / "crops"
