@@ -16,6 +16,7 @@ def test_user_folders_follow_the_platform_unless_told(
     import platformdirs
 
     monkeypatch.delenv("BRATSEG_HOME", raising=False)
+    monkeypatch.delenv("BRATSEG_SESSIONS", raising=False)  # the tests' own sessions folder
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
