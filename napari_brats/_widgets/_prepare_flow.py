@@ -197,7 +197,9 @@ class PrepareRawMixin:
             self.status.setText(self.last_error)
             return
         self._show_case(layer_data)  # type: ignore[attr-defined]
-        case = layer_data[0][1]["metadata"]["bratseg"]["case"]
+        case = state.adopt(layer_data)
+        if case is None:
+            return
         self._add_mask_layer(case, result)
         lines = qc_lines(result.provenance)
         text = "<b>QC</b>: " + "<br>".join(lines)
@@ -222,6 +224,7 @@ class PrepareRawMixin:
         import nibabel as nib
         import numpy as np
 
+        from .._cases import CASE_REF, case_ref
         from .._layers import (
             AXIS_LABELS,
             META_KEY,
@@ -241,9 +244,10 @@ class PrepareRawMixin:
         head_name = result.provenance.get("qc", {}).get("head_image")
         head = result.folder / head_name if head_name else None
         t1ce = under = None
+        ref = case_ref(case)
         for layer in self.viewer.layers:
             meta = layer.metadata.get(META_KEY) or {}
-            if meta.get("case") is case and meta.get("role") == "image":
+            if meta.get(CASE_REF) == ref and meta.get("role") == "image":
                 layer.visible = head is None and meta.get("modality") == "t1ce"
                 t1ce = layer if meta.get("modality") == "t1ce" else t1ce
         if head is not None and head.is_file():

@@ -37,7 +37,6 @@ from qtpy.QtWidgets import (
 from bratseg.devices import DEVICE_CHOICES
 from bratseg.review import ReviewSession
 
-from .._layers import find_case
 from .._state import ModelInfo, viewer_state
 from ._common import show_input_error
 from ._prepare_flow import PrepareRawMixin
@@ -176,7 +175,7 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
 
     # ------------------------------------------------------------------ case
     def _update_case_label(self, *_: Any) -> None:
-        case = find_case(self.viewer.layers)
+        case = self.state.find_case(self.viewer.layers)
         if case is None:
             self.case_label.setText("No case loaded: open a case folder (or File ▸ Open).")
             return
@@ -258,9 +257,11 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
             self.progress.setRange(0, 0)
 
     def _show_case(self, layer_data: list) -> None:
+        case = self.state.adopt(layer_data)
         for data, kwargs, kind in layer_data:
             getattr(self.viewer, f"add_{kind}")(data, **kwargs)
-        case = layer_data[0][1]["metadata"]["bratseg"]["case"]
+        if case is None:
+            return
         self.status.setText(f"opened {case.case_id}")
         if getattr(case, "findings", None):
             from bratseg.io.readiness import readiness_line
@@ -290,7 +291,7 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
         """Start segmentation of the current case in a background worker; returns the worker."""
         from napari.qt.threading import create_worker
 
-        case = find_case(self.viewer.layers)
+        case = self.state.find_case(self.viewer.layers)
         paths = [Path(p) for p in self.selected_model_paths()]
         if case is None:
             self._fail("no case loaded: open a BraTS case folder first")

@@ -208,7 +208,9 @@ class WorklistWidget(QWidget):
         self.state.save_now()
         try:
             layer_data = read_case(str(row.folder))
-            case = layer_data[0][1]["metadata"]["bratseg"]["case"]
+            case = self.state.adopt(layer_data)
+            if case is None:
+                raise RuntimeError(f"{row.case_id}: the reader returned no case")
             saved = self.state.store.get(row.key)
             if saved is not None and saved.problem:  # the row's note says why; open the images
                 saved = None
@@ -242,7 +244,7 @@ class WorklistWidget(QWidget):
             return
         row = self.worklist.rows[self.current]
         saved = self.state.store.get(row.key) if row.key else None
-        case = self._case_layers[0].metadata.get("bratseg", {}).get("case")
+        case = self.state.case_of(self._case_layers[0])
         if saved is None or case is None or self._case_layers[0] not in self.viewer.layers:
             return
         try:

@@ -83,7 +83,7 @@ def test_registration_runs_in_a_worker_and_shows_the_aligned_case(
     assert segment.last_error is None, segment.last_error
     assert segment.run_button.isEnabled() and not segment.cancel_button.isEnabled()
     assert {layer.name for layer in viewer.layers} >= {"T1", "T1Gd", "T2", "FLAIR"}
-    shown = viewer.layers["T1Gd"].metadata["bratseg"]["case"]
+    shown = segment.state.case_of(viewer.layers["T1Gd"])
     reports = {r.channel: r for r in shown.alignment}
     assert set(reports) == {"T1", "T2", "FLAIR"}
     assert 3.0 <= reports["FLAIR"].rotation_deg <= 7.0, reports["FLAIR"].line()
