@@ -50,6 +50,8 @@ class ViewerState:
     autosaved = Signal(object)
     #: Emitted with the session after it was approved or reopened.
     signoff_changed = Signal(object)
+    #: Emitted with the session after its needs-review assessment was redone and recorded.
+    assessed = Signal(object)
 
     def __init__(self) -> None:
         self.session: ReviewSession | None = None

@@ -36,7 +36,7 @@ def segment_job(case: Any, predictor: Any, stop: threading.Event):
         # e.g. a torch error: superqt's worker would swallow a RuntimeError without emitting
         # ``errored`` or ``finished``, so re-raise it as a plain Exception.
         raise SegmentationFailed(f"{type(exc).__name__}: {exc}") from exc
-    from bratseg.review.session import assessment_of
+    from bratseg.review.assessment import assessment_of
 
     yield Progress(1, 1, "assessing where the proposal needs review")
     return prediction, predictor.models, assessment_of(prediction, case)

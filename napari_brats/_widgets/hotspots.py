@@ -1,7 +1,9 @@
 """Review hotspots dock: the needs-review flag, an uncertainty layer, and places to look at.
 
-Thin over :func:`bratseg.review.uncertainty.assess_case`: for the viewer's current review session
-(:func:`napari_brats._state.viewer_state`) it shows the case-level flag with its reasons, lists
+Thin over :func:`bratseg.review.assessment.assess_session` (the one needs-review assessment, which
+it records on the session, so the autosave, the Worklist row and the report say the same): for the
+viewer's current review session (:func:`napari_brats._state.viewer_state`) it shows the case-level
+flag with its reasons, lists
 the hotspots largest first (kind, region, mL) with a *Go to* button (or a double-click) that puts
 the slice and the camera on the hotspot, and on request adds the per-voxel uncertainty as an image
 layer named after its measure (e.g. ``uncertainty (entropy)``).
@@ -29,8 +31,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from bratseg.review.plausibility import brain_voxel_count
-from bratseg.review.uncertainty import Hotspot, ReviewAssessment, assess_case
+from bratseg.review.assessment import assess_session
+from bratseg.review.uncertainty import Hotspot, ReviewAssessment
 
 from .._layers import (
     AXIS_LABELS,
@@ -157,17 +159,15 @@ class HotspotsWidget(QWidget):
             self.measure.setText("")
             return None
         try:
-            assessment = assess_case(
-                session.region_probs,
-                session.labels,
-                tuple(session.case.spacing),
-                session.convention,
-                brain_voxels=brain_voxel_count(session.case.image),
-            )
+            assessment = assess_session(session)
         except (ValueError, MemoryError) as exc:
             show_input_error(exc)
             return None
+        if assessment is None:
+            return None
         self.assessment = assessment
+        self.state.assessed.emit(session)  # the Report dock shows the recorded reasons
+        self.state.schedule_save()  # ... and the Worklist row, once saved
         if assessment.needs_review:
             items = "".join(f"<li>{reason}</li>" for reason in assessment.reasons)
             self.flag.setText(

@@ -36,6 +36,7 @@ from bratseg.report import CaseReport, ReportInfo
 from bratseg.report import build_report as build_case_report
 from bratseg.report.table import lesion_table, summary_lines
 from bratseg.review import ReviewSession
+from bratseg.review.assessment import et_rule_note, report_notes
 
 from .._state import viewer_state
 from ._common import VOLUME_ROWS, show_input_error, spacing_of
@@ -84,17 +85,8 @@ def session_info(session: ReviewSession) -> ReportInfo:
         status=status,
         model_names=list(session.model.names),
         model_sha256=list(session.model.sha256),
-        notes=et_rule_notes(session),
+        notes=report_notes(session.assessment, et_rule_note(session)),
     )
-
-
-def et_rule_notes(session: ReviewSession) -> list[str]:
-    """``["ET removed: no enhancement (...)"]`` when the no-enhancement rule fired, else ``[]``."""
-    evidence = getattr(session, "et_evidence", None)
-    if evidence is None or not evidence.removed:
-        return []
-    sx, sy, sz = (float(v) for v in session.case.spacing)
-    return [evidence.message(sx * sy * sz / 1000.0)]
 
 
 def engine_report(session: ReviewSession) -> CaseReport:
@@ -222,6 +214,7 @@ class ReportWidget(QWidget):
         self._timer.timeout.connect(self.refresh)
         self.state.session_changed.connect(lambda _s: self.refresh())
         self.state.labels_changed.connect(self._timer.start)
+        self.state.assessed.connect(lambda _a: self._timer.start())
         self.refresh()
 
     def refresh(self) -> dict[str, Any] | None:
