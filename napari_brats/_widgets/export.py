@@ -57,8 +57,10 @@ class ExportWidget(QWidget):
         folder_row = QHBoxLayout()
         folder_row.addWidget(self.folder_edit)
         folder_row.addWidget(browse)
+        from bratseg.labels import BRATS_CONVENTIONS
+
         self.convention_combo = QComboBox()
-        self.convention_combo.addItems(["2021", "2023"])
+        self.convention_combo.addItems(list(BRATS_CONVENTIONS))
         self.layout_combo = QComboBox()
         self.layout_combo.addItems(["BraTS case folders", "nnU-Net dataset", DICOM_LAYOUT])
         self.layout_combo.setToolTip(

@@ -35,6 +35,8 @@ from qtpy.QtWidgets import (
 )
 
 from bratseg.devices import DEVICE_CHOICES
+from bratseg.io.align import ALIGN_MODES
+from bratseg.labels import BRATS_CONVENTIONS
 from bratseg.review import ReviewSession
 
 from .._state import ModelInfo, viewer_state
@@ -66,7 +68,7 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
         self.open_button.clicked.connect(self._open_case_dialog)
         self.init_prepare()
         self.align_combo = QComboBox()
-        self.align_combo.addItems(["none", "resample", "register"])
+        self.align_combo.addItems(list(ALIGN_MODES))
         self.align_combo.setToolTip(
             "Series on other grids: resample them into the T1Gd grid, or register "
             "them rigidly to T1Gd first (when opening a case here)"
@@ -84,7 +86,7 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
         self.prob_check = QCheckBox("Add WT/TC/ET probability layers (uncertainty)")
         self.prob_check.setChecked(True)
         self.convention_combo = QComboBox()
-        self.convention_combo.addItems(["2021", "2023"])
+        self.convention_combo.addItems(list(BRATS_CONVENTIONS))
         self.convention_combo.setToolTip("Label values of the result: 2021 (ET=4) or 2023 (ET=3)")
 
         self.run_button = QPushButton("Run segmentation")
@@ -183,7 +185,7 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
             f"Case <b>{case.case_id}</b> — {case.shape[0]}×{case.shape[1]}×{case.shape[2]}, "
             f"{'/'.join(f'{s:g}' for s in case.spacing)} mm"
         )
-        if case.seg_convention in ("2021", "2023"):
+        if case.seg_convention in BRATS_CONVENTIONS:
             self.convention_combo.setCurrentText(str(case.seg_convention))
         self.offer_saved_review(case)
         self.offer_prepare(case)  # not BraTS-ready: a dialog with the way out
