@@ -151,9 +151,13 @@ def label_colormap(convention: str) -> Any:
     return DirectLabelColormap(color_dict=colors)
 
 
-def label_features(convention: str) -> dict[str, list]:
+def label_features(convention: str) -> dict[str, list[int | str]]:
     """Features table (one row per label value) naming each tissue, shown on mouse-over."""
-    rows = {"index": [0], "tissue": ["background"], "name": ["background"]}
+    rows: dict[str, list[int | str]] = {
+        "index": [0],
+        "tissue": ["background"],
+        "name": ["background"],
+    }
     for tissue, value in sorted(LABEL_VALUES[convention].items(), key=lambda kv: kv[1]):
         rows["index"].append(value)
         rows["tissue"].append(tissue)

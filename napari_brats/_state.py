@@ -21,7 +21,7 @@ from psygnal import Signal
 
 from bratseg.errors import BratsInputError
 from bratseg.predictor import ModelCache
-from bratseg.review import ModelInfo, ReviewSession, SessionStore, case_key
+from bratseg.review import ModelInfo, ReviewSession, SavedSession, SessionStore, case_key
 from bratseg.review.concurrency import SessionConflictError
 
 from ._cases import claim, ref_of_layer
@@ -236,7 +236,7 @@ class ViewerState:
         self.autosave_enabled = True
         return self.store.save(self.session, self.key, exported=exported, replace=True)
 
-    def saved_session_of(self, case: Any) -> Any:
+    def saved_session_of(self, case: Case) -> SavedSession | None:
         """The autosaved review of ``case`` (same image files), or None."""
         try:
             return self.store.get(case_key(case.files))

@@ -16,7 +16,7 @@ scale and translate.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qtpy.QtCore import QTimer
@@ -46,6 +46,9 @@ from .._layers import (
 from .._state import viewer_state
 from ._common import show_input_error
 
+if TYPE_CHECKING:
+    from bratseg.io import Case
+
 logger = logging.getLogger(__name__)
 
 HEADERS = ("Kind", "Region", "mL", "")
@@ -59,7 +62,7 @@ def uncertainty_layer_name(measure: str) -> str:
 
 
 def uncertainty_layer_data(
-    values: np.ndarray, case: Any, measure: str
+    values: np.ndarray, case: Case, measure: str
 ) -> tuple[np.ndarray, dict[str, Any], str]:
     """Image layer-data tuple of a (X, Y, Z) uncertainty map in [0, 1] of ``case``."""
     kwargs = {
@@ -80,7 +83,7 @@ def uncertainty_layer_data(
 
 
 def hotspot_world_point(
-    hotspot: Hotspot, case: Any, layer: Any = None
+    hotspot: Hotspot, case: Case, layer: Any = None
 ) -> tuple[float, float, float]:
     """World coordinates (layer order) of a hotspot's centroid voxel.
 
@@ -90,7 +93,7 @@ def hotspot_world_point(
         layer: The layer whose scale and translate place the voxel (None: the case's display
             scale, no translate).
     """
-    index = storage_index_to_display(hotspot.centroid, tuple(case.shape), case.affine)
+    index = storage_index_to_display(hotspot.centroid, case.shape, case.affine)
     if layer is not None:
         scale, translate = np.asarray(layer.scale, float), np.asarray(layer.translate, float)
     else:
@@ -117,8 +120,8 @@ class HotspotsWidget(QWidget):
         self.layer_check.toggled.connect(self._layer_toggled)
         self.table = QTableWidget(0, len(HEADERS))
         self.table.setHorizontalHeaderLabels(list(HEADERS))
-        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
-        self.table.setSelectionBehavior(QTableWidget.SelectRows)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.cellDoubleClicked.connect(lambda row, _col: self.go_to(row))
         self.table.setMinimumHeight(160)
         refresh = QPushButton("Refresh")
@@ -209,9 +212,11 @@ class HotspotsWidget(QWidget):
         Returns:
             The world point (layer order) gone to, or None without such a hotspot.
         """
-        if self.assessment is None or not 0 <= row < len(self.assessment.hotspots):
-            return None
         session = self.state.session
+        if session is None or self.assessment is None:
+            return None
+        if not 0 <= row < len(self.assessment.hotspots):
+            return None
         point = hotspot_world_point(self.assessment.hotspots[row], session.case, self.state.layer)
         dims = self.viewer.dims
         dims.point = tuple(point[a] if a < len(point) else p for a, p in enumerate(dims.point))
@@ -233,10 +238,11 @@ class HotspotsWidget(QWidget):
 
     def show_uncertainty_layer(self) -> Any:
         """Add (or update) the uncertainty image layer of the current assessment; returns it."""
-        if self.assessment is None or self.assessment.uncertainty is None:
+        session = self.state.session
+        if session is None or self.assessment is None or self.assessment.uncertainty is None:
             return None
         data, kwargs, _ = uncertainty_layer_data(
-            self.assessment.uncertainty, self.state.session.case, self.assessment.measure
+            self.assessment.uncertainty, session.case, self.assessment.measure
         )
         if kwargs["name"] in self.viewer.layers:
             layer = self.viewer.layers[kwargs["name"]]

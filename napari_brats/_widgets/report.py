@@ -39,7 +39,13 @@ from bratseg.review import ReviewSession
 from bratseg.review.assessment import et_rule_note, report_notes
 
 from .._state import viewer_state
-from ._common import VOLUME_ROWS, show_input_error, spacing_of
+from ._common import (
+    VOLUME_ROWS,
+    hide_row_numbers,
+    set_column_tips,
+    show_input_error,
+    spacing_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -121,9 +127,8 @@ def build_report(session: ReviewSession) -> dict[str, Any]:
     for key in VOLUME_ROWS:
         engine = report["regions"][key]
         rows[key] = {column: engine.get(_ENGINE_KEYS[column]) for column in COLUMNS}
-    config = session.config
     report.update(
-        postprocess=config.to_dict() if hasattr(config, "to_dict") else dict(config or {}),
+        postprocess=session.config.to_dict(),
         edited_voxels=int(session.overrides.sum()),
         rows=rows,
     )
@@ -174,8 +179,7 @@ class ReportWidget(QWidget):
         self.title.setWordWrap(True)
         self.table = QTableWidget(len(VOLUME_ROWS), len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(HEADERS))
-        for column, tip in enumerate(TOOLTIPS):
-            self.table.horizontalHeaderItem(column).setToolTip(tip)
+        set_column_tips(self.table, TOOLTIPS)
         self.table.setMinimumHeight(190)
         self.table.setVerticalHeaderLabels([r.upper() for r in VOLUME_ROWS])
         self.table.resizeColumnsToContents()
@@ -184,7 +188,7 @@ class ReportWidget(QWidget):
         header, _rows = lesion_table({"lesions": [], "enhancing_lesions": []})
         self.lesions = QTableWidget(0, len(header))
         self.lesions.setHorizontalHeaderLabels(header)
-        self.lesions.verticalHeader().setVisible(False)
+        hide_row_numbers(self.lesions)
         self.lesions.setToolTip(
             "26-connected tumour lesions, largest first: the patient's side of the "
             "brain's mid-sagittal plane, volume, and the RANO diameters of the "
@@ -261,6 +265,8 @@ class ReportWidget(QWidget):
             from bratseg.report.pdf import write_report_pdf
 
             session = self.state.session
+            if session is None:
+                raise RuntimeError("no report: segment a case first")
             case = session.case
             return write_report_pdf(
                 report,

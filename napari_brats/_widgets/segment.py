@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -45,6 +45,13 @@ from ._prepare_flow import PrepareRawMixin
 from ._review import ReviewNotice, SavedReviewMixin
 from ._segment_job import segment_job
 from .model_list import ModelList
+
+if TYPE_CHECKING:
+    from bratseg.inference import InferenceOptions
+    from bratseg.io import Case
+    from bratseg.predictor import Predictor
+
+    from ._segment_job import SegmentResult
 
 logger = logging.getLogger(__name__)
 
@@ -278,14 +285,15 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
                 )
 
     # ------------------------------------------------------------------ run
-    def build_options(self) -> Any:
+    def build_options(self) -> InferenceOptions:
         """:class:`bratseg.inference.InferenceOptions` from the controls."""
         from bratseg.inference import InferenceOptions
+        from bratseg.labels import check_convention
 
         return InferenceOptions(
             device=self.device_combo.currentText(),
             tta=8 if self.tta_check.isChecked() else 0,
-            convention=self.convention_combo.currentText(),
+            convention=check_convention(self.convention_combo.currentText()),
             keep_class_probs=True,  # a class model's argmax mode (Postprocessing dock) needs them
         )
 
@@ -307,9 +315,10 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
             self._fail("no model ticked: tick at least one model (several = ensemble)")
             return None
         current = self.state.session
-        if current is not None and current.approved and current.case.case_id == case.case_id:
+        approval = current.approval if current is not None else None
+        if current is not None and approval is not None and current.case.case_id == case.case_id:
             self._fail(
-                f"{case.case_id} is {current.approval.line()}: reopen it (Worklist) before a new run"
+                f"{case.case_id} is {approval.line()}: reopen it (Worklist) before a new run"
             )
             return None
         try:
@@ -334,7 +343,7 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
             worker, lambda result: self._on_result(case, paths, options, result)
         )
 
-    def predictor(self, paths: list[Path], options: Any) -> Any:
+    def predictor(self, paths: list[Path], options: InferenceOptions) -> Predictor:
         """A :class:`bratseg.predictor.Predictor` for ``paths`` that reuses the networks this
         viewer loaded before (a second run does not load them again)."""
         from bratseg.predictor import Predictor
@@ -382,7 +391,9 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
             self.progress.setValue(0)
         self.worker = None
 
-    def _on_result(self, case: Any, paths: list[Path], options: Any, result: Any) -> None:
+    def _on_result(
+        self, case: Case, paths: list[Path], options: InferenceOptions, result: SegmentResult
+    ) -> None:
         prediction, models, assessment = result
         self.notice.clear()
         info = ModelInfo.from_run(models, paths, prediction, options.tta)

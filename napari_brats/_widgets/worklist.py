@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtWidgets import (
     QComboBox,
@@ -37,6 +37,9 @@ from ._common import show_input_error
 from ._worklist_batch import BatchStatus
 from ._worklist_table import WorklistTable
 from .model_list import ModelList
+
+if TYPE_CHECKING:
+    from bratseg.review.batch import BatchEvent
 
 logger = logging.getLogger(__name__)
 
@@ -352,7 +355,7 @@ class WorklistWidget(QWidget):
             self._stop.set()
             self.worker.quit()
 
-    def _on_event(self, event: Any) -> None:
+    def _on_event(self, event: BatchEvent) -> None:
         maximum, value = self.batch.progress(event)
         self.progress.setRange(0, maximum)
         self.progress.setValue(value)
