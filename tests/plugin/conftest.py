@@ -15,6 +15,17 @@ def checkpoint(standin, tmp_path_factory) -> Path:
     )
 
 
+@pytest.fixture(scope="session")
+def sample_case():
+    """The BraTS case shipped in the package, loaded (the one the GUI tests open)."""
+    from bratseg.io import load_case
+    from bratseg.sample import PACKAGED_SAMPLE
+
+    if not PACKAGED_SAMPLE.is_dir():
+        pytest.skip("the packaged sample case is missing from this installation")
+    return load_case(PACKAGED_SAMPLE)
+
+
 @pytest.fixture
 def own_home(monkeypatch, tmp_path):
     """Two torch threads; user models and sessions under ``tmp_path/home``, nothing shared."""

@@ -14,31 +14,29 @@ pytestmark = [pytest.mark.gui]
 
 
 @pytest.fixture(scope="module")
-def prediction(standin, brats2018_case, tmp_path_factory):
+def prediction(standin, sample_case, tmp_path_factory):
     from bratseg.checkpoint import load_checkpoint
     from bratseg.inference import InferenceOptions, predict_case
 
     path = standin.save_standin(
         tmp_path_factory.mktemp("hotspots") / "standin.pt", target_spacing=2.0
     )
-    return predict_case(brats2018_case, [load_checkpoint(path)], InferenceOptions(device="cpu"))
+    return predict_case(sample_case, [load_checkpoint(path)], InferenceOptions(device="cpu"))
 
 
 @pytest.fixture
-def dock(make_napari_viewer, brats2018_case, prediction):
+def dock(make_napari_viewer, sample_case, prediction):
     from bratseg.review import ModelInfo, ReviewSession
     from napari_brats._layers import case_layer_data, labels_layer_data
     from napari_brats._state import viewer_state
     from napari_brats._widgets.hotspots import HotspotsWidget
 
     viewer = make_napari_viewer()
-    for data, kwargs, kind in case_layer_data(brats2018_case):
+    for data, kwargs, kind in case_layer_data(sample_case):
         getattr(viewer, f"add_{kind}")(data, **kwargs)
-    session = ReviewSession.from_prediction(
-        brats2018_case, prediction, ModelInfo(["standin"], [], [])
-    )
+    session = ReviewSession.from_prediction(sample_case, prediction, ModelInfo(["standin"], [], []))
     data, kwargs, _ = labels_layer_data(
-        session.labels, brats2018_case, session.convention, name="segmentation", role="segmentation"
+        session.labels, sample_case, session.convention, name="segmentation", role="segmentation"
     )
     layer = viewer.add_labels(data, **kwargs)
     widget = HotspotsWidget(viewer)
