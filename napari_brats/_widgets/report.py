@@ -37,6 +37,7 @@ from bratseg.report import build_report as build_case_report
 from bratseg.report.table import lesion_table, summary_lines
 from bratseg.review import ReviewSession
 from bratseg.review.assessment import et_rule_note, report_notes
+from bratseg.review.signoff import review_status
 
 from .._state import viewer_state
 from ._common import (
@@ -79,16 +80,11 @@ _ENGINE_KEYS = {
 
 def session_info(session: ReviewSession) -> ReportInfo:
     """Case, model, reviewer and status of a review session."""
-    signoffs = list(getattr(session, "signoffs", None) or [])
-    last = signoffs[-1] if signoffs else None
-    if getattr(session, "approved", False):
-        status = "approved"
-    else:
-        status = "edited" if int(session.overrides.sum()) else "segmented"
+    last = session.signoffs[-1] if session.signoffs else None
     return ReportInfo(
         case_id=session.case.case_id,
-        reviewer=getattr(last, "reviewer", None),
-        status=status,
+        reviewer=last.reviewer if last is not None else None,
+        status=review_status(session.signoffs, session.n_edited),
         model_names=list(session.model.names),
         model_sha256=list(session.model.sha256),
         notes=report_notes(session.assessment, et_rule_note(session)),
