@@ -29,9 +29,9 @@ def ask_about_edits(parent: QWidget | None, state: ViewerState, action: str) -> 
     Returns:
         One of :data:`CHOICES` (``"keep"`` at once when there is nothing to ask about).
     """
-    if not state.has_unexported_edits():
-        return "keep"
     session = state.session
+    if session is None or not state.has_unexported_edits():
+        return "keep"
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Question)
     box.setWindowTitle("Unexported hand edits")
@@ -80,6 +80,8 @@ def export_labels_dialog(parent: QWidget | None, state: ViewerState) -> bool:
     from bratseg.io import save_label_map
 
     session = state.session
+    if session is None:
+        return False
     name, _ = QFileDialog.getSaveFileName(
         parent, "Export labels", f"{session.case.case_id}_seg.nii.gz", "NIfTI (*.nii.gz *.nii)"
     )

@@ -10,7 +10,7 @@ follow-up on the right, and the text overlay carries the changes and the *sugges
 from __future__ import annotations
 
 import textwrap
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,13 +27,17 @@ from napari_brats._layers import (
 )
 
 T1GD = 1  # index of the T1Gd in a case's (4, X, Y, Z) image
+if TYPE_CHECKING:
+    from bratseg.io import Case
+    from bratseg.report.followup import Comparison
+
 #: Layers per panel in grid mode (T1Gd and labels).
 PANEL_LAYERS = 2
 #: Characters per line of the overlay text.
 TEXT_WIDTH = 100
 
 
-def _t1gd_layer(volume: np.ndarray, case: Any, name: str, role: str) -> LayerDataTuple:
+def _t1gd_layer(volume: np.ndarray, case: Case, name: str, role: str) -> LayerDataTuple:
     meta = {**geometry_meta(case), "role": role, "modality": "t1ce"}
     kwargs = {
         "name": name,
@@ -48,7 +52,7 @@ def _t1gd_layer(volume: np.ndarray, case: Any, name: str, role: str) -> LayerDat
 
 
 def followup_layer_data(
-    comparison: Any, baseline: Any, baseline_labels: np.ndarray, convention: str
+    comparison: Comparison, baseline: Case, baseline_labels: np.ndarray, convention: str
 ) -> list[LayerDataTuple]:
     """Layers of both time points on the baseline grid: baseline T1Gd and labels, then the
     follow-up's, registered (grid mode fills the panels in layer order: baseline on the left).
@@ -91,7 +95,7 @@ def followup_layer_data(
     ]
 
 
-def followup_text(comparison: Any) -> str:
+def followup_text(comparison: Comparison) -> str:
     """The overlay text: ET, TC, WT change in mL and %, then the suggestions with their rules."""
     lines = ["baseline (left) -> follow-up (right, registered)"]
     for key, row in comparison.changes().items():
@@ -109,7 +113,11 @@ def followup_text(comparison: Any) -> str:
 
 
 def show_followup(
-    viewer: Any, comparison: Any, baseline: Any, baseline_labels: np.ndarray, convention: str
+    viewer: Any,
+    comparison: Comparison,
+    baseline: Case,
+    baseline_labels: np.ndarray,
+    convention: str,
 ) -> list[Any]:
     """Add both time points to ``viewer`` and link them: grid mode, one panel per time point.
 

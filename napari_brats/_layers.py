@@ -10,19 +10,23 @@ on a labels layer writes straight into the engine-order array it was built from,
 :func:`from_display` gives the source-storage array back for writing.
 
 Every layer built here carries ``metadata["bratseg"]`` with the geometry (affine, header, spacing)
-needed to write it back in the source geometry, its role and, for case layers, the
-:class:`bratseg.io.Case` itself.
+needed to write it back in the source geometry, its role and a reference to its
+:class:`bratseg.io.Case` (:mod:`napari_brats._cases`): plain facts only, never the live case.
 """
 
 from __future__ import annotations
 
-import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bratseg.labels import LABEL_COLORS, LABEL_NAMES, LABEL_VALUES, REGION_NAMES, REGIONS
 from bratseg.orientation import Reorientation, reorientation
+
+from ._cases import CASE_REF, case_ref
+
+if TYPE_CHECKING:
+    from bratseg.io import Case
 
 #: Key of the plugin's entry in ``layer.metadata``.
 META_KEY = "bratseg"
@@ -129,9 +133,13 @@ def label_colormap(convention: str) -> Any:
     return DirectLabelColormap(color_dict=colors)
 
 
-def label_features(convention: str) -> dict[str, list]:
+def label_features(convention: str) -> dict[str, list[int | str]]:
     """Features table (one row per label value) naming each tissue, shown on mouse-over."""
-    rows = {"index": [0], "tissue": ["background"], "name": ["background"]}
+    rows: dict[str, list[int | str]] = {
+        "index": [0],
+        "tissue": ["background"],
+        "name": ["background"],
+    }
     for tissue, value in sorted(LABEL_VALUES[convention].items(), key=lambda kv: kv[1]):
         rows["index"].append(value)
         rows["tissue"].append(tissue)
@@ -139,24 +147,11 @@ def label_features(convention: str) -> dict[str, list]:
     return rows
 
 
-#: Cases shown in some viewer (weakly held): a labels layer made with napari's own "new labels"
-#: button carries no geometry, and the writer matches it to one of these by shape and scale.
-_OPEN_CASES: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
-
-
-def open_cases() -> list[Any]:
-    """The cases whose layers were built in this session and are still alive."""
-    return list(_OPEN_CASES.values())
-
-
-def geometry_meta(case: Any) -> dict[str, Any]:
-    """The ``metadata["bratseg"]`` entries shared by all layers of one case."""
-    try:
-        _OPEN_CASES[id(case)] = case
-    except TypeError:  # not weak-referenceable: nothing to match against later
-        pass
+def geometry_meta(case: Case) -> dict[str, Any]:
+    """The ``metadata["bratseg"]`` entries shared by all layers of one case: plain facts and the
+    case's reference (:func:`napari_brats._cases.case_ref`), never the case itself."""
     return {
-        "case": case,
+        CASE_REF: case_ref(case),
         "case_id": case.case_id,
         "affine": np.asarray(case.affine, dtype=np.float64),
         "header": case.header,
@@ -166,7 +161,7 @@ def geometry_meta(case: Any) -> dict[str, Any]:
     }
 
 
-def image_layer_data(case: Any) -> list[LayerDataTuple]:
+def image_layer_data(case: Case) -> list[LayerDataTuple]:
     """One image layer per modality (T1, T1Gd, T2, FLAIR) of a loaded case.
 
     Args:
@@ -204,7 +199,7 @@ def image_layer_data(case: Any) -> list[LayerDataTuple]:
 
 def labels_layer_data(
     labels: np.ndarray,
-    case: Any,
+    case: Case,
     convention: str,
     *,
     name: str,
@@ -238,7 +233,7 @@ def labels_layer_data(
     return (to_display(labels, case.affine), kwargs, "labels")
 
 
-def probability_layer_data(region_probs: np.ndarray, case: Any) -> list[LayerDataTuple]:
+def probability_layer_data(region_probs: np.ndarray, case: Case) -> list[LayerDataTuple]:
     """Image layers of WT/TC/ET probabilities (uncertainty display), hidden by default.
 
     Args:
@@ -265,7 +260,7 @@ def probability_layer_data(region_probs: np.ndarray, case: Any) -> list[LayerDat
     return out
 
 
-def case_layer_data(case: Any) -> list[LayerDataTuple]:
+def case_layer_data(case: Case) -> list[LayerDataTuple]:
     """All layers of a loaded case: four images plus its reference seg when present."""
     layers = image_layer_data(case)
     if case.seg is not None:
@@ -282,13 +277,3 @@ def case_layer_data(case: Any) -> list[LayerDataTuple]:
             )
         )
     return layers
-
-
-def find_case(layers: Any) -> Any | None:
-    """The :class:`bratseg.io.Case` behind the selected layer, else the last case layer."""
-    candidates = list(layers.selection) + list(reversed(list(layers)))
-    for layer in candidates:
-        meta = getattr(layer, "metadata", {}).get(META_KEY)
-        if meta and meta.get("case") is not None:
-            return meta["case"]
-    return None

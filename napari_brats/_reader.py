@@ -121,7 +121,6 @@ def read_single_nifti(path: str | list[str]) -> list[LayerDataTuple]:
     affine = np.asarray(img.affine, dtype=np.float64)
     spacing = voxel_spacing(img.header)
     meta: dict[str, Any] = {
-        "case": None,
         "case_id": p.name.split(".")[0],
         "affine": affine,
         "header": img.header,

@@ -6,7 +6,7 @@ with its saved review), so a case looks and behaves the same whichever dock open
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -14,8 +14,11 @@ from ._layers import labels_layer_data, probability_layer_data
 from ._state import viewer_state
 from ._tracking import EditTracker
 
+if TYPE_CHECKING:
+    from bratseg.review import ReviewSession
 
-def show_session(viewer: Any, session: Any, *, probabilities: bool = True) -> Any:
+
+def show_session(viewer: Any, session: ReviewSession, *, probabilities: bool = True) -> Any:
     """Show ``session``'s labels (and WT/TC/ET probabilities) and make it the viewer's review.
 
     The same case's labels layer is reused and updated in place, so napari's undo history of the

@@ -2,7 +2,8 @@
 
 The review rules live in the engine (:class:`bratseg.review.ReviewSession`: probabilities,
 proposal, working labels, hand edits that survive settings and new model runs). This module only
-keeps, per viewer, which session is open, which labels layer shows it, and the debounced autosave
+keeps, per viewer, the cases its layers show (:mod:`napari_brats._cases`: layer metadata only names
+them), which session is open, which labels layer shows it, and the debounced autosave
 (:class:`bratseg.review.SessionStore`) that the docks trigger after every stroke, slider move and
 model run. The layer holds a view of :attr:`ReviewSession.labels`, so paint strokes land in it.
 An approved session (:mod:`bratseg.review.signoff`) makes its layer read-only until reopened.
@@ -13,18 +14,24 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from psygnal import Signal
 
 from bratseg.errors import BratsInputError
 from bratseg.predictor import ModelCache
-from bratseg.review import ModelInfo, ReviewSession, SessionStore, case_key
+from bratseg.review import ModelInfo, ReviewSession, SavedSession, SessionStore, case_key
 from bratseg.review.concurrency import SessionConflictError
+
+from ._cases import claim, ref_of_layer
+
+if TYPE_CHECKING:
+    from bratseg.io import Case
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AUTOSAVE_DELAY_MS", "ModelInfo", "ViewerState", "viewer_state"]
+__all__ = ["AUTOSAVE_DELAY_MS", "ModelInfo", "ViewerState", "find_case", "viewer_state"]
 
 #: Quiet time after the last change before the autosave runs (one save per burst of strokes).
 AUTOSAVE_DELAY_MS = 400
@@ -43,6 +50,8 @@ class ViewerState:
     autosaved = Signal(object)
     #: Emitted with the session after it was approved or reopened.
     signoff_changed = Signal(object)
+    #: Emitted with the session after its needs-review assessment was redone and recorded.
+    assessed = Signal(object)
 
     def __init__(self) -> None:
         self.session: ReviewSession | None = None
@@ -59,6 +68,40 @@ class ViewerState:
         self.committing = False
         #: Networks loaded by this viewer's runs, kept for the next (Segment, Worklist batch).
         self.models = ModelCache()
+        #: The cases this viewer's layers show, by the reference in their metadata.
+        self.cases: dict[str, Case] = {}
+
+    # ------------------------------------------------------------------ cases
+    def case_of(self, layer: Any) -> Case | None:
+        """The :class:`bratseg.io.Case` a layer (or layer-data kwargs) shows, held here from now
+        on; None when the layer names no live case."""
+        ref = ref_of_layer(layer)
+        if ref is None:
+            return None
+        case = self.cases.get(ref) or claim(ref)
+        if case is not None:
+            self.cases[ref] = case
+        return case
+
+    def adopt(self, layer_data: Iterable[tuple[Any, dict[str, Any], str]]) -> Case | None:
+        """The case behind reader output that this viewer is about to show, held here."""
+        for _data, kwargs, _kind in layer_data:
+            case = self.case_of(kwargs)
+            if case is not None:
+                return case
+        return None
+
+    def find_case(self, layers: Any) -> Case | None:
+        """The case behind the selected layer, else behind the last case layer of ``layers``
+        (the viewer's layer list). Cases no layer names any more are let go."""
+        shown = {ref for layer in layers if (ref := ref_of_layer(layer)) is not None}
+        for ref in [ref for ref in self.cases if ref not in shown]:
+            del self.cases[ref]
+        for layer in list(layers.selection) + list(reversed(list(layers))):
+            case = self.case_of(layer)
+            if case is not None:
+                return case
+        return None
 
     def set_session(self, session: ReviewSession | None, layer: Any = None) -> None:
         """Replace the current session (and the layer showing it) and notify the docks."""
@@ -193,7 +236,7 @@ class ViewerState:
         self.autosave_enabled = True
         return self.store.save(self.session, self.key, exported=exported, replace=True)
 
-    def saved_session_of(self, case: Any) -> Any:
+    def saved_session_of(self, case: Case) -> SavedSession | None:
         """The autosaved review of ``case`` (same image files), or None."""
         try:
             return self.store.get(case_key(case.files))
@@ -215,6 +258,11 @@ class ViewerState:
 
 
 _STATES: weakref.WeakKeyDictionary[Any, ViewerState] = weakref.WeakKeyDictionary()
+
+
+def find_case(viewer: Any) -> Case | None:
+    """The :class:`bratseg.io.Case` behind ``viewer``'s selected layer, else its last case layer."""
+    return viewer_state(viewer).find_case(viewer.layers)
 
 
 def viewer_state(viewer: Any) -> ViewerState:

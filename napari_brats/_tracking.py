@@ -99,7 +99,8 @@ class EditTracker:
     def _refused(self) -> bool:
         """True for an approved review: any change to its labels is undone from the snapshot."""
         session = self.state.session
-        if session is None or not session.approved or self.state.layer is not self.layer:
+        approval = session.approval if session is not None else None
+        if session is None or approval is None or self.state.layer is not self.layer:
             return False
         if self.snapshot is not None and self.snapshot.shape == session.labels.shape:
             changed = session.labels != self.snapshot
@@ -107,7 +108,7 @@ class EditTracker:
                 logger.warning(
                     "%s is %s: %d changed voxels undone (reopen it to edit)",
                     session.case.case_id,
-                    session.approval.line(),
+                    approval.line(),
                     int(changed.sum()),
                 )
                 np.copyto(session.labels, self.snapshot, where=changed)
@@ -131,6 +132,8 @@ class EditTracker:
             voxels = np.flatnonzero(changed)
             stroke = (voxels, session.labels.reshape(-1)[voxels])
         voxels, after = stroke
+        if session is None:  # a stroke always has its session; this narrows the type
+            return
         assert self.snapshot is not None
         snapshot = self.snapshot.reshape(-1)
         session.apply_stroke(voxels, after, before=snapshot[voxels])

@@ -59,7 +59,8 @@ def matching_case(shape: tuple[int, ...], scale: tuple[float, ...], name: Any = 
     Raises:
         BratsInputError: No open case matches, or several of different geometry do.
     """
-    from ._layers import display_scale, open_cases, to_display
+    from ._cases import open_cases
+    from ._layers import display_scale, to_display
 
     what = f"labels layer {name!r}" if name else "this labels layer"
     hits = []

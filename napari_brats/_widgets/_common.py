@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bratseg.errors import BratsInputError
+
+if TYPE_CHECKING:
+    from qtpy.QtWidgets import QTableWidget
+
+    from bratseg.review import ReviewSession
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +41,22 @@ def fmt_ml(value: float) -> str:
     return f"{value:.2f}"
 
 
-def spacing_of(session: Any) -> tuple[float, float, float]:
+def spacing_of(session: ReviewSession) -> tuple[float, float, float]:
     """Voxel spacing (mm, engine order X, Y, Z) of a session's case."""
-    return tuple(float(s) for s in session.case.spacing)  # type: ignore[return-value]
+    sx, sy, sz = (float(s) for s in session.case.spacing)
+    return sx, sy, sz
+
+
+def set_column_tips(table: QTableWidget, tips: Sequence[str]) -> None:
+    """Give a table's column headers their tooltips (after its header labels were set)."""
+    for column, tip in enumerate(tips):
+        item = table.horizontalHeaderItem(column)
+        if item is not None:
+            item.setToolTip(tip)
+
+
+def hide_row_numbers(table: QTableWidget) -> None:
+    """Hide a table's row-number column."""
+    header = table.verticalHeader()
+    if header is not None:  # Qt's stubs type every header as optional
+        header.setVisible(False)

@@ -17,10 +17,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from qtpy.QtWidgets import QFileDialog, QLabel, QMessageBox, QPushButton
+import numpy as np
+from qtpy.QtWidgets import QFileDialog, QLabel, QMessageBox, QPushButton, QWidget
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +50,48 @@ def qc_lines(provenance: dict[str, Any]) -> list[str]:
     return lines + list(qc.get("registration", []))
 
 
-class PrepareRawMixin:
+if TYPE_CHECKING:
+    from qtpy.QtWidgets import QComboBox, QProgressBar
+
+    from bratseg.io import Case
+    from bratseg.prepare.pipeline import PrepareResult
+
+    from .._layers import LayerDataTuple
+    from .._state import ViewerState
+
+    _Dock = QWidget  # the mixin is only ever part of the Segment dock, a QWidget
+else:
+    _Dock = object
+
+
+def _voxels(path: Path) -> np.ndarray:
+    """The voxel array of a NIfTI image the preparation wrote (QC head image, brain mask)."""
+    import nibabel as nib
+    from nibabel.spatialimages import SpatialImage
+
+    img = nib.load(path)
+    if not isinstance(img, SpatialImage):
+        raise TypeError(f"{path} is not an image")
+    return np.asarray(img.dataobj)
+
+
+class PrepareRawMixin(_Dock):
     """Methods of the Segment dock behind *Prepare raw scans…* (see the module docstring)."""
 
-    viewer: Any
+    viewer: Any  # napari.Viewer
+    state: ViewerState
     status: QLabel
+    progress: QProgressBar
+    device_combo: QComboBox
     last_error: str | None
+
+    if TYPE_CHECKING:  # the dock's own methods the flow calls
+
+        def _set_busy(self, busy: bool) -> None: ...
+
+        def _show_case(self, layer_data: list[LayerDataTuple]) -> None: ...
+
+        def _start_worker(self, worker: Any, on_returned: Callable[..., Any]) -> Any: ...
 
     def init_prepare(self) -> None:
         """Create the dock's *Prepare raw scans…* button and QC line (called by its __init__)."""
@@ -72,7 +110,7 @@ class PrepareRawMixin:
         self._offered_raw: set[int] = set()
 
     # ------------------------------------------------------------------ 1. offer
-    def offer_prepare(self, case: Any) -> QMessageBox | None:
+    def offer_prepare(self, case: Case) -> QMessageBox | None:
         """A dialog with the engine's not-ready line and *Prepare raw scans…* (once per case)."""
         if not getattr(case, "findings", None) or id(case) in self._offered_raw:
             return None
@@ -99,14 +137,15 @@ class PrepareRawMixin:
         )
 
     def _offer(self, title: str, line: str, source: Path | str | None) -> QMessageBox:
-        box = QMessageBox(self)  # type: ignore[arg-type]
+        box = QMessageBox(self)
         box.setIcon(QMessageBox.Icon.Warning)
         box.setWindowTitle("Not BraTS-ready")
         box.setText(title)
         box.setInformativeText(line)
         button = box.addButton("Prepare raw scans…", QMessageBox.ButtonRole.AcceptRole)
         box.addButton(QMessageBox.StandardButton.Close)
-        button.clicked.connect(lambda: self.choose_series(source) if source else None)
+        if button is not None:  # Qt's stubs type the new button as optional
+            button.clicked.connect(lambda: self.choose_series(source) if source else None)
         self.readiness_box = box
         box.open()
         return box
@@ -114,7 +153,7 @@ class PrepareRawMixin:
     # ------------------------------------------------------------------ 2. pick
     def prepare_raw_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(
-            self,  # type: ignore[arg-type]
+            self,
             "Raw study folder (NIfTI series or DICOM series folders)",
         )
         if folder:
@@ -142,7 +181,7 @@ class PrepareRawMixin:
             candidates,
             guess_channels(candidates),
             default_output(source),
-            parent=self,  # type: ignore[arg-type]
+            parent=self,
         )
         dialog.accepted.connect(
             lambda: self.start_prepare(
@@ -162,11 +201,11 @@ class PrepareRawMixin:
 
         from bratseg.prepare import PrepareOptions, iter_prepare
 
-        device = self.device_combo.currentText()  # type: ignore[attr-defined]
+        device = self.device_combo.currentText()
         options = PrepareOptions(n4=n4, device="cpu" if device in ("cpu", "mps") else device)
         self.last_error = None
         self.qc_label.setVisible(False)
-        self._set_busy(True)  # type: ignore[attr-defined]
+        self._set_busy(True)
         self.status.setText(f"preparing {Path(source).name} into {out_dir}…")
         worker = create_worker(
             iter_prepare,
@@ -177,16 +216,16 @@ class PrepareRawMixin:
             _start_thread=False,
             _ignore_errors=True,
         )
-        return self._start_worker(worker, self.show_prepared)  # type: ignore[attr-defined]
+        return self._start_worker(worker, self.show_prepared)
 
-    def show_prepared(self, result: Any) -> None:
+    def show_prepared(self, result: PrepareResult) -> None:
         """Open the prepared case and show its QC (mask outline over T1Gd, lines, review note)."""
         from .._closeguard import ask_about_edits, settle_edits
         from .._reader import read_case
         from ._common import show_input_error
 
         self.prepared = result
-        state = self.state  # type: ignore[attr-defined]
+        state = self.state
         if not settle_edits(self, state, ask_about_edits(self, state, "opening the prepared case")):
             self.status.setText(f"prepared into {result.folder}; not opened")
             return
@@ -196,8 +235,10 @@ class PrepareRawMixin:
             self.last_error = show_input_error(exc)
             self.status.setText(self.last_error)
             return
-        self._show_case(layer_data)  # type: ignore[attr-defined]
-        case = layer_data[0][1]["metadata"]["bratseg"]["case"]
+        self._show_case(layer_data)
+        case = state.adopt(layer_data)
+        if case is None:
+            return
         self._add_mask_layer(case, result)
         lines = qc_lines(result.provenance)
         text = "<b>QC</b>: " + "<br>".join(lines)
@@ -210,18 +251,16 @@ class PrepareRawMixin:
             from napari.utils.notifications import show_warning
 
             show_warning(f"{case.case_id} needs review: {'; '.join(result.review)}")
-        self.progress.setRange(0, 1)  # type: ignore[attr-defined]
-        self.progress.setValue(1)  # type: ignore[attr-defined]
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
         self.qc_label.setText(text)
         self.qc_label.setVisible(True)
         self.status.setText(f"prepared {case.case_id}: {lines[0]}; ready to segment")
 
-    def _add_mask_layer(self, case: Any, result: Any) -> Any:
+    def _add_mask_layer(self, case: Case, result: PrepareResult) -> Any:
         """The brain-mask outline over the T1Gd before brain extraction (``qc/`` of the folder;
         over the prepared T1Gd when absent), the other series hidden."""
-        import nibabel as nib
-        import numpy as np
-
+        from .._cases import CASE_REF, case_ref
         from .._layers import (
             AXIS_LABELS,
             META_KEY,
@@ -241,13 +280,14 @@ class PrepareRawMixin:
         head_name = result.provenance.get("qc", {}).get("head_image")
         head = result.folder / head_name if head_name else None
         t1ce = under = None
+        ref = case_ref(case)
         for layer in self.viewer.layers:
             meta = layer.metadata.get(META_KEY) or {}
-            if meta.get("case") is case and meta.get("role") == "image":
+            if meta.get(CASE_REF) == ref and meta.get("role") == "image":
                 layer.visible = head is None and meta.get("modality") == "t1ce"
                 t1ce = layer if meta.get("modality") == "t1ce" else t1ce
         if head is not None and head.is_file():
-            volume = np.asarray(nib.load(head).dataobj, dtype=np.float32)
+            volume = _voxels(head).astype(np.float32)
             under = self.viewer.add_image(
                 to_display(volume, case.affine),
                 name=HEAD_LAYER,
@@ -258,7 +298,7 @@ class PrepareRawMixin:
         elif t1ce is not None:
             t1ce.visible = True
             under = t1ce
-        mask = np.asarray(nib.load(result.folder / f"{case.case_id}_brainmask.nii.gz").dataobj)
+        mask = _voxels(result.folder / f"{case.case_id}_brainmask.nii.gz")
         layer = self.viewer.add_labels(
             to_display(mask.astype(np.uint8), case.affine),
             name=BRAIN_MASK_LAYER,

@@ -6,9 +6,15 @@ Both are non-blocking: a line of text with buttons inside the dock, never a moda
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+if TYPE_CHECKING:
+    from bratseg.io import Case
+    from bratseg.review import ReviewSession
+
+    from .._state import ViewerState
 
 
 class ReviewNotice(QWidget):
@@ -65,7 +71,18 @@ class SavedReviewMixin:
     """Segment-dock methods for autosaved reviews and discarding edits (needs ``state``,
     ``notice``, ``status``, ``viewer``, ``show_session`` and ``_fail`` on the dock)."""
 
-    def offer_saved_review(self, case: Any) -> bool:
+    state: ViewerState
+    notice: ReviewNotice
+    status: QLabel
+    _offered: str | None
+
+    if TYPE_CHECKING:  # the dock's own methods
+
+        def _fail(self, message: str) -> None: ...
+
+        def show_session(self, session: ReviewSession) -> None: ...
+
+    def offer_saved_review(self, case: Case) -> bool:
         """When ``case`` has an autosaved review with hand edits, offer to restore it (once)."""
         session = self.state.session
         if session is not None and session.case.case_id == case.case_id:
@@ -83,7 +100,7 @@ class SavedReviewMixin:
         )
         return True
 
-    def restore_saved_review(self, case: Any) -> Any:
+    def restore_saved_review(self, case: Case) -> ReviewSession | None:
         """Open the autosaved review of ``case``: its labels and edits, no probabilities (a new
         run of the model keeps the edits)."""
         saved = self.state.saved_session_of(case)

@@ -6,14 +6,26 @@ Runs in a napari worker thread (:mod:`napari_brats._widgets.segment`); nothing h
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bratseg.checkpoint import LoadedModel
+    from bratseg.inference import Prediction, Progress
+    from bratseg.io import Case
+    from bratseg.predictor import Predictor
+
+#: What the job returns: the prediction, the networks it ran, and the needs-review assessment.
+SegmentResult = tuple["Prediction", "list[LoadedModel]", "dict[str, Any] | None"]
 
 
 class SegmentationFailed(Exception):
     """Inference failed with a RuntimeError (re-raised as this so the worker reports it)."""
 
 
-def segment_job(case: Any, predictor: Any, stop: threading.Event):
+def segment_job(
+    case: Case, predictor: Predictor, stop: threading.Event
+) -> Generator[Progress, None, SegmentResult]:
     """Generator run in the worker thread: :meth:`bratseg.predictor.Predictor.run` (loads the
     checkpoints not cached yet, the ensemble's postprocessing as ``predict`` uses), then the
     needs-review assessment.
@@ -36,7 +48,7 @@ def segment_job(case: Any, predictor: Any, stop: threading.Event):
         # e.g. a torch error: superqt's worker would swallow a RuntimeError without emitting
         # ``errored`` or ``finished``, so re-raise it as a plain Exception.
         raise SegmentationFailed(f"{type(exc).__name__}: {exc}") from exc
-    from bratseg.review.session import assessment_of
+    from bratseg.review.assessment import assessment_of
 
     yield Progress(1, 1, "assessing where the proposal needs review")
     return prediction, predictor.models, assessment_of(prediction, case)

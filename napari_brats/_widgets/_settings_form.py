@@ -12,12 +12,15 @@ import dataclasses
 from typing import Any
 
 from magicgui import widgets
+from magicgui.widgets.bases import ValueWidget
+
+from bratseg.configdict import Setting
 
 #: Upper end of a spin box whose setting has no declared maximum.
 UNBOUNDED_MAX = 10_000_000
 
 
-def setting_control(field: dataclasses.Field, spec: Any, value: Any) -> widgets.ValueWidget:
+def setting_control(field: dataclasses.Field, spec: Setting, value: Any) -> ValueWidget:
     """The control of one declared setting, showing ``value``.
 
     Args:
@@ -25,27 +28,31 @@ def setting_control(field: dataclasses.Field, spec: Any, value: Any) -> widgets.
         spec: Its :class:`bratseg.configdict.Setting`.
         value: The value to show.
     """
-    common = {"name": field.name, "tooltip": spec.help}
+    name, tip = field.name, spec.help
     if spec.choices is not None:
-        return widgets.ComboBox(choices=spec.choices, value=value, label=spec.label, **common)
+        return widgets.ComboBox(
+            choices=spec.choices, value=value, label=spec.label, name=name, tooltip=tip
+        )
     if isinstance(field.default, bool):
-        return widgets.CheckBox(text=spec.label, value=bool(value), label="", **common)
+        return widgets.CheckBox(
+            text=spec.label, value=bool(value), label="", name=name, tooltip=tip
+        )
     low = spec.minimum if spec.minimum is not None else 0
     high = spec.maximum if spec.maximum is not None else UNBOUNDED_MAX
     if isinstance(field.default, int):
         return widgets.SpinBox(
             min=int(low), max=int(high), step=int(spec.step or 1), value=int(value),
-            label=spec.label, **common,
+            label=spec.label, name=name, tooltip=tip,
         )  # fmt: skip
     return widgets.FloatSlider(
         min=float(low), max=float(high), step=spec.step or 0.01, value=float(value),
-        label=spec.label, **common,
+        label=spec.label, name=name, tooltip=tip,
     )  # fmt: skip
 
 
 def setting_forms(
     config: Any,
-) -> tuple[dict[str, widgets.ValueWidget], dict[str, widgets.Container]]:
+) -> tuple[dict[str, ValueWidget], dict[str, widgets.Container]]:
     """Controls for every declared setting of ``config``, and one form per group.
 
     Args:
@@ -57,8 +64,8 @@ def setting_forms(
     """
     from bratseg.configdict import declared_settings
 
-    controls: dict[str, widgets.ValueWidget] = {}
-    groups: dict[str, list[widgets.ValueWidget]] = {}
+    controls: dict[str, ValueWidget] = {}
+    groups: dict[str, list[ValueWidget]] = {}
     for field, spec in declared_settings(config):
         control = setting_control(field, spec, getattr(config, field.name))
         controls[field.name] = control
@@ -69,7 +76,7 @@ def setting_forms(
     return controls, forms
 
 
-def control_values(controls: dict[str, widgets.ValueWidget]) -> dict[str, Any]:
+def control_values(controls: dict[str, ValueWidget]) -> dict[str, Any]:
     """Field name -> the value its control shows (fractions rounded to 4 decimals, so that a
     slider's float steps give clean settings)."""
     out: dict[str, Any] = {}

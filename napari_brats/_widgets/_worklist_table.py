@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QWidget
 
 from bratseg.text import one_line
 
-from ._common import fmt_ml
+from ._common import fmt_ml, hide_row_numbers, set_column_tips
+
+if TYPE_CHECKING:
+    from bratseg.review.worklist import WorklistRow
 
 #: Table columns (header, tooltip).
 COLUMNS = (
@@ -27,7 +30,7 @@ COLUMNS = (
 NOTE_COLUMN = len(COLUMNS) - 1
 
 
-def row_cells(row: Any) -> list[str]:
+def row_cells(row: WorklistRow) -> list[str]:
     """The table texts of one :class:`~bratseg.review.worklist.WorklistRow`."""
     volumes = row.volumes_ml or {}
     flag = "" if row.needs_review is None else ("⚑ yes" if row.needs_review else "no")
@@ -51,21 +54,20 @@ class WorklistTable(QTableWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(0, len(COLUMNS), parent)
         self.setHorizontalHeaderLabels([c[0] for c in COLUMNS])
-        for i, (_, tip) in enumerate(COLUMNS):
-            self.horizontalHeaderItem(i).setToolTip(tip)
+        set_column_tips(self, [tip for _, tip in COLUMNS])
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.verticalHeader().setVisible(False)
+        hide_row_numbers(self)
 
-    def show_rows(self, rows: Sequence[Any]) -> None:
+    def show_rows(self, rows: Sequence[WorklistRow]) -> None:
         """Show every row (replacing what was shown)."""
         self.setRowCount(len(rows))
         for index, row in enumerate(rows):
             self.show_row(index, row)
         self.resizeColumnsToContents()
 
-    def show_row(self, index: int, row: Any) -> None:
+    def show_row(self, index: int, row: WorklistRow) -> None:
         """Show ``row`` (a worklist row) at ``index``; an error's full text is the note's tooltip."""
         for column, text in enumerate(row_cells(row)):
             item = QTableWidgetItem(one_line(text))  # a case or reviewer name never splits a row
@@ -75,5 +77,6 @@ class WorklistTable(QTableWidget):
 
     def selected_index(self) -> int | None:
         """Index of the selected row, None when nothing is selected."""
-        rows = self.selectionModel().selectedRows() if self.selectionModel() else []
+        model = self.selectionModel()
+        rows = model.selectedRows() if model is not None else []
         return rows[0].row() if rows else None

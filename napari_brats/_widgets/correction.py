@@ -10,7 +10,7 @@ own. "Revert all edits" goes back to the AI proposal after a confirmation.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -27,6 +27,9 @@ from qtpy.QtWidgets import (
 from bratseg.labels import LABEL_COLORS, LABEL_VALUES
 
 from .._state import viewer_state
+
+if TYPE_CHECKING:
+    from bratseg.review import ReviewSession
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +102,7 @@ class CorrectionWidget(QWidget):
     def paint_tissue(self, tissue: str) -> None:
         """Select the layer, switch to paint mode with ``tissue``'s label value."""
         layer, session = self.layer, self.state.session
-        if layer is None:
+        if layer is None or session is None:
             return
         value = 0 if tissue == "background" else LABEL_VALUES[session.convention][tissue]
         self.viewer.layers.selection.active = layer
@@ -143,9 +146,9 @@ class CorrectionWidget(QWidget):
         self.state.commit()
         return True
 
-    def _on_session(self, session: Any) -> None:
+    def _on_session(self, session: ReviewSession | None) -> None:
         self.setEnabled(session is not None and not session.approved)
-        if session is not None and session.approved:  # signed off: read-only until reopened
+        if session is not None and session.approval is not None:  # signed off: read-only
             self.edits_label.setText(
                 f"{session.case.case_id} is {session.approval.line()}: read-only. "
                 "Reopen it in the Worklist to edit."

@@ -7,8 +7,9 @@ replaced without asking (a Yes/No dialog; tests pass ``overwrite`` explicitly).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtWidgets import (
     QComboBox,
@@ -28,6 +29,9 @@ from bratseg.review.export import export_case, export_case_nnunet, export_sessio
 
 from .._state import viewer_state
 from ._common import show_input_error
+
+if TYPE_CHECKING:
+    from bratseg.review import ReviewSession
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +62,10 @@ class ExportWidget(QWidget):
         folder_row = QHBoxLayout()
         folder_row.addWidget(self.folder_edit)
         folder_row.addWidget(browse)
+        from bratseg.labels import BRATS_CONVENTIONS
+
         self.convention_combo = QComboBox()
-        self.convention_combo.addItems(["2021", "2023"])
+        self.convention_combo.addItems(list(BRATS_CONVENTIONS))
         self.layout_combo = QComboBox()
         self.layout_combo.addItems(["BraTS case folders", "nnU-Net dataset", DICOM_LAYOUT])
         self.layout_combo.setToolTip(
@@ -92,7 +98,7 @@ class ExportWidget(QWidget):
         self.state.session_changed.connect(self._on_session)
         self._on_session(self.state.session)
 
-    def _on_session(self, session: Any) -> None:
+    def _on_session(self, session: ReviewSession | None) -> None:
         self.export_button.setEnabled(session is not None)
         if session is not None:
             self.convention_combo.setCurrentText(session.convention)
@@ -118,12 +124,12 @@ class ExportWidget(QWidget):
             return None
         if folder is not None:
             self.folder_edit.setText(str(folder))
-        kwargs = {
+        kwargs: dict[str, Any] = {  # checked by export_case
             "convention": self.convention_combo.currentText(),
             "link": self.link_combo.currentText(),
         }
         dataset = Path(self.folder_edit.text()).expanduser()
-        write = export_case
+        write: Callable[..., Path] = export_case
         target = dataset / session.case.case_id
         if self.layout_combo.currentText() == DICOM_LAYOUT:
             try:
@@ -135,15 +141,21 @@ class ExportWidget(QWidget):
                 return None
             target = dataset / dicom_folder_name(session.case.case_id)
 
-            def write(session, dataset, overwrite, **_):  # the case's DICOM outputs
+            def write_dicom(
+                session: ReviewSession, dataset: Path, overwrite: bool, **_: Any
+            ) -> Path:  # the case's DICOM outputs
                 return export_session_dicom(session, target, overwrite=overwrite).folder
+
+            write = write_dicom
 
         elif self.layout_combo.currentText().startswith("nnU-Net"):
 
-            def write(
-                session, dataset, overwrite, **_
-            ):  # the nnU-Net layout: no link or label choice
+            def write_nnunet(
+                session: ReviewSession, dataset: Path, overwrite: bool, **_: Any
+            ) -> Path:  # the nnU-Net layout: no link or label choice
                 return export_case_nnunet(session, dataset, overwrite=overwrite)
+
+            write = write_nnunet
 
         try:
             try:

@@ -1,7 +1,9 @@
 """Review hotspots dock: the needs-review flag, an uncertainty layer, and places to look at.
 
-Thin over :func:`bratseg.review.uncertainty.assess_case`: for the viewer's current review session
-(:func:`napari_brats._state.viewer_state`) it shows the case-level flag with its reasons, lists
+Thin over :func:`bratseg.review.assessment.assess_session` (the one needs-review assessment, which
+it records on the session, so the autosave, the Worklist row and the report say the same): for the
+viewer's current review session (:func:`napari_brats._state.viewer_state`) it shows the case-level
+flag with its reasons, lists
 the hotspots largest first (kind, region, mL) with a *Go to* button (or a double-click) that puts
 the slice and the camera on the hotspot, and on request adds the per-voxel uncertainty as an image
 layer named after its measure (e.g. ``uncertainty (entropy)``).
@@ -14,7 +16,7 @@ scale and translate.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qtpy.QtCore import QTimer
@@ -29,8 +31,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from bratseg.review.plausibility import brain_voxel_count
-from bratseg.review.uncertainty import Hotspot, ReviewAssessment, assess_case
+from bratseg.review.assessment import assess_session
+from bratseg.review.uncertainty import Hotspot, ReviewAssessment
 
 from .._layers import (
     AXIS_LABELS,
@@ -43,6 +45,9 @@ from .._layers import (
 )
 from .._state import viewer_state
 from ._common import show_input_error
+
+if TYPE_CHECKING:
+    from bratseg.io import Case
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +62,7 @@ def uncertainty_layer_name(measure: str) -> str:
 
 
 def uncertainty_layer_data(
-    values: np.ndarray, case: Any, measure: str
+    values: np.ndarray, case: Case, measure: str
 ) -> tuple[np.ndarray, dict[str, Any], str]:
     """Image layer-data tuple of a (X, Y, Z) uncertainty map in [0, 1] of ``case``."""
     kwargs = {
@@ -78,7 +83,7 @@ def uncertainty_layer_data(
 
 
 def hotspot_world_point(
-    hotspot: Hotspot, case: Any, layer: Any = None
+    hotspot: Hotspot, case: Case, layer: Any = None
 ) -> tuple[float, float, float]:
     """World coordinates (layer order) of a hotspot's centroid voxel.
 
@@ -88,7 +93,7 @@ def hotspot_world_point(
         layer: The layer whose scale and translate place the voxel (None: the case's display
             scale, no translate).
     """
-    index = storage_index_to_display(hotspot.centroid, tuple(case.shape), case.affine)
+    index = storage_index_to_display(hotspot.centroid, case.shape, case.affine)
     if layer is not None:
         scale, translate = np.asarray(layer.scale, float), np.asarray(layer.translate, float)
     else:
@@ -115,8 +120,8 @@ class HotspotsWidget(QWidget):
         self.layer_check.toggled.connect(self._layer_toggled)
         self.table = QTableWidget(0, len(HEADERS))
         self.table.setHorizontalHeaderLabels(list(HEADERS))
-        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
-        self.table.setSelectionBehavior(QTableWidget.SelectRows)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.cellDoubleClicked.connect(lambda row, _col: self.go_to(row))
         self.table.setMinimumHeight(160)
         refresh = QPushButton("Refresh")
@@ -157,17 +162,15 @@ class HotspotsWidget(QWidget):
             self.measure.setText("")
             return None
         try:
-            assessment = assess_case(
-                session.region_probs,
-                session.labels,
-                tuple(session.case.spacing),
-                session.convention,
-                brain_voxels=brain_voxel_count(session.case.image),
-            )
+            assessment = assess_session(session)
         except (ValueError, MemoryError) as exc:
             show_input_error(exc)
             return None
+        if assessment is None:
+            return None
         self.assessment = assessment
+        self.state.assessed.emit(session)  # the Report dock shows the recorded reasons
+        self.state.schedule_save()  # ... and the Worklist row, once saved
         if assessment.needs_review:
             items = "".join(f"<li>{reason}</li>" for reason in assessment.reasons)
             self.flag.setText(
@@ -209,9 +212,11 @@ class HotspotsWidget(QWidget):
         Returns:
             The world point (layer order) gone to, or None without such a hotspot.
         """
-        if self.assessment is None or not 0 <= row < len(self.assessment.hotspots):
-            return None
         session = self.state.session
+        if session is None or self.assessment is None:
+            return None
+        if not 0 <= row < len(self.assessment.hotspots):
+            return None
         point = hotspot_world_point(self.assessment.hotspots[row], session.case, self.state.layer)
         dims = self.viewer.dims
         dims.point = tuple(point[a] if a < len(point) else p for a, p in enumerate(dims.point))
@@ -233,10 +238,11 @@ class HotspotsWidget(QWidget):
 
     def show_uncertainty_layer(self) -> Any:
         """Add (or update) the uncertainty image layer of the current assessment; returns it."""
-        if self.assessment is None or self.assessment.uncertainty is None:
+        session = self.state.session
+        if session is None or self.assessment is None or self.assessment.uncertainty is None:
             return None
         data, kwargs, _ = uncertainty_layer_data(
-            self.assessment.uncertainty, self.state.session.case, self.assessment.measure
+            self.assessment.uncertainty, session.case, self.assessment.measure
         )
         if kwargs["name"] in self.viewer.layers:
             layer = self.viewer.layers[kwargs["name"]]

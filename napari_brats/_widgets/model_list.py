@@ -64,11 +64,7 @@ class ModelList(QListWidget):
         ``napari-brats predict`` runs it.
         """
         ticked = set(self._ticked_items())
-        extra = [
-            self.item(i).data(_PATH_ROLE)
-            for i in range(self.count())
-            if self.item(i).data(_KIND_ROLE) == "file"
-        ]
+        extra = [item.data(_PATH_ROLE) for item in self._items() if item.data(_KIND_ROLE) == "file"]
         self.clear()
         entries = []
         try:
@@ -108,8 +104,7 @@ class ModelList(QListWidget):
     def add_checkpoint(self, path: str | Path, checked: bool = True) -> None:
         """Add a checkpoint file (ticked by default); a listed one only gets its tick set."""
         path = str(Path(path))
-        for i in range(self.count()):
-            item = self.item(i)
+        for item in self._items():
             if item.data(_PATH_ROLE) == path:
                 item.setCheckState(_check_state(checked))
                 return
@@ -124,8 +119,7 @@ class ModelList(QListWidget):
         for p in wanted:
             if p != _DEFAULT_KEY:
                 self.add_checkpoint(p)
-        for i in range(self.count()):
-            item = self.item(i)
+        for item in self._items():
             item.setCheckState(_check_state(item.data(_PATH_ROLE) in wanted))
 
     def selected_paths(self) -> list[str]:
@@ -137,11 +131,15 @@ class ModelList(QListWidget):
                     out.append(path)
         return out
 
+    def _items(self) -> list[QListWidgetItem]:
+        """The list's rows, in order."""
+        return [item for i in range(self.count()) if (item := self.item(i)) is not None]
+
     def _ticked_items(self) -> list[str]:
         return [
-            self.item(i).data(_PATH_ROLE)
-            for i in range(self.count())
-            if self.item(i).checkState() == Qt.CheckState.Checked
+            item.data(_PATH_ROLE)
+            for item in self._items()
+            if item.checkState() == Qt.CheckState.Checked
         ]
 
     def _add_item(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
@@ -28,6 +28,10 @@ from superqt import QCollapsible
 from .._state import viewer_state
 from ._common import VOLUME_ROWS, fmt_ml, show_input_error, spacing_of
 from ._settings_form import control_values, setting_forms
+
+if TYPE_CHECKING:
+    from bratseg.postprocess import PostprocessConfig
+    from bratseg.review import ReviewSession
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +84,9 @@ class PostprocessWidget(QWidget):
         self.volume_table.setHorizontalHeaderLabels(["Volume (mL)"])
         self.volume_table.setVerticalHeaderLabels([r.upper() for r in VOLUME_ROWS])
         self.volume_table.setMaximumHeight(175)
-        self.volume_table.horizontalHeader().setStretchLastSection(True)
+        header = self.volume_table.horizontalHeader()
+        if header is not None:  # Qt's stubs type every header as optional
+            header.setStretchLastSection(True)
         self.timing_label = QLabel("Segment a case to enable the controls.")
         self.timing_label.setWordWrap(True)
 
@@ -106,7 +112,7 @@ class PostprocessWidget(QWidget):
         self._on_session(self.state.session)
 
     # ------------------------------------------------------------------ config <-> controls
-    def set_config(self, config: Any) -> None:
+    def set_config(self, config: PostprocessConfig) -> None:
         """Show ``config`` in the controls without triggering an update."""
         self._updating = True
         try:
@@ -179,10 +185,10 @@ class PostprocessWidget(QWidget):
             self._updating = False
         self.apply_now()
 
-    def _show_et_evidence(self, session: Any) -> None:
+    def _show_et_evidence(self, session: ReviewSession | None) -> None:
         """What the no-enhancement rule decided, with its evidence ("ET removed: ...")."""
-        evidence = getattr(session, "et_evidence", None) if session is not None else None
-        if evidence is None:
+        evidence = session.et_evidence if session is not None else None
+        if session is None or evidence is None:
             self.et_rule_label.setText("")
             self.restore_et.setEnabled(False)
             return
@@ -200,17 +206,18 @@ class PostprocessWidget(QWidget):
         from bratseg.postprocess import PostprocessConfig
 
         session = self.state.session
-        config = session.initial_config if session is not None else PostprocessConfig()
+        config = (session.initial_config or session.config) if session is not None else None
+        config = config or PostprocessConfig()
         self.set_config(config)
         self.apply_now()
 
-    def _on_session(self, session: Any) -> None:
+    def _on_session(self, session: ReviewSession | None) -> None:
         enabled = session is not None and not session.approved
         for section in self._sections:
             section.setEnabled(enabled)
         if session is None:
             self.timing_label.setText("Segment a case to enable the controls.")
-        elif session.approved:  # signed off: the settings are frozen until reopened
+        elif session.approval is not None:  # signed off: the settings are frozen until reopened
             self.set_config(session.config)
             self.timing_label.setText(
                 f"{session.case.case_id} is {session.approval.line()}: read-only "

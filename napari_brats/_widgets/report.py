@@ -36,9 +36,17 @@ from bratseg.report import CaseReport, ReportInfo
 from bratseg.report import build_report as build_case_report
 from bratseg.report.table import lesion_table, summary_lines
 from bratseg.review import ReviewSession
+from bratseg.review.assessment import et_rule_note, report_notes
+from bratseg.review.signoff import review_status
 
 from .._state import viewer_state
-from ._common import VOLUME_ROWS, show_input_error, spacing_of
+from ._common import (
+    VOLUME_ROWS,
+    hide_row_numbers,
+    set_column_tips,
+    show_input_error,
+    spacing_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,29 +80,15 @@ _ENGINE_KEYS = {
 
 def session_info(session: ReviewSession) -> ReportInfo:
     """Case, model, reviewer and status of a review session."""
-    signoffs = list(getattr(session, "signoffs", None) or [])
-    last = signoffs[-1] if signoffs else None
-    if getattr(session, "approved", False):
-        status = "approved"
-    else:
-        status = "edited" if int(session.overrides.sum()) else "segmented"
+    last = session.signoffs[-1] if session.signoffs else None
     return ReportInfo(
         case_id=session.case.case_id,
-        reviewer=getattr(last, "reviewer", None),
-        status=status,
+        reviewer=last.reviewer if last is not None else None,
+        status=review_status(session.signoffs, session.n_edited),
         model_names=list(session.model.names),
         model_sha256=list(session.model.sha256),
-        notes=et_rule_notes(session),
+        notes=report_notes(session.assessment, et_rule_note(session)),
     )
-
-
-def et_rule_notes(session: ReviewSession) -> list[str]:
-    """``["ET removed: no enhancement (...)"]`` when the no-enhancement rule fired, else ``[]``."""
-    evidence = getattr(session, "et_evidence", None)
-    if evidence is None or not evidence.removed:
-        return []
-    sx, sy, sz = (float(v) for v in session.case.spacing)
-    return [evidence.message(sx * sy * sz / 1000.0)]
 
 
 def engine_report(session: ReviewSession) -> CaseReport:
@@ -129,9 +123,8 @@ def build_report(session: ReviewSession) -> dict[str, Any]:
     for key in VOLUME_ROWS:
         engine = report["regions"][key]
         rows[key] = {column: engine.get(_ENGINE_KEYS[column]) for column in COLUMNS}
-    config = session.config
     report.update(
-        postprocess=config.to_dict() if hasattr(config, "to_dict") else dict(config or {}),
+        postprocess=session.config.to_dict(),
         edited_voxels=int(session.overrides.sum()),
         rows=rows,
     )
@@ -182,8 +175,7 @@ class ReportWidget(QWidget):
         self.title.setWordWrap(True)
         self.table = QTableWidget(len(VOLUME_ROWS), len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(HEADERS))
-        for column, tip in enumerate(TOOLTIPS):
-            self.table.horizontalHeaderItem(column).setToolTip(tip)
+        set_column_tips(self.table, TOOLTIPS)
         self.table.setMinimumHeight(190)
         self.table.setVerticalHeaderLabels([r.upper() for r in VOLUME_ROWS])
         self.table.resizeColumnsToContents()
@@ -192,7 +184,7 @@ class ReportWidget(QWidget):
         header, _rows = lesion_table({"lesions": [], "enhancing_lesions": []})
         self.lesions = QTableWidget(0, len(header))
         self.lesions.setHorizontalHeaderLabels(header)
-        self.lesions.verticalHeader().setVisible(False)
+        hide_row_numbers(self.lesions)
         self.lesions.setToolTip(
             "26-connected tumour lesions, largest first: the patient's side of the "
             "brain's mid-sagittal plane, volume, and the RANO diameters of the "
@@ -222,6 +214,7 @@ class ReportWidget(QWidget):
         self._timer.timeout.connect(self.refresh)
         self.state.session_changed.connect(lambda _s: self.refresh())
         self.state.labels_changed.connect(self._timer.start)
+        self.state.assessed.connect(lambda _a: self._timer.start())
         self.refresh()
 
     def refresh(self) -> dict[str, Any] | None:
@@ -268,6 +261,8 @@ class ReportWidget(QWidget):
             from bratseg.report.pdf import write_report_pdf
 
             session = self.state.session
+            if session is None:
+                raise RuntimeError("no report: segment a case first")
             case = session.case
             return write_report_pdf(
                 report,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -35,15 +35,23 @@ from qtpy.QtWidgets import (
 )
 
 from bratseg.devices import DEVICE_CHOICES
+from bratseg.io.align import ALIGN_MODES
+from bratseg.labels import BRATS_CONVENTIONS
 from bratseg.review import ReviewSession
 
-from .._layers import find_case
 from .._state import ModelInfo, viewer_state
 from ._common import show_input_error
 from ._prepare_flow import PrepareRawMixin
 from ._review import ReviewNotice, SavedReviewMixin
 from ._segment_job import segment_job
 from .model_list import ModelList
+
+if TYPE_CHECKING:
+    from bratseg.inference import InferenceOptions
+    from bratseg.io import Case
+    from bratseg.predictor import Predictor
+
+    from ._segment_job import SegmentResult
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +75,7 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
         self.open_button.clicked.connect(self._open_case_dialog)
         self.init_prepare()
         self.align_combo = QComboBox()
-        self.align_combo.addItems(["none", "resample", "register"])
+        self.align_combo.addItems(list(ALIGN_MODES))
         self.align_combo.setToolTip(
             "Series on other grids: resample them into the T1Gd grid, or register "
             "them rigidly to T1Gd first (when opening a case here)"
@@ -85,7 +93,7 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
         self.prob_check = QCheckBox("Add WT/TC/ET probability layers (uncertainty)")
         self.prob_check.setChecked(True)
         self.convention_combo = QComboBox()
-        self.convention_combo.addItems(["2021", "2023"])
+        self.convention_combo.addItems(list(BRATS_CONVENTIONS))
         self.convention_combo.setToolTip("Label values of the result: 2021 (ET=4) or 2023 (ET=3)")
 
         self.run_button = QPushButton("Run segmentation")
@@ -176,7 +184,7 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
 
     # ------------------------------------------------------------------ case
     def _update_case_label(self, *_: Any) -> None:
-        case = find_case(self.viewer.layers)
+        case = self.state.find_case(self.viewer.layers)
         if case is None:
             self.case_label.setText("No case loaded: open a case folder (or File ▸ Open).")
             return
@@ -184,7 +192,7 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
             f"Case <b>{case.case_id}</b> — {case.shape[0]}×{case.shape[1]}×{case.shape[2]}, "
             f"{'/'.join(f'{s:g}' for s in case.spacing)} mm"
         )
-        if case.seg_convention in ("2021", "2023"):
+        if case.seg_convention in BRATS_CONVENTIONS:
             self.convention_combo.setCurrentText(str(case.seg_convention))
         self.offer_saved_review(case)
         self.offer_prepare(case)  # not BraTS-ready: a dialog with the way out
@@ -258,9 +266,11 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
             self.progress.setRange(0, 0)
 
     def _show_case(self, layer_data: list) -> None:
+        case = self.state.adopt(layer_data)
         for data, kwargs, kind in layer_data:
             getattr(self.viewer, f"add_{kind}")(data, **kwargs)
-        case = layer_data[0][1]["metadata"]["bratseg"]["case"]
+        if case is None:
+            return
         self.status.setText(f"opened {case.case_id}")
         if getattr(case, "findings", None):
             from bratseg.io.readiness import readiness_line
@@ -282,14 +292,15 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
                 )
 
     # ------------------------------------------------------------------ run
-    def build_options(self) -> Any:
+    def build_options(self) -> InferenceOptions:
         """:class:`bratseg.inference.InferenceOptions` from the controls."""
         from bratseg.inference import InferenceOptions
+        from bratseg.labels import check_convention
 
         return InferenceOptions(
             device=self.device_combo.currentText(),
             tta=8 if self.tta_check.isChecked() else 0,
-            convention=self.convention_combo.currentText(),
+            convention=check_convention(self.convention_combo.currentText()),
             keep_class_probs=True,  # a class model's argmax mode (Postprocessing dock) needs them
         )
 
@@ -297,7 +308,7 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
         """Start segmentation of the current case in a background worker; returns the worker."""
         from napari.qt.threading import create_worker
 
-        case = find_case(self.viewer.layers)
+        case = self.state.find_case(self.viewer.layers)
         paths = [Path(p) for p in self.selected_model_paths()]
         if case is None:
             self._fail("no case loaded: open a BraTS case folder first")
@@ -311,9 +322,10 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
             self._fail("no model ticked: tick at least one model (several = ensemble)")
             return None
         current = self.state.session
-        if current is not None and current.approved and current.case.case_id == case.case_id:
+        approval = current.approval if current is not None else None
+        if current is not None and approval is not None and current.case.case_id == case.case_id:
             self._fail(
-                f"{case.case_id} is {current.approval.line()}: reopen it (Worklist) before a new run"
+                f"{case.case_id} is {approval.line()}: reopen it (Worklist) before a new run"
             )
             return None
         try:
@@ -338,7 +350,7 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
             worker, lambda result: self._on_result(case, paths, options, result)
         )
 
-    def predictor(self, paths: list[Path], options: Any) -> Any:
+    def predictor(self, paths: list[Path], options: InferenceOptions) -> Predictor:
         """A :class:`bratseg.predictor.Predictor` for ``paths`` that reuses the networks this
         viewer loaded before (a second run does not load them again)."""
         from bratseg.predictor import Predictor
@@ -386,7 +398,9 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
             self.progress.setValue(0)
         self.worker = None
 
-    def _on_result(self, case: Any, paths: list[Path], options: Any, result: Any) -> None:
+    def _on_result(
+        self, case: Case, paths: list[Path], options: InferenceOptions, result: SegmentResult
+    ) -> None:
         prediction, models, assessment = result
         self.notice.clear()
         info = ModelInfo.from_run(models, paths, prediction, options.tta)

@@ -34,6 +34,8 @@ from qtpy.QtWidgets import (
 
 from bratseg.io import MODALITIES, MODALITY_NAMES
 
+from ._common import hide_row_numbers
+
 #: Thumbnail side in pixels.
 THUMB_PX = 72
 #: Table columns after the thumbnail.
@@ -48,7 +50,7 @@ def thumbnail_pixmap(plane: Any) -> QPixmap:
 
     data = np.ascontiguousarray(plane, dtype=np.uint8)
     rows, cols = data.shape
-    image = QImage(data.data, cols, rows, cols, QImage.Format.Format_Grayscale8).copy()
+    image = QImage(data.tobytes(), cols, rows, cols, QImage.Format.Format_Grayscale8).copy()
     return QPixmap.fromImage(image)
 
 
@@ -107,7 +109,9 @@ class SeriesPickerDialog(QDialog):
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
-        self.prepare_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        prepare_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        assert prepare_button is not None  # the box was made with an Ok button
+        self.prepare_button = prepare_button
         self.prepare_button.setText("Prepare")
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
@@ -182,7 +186,7 @@ class SeriesPickerDialog(QDialog):
         table = QTableWidget(len(candidates), len(COLUMNS))
         table.setHorizontalHeaderLabels(list(COLUMNS))
         table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        table.verticalHeader().setVisible(False)
+        hide_row_numbers(table)
         for row, cand in enumerate(candidates):
             thumb = QLabel()
             try:

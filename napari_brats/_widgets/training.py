@@ -197,7 +197,7 @@ class TrainingWidget(QWidget):
     def add_dataset(self, folder: str | Path) -> None:
         """Add a dataset folder (once)."""
         folder = str(Path(folder))
-        if not any(self.data_list.item(i).text() == folder for i in range(self.data_list.count())):
+        if folder not in self.datasets():
             self.data_list.addItem(folder)
 
     def _add_data_dialog(self) -> None:
@@ -207,7 +207,8 @@ class TrainingWidget(QWidget):
 
     def datasets(self) -> list[str]:
         """The dataset folders listed."""
-        return [self.data_list.item(i).text() for i in range(self.data_list.count())]
+        items = (self.data_list.item(i) for i in range(self.data_list.count()))
+        return [item.text() for item in items if item is not None]
 
     # ------------------------------------------------------------------ command
     def command(self, run_dir: Path) -> list[str]:
@@ -298,14 +299,14 @@ class TrainingWidget(QWidget):
     def _read_stdout(self) -> None:
         if self.process is None:
             return
-        text = bytes(self.process.readAllStandardOutput()).decode("utf-8", "replace")
+        text = self.process.readAllStandardOutput().data().decode("utf-8", "replace")
         for event in self._stdout_lines.feed(text):
             self.handle_event(event)
 
     def _read_stderr(self) -> None:
         if self.process is None:
             return
-        text = bytes(self.process.readAllStandardError()).decode("utf-8", "replace")
+        text = self.process.readAllStandardError().data().decode("utf-8", "replace")
         self.error_text = (self.error_text + text)[-4000:]
 
     def handle_event(self, event: dict[str, Any]) -> None:
@@ -361,7 +362,8 @@ class TrainingWidget(QWidget):
             self._show_error(exit_error_text(self.error_text, exit_code))
         checkpoint = done.get("checkpoint") if done else None
         if checkpoint and Path(checkpoint).is_file():
-            name = self.name_edit.text().strip() or f"finetuned-{self.run_dir.name}"
+            run = self.run_dir.name if self.run_dir is not None else "run"
+            name = self.name_edit.text().strip() or f"finetuned-{run}"
             self.install_model(checkpoint, name)
         self.process = None
         self.start_button.setEnabled(True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtWidgets import (
     QComboBox,
@@ -37,6 +37,9 @@ from ._common import show_input_error
 from ._worklist_batch import BatchStatus
 from ._worklist_table import WorklistTable
 from .model_list import ModelList
+
+if TYPE_CHECKING:
+    from bratseg.review.batch import BatchEvent
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +211,9 @@ class WorklistWidget(QWidget):
         self.state.save_now()
         try:
             layer_data = read_case(str(row.folder))
-            case = layer_data[0][1]["metadata"]["bratseg"]["case"]
+            case = self.state.adopt(layer_data)
+            if case is None:
+                raise RuntimeError(f"{row.case_id}: the reader returned no case")
             saved = self.state.store.get(row.key)
             if saved is not None and saved.problem:  # the row's note says why; open the images
                 saved = None
@@ -242,7 +247,7 @@ class WorklistWidget(QWidget):
             return
         row = self.worklist.rows[self.current]
         saved = self.state.store.get(row.key) if row.key else None
-        case = self._case_layers[0].metadata.get("bratseg", {}).get("case")
+        case = self.state.case_of(self._case_layers[0])
         if saved is None or case is None or self._case_layers[0] not in self.viewer.layers:
             return
         try:
@@ -350,7 +355,7 @@ class WorklistWidget(QWidget):
             self._stop.set()
             self.worker.quit()
 
-    def _on_event(self, event: Any) -> None:
+    def _on_event(self, event: BatchEvent) -> None:
         maximum, value = self.batch.progress(event)
         self.progress.setRange(0, maximum)
         self.progress.setValue(value)

@@ -34,6 +34,8 @@ Convention = Literal["2021", "2023", "2024", "nnunet"]
 CONVENTIONS: tuple[Convention, ...] = ("2021", "2023", "2024", "nnunet")
 #: Conventions a prediction can be written in (they describe the three tumour tissues).
 OUTPUT_CONVENTIONS: tuple[Convention, ...] = ("2021", "2023", "nnunet")
+#: The BraTS conventions a reviewer chooses between for a case folder (ET = 4 or ET = 3).
+BRATS_CONVENTIONS: tuple[Convention, ...] = ("2021", "2023")
 
 #: Region names in the canonical stacking order of every region array (C=3 axis).
 REGIONS: tuple[str, str, str] = ("wt", "tc", "et")

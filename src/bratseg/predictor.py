@@ -14,7 +14,7 @@ the scoring of model cards (:mod:`bratseg.evaluation.scoring`) all predict a cas
 nnU-Net's ``nnUNetPredictor`` (initialise once, predict many) and micro-sam's annotator state
 (the loaded predictor is kept between prompts) are the models for this object. The needs-review
 assessment of a prediction belongs to the review layer
-(:func:`bratseg.review.session.assessment_of`).
+(:func:`bratseg.review.assessment.assessment_of`).
 """
 
 from __future__ import annotations

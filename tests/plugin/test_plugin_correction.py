@@ -14,10 +14,10 @@ import pytest
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
-from gui_case import CASE, NEEDS_CASE, WORKER_TIMEOUT_MS  # noqa: E402
+from gui_case import NEEDS_SAMPLE, SAMPLE_CASE, WORKER_TIMEOUT_MS  # noqa: E402
 
 pytestmark = [
-    NEEDS_CASE,
+    NEEDS_SAMPLE,
     pytest.mark.gui,
     pytest.mark.usefixtures("own_home"),
 ]
@@ -42,7 +42,7 @@ def review(make_napari_viewer, qtbot, checkpoint):
     }
     for name, widget in docks.items():
         viewer.window.add_dock_widget(widget, name=name)
-    assert viewer.open(str(CASE), plugin="napari-brats")
+    assert viewer.open(str(SAMPLE_CASE), plugin="napari-brats")
     segment = docks["segment"]
     segment.set_only_checked([checkpoint])
     segment.device_combo.setCurrentText("cpu")
@@ -55,7 +55,7 @@ def review(make_napari_viewer, qtbot, checkpoint):
 
 
 def _layer(viewer):
-    return viewer.layers["Brats18_2013_2_1 segmentation"]
+    return viewer.layers[f"{SAMPLE_CASE.name} segmentation"]
 
 
 def _button(widget, text: str):

@@ -51,9 +51,11 @@ def test_rule_removes_et_says_why_and_one_click_restores_it(dock, qtbot):
     np.testing.assert_array_equal(session.labels, expected)
     # The report and the saved session (what the worklist shows) say it too.
     from bratseg.review import SessionStore
+    from bratseg.review.assessment import NEEDS_REVIEW_NOTE, reasons_of
     from napari_brats._widgets.report import build_report
 
-    assert build_report(session)["notes"] == [text]
+    review = [NEEDS_REVIEW_NOTE + reason for reason in reasons_of(session.assessment)]
+    assert build_report(session)["notes"] == [text, *review]  # the rule first, then the flag
     saved = SessionStore().save(session)
     assert saved.meta["et_rule"] == text
 

@@ -17,7 +17,8 @@ pytestmark = [pytest.mark.gui]
 def dock(case_dock, standin_prediction):
     from napari_brats._widgets.hotspots import HotspotsWidget
 
-    return case_dock(standin_prediction(target_spacing=2.0), HotspotsWidget, "Review hotspots")
+    prediction = standin_prediction("sample_case", target_spacing=2.0)
+    return case_dock(prediction, HotspotsWidget, "Review hotspots", "sample_case")
 
 
 def _display_index_of(voxel, case) -> tuple[int, int, int]:

@@ -2,10 +2,10 @@
 the progress bar moves series by series, Cancel stops before the next series (nothing is added),
 and a finished registration shows the same layers and quality lines as the engine's load.
 
-The case is a real BraTS case taken at every second voxel (2 mm, the whole skull-stripped head, so
-that it passes the input check and each registration stays quick) whose T2 and FLAIR contents
-were moved by 5 degrees and 4 mm while their headers stayed the same: motion between series, as
-registration is for.
+The case is the packaged BraTS case (skull-stripped, cropped to its brain box) taken at every
+second voxel (2 mm, so that it passes the input check and each registration stays quick) whose T2
+and FLAIR contents were moved by 5 degrees and 4 mm while their headers stayed the same: motion
+between series, as registration is for.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 pytest.importorskip("SimpleITK")
 
-from gui_case import CASE, NEEDS_CASE, WORKER_TIMEOUT_MS  # noqa: E402
+from gui_case import NEEDS_SAMPLE, SAMPLE_CASE, WORKER_TIMEOUT_MS  # noqa: E402
 
-pytestmark = [NEEDS_CASE, pytest.mark.gui, pytest.mark.usefixtures("own_home")]
+pytestmark = [NEEDS_SAMPLE, pytest.mark.gui, pytest.mark.usefixtures("own_home")]
 
-#: Every second voxel of the whole case: a 2 mm grid over the full field of view.
+#: Every second voxel of the case: a 2 mm grid over its full field of view.
 BOX = (slice(None, None, 2), slice(None, None, 2), slice(None, None, 2))
 
 
@@ -44,10 +44,10 @@ def _moved(img: nib.Nifti1Image) -> nib.Nifti1Image:
 
 @pytest.fixture(scope="module")
 def moved_case(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("moved") / CASE.name
+    out = tmp_path_factory.mktemp("moved") / SAMPLE_CASE.name
     out.mkdir()
-    for f in sorted(CASE.glob("*.nii.gz")):
-        channel = f.name[len(CASE.name) + 1 :].split(".")[0]
+    for f in sorted(SAMPLE_CASE.glob("*.nii.gz")):
+        channel = f.name[len(SAMPLE_CASE.name) + 1 :].split(".")[0]
         if channel == "seg":
             continue
         img = nib.load(f)
@@ -83,7 +83,7 @@ def test_registration_runs_in_a_worker_and_shows_the_aligned_case(
     assert segment.last_error is None, segment.last_error
     assert segment.run_button.isEnabled() and not segment.cancel_button.isEnabled()
     assert {layer.name for layer in viewer.layers} >= {"T1", "T1Gd", "T2", "FLAIR"}
-    shown = viewer.layers["T1Gd"].metadata["bratseg"]["case"]
+    shown = segment.state.case_of(viewer.layers["T1Gd"])
     reports = {r.channel: r for r in shown.alignment}
     assert set(reports) == {"T1", "T2", "FLAIR"}
     assert 3.0 <= reports["FLAIR"].rotation_deg <= 7.0, reports["FLAIR"].line()

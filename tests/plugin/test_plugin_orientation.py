@@ -43,6 +43,14 @@ def layers_by_storage(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def cases_by_storage(layers_by_storage):
+    """The live cases behind the layers, held for the module (layer metadata only names them)."""
+    from napari_brats._cases import case_of_layer_data
+
+    return {codes: case_of_layer_data(layers) for codes, layers in layers_by_storage.items()}
+
+
 def test_every_storage_shows_the_same_radiological_picture(layers_by_storage) -> None:
     from napari_brats._layers import AXIS_LABELS, UNITS
 
@@ -56,12 +64,14 @@ def test_every_storage_shows_the_same_radiological_picture(layers_by_storage) ->
             assert kwargs["axis_labels"] == AXIS_LABELS and kwargs["units"] == UNITS
 
 
-def test_the_layer_is_a_view_painting_reaches_the_storage_array(layers_by_storage) -> None:
+def test_the_layer_is_a_view_painting_reaches_the_storage_array(
+    layers_by_storage, cases_by_storage
+) -> None:
     from napari_brats._layers import display_index_to_storage, from_display, to_display
 
     data, kwargs, _ = layers_by_storage["ASR"][4]  # reference seg of the A-S-R stored copy
     meta = kwargs["metadata"]["bratseg"]
-    storage = meta["case"].seg
+    storage = cases_by_storage["ASR"].seg
     assert np.shares_memory(data, storage)
     z, y, x = 80, 120, 100
     sx, sy, sz = display_index_to_storage((z, y, x), storage.shape, meta["affine"])
@@ -72,12 +82,14 @@ def test_the_layer_is_a_view_painting_reaches_the_storage_array(layers_by_storag
     assert from_display(data, meta["affine"]).shape == storage.shape
 
 
-def test_writer_writes_back_in_the_source_geometry(layers_by_storage, tmp_path) -> None:
+def test_writer_writes_back_in_the_source_geometry(
+    layers_by_storage, cases_by_storage, tmp_path
+) -> None:
     from napari_brats._writer import write_labels
 
     for codes in ("RAS", "ASR"):
         data, kwargs, _ = layers_by_storage[codes][4]
-        case = kwargs["metadata"]["bratseg"]["case"]
+        case = cases_by_storage[codes]
         [written] = write_labels(str(tmp_path / f"{codes}.nii.gz"), data, kwargs)
         img = nib.load(written)
         assert np.array_equal(np.asarray(img.dataobj), case.seg), codes
@@ -96,8 +108,9 @@ def _cropped_copy(src: Path, dest: Path) -> Path:
 
 
 def test_a_labels_layer_without_geometry_takes_the_open_case_or_is_refused(
-    layers_by_storage, tmp_path
+    layers_by_storage, cases_by_storage, tmp_path
 ) -> None:
+    from napari_brats._cases import case_of_layer_data
     from napari_brats._layers import display_index_to_storage
     from napari_brats._reader import read_case
     from napari_brats._writer import write_labels
@@ -119,7 +132,7 @@ def test_a_labels_layer_without_geometry_takes_the_open_case_or_is_refused(
     # a case of its own geometry: napari's "new labels" layer over it takes its affine
     layers = read_case(str(_cropped_copy(CASE, tmp_path / "crop")))
     data, kwargs, _ = layers[3]
-    case = kwargs["metadata"]["bratseg"]["case"]
+    case = case_of_layer_data(layers)
     foreign = np.zeros(data.shape, np.uint8)
     foreign[60, 70, 80] = 2
     [written] = write_labels(

@@ -111,10 +111,10 @@ def test_raw_case_is_offered_prepared_and_opened_with_qc(
     qtbot.waitUntil(lambda: segment.worker is None, timeout=120_000)
     assert segment.last_error is None, segment.last_error
     assert (tmp_path / "prepared" / "prepare.json").exists()
-    from napari_brats._layers import find_case
+    from napari_brats._state import find_case
     from napari_brats._widgets._prepare_flow import BRAIN_MASK_LAYER, HEAD_LAYER
 
-    case = find_case(viewer.layers)
+    case = find_case(viewer)
     assert case.folder == tmp_path / "prepared" and case.findings == []
     mask = viewer.layers[BRAIN_MASK_LAYER]
     assert mask.contour > 0 and not mask.editable

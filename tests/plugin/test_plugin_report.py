@@ -14,13 +14,22 @@ import pytest
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
-from gui_case import CASE, NEEDS_CASE, WORKER_TIMEOUT_MS  # noqa: E402
+from gui_case import NEEDS_SAMPLE, SAMPLE_CASE, WORKER_TIMEOUT_MS  # noqa: E402
 
 pytestmark = [
-    NEEDS_CASE,
+    NEEDS_SAMPLE,
     pytest.mark.gui,
     pytest.mark.usefixtures("own_home"),
 ]
+
+
+def _empty_box_corner(labels: np.ndarray, side: int) -> tuple[int, int, int]:
+    """Corner of the first ``side``-voxel cube whose one-voxel margin holds no label either."""
+    for corner in np.ndindex(*(n // side for n in labels.shape)):
+        z, y, x = (max(1, c * side) for c in corner)
+        if not labels[z - 1 : z + side + 1, y - 1 : y + side + 1, x - 1 : x + side + 1].any():
+            return z, y, x
+    raise AssertionError("no empty box in the case")
 
 
 def test_report_dock_shows_the_engine_report_and_saves_a_pdf(
@@ -37,7 +46,7 @@ def test_report_dock_shows_the_engine_report_and_saves_a_pdf(
     segment, report_dock = SegmentWidget(viewer), ReportWidget(viewer)
     for name, widget in (("segment", segment), ("report", report_dock)):
         viewer.window.add_dock_widget(widget, name=name)
-    assert viewer.open(str(CASE), plugin="napari-brats")
+    assert viewer.open(str(SAMPLE_CASE), plugin="napari-brats")
     segment.set_only_checked([checkpoint])
     segment.device_combo.setCurrentText("cpu")
     assert segment.run() is not None
@@ -45,9 +54,12 @@ def test_report_dock_shows_the_engine_report_and_saves_a_pdf(
     assert segment.last_error is None, segment.last_error
     session = viewer_state(viewer).session
 
-    # paint a 12 mm ET cube by hand, far from the tumour: a new measurable lesion
-    layer = viewer.layers["Brats18_2013_2_1 segmentation"]
-    zz, yy, xx = np.meshgrid(np.arange(30, 42), np.arange(40, 52), np.arange(40, 52), indexing="ij")
+    # paint a 12 mm ET cube by hand, apart from the tumour: a new measurable lesion
+    layer = viewer.layers[f"{SAMPLE_CASE.name} segmentation"]
+    z0, y0, x0 = _empty_box_corner(np.asarray(layer.data), 12)
+    zz, yy, xx = np.meshgrid(
+        np.arange(z0, z0 + 12), np.arange(y0, y0 + 12), np.arange(x0, x0 + 12), indexing="ij"
+    )
     layer.data_setitem((zz.ravel(), yy.ravel(), xx.ravel()), 4)
     report = report_dock.refresh()
 

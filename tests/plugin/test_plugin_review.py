@@ -10,10 +10,10 @@ import pytest
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
-from gui_case import CASE, NEEDS_CASE, WORKER_TIMEOUT_MS  # noqa: E402
+from gui_case import NEEDS_SAMPLE, SAMPLE_CASE, WORKER_TIMEOUT_MS  # noqa: E402
 
 pytestmark = [
-    NEEDS_CASE,
+    NEEDS_SAMPLE,
     pytest.mark.gui,
     pytest.mark.slow,
 ]
@@ -58,7 +58,7 @@ def test_edits_survive_a_new_segmentation_run_undo_and_discard(make_napari_viewe
 
     viewer = make_napari_viewer()
     segment = _dock(viewer)
-    assert viewer.open(str(CASE), plugin="napari-brats")
+    assert viewer.open(str(SAMPLE_CASE), plugin="napari-brats")
     _run(segment, qtbot, ["nnunet-small-cv44-f0"])
     state = viewer_state(viewer)
     session, layer = state.session, state.layer
@@ -98,7 +98,7 @@ def test_an_autosaved_review_is_offered_and_restored(make_napari_viewer, qtbot):
 
     viewer = make_napari_viewer()
     segment = _dock(viewer)
-    assert viewer.open(str(CASE), plugin="napari-brats")
+    assert viewer.open(str(SAMPLE_CASE), plugin="napari-brats")
     _run(segment, qtbot, ["nnunet-small-cv44-f0"])
     state = viewer_state(viewer)
     block = _paint_block(state.layer, 4)
@@ -114,7 +114,7 @@ def test_an_autosaved_review_is_offered_and_restored(make_napari_viewer, qtbot):
 
     again = make_napari_viewer()  # the next day: a new viewer opens the same case
     segment2 = _dock(again)
-    assert again.open(str(CASE), plugin="napari-brats")
+    assert again.open(str(SAMPLE_CASE), plugin="napari-brats")
     assert (
         not segment2.notice.isHidden() and "216 hand-edited voxels" in segment2.notice.text.text()
     )
@@ -154,7 +154,7 @@ def test_closing_with_unexported_edits_asks_first(make_napari_viewer, qtbot):
 
     viewer = make_napari_viewer(show=True)
     segment = _dock(viewer)
-    assert viewer.open(str(CASE), plugin="napari-brats")
+    assert viewer.open(str(SAMPLE_CASE), plugin="napari-brats")
     _run(segment, qtbot, ["nnunet-small-cv44-f0"])
     state = viewer_state(viewer)
     window = viewer.window._qt_window
@@ -171,10 +171,10 @@ def test_closing_with_unexported_edits_asks_first(make_napari_viewer, qtbot):
     state.save_now()
     assert state.store.get(state.key) is not None
     seen = _answer_when_asked(qtbot, "Discard edits")
-    assert segment.open_case(CASE)
+    assert segment.open_case(SAMPLE_CASE)
     assert seen and state.store.get(state.key) is None and not state.has_unexported_edits()
     assert state.session.n_edited == 0  # discarded: the labels are the AI proposal again
     _paint_block(state.layer, 4)  # new edits: asked again; "Keep autosave" goes on and keeps them
     seen = _answer_when_asked(qtbot, "Keep autosave")
-    assert segment.open_case(CASE)
+    assert segment.open_case(SAMPLE_CASE)
     assert seen and state.store.get(state.key).n_edited == 216 and not state.has_unexported_edits()

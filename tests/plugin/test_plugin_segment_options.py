@@ -16,10 +16,10 @@ import pytest
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
-from gui_case import CASE, NEEDS_CASE, WORKER_TIMEOUT_MS  # noqa: E402
+from gui_case import NEEDS_SAMPLE, SAMPLE_CASE, WORKER_TIMEOUT_MS  # noqa: E402
 
 pytestmark = [
-    NEEDS_CASE,
+    NEEDS_SAMPLE,
     pytest.mark.gui,
     pytest.mark.usefixtures("own_home"),
 ]
@@ -46,7 +46,7 @@ def segment_in_viewer(make_napari_viewer, qtbot, paths, tta=False, convention=No
     viewer = make_napari_viewer()
     segment = SegmentWidget(viewer)
     viewer.window.add_dock_widget(segment, name="Segment")
-    assert viewer.open(str(CASE), plugin="napari-brats")
+    assert viewer.open(str(SAMPLE_CASE), plugin="napari-brats")
     segment.set_only_checked(list(paths))
     segment.device_combo.setCurrentText("cpu")
     segment.tta_check.setChecked(tta)
@@ -71,19 +71,19 @@ def engine(case, paths, **options):
 
 @pytest.mark.slow
 def test_tta_checkbox_averages_the_eight_flips(
-    make_napari_viewer, qtbot, ckpts, standin, brats2018_case
+    make_napari_viewer, qtbot, ckpts, standin, sample_case
 ):
     _, _, session = segment_in_viewer(make_napari_viewer, qtbot, [ckpts["shifted"]], tta=True)
     assert session.model.tta == 8
-    ref = engine(brats2018_case, [ckpts["shifted"]], tta=8)
+    ref = engine(sample_case, [ckpts["shifted"]], tta=8)
     np.testing.assert_array_equal(session.region_probs, ref.region_probs)
     np.testing.assert_array_equal(session.labels, ref.labels)
-    expected = standin.expected_region_probs(brats2018_case.image, "regions", shift=1, tta=True)
+    expected = standin.expected_region_probs(sample_case.image, "regions", shift=1, tta=True)
     np.testing.assert_allclose(session.region_probs.astype(np.float32), expected, atol=1e-3, rtol=0)
 
 
 def test_two_ticked_models_make_the_engine_ensemble(
-    make_napari_viewer, qtbot, ckpts, standin, brats2018_case
+    make_napari_viewer, qtbot, ckpts, standin, sample_case
 ):
     _, segment, session = segment_in_viewer(
         make_napari_viewer, qtbot, [ckpts["regions"], ckpts["classes"]]
@@ -91,10 +91,10 @@ def test_two_ticked_models_make_the_engine_ensemble(
     pair = [Path(p) for p in segment.selected_model_paths()]  # the dock's order: the first one's
     assert sorted(session.model.names) == ["standin-classes", "standin-regions"]  # postprocessing
     assert session.model.names == [p.stem for p in pair]
-    ref = engine(brats2018_case, pair)
+    ref = engine(sample_case, pair)
     np.testing.assert_array_equal(session.region_probs, ref.region_probs)
     np.testing.assert_array_equal(session.labels, ref.labels)
-    image = brats2018_case.image
+    image = sample_case.image
     mean = 0.5 * (
         standin.expected_region_probs(image, "regions")
         + standin.expected_region_probs(image, "classes")
@@ -120,18 +120,18 @@ def test_a_second_click_reuses_the_loaded_networks(make_napari_viewer, qtbot, ck
     assert segment.state.session.model.sha256 == first.model.sha256
 
 
-def test_2023_labels(make_napari_viewer, qtbot, ckpts, brats2018_case):
+def test_2023_labels(make_napari_viewer, qtbot, ckpts, sample_case):
     viewer, _, session = segment_in_viewer(
         make_napari_viewer, qtbot, [ckpts["regions"]], convention="2023"
     )
     assert session.convention == "2023"
-    ref = engine(brats2018_case, [ckpts["regions"]], convention="2023")
+    ref = engine(sample_case, [ckpts["regions"]], convention="2023")
     np.testing.assert_array_equal(session.labels, ref.labels)
-    layer = viewer.layers["Brats18_2013_2_1 segmentation"]
+    layer = viewer.layers[f"{SAMPLE_CASE.name} segmentation"]
     assert set(np.unique(layer.data).tolist()) == {0, 1, 2, 3}  # ET is 3, never 4
 
 
-def test_argmax_mode_of_a_class_model(make_napari_viewer, qtbot, ckpts, standin, brats2018_case):
+def test_argmax_mode_of_a_class_model(make_napari_viewer, qtbot, ckpts, standin, sample_case):
     from bratseg.postprocess import postprocess
     from napari_brats._widgets.postprocess import PostprocessWidget
 
@@ -144,17 +144,17 @@ def test_argmax_mode_of_a_class_model(make_napari_viewer, qtbot, ckpts, standin,
     post.mode_combo.setCurrentText("argmax")
     post.apply_now()
     assert session.config.mode == "argmax"
-    ref = engine(brats2018_case, [ckpts["classes"]], postprocess=session.config)
+    ref = engine(sample_case, [ckpts["classes"]], postprocess=session.config)
     np.testing.assert_array_equal(session.labels, ref.labels)
     np.testing.assert_array_equal(
         session.labels, postprocess(None, session.config, class_probs=session.class_probs)
     )
     np.testing.assert_allclose(
         session.class_probs.astype(np.float32),
-        standin.expected_class_probs(brats2018_case.image),
+        standin.expected_class_probs(sample_case.image),
         atol=1e-3,
         rtol=0,
     )
     post.mode_combo.setCurrentText("hierarchical")  # and back
     post.apply_now()
-    np.testing.assert_array_equal(session.labels, engine(brats2018_case, [ckpts["classes"]]).labels)
+    np.testing.assert_array_equal(session.labels, engine(sample_case, [ckpts["classes"]]).labels)

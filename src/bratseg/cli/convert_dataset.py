@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bratseg.labels import BRATS_CONVENTIONS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``convert-dataset`` command."""
@@ -21,7 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("src", metavar="SRC", help="dataset folder to read")
     p.add_argument("dest", metavar="DEST", help="new dataset folder to write (must not exist)")
     p.add_argument(
-        "--to", required=True, choices=("nnunet", "brats2021", "brats2023"), help="layout to write"
+        "--to",
+        required=True,
+        choices=("nnunet", *(f"brats{c}" for c in BRATS_CONVENTIONS)),
+        help="layout to write",
     )
     p.add_argument("--name", help="dataset name in dataset.json (default: DEST's name)")
     p.set_defaults(func=run)
@@ -53,6 +58,6 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
             cases.append((r.case_id, dict(r.files), labels))
-        out = write_brats_dataset(cases, args.dest, "2021" if args.to == "brats2021" else "2023")
+        out = write_brats_dataset(cases, args.dest, args.to.removeprefix("brats"))
     print(f"wrote {out} ({len(refs)} labelled cases, {args.to} layout)")
     return 0

@@ -8,6 +8,7 @@ from typing import Any
 
 from bratseg.cli._common import format_table, parse_mapping, print_json
 from bratseg.io import MODALITIES, MODALITY_NAMES, Case, load_case
+from bratseg.io.align import ALIGN_MODES
 from bratseg.io.readiness import readiness_line
 from bratseg.labels import CONVENTIONS, LABEL_VALUES, detect_convention
 from bratseg.orientation import axcodes
@@ -36,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--align",
-        choices=("none", "resample", "register"),
+        choices=ALIGN_MODES,
         default="none",
         help="align series on other grids into the T1Gd grid (see predict --help)",
     )

@@ -103,8 +103,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--overlap",
         type=float,
-        default=0.5,
-        help="sliding-window overlap (Futrega et al. 2021: 0.5)",
+        default=None,
+        help="sliding-window overlap in [0, 1) (default: the engine's, as in Futrega et al. 2021)",
     )
     p.add_argument(
         "--window",
@@ -265,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
     """Predict and write the label maps."""
     from tqdm import tqdm
 
-    from bratseg.inference import InferenceOptions
+    from bratseg.inference import DEFAULT_OVERLAP, InferenceOptions
     from bratseg.io import find_case_files, list_case_folders, load_case
     from bratseg.predictor import Predictor
 
@@ -283,7 +283,7 @@ def run(args: argparse.Namespace) -> int:
         raise BratsInputError("input must be a case folder or a folder of case folders", source)
     if args.window is not None and args.window < 8:
         raise BratsInputError(f"--window must be at least 8 voxels, got {args.window}")
-    if not 0.0 <= args.overlap < 1.0:
+    if args.overlap is not None and not 0.0 <= args.overlap < 1.0:
         raise BratsInputError(f"--overlap must be in [0, 1), got {args.overlap}")
     folders = [source] if mapping else list_case_folders(source, allow_missing=allows_missing(args))
     if not folders and any(is_nifti_name(f.name) for f in source.iterdir()):
@@ -332,7 +332,7 @@ def run(args: argparse.Namespace) -> int:
     options = InferenceOptions(
         device=args.device if shard is None else shard_device(args.device, shard),
         tta=args.tta,
-        overlap=args.overlap,
+        overlap=DEFAULT_OVERLAP if args.overlap is None else args.overlap,
         window=(args.window,) * 3 if args.window else None,
         amp=not args.no_amp,
         convention=args.labels,

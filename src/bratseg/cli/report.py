@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from bratseg.labels import convert_labels
     from bratseg.report import ReportInfo, build_report, load_json_record
     from bratseg.report.table import info_lines, lesion_table, region_table, summary_lines
+    from bratseg.review.assessment import report_notes
 
     pdf = Path(args.pdf) if args.pdf else None
     if pdf is not None and pdf.exists() and not args.overwrite:
@@ -103,7 +104,11 @@ def run(args: argparse.Namespace) -> int:
     if record_path is not None and (args.provenance or record_path.is_file()):
         record = load_json_record(record_path, "provenance")
     info = ReportInfo.from_record(
-        record, case_id=case.case_id, reviewer=args.reviewer, status=args.status
+        record,
+        case_id=case.case_id,
+        reviewer=args.reviewer,
+        status=args.status,
+        notes=report_notes(record.get("assessment"), record.get("et_rule")) or None,
     )
     report = build_report(
         labels.data,

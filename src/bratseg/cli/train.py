@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bratseg.errors import BratsInputError
+from bratseg.io.align import ALIGN_MODES
 
 EPILOG = """examples:
   napari-brats train --data ../shared/data/brats2018 --model segresnet-vae --preset small \\
@@ -74,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--align",
-        choices=("none", "resample", "register"),
+        choices=ALIGN_MODES,
         default="none",
         help="series on other grids: resample into the T1Gd grid, or register to T1Gd first",
     )

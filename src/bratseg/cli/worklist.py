@@ -9,7 +9,7 @@ from typing import Any
 
 from bratseg.cli._common import format_table, print_json
 from bratseg.devices import DEVICE_CHOICES
-from bratseg.labels import OUTPUT_CONVENTIONS
+from bratseg.labels import BRATS_CONVENTIONS
 from bratseg.text import one_line
 
 
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--labels",
         default="2021",
-        choices=OUTPUT_CONVENTIONS[:2],
+        choices=BRATS_CONVENTIONS,
         help="label convention of the exported masks",
     )
     p.add_argument(

@@ -20,7 +20,6 @@ All arrays are in engine order (X, Y, Z), in the case's source storage.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,8 +30,6 @@ from bratseg.labels import LABEL_VALUES, Convention, check_convention
 from bratseg.review import strokes as stroke_rules
 from bratseg.review.signoff import APPROVE, REOPEN, ReviewLockedError, SignOff, is_approved, sign
 from bratseg.review.strokes import ChangeKind, Stroke, StrokeHistory
-
-logger = logging.getLogger(__name__)
 
 #: ``assessment=`` value asking a session to compute its run's needs-review assessment itself.
 COMPUTE = "compute"
@@ -171,8 +168,9 @@ class ReviewSession:
     ) -> ReviewSession:
         """Session from a :class:`bratseg.inference.Prediction` of ``case``.
 
-        ``assessment``: the run's needs-review assessment (:func:`assessment_of`), computed here
-        unless given (a GUI computes it in its worker thread).
+        ``assessment``: the run's needs-review assessment
+        (:func:`bratseg.review.assessment.assessment_of`), computed here unless given (a GUI
+        computes it in its worker thread).
         """
         labels = np.ascontiguousarray(prediction.labels, dtype=np.uint8)
         return cls(
@@ -430,27 +428,7 @@ def _given_or_computed(
     if isinstance(assessment, str):
         if assessment != COMPUTE:
             raise ValueError(f"assessment must be a dict, None or {COMPUTE!r}, got {assessment!r}")
+        from bratseg.review.assessment import assessment_of
+
         return assessment_of(prediction, case)
     return assessment
-
-
-def assessment_of(prediction: Prediction, case: Case) -> dict[str, Any] | None:
-    """The needs-review assessment of a model run (:func:`bratseg.review.uncertainty.assess_case`
-    on its region probabilities) as a dict; ``None`` when the run kept no probabilities or the
-    assessment failed (it is advisory: logged, never raised)."""
-    from bratseg.review.plausibility import brain_voxel_count
-    from bratseg.review.uncertainty import assess_case
-
-    if getattr(prediction, "region_probs", None) is None:
-        return None
-    try:
-        return assess_case(
-            prediction.region_probs,
-            prediction.labels,
-            tuple(case.spacing),
-            str(prediction.convention),
-            brain_voxels=brain_voxel_count(case.image),
-        ).to_dict()
-    except (ValueError, MemoryError) as exc:
-        logger.warning("needs-review assessment of %s failed: %s", case.case_id, exc)
-        return None

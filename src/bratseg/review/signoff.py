@@ -123,11 +123,17 @@ def is_approved(signoffs: list[SignOff]) -> bool:
     return bool(signoffs) and signoffs[-1].action == APPROVE
 
 
+def review_status(signoffs: list[SignOff], n_edited: int) -> str:
+    """Status of a segmented review: ``approved`` while its last sign-off is an approval, else
+    ``edited`` when some working label differs from the AI proposal, else ``segmented``."""
+    if is_approved(signoffs):
+        return "approved"
+    return "edited" if n_edited > 0 else "segmented"
+
+
 def status_of(meta: dict[str, Any] | None) -> str:
     """Review status of a saved session's ``session.json`` (``None``: never segmented)."""
     if meta is None:
         return "new"
     history = [SignOff.from_dict(s) for s in meta.get("signoffs") or []]
-    if is_approved(history):
-        return "approved"
-    return "edited" if int(meta.get("n_edited", 0)) > 0 else "segmented"
+    return review_status(history, int(meta.get("n_edited", 0)))

@@ -69,11 +69,10 @@ _CHUNK = 1 << 20
 def _et_rule(session: ReviewSession) -> dict[str, str]:
     """``{"et_rule": "ET removed: no enhancement (...)"}`` when the rule fired, else ``{}``: the
     worklist shows it beside the needs-review reasons."""
-    evidence = getattr(session, "et_evidence", None)
-    if evidence is None or not evidence.removed:
-        return {}
-    voxel_ml = float(np.prod(session.case.spacing)) / 1000.0
-    return {"et_rule": evidence.message(voxel_ml)}
+    from bratseg.review.assessment import et_rule_note
+
+    note = et_rule_note(session)
+    return {"et_rule": note} if note else {}
 
 
 def file_digest(path: str | Path) -> str:

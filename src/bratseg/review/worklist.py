@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bratseg.errors import BratsInputError
+from bratseg.review.assessment import reasons_of
 from bratseg.review.batch import (
     BatchEvent,
     approved_rows,
@@ -258,7 +259,7 @@ class Worklist:
             models=list((meta.get("model") or {}).get("names", [])),
             n_edited=saved.n_edited,
             needs_review=None if flag is None else bool(flag),
-            reasons=[str(r) for r in assessment.get("reasons") or []]
+            reasons=reasons_of(assessment)
             + ([str(meta["et_rule"])] if meta.get("et_rule") else []),
             volumes_ml=meta.get("volumes_ml"),
             approval=history[-1] if saved.status == "approved" else None,

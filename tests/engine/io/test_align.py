@@ -117,6 +117,7 @@ def test_motion_between_series_is_recovered_by_registration(
 
 def test_the_viewer_shows_the_aligned_series(brats2018_case_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("napari")
+    from napari_brats._cases import case_of_layer_data
     from napari_brats._reader import read_case
 
     case_dir = _copy_with(brats2018_case_dir, tmp_path, _other_grid)
@@ -125,7 +126,7 @@ def test_the_viewer_shows_the_aligned_series(brats2018_case_dir: Path, tmp_path:
     layers = read_case(str(case_dir), align="resample")
     shapes = {kw["name"]: data.shape for data, kw, _ in layers}
     assert shapes["T2"] == shapes["FLAIR"] == shapes["T1Gd"] == (155, 240, 240)
-    assert layers[0][1]["metadata"]["bratseg"]["case"].alignment[0].method == "resample"
+    assert case_of_layer_data(layers).alignment[0].method == "resample"
 
 
 def test_registering_the_same_pair_twice_gives_the_same_motion(brats2018_case_dir: Path) -> None:

@@ -18,8 +18,8 @@ from bratseg.cli.main import main
 from bratseg.inference import Prediction
 from bratseg.io import list_case_folders, load_case
 from bratseg.labels import LABEL_VALUES
+from bratseg.review.assessment import assessment_of
 from bratseg.review.plausibility import brain_voxel_count, plausibility_reasons
-from bratseg.review.session import assessment_of
 from bratseg.zoo import BUNDLED_DIR
 
 MEMBER = BUNDLED_DIR / "nnunet-small-cv44-f0.pt"
