@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bratseg.training.setup import default_cache_dir
 from bratseg import user_folders as zoo
+from bratseg.training.setup import default_cache_dir
 
 
 def test_user_folders_follow_the_platform_unless_told(
