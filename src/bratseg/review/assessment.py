@@ -14,6 +14,7 @@ plausibility rules). Its result is recorded on the :class:`~bratseg.review.Revie
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -40,7 +41,8 @@ def assess_labels(
     Args:
         region_probs: float (3, X, Y, Z) WT/TC/ET probabilities of the model run.
         labels: uint8 (X, Y, Z) label map in ``convention`` (the proposal or the working labels).
-        case: The :class:`bratseg.io.Case` (spacing; its image gives the brain size).
+        case: The :class:`bratseg.io.Case` (spacing; its image gives the brain size; a series
+            it lacks is the first reason, see :meth:`bratseg.io.Case.missing_sequence_notes`).
         convention: Label convention of ``labels``.
 
     Raises:
@@ -49,13 +51,18 @@ def assess_labels(
     from bratseg.review.plausibility import brain_voxel_count
     from bratseg.review.uncertainty import assess_case
 
-    return assess_case(
+    assessment = assess_case(
         region_probs,
         labels,
         tuple(case.spacing),
         str(convention),
         brain_voxels=brain_voxel_count(case.image),
     )
+    missing = case.missing_sequence_notes()  # a series stood in for another: said first
+    if not missing:
+        return assessment
+    reasons = [f"{note}." for note in missing] + assessment.reasons
+    return dataclasses.replace(assessment, reasons=reasons, needs_review=True)
 
 
 def assessment_of(prediction: Prediction, case: Case) -> dict[str, Any] | None:
