@@ -17,10 +17,10 @@ KILL_TIMEOUT_S = 10.0
 
 
 def runs_dir() -> Path:
-    """``$BRATSEG_HOME/runs`` (default ``~/.napari-brats/runs``)."""
-    from bratseg.zoo import bratseg_home
+    """``$BRATSEG_HOME/runs`` (:func:`bratseg.user_folders.runs_dir`)."""
+    from bratseg.user_folders import runs_dir as user_runs_dir
 
-    return bratseg_home() / "runs"
+    return user_runs_dir()
 
 
 def install_checkpoint(checkpoint: str | Path, name: str, *, overwrite: bool = False) -> Path:

@@ -40,10 +40,10 @@ DICOM_LAYOUT = "DICOM (SEG, RTSTRUCT, overlay)"
 
 
 def default_dataset_dir() -> Path:
-    """``$BRATSEG_HOME/datasets/corrected`` (default ``~/.napari-brats/datasets/corrected``)."""
-    from bratseg.zoo import bratseg_home
+    """``$BRATSEG_HOME/datasets/corrected`` (:func:`bratseg.user_folders.corrected_datasets_dir`)."""
+    from bratseg.user_folders import corrected_datasets_dir
 
-    return bratseg_home() / "datasets" / "corrected"
+    return corrected_datasets_dir()
 
 
 class ExportWidget(QWidget):

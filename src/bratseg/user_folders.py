@@ -1,4 +1,5 @@
-"""The user's folders, in one place: data home, cache, own models and review sessions.
+"""The user's folders, in one place: data home, cache, own models, training runs, corrected
+datasets and review sessions.
 
 ``$BRATSEG_HOME`` moves them all; ``$BRATSEG_SESSIONS`` moves the review sessions alone. Without
 it, an existing ``~/.napari-brats`` (earlier versions) keeps being used, else the platform's user
@@ -47,6 +48,17 @@ def bratseg_cache() -> Path:
 def user_models_dir() -> Path:
     """Folder of the user's checkpoints (may not exist yet)."""
     return bratseg_home() / "models"
+
+
+def runs_dir() -> Path:
+    """Training runs started from the Training dock: ``$BRATSEG_HOME/runs``."""
+    return bratseg_home() / "runs"
+
+
+def corrected_datasets_dir() -> Path:
+    """Where the Export dock writes corrected cases by default:
+    ``$BRATSEG_HOME/datasets/corrected``."""
+    return bratseg_home() / "datasets" / "corrected"
 
 
 def sessions_dir() -> Path:
