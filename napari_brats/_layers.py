@@ -181,7 +181,7 @@ def image_layer_data(case: Case) -> list[LayerDataTuple]:
         volume = case.image[index]
         meta = {**geometry_meta(case), "role": "image", "modality": modality}
         stand_in = substituted.get(modality)
-        missing = f" (missing: {MODALITY_NAMES[stand_in]} in its place)" if stand_in else ""
+        missing = f" missing: {MODALITY_NAMES[stand_in]} copy" if stand_in else ""
         kwargs = {
             "name": f"{MODALITY_NAMES[modality]}{missing}",
             "scale": scale,

@@ -92,7 +92,7 @@ def test_reader_opens_a_case_lacking_flair_and_names_the_stand_in(tmp_path):
     reader = napari_get_reader(str(partial))
     assert reader is not None
     layers = _layers_by_name(reader(str(partial)))
-    flair = layers["FLAIR (missing: T2 in its place)"]
+    flair = layers["FLAIR missing: T2 copy"]
     np.testing.assert_array_equal(flair[0], layers["T2"][0])
     assert not flair[1]["visible"] and layers["T2"][1]["visible"]
 
