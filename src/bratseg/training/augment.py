@@ -43,6 +43,7 @@ from monai.transforms import (
 from bratseg.training.augment_domain import (
     RandBiasFieldd,
     RandContrastRemovald,
+    RandSeriesStandInd,
     RandThickSliced,
 )
 
@@ -91,6 +92,7 @@ class AugmentConfig:
     bias_field_strength: float = 0.3  # polynomial coefficients ~ U(-s, s)
     gamma_prob: float = 0.0  # nnU-Net: gamma on min-max rescaled intensities, p = 0.3
     gamma: tuple[float, float] = (0.7, 1.5)  # nnU-Net's range
+    series_standin_prob: float = 0.0  # one series replaced by its stand-in, as predict does
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-type dict (JSON-able)."""
@@ -266,6 +268,8 @@ def build_augmentation(
         )
     if config.channel_drop_prob > 0:
         transforms.append(RandModalityDropd(keys=image, prob=config.channel_drop_prob))
+    if config.series_standin_prob > 0:
+        transforms.append(RandSeriesStandInd(prob=config.series_standin_prob))
     return Compose(transforms)
 
 

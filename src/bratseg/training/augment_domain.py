@@ -17,6 +17,10 @@ pipeline stays reproducible and resumable (see :mod:`bratseg.training.augment`):
 - :class:`RandBiasFieldd` multiplies each channel by a smooth random field (exponential of a
   quadratic polynomial), as receive-coil inhomogeneity does; applied above each channel's
   minimum so that z-scored background stays background.
+- :class:`RandSeriesStandInd` takes one series away as ``predict`` does for a case that lacks
+  it: its stand-in (:data:`bratseg.io.channels.SUBSTITUTES`; FLAIR <-> T2, T1 <-> T1Gd) is
+  copied into its channel, and without T1Gd ET becomes NCR (nothing shows enhancement), so the
+  network learns to segment what such a case shows.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from monai.transforms import MapTransform, RandomizableTransform
 
-from bratseg.io.channels import MODALITIES
+from bratseg.io.channels import MODALITIES, SUBSTITUTES
 from bratseg.labels import CLASSES
 
 #: Class indices of the training labels.
@@ -190,4 +194,38 @@ class RandBiasFieldd(RandomizableTransform, MapTransform):
             floor = image[c].min()
             out[c] = floor + (image[c] - floor) * field
         d["image"] = _put_back(d["image"], out)
+        return d
+
+
+class RandSeriesStandInd(RandomizableTransform, MapTransform):
+    """Replace one random series by its stand-in, as a case lacking it is predicted.
+
+    Args:
+        prob: Probability per sample.
+        series: The series that may go missing (default all four, each equally likely).
+    """
+
+    def __init__(self, prob: float = 0.1, series: tuple[str, ...] = MODALITIES) -> None:
+        MapTransform.__init__(self, ["image", "label"])
+        RandomizableTransform.__init__(self, prob)
+        self.series = tuple(series)
+        self._missing = self.series[0]
+
+    def randomize(self, data: Any = None) -> None:  # noqa: D102
+        super().randomize(None)
+        self._missing = self.series[int(self.R.randint(len(self.series)))]
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:  # noqa: D102
+        d = dict(data)
+        self.randomize()
+        if not self._do_transform:
+            return d
+        image = _as_tensor(d["image"]).clone().float()
+        missing = MODALITIES.index(self._missing)
+        image[missing] = image[MODALITIES.index(SUBSTITUTES[self._missing])]
+        d["image"] = _put_back(d["image"], image)
+        if self._missing == "t1ce":
+            label = _as_tensor(d["label"]).clone()
+            label[0][label[0] == _ET] = _NCR
+            d["label"] = _put_back(d["label"], label)
         return d

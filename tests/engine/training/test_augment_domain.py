@@ -17,6 +17,7 @@ from bratseg.training.augment_domain import (
     T1CE_CHANNEL,
     RandBiasFieldd,
     RandContrastRemovald,
+    RandSeriesStandInd,
     RandThickSliced,
 )
 from bratseg.training.data import discover_cases, load_cases
@@ -117,6 +118,7 @@ def test_recipe_turns_the_domain_augmentations_on_and_the_pipeline_runs(sample: 
                 "thick_slice_prob": 1.0,
                 "bias_field_prob": 1.0,
                 "gamma_prob": 1.0,
+                "series_standin_prob": 1.0,
                 "foreground_prob": 1.0,
                 "thick_slice_factor": [1.5, 3.0],
             }
@@ -134,3 +136,28 @@ def test_recipe_turns_the_domain_augmentations_on_and_the_pipeline_runs(sample: 
     assert out["image"].shape == (4, 32, 32, 32)
     assert torch.isfinite(out["image"]).all()
     assert int((out["label"] == ET).sum()) == 0
+
+
+@pytest.mark.parametrize("missing", ["t1", "t1ce", "t2", "flair"])
+def test_series_stand_in_copies_the_pair_as_predict_does(sample: dict, missing: str) -> None:
+    """One series becomes a copy of its stand-in (as ``load_case(allow_missing=True)`` fills a
+    case that lacks it); without T1Gd the ET becomes NCR, otherwise the labels stay."""
+    from bratseg.io.channels import MODALITIES, SUBSTITUTES
+
+    t = RandSeriesStandInd(prob=1.0, series=(missing,))
+    t.set_random_state(0)
+    out = t(dict(sample))
+    gone, kept = MODALITIES.index(missing), MODALITIES.index(SUBSTITUTES[missing])
+    assert not torch.equal(sample["image"][gone], sample["image"][kept])
+    assert torch.equal(out["image"][gone], sample["image"][kept])
+    for c in (c for c in range(4) if c != gone):
+        assert torch.equal(out["image"][c], sample["image"][c])
+    et = sample["label"][0] == ET
+    if missing == "t1ce":
+        assert int((out["label"][0] == ET).sum()) == 0
+        assert torch.equal(out["label"][0] == NCR, (sample["label"][0] == NCR) | et)
+    else:
+        assert torch.equal(out["label"], sample["label"])
+    assert AugmentConfig().series_standin_prob == 0.0  # off unless a recipe asks
+    never = RandSeriesStandInd(prob=0.0)
+    assert torch.equal(never(dict(sample))["image"], sample["image"])
