@@ -110,8 +110,8 @@ def test_cancel_stops_before_the_next_series_and_adds_nothing(
 def test_a_broken_case_is_reported_not_half_opened(make_napari_viewer, qtbot, moved_case, tmp_path):
     broken = tmp_path / moved_case.name
     broken.mkdir()
-    for f in moved_case.glob("*.nii.gz"):
-        if not f.name.endswith("_t2.nii.gz"):
+    for f in moved_case.glob("*.nii.gz"):  # neither T2 nor FLAIR: nothing can stand in
+        if not f.name.endswith(("_t2.nii.gz", "_flair.nii.gz")):
             (broken / f.name).write_bytes(f.read_bytes())
     viewer, segment = _dock(make_napari_viewer)
     segment.open_case(broken)

@@ -186,19 +186,21 @@ def find_case_files(
 
         files.update(find_dicom_channels(folder, files))
     missing = [m for m in MODALITIES if m not in files]
-    if allow_missing:
+    unknown = _unrecognised_entries(folder, files) if missing else []
+    if allow_missing and not unknown:  # a series named otherwise is never taken for missing
         missing = [m for m in missing if SUBSTITUTES[m] not in files]
     if missing:
         m = missing[0]
         looked = ", ".join(f"*_{t}, *-{t}" for t in NAME_TOKENS[m])
+        if unknown:
+            hint = f" (not recognised here: {', '.join(unknown[:4])})"
+        elif allow_missing:
+            hint = f" (a case needs {MODALITY_NAMES[m]} or {MODALITY_NAMES[SUBSTITUTES[m]]})"
+        else:
+            hint = ""
         raise BratsInputError(
             f"missing {MODALITY_NAMES[m]} ({m}) image: looked for {looked} "
-            "(.nii or .nii.gz); pass an explicit mapping for other names"
-            + (
-                f" (a case needs {MODALITY_NAMES[m]} or {MODALITY_NAMES[SUBSTITUTES[m]]})"
-                if allow_missing
-                else ""
-            ),
+            f"(.nii or .nii.gz); pass an explicit mapping for other names{hint}",
             folder,
         )
     return {k: files[k] for k in (*MODALITIES, "seg") if k in files}
@@ -347,6 +349,19 @@ def iter_load_case(
 
 def _display(key: str) -> str:
     return f"{MODALITY_NAMES[key]} ({key})" if key in MODALITY_NAMES else "label map (seg)"
+
+
+def _unrecognised_entries(folder: Path, files: Mapping[str, Path]) -> list[str]:
+    """Names of NIfTI files and sub-folders (DICOM series) of ``folder`` that are none of the
+    case's files: a missing series may be one of them under another name."""
+    used = {Path(f).resolve() for f in files.values()}
+    return [
+        entry.name
+        for entry in sorted(folder.iterdir())
+        if not entry.name.startswith(".")
+        and entry.resolve() not in used
+        and (entry.is_dir() or (is_nifti_name(entry.name) and match_modality(entry.name) is None))
+    ]
 
 
 def _explicit_files(folder: Path, mapping: Mapping[str, str | Path]) -> dict[str, Path]:

@@ -58,9 +58,12 @@ def assess_labels(
         str(convention),
         brain_voxels=brain_voxel_count(case.image),
     )
-    missing = case.missing_sequence_notes()  # a series stood in for another: said first
-    if not missing:
+    from bratseg.io.case import missing_sequence_note
+
+    substituted = getattr(case, "substituted", None) or {}  # a series stood in: said first
+    if not substituted:
         return assessment
+    missing = [missing_sequence_note(gone, stand_in) for gone, stand_in in substituted.items()]
     reasons = [f"{note}." for note in missing] + assessment.reasons
     return dataclasses.replace(assessment, reasons=reasons, needs_review=True)
 

@@ -73,3 +73,16 @@ def test_a_case_needs_one_series_of_each_pair(brats2018_case_dir: Path, tmp_path
     partial = _links(brats2018_case_dir, tmp_path / "t1-pair-only", ("t1", "t1ce"))
     with pytest.raises(BratsInputError, match="a case needs T2 or FLAIR"):
         load_case(partial, allow_missing=True)
+
+
+def test_a_series_under_another_name_is_not_taken_for_missing(
+    brats2018_case_dir: Path, tmp_path: Path
+) -> None:
+    """Never guess: when the folder holds an image file that is none of the case's series, the
+    'missing' FLAIR may be it, so the case is refused with the file named, not filled from T2."""
+    partial = _links(brats2018_case_dir, tmp_path / "odd-name", ("t1", "t1ce", "t2"))
+    (partial / "x_fla.nii.gz").symlink_to(next(brats2018_case_dir.glob("*_flair.nii.gz")))
+    with pytest.raises(BratsInputError, match=r"not recognised here: x_fla\.nii\.gz"):
+        load_case(partial, allow_missing=True)
+    case = load_case(partial, {"flair": "x_fla.nii.gz"}, allow_missing=True)  # mapped: complete
+    assert case.substituted == {}
