@@ -25,6 +25,7 @@ nothing.
 from __future__ import annotations
 
 import errno
+import glob
 import logging
 import os
 import re
@@ -85,8 +86,8 @@ def atomic_write(path: str | Path, *, overwrite: bool = True) -> Iterator[Binary
         raise FileExistsError(errno.EEXIST, "file exists; refusing to overwrite", str(path))
     remove_stale_temporaries(path.parent, f".{path.name}.", ".tmp")
     replaced_mode = _existing_mode(path)
-    tmp, handle = _open_temporary(path)
     try:
+        tmp, handle = _open_temporary(path)
         with handle:
             yield handle
             handle.flush()
@@ -98,7 +99,9 @@ def atomic_write(path: str | Path, *, overwrite: bool = True) -> Iterator[Binary
         else:
             _place_without_clobbering(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        # by name, not by ``tmp``: an interrupt (SIGTERM) can land between the file's creation
+        # and the assignment, and then only this process's prefix finds it
+        _remove_own_temporaries(path)
         raise
     fsync_folder(path.parent)
 
@@ -130,9 +133,13 @@ def atomic_write_all(
                 for p in targets
             ]
             yield handles
-    except BaseException:
-        for path in placed:
-            if new[targets.index(path)]:
+    except BaseException as exc:
+        # Files this call put in place go again. After a name clash only those recorded as
+        # placed (the clashing name is another writer's); after an interrupt every new name,
+        # since one may land between a rename and its record.
+        clash = isinstance(exc, FileExistsError)
+        for path, was_new in zip(targets, new):
+            if was_new and (path in placed or not clash):
                 path.unlink(missing_ok=True)
         raise
 
@@ -280,6 +287,12 @@ def _existing_mode(path: Path) -> int | None:
         return path.stat().st_mode & 0o777
     except OSError:
         return None
+
+
+def _remove_own_temporaries(path: Path) -> None:
+    """Remove this process's temporary files for ``path`` (``.<name>.<pid>-*.tmp``)."""
+    for leftover in path.parent.glob(f"{glob.escape(temporary_prefix(path.name))}*.tmp"):
+        leftover.unlink(missing_ok=True)
 
 
 def _open_temporary(path: Path) -> tuple[Path, BinaryIO]:

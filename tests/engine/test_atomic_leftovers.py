@@ -207,3 +207,41 @@ def test_sigterm_during_export_approved_leaves_no_partial_folder(
         pytest.fail(f"SIGTERM never reached a running export (last stderr: {err})")
     assert err.strip().splitlines()[-1] == "napari-brats: error: terminated (SIGTERM)", err
     assert not [p.name for p in export.iterdir() if p.name.startswith(".")]
+
+
+def test_an_interrupt_right_after_the_temporary_file_is_created_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window SIGTERM hit under load: the temporary file exists, but ``atomic_write`` has
+    not yet received its name. Simulated by an interrupt raised just after the creation."""
+    from bratseg import atomic
+
+    real = atomic._open_temporary
+
+    def created_then_interrupted(path: Path):
+        real(path)[1].close()  # the file is on disk ...
+        raise Terminated()  # ... and the signal arrives before its name is returned
+
+    monkeypatch.setattr(atomic, "_open_temporary", created_then_interrupted)
+    with pytest.raises(Terminated):
+        with atomic_write(tmp_path / "o.nii.gz") as handle:
+            handle.write(b"never")
+    assert _everything(tmp_path) == []
+
+
+def test_an_interrupt_between_a_rename_and_its_record_leaves_no_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Labels and probabilities are both or neither, also when the signal lands just after the
+    first file was renamed into place (before the group noted it)."""
+    from bratseg import atomic
+
+    def interrupted(folder: Path) -> None:
+        raise Terminated()
+
+    monkeypatch.setattr(atomic, "fsync_folder", interrupted)  # runs right after the rename
+    with pytest.raises(Terminated):
+        with atomic_write_all([tmp_path / "o.nii.gz", tmp_path / "p.nii.gz"]) as handles:
+            for handle in handles:
+                handle.write(b"data")
+    assert _everything(tmp_path) == []
