@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -422,12 +423,31 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
                 )
         else:
             self.show_session(ReviewSession.from_prediction(case, prediction, info, assessment))
+            self.show_most_tumour()
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self.status.setText(
             f"done in {prediction.seconds:.1f} s on {prediction.device}; "
             "tune thresholds in Postprocessing, correct with the brush"
         )
+
+    def show_most_tumour(self) -> int | None:
+        """Move the slider to the slice (of the axis being sliced) that holds the most predicted
+        tumour, so a new result is seen at once; returns that slice index, None without tumour."""
+        layer = self.state.layer
+        dims = self.viewer.dims
+        if layer is None or not dims.not_displayed:
+            return None
+        axis = dims.not_displayed[0]
+        tumour = np.asarray(layer.data) > 0
+        others = tuple(a for a in range(tumour.ndim) if a != axis)
+        area = tumour.sum(axis=others)
+        if not area.any():
+            return None
+        index = int(np.argmax(area))
+        world = index * float(layer.scale[axis]) + float(layer.translate[axis])
+        dims.point = tuple(world if a == axis else p for a, p in enumerate(dims.point))
+        return index
 
     def show_session(self, session: ReviewSession) -> None:
         """Show a session's labels (and probabilities) in the viewer and publish it to the docks

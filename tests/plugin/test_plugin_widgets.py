@@ -117,6 +117,10 @@ def test_segment_tune_correct_report_export(make_napari_viewer, qtbot, tiny_chec
     assert np.shares_memory(layer.data, session.labels)
     assert set(np.unique(layer.data)) <= {0, 1, 2, 4}
     assert "P(WT) whole tumour" in viewer.layers
+    # the new result is seen at once: the slider stands on the slice with the most tumour
+    axis = viewer.dims.not_displayed[0]
+    area = (layer.data > 0).sum(axis=tuple(a for a in range(3) if a != axis))
+    assert area.max() > 0 and area[viewer.dims.current_step[axis]] == area.max()
     _screenshot(segment, "segment_dock")
 
     # move a slider: labels recomputed from cached probabilities, equal to the engine's output
