@@ -104,6 +104,14 @@ def build_card(
             f"cases (epoch {progress['best_epoch']} of {progress['epochs']} validated), so the scores are "
             "slightly optimistic."
         )
+    average = prov.get("weight_average")
+    if isinstance(average, dict):
+        notes.append(
+            f"The weights are {1 - average['weight_tuned']:.2f} x those of "
+            f"{Path(str(average['base']['path'])).name} + {average['weight_tuned']:.2f} x those of "
+            f"{Path(str(average['tuned']['path'])).name}, fine-tuned from it (linear interpolation, "
+            "Wortsman et al. 2022); the training record is the fine-tuned run's."
+        )
     if remark:
         notes.append(remark)
     return ModelCard(
@@ -186,6 +194,12 @@ def portable_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
     init = out.get("init_from")
     if isinstance(init, dict) and init.get("path"):
         out["init_from"] = {**init, "path": Path(str(init["path"])).name}
+    average = out.get("weight_average")
+    if isinstance(average, dict):
+        out["weight_average"] = {
+            k: ({**v, "path": Path(str(v.get("path") or "")).name} if isinstance(v, dict) else v)
+            for k, v in average.items()
+        }
     return out
 
 

@@ -263,7 +263,7 @@ def pretrained_cases(provenance: dict[str, Any]) -> set[str]:
     init = provenance.get("init_from") or {}
     if not init:
         return set()
-    source = _init_checkpoint(init)
+    source = init_checkpoint(init)
     if source is None:
         logger.warning(
             "the initial weights %s (sha256 %s) are not found: the cases they were trained "
@@ -278,7 +278,7 @@ def pretrained_cases(provenance: dict[str, Any]) -> set[str]:
     return set(prov.get("train_cases") or []) | pretrained_cases(prov)
 
 
-def _init_checkpoint(init: dict[str, Any]) -> Path | None:
+def init_checkpoint(init: dict[str, Any]) -> Path | None:
     """The checkpoint file ``init`` (``{"path", "sha256"}``) names, found by path or bundled sha256."""
     from bratseg.checkpoint import file_sha256
     from bratseg.zoo import bundled_models

@@ -1,0 +1,86 @@
+"""Weight interpolation between a checkpoint and its fine-tuned descendant (WiSE-FT)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from bratseg.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+from bratseg.errors import BratsInputError
+from bratseg.models import build_model
+from bratseg.training.weight_average import average_checkpoints
+
+torch.set_num_threads(2)
+
+
+def _save(path: Path, seed: int, provenance: dict, name: str = "nnunet") -> Path:
+    torch.manual_seed(seed)
+    model = build_model(name, preset="tiny").eval()
+    return save_checkpoint(path, model, arch=name, config=model.config, provenance=provenance)
+
+
+@pytest.fixture()
+def pair(tmp_path: Path) -> tuple[Path, Path]:
+    """A base checkpoint and one whose recorded init chain starts from it (as the trainer writes)."""
+    base = _save(tmp_path / "base.pt", 1, {"train_cases": ["a", "b"], "val_cases": ["c"]})
+    middle = _save(
+        tmp_path / "middle.pt",
+        2,
+        {
+            "train_cases": ["a", "d"],
+            "val_cases": ["c"],
+            "init_from": {"path": str(base), "sha256": file_sha256(base)},
+        },
+    )
+    tuned = _save(
+        tmp_path / "tuned.pt",
+        3,
+        {
+            "train_cases": ["a", "d", "e"],
+            "val_cases": ["c"],
+            "init_from": {"path": str(middle), "sha256": file_sha256(middle)},
+        },
+    )
+    return base, tuned
+
+
+def test_average_is_the_linear_interpolation_and_records_both_parents(pair, tmp_path):
+    base, tuned = pair
+    out = average_checkpoints(base, tuned, 0.25, tmp_path / "avg.pt")
+    a, b, avg = (load_checkpoint(p).model.state_dict() for p in (base, tuned, out))
+    floats = [k for k, v in avg.items() if v.is_floating_point()]
+    assert floats
+    for key in floats:
+        torch.testing.assert_close(avg[key], 0.75 * a[key] + 0.25 * b[key])
+    prov = load_checkpoint(out).provenance
+    assert prov["weight_average"]["weight_tuned"] == 0.25
+    assert prov["weight_average"]["base"]["sha256"] == file_sha256(base)
+    assert prov["weight_average"]["tuned"]["sha256"] == file_sha256(tuned)
+    # every case either parent (or its init chain) trained on counts as seen
+    assert {"a", "b", "d"} <= set(prov["pretrained_cases"])
+    assert prov["train_cases"] == ["a", "d", "e"] and prov["val_cases"] == ["c"]
+
+
+def test_the_ends_give_each_parent(pair, tmp_path):
+    base, tuned = pair
+    for weight, parent in ((0.0, base), (1.0, tuned)):
+        out = average_checkpoints(base, tuned, weight, tmp_path / f"w{weight}.pt")
+        want, got = load_checkpoint(parent).model, load_checkpoint(out).model
+        x = torch.randn(1, want.config.in_channels, 32, 32, 32)
+        with torch.no_grad():
+            torch.testing.assert_close(got(x), want(x))
+
+
+def test_refuses_unrelated_networks_a_bad_weight_and_other_architectures(pair, tmp_path):
+    base, tuned = pair
+    stranger = _save(tmp_path / "stranger.pt", 4, {"train_cases": ["x"]})
+    with pytest.raises(BratsInputError, match="not fine-tuned from base.pt"):
+        average_checkpoints(base, stranger, 0.5, tmp_path / "no.pt")
+    with pytest.raises(BratsInputError, match=r"in \[0, 1\]"):
+        average_checkpoints(base, tuned, 1.5, tmp_path / "no.pt")
+    other = _save(tmp_path / "other.pt", 5, {"train_cases": ["x"]}, name="ds-unet")
+    with pytest.raises(BratsInputError, match="architectures differ"):
+        average_checkpoints(base, other, 0.5, tmp_path / "no.pt")
+    assert not (tmp_path / "no.pt").exists()
