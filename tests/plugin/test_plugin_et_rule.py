@@ -72,3 +72,29 @@ def test_rule_removes_et_says_why_and_one_click_restores_it(dock, qtbot):
     assert session.et_evidence is not None and not session.et_evidence.removed
     assert widget.et_rule_label.text().startswith("ET kept: enhancement T1Gd/T1 ")
     assert (session.labels == et).any()
+
+
+def test_core_fraction_rule_shows_its_evidence_and_restore_turns_both_rules_off(dock, qtbot):
+    from bratseg.labels import LABEL_VALUES
+
+    widget, session = dock
+    et = LABEL_VALUES[session.convention]["et"]
+    widget.controls["et_enhancement_min"].value = 1.05  # passed by this enhancing case
+    qtbot.waitUntil(lambda: session.config.et_enhancement_min == pytest.approx(1.05), timeout=5000)
+    # A demanding share: the stand-in's ET is less than 95 % of its core.
+    widget.controls["et_core_fraction_min"].value = 0.95
+    qtbot.waitUntil(
+        lambda: session.config.et_core_fraction_min == pytest.approx(0.95), timeout=5000
+    )
+    evidence = session.et_evidence
+    assert evidence is not None and evidence.removed and evidence.little_et
+    assert not evidence.no_uptake
+    text = widget.et_rule_label.text()
+    assert text.startswith("ET removed: no enhancement (ET ") and "of the core < 95%" in text
+    assert not (session.labels == et).any() and widget.restore_et.isEnabled()
+
+    widget.restore_et.click()
+    assert session.config.et_core_fraction_min == 0.0
+    assert session.config.et_enhancement_min == 0.0
+    assert widget.controls["et_core_fraction_min"].value == 0.0
+    assert (session.labels == et).any() and not widget.restore_et.isEnabled()

@@ -206,6 +206,20 @@ class PostprocessConfig:
         metavar="R",
     )
 
+    # Not from the papers: the BraTS 2023 paediatric winner turns ET into NCR below an ET/WT
+    # ratio of 0.04 (field survey); here the share is of the core, which a contrast-free tumour
+    # keeps whole. Off by default; the default ensemble's card says its value, chosen on the
+    # 5-fold protocol with contrast-removed copies.
+    et_core_fraction_min: float = setting(
+        0.0,
+        label="ET needs ≥ × core",
+        help="little enhancement: all ET becomes NCR when the predicted ET is less than this "
+        "fraction of the predicted tumour core; 0 = off",
+        group=ET_GROUP,
+        metavar="F",
+        **_PROB,
+    )
+
     def __post_init__(self) -> None:
         check_settings(self, "postprocessing")
 

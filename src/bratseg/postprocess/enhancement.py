@@ -17,14 +17,17 @@ stays in the tumour core). The decision and its evidence are returned, so that f
 say "ET removed: no enhancement" with the number, and a reviewer can put ET back by turning the
 rule off for the case.
 
-Other rules of the field, for comparison (field survey): the BraTS 2023 paediatric winner turns
-ET into NCR below an ET/WT ratio of 0.04; nnU-Net's BraTS entry below an ET volume tuned on
-cross-validation. Both look at the prediction only; this one at the images.
+A second piece of evidence looks at the prediction only: the share of the predicted tumour core
+that is ET (``PostprocessConfig.et_core_fraction_min``). Removing the contrast from a tumour leaves
+its core but little ET (a thin, unsure rim), while enhancing tumours keep a large share. The
+BraTS 2023 paediatric winner uses the same idea on the whole tumour (ET into NCR below an ET/WT
+ratio of 0.04, field survey); nnU-Net's BraTS entry uses an ET volume tuned on
+cross-validation. Either piece of evidence turns all ET into NCR; the evidence says which.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -37,32 +40,56 @@ REFERENCE_STRIDE = 7
 
 @dataclass(frozen=True)
 class EnhancementEvidence:
-    """What the no-enhancement rule measured and decided for one case.
+    """What the no-enhancement decision measured and decided for one case.
 
     Attributes:
         ratio: T1Gd inside the predicted ET over what T1 predicts for it (see the module
-            docstring); ``None`` when it could not be measured.
-        threshold: The rule's threshold (``et_enhancement_min``).
-        et_voxels: Predicted ET voxels the ratio was measured on.
-        removed: Whether the rule turned the ET into NCR.
+            docstring); ``None`` when it could not be measured or its rule is off.
+        threshold: The image rule's threshold (``et_enhancement_min``; 0 = off).
+        et_voxels: Predicted ET voxels the decision was taken on.
+        removed: Whether the decision turned the ET into NCR.
+        core_fraction: Predicted ET over the predicted tumour core (voxels); ``None`` when its
+            rule is off.
+        core_fraction_min: That rule's threshold (``et_core_fraction_min``; 0 = off).
     """
 
     ratio: float | None
     threshold: float
     et_voxels: int
     removed: bool
+    core_fraction: float | None = None
+    core_fraction_min: float = 0.0
+
+    @property
+    def no_uptake(self) -> bool:
+        """Whether the images show no contrast uptake in the predicted ET (the ratio rule fired)."""
+        return self.ratio is not None and self.ratio < self.threshold
+
+    @property
+    def little_et(self) -> bool:
+        """Whether the ET is too small a share of the core (the core-fraction rule fired)."""
+        return self.core_fraction is not None and self.core_fraction < self.core_fraction_min
 
     def message(self, voxel_ml: float | None = None) -> str:
         """One line for a reviewer, e.g. ``ET removed: no enhancement (T1Gd/T1 1.02 < 1.10)``."""
-        if self.ratio is None:
-            return "ET kept: enhancement could not be measured"
-        size = f"; {self.et_voxels * voxel_ml:.1f} mL became NCR" if voxel_ml else ""
+        ratio = f"T1Gd/T1 {self.ratio:.2f}" if self.ratio is not None else ""
+        share = f"ET {self.core_fraction:.0%} of the core" if self.core_fraction is not None else ""
         if self.removed:
-            return (
-                f"ET removed: no enhancement (T1Gd/T1 {self.ratio:.2f} < {self.threshold:.2f}"
-                f"{size})"
+            why = [f"{ratio} < {self.threshold:.2f}"] if self.no_uptake else []
+            if self.little_et:
+                why.append(f"{share} < {self.core_fraction_min:.0%}")
+            size = f"; {self.et_voxels * voxel_ml:.1f} mL became NCR" if voxel_ml else ""
+            return f"ET removed: no enhancement ({'; '.join(why)}{size})"
+        kept = []
+        if self.threshold > 0:
+            kept.append(
+                f"enhancement {ratio} >= {self.threshold:.2f}"
+                if ratio
+                else "enhancement could not be measured"
             )
-        return f"ET kept: enhancement T1Gd/T1 {self.ratio:.2f} >= {self.threshold:.2f}"
+        if share:
+            kept.append(f"{share} >= {self.core_fraction_min:.0%}")
+        return "ET kept: " + "; ".join(kept)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON-able)."""
@@ -166,26 +193,44 @@ def apply_enhancement_rule(
     et: np.ndarray,
     threshold: float,
     fits: ReferenceFitCache | None = None,
+    *,
+    tc: np.ndarray | None = None,
+    core_fraction_min: float = 0.0,
 ) -> EnhancementEvidence | None:
     """Turn all ET into NCR (in place, ``et`` cleared) when the case shows no enhancement.
 
     Args:
-        t1_t1ce: T1 and T1Gd (X, Y, Z) intensities, or ``None`` (no decision without images).
+        t1_t1ce: T1 and T1Gd (X, Y, Z) intensities, or ``None`` (no image evidence).
         wt: bool (X, Y, Z) tumour mask.
-        et: bool (X, Y, Z) ET mask, cleared in place when the rule fires.
-        threshold: ``et_enhancement_min``; 0 disables the rule.
+        et: bool (X, Y, Z) ET mask, cleared in place when the decision fires.
+        threshold: ``et_enhancement_min``; 0 disables the image rule.
         fits: The case's fit cache (None: fit afresh).
+        tc: bool (X, Y, Z) tumour-core mask, for the core-fraction rule (None: that rule off).
+        core_fraction_min: ``et_core_fraction_min``; 0 disables the core-fraction rule.
 
     Returns:
-        The evidence, or ``None`` when the rule is off, there are no images or no ET.
+        The evidence, or ``None`` when both rules are off (or cannot look: no images, no core),
+        or there is no ET.
     """
-    if threshold <= 0 or t1_t1ce is None or not et.any():
+    images = (
+        threshold > 0
+        and t1_t1ce is not None
+        and t1_t1ce[0].shape == et.shape
+        and t1_t1ce[1].shape == et.shape
+    )
+    core = int(np.count_nonzero(tc)) if core_fraction_min > 0 and tc is not None else 0
+    if not (images or core) or not et.any():
         return None
-    if t1_t1ce[0].shape != et.shape or t1_t1ce[1].shape != et.shape:
-        return None
-    ratio = enhancement_ratio(t1_t1ce, wt, et, fits)
-    n = int(et.sum())
-    removed = ratio is not None and ratio < threshold
-    if removed:
+    n = int(np.count_nonzero(et))
+    evidence = EnhancementEvidence(
+        ratio=enhancement_ratio(t1_t1ce, wt, et, fits) if images and t1_t1ce else None,
+        threshold=threshold if images else 0.0,
+        et_voxels=n,
+        removed=False,
+        core_fraction=n / core if core else None,
+        core_fraction_min=core_fraction_min if core else 0.0,
+    )
+    if evidence.no_uptake or evidence.little_et:
         et[...] = False
-    return EnhancementEvidence(ratio=ratio, threshold=threshold, et_voxels=n, removed=removed)
+        evidence = replace(evidence, removed=True)
+    return evidence

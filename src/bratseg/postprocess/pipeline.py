@@ -323,5 +323,13 @@ def postprocess_with_evidence(
     if config.wt_needs_core:
         remove_coreless_components(wt, tc, et)
     apply_et_rules(et, et_prob, config, tc)
-    evidence = apply_enhancement_rule(t1_t1ce, wt, et, config.et_enhancement_min, fits)
+    evidence = apply_enhancement_rule(
+        t1_t1ce,
+        wt,
+        et,
+        config.et_enhancement_min,
+        fits,
+        tc=tc,
+        core_fraction_min=config.et_core_fraction_min,
+    )
     return labels_from_regions(wt, tc, et, convention, nesting="nested"), evidence

@@ -150,3 +150,55 @@ def test_a_review_session_fits_the_reference_once_across_threshold_moves(case) -
     assert session.et_evidence is not None
     assert seen[2][0] == 2 and seen[2][1] < wt_voxels  # WT moved: fitted again
     assert [session.et_evidence.removed, session.et_evidence.threshold] == [False, 1.15]
+
+
+def _thin_et(seg: np.ndarray) -> np.ndarray:
+    """``seg`` with its ET eroded to a few voxels inside an unchanged core (a mostly
+    non-enhancing core, as the network paints it on a contrast-free tumour)."""
+    out = seg.copy()
+    et = seg == ET
+    keep = ndi.binary_erosion(et, iterations=3)
+    out[et & ~keep] = NCR
+    return out
+
+
+def test_core_fraction_rule_removes_a_small_share_of_et_and_says_so(case) -> None:
+    seg = _thin_et(case.seg)
+    core = int(((seg == NCR) | (seg == ET)).sum())
+    share = int((seg == ET).sum()) / core
+    assert 0 < share < 0.2
+    config = PostprocessConfig(et_core_fraction_min=0.2, et_component_rule=False)
+    labels, evidence = postprocess_with_evidence(_probs(seg), config)  # no images needed
+    assert evidence is not None and evidence.removed and evidence.little_et
+    assert not evidence.no_uptake and evidence.ratio is None
+    assert evidence.core_fraction == pytest.approx(share)
+    assert not (labels == ET).any()
+    np.testing.assert_array_equal(labels == NCR, (seg == NCR) | (seg == ET))
+    msg = evidence.message(voxel_ml=0.001)
+    assert msg.startswith(f"ET removed: no enhancement (ET {share:.0%} of the core < 20%")
+    # A larger share keeps the ET, and the evidence says by how much.
+    kept, evidence = postprocess_with_evidence(
+        _probs(case.seg), config, t1_t1ce=t1_t1ce(case.image)
+    )
+    np.testing.assert_array_equal(kept, case.seg)
+    assert evidence is not None and not evidence.removed
+    assert evidence.message().startswith("ET kept: ET ") and ">= 20%" in evidence.message()
+
+
+def test_both_rules_report_both_pieces_of_evidence(case) -> None:
+    image = _without_contrast(case.image, case.seg)
+    config = PostprocessConfig(
+        et_enhancement_min=1.15, et_core_fraction_min=0.05, et_component_rule=False
+    )
+    labels, evidence = postprocess_with_evidence(_probs(case.seg), config, t1_t1ce=t1_t1ce(image))
+    assert evidence is not None and evidence.removed and evidence.no_uptake
+    assert not evidence.little_et and evidence.core_fraction is not None
+    assert not (labels == ET).any()
+    # on the real images the ET enhances and is a large share: both rules keep it
+    labels, evidence = postprocess_with_evidence(
+        _probs(case.seg), config, t1_t1ce=t1_t1ce(case.image)
+    )
+    np.testing.assert_array_equal(labels, case.seg)
+    assert evidence is not None and not evidence.removed
+    msg = evidence.message()
+    assert "T1Gd/T1" in msg and "of the core >= 5%" in msg
