@@ -448,3 +448,33 @@ def test_reviewer_and_status_are_one_literal_line(
     seg = read(out / "SEG.dcm")
     assert "cost $5 and $6^{ approved" in str(seg.ImageComments)
     assert all("\n" not in line for line in capsys.readouterr().out.splitlines())
+
+
+def test_a_case_without_t1gd_says_on_every_image_that_t1_stands_in(
+    small_case: Path, tmp_path: Path
+) -> None:
+    """The overlay, the new source series and the notes name the T1 that stood in for the
+    missing T1Gd: a reader never takes the burned-in images for a contrast series."""
+    from bratseg.report.dicom.export import export_dicom
+
+    folder = tmp_path / "Small_1"
+    folder.mkdir()
+    for channel in ("t1", "t2", "flair", "seg"):
+        (folder / f"Small_1_{channel}.nii.gz").symlink_to(small_case / f"Small_1_{channel}.nii.gz")
+    case = load_case(folder, allow_missing=True)
+    assert case.substituted == {"t1ce": "t1"}
+    result = export_dicom(case, case.seg, case.seg_convention, tmp_path / "dicom")
+    overlay = series_files(result.folder / "OVERLAY")
+    source = series_files(result.folder / "SOURCE_T1GD")
+    assert {str(d.SeriesDescription) for d in overlay} == {
+        "T1 in place of the missing T1Gd with tumour overlay (burned in)"
+    }
+    assert str(source[0].SeriesDescription) == "T1 in place of the missing T1Gd (from NIfTI)"
+    assert "T1Gd missing: T1 used in its place" in str(overlay[0].ImageComments)
+    assert any(n.startswith("T1Gd missing: T1 used in its place") for n in result.notes)
+    assert "T1Gd missing" in (result.folder / "README.txt").read_text()
+    # the complete case keeps the plain names
+    full = export_dicom(load_case(small_case), load_case(small_case).seg, "2021", tmp_path / "full")
+    assert {str(d.SeriesDescription) for d in series_files(full.folder / "OVERLAY")} == {
+        "T1Gd with tumour overlay (burned in)"
+    }

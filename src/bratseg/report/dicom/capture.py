@@ -83,8 +83,10 @@ def build_overlay_series(
     *,
     series_number: int,
     note: str = "",
+    description: str = "T1Gd with tumour overlay (burned in)",
 ) -> list[Any]:
-    """One RGB Secondary Capture per slice of ``volume`` (X, Y, Z) with the tissues burned in."""
+    """One RGB Secondary Capture per slice of ``volume`` (X, Y, Z) with the tissues burned in
+    (``description``: its SeriesDescription, which names the series shown)."""
     import highdicom as hd
 
     rgb = burn_overlay(volume, labels, convention)
@@ -93,7 +95,7 @@ def build_overlay_series(
     for k, src in enumerate(source.datasets):
         frame = np.ascontiguousarray(rgb[:, :, k, :].transpose(1, 0, 2))  # (rows, columns, 3)
         ds = _sc_image(frame, source, series_uid, series_number, k + 1)
-        ds.SeriesDescription = "T1Gd with tumour overlay (burned in)"
+        ds.SeriesDescription = description[:64]
         ds.BurnedInAnnotation = "YES"
         ds.FrameOfReferenceUID = src.FrameOfReferenceUID
         ds.ImagePositionPatient = src.ImagePositionPatient

@@ -223,7 +223,11 @@ def _int16_volume(volume: np.ndarray) -> np.ndarray:
 
 
 def synthesize_series(
-    volume: np.ndarray, affine: np.ndarray, case_id: str, source_file: str
+    volume: np.ndarray,
+    affine: np.ndarray,
+    case_id: str,
+    source_file: str,
+    description: str = "T1Gd (from NIfTI)",
 ) -> SourceSeries:
     """A new MR study and series holding ``volume`` (the case's T1Gd), one instance per slice.
 
@@ -232,6 +236,7 @@ def synthesize_series(
         affine: (4, 4) voxel-to-RAS matrix.
         case_id: Patient ID and name of the new study.
         source_file: The NIfTI file the volume came from (named in the series).
+        description: The new series' SeriesDescription (what it shows).
     """
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -264,7 +269,7 @@ def synthesize_series(
         ds.Modality = "MR"
         ds.SeriesInstanceUID = series
         ds.SeriesNumber = 1
-        ds.SeriesDescription = "T1Gd (from NIfTI)"
+        ds.SeriesDescription = description[:64]
         ds.SeriesDate, ds.SeriesTime = date, time
         ds.Manufacturer = MANUFACTURER
         ds.SoftwareVersions = __version__
