@@ -3,6 +3,9 @@ evidence, and the one-click restore, on a real case segmented by a stand-in mode
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -98,3 +101,17 @@ def test_core_fraction_rule_shows_its_evidence_and_restore_turns_both_rules_off(
     assert session.config.et_enhancement_min == 0.0
     assert widget.controls["et_core_fraction_min"].value == 0.0
     assert (session.labels == et).any() and not widget.restore_et.isEnabled()
+
+    # The default ensemble's values on this enhancing case: ET kept, both numbers shown.
+    widget.controls["et_enhancement_min"].value = 1.1
+    widget.controls["et_core_fraction_min"].value = 0.04
+    qtbot.waitUntil(
+        lambda: session.config.et_core_fraction_min == pytest.approx(0.04), timeout=5000
+    )
+    text = widget.et_rule_label.text()
+    assert text.startswith("ET kept: enhancement T1Gd/T1 ") and "of the core >= 4%" in text
+    if os.environ.get("NAPARI_BRATS_SCREENSHOTS"):  # the documentation's picture
+        widget.advanced.expand(animate=False)
+        qtbot.wait(200)
+        images = Path(__file__).resolve().parents[2] / "docs" / "images"
+        widget.grab().save(str(images / "postprocess_dock_advanced.png"))
