@@ -63,7 +63,9 @@ class PostprocessWidget(QWidget):
         self.et_rule_label = QLabel("")
         self.et_rule_label.setWordWrap(True)
         self.restore_et = QPushButton("Restore ET (rule off for this case)")
-        self.restore_et.setToolTip("Turn the no-enhancement decision (both of its rules) off and show the model's ET")
+        self.restore_et.setToolTip(
+            "Turn the no-enhancement decision (both of its rules) off and show the model's ET"
+        )
         self.restore_et.clicked.connect(self.restore_enhancing_tumour)
         self.restore_et.setEnabled(False)
         reset = QPushButton("Reset to model defaults")
