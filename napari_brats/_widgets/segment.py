@@ -35,6 +35,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from bratseg.components import busiest_slice
 from bratseg.devices import DEVICE_CHOICES
 from bratseg.io.align import ALIGN_MODES
 from bratseg.labels import BRATS_CONVENTIONS
@@ -439,12 +440,9 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
         if layer is None or not dims.not_displayed:
             return None
         axis = dims.not_displayed[0]
-        tumour = np.asarray(layer.data) > 0
-        others = tuple(a for a in range(tumour.ndim) if a != axis)
-        area = tumour.sum(axis=others)
-        if not area.any():
+        index = busiest_slice(np.asarray(layer.data) > 0, axis)
+        if index is None:
             return None
-        index = int(np.argmax(area))
         world = index * float(layer.scale[axis]) + float(layer.translate[axis])
         dims.point = tuple(world if a == axis else p for a, p in enumerate(dims.point))
         return index

@@ -161,3 +161,11 @@ def gather_flat(values: np.ndarray, flat: np.ndarray) -> np.ndarray:
     if values.flags.c_contiguous:
         return values.reshape(-1)[flat]
     return values[np.unravel_index(flat, values.shape)]
+
+
+def busiest_slice(mask: np.ndarray, axis: int) -> int | None:
+    """The index along ``axis`` of the slice holding the most ``True`` voxels of ``mask`` (any
+    dimensionality; every other axis is counted), or ``None`` when ``mask`` is empty."""
+    others = tuple(a for a in range(mask.ndim) if a != axis)
+    area = np.count_nonzero(mask, axis=others)
+    return int(np.argmax(area)) if area.any() else None

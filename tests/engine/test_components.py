@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy import ndimage
 
 import bratseg.components as components
-from bratseg.components import label_components, mask_components
+from bratseg.components import busiest_slice, label_components, mask_components
 
 CASES = ("Brats18_2013_11_1", "Brats18_CBICA_ABM_1", "Brats18_TCIA10_637_1")
 
@@ -74,3 +74,14 @@ def test_label_components_of_an_empty_and_a_2d_mask():
     labels, n = label_components(flat, 2)
     ref, n_ref = _reference(flat, 2)
     assert n == n_ref and np.array_equal(labels, ref)
+
+
+def test_busiest_slice_counts_every_other_axis_and_is_none_when_empty():
+    mask = np.zeros((2, 4, 5, 6), dtype=bool)  # two maps stacked: (map, X, Y, Z)
+    mask[0, :, :, 1] = True  # slice 1: 20 voxels, all in the first map
+    mask[0, 2:, :, 4] = True  # slice 4: 10 in the first map ...
+    mask[1, :2, :, 4] = True  # ... 10 in the second ...
+    mask[1, 2, 0, 4] = True  # ... and one more: 21 in both maps together
+    assert busiest_slice(mask, axis=3) == 4
+    assert busiest_slice(mask[0], axis=2) == 1
+    assert busiest_slice(np.zeros((3, 3), dtype=bool), axis=0) is None

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bratseg.components import busiest_slice
 from bratseg.errors import BratsInputError
 from bratseg.labels import LABEL_VALUES
 from bratseg.orientation import reorientation
@@ -33,10 +34,14 @@ STRUCTURE_NAMES = {"ncr": "NCR", "ed": "ED", "et": "ET", "tc": "TC", "wt": "WT"}
 
 
 def _key_slice(labels: list[np.ndarray], et: int) -> int:
-    area = sum((lab == et).sum(axis=(0, 1)) for lab in labels)
-    if not np.any(area):
-        area = sum((lab > 0).sum(axis=(0, 1)) for lab in labels)
-    return int(np.argmax(area)) if np.any(area) else labels[0].shape[2] // 2
+    """The axial slice with the largest enhancing area of all maps together (else tumour area;
+    else the middle)."""
+    stacked = np.stack(labels)  # (maps, X, Y, Z): every map's area counts
+    for tissue in (stacked == et, stacked > 0):
+        k = busiest_slice(tissue, axis=3)
+        if k is not None:
+            return k
+    return labels[0].shape[2] // 2
 
 
 def _fmt(value: float | None, spec: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from bratseg.components import busiest_slice
 from bratseg.labels import LABEL_COLORS, TISSUES, Convention, label_value
 from bratseg.report.dicom.source import BODY_PART, MANUFACTURER, SourceSeries, copy_patient_study
 
@@ -110,9 +111,11 @@ def build_overlay_series(
 
 def key_slice(labels: np.ndarray, convention: Convention) -> int:
     """The axial slice with the largest enhancing area (else tumour area; else the middle)."""
-    et = labels == label_value("et", convention)
-    area = et.sum(axis=(0, 1)) if et.any() else (labels > 0).sum(axis=(0, 1))
-    return int(np.argmax(area)) if area.any() else labels.shape[2] // 2
+    for tissue in (labels == label_value("et", convention), labels > 0):
+        k = busiest_slice(tissue, axis=2)
+        if k is not None:
+            return k
+    return labels.shape[2] // 2
 
 
 def render_summary(
