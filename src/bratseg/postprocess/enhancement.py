@@ -213,18 +213,20 @@ def apply_enhancement_rule(
         or there is no ET.
     """
     images = (
-        threshold > 0
+        t1_t1ce
+        if threshold > 0
         and t1_t1ce is not None
         and t1_t1ce[0].shape == et.shape
         and t1_t1ce[1].shape == et.shape
+        else None
     )
     core = int(np.count_nonzero(tc)) if core_fraction_min > 0 and tc is not None else 0
-    if not (images or core) or not et.any():
+    if (images is None and not core) or not et.any():
         return None
     n = int(np.count_nonzero(et))
     evidence = EnhancementEvidence(
-        ratio=enhancement_ratio(t1_t1ce, wt, et, fits) if images and t1_t1ce else None,
-        threshold=threshold if images else 0.0,
+        ratio=enhancement_ratio(images, wt, et, fits) if images is not None else None,
+        threshold=threshold if images is not None else 0.0,
         et_voxels=n,
         removed=False,
         core_fraction=n / core if core else None,

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from bratseg.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+from bratseg.checkpoint import load_checkpoint, save_checkpoint
 from bratseg.errors import BratsInputError
 from bratseg.evaluation import pretrained_cases
 
@@ -82,17 +82,17 @@ def average_checkpoints(
             "not reach that file, so the two networks need not share a basin",
             tuned,
         )
-    state_a, state_b = a.model.state_dict(), b.model.state_dict()
-    with torch.no_grad():
+    state_a = a.model.state_dict()
+    with torch.no_grad():  # in place: the state dict's tensors are b's weights
         for key, value in b.model.state_dict().items():
             if value.is_floating_point():
-                value.copy_((1.0 - weight) * state_a[key] + weight * state_b[key])
+                value.copy_((1.0 - weight) * state_a[key] + weight * value)
     provenance = dict(b.provenance)
     seen = set(a.provenance.get("train_cases") or []) | pretrained_cases(a.provenance)
     provenance["pretrained_cases"] = sorted(seen | pretrained_cases(b.provenance))
     provenance["weight_average"] = {
         "base": {"path": str(Path(base).resolve()), "sha256": a.sha256},
-        "tuned": {"path": str(Path(tuned).resolve()), "sha256": file_sha256(tuned)},
+        "tuned": {"path": str(Path(tuned).resolve()), "sha256": b.sha256},
         "weight_tuned": float(weight),
         "method": "linear interpolation of the weights (Wortsman et al. 2022, WiSE-FT)",
     }

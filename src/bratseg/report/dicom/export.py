@@ -123,24 +123,29 @@ def check_labels(
         )
 
 
-def source_series(case: Case) -> SourceSeries:
-    """The case's T1Gd DICOM series, or a new MR series made from its NIfTI T1Gd."""
-    from bratseg.io.case import MODALITIES
+def shown_series(case: Case) -> str:
+    """What the exported images show: ``"T1Gd"``, or e.g. ``"T1 in place of the missing T1Gd"``."""
     from bratseg.io.channels import MODALITY_NAMES
+
+    stand_in = case.substituted.get("t1ce")
+    return f"{MODALITY_NAMES[stand_in]} in place of the missing T1Gd" if stand_in else "T1Gd"
+
+
+def source_series(case: Case) -> SourceSeries:
+    """The case's T1Gd DICOM series, or a new MR series made from its NIfTI T1Gd (or from what
+    stood in for it, and named so)."""
+    from bratseg.io.case import MODALITIES
 
     t1ce = case.files.get("t1ce")
     volume = case.image[MODALITIES.index("t1ce")]
     if t1ce is not None and Path(t1ce).is_dir():
         return read_source_series(Path(t1ce), case.affine, case.shape)
-    stand_in = case.substituted.get("t1ce")
     return synthesize_series(
         volume,
         case.affine,
         case.case_id,
         str(t1ce or "T1Gd"),
-        description=f"{MODALITY_NAMES[stand_in]} in place of the missing T1Gd (from NIfTI)"
-        if stand_in
-        else "T1Gd (from NIfTI)",
+        description=f"{shown_series(case)} (from NIfTI)",
     )
 
 
@@ -167,7 +172,6 @@ def export_dicom(
         BratsInputError: The destination exists, or the case's DICOM series does not match it.
     """
     from bratseg.io.case import MODALITIES, missing_sequence_note
-    from bratseg.io.channels import MODALITY_NAMES
 
     provenance = provenance or Provenance()
     destination = Path(destination)
@@ -186,9 +190,7 @@ def export_dicom(
         result.notes.append(SYNTHESIZED_NOTE)
     else:
         result.notes.append(f"References the T1Gd DICOM series {result.source_series_uid}.")
-    shown = "T1Gd"
     if "t1ce" in case.substituted:  # every image of the export is the stand-in: say so on each
-        shown = f"{MODALITY_NAMES[case.substituted['t1ce']]} in place of the missing T1Gd"
         missing = missing_sequence_note("t1ce", case.substituted["t1ce"]) + "."
         result.notes.append(missing)
         note = f"{note} {missing}".strip()
@@ -221,7 +223,7 @@ def export_dicom(
             source,
             series_number=SERIES_NUMBERS["overlay"],
             note=note,
-            description=f"{shown} with tumour overlay (burned in)",
+            description=f"{shown_series(case)} with tumour overlay (burned in)",
         )
         result.files["overlay"] = _save_series(overlay, work, "OVERLAY")
         lines = [f"Case {case.case_id}", provenance.summary(), *_wrap(note)]
