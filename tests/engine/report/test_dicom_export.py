@@ -471,6 +471,10 @@ def test_a_case_without_t1gd_says_on_every_image_that_t1_stands_in(
     }
     assert str(source[0].SeriesDescription) == "T1 in place of the missing T1Gd (from NIfTI)"
     assert "T1Gd missing: T1 used in its place" in str(overlay[0].ImageComments)
+    assert "the volume shown (T1 in place of the missing T1Gd) written" in str(
+        source[0].ImageComments
+    )
+    assert "(T1Gd) written" not in " ".join(result.notes)
     assert any(n.startswith("T1Gd missing: T1 used in its place") for n in result.notes)
     assert "T1Gd missing" in (result.folder / "README.txt").read_text()
     # the complete case keeps the plain names

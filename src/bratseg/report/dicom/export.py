@@ -34,10 +34,10 @@ from bratseg.report.dicom.capture import build_overlay_series, build_summary, re
 from bratseg.report.dicom.rtstruct import build_rtstruct
 from bratseg.report.dicom.seg import Provenance, build_seg
 from bratseg.report.dicom.source import (
-    SYNTHESIZED_NOTE,
     SourceSeries,
     read_source_series,
     synthesize_series,
+    synthesized_note,
 )
 
 if TYPE_CHECKING:
@@ -145,7 +145,7 @@ def source_series(case: Case) -> SourceSeries:
         case.affine,
         case.case_id,
         str(t1ce or "T1Gd"),
-        description=f"{shown_series(case)} (from NIfTI)",
+        shown=shown_series(case),
     )
 
 
@@ -185,9 +185,9 @@ def export_dicom(
     result.volumes_ml = {
         k.upper(): v for k, v in tumour_volumes_ml(labels, convention, case.spacing).items()
     }
-    note = SYNTHESIZED_NOTE if source.synthesized else ""
+    note = synthesized_note(shown_series(case)) if source.synthesized else ""
     if source.synthesized:
-        result.notes.append(SYNTHESIZED_NOTE)
+        result.notes.append(note)
     else:
         result.notes.append(f"References the T1Gd DICOM series {result.source_series_uid}.")
     if "t1ce" in case.substituted:  # every image of the export is the stand-in: say so on each

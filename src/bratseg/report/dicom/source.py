@@ -7,7 +7,7 @@ and every output shares its Study, Frame of Reference and patient attributes.
 A case read from NIfTI has no DICOM identity. Then a consistent new study is made: new Study,
 Series and Frame of Reference UIDs, and the T1Gd volume itself is written as an MR series
 (:func:`synthesize_series`) so that SEG and RTSTRUCT can reference real instances. The series and
-every output say so (:data:`SYNTHESIZED_NOTE`).
+every output say so (:func:`synthesized_note`).
 
 Voxel ``(i, j, k)`` of the case volume (RAS affine, as :mod:`bratseg.io.dicom` builds it) is pixel
 ``(row j, column i)`` of slice ``k``: frames are ``volume[:, :, k].T``.
@@ -34,11 +34,18 @@ MR_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.4")
 MANUFACTURER = "napari-brats"
 #: BodyPartExamined of new series (an unpaired part: no Laterality).
 BODY_PART = "BRAIN"
-#: Said by every output of a case that had no DICOM identity.
-SYNTHESIZED_NOTE = (
-    "No source DICOM: the case was read from NIfTI, so a new study was created (new Study, "
-    "Series and Frame of Reference UIDs) and the T1Gd volume written as its MR series."
-)
+
+
+def synthesized_note(shown: str = "T1Gd") -> str:
+    """What every output of a case without DICOM identity says; ``shown`` names the series
+    written (``"T1Gd"``, or e.g. ``"T1 in place of the missing T1Gd"``)."""
+    return (
+        "No source DICOM: the case was read from NIfTI, so a new study was created (new Study, "
+        f"Series and Frame of Reference UIDs) and the volume shown ({shown}) written as its MR "
+        "series."
+    )
+
+
 #: Positions of a matched slice may differ by this fraction of the voxel size.
 _POSITION_TOLERANCE = 0.1
 
@@ -227,7 +234,7 @@ def synthesize_series(
     affine: np.ndarray,
     case_id: str,
     source_file: str,
-    description: str = "T1Gd (from NIfTI)",
+    shown: str = "T1Gd",
 ) -> SourceSeries:
     """A new MR study and series holding ``volume`` (the case's T1Gd), one instance per slice.
 
@@ -236,7 +243,8 @@ def synthesize_series(
         affine: (4, 4) voxel-to-RAS matrix.
         case_id: Patient ID and name of the new study.
         source_file: The NIfTI file the volume came from (named in the series).
-        description: The new series' SeriesDescription (what it shows).
+        shown: What the volume is (``"T1Gd"``, or what stood in for it), said in the
+            SeriesDescription and the image comments.
     """
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -269,7 +277,7 @@ def synthesize_series(
         ds.Modality = "MR"
         ds.SeriesInstanceUID = series
         ds.SeriesNumber = 1
-        ds.SeriesDescription = description[:64]
+        ds.SeriesDescription = f"{shown} (from NIfTI)"[:64]
         ds.SeriesDate, ds.SeriesTime = date, time
         ds.Manufacturer = MANUFACTURER
         ds.SoftwareVersions = __version__
@@ -280,7 +288,7 @@ def synthesize_series(
         ds.PatientPosition = ""
         ds.InstanceNumber = k + 1
         ds.ContentDate, ds.ContentTime = date, time
-        ds.ImageComments = SYNTHESIZED_NOTE
+        ds.ImageComments = synthesized_note(shown)
         ds.DerivationDescription = f"converted from NIfTI {Path(source_file).name}"[:1024]
         ds.ScanningSequence = "RM"
         ds.SequenceVariant = "NONE"
