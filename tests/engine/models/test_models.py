@@ -191,3 +191,19 @@ def test_lowrank_resunet_uses_dense_convs_only_on_the_first_level():
     deeper = [m for m in model.encoder[1].modules() if isinstance(m, CPConv3d)]
     assert not first_level and len(deeper) == 2
     assert deeper[0].rank == cp_rank(deeper[0].in_channels, 0.5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_networks_built_on_meta_skip_random_init_and_count_the_same(name):
+    """Checking a checkpoint builds its network on ``meta`` (shapes only): no initialisation runs
+    there (it cost a second of imports per process), the parameter count is unchanged, and a
+    network built on the CPU is still initialised as its paper says."""
+    from bratseg.models.blocks import built_for_shapes
+
+    config = get_architecture(name).presets["tiny"]
+    with torch.device("meta"):
+        shapes = build_model(name, config)
+    real = build_model(name, config)
+    assert built_for_shapes(shapes) and not built_for_shapes(real)
+    assert count_parameters(shapes) == count_parameters(real)
+    assert all(torch.isfinite(p).all() for p in real.parameters())

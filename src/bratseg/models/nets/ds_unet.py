@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bratseg.models.blocks.meta import built_for_shapes
 from bratseg.models.blocks.residual import ConvNormAct
 from bratseg.models.config import DSUNetConfig
 
@@ -59,7 +60,8 @@ class DSUNet(nn.Module):
         if c.deep_supervision:
             widths = [f[-1], f[-2]] + [f[level - 1] for level in range(c.stages - 2, 0, -1)]
             self.deep_heads.extend(nn.Conv3d(w, c.out_channels, 1) for w in widths)
-        self._init_weights()
+        if not built_for_shapes(self):
+            self._init_weights()
 
     def _init_weights(self) -> None:
         """He-normal (fan-out) conv weights, as in the Henry et al. 2021 authors' released code.

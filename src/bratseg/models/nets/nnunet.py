@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bratseg.models.blocks.meta import built_for_shapes
 from bratseg.models.config import NNUNetConfig
 
 #: Prefix of the alias names in checkpoints saved from MONAI's DynUNet.
@@ -128,7 +129,8 @@ class _UNet(nn.Module):
             self.deep_supervision_heads = nn.ModuleList(
                 UNetHead(f[i + 1], config.out_channels) for i in range(config.deep_supr_num)
             )
-        self.apply(_initialise)
+        if not built_for_shapes(self):
+            self.apply(_initialise)
         self._register_load_state_dict_pre_hook(_drop_aliases)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:

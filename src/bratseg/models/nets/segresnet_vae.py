@@ -18,6 +18,7 @@ from monai.networks.blocks.segresnet_block import ResBlock
 from monai.networks.nets import SegResNetVAE
 from torch import nn
 
+from bratseg.models.blocks.meta import built_for_shapes
 from bratseg.models.blocks.squeeze_excitation import SEResBlock
 from bratseg.models.config import SegResNetVAEConfig
 
@@ -84,7 +85,7 @@ class SegResNetVAENet(SegResNetVAE):
             self.up_layers = nn.ModuleList(
                 _with_se(layer, self.norm, config.se_reduction) for layer in self.up_layers
             )
-        if config.he_init:
+        if config.he_init and not built_for_shapes(self):
             self._he_init()
 
     def _he_init(self) -> None:
