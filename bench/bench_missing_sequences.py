@@ -10,8 +10,14 @@ The cases default to those of ``docs/brats77-5fold.json`` that ``docs/brats44-5f
 not hold (the 33 the shipped default ensemble never saw), every ``--every``-th of them, so the
 numbers are held out for the default models.
 
+``--fold-models M0 ... M4`` instead scores fold models of ``docs/brats77-5fold.json``: each case is
+predicted by the model of the fold that holds it out (refused if that model trained on it), with
+the default ensemble's postprocessing settings, so models trained with and without the stand-in
+augmentation (``series_standin_prob``, modality dropout) can be compared case for case.
+
 Run: ``.venv/bin/python bench/bench_missing_sequences.py --data ../shared/data/brats2018
---data ../extra-data [--every 3] [--model NAME ...] [--threads 2] [--json OUT]``
+--data ../extra-data [--every 3] [--model NAME ... | --fold-models M0 ... M4] [--threads 2]
+[--json OUT]``
 """
 
 from __future__ import annotations
@@ -22,7 +28,12 @@ import logging
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bratseg.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("all four", "t1", "t1ce", "t2", "flair")
@@ -54,23 +65,59 @@ def without(folder: Path, channel: str, into: Path) -> Path:
     return into
 
 
+def _predictors(
+    models: list[str] | None, fold_models: list[str] | None, threads: int
+) -> Callable[[str], Predictor]:
+    """Case id -> the predictor scoring it: one ensemble for all, or its fold's held-out model."""
+    from bratseg.evaluation import check_held_out
+    from bratseg.inference import InferenceOptions
+    from bratseg.predictor import Predictor
+    from bratseg.training.splits import read_split_file
+    from bratseg.zoo import default_postprocess_overrides
+
+    options = InferenceOptions(threads=threads)
+    if not fold_models:
+        one = Predictor.from_names(models, options)
+        return lambda case_id: one
+    split = read_split_file(ROOT / "docs" / "brats77-5fold.json")
+    fold_of = {c: k for k, fold in enumerate(split.folds) for c in fold}
+    settings = default_postprocess_overrides()
+    per_fold: dict[int, Predictor] = {}
+
+    def predictor_of(case_id: str) -> Predictor:
+        k = fold_of[case_id]
+        if k not in per_fold:
+            per_fold[k] = Predictor.from_names(
+                [fold_models[k]], options, postprocess_overrides=settings
+            )
+            check_held_out(per_fold[k].models, split.folds[k])
+        return per_fold[k]
+
+    return predictor_of
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, action="append", required=True)
     parser.add_argument("--every", type=int, default=3, help="every n-th never-seen case")
-    parser.add_argument("--model", nargs="+", help="models (default: the bundled default)")
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument("--model", nargs="+", help="models (default: the bundled default)")
+    chosen.add_argument(
+        "--fold-models",
+        nargs=5,
+        metavar="M",
+        help="one model per fold of docs/brats77-5fold.json; each case by its fold's model",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="write per-case rows and the summary here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    from bratseg.inference import InferenceOptions
     from bratseg.io import load_case
     from bratseg.metrics.regions import evaluate_labels
-    from bratseg.predictor import Predictor
 
     cases = never_seen_cases()[:: args.every]
-    predictor = Predictor.from_names(args.model, InferenceOptions(threads=args.threads))
+    predictor_of = _predictors(args.model, args.fold_models, args.threads)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for case_id in cases:
@@ -84,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 case = load_case(source, load_seg=False, allow_missing=True)
                 t0 = time.perf_counter()
-                prediction = predictor.predict(case)
+                prediction = predictor_of(case_id).predict(case)
                 seconds = time.perf_counter() - t0
                 scores = evaluate_labels(
                     prediction.labels,

@@ -90,24 +90,20 @@ def export_case(
         for modality in MODALITIES:
             target = stage / f"{case.case_id}_{modality}.nii.gz"
             placed[modality] = place_image(Path(case.files[modality]), target, link)
-        seg_path = save_label_map(
-            session.labels,
-            stage / f"{case.case_id}_seg.nii.gz",
-            affine=case.affine,
-            header=case.header,
-            convention=convention,
-            src_convention=session.convention,
-        )
-        ai_path = save_label_map(
-            session.proposal,
-            stage / f"{case.case_id}_{AI_SUFFIX}.nii.gz",
-            affine=case.affine,
-            header=case.header,
-            convention=convention,
-            src_convention=session.convention,
-        )
+        label_maps = {"seg": ("seg", session.labels), "ai_proposal": (AI_SUFFIX, session.proposal)}
+        written = {
+            key: save_label_map(
+                labels,
+                stage / f"{case.case_id}_{suffix}.nii.gz",
+                affine=case.affine,
+                header=case.header,
+                convention=convention,
+                src_convention=session.convention,
+            )
+            for key, (suffix, labels) in label_maps.items()
+        }
         provenance = build_provenance(session, convention, placed)
-        provenance["files"] = {"seg": seg_path.name, "ai_proposal": ai_path.name}
+        provenance["files"] = {key: path.name for key, path in written.items()}
         (stage / f"{case.case_id}_provenance.json").write_text(
             json.dumps(provenance, indent=2) + "\n"
         )
