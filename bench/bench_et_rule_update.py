@@ -16,18 +16,15 @@ import argparse
 import dataclasses
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_postprocess import DATA, DEFAULT_CASE, realistic_probabilities  # noqa: E402
+from bench_postprocess import DATA, DEFAULT_CASE, review_session, time_moves  # noqa: E402
 
-from bratseg.io import load_case  # noqa: E402
-from bratseg.postprocess import PostprocessConfig, postprocess  # noqa: E402
-from bratseg.review import ModelInfo, ReviewSession  # noqa: E402
+from bratseg.postprocess import PostprocessConfig  # noqa: E402
 
 
 def main() -> int:
@@ -36,35 +33,18 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
 
-    case = load_case(args.case)
-    convention = case.seg_convention or "2021"
-    probs = realistic_probabilities(case.seg, convention)
     config = PostprocessConfig(et_enhancement_min=1.1)
-    labels = postprocess(probs, config, convention=convention)
-    session = ReviewSession(
-        case=case,
-        convention=convention,
-        region_probs=probs,
-        config=config,
-        proposal=labels.copy(),
-        labels=labels,
-        overrides=np.zeros(labels.shape, bool),
-        model=ModelInfo(names=["bench"], paths=[], sha256=[]),
-    )
+    session = review_session(args.case, config)
     settings = [
         dataclasses.replace(config, et_threshold=0.45),
         dataclasses.replace(config, et_threshold=0.55),
     ]
     session.apply_config(settings[1])  # warm-up (and the first fit)
-    times = []
-    for i in range(args.repeats):
-        start = time.perf_counter()
-        session.apply_config(settings[i % 2])
-        times.append((time.perf_counter() - start) * 1000.0)
+    times = time_moves(session, settings, args.repeats)
     fits = getattr(getattr(session, "reference_fits", None), "fits", "every move")
     evidence = session.et_evidence
     print(
-        f"case {case.case_id}: ET-threshold move with the ET rule on, median "
+        f"case {session.case.case_id}: ET-threshold move with the ET rule on, median "
         f"{statistics.median(times):.1f} ms, p90 {float(np.percentile(times, 90)):.1f} ms over "
         f"{args.repeats} moves; reference fits: {fits}; ratio "
         f"{evidence.ratio if evidence else None}"

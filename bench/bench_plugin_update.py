@@ -17,19 +17,16 @@ import argparse
 import dataclasses
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_postprocess import DATA, DEFAULT_CASE, realistic_probabilities  # noqa: E402
+from bench_postprocess import DATA, DEFAULT_CASE, review_session, time_moves  # noqa: E402
 
-from bratseg.io import load_case  # noqa: E402
 from bratseg.labels import LABEL_VALUES  # noqa: E402
-from bratseg.postprocess import PostprocessConfig, postprocess  # noqa: E402
-from bratseg.review import ModelInfo, ReviewSession  # noqa: E402
+from bratseg.postprocess import PostprocessConfig  # noqa: E402
 
 
 def main() -> int:
@@ -39,22 +36,10 @@ def main() -> int:
     parser.add_argument("--target-ms", type=float, default=100.0)
     args = parser.parse_args()
 
-    case = load_case(args.case)
-    convention = case.seg_convention or "2021"
-    probs = realistic_probabilities(case.seg, convention)
     config = PostprocessConfig()
-    labels = postprocess(probs, config, convention=convention)
-    session = ReviewSession(
-        case=case,
-        convention=convention,
-        region_probs=probs,
-        config=config,
-        proposal=labels.copy(),
-        labels=labels,
-        overrides=np.zeros(labels.shape, bool),
-        model=ModelInfo(names=["bench"], paths=[], sha256=[]),
-    )
-    cx, cy, cz = (s // 2 for s in labels.shape)
+    session = review_session(args.case, config)
+    case, convention = session.case, session.convention
+    cx, cy, cz = (s // 2 for s in session.labels.shape)
     session.labels[cx - 5 : cx + 5, cy - 5 : cy + 5, cz - 2 : cz + 3] = LABEL_VALUES[convention][
         "et"
     ]
@@ -63,11 +48,7 @@ def main() -> int:
         dataclasses.replace(config, wt_threshold=0.6, tc_threshold=0.55, et_threshold=0.5),
     ]
     painted = session.labels[cx - 5 : cx + 5, cy - 5 : cy + 5, cz - 2 : cz + 3].copy()
-    times = []
-    for i in range(args.repeats):
-        start = time.perf_counter()
-        session.apply_config(settings[i % 2])
-        times.append((time.perf_counter() - start) * 1000.0)
+    times = time_moves(session, settings, args.repeats)
     assert (session.labels[cx - 5 : cx + 5, cy - 5 : cy + 5, cz - 2 : cz + 3] == painted).all()
     median = statistics.median(times)
     p90 = float(np.percentile(times, 90))

@@ -49,6 +49,39 @@ def realistic_probabilities(seg: np.ndarray, convention: str, seed: int = 0) -> 
     return probs
 
 
+def review_session(case_dir: str | Path, config: PostprocessConfig):
+    """A :class:`bratseg.review.ReviewSession` on a real case with :func:`realistic_probabilities`,
+    labels postprocessed with ``config``: what the plugin's sliders update (shared by
+    ``bench_plugin_update`` and ``bench_et_rule_update``)."""
+    from bratseg.io import load_case
+    from bratseg.review import ModelInfo, ReviewSession
+
+    case = load_case(case_dir)
+    convention = case.seg_convention or "2021"
+    probs = realistic_probabilities(case.seg, convention)
+    labels = postprocess(probs, config, convention=convention)
+    return ReviewSession(
+        case=case,
+        convention=convention,
+        region_probs=probs,
+        config=config,
+        proposal=labels.copy(),
+        labels=labels,
+        overrides=np.zeros(labels.shape, bool),
+        model=ModelInfo(names=["bench"], paths=[], sha256=[]),
+    )
+
+
+def time_moves(session, settings: list[PostprocessConfig], repeats: int) -> list[float]:
+    """Milliseconds of each :meth:`ReviewSession.apply_config`, the settings taken in turn."""
+    times = []
+    for i in range(repeats):
+        start = time.perf_counter()
+        session.apply_config(settings[i % len(settings)])
+        times.append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
 def time_mode(probs: np.ndarray, config: PostprocessConfig, repeats: int, class_probs=None):
     """Run postprocess ``repeats`` times; return (times in ms, peak extra MiB, labels)."""
     labels = postprocess(probs, config, class_probs=class_probs)  # warm-up
