@@ -2,15 +2,16 @@
 
 The run drives :meth:`bratseg.predictor.Predictor.run` (a generator yielding
 :class:`~bratseg.inference.Progress`) inside a napari ``thread_worker``; the networks stay loaded
-in the viewer's model cache (:attr:`napari_brats._state.ViewerState.models`) between runs: each yield moves the
-progress bar, Cancel asks the worker to quit (the generator is closed at its next yield), and the
-viewer never freezes. The result becomes an editable uint8 labels layer with NCR/ED/ET names and
-colours (and optional WT/TC/ET probability layers), and a :class:`~bratseg.review.ReviewSession`
-shared with the other docks. Opening a case with *Align series: register* (seconds per series)
-runs the same way: :func:`napari_brats._reader.iter_read_case` in a worker, Cancel before the
-next series. Raw scans (a case the input check refuses, or a folder of series with the scanner's
-names) get a dialog offering *Prepare raw scans…*: the series picker, then
-:func:`bratseg.prepare.iter_prepare` in the same worker machinery, and the prepared case with its QC
+in the viewer's model cache (:attr:`napari_brats._state.ViewerState.models`) between runs: each
+yield moves the progress bar, Cancel asks the worker to quit (the generator is closed at its next
+yield), and the viewer never freezes. The result becomes an editable uint8 labels layer with
+NCR/ED/ET names and colours (and optional WT/TC/ET probability layers), and a
+:class:`~bratseg.review.ReviewSession` shared with the other docks. Opening a case with *Align
+series: register* (seconds per series) runs the same way: :func:`napari_brats._reader.iter_read_case`
+in a worker, Cancel before the next series (:mod:`napari_brats._widgets._open_case_flow`). Raw
+scans (a case the input check refuses, or a folder of series with the scanner's names) get a
+dialog offering *Prepare raw scans…*: the series picker, then :func:`bratseg.prepare.iter_prepare`
+in the same worker machinery, and the prepared case with its QC
 (:mod:`napari_brats._widgets._prepare_flow`).
 """
 
@@ -43,6 +44,7 @@ from bratseg.review import ReviewSession
 
 from .._state import ModelInfo, viewer_state
 from ._common import show_input_error
+from ._open_case_flow import OpenCaseMixin
 from ._prepare_flow import PrepareRawMixin
 from ._review import ReviewNotice, SavedReviewMixin
 from ._segment_job import segment_job
@@ -58,7 +60,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
+class SegmentWidget(SavedReviewMixin, PrepareRawMixin, OpenCaseMixin, QWidget):
     """Dock running a segmentation model on the loaded case."""
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
@@ -203,51 +205,6 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
         if session is not None and self._offered is not None and self._offered == self.state.key:
             self.notice.clear()  # the offered review was opened (e.g. from the Worklist)
 
-    def _open_case_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "BraTS case folder")
-        if folder:
-            self.open_case(folder)
-
-    def open_case(self, folder: str | Path) -> bool:
-        """Load a case folder into the viewer (asking first about unexported edits of the open
-        case); errors go to a dialog. Returns success."""
-        from .._closeguard import ask_about_edits, settle_edits
-        from .._reader import read_case
-
-        if not settle_edits(
-            self, self.state, ask_about_edits(self, self.state, "opening another case")
-        ):
-            return False
-
-        align = self.align_combo.currentText()
-        if align == "register":  # seconds per series: in a worker, with progress and Cancel
-            self._open_in_background(folder, align)
-            return True
-        try:
-            layer_data = read_case(str(folder), align=align)
-        except Exception as exc:
-            self.last_error = show_input_error(exc)
-            self.status.setText(self.last_error)
-            self.offer_prepare_folder(folder, self.last_error)  # raw series: the way out
-            return False
-        self._show_case(layer_data)
-        return True
-
-    def _open_in_background(self, folder: str | Path, align: str) -> Any:
-        """Load (and register) a case in a worker thread; the layers appear when it is done."""
-        from napari.qt.threading import create_worker
-
-        from .._reader import iter_read_case
-
-        self.last_error = None
-        self._set_busy(True)
-        self.status.setText(f"opening {Path(folder).name}…")
-        self._stop = threading.Event()
-        worker = create_worker(
-            iter_read_case, str(folder), align, _start_thread=False, _ignore_errors=True
-        )
-        return self._start_worker(worker, self._show_case)
-
     def _start_worker(self, worker: Any, on_returned: Any) -> Any:
         """Connect a job's worker to the dock's progress, error and cancel handling; start it."""
         worker.yielded.connect(self._on_progress)
@@ -266,32 +223,6 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, QWidget):
         self.cancel_button.setEnabled(busy)
         if busy:
             self.progress.setRange(0, 0)
-
-    def _show_case(self, layer_data: list) -> None:
-        case = self.state.adopt(layer_data)
-        for data, kwargs, kind in layer_data:
-            getattr(self.viewer, f"add_{kind}")(data, **kwargs)
-        if case is None:
-            return
-        self.status.setText(f"opened {case.case_id}")
-        if getattr(case, "findings", None):
-            from bratseg.io.readiness import readiness_line
-
-            self._fail(f"{case.case_id}: {readiness_line(case.findings)}")
-            return
-        notes = case.missing_sequence_notes()
-        if notes:  # segmented with a stand-in series: said once, and kept in the status line
-            from napari.utils.notifications import show_warning
-
-            self.status.setText(f"{case.case_id}: " + "; ".join(notes))
-            show_warning(self.status.text())
-            return
-        if case.alignment:
-            self.status.setText("; ".join(r.line() for r in case.alignment))
-            if any(r.poor for r in case.alignment):
-                self._fail(
-                    "poor registration: " + "; ".join(r.line() for r in case.alignment if r.poor)
-                )
 
     # ------------------------------------------------------------------ run
     def build_options(self) -> InferenceOptions:
