@@ -5,11 +5,10 @@ from bratseg.io.case import (
     MODALITIES,
     MODALITY_NAMES,
     Case,
-    find_case_files,
     iter_load_case,
     load_case,
-    match_modality,
 )
+from bratseg.io.case_files import find_case_files, match_modality
 from bratseg.io.dataset import is_case_folder, list_case_folders, scan_case_folders
 from bratseg.io.nifti import LabelMap, load_label_map, open_nifti, voxel_spacing
 from bratseg.io.writing import save_label_map, write_nifti_atomic

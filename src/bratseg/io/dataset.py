@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Literal
 
 from bratseg.errors import BratsInputError
-from bratseg.io.case import find_case_files, match_modality
+from bratseg.io.case_files import find_case_files, match_modality
 
 logger = logging.getLogger(__name__)
 

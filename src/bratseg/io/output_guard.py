@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bratseg.errors import BratsInputError
-from bratseg.io.case import match_modality
+from bratseg.io.case_files import match_modality
 from bratseg.io.channels import MODALITY_NAMES
 
 __all__ = [
@@ -68,7 +68,7 @@ def guard_output(
         inputs: Every file the command reads (images, label maps, provenance...).
         case_folders: Case folders involved (the input case); an output whose parent folder is
             one of them, or is any case folder, and whose name is a channel or label-map name
-            (see :func:`bratseg.io.case.match_modality`) is refused unless ``into_case``.
+            (see :func:`bratseg.io.case_files.match_modality`) is refused unless ``into_case``.
         into_case: Allow such a name (the user asked for it explicitly).
         what: How the message names the output (``"output"``, ``"probabilities"``, ``"PDF"``).
 
@@ -112,7 +112,7 @@ def case_input_files(
     The label map is included even where the command does not read it (``predict``): it is the
     expert's reference and must never be replaced by an output.
     """
-    from bratseg.io.case import find_case_files
+    from bratseg.io.case_files import find_case_files
 
     try:  # a case lacking a series (predicted with a stand-in) still protects the rest
         files = find_case_files(case_folder, mapping, allow_missing=True)

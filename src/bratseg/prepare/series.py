@@ -70,9 +70,9 @@ def find_case_files_partial(
     """The channels that the mapping and BraTS-style endings give, without requiring all four."""
     files: dict[str, Path] = {}
     if mapping:
-        from bratseg.io.case import _explicit_files
+        from bratseg.io.case_files import explicit_files
 
-        files.update(_explicit_files(folder, mapping))
+        files.update(explicit_files(folder, mapping))
     found: dict[str, list[Path]] = {}
     for entry in sorted(folder.iterdir()):
         key = match_modality(entry.name)
