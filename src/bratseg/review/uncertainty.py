@@ -122,18 +122,35 @@ class ReviewAssessment:
 # --------------------------------------------------------------------------- per-voxel maps
 
 
-def binary_entropy(prob: np.ndarray) -> np.ndarray:
-    """Binary entropy in bits of probabilities ``prob`` (any shape): 0 at 0 or 1, 1 at 0.5.
-
-    Returns:
-        float32 array of ``prob``'s shape.
-    """
+def _entropy_float32(prob: np.ndarray) -> np.ndarray:
+    """Binary entropy in bits, computed in float32 (see :func:`binary_entropy`)."""
     p = np.clip(np.asarray(prob, dtype=np.float32), _EPS, 1.0 - _EPS)
     q = 1.0 - p
     out = p * np.log2(p)
     out += q * np.log2(q)
     np.negative(out, out=out)
     return out
+
+
+#: :func:`binary_entropy` of every float16 bit pattern, indexed by the pattern (a float16 holds one
+#: of 65,536 values, so a table lookup gives exactly what computing it would; NaN patterns -> NaN).
+with np.errstate(invalid="ignore"):  # the NaN patterns
+    _FLOAT16_ENTROPY = _entropy_float32(np.arange(2**16, dtype=np.uint16).view(np.float16))
+
+
+def binary_entropy(prob: np.ndarray) -> np.ndarray:
+    """Binary entropy in bits of probabilities ``prob`` (any shape): 0 at 0 or 1, 1 at 0.5.
+
+    float16 input (what the inference keeps) is looked up in a table of all its values, about
+    ten times faster than the logarithms and equal to them.
+
+    Returns:
+        float32 array of ``prob``'s shape.
+    """
+    array = np.asarray(prob)
+    if array.dtype == np.float16:
+        return _FLOAT16_ENTROPY[np.ascontiguousarray(array).view(np.uint16)]
+    return _entropy_float32(array)
 
 
 def _as_member_spread(members: Any) -> tuple[np.ndarray, Measure]:
