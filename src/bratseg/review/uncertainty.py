@@ -136,6 +136,7 @@ def _entropy_float32(prob: np.ndarray) -> np.ndarray:
 #: of 65,536 values, so a table lookup gives exactly what computing it would; NaN patterns -> NaN).
 with np.errstate(invalid="ignore"):  # the NaN patterns
     _FLOAT16_ENTROPY = _entropy_float32(np.arange(2**16, dtype=np.uint16).view(np.float16))
+_FLOAT16_ENTROPY_AS_FLOAT16 = _FLOAT16_ENTROPY.astype(np.float16)
 
 
 def binary_entropy(prob: np.ndarray) -> np.ndarray:
@@ -202,12 +203,23 @@ def uncertainty_map(
                 raise ValueError("this member spread has no regions")
             return spread.astype(np.float16), measure
         return (spread if per_region else spread.max(axis=0)).astype(np.float16), measure
+    entropy = _entropy_float16 if probs.dtype == np.float16 else _entropy_rounded
     if per_region:
-        return np.stack([binary_entropy(p).astype(np.float16) for p in probs]), "entropy"
-    out = binary_entropy(probs[0])
+        return np.stack([entropy(p) for p in probs]), "entropy"
+    out = entropy(probs[0])
     for p in probs[1:]:
-        np.maximum(out, binary_entropy(p), out=out)
-    return out.astype(np.float16), "entropy"
+        np.maximum(out, entropy(p), out=out)  # rounding is monotone: max then round == this
+    return out, "entropy"
+
+
+def _entropy_float16(prob: np.ndarray) -> np.ndarray:
+    """:func:`binary_entropy` of float16 ``prob`` rounded to float16, by table lookup."""
+    return _FLOAT16_ENTROPY_AS_FLOAT16[np.ascontiguousarray(prob).view(np.uint16)]
+
+
+def _entropy_rounded(prob: np.ndarray) -> np.ndarray:
+    """:func:`binary_entropy` rounded to float16."""
+    return binary_entropy(prob).astype(np.float16)
 
 
 # --------------------------------------------------------------------------- hotspots

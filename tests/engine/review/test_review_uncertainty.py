@@ -76,6 +76,13 @@ def test_binary_entropy_of_float16_is_the_computed_value_for_every_float16():
     np.testing.assert_array_equal(looked_up, computed)  # NaN == NaN here
     strided = every.reshape(256, 256)[:, ::3]
     np.testing.assert_array_equal(binary_entropy(strided), binary_entropy(strided.copy()))
+    probs = np.stack([every.reshape(64, 32, 32)] * 2 + [every[::-1].reshape(64, 32, 32)])
+    probs = np.nan_to_num(probs, nan=0.5, posinf=1.0, neginf=0.0)
+    for per_region in (False, True):  # the map from float16 equals the map from float32
+        fast, _ = uncertainty_map(probs, per_region=per_region)
+        slow, _ = uncertainty_map(probs.astype(np.float32), per_region=per_region)
+        assert fast.dtype == slow.dtype == np.float16
+        np.testing.assert_array_equal(fast, slow)
 
 
 def test_uncertainty_map_measures():
