@@ -191,20 +191,17 @@ def load_models(names: list[str] | None) -> list[LoadedModel]:
     return Predictor.from_names(names).models
 
 
-def _summary(
-    case_id: str,
-    out: Path,
-    pred: Prediction,
-    spacing: tuple[float, ...],
-    image: np.ndarray | None = None,
-) -> str:
-    from bratseg.review.plausibility import prediction_plausibility
+def _summary(case: Case, out: Path, pred: Prediction) -> str:
+    """The line ``predict`` prints for a case: volumes, time, the ET-rule note and, when the
+    case needs review, the same reasons the viewer and the worklist give
+    (:func:`bratseg.review.assessment.prediction_reasons`)."""
+    from bratseg.review.assessment import prediction_reasons
 
-    voxel_ml = float(np.prod(spacing)) / 1000.0
+    voxel_ml = float(np.prod(case.spacing)) / 1000.0
     masks = region_masks(pred.labels, pred.convention)
     vols = "  ".join(f"{r.upper()} {masks[r].sum() * voxel_ml:.1f} mL" for r in ("wt", "tc", "et"))
-    line = f"{case_id}: {out}  [{vols}]  {pred.seconds:.1f} s on {pred.device}"
-    reasons = prediction_plausibility(pred, image, spacing)
+    line = f"{case.case_id}: {out}  [{vols}]  {pred.seconds:.1f} s on {pred.device}"
+    reasons = prediction_reasons(pred, case)
     notes = "".join(f"  ({note})" for note in pred.notes)  # e.g. ET removed: no enhancement
     return line + notes + (f"  NEEDS REVIEW: {' '.join(reasons)}" if reasons else "")
 
@@ -370,7 +367,7 @@ def run(args: argparse.Namespace) -> int:
             written = native_outputs(case, pred, prob)
         _write_outputs(*written, out, prob, args.overwrite)
         # volumes and plausibility on the grid the models saw (with --native: the prepared one)
-        print(_summary(case.case_id, out, pred, case.spacing, case.image))
+        print(_summary(case, out, pred))
         return 0
 
     out.mkdir(exist_ok=True)

@@ -53,7 +53,7 @@ def predict_dataset(
         paths = outputs[folder]
         # existing files here are this command's own (a record exists): redo replaces them
         _write_outputs(case, pred, paths[0], paths[1] if len(paths) > 1 else None, True)
-        bar.write(_summary(case.case_id, paths[0], pred, case.spacing, case.image), file=sys.stdout)
+        bar.write(_summary(case, paths[0], pred), file=sys.stdout)
         return case, pred, paths
 
     def report(line: Any) -> None:

@@ -5,7 +5,8 @@ a label map (:func:`bratseg.review.uncertainty.assess_case` with the case's brai
 plausibility rules). Its result is recorded on the :class:`~bratseg.review.ReviewSession`
 (``session.assessment``) and autosaved with it, and every consumer reads that record:
 
-- a model run (Segment dock, ``review.batch``): :func:`assessment_of` its prediction;
+- a model run (Segment dock, ``review.batch``): :func:`assessment_of` its prediction; ``predict``'s
+  summary line and the dataset run's records: :func:`prediction_reasons` of it;
 - the Hotspots dock: :func:`assess_session` of the working labels, which records it again, so the
   autosave, the Worklist row and the report follow what the dock shows;
 - the Worklist row (dock and ``bratseg worklist``), the Report dock and ``bratseg report``:
@@ -82,6 +83,25 @@ def assessment_of(prediction: Prediction, case: Case) -> dict[str, Any] | None:
         return None
 
 
+def prediction_reasons(prediction: Prediction, case: Case) -> list[str]:
+    """The needs-review reasons of a model run, as every front end states them: those of its
+    full assessment (:func:`assessment_of`: the Segment dock, the worklist, the report), or the
+    plausibility rules alone when the run kept no probabilities. ``predict``'s summary line and
+    the dataset run's ``cases.jsonl`` / ``summary.csv`` use this, so a case flagged in the
+    viewer is flagged there too.
+
+    Args:
+        prediction: The run's :class:`bratseg.inference.Prediction`.
+        case: The case it segmented (spacing, image for the brain size, missing series).
+    """
+    assessment = assessment_of(prediction, case)
+    if assessment is not None:
+        return reasons_of(assessment)
+    from bratseg.review.plausibility import prediction_plausibility
+
+    return prediction_plausibility(prediction, case.image, case.spacing)
+
+
 def assess_session(session: ReviewSession) -> ReviewAssessment | None:
     """The needs-review assessment of a session's working labels, recorded on the session
     (``session.assessment``, autosaved with it); None when it has no probabilities (restored
@@ -129,6 +149,7 @@ __all__ = [
     "assess_session",
     "assessment_of",
     "et_rule_note",
+    "prediction_reasons",
     "reasons_of",
     "report_notes",
 ]

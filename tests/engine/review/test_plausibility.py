@@ -131,3 +131,27 @@ def test_predict_flags_an_empty_result_of_a_disagreeing_ensemble(
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert _wt_et(line)[0] == 0.0
     assert "NEEDS REVIEW: Implausible output: no tumour, although" in line
+
+
+def test_predict_says_needs_review_for_the_reasons_the_viewer_gives(
+    brats2018_dir, tmp_path, capsys
+):
+    """The summary line of ``predict`` gives the reasons the viewer gives for the same run
+    (Segment dock, worklist, report: ``assessment_of``), not the plausibility rules alone: on this
+    case the one model finds little enhancing tumour, which the viewer flags."""
+    from bratseg.inference import InferenceOptions
+    from bratseg.predictor import Predictor
+
+    folder = brats2018_dir / "Brats18_TCIA10_637_1"
+    if not MEMBER.is_file() or not folder.is_dir():
+        pytest.skip("bundled checkpoint or case Brats18_TCIA10_637_1 absent")
+    out = tmp_path / "p.nii.gz"
+    args = ["predict", str(folder), "-o", str(out), "--model", str(MEMBER), "-q", "--threads", "2"]
+    assert main(args) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    case = load_case(folder, load_seg=False)
+    prediction = Predictor.from_names([MEMBER], InferenceOptions(threads=2)).predict(case)
+    viewer = assessment_of(prediction, case)
+    assert viewer is not None and viewer["reasons"], viewer
+    assert any(r.startswith("Little enhancing tumour") for r in viewer["reasons"])
+    assert line.endswith("NEEDS REVIEW: " + " ".join(viewer["reasons"])), (line, viewer)
