@@ -6,7 +6,8 @@ into a progress bar and a live plot of loss and validation Dice. Stop writes the
 ``STOP`` file so the trainer finishes the current step and saves a usable checkpoint; only if it
 has not exited after :data:`STOP_TIMEOUT_S` is it terminated, then killed. Trainer errors (an
 ``error`` event or stderr) are shown in the dock. When a run ends with a checkpoint it is copied
-into the user model folder and appears in the Segment dock's list.
+into the user model folder and appears in the Segment dock's list. The form (start-from models,
+dataset folders) and the trainer command it makes are in :mod:`napari_brats._widgets._trainform`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from qtpy.QtWidgets import (
     QApplication,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -42,6 +42,7 @@ from bratseg.devices import DEVICE_CHOICES
 from bratseg.errors import BratsInputError
 
 from .._state import viewer_state
+from ._trainform import TrainFormMixin
 from ._trainplot import TrainingPlot
 from ._trainrun import (
     KILL_TIMEOUT_S,
@@ -58,7 +59,7 @@ from ._trainrun import (
 logger = logging.getLogger(__name__)
 
 
-class TrainingWidget(QWidget):
+class TrainingWidget(TrainFormMixin, QWidget):
     """Dock configuring, running, following and stopping a training run."""
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
@@ -155,80 +156,7 @@ class TrainingWidget(QWidget):
         if default_dataset_dir().is_dir():
             self.add_dataset(default_dataset_dir())
 
-    # ------------------------------------------------------------------ choices
-    def refresh_models(self) -> None:
-        """Fill "Start from" with the zoo's models (fine-tune) and the architectures (new)."""
-        current = self.model_combo.currentData()
-        self.model_combo.clear()
-        try:
-            from bratseg.zoo import default_model_names, list_models
-
-            rank = {name: i for i, name in enumerate(default_model_names())}
-            entries = sorted(  # the default model(s) first: the natural start for fine-tuning
-                list_models(), key=lambda e: rank.get(e.name, len(rank)) if e.bundled else len(rank)
-            )
-            for entry in entries:
-                self.model_combo.addItem(f"fine-tune {entry.name}", str(entry.path))
-        except Exception as exc:
-            logger.warning("cannot list models: %s", exc)
-        from bratseg.models import list_architectures
-
-        for spec in list_architectures():
-            self.model_combo.addItem(f"new {spec.name}", f"arch:{spec.name}")
-        if current is not None:
-            index = self.model_combo.findData(current)
-            if index >= 0:
-                self.model_combo.setCurrentIndex(index)
-        self._update_preset_enabled()
-
-    def _update_preset_enabled(self, *_: Any) -> None:
-        data = self.model_combo.currentData() or ""
-        self.preset_combo.setEnabled(str(data).startswith("arch:"))
-
-    def set_start_from(self, value: str | Path) -> None:
-        """Select a checkpoint path or ``arch:<name>`` (a path not listed is added)."""
-        value = str(value)
-        index = self.model_combo.findData(value)
-        if index < 0:
-            self.model_combo.addItem(f"fine-tune {Path(value).name}", value)
-            index = self.model_combo.count() - 1
-        self.model_combo.setCurrentIndex(index)
-
-    def add_dataset(self, folder: str | Path) -> None:
-        """Add a dataset folder (once)."""
-        folder = str(Path(folder))
-        if folder not in self.datasets():
-            self.data_list.addItem(folder)
-
-    def _add_data_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Dataset folder")
-        if folder:
-            self.add_dataset(folder)
-
-    def datasets(self) -> list[str]:
-        """The dataset folders listed."""
-        items = (self.data_list.item(i) for i in range(self.data_list.count()))
-        return [item.text() for item in items if item is not None]
-
-    # ------------------------------------------------------------------ command
-    def command(self, run_dir: Path) -> list[str]:
-        """Arguments after ``python`` for the trainer process."""
-        args = ["-m", "bratseg.cli.main", "train"]
-        for folder in self.datasets():
-            args += ["--data", folder]
-        start = str(self.model_combo.currentData() or "")
-        if start.startswith("arch:"):
-            args += ["--model", start[5:], "--preset", self.preset_combo.currentText()]
-        else:
-            args += ["--model", start]
-        if self.budget.value() > 0:
-            args += ["--time-budget", f"{self.budget.value():g}"]
-        if self.epochs.value() > 0:
-            args += ["--epochs", str(self.epochs.value())]
-        args += ["--device", self.device_combo.currentText(), "--out", str(run_dir), "--json"]
-        args += shlex.split(self.extra_edit.text())
-        return args
-
+    # ------------------------------------------------------------------ run
     def start(self, run_dir: str | Path | None = None) -> bool:
         """Launch the trainer process; returns whether it started."""
         if self.process is not None:

@@ -1,12 +1,12 @@
 """Worklist dock: a folder of cases, their review status, batch segmentation and sign-off.
 
 The rules live in the engine (:mod:`bratseg.review.worklist`, :mod:`bratseg.review.signoff`):
-this dock shows a :class:`~bratseg.review.worklist.Worklist` as a table, opens a case into the
-viewer exactly as the reader and the Segment dock do (with its saved review restored), drives
-:func:`~bratseg.review.worklist.segment_all` and
-:func:`~bratseg.review.worklist.export_approved` in napari ``thread_worker`` threads (progress
-bar, Cancel; the viewer never blocks), and approves or reopens the open case. Every status comes
-from the saved review sessions, so it survives a restart.
+this dock shows a :class:`~bratseg.review.worklist.Worklist` as a table
+(:mod:`napari_brats._widgets._worklist_table`), opens a case into the viewer exactly as the reader
+and the Segment dock do (with its saved review restored), runs *Segment all* and *Export
+approved…* in the background (progress bar, Cancel; the viewer never blocks:
+:mod:`napari_brats._widgets._worklist_jobs`), and approves or reopens the open case. Every status
+comes from the saved review sessions, so it survives a restart.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from qtpy.QtWidgets import (
     QComboBox,
@@ -23,7 +23,6 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -35,16 +34,14 @@ from bratseg.devices import DEVICE_CHOICES
 from .._state import viewer_state
 from ._common import show_input_error
 from ._worklist_batch import BatchStatus
+from ._worklist_jobs import BatchJobsMixin
 from ._worklist_table import WorklistTable
 from .model_list import ModelList
-
-if TYPE_CHECKING:
-    from bratseg.review.batch import BatchEvent
 
 logger = logging.getLogger(__name__)
 
 
-class WorklistWidget(QWidget):
+class WorklistWidget(BatchJobsMixin, QWidget):
     """Dock listing a folder's cases for review."""
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
@@ -266,115 +263,6 @@ class WorklistWidget(QWidget):
             if layer.name in names or (case_id is not None and meta.get("case_id") == case_id):
                 self.viewer.layers.remove(layer)
         self._case_layers = []
-
-    # ------------------------------------------------------------------ batch
-    def segment_all(self) -> Any:
-        """Segment every new case in a background worker; returns the worker."""
-        from napari.qt.threading import create_worker
-
-        from bratseg.inference import InferenceOptions
-        from bratseg.review.worklist import segment_all
-
-        paths = self.model_list.selected_paths()
-        if self.worklist is None or not paths:
-            self._fail("open a folder and tick at least one model first")
-            return None
-        self._stop = threading.Event()
-        options = InferenceOptions(device=self.device_combo.currentText())
-        worker = create_worker(
-            segment_all,
-            self.worklist,
-            paths,
-            options,
-            self._stop.is_set,
-            cache=self.state.models,  # the networks the Segment dock loaded are reused
-            _start_thread=False,
-            _ignore_errors=True,
-        )
-        return self._start(worker, "segmenting…")
-
-    def export_approved(
-        self, folder: str | Path | None = None, overwrite: bool | None = None
-    ) -> Any:
-        """Export every approved case into ``folder`` (asked when None) in a background worker.
-
-        Existing exports of the same cases are replaced only after a Yes (or ``overwrite``).
-        """
-        from napari.qt.threading import create_worker
-
-        from bratseg.review.worklist import approved_rows, existing_exports, export_approved
-
-        if self.worklist is None or not approved_rows(self.worklist):
-            self._fail("no approved case to export")
-            return None
-        if folder is None:
-            folder = QFileDialog.getExistingDirectory(self, "Dataset folder for the approved cases")
-            if not folder:
-                return None
-        existing = existing_exports(self.worklist, folder)
-        if existing and overwrite is None:
-            answer = QMessageBox.question(
-                self,
-                "Replace exports?",
-                f"{len(existing)} approved cases are already "
-                f"in {folder} ({', '.join(existing[:3])}…). Replace them?",
-            )
-            overwrite = answer == QMessageBox.StandardButton.Yes
-        self.last_export = []
-        self._stop = threading.Event()
-        worker = create_worker(
-            export_approved,
-            self.worklist,
-            folder,
-            overwrite=bool(overwrite),
-            should_stop=self._stop.is_set,
-            _start_thread=False,
-            _ignore_errors=True,
-        )
-        worker.returned.connect(lambda paths: setattr(self, "last_export", list(paths or [])))
-        return self._start(worker, f"exporting approved cases to {folder}…")
-
-    def _start(self, worker: Any, message: str) -> Any:
-        self.state.save_now()  # no autosave of the open case pending while the batch reads the store
-        self.last_error = None
-        self.batch = BatchStatus()
-        worker.yielded.connect(self._on_event)
-        worker.errored.connect(lambda exc: self._error(exc))
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
-        self.progress.setRange(0, 0)
-        self.status.setText(message)
-        self._update_buttons()
-        worker.start()
-        return worker
-
-    def cancel(self) -> None:
-        """Stop the batch at its next step (the case being segmented stays new)."""
-        if self.worker is not None:
-            self.status.setText("cancelling…")
-            self._stop.set()
-            self.worker.quit()
-
-    def _on_event(self, event: BatchEvent) -> None:
-        maximum, value = self.batch.progress(event)
-        self.progress.setRange(0, maximum)
-        self.progress.setValue(value)
-        self.status.setText(self.batch.message(event))
-        if self.batch.closes_case(event):
-            self.update_row(event.index)
-
-    def _on_finished(self) -> None:
-        self.worker = None
-        if self.worklist is not None:
-            self.fill_table()
-            self._show_new_review()
-        if self._stop.is_set():
-            self.status.setText(
-                self.status.text() if "stopped" in self.status.text() else "cancelled"
-            )
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1)
-        self._update_buttons()
 
     # ------------------------------------------------------------------ sign-off
     def approve(self) -> Any:
