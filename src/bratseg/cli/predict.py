@@ -136,7 +136,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="for a case folder written by `napari-brats prepare`: write the labels in the "
         "native T1Gd grid of the source scans (nearest neighbour through the stored transform)",
     )
-    p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
+    p.add_argument(
+        "--no-amp",
+        action="store_true",
+        help="disable mixed precision (float16 on CUDA, bfloat16 on a CPU that has it natively)",
+    )
     p.add_argument("--threads", type=int, help="CPU threads (default: all CPUs available)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     pp = p.add_argument_group(

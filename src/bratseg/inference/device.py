@@ -47,6 +47,28 @@ def mps_available() -> bool:
     return bool(backend is not None and backend.is_available())
 
 
+def cpu_has_native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively through oneDNN (AVX-512 BF16 or AMX): then
+    mixed precision on the CPU is about 1.5-2x faster; elsewhere it would be emulated, slower."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(check is not None and check())
+    except RuntimeError:  # a build without oneDNN
+        return False
+
+
+def mixed_precision_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
+    """The autocast dtype of mixed precision on ``device``: float16 on CUDA, bfloat16 on a CPU
+    that computes it natively (:func:`cpu_has_native_bfloat16`), else ``None`` (float32)."""
+    if not enabled:
+        return None
+    if device.type == "cuda":
+        return torch.float16
+    if device.type == "cpu" and cpu_has_native_bfloat16():
+        return torch.bfloat16
+    return None
+
+
 def describe_device(device: torch.device) -> str:
     """Human description, e.g. ``"NVIDIA H100 80GB HBM3 (cuda:0)"`` or ``"CPU (2 threads)"``."""
     if device.type == "cuda":

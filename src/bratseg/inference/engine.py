@@ -56,7 +56,7 @@ class InferenceOptions:
         tta: Flip test-time augmentation: 0 (none) or 8 (Futrega et al. 2021).
         overlap: Sliding-window overlap (Futrega et al. 2021: 0.5).
         window: Sliding-window size; ``None`` = whole volume when it fits, else 128^3 (Futrega et al. 2021).
-        amp: Mixed precision on CUDA.
+        amp: Mixed precision (float16 on CUDA, bfloat16 on a CPU that computes it natively).
         whole_volume_max_voxels: Largest network input run in one pass (auto-mode only).
         postprocess: :class:`bratseg.postprocess.PostprocessConfig` (or its dict form);
             ``None`` = first checkpoint's default.

@@ -2,8 +2,10 @@
 
 The whole brain crop goes through the network in one pass when it is small enough (the fast
 CPU path: no overlap, no blending, no MONAI import). Larger inputs use MONAI's ``sliding_window_inference`` with
-Gaussian importance weighting (Futrega et al. 2021: 128^3 windows, overlap 0.5). On CUDA the
-forward runs under autocast (AMP). An out-of-memory error first retries with sliding windows, then
+Gaussian importance weighting (Futrega et al. 2021: 128^3 windows, overlap 0.5). Mixed precision
+(``amp``): autocast float16 on CUDA, bfloat16 on a CPU that computes it natively
+(:func:`bratseg.inference.device.mixed_precision_dtype`). On the CPU the network and its input use
+the channels-last memory layout, which oneDNN's 3-D convolutions run faster. An out-of-memory error first retries with sliding windows, then
 with smaller windows (down to 32^3), then (from a GPU) on the CPU; each step is logged and recorded
 in :attr:`ForwardPlan.notes`.
 """
@@ -19,7 +21,7 @@ from typing import cast
 import torch
 
 from bratseg.errors import Cancelled
-from bratseg.inference.device import describe_device
+from bratseg.inference.device import describe_device, mixed_precision_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ class ForwardPlan:
         description: Human description of ``device``.
         window: Sliding-window size, or ``None`` to decide per input (whole volume when it fits).
         overlap: Sliding-window overlap fraction.
-        amp: Use autocast float16 on CUDA.
+        amp: Mixed precision: autocast float16 on CUDA, bfloat16 on a CPU with native bfloat16.
         whole_volume_max_voxels: Inputs up to this many voxels run whole when ``window`` is None.
         notes: Messages about fallbacks that happened (shown to the user).
     """
@@ -113,14 +115,17 @@ def _run(
     should_stop: Callable[[], bool] | None,
 ) -> torch.Tensor:
     device = plan.device
-    use_amp = plan.amp and device.type == "cuda"
+    amp_dtype = mixed_precision_dtype(device, plan.amp)
+    layout = torch.channels_last_3d if device.type == "cpu" else torch.contiguous_format
+    model.to(memory_format=layout)  # in place; the same weights, only their strides change
     shape = tuple(x.shape[2:])
 
     def predict(chunk: torch.Tensor) -> torch.Tensor:
         if should_stop is not None and should_stop():
             raise Cancelled("inference cancelled")
-        with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-            return activate(_logits(model(chunk.to(device, non_blocking=True))), output_kind)
+        chunk = chunk.to(device, non_blocking=True).contiguous(memory_format=layout)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            return activate(_logits(model(chunk)), output_kind).contiguous()
 
     with torch.no_grad():
         if plan.window is None and math.prod(shape) <= plan.whole_volume_max_voxels:

@@ -4,7 +4,9 @@ The models are the deterministic stand-ins of ``tests/standin.py``: one fixed co
 z-scored FLAIR and T1Gd channels. ``standin.expected_region_probs`` computes their output from
 the case image with plain NumPy (its own brain mask, z-score and brain box), so these tests catch
 an engine that misplaces the network grid, forgets to un-flip a test-time augmentation, blends
-sliding windows badly or returns anything else than the network's probabilities.
+sliding windows badly or returns anything else than the network's probabilities. They run in
+float32 (``amp=False``); the mixed precision a CPU with native bfloat16 uses by default is checked
+against the same formula with the tolerance of bfloat16.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def ckpts(standin, tmp_path_factory):
 @pytest.fixture(scope="module")
 def whole(brats2018_case, ckpts):
     """Whole-volume predictions without TTA, one per stand-in (class probabilities kept)."""
-    opts = InferenceOptions(device="cpu", keep_class_probs=True)
+    opts = InferenceOptions(device="cpu", amp=False, keep_class_probs=True)
     return {name: predict_case(brats2018_case, [m], opts) for name, m in ckpts.items()}
 
 
@@ -100,7 +102,7 @@ def test_class_probabilities_equal_the_softmax_formula(standin, brats2018_case, 
     # argmax postprocessing through the engine equals argmax of the formula's classes
     argmax = PostprocessConfig(mode="argmax", et_component_rule=False)
     labels = predict_case(
-        brats2018_case, [ckpts["classes"]], InferenceOptions(device="cpu", postprocess=argmax)
+        brats2018_case, [ckpts["classes"]], InferenceOptions(device="cpu", amp=False, postprocess=argmax)
     ).labels
     winner = np.argmax(expected, axis=0)
     ties = np.sort(expected, axis=0)[-1] - np.sort(expected, axis=0)[-2] < 2 * PROB_ATOL
@@ -113,7 +115,7 @@ def test_tta_is_the_mean_of_un_flipped_passes(standin, brats2018_case, ckpts, wh
     """With the asymmetric stand-in a flip changes the network output: the engine's TTA must flip
     the input, run the network and flip the output back before averaging the eight passes."""
     case, model = brats2018_case, ckpts["shifted"]
-    tta = predict_case(case, [model], InferenceOptions(device="cpu", tta=8))
+    tta = predict_case(case, [model], InferenceOptions(device="cpu", amp=False, tta=8))
     # 1. the closed form: half the passes look at the +X neighbour, half at the -X one
     expected = standin.expected_region_probs(case.image, "regions", shift=1, tta=True)
     np.testing.assert_allclose(
@@ -144,7 +146,7 @@ def test_tta_is_the_mean_of_un_flipped_passes(standin, brats2018_case, ckpts, wh
 
 
 def test_sliding_window_equals_whole_volume_for_a_point_wise_model(brats2018_case, ckpts, whole):
-    opts = InferenceOptions(device="cpu", window=(64, 64, 64), overlap=0.5)
+    opts = InferenceOptions(device="cpu", amp=False, window=(64, 64, 64), overlap=0.5)
     windowed = predict_case(brats2018_case, [ckpts["regions"]], opts)
     ref = whole["regions"]
     np.testing.assert_allclose(
@@ -165,10 +167,10 @@ def test_gaussian_blending_hides_window_borders(brats2018_case, ckpts):
     x, _ = preprocess_image(case.image, spacing=case.spacing, pad_multiple=16)
     xt = torch.from_numpy(x)[None]
     device, desc = select_device("cpu")
-    plan = ForwardPlan(device=device, description=desc)
+    plan = ForwardPlan(device=device, description=desc, amp=False)
     full = forward_probabilities(model, xt, plan, divisor=1)
     assert plan.last_mode == "whole volume"
-    plan = ForwardPlan(device=device, description=desc, window=(64, 64, 64), overlap=0.5)
+    plan = ForwardPlan(device=device, description=desc, amp=False, window=(64, 64, 64), overlap=0.5)
     windowed = forward_probabilities(model, xt, plan, divisor=1)
     assert plan.last_mode == "sliding window 64x64x64"
     error = (windowed - full).abs()
@@ -178,7 +180,7 @@ def test_gaussian_blending_hides_window_borders(brats2018_case, ckpts):
 
 def test_2023_labels_are_the_2021_labels_with_et_3(brats2018_case, ckpts, whole):
     pred = predict_case(
-        brats2018_case, [ckpts["regions"]], InferenceOptions(device="cpu", convention="2023")
+        brats2018_case, [ckpts["regions"]], InferenceOptions(device="cpu", amp=False, convention="2023")
     )
     ref = whole["regions"].labels
     np.testing.assert_array_equal(pred.labels, np.where(ref == 4, 3, ref))
@@ -187,7 +189,7 @@ def test_2023_labels_are_the_2021_labels_with_et_3(brats2018_case, ckpts, whole)
 
 def test_ensemble_is_the_mean_of_the_formulas(standin, brats2018_case, ckpts):
     pred = predict_case(
-        brats2018_case, [ckpts["regions"], ckpts["classes"]], InferenceOptions(device="cpu")
+        brats2018_case, [ckpts["regions"], ckpts["classes"]], InferenceOptions(device="cpu", amp=False)
     )
     expected = 0.5 * (
         standin.expected_region_probs(brats2018_case.image, "regions")
@@ -197,3 +199,21 @@ def test_ensemble_is_the_mean_of_the_formulas(standin, brats2018_case, ckpts):
         pred.region_probs.astype(np.float64), expected, atol=PROB_ATOL, rtol=0
     )
     np.testing.assert_array_equal(pred.labels, postprocess(pred.region_probs, pred.postprocess))
+
+
+def test_mixed_precision_on_a_bfloat16_cpu_stays_on_the_formula(standin, brats2018_case, ckpts):
+    """The default on a CPU with native bfloat16: the network runs in bfloat16 (8 bits of
+    mantissa), and its probabilities stay within 0.02 of the float32 formula; the label maps of
+    both precisions agree on all but a sliver of the tumour."""
+    from bratseg.inference.device import cpu_has_native_bfloat16
+
+    if not cpu_has_native_bfloat16():
+        pytest.skip("this CPU has no native bfloat16: mixed precision stays off on it")
+    case, model = brats2018_case, ckpts["regions"]
+    mixed = predict_case(case, [model], InferenceOptions(device="cpu"))
+    plain = predict_case(case, [model], InferenceOptions(device="cpu", amp=False))
+    expected = standin.expected_region_probs(case.image, "regions", 0)
+    error = np.abs(mixed.region_probs.astype(np.float64) - expected)
+    assert float(error.max()) < 0.02 and float(error.max()) > PROB_ATOL  # bfloat16 was used
+    tumour = (mixed.labels > 0) | (plain.labels > 0)
+    assert np.count_nonzero(mixed.labels != plain.labels) < 0.005 * np.count_nonzero(tumour)
