@@ -49,8 +49,9 @@ from bratseg.atomic import atomic_write
 from bratseg.errors import BratsInputError
 from bratseg.review.case_identity import case_key
 from bratseg.review.concurrency import case_lock, generation_of, lock_path, refuse_stale
+from bratseg.review.model_info import ModelInfo
 from bratseg.review.saved_check import SavedSession, check_painted, read_arrays, read_saved
-from bratseg.review.session import ModelInfo, ReviewSession
+from bratseg.review.session import ReviewSession
 from bratseg.review.signoff import status_of
 from bratseg.user_folders import sessions_dir
 
