@@ -327,7 +327,7 @@ def run(args: argparse.Namespace) -> int:
                 [(targets[f], "output"), (prob and prob_targets[f], "probabilities")],
                 into_case=args.into_case,
             )
-    from bratseg.review.cohort import shard_device, shard_from_env, shard_threads
+    from bratseg.review.cohort_shard import shard_device, shard_from_env, shard_threads
 
     shard = None if single else shard_from_env()
     options = InferenceOptions(

@@ -20,7 +20,7 @@ from bratseg.cli.predict import (
     _write_outputs,
     allows_missing,
 )
-from bratseg.review.cohort import Shard
+from bratseg.review.cohort_shard import Shard
 
 if TYPE_CHECKING:
     from bratseg.predictor import Predictor

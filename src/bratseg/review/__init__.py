@@ -14,10 +14,12 @@
   provenance.
 """
 
+from bratseg.review.case_identity import case_key
 from bratseg.review.concurrency import SessionConflictError
-from bratseg.review.session import ModelInfo, ReviewSession
+from bratseg.review.model_info import ModelInfo
+from bratseg.review.session import ReviewSession
 from bratseg.review.signoff import STATUSES, ReviewLockedError, SignOff, default_reviewer
-from bratseg.review.store import SavedSession, SessionStore, case_key
+from bratseg.review.store import SavedSession, SessionStore
 from bratseg.user_folders import sessions_dir
 
 __all__ = [

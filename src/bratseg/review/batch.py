@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bratseg.errors import BratsInputError, Cancelled
-from bratseg.review.session import ModelInfo, ReviewSession
+from bratseg.review.model_info import ModelInfo
+from bratseg.review.session import ReviewSession
 
 if TYPE_CHECKING:
     from bratseg.inference import InferenceOptions

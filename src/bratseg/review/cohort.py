@@ -6,7 +6,8 @@ or one SLURM task per shard) runs :func:`run_cohort` in every process:
 * **Sharding.** ``RANK`` and ``WORLD_SIZE`` (set by ``torchrun``, or by hand) split the sorted case
   list: process ``r`` takes cases ``r, r + N, r + 2N, ...``. Every process computes the same list,
   so each case belongs to exactly one process; no process group is needed. On CUDA each process
-  takes the GPU of its ``LOCAL_RANK`` (:func:`shard_device`).
+  takes the GPU of its ``LOCAL_RANK``. The shard itself (:class:`Shard`, read from the
+  environment) lives in :mod:`bratseg.review.cohort_shard`.
 * **Resume.** After a case's outputs are written, its record ``OUT_DIR/.cohort/<case>.json`` stores
   each output's sha256 and size and the settings used. A later run skips a case whose outputs
   still match its record (:func:`verify_case`) and redoes the others. A case done with other
@@ -30,7 +31,6 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,7 @@ import numpy as np
 from bratseg.atomic import atomic_write
 from bratseg.errors import BratsInputError
 from bratseg.labels import region_masks
+from bratseg.review.cohort_shard import Shard, shard_from_env
 from bratseg.review.plausibility import prediction_plausibility
 
 if TYPE_CHECKING:
@@ -74,71 +75,6 @@ SUMMARY_COLUMNS = (
     "error",
 )
 _CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class Shard:
-    """This process's place in a sharded run.
-
-    Attributes:
-        rank: Global rank, ``0 <= rank < world_size``.
-        world_size: Number of processes sharing the cases.
-        local_rank: Rank on this machine (selects the GPU).
-        local_world_size: Processes on this machine (divides the CPU threads).
-    """
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    local_world_size: int = 1
-
-    def cases(self, items: Sequence[Path]) -> list[Path]:
-        """This process's share of ``items`` (sorted by name first): every ``world_size``-th."""
-        ordered = sorted(items, key=lambda p: p.name)
-        return ordered[self.rank :: self.world_size]
-
-
-def shard_from_env(env: Mapping[str, str] | None = None) -> Shard:
-    """The :class:`Shard` of ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``
-    (``torchrun``'s variables); one process when they are absent.
-
-    Raises:
-        BratsInputError: The variables are not integers or the rank is out of range.
-    """
-    env = os.environ if env is None else env
-    try:
-        world = int(env.get("WORLD_SIZE", "1"))
-        rank = int(env.get("RANK", "0"))
-        local_rank = int(env.get("LOCAL_RANK", "0"))
-        local_world = int(env.get("LOCAL_WORLD_SIZE", str(world)))
-    except ValueError as exc:
-        raise BratsInputError(f"RANK/WORLD_SIZE/LOCAL_RANK must be integers: {exc}") from exc
-    if world < 1 or not 0 <= rank < world:
-        raise BratsInputError(f"RANK must be in [0, WORLD_SIZE): got RANK={rank} of {world}")
-    return Shard(rank, world, max(local_rank, 0), max(local_world, 1))
-
-
-def shard_device(request: str, shard: Shard, cuda_count: int | None = None) -> str:
-    """The device of this process: ``cuda:<LOCAL_RANK>`` for a sharded run on CUDA (processes
-    share the GPUs round-robin when there are more of them than GPUs), else ``request``
-    unchanged. ``cuda_count``: GPUs visible (default: ask torch)."""
-    if shard.world_size <= 1 or request not in ("auto", "cuda"):
-        return request
-    if cuda_count is None:
-        import torch
-
-        cuda_count = int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
-    if cuda_count > 0:
-        return f"cuda:{shard.local_rank % cuda_count}"
-    return request
-
-
-def shard_threads(threads: int | None, shard: Shard) -> int | None:
-    """CPU threads of this process: ``threads`` when given, else the machine's CPUs divided among
-    the processes on it (``None``, all of them, for one process)."""
-    if threads is not None or shard.local_world_size <= 1:
-        return threads
-    return max(1, (os.cpu_count() or 1) // shard.local_world_size)
 
 
 def file_digest(path: Path) -> tuple[str, int]:
@@ -423,16 +359,12 @@ __all__ = [
     "RECORDS_DIR",
     "SUMMARY_NAME",
     "PredictCase",
-    "Shard",
     "append_line",
     "case_result",
     "file_digest",
     "merge_summary",
     "read_record",
     "run_cohort",
-    "shard_device",
-    "shard_from_env",
-    "shard_threads",
     "unrecorded_outputs",
     "verify_case",
 ]

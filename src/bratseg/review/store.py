@@ -1,7 +1,8 @@
 """Autosaved review sessions: a clinician's edits survive a crash, a closed viewer, a new case.
 
 Each case has a folder ``$BRATSEG_HOME/sessions/<key>/`` where ``key`` is a hash of the case's
-four image files (their bytes, not their path: a moved or renamed folder is the same case):
+four image files (their bytes, not their path: a moved or renamed folder is the same case;
+:func:`bratseg.review.case_identity.case_key`):
 
 - ``proposal-<sha>.npz``: the AI proposal (uint8, compressed), content-addressed, so it is
   written only when the model run or the postprocessing settings change it;
@@ -46,9 +47,11 @@ import numpy as np
 
 from bratseg.atomic import atomic_write
 from bratseg.errors import BratsInputError
+from bratseg.review.case_identity import case_key
 from bratseg.review.concurrency import case_lock, generation_of, lock_path, refuse_stale
+from bratseg.review.model_info import ModelInfo
 from bratseg.review.saved_check import SavedSession, check_painted, read_arrays, read_saved
-from bratseg.review.session import ModelInfo, ReviewSession
+from bratseg.review.session import ReviewSession
 from bratseg.review.signoff import status_of
 from bratseg.user_folders import sessions_dir
 
@@ -63,7 +66,6 @@ STORE_VERSION = 1
 _KEPT_WHEN_EXPORTED = ("exported_to", "exported_at")
 #: Fields of a previous save carried over while the AI proposal stays the same.
 _KEPT_WITH_PROPOSAL = ("assessment",)
-_CHUNK = 1 << 20
 
 
 def _et_rule(session: ReviewSession) -> dict[str, str]:
@@ -73,33 +75,6 @@ def _et_rule(session: ReviewSession) -> dict[str, str]:
 
     note = et_rule_note(session)
     return {"et_rule": note} if note else {}
-
-
-def file_digest(path: str | Path) -> str:
-    """sha256 of a file's bytes (of a folder's files, by name, for a DICOM series)."""
-    h = hashlib.sha256()
-    path = Path(path)
-    for item in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]:
-        h.update(item.name.encode())
-        with open(item, "rb") as fh:
-            for chunk in iter(lambda: fh.read(_CHUNK), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
-def case_key(files: dict[str, Path]) -> str:
-    """Identity of a case: a hash over the bytes of its four image files (T1, T1Gd, T2, FLAIR;
-    a series the case lacks counts as ``missing``, so adding it later makes another case).
-
-    Args:
-        files: Channel -> file, as in :attr:`bratseg.io.Case.files`.
-    """
-    from bratseg.io import MODALITIES
-
-    h = hashlib.sha256()
-    for m in MODALITIES:
-        h.update(f"{m}:{file_digest(files[m]) if m in files else 'missing'};".encode())
-    return h.hexdigest()[:24]
 
 
 class SessionStore:

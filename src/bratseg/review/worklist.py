@@ -32,9 +32,10 @@ from bratseg.review.batch import (
     export_approved,
     segment_all,
 )
+from bratseg.review.case_identity import case_key
 from bratseg.review.session import ReviewSession
 from bratseg.review.signoff import SignOff
-from bratseg.review.store import SessionStore, case_key
+from bratseg.review.store import SessionStore
 
 if TYPE_CHECKING:
     from bratseg.io import Case
@@ -64,7 +65,7 @@ class WorklistRow:
         case_id: The case's id (its folder name).
         folder: The case folder.
         files: Channel -> file (empty when the folder is not a usable case).
-        key: The case's :func:`~bratseg.review.store.case_key` (None when unusable).
+        key: The case's :func:`~bratseg.review.case_identity.case_key` (None when unusable).
         status: ``new``, ``segmented``, ``edited``, ``approved`` or ``error``.
         models: Names of the models behind the saved proposal.
         n_edited: Hand-edited voxels.

@@ -29,7 +29,6 @@ from bratseg.loaded_model import size_divisor
 from bratseg.postprocess import PostprocessConfig
 from bratseg.training import ddp, rundir
 from bratseg.training.config import DEFAULT_EPOCHS, TrainConfig
-from bratseg.training.data import load_cases
 from bratseg.training.events import (
     DoneEvent,
     EpochEvent,
@@ -39,13 +38,6 @@ from bratseg.training.events import (
     error_event,
 )
 from bratseg.training.losses import loss_for
-from bratseg.training.patches import (
-    EpochSampler,
-    PatchDataset,
-    case_repeats,
-    repeated,
-    training_sample,
-)
 from bratseg.training.plans import fresh_run_plan, resolve_config, resumed_run_plan
 from bratseg.training.recipes import (
     PlateauTracker,
@@ -54,12 +46,8 @@ from bratseg.training.recipes import (
     in_swa_phase,
     lr_factor,
 )
-from bratseg.training.setup import (
-    default_cache_dir,
-    default_num_workers,
-    enable_gradient_checkpointing,
-    make_loader,
-)
+from bratseg.training.run_data import build_run_data
+from bratseg.training.setup import enable_gradient_checkpointing
 from bratseg.training.snapshots import RunState, region_dice, restore_state, save_snapshots
 from bratseg.training.validate import validate
 
@@ -124,48 +112,8 @@ class _TrainingRun:
         plan = fresh_run_plan(cfg, ctx) if st is None else resumed_run_plan(cfg, st)
         self.plan, self.spec, recipe = plan, plan.init.spec, plan.recipe
         self.use_amp = bool(recipe.amp and self.device.type == "cuda")
-        # data
-        refs, split = plan.refs, plan.split
-        cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
-        val_ids = split["val"][: cfg.max_val_cases] if cfg.max_val_cases else split["val"]
-        if ctx.is_main:
-            train_cases = load_cases([refs[c] for c in split["train"]], plan.preprocess, cache_dir)
-            self.val_cases = load_cases([refs[c] for c in val_ids], plan.preprocess, cache_dir)
-        ddp.barrier(ctx)
-        if not ctx.is_main:
-            train_cases = load_cases([refs[c] for c in split["train"]], plan.preprocess, cache_dir)
-            self.val_cases = []
-        from bratseg.training.augment import build_augmentation
-
-        world, bs = ctx.world_size, int(recipe.batch_size)
-        samples = plan.steps_per_epoch * bs * world
-        augment = build_augmentation(
-            recipe.augment, plan.patch, has_extra=plan.preprocess.foreground_channel
-        )
-        strata = split.get("strata") or None  # from the split file, read once by the plan
-        repeats = case_repeats(split["train"], cfg.oversample, strata)
-        if any(k > 1 for k in repeats.values()):
-            logger.info(
-                "oversampled: %s",
-                ", ".join(f"{c} x{k}" for c, k in repeats.items() if k > 1),
-            )
-        dataset = PatchDataset(
-            repeated(
-                [training_sample(c, plan.patch) for c in train_cases],
-                [c.case_id for c in train_cases],
-                repeats,
-            ),
-            augment,
-            samples,
-            cfg.seed,
-        )
-        self.sampler = EpochSampler(samples, world_size=world, rank=ctx.rank, seed=cfg.seed)
-        workers = (
-            default_num_workers(self.device, world)
-            if cfg.num_workers is None
-            else int(cfg.num_workers)
-        )
-        self.loader = make_loader(dataset, self.sampler, bs, workers, self.device)
+        data = build_run_data(plan, cfg, ctx)
+        self.val_cases, self.sampler, self.loader = data.val_cases, data.sampler, data.loader
         # model, optimiser, schedule
         net = plan.init.model.to(self.device)
         if cfg.grad_checkpoint:

@@ -31,14 +31,11 @@ from bratseg.review.cohort import (
     LINES_NAME,
     RECORDS_DIR,
     SUMMARY_NAME,
-    Shard,
     append_line,
     merge_summary,
-    shard_device,
-    shard_from_env,
-    shard_threads,
     verify_case,
 )
+from bratseg.review.cohort_shard import Shard, shard_device, shard_from_env, shard_threads
 
 REPO = Path(__file__).resolve().parents[3]
 CASES = ("Brats18_2013_2_1", "Brats18_CBICA_ABM_1", "Brats18_TCIA01_201_1", "Brats18_2013_3_1")

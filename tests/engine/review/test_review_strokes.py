@@ -18,7 +18,7 @@ from scipy import ndimage
 from bratseg.inference import Prediction
 from bratseg.postprocess import PostprocessConfig, postprocess
 from bratseg.review import ReviewSession
-from bratseg.review.session import ModelInfo
+from bratseg.review.model_info import ModelInfo
 from bratseg.review.signoff import ReviewLockedError
 from bratseg.review.strokes import StrokeHistory
 
