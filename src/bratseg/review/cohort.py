@@ -39,8 +39,8 @@ import numpy as np
 from bratseg.atomic import atomic_write
 from bratseg.errors import BratsInputError
 from bratseg.labels import region_masks
+from bratseg.review.assessment import prediction_reasons
 from bratseg.review.cohort_shard import Shard, shard_from_env
-from bratseg.review.plausibility import prediction_plausibility
 
 if TYPE_CHECKING:
     from bratseg.inference import Prediction
@@ -141,10 +141,11 @@ def case_result(
     seconds: float,
 ) -> dict[str, Any]:
     """The line of a finished case: outputs (path from ``out_dir``, sha256, size), WT/TC/ET volumes in mL, the
-    plausibility reasons (needs review), the ET-rule note, seconds, device and rank."""
+    needs-review reasons the viewer gives (:func:`bratseg.review.assessment.prediction_reasons`),
+    the ET-rule note, seconds, device and rank."""
     voxel_ml = float(np.prod(case.spacing)) / 1000.0
     masks = region_masks(prediction.labels, prediction.convention)
-    reasons = prediction_plausibility(prediction, case.image, case.spacing)
+    reasons = prediction_reasons(prediction, case)
     evidence = getattr(prediction, "et_evidence", None)
     files = []
     for path in outputs:
