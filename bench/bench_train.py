@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--grad-checkpoint", action="store_true", help="activation checkpointing on"
     )
+    parser.add_argument(
+        "--no-amp", action="store_true", help="float32 (default: the trainer's mixed precision)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -76,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         preprocess_for,
         round_patch,
     )
+    from bratseg.training.trainer import training_precision
 
     device, desc = select_device(args.device, args.threads)
     init = initial_model(args.model, args.preset)
@@ -115,10 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     opt = build_optimizer(net.parameters(), recipe)
     batch = torch.utils.data.default_collate([dataset[i] for i in range(bs)])
     x, y = batch["image"].to(device), batch["label"].to(device)
-    use_amp = recipe.amp and device.type == "cuda"
+    amp_dtype = training_precision(device) if recipe.amp and not args.no_amp else None
 
     def step(x: torch.Tensor, y: torch.Tensor) -> float:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             out = net(x)
         loss, _ = crit(out, y)
         opt.zero_grad(set_to_none=True)
@@ -178,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": desc,
         "patch": list(patch),
         "batch_size": bs,
+        "precision": str(amp_dtype or torch.float32).replace("torch.", ""),
         "target_spacing": pp.target_spacing,
         "parameters": sum(p.numel() for p in net.parameters()),
         "cache_build_s_per_case": t_cache / len(refs),
@@ -196,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(
             f"{init.arch} ({args.preset}, {result['parameters']:,} params) on {desc}, patch {list(patch)} "
-            f"at {pp.target_spacing} mm, batch {bs}; load average {result['load_average']:.1f}"
+            f"at {pp.target_spacing} mm, batch {bs}, {result['precision']}; load average {result['load_average']:.1f}"
         )
         print(
             f"  cache: build {result['cache_build_s_per_case']:.2f} s/case, reload {t_cached * 1000:.0f} ms/case"

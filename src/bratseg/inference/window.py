@@ -117,7 +117,8 @@ def _run(
     device = plan.device
     amp_dtype = mixed_precision_dtype(device, plan.amp)
     layout = torch.channels_last_3d if device.type == "cpu" else torch.contiguous_format
-    model.to(memory_format=layout)  # in place; the same weights, only their strides change
+    # in place: the same weights, only their strides change (the stubs lack memory_format)
+    model.to(memory_format=layout)  # type: ignore[call-overload]
     shape = tuple(x.shape[2:])
 
     def predict(chunk: torch.Tensor) -> torch.Tensor:

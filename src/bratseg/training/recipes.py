@@ -55,7 +55,7 @@ class Recipe:
         deep_supervision: ``"halving"`` (Futrega et al. 2021) or ``"equal"`` (Henry et al. 2021).
         vae_weight_l2, vae_weight_kl: VAE term weights (Adeniji & Liu: 0.1, 0.1).
         batch_size: Patches per step and process (all seeds: 1).
-        amp: Mixed precision on CUDA.
+        amp: Mixed precision: on CUDA, and bfloat16 on a CPU that computes it natively.
         grad_clip: Max gradient norm, or 0 for none.
         augment: Augmentation probabilities and ranges.
     """

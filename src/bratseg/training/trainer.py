@@ -24,6 +24,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from bratseg.errors import BratsInputError
+from bratseg.inference.device import mixed_precision_dtype
 from bratseg.labels import REGIONS
 from bratseg.loaded_model import size_divisor
 from bratseg.postprocess import PostprocessConfig
@@ -89,6 +90,16 @@ def train_events(config: TrainConfig) -> Generator[TrainerEvent, None, Path]:
         ddp.cleanup(ctx)
 
 
+def training_precision(device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of mixed-precision training on ``device``: bfloat16 on a GPU that has
+    it (no loss scaling), else float16 with a gradient scaler; bfloat16 on a CPU that computes it
+    natively (about 2.4x faster steps of the small nnunet, 64^3 patches, one thread); ``None``
+    (float32) elsewhere. The recipe's ``amp`` turns it off."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return mixed_precision_dtype(device)
+
+
 class _TrainingRun:
     """One training process (see :func:`train_events`); its :class:`RunState` is ``self.state``."""
 
@@ -111,7 +122,6 @@ class _TrainingRun:
         cfg, st, ctx = self.config, self.resume_from, self.ctx
         plan = fresh_run_plan(cfg, ctx) if st is None else resumed_run_plan(cfg, st)
         self.plan, self.spec, recipe = plan, plan.init.spec, plan.recipe
-        self.use_amp = bool(recipe.amp and self.device.type == "cuda")
         data = build_run_data(plan, cfg, ctx)
         self.val_cases, self.sampler, self.loader = data.val_cases, data.sampler, data.loader
         # model, optimiser, schedule
@@ -121,13 +131,10 @@ class _TrainingRun:
         self.model = ddp.wrap_model(net, ctx)
         self.criterion = loss_for(self.spec, recipe)
         optimizer = build_optimizer(net.parameters(), recipe)
-        amp_dtype = (
-            torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16
-        )
-        self.amp_dtype = amp_dtype
-        scaler = (
-            torch.amp.GradScaler("cuda") if self.use_amp and amp_dtype == torch.float16 else None
-        )
+        amp_dtype = training_precision(self.device) if recipe.amp else None
+        self.use_amp = amp_dtype is not None
+        self.amp_dtype = amp_dtype or torch.float32
+        scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
         plateau = PlateauTracker(recipe.plateau_factor, recipe.plateau_patience)
         self.postprocess = PostprocessConfig.from_dict(plan.init.postprocess)
         self.epochs = (
