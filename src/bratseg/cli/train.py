@@ -248,9 +248,10 @@ class _BarReporter:
             d = event.get("val_dice") or {}
             dice = " ".join(f"{k.upper()} {v:.3f}" for k, v in d.items())
             mark = " (best)" if event.get("best") else ""
+            # no loss: the run was resumed right at this epoch's end, its steps ran before
+            loss = "n/a" if event.get("loss") is None else f"{event['loss']:.4f}"
             tqdm.write(
-                f"epoch {event['epoch']}: loss {event['loss']:.4f}  val Dice {dice}{mark}",
-                file=sys.stderr,
+                f"epoch {event['epoch']}: loss {loss}  val Dice {dice}{mark}", file=sys.stderr
             )
         elif kind == "done":
             self.close()

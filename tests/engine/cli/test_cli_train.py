@@ -171,3 +171,23 @@ def test_engine_refuses_a_fresh_run_into_a_run_folder(tmp_path):
             )
         )
     assert snapshot(out) == before and not (tmp_path / "new").exists()
+
+
+def test_resume_at_an_epoch_boundary_finishes_the_epoch(dataset, tmp_path):
+    """A run stopped right after an epoch's last step (``--max-steps`` at a boundary, as a
+    SIGTERM can also land) resumes: the epoch it ends without new steps has no mean loss, and the
+    command says so instead of failing on it."""
+    out = tmp_path / "run"
+    common = ["--model", "nnunet", "--preset", "tiny", "--patch", "32", "32", "32"]
+    first = train(
+        "--data", str(dataset), "--out", str(out), *common,
+        "--steps-per-epoch", "2", "--epochs", "2", "--max-steps", "2",
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    resumed = train("--out", str(out), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "unexpected" not in resumed.stderr
+    events = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
+    epochs = [e for e in events if e["event"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == [1, 2] and epochs[-1]["step"] == 4
+    assert events[-1]["event"] == "done" and events[-1]["reason"] == "completed"

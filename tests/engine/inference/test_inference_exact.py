@@ -102,7 +102,9 @@ def test_class_probabilities_equal_the_softmax_formula(standin, brats2018_case, 
     # argmax postprocessing through the engine equals argmax of the formula's classes
     argmax = PostprocessConfig(mode="argmax", et_component_rule=False)
     labels = predict_case(
-        brats2018_case, [ckpts["classes"]], InferenceOptions(device="cpu", amp=False, postprocess=argmax)
+        brats2018_case,
+        [ckpts["classes"]],
+        InferenceOptions(device="cpu", amp=False, postprocess=argmax),
     ).labels
     winner = np.argmax(expected, axis=0)
     ties = np.sort(expected, axis=0)[-1] - np.sort(expected, axis=0)[-2] < 2 * PROB_ATOL
@@ -180,7 +182,9 @@ def test_gaussian_blending_hides_window_borders(brats2018_case, ckpts):
 
 def test_2023_labels_are_the_2021_labels_with_et_3(brats2018_case, ckpts, whole):
     pred = predict_case(
-        brats2018_case, [ckpts["regions"]], InferenceOptions(device="cpu", amp=False, convention="2023")
+        brats2018_case,
+        [ckpts["regions"]],
+        InferenceOptions(device="cpu", amp=False, convention="2023"),
     )
     ref = whole["regions"].labels
     np.testing.assert_array_equal(pred.labels, np.where(ref == 4, 3, ref))
@@ -189,7 +193,9 @@ def test_2023_labels_are_the_2021_labels_with_et_3(brats2018_case, ckpts, whole)
 
 def test_ensemble_is_the_mean_of_the_formulas(standin, brats2018_case, ckpts):
     pred = predict_case(
-        brats2018_case, [ckpts["regions"], ckpts["classes"]], InferenceOptions(device="cpu", amp=False)
+        brats2018_case,
+        [ckpts["regions"], ckpts["classes"]],
+        InferenceOptions(device="cpu", amp=False),
     )
     expected = 0.5 * (
         standin.expected_region_probs(brats2018_case.image, "regions")
