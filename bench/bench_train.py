@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         make_loader,
         preprocess_for,
         round_patch,
+        training_precision,
     )
-    from bratseg.training.trainer import training_precision
 
     device, desc = select_device(args.device, args.threads)
     init = initial_model(args.model, args.preset)
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     opt = build_optimizer(net.parameters(), recipe)
     batch = torch.utils.data.default_collate([dataset[i] for i in range(bs)])
     x, y = batch["image"].to(device), batch["label"].to(device)
-    amp_dtype = training_precision(device) if recipe.amp and not args.no_amp else None
+    amp_dtype = None if args.no_amp else training_precision(device, recipe)
 
     def step(x: torch.Tensor, y: torch.Tensor) -> float:
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):

@@ -224,7 +224,8 @@ class _BarReporter:
             total = event["epochs"] * event["steps_per_epoch"] if event.get("epochs") else None
             tqdm.write(
                 f"training {event['arch']} on {len(event['train_cases'])} case(s), validating on "
-                f"{len(event['val_cases'])} ({event['split_note']}); {event['device']}; "
+                f"{len(event['val_cases'])} ({event['split_note']}); {event['device']}, "
+                f"{event.get('precision', 'float32')}; "
                 f"patch {event['patch']}, {event['steps_per_epoch']} steps/epoch -> {event['run_dir']}",
                 file=sys.stderr,
             )

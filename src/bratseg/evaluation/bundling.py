@@ -143,7 +143,9 @@ def build_card(
         checkpoint=checkpoint,
         training_wall_time_s=prov.get("wall_time_s"),
         run=dict(progress),
-        training_device=prov.get("device"),
+        # e.g. "CPU (1 thread), bfloat16"; runs from before the precision was recorded: float32
+        training_device=", ".join(str(prov[k]) for k in ("device", "precision") if prov.get(k))
+        or None,
         val_dice=dice,
         val_dice_std=dice_std,
         val_hd95=hd95,

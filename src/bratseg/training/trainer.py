@@ -24,7 +24,6 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from bratseg.errors import BratsInputError
-from bratseg.inference.device import mixed_precision_dtype
 from bratseg.labels import REGIONS
 from bratseg.loaded_model import size_divisor
 from bratseg.postprocess import PostprocessConfig
@@ -48,7 +47,11 @@ from bratseg.training.recipes import (
     lr_factor,
 )
 from bratseg.training.run_data import build_run_data
-from bratseg.training.setup import enable_gradient_checkpointing
+from bratseg.training.setup import (
+    enable_gradient_checkpointing,
+    precision_name,
+    training_precision,
+)
 from bratseg.training.snapshots import RunState, region_dice, restore_state, save_snapshots
 from bratseg.training.validate import validate
 
@@ -90,16 +93,6 @@ def train_events(config: TrainConfig) -> Generator[TrainerEvent, None, Path]:
         ddp.cleanup(ctx)
 
 
-def training_precision(device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of mixed-precision training on ``device``: bfloat16 on a GPU that has
-    it (no loss scaling), else float16 with a gradient scaler; bfloat16 on a CPU that computes it
-    natively (about 2.4x faster steps of the small nnunet, 64^3 patches, one thread); ``None``
-    (float32) elsewhere. The recipe's ``amp`` turns it off."""
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return mixed_precision_dtype(device)
-
-
 class _TrainingRun:
     """One training process (see :func:`train_events`); its :class:`RunState` is ``self.state``."""
 
@@ -131,7 +124,7 @@ class _TrainingRun:
         self.model = ddp.wrap_model(net, ctx)
         self.criterion = loss_for(self.spec, recipe)
         optimizer = build_optimizer(net.parameters(), recipe)
-        amp_dtype = training_precision(self.device) if recipe.amp else None
+        amp_dtype = training_precision(self.device, recipe)
         self.use_amp = amp_dtype is not None
         self.amp_dtype = amp_dtype or torch.float32
         scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
@@ -374,6 +367,7 @@ class _TrainingRun:
             "parameters": n_params,
             "preprocess": plan.preprocess.to_dict(),
             "world_size": self.ctx.world_size,
+            "precision": precision_name(self.amp_dtype if self.use_amp else None),
             "epoch": state.epoch,
             "step": state.global_step,
             "run_dir": str(self.out),

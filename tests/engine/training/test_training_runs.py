@@ -247,6 +247,12 @@ def test_finetune_one_case_and_list_in_user_models(
     assert start["preprocess"]["target_spacing"] == 3.0  # the checkpoint's preprocessing
     tuned = load_checkpoint(tmp_path / "ft" / "best.pt")
     assert tuned.meta["provenance"]["init_from"]["sha256"] and tuned.meta["arch"] == "ds-unet"
+    # the precision it trained in is said at the start and kept with the weights (bfloat16 on a
+    # CPU that computes it natively, float32 elsewhere)
+    from bratseg.inference.device import cpu_has_native_bfloat16
+
+    precision = "bfloat16" if cpu_has_native_bfloat16() else "float32"
+    assert start["precision"] == tuned.provenance["precision"] == precision
     # the cases the initial weights saw travel with the fine-tuned checkpoint, so that a
     # cross-validation can tell them from truly unseen ones
     first = load_checkpoint(src / "best.pt").provenance["train_cases"]
