@@ -190,6 +190,16 @@ def save_standin(
 # --------------------------------------------------------------------------- expected output
 
 
+def default_prob_atol() -> float:
+    """How close the engine's probabilities come to the formulas here with its default
+    precision: 1e-3 (float16 storage), or 0.05 on a CPU that computes bfloat16 natively, where
+    mixed precision runs the network in bfloat16 (8 bits of mantissa). Geometry errors (a shifted
+    grid, an un-flipped TTA pass) are of the order of the probabilities themselves."""
+    from bratseg.inference.device import cpu_has_native_bfloat16
+
+    return 0.05 if cpu_has_native_bfloat16() else 1e-3
+
+
 def zscored(image: np.ndarray, brain: np.ndarray) -> np.ndarray:
     """Per-channel z-score over the ``brain`` voxels (any channel non-zero), 0 elsewhere.
 

@@ -79,7 +79,9 @@ def test_tta_checkbox_averages_the_eight_flips(
     np.testing.assert_array_equal(session.region_probs, ref.region_probs)
     np.testing.assert_array_equal(session.labels, ref.labels)
     expected = standin.expected_region_probs(sample_case.image, "regions", shift=1, tta=True)
-    np.testing.assert_allclose(session.region_probs.astype(np.float32), expected, atol=1e-3, rtol=0)
+    np.testing.assert_allclose(
+        session.region_probs.astype(np.float32), expected, atol=standin.default_prob_atol(), rtol=0
+    )
 
 
 def test_two_ticked_models_make_the_engine_ensemble(
@@ -99,7 +101,9 @@ def test_two_ticked_models_make_the_engine_ensemble(
         standin.expected_region_probs(image, "regions")
         + standin.expected_region_probs(image, "classes")
     )
-    np.testing.assert_allclose(session.region_probs.astype(np.float32), mean, atol=1e-3, rtol=0)
+    np.testing.assert_allclose(
+        session.region_probs.astype(np.float32), mean, atol=standin.default_prob_atol(), rtol=0
+    )
 
 
 def test_a_second_click_reuses_the_loaded_networks(make_napari_viewer, qtbot, ckpts):
@@ -152,7 +156,7 @@ def test_argmax_mode_of_a_class_model(make_napari_viewer, qtbot, ckpts, standin,
     np.testing.assert_allclose(
         session.class_probs.astype(np.float32),
         standin.expected_class_probs(sample_case.image),
-        atol=1e-3,
+        atol=standin.default_prob_atol(),
         rtol=0,
     )
     post.mode_combo.setCurrentText("hierarchical")  # and back

@@ -106,6 +106,7 @@ def test_predict_single_case(standin, standins, case_dir, case_image, tmp_path, 
             str(prob),
             "--device",
             "cpu",
+            "--no-amp",  # float32: the formula to float16's precision
             "-q",
         ]
     )
@@ -140,6 +141,7 @@ def test_predict_single_case(standin, standins, case_dir, case_image, tmp_path, 
             str(standins["regions"]),
             "-q",
             "--overwrite",
+            "--no-amp",  # the same precision as the probabilities above
             "--wt-threshold",
             "0.99",
             "--no-et-component-rule",
@@ -208,6 +210,7 @@ def test_predict_dataset_with_ensemble(standin, standins, tmp_path, capsys):
             str(standins["classes"]),
             "--device",
             "cpu",
+            "--no-amp",  # float32: the mean of the formulas to float16's precision
             "--et-threshold",
             "0.6",
             "--min-island-fraction",
