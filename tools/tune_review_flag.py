@@ -149,7 +149,8 @@ def case_row(path: Path) -> dict:
     from bratseg.labels import region_masks, regions_to_stack
     from bratseg.metrics import dice_regions, tumour_volumes_ml
     from bratseg.review.flag_rules import CaseFacts
-    from bratseg.review.uncertainty import DEFAULT_RULES, component_hotspots, uncertainty_map
+    from bratseg.review.uncertainty import DEFAULT_RULES, component_hotspots
+    from bratseg.review.uncertainty_maps import uncertainty_map
 
     d = np.load(path)
     probs, labels, spacing = d["region_probs"], d["labels"], tuple(float(s) for s in d["spacing"])

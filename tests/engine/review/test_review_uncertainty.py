@@ -17,11 +17,10 @@ from bratseg.review.uncertainty import (
     Hotspot,
     ReviewRules,
     assess_case,
-    binary_entropy,
     component_hotspots,
     uncertain_hotspots,
-    uncertainty_map,
 )
+from bratseg.review.uncertainty_maps import binary_entropy, uncertainty_map
 
 SHAPE = (24, 20, 16)
 ET, NCR, ED = (LABEL_VALUES["2021"][t] for t in ("et", "ncr", "ed"))
