@@ -117,8 +117,27 @@ def _run(
     device = plan.device
     amp_dtype = mixed_precision_dtype(device, plan.amp)
     layout = torch.channels_last_3d if device.type == "cpu" else torch.contiguous_format
-    # in place: the same weights, only their strides change (the stubs lack memory_format)
+    # in place: the same weights, only their strides change (the stubs lack memory_format);
+    # put back afterwards, as a network still in training steps faster in the plain layout
     model.to(memory_format=layout)  # type: ignore[call-overload]
+    try:
+        return _forward(model, x, plan, output_kind, divisor, should_stop, amp_dtype, layout)
+    finally:
+        model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+
+
+def _forward(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    plan: ForwardPlan,
+    output_kind: str,
+    divisor: int,
+    should_stop: Callable[[], bool] | None,
+    amp_dtype: torch.dtype | None,
+    layout: torch.memory_format,
+) -> torch.Tensor:
+    """The pass itself (whole volume or sliding window), in ``layout`` and ``amp_dtype``."""
+    device = plan.device
     shape = tuple(x.shape[2:])
 
     def predict(chunk: torch.Tensor) -> torch.Tensor:
