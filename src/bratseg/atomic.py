@@ -31,6 +31,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -42,6 +43,7 @@ __all__ = [
     "atomic_write_all",
     "fsync_folder",
     "remove_stale_temporaries",
+    "staging_folder",
     "temporary_prefix",
 ]
 
@@ -150,6 +152,27 @@ def _recording(writer, path: Path, placed: list[Path]) -> Iterator[BinaryIO]:
     with writer as handle:
         yield handle
     placed.append(path)
+
+
+@contextmanager
+def staging_folder(parent: str | Path, prefix: str) -> Iterator[Path]:
+    """A new hidden folder ``<prefix><pid>-<random>`` in ``parent`` to build an output in; the
+    block moves it into place. If the block raises or is interrupted, the folder and everything
+    in it are removed, found by this process's name prefix, not by the returned path: a SIGTERM
+    can land between the folder's creation and the assignment of its name.
+
+    Args:
+        parent: Where the folder is made (beside the final output, same file system).
+        prefix: Start of its name, e.g. ``".CASE.partial-"`` (:func:`remove_stale_temporaries`
+            finds the leftovers of killed processes by it).
+    """
+    own = f"{prefix}{os.getpid()}-"
+    try:
+        yield Path(tempfile.mkdtemp(prefix=own, dir=parent))
+    except BaseException:
+        for leftover in Path(parent).glob(f"{glob.escape(own)}*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        raise
 
 
 def temporary_prefix(name: str) -> str:

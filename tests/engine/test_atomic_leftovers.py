@@ -229,6 +229,35 @@ def test_an_interrupt_right_after_the_temporary_file_is_created_leaves_nothing(
     assert _everything(tmp_path) == []
 
 
+def test_an_interrupt_right_after_a_staging_folder_is_made_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window the SIGTERM-during-export test hit under load: the staging folder of a
+    dataset, DICOM or prepare export exists, but its name never reached the caller. Simulated by
+    an interrupt raised just after ``mkdtemp`` made it; a folder filled and then interrupted goes
+    too, and another process's staging folder stays."""
+    from bratseg import atomic
+
+    real = atomic.tempfile.mkdtemp
+
+    def made_then_interrupted(**kwargs):
+        real(**kwargs)  # the folder is on disk ...
+        raise Terminated()  # ... and the signal arrives before its name is returned
+
+    other = tmp_path / ".A.partial-1-other"  # another (live or dead) process's: not ours
+    other.mkdir()
+    monkeypatch.setattr(atomic.tempfile, "mkdtemp", made_then_interrupted)
+    with pytest.raises(Terminated):
+        with atomic.staging_folder(tmp_path, ".A.partial-"):
+            pass
+    monkeypatch.undo()
+    with pytest.raises(Terminated):
+        with atomic.staging_folder(tmp_path, ".A.partial-") as stage:
+            (stage / "SEG.dcm").write_bytes(b"half")
+            raise Terminated()
+    assert _everything(tmp_path) == [other.name]
+
+
 def test_an_interrupt_between_a_rename_and_its_record_leaves_no_output(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
@@ -31,7 +29,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from bratseg.atomic import remove_stale_temporaries, temporary_prefix
+from bratseg.atomic import remove_stale_temporaries, staging_folder
 from bratseg.errors import BratsInputError
 from bratseg.io import MODALITIES, MODALITY_NAMES, open_nifti
 from bratseg.io.align import rigid_transform, to_sitk
@@ -342,8 +340,7 @@ def _write_folder(
     import SimpleITK as sitk
 
     remove_stale_temporaries(out_dir.parent, f".{out_dir.name}.")  # of killed runs
-    tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(out_dir.name), dir=out_dir.parent))
-    try:
+    with staging_folder(out_dir.parent, f".{out_dir.name}.") as tmp:
         for key in MODALITIES:
             data = np.where(mask, arrays[key], 0.0).astype(np.float32)
             img = nib.Nifti1Image(data, affine)
@@ -362,6 +359,3 @@ def _write_folder(
         if out_dir.exists():
             out_dir.rmdir()  # empty (checked before)
         os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -18,12 +18,11 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bratseg.atomic import remove_stale_temporaries
+from bratseg.atomic import remove_stale_temporaries, staging_folder
 from bratseg.errors import BratsInputError
 from bratseg.io.dataset import AI_SUFFIX, LINK_MODES, ExportExistsError, LinkMode, place_image
 from bratseg.io.output_guard import guard_output
@@ -84,8 +83,7 @@ def export_case(
     session.record_edits()
     partial = f".{case.case_id}.partial-"
     remove_stale_temporaries(dataset, partial)
-    stage = Path(tempfile.mkdtemp(prefix=f"{partial}{os.getpid()}-", dir=dataset))
-    try:
+    with staging_folder(dataset, partial) as stage:
         placed = {}
         for modality in MODALITIES:
             target = stage / f"{case.case_id}_{modality}.nii.gz"
@@ -114,9 +112,6 @@ def export_case(
         os.replace(stage, final)
         if backup is not None:
             shutil.rmtree(backup, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     logger.info("exported %s to %s", case.case_id, final)
     return final
 

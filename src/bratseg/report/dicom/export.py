@@ -17,15 +17,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bratseg.atomic import remove_stale_temporaries
+from bratseg.atomic import remove_stale_temporaries, staging_folder
 from bratseg.errors import BratsInputError
 from bratseg.io.nifti import affine_difference
 from bratseg.labels import OUTPUT_CONVENTIONS, Convention
@@ -198,8 +196,7 @@ def export_dicom(
     volume = case.image[MODALITIES.index("t1ce")]
     partial = f".{destination.name}.partial-"
     remove_stale_temporaries(destination.parent, partial)  # of killed runs
-    work = Path(tempfile.mkdtemp(prefix=f"{partial}{os.getpid()}-", dir=destination.parent))
-    try:
+    with staging_folder(destination.parent, partial) as work:
         if source.synthesized:
             result.files["source"] = _save_series(source.datasets, work, "SOURCE_T1GD")
         seg = build_seg(
@@ -235,9 +232,6 @@ def export_dicom(
         manifest = {k: v for k, v in result.to_dict().items() if k != "folder"}
         (work / "export.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         os.rename(work, destination)  # fails (nothing replaced) if the destination appeared
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     logger.info("wrote DICOM export of %s to %s", case.case_id, destination)
     return result
 
