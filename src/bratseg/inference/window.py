@@ -120,24 +120,6 @@ def _run(
     # in place: the same weights, only their strides change (the stubs lack memory_format);
     # put back afterwards, as a network still in training steps faster in the plain layout
     model.to(memory_format=layout)  # type: ignore[call-overload]
-    try:
-        return _forward(model, x, plan, output_kind, divisor, should_stop, amp_dtype, layout)
-    finally:
-        model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
-
-
-def _forward(
-    model: torch.nn.Module,
-    x: torch.Tensor,
-    plan: ForwardPlan,
-    output_kind: str,
-    divisor: int,
-    should_stop: Callable[[], bool] | None,
-    amp_dtype: torch.dtype | None,
-    layout: torch.memory_format,
-) -> torch.Tensor:
-    """The pass itself (whole volume or sliding window), in ``layout`` and ``amp_dtype``."""
-    device = plan.device
     shape = tuple(x.shape[2:])
 
     def predict(chunk: torch.Tensor) -> torch.Tensor:
@@ -147,26 +129,29 @@ def _forward(
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             return activate(_logits(model(chunk)), output_kind).contiguous()
 
-    with torch.no_grad():
-        if plan.window is None and math.prod(shape) <= plan.whole_volume_max_voxels:
-            plan.last_mode = "whole volume"
-            return predict(x).cpu()
-        # Imported here: importing MONAI takes seconds, and the whole-volume path needs none of it.
-        from monai.inferers import sliding_window_inference
+    try:
+        with torch.no_grad():
+            if plan.window is None and math.prod(shape) <= plan.whole_volume_max_voxels:
+                plan.last_mode = "whole volume"
+                return predict(x).cpu()
+            # Imported here: importing MONAI takes seconds; the whole-volume path needs none of it.
+            from monai.inferers import sliding_window_inference
 
-        window = fit_window(plan.window or DEFAULT_WINDOW, shape, divisor)
-        plan.last_mode = f"sliding window {'x'.join(map(str, window))}"
-        out = sliding_window_inference(
-            x,
-            roi_size=window,
-            sw_batch_size=1,
-            predictor=predict,
-            overlap=plan.overlap,
-            mode="gaussian",  # Futrega et al. 2021: Gaussian importance weighting
-            sw_device=device,
-            device=device if device.type == "cuda" and not plan.notes else torch.device("cpu"),
-        )
-        return cast(torch.Tensor, out).float().cpu()
+            window = fit_window(plan.window or DEFAULT_WINDOW, shape, divisor)
+            plan.last_mode = f"sliding window {'x'.join(map(str, window))}"
+            out = sliding_window_inference(
+                x,
+                roi_size=window,
+                sw_batch_size=1,
+                predictor=predict,
+                overlap=plan.overlap,
+                mode="gaussian",  # Futrega et al. 2021: Gaussian importance weighting
+                sw_device=device,
+                device=device if device.type == "cuda" and not plan.notes else torch.device("cpu"),
+            )
+            return cast(torch.Tensor, out).float().cpu()
+    finally:
+        model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
 
 
 def forward_probabilities(
