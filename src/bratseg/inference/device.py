@@ -80,6 +80,17 @@ def describe_device(device: torch.device) -> str:
     return f"CPU ({n} thread{'' if n == 1 else 's'})"
 
 
+def precision_name(dtype: torch.dtype | None) -> str:
+    """``"bfloat16"``, ``"float16"`` or ``"float32"`` (``None``: no mixed precision)."""
+    return str(dtype or torch.float32).removeprefix("torch.")
+
+
+def describe_compute(device: torch.device, amp: bool = True) -> str:
+    """Where and in which precision a network runs, e.g. ``"CPU (2 threads), bfloat16"``
+    (:func:`describe_device` and :func:`mixed_precision_dtype`)."""
+    return f"{describe_device(device)}, {precision_name(mixed_precision_dtype(device, amp))}"
+
+
 def select_device(request: str = "auto", threads: int | None = None) -> tuple[torch.device, str]:
     """Pick the compute device.
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bratseg.errors import BratsInputError, Cancelled
-from bratseg.inference.device import select_device
+from bratseg.inference.device import describe_compute, select_device
 from bratseg.inference.members import EnsembleAccumulator, RunContext, member_probabilities
 from bratseg.inference.spread import MemberSpread
 from bratseg.inference.tta import flip_sets
@@ -168,10 +168,10 @@ def run_inference(
         raise BratsInputError(f"overlap must be in [0, 1), got {options.overlap}")
     flips = flip_sets(options.tta)
     pp_config = _postprocess_config(options, models)
-    device, description = select_device(options.device, options.threads)
+    device, _ = select_device(options.device, options.threads)
     plan = ForwardPlan(
         device=device,
-        description=description,
+        description=describe_compute(device, bool(options.amp)),
         window=tuple(options.window) if options.window else None,  # type: ignore[arg-type]
         overlap=float(options.overlap),
         amp=bool(options.amp),

@@ -21,7 +21,7 @@ from typing import cast
 import torch
 
 from bratseg.errors import Cancelled
-from bratseg.inference.device import describe_device, mixed_precision_dtype
+from bratseg.inference.device import describe_compute, mixed_precision_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,8 @@ class ForwardPlan:
 
     Attributes:
         device: Where the network runs now (may change to CPU after an OOM).
-        description: Human description of ``device``.
+        description: Human description of ``device`` and its precision, e.g.
+            ``"CPU (2 threads), bfloat16"``.
         window: Sliding-window size, or ``None`` to decide per input (whole volume when it fits).
         overlap: Sliding-window overlap fraction.
         amp: Mixed precision: autocast float16 on CUDA, bfloat16 on a CPU with native bfloat16.
@@ -198,7 +199,7 @@ def forward_probabilities(
             elif plan.device.type != "cpu":
                 old = plan.description
                 plan.device = torch.device("cpu")
-                plan.description = describe_device(plan.device)
+                plan.description = describe_compute(plan.device, plan.amp)
                 plan.window = None
                 note = f"out of memory on {old}; falling back to {plan.description}"
             else:

@@ -271,11 +271,6 @@ def default_cache_dir() -> Path:
     return bratseg_cache() / "crops"
 
 
-def precision_name(dtype: torch.dtype | None) -> str:
-    """``"bfloat16"``, ``"float16"`` or ``"float32"`` (``None``: no mixed precision)."""
-    return str(dtype or torch.float32).removeprefix("torch.")
-
-
 def training_precision(device: torch.device, recipe: Recipe) -> torch.dtype | None:
     """The autocast dtype of mixed-precision training on ``device``: bfloat16 on a GPU that has
     it (no loss scaling), else float16 with a gradient scaler; bfloat16 on a CPU that computes it

@@ -20,11 +20,12 @@ from torch.optim.swa_utils import AveragedModel
 
 from bratseg.checkpoint import save_checkpoint
 from bratseg.errors import BratsInputError
+from bratseg.inference.device import precision_name
 from bratseg.labels import REGIONS
 from bratseg.training import ddp, rundir
 from bratseg.training.data import TRAINING_AXCODES
 from bratseg.training.recipes import PlateauTracker
-from bratseg.training.setup import InitialModel, RunPlan, precision_name, training_precision
+from bratseg.training.setup import InitialModel, RunPlan, training_precision
 
 logger = logging.getLogger(__name__)
 

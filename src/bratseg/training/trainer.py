@@ -24,6 +24,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from bratseg.errors import BratsInputError
+from bratseg.inference.device import precision_name
 from bratseg.labels import REGIONS
 from bratseg.loaded_model import size_divisor
 from bratseg.postprocess import PostprocessConfig
@@ -47,11 +48,7 @@ from bratseg.training.recipes import (
     lr_factor,
 )
 from bratseg.training.run_data import build_run_data
-from bratseg.training.setup import (
-    enable_gradient_checkpointing,
-    precision_name,
-    training_precision,
-)
+from bratseg.training.setup import enable_gradient_checkpointing, training_precision
 from bratseg.training.snapshots import RunState, region_dice, restore_state, save_snapshots
 from bratseg.training.validate import validate
 

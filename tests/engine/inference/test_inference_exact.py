@@ -213,7 +213,8 @@ def test_ensemble_is_the_mean_of_the_formulas(standin, brats2018_case, ckpts):
 def test_mixed_precision_on_a_bfloat16_cpu_stays_on_the_formula(standin, brats2018_case, ckpts):
     """The default on a CPU with native bfloat16: the network runs in bfloat16 (8 bits of
     mantissa), and its probabilities stay within 0.02 of the float32 formula; the label maps of
-    both precisions agree on all but a sliver of the tumour."""
+    both precisions agree on all but a sliver of the tumour. Each prediction says which precision
+    it ran in (the Segment dock's and ``predict``'s status lines show it)."""
     from bratseg.inference.device import cpu_has_native_bfloat16
 
     if not cpu_has_native_bfloat16():
@@ -226,3 +227,5 @@ def test_mixed_precision_on_a_bfloat16_cpu_stays_on_the_formula(standin, brats20
     assert float(error.max()) < 0.02 and float(error.max()) > PROB_ATOL  # bfloat16 was used
     tumour = (mixed.labels > 0) | (plain.labels > 0)
     assert np.count_nonzero(mixed.labels != plain.labels) < 0.005 * np.count_nonzero(tumour)
+    assert mixed.device.endswith(", bfloat16") and mixed.device.startswith("CPU (")
+    assert plain.device.endswith(", float32")
