@@ -180,9 +180,9 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _read_payload(path: Path, map_location: Any) -> dict[str, Any]:
+def _read_payload(path: Path, map_location: Any, *, mmap: bool = False) -> dict[str, Any]:
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        payload = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         if "GLOBAL" not in str(exc):  # references to Python code (classes, functions)
             detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
@@ -262,6 +262,21 @@ def _load_weights(model: nn.Module, state: dict[str, torch.Tensor]) -> str | Non
         n, first = len(result.unexpected_keys), result.unexpected_keys[0]
         parts.append(f"{n} unexpected, e.g. {first}")
     return "; ".join(parts) or None
+
+
+def read_provenance(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's ``meta["provenance"]`` without building its network or reading its weights
+    (they stay memory-mapped on disk): for tools that follow init chains.
+
+    Raises:
+        CheckpointError: missing/unreadable file, pickled code, not a bratseg checkpoint, wrong
+            format version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError("checkpoint file not found", path)
+    payload = _read_payload(path, map_location="cpu", mmap=True)
+    return dict(payload.get("provenance") or {})
 
 
 def load_checkpoint(

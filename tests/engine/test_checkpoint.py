@@ -13,6 +13,7 @@ from bratseg.checkpoint import (
     LoadedModel,
     file_sha256,
     load_checkpoint,
+    read_provenance,
     save_checkpoint,
 )
 from bratseg.errors import BratsInputError, CheckpointError
@@ -97,6 +98,18 @@ def test_file_is_loadable_with_weights_only_and_holds_metadata(tmp_path):
     _, path = _save(tmp_path, "ds-unet", extra={"note": "tiny", "path": tmp_path})
     raw = torch.load(path, weights_only=True)
     assert raw["extra"] == {"note": "tiny", "path": str(tmp_path)}
+
+
+def test_provenance_is_read_without_the_network_under_the_same_refusals(tmp_path):
+    """Tools following init chains read only the provenance; the file is checked as for loading."""
+    _, path = _save(tmp_path, "nnunet")
+    assert read_provenance(path) == load_checkpoint(path).provenance
+    assert read_provenance(path)["split"] == {"train": ["a"], "val": ["b"]}
+    torch.save({"format": "bratseg-checkpoint", "hook": os.getcwd}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="pickled.*getcwd"):
+        read_provenance(tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="not found"):
+        read_provenance(tmp_path / "absent.pt")
 
 
 def test_pickled_module_is_refused(tmp_path):

@@ -272,9 +272,9 @@ def pretrained_cases(provenance: dict[str, Any]) -> set[str]:
             str(init.get("sha256"))[:12],
         )
         return set()
-    from bratseg.checkpoint import load_checkpoint
+    from bratseg.checkpoint import read_provenance
 
-    prov = load_checkpoint(source).provenance
+    prov = read_provenance(source)
     return set(prov.get("train_cases") or []) | pretrained_cases(prov)
 
 

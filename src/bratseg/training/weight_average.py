@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from bratseg.checkpoint import load_checkpoint, save_checkpoint
+from bratseg.checkpoint import load_checkpoint, read_provenance, save_checkpoint
 from bratseg.errors import BratsInputError
 from bratseg.evaluation import pretrained_cases
 
@@ -41,7 +41,7 @@ def _descends_from(tuned_prov: dict[str, Any], base_sha: str) -> bool:
         source = init_checkpoint(init)
         if source is None:
             return False
-        prov = load_checkpoint(source).provenance
+        prov = read_provenance(source)
     return False
 
 
