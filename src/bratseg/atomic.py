@@ -43,7 +43,9 @@ __all__ = [
     "atomic_write_all",
     "fsync_folder",
     "remove_stale_temporaries",
+    "restore_replaced",
     "staging_folder",
+    "swap_in_folder",
     "temporary_prefix",
 ]
 
@@ -173,6 +175,61 @@ def staging_folder(parent: str | Path, prefix: str) -> Iterator[Path]:
         for leftover in Path(parent).glob(f"{glob.escape(own)}*"):
             shutil.rmtree(leftover, ignore_errors=True)
         raise
+
+
+def swap_in_folder(stage: str | Path, final: str | Path) -> None:
+    """Give the finished folder ``stage`` the name ``final``, replacing a folder already there.
+
+    The old folder is renamed aside (``.<name>.replaced-<pid>-<ns>``) and removed only once the
+    new one is in place; an exception or interrupt between the two renames puts it back. A
+    process killed outright leaves the aside folder, which the next swap into ``final`` returns
+    to its place (or removes, when ``final`` exists): :func:`restore_replaced`.
+    """
+    stage, final = Path(stage), Path(final)
+    restore_replaced(final)
+    aside = final.parent / f"{_aside_prefix(final)}{os.getpid()}-{time.time_ns()}"
+    try:
+        if final.exists():
+            os.replace(final, aside)
+        os.replace(stage, final)
+    except BaseException:
+        if aside.exists() and not final.exists():
+            os.replace(aside, final)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def restore_replaced(final: str | Path) -> list[Path]:
+    """Deal with the folders that killed processes left aside while replacing ``final``
+    (:func:`swap_in_folder`): the newest goes back to ``final`` when ``final`` is missing, the
+    others are removed; each action is logged as a warning.
+
+    Returns:
+        The aside folders removed or put back.
+    """
+    final = Path(final)
+    prefix = _aside_prefix(final)
+    found = []
+    for path in final.parent.glob(f"{glob.escape(prefix)}*"):
+        owner = re.fullmatch(r"(\d+)-(\d+)", path.name[len(prefix) :])
+        if owner is not None and not _process_alive(int(owner.group(1))):
+            found.append((int(owner.group(2)), path))
+    handled = []
+    for _, path in sorted(found, reverse=True):
+        if not final.exists():
+            os.replace(path, final)
+            logger.warning(
+                "%s: put back in place of %s (its replacement was interrupted)", path, final
+            )
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+            logger.warning("%s: removed the old copy of %s left by an interrupted run", path, final)
+        handled.append(path)
+    return handled
+
+
+def _aside_prefix(final: Path) -> str:
+    return f".{final.name}.replaced-"
 
 
 def temporary_prefix(name: str) -> str:

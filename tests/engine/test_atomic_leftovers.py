@@ -274,3 +274,60 @@ def test_an_interrupt_between_a_rename_and_its_record_leaves_no_output(
             for handle in handles:
                 handle.write(b"data")
     assert _everything(tmp_path) == []
+
+
+def test_an_interrupt_between_the_two_renames_of_a_replacement_puts_the_old_folder_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replacing an export renames the old folder aside, then the new one into place; a signal
+    between the two renames left the case with no export at its name (the old one hidden)."""
+    from bratseg import atomic
+
+    final, stage = tmp_path / "A", tmp_path / ".A.partial-1"
+    final.mkdir()
+    (final / "seg.nii.gz").write_bytes(b"old")
+    stage.mkdir()
+    (stage / "seg.nii.gz").write_bytes(b"new")
+    real = atomic.os.replace
+
+    def interrupted_before_the_second(src, dst):
+        if Path(src) == stage:
+            raise Terminated()
+        real(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", interrupted_before_the_second)
+    with pytest.raises(Terminated):
+        atomic.swap_in_folder(stage, final)
+    monkeypatch.undo()
+    assert (final / "seg.nii.gz").read_bytes() == b"old"
+    assert _everything(tmp_path) == [stage.name, "A"]  # the stage is its staging folder's to remove
+    atomic.swap_in_folder(stage, final)
+    assert (final / "seg.nii.gz").read_bytes() == b"new" and _everything(tmp_path) == ["A"]
+
+
+def test_an_export_killed_while_replacing_is_put_back_before_the_next_export(
+    brats2018_case_dir: Path, standin, tmp_path: Path, monkeypatch
+) -> None:
+    """A process killed outright between the two renames leaves the old export aside: the next
+    export puts it back at its name first, so that it is refused without --overwrite, not
+    silently written over."""
+    from bratseg.atomic import restore_replaced
+    from bratseg.cli.main import main
+
+    monkeypatch.setenv("BRATSEG_SESSIONS", str(tmp_path / "sessions"))
+    root = tmp_path / "cases"
+    (root / "A").mkdir(parents=True)
+    for f in brats2018_case_dir.iterdir():
+        os.symlink(f, root / "A" / f.name.replace("Brats18_2013_2_1", "A"))
+    model = standin.save_standin(tmp_path / "standin.pt")
+    assert main(["worklist", str(root), "--segment-all", "--model", str(model), "--json"]) == 0
+    assert main(["worklist", str(root), "--approve", "A", "--reviewer", "Dr A", "--json"]) == 0
+    export = tmp_path / "export"
+    assert main(["worklist", str(root), "--export-approved", str(export), "--json"]) == 0
+    files = _everything(export / "A")
+    os.replace(export / "A", export / f".A.replaced-{DEAD_PID}-1")  # killed between the renames
+    assert main(["worklist", str(root), "--export-approved", str(export), "--json"]) == 2
+    assert _everything(export) == ["A"] and _everything(export / "A") == files
+    (export / f".A.replaced-{DEAD_PID}-2").mkdir()  # a stale copy beside a complete export
+    assert restore_replaced(export / "A") == [export / f".A.replaced-{DEAD_PID}-2"]
+    assert _everything(export) == ["A"] and _everything(export / "A") == files

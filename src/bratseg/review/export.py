@@ -22,7 +22,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bratseg.atomic import remove_stale_temporaries, staging_folder
+from bratseg.atomic import (
+    remove_stale_temporaries,
+    restore_replaced,
+    staging_folder,
+    swap_in_folder,
+)
 from bratseg.errors import BratsInputError
 from bratseg.io.dataset import AI_SUFFIX, LINK_MODES, ExportExistsError, LinkMode, place_image
 from bratseg.io.output_guard import guard_output
@@ -77,6 +82,7 @@ def export_case(
     final = dataset / case.case_id
     inputs = [p for p in (case.folder, *case.files.values()) if p is not None]
     guard_output(final, inputs, what="export of the case")
+    restore_replaced(final)  # an export killed while replacing this one: put the old one back
     if final.exists() and not overwrite:
         raise ExportExistsError(f"{final} already exists")
 
@@ -105,13 +111,7 @@ def export_case(
         (stage / f"{case.case_id}_provenance.json").write_text(
             json.dumps(provenance, indent=2) + "\n"
         )
-        backup = None
-        if final.exists():
-            backup = dataset / f".{case.case_id}.replaced-{os.getpid()}-{time.time_ns()}"
-            os.replace(final, backup)
-        os.replace(stage, final)
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
+        swap_in_folder(stage, final)  # the old export stays until the new one is in place
     logger.info("exported %s to %s", case.case_id, final)
     return final
 
@@ -212,6 +212,7 @@ def export_session_dicom(
     from bratseg.report.dicom import Provenance, check_labels, export_dicom
 
     destination = Path(destination)
+    restore_replaced(destination)  # an export killed while replacing this one: put it back
     if destination.exists() and not overwrite:
         raise ExportExistsError(f"{destination} already exists")
     case = session.case
@@ -225,12 +226,14 @@ def export_session_dicom(
     )
     if not destination.exists():
         return export_dicom(case, session.labels, session.convention, destination, provenance)
-    fresh = destination.parent / f".{destination.name}.new-{os.getpid()}"
+    new = f".{destination.name}.new-"
+    remove_stale_temporaries(destination.parent, new)  # of killed runs
+    fresh = destination.parent / f"{new}{os.getpid()}"
     shutil.rmtree(fresh, ignore_errors=True)
-    result = export_dicom(case, session.labels, session.convention, fresh, provenance)
-    old = destination.parent / f".{destination.name}.old-{os.getpid()}"
-    os.rename(destination, old)
-    os.rename(fresh, destination)
-    shutil.rmtree(old, ignore_errors=True)
+    try:
+        result = export_dicom(case, session.labels, session.convention, fresh, provenance)
+        swap_in_folder(fresh, destination)  # the old export stays until the new one is in place
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)  # only there when the swap did not happen
     result.folder = destination
     return result
