@@ -39,6 +39,21 @@ def _age(path: Path, seconds: float) -> None:
     os.utime(path, (stamp, stamp))
 
 
+def _approved_worklist(case_dir: Path, standin, tmp_path: Path) -> Path:
+    """A worklist folder with one case ``A`` segmented by the stand-in and approved (the caller
+    points ``BRATSEG_SESSIONS`` at a temporary folder first)."""
+    from bratseg.cli.main import main
+
+    root = tmp_path / "cases"
+    (root / "A").mkdir(parents=True)
+    for f in case_dir.iterdir():
+        os.symlink(f, root / "A" / f.name.replace("Brats18_2013_2_1", "A"))
+    model = standin.save_standin(tmp_path / "standin.pt")
+    assert main(["worklist", str(root), "--segment-all", "--model", str(model), "--json"]) == 0
+    assert main(["worklist", str(root), "--approve", "A", "--reviewer", "Dr A", "--json"]) == 0
+    return root
+
+
 # --------------------------------------------------------------------------- DEF-9
 
 
@@ -183,17 +198,10 @@ def test_sigterm_during_export_approved_leaves_no_partial_folder(
     brats2018_case_dir: Path, standin, tmp_path: Path, monkeypatch
 ) -> None:
     """Probe 4.14: SIGTERM while ``worklist --export-approved`` writes a case."""
-    from bratseg.cli.main import main
 
     sessions = tmp_path / "sessions"
     monkeypatch.setenv("BRATSEG_SESSIONS", str(sessions))
-    root = tmp_path / "cases"
-    (root / "A").mkdir(parents=True)
-    for f in brats2018_case_dir.iterdir():
-        os.symlink(f, root / "A" / f.name.replace("Brats18_2013_2_1", "A"))
-    model = standin.save_standin(tmp_path / "standin.pt")
-    assert main(["worklist", str(root), "--segment-all", "--model", str(model), "--json"]) == 0
-    assert main(["worklist", str(root), "--approve", "A", "--reviewer", "Dr A", "--json"]) == 0
+    root = _approved_worklist(brats2018_case_dir, standin, tmp_path)
     export = tmp_path / "export"
     export.mkdir()
     for _attempt in range(5):  # the staging folder lives for a fraction of a second
@@ -315,13 +323,7 @@ def test_an_export_killed_while_replacing_is_put_back_before_the_next_export(
     from bratseg.cli.main import main
 
     monkeypatch.setenv("BRATSEG_SESSIONS", str(tmp_path / "sessions"))
-    root = tmp_path / "cases"
-    (root / "A").mkdir(parents=True)
-    for f in brats2018_case_dir.iterdir():
-        os.symlink(f, root / "A" / f.name.replace("Brats18_2013_2_1", "A"))
-    model = standin.save_standin(tmp_path / "standin.pt")
-    assert main(["worklist", str(root), "--segment-all", "--model", str(model), "--json"]) == 0
-    assert main(["worklist", str(root), "--approve", "A", "--reviewer", "Dr A", "--json"]) == 0
+    root = _approved_worklist(brats2018_case_dir, standin, tmp_path)
     export = tmp_path / "export"
     assert main(["worklist", str(root), "--export-approved", str(export), "--json"]) == 0
     files = _everything(export / "A")
