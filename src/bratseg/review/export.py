@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -224,16 +222,11 @@ def export_session_dicom(
             "signoffs": [entry.to_dict() for entry in session.signoffs],
         }
     )
-    if not destination.exists():
-        return export_dicom(case, session.labels, session.convention, destination, provenance)
-    new = f".{destination.name}.new-"
-    remove_stale_temporaries(destination.parent, new)  # of killed runs
-    fresh = destination.parent / f"{new}{os.getpid()}"
-    shutil.rmtree(fresh, ignore_errors=True)
-    try:
-        result = export_dicom(case, session.labels, session.convention, fresh, provenance)
-        swap_in_folder(fresh, destination)  # the old export stays until the new one is in place
-    finally:
-        shutil.rmtree(fresh, ignore_errors=True)  # only there when the swap did not happen
-    result.folder = destination
-    return result
+    return export_dicom(
+        case,
+        session.labels,
+        session.convention,
+        destination,
+        provenance,
+        replace=destination.exists(),  # only with overwrite (refused above otherwise)
+    )

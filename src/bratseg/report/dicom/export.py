@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bratseg.atomic import remove_stale_temporaries, staging_folder
+from bratseg.atomic import remove_stale_temporaries, staging_folder, swap_in_folder
 from bratseg.errors import BratsInputError
 from bratseg.io.nifti import affine_difference
 from bratseg.labels import OUTPUT_CONVENTIONS, Convention
@@ -87,9 +87,11 @@ class DicomExport:
         }
 
 
-def check_destination(folder: Path) -> None:
-    """Refuse an existing destination (never merged into, never replaced)."""
-    if folder.exists() or folder.is_symlink():
+def check_destination(folder: Path, *, replace: bool = False) -> None:
+    """Refuse an existing destination (never merged into; replaced whole only with ``replace``,
+    and then only a real folder)."""
+    replaceable = replace and folder.is_dir() and not folder.is_symlink()
+    if not replaceable and (folder.exists() or folder.is_symlink()):
         raise BratsInputError(
             "output folder exists; choose a new folder (nothing was written)", folder
         )
@@ -153,6 +155,8 @@ def export_dicom(
     convention: Convention,
     destination: str | Path,
     provenance: Provenance | None = None,
+    *,
+    replace: bool = False,
 ) -> DicomExport:
     """Write SEG, RTSTRUCT, the burned-in overlay series and the summary of ``labels``.
 
@@ -162,6 +166,8 @@ def export_dicom(
         convention: Its label convention (2021, 2023 or nnunet).
         destination: New folder to create.
         provenance: Models and reviewer (default: none known).
+        replace: Replace an existing export folder at ``destination`` once the new one is
+            complete (:func:`bratseg.atomic.swap_in_folder`; the old one stays until then).
 
     Returns:
         :class:`DicomExport` describing the files.
@@ -173,7 +179,7 @@ def export_dicom(
 
     provenance = provenance or Provenance()
     destination = Path(destination)
-    check_destination(destination)
+    check_destination(destination, replace=replace)
     source = source_series(case)
     result = DicomExport(folder=destination, synthesized=source.synthesized)
     first = source.first
@@ -231,7 +237,10 @@ def export_dicom(
         (work / "README.txt").write_text(_readme(result), encoding="utf-8")
         manifest = {k: v for k, v in result.to_dict().items() if k != "folder"}
         (work / "export.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        os.rename(work, destination)  # fails (nothing replaced) if the destination appeared
+        if replace:
+            swap_in_folder(work, destination)  # the old export stays until the new one is in place
+        else:
+            os.rename(work, destination)  # fails (nothing replaced) if the destination appeared
     logger.info("wrote DICOM export of %s to %s", case.case_id, destination)
     return result
 
