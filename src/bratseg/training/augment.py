@@ -276,7 +276,8 @@ def build_augmentation(
 def unwrap_sample(sample: Any) -> dict[str, torch.Tensor]:
     """Plain ``{"image": (C,x,y,z) float32, "label": (1,x,y,z) uint8}`` from a pipeline output.
 
-    ``"extra"`` channels, when present, are appended to the image channels.
+    ``"extra"`` channels, when present, are appended to the image channels; the case's
+    ``"region_weights"`` (3,), when present, are kept as float32.
     """
     if isinstance(sample, list):
         sample = sample[0]
@@ -284,7 +285,10 @@ def unwrap_sample(sample: Any) -> dict[str, torch.Tensor]:
     if "extra" in sample:
         image = torch.cat([image, _plain(sample["extra"]).float()], dim=0)
     label = _plain(sample["label"]).round().to(torch.uint8)
-    return {"image": image.contiguous(), "label": label.contiguous()}
+    out = {"image": image.contiguous(), "label": label.contiguous()}
+    if "region_weights" in sample:
+        out["region_weights"] = _plain(sample["region_weights"]).float()
+    return out
 
 
 def _plain(x: Any) -> torch.Tensor:

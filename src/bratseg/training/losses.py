@@ -201,31 +201,75 @@ class SegmentationLoss(torch.nn.Module):
         self.deep_supervision = deep_supervision
         self.vae_weight_l2 = vae_weight_l2
         self.vae_weight_kl = vae_weight_kl
-        self._criterion = _base_loss(kind, output_kind, region_weights)
+        self.region_weights = tuple(float(w) for w in region_weights)
+        self._criteria = {self.region_weights: _base_loss(kind, output_kind, region_weights)}
 
-    def _term(self, logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        return self._criterion(logits.float(), resize_index(index, logits.shape[2:]))
+    def _criterion_for(
+        self, weights: tuple[float, ...]
+    ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        if weights not in self._criteria:
+            self._criteria[weights] = _base_loss(self.kind, self.output_kind, weights)
+        return self._criteria[weights]
+
+    def _term(
+        self, logits: torch.Tensor, index: torch.Tensor, groups: list[tuple[Any, Any]]
+    ) -> torch.Tensor:
+        index = resize_index(index, logits.shape[2:])
+        if len(groups) == 1 and groups[0][1] is None:
+            return self._criterion_for(groups[0][0])(logits.float(), index)
+        n = logits.shape[0]
+        terms = [
+            (len(rows) / n) * self._criterion_for(w)(logits[rows].float(), index[rows])
+            for w, rows in groups
+        ]
+        return cast(torch.Tensor, sum(terms))
+
+    def _groups(self, sample_weights: torch.Tensor | None) -> list[tuple[Any, Any]]:
+        """Samples that share region weights: ``[(weights, row indices or None for all)]``."""
+        if sample_weights is None:
+            return [(self.region_weights, None)]
+        rows = [tuple(float(w) for w in r) for r in sample_weights.detach().cpu().tolist()]
+        if len(set(rows)) == 1:
+            return [(rows[0], None)]
+        return [(w, [i for i, r in enumerate(rows) if r == w]) for w in dict.fromkeys(rows)]
 
     def forward(
-        self, output: Mapping[str, Any] | torch.Tensor, index: torch.Tensor
+        self,
+        output: Mapping[str, Any] | torch.Tensor,
+        index: torch.Tensor,
+        sample_weights: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Total loss and its parts.
+
+        Args:
+            output: The model's train-mode output (dict, or the logits (B, K, X, Y, Z)).
+            index: Class-index target (B, 1, X, Y, Z).
+            sample_weights: Optional (B, 3) WT, TC, ET weights per sample, in place of the
+                loss's ``region_weights`` (a recipe's ``source_region_weights``). Samples with
+                the same weights share one batched criterion, weighted by their share of the
+                batch.
+        """
         if isinstance(output, torch.Tensor):
             output = {"logits": output}
         logits = output["logits"]
+        groups = self._groups(sample_weights)
         parts: dict[str, float] = {}
-        main = self._term(logits, index)
+        main = self._term(logits, index, groups)
         total = main
         parts["seg"] = float(main.detach())
         # Jiang et al. 2020: losses of every stage and decoder are added together.
         stages = [s for s in (output.get("stages") or []) if s is not logits]
         if stages:
-            stage_loss = cast(torch.Tensor, sum(self._term(s, index) for s in stages))
+            stage_loss = cast(torch.Tensor, sum(self._term(s, index, groups) for s in stages))
             total = total + stage_loss
             parts["stages"] = float(stage_loss.detach())
         deep = list(output.get("deep") or [])
         if deep:
             weights = deep_supervision_weights(len(deep), self.deep_supervision)
-            ds = cast(torch.Tensor, sum(w * self._term(d, index) for w, d in zip(weights, deep)))
+            ds = cast(
+                torch.Tensor,
+                sum(w * self._term(d, index, groups) for w, d in zip(weights, deep)),
+            )
             total = total + ds
             parts["deep"] = float(ds.detach())
         vae = output.get("vae")
@@ -249,7 +293,7 @@ def loss_for(spec: Any, recipe: Any) -> SegmentationLoss:
     Returns:
         A :class:`SegmentationLoss` consuming the model's train-mode output dict.
     """
-    return SegmentationLoss(
+    loss = SegmentationLoss(
         output_kind=spec.output_kind,
         kind=recipe.loss,
         deep_supervision=recipe.deep_supervision,
@@ -257,3 +301,6 @@ def loss_for(spec: Any, recipe: Any) -> SegmentationLoss:
         vae_weight_kl=recipe.vae_weight_kl,
         region_weights=recipe.region_weights,
     )
+    for weights in (recipe.source_region_weights or {}).values():
+        loss._criterion_for(tuple(float(w) for w in weights))  # refuse a bad loss now, not mid-run
+    return loss

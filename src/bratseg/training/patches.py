@@ -30,13 +30,17 @@ def pad_to_patch(array: np.ndarray, patch: Sequence[int]) -> np.ndarray:
     return np.pad(array, [(0, 0)] * (array.ndim - 3) + [(0, p) for p in pad])
 
 
-def training_sample(case: CachedCase, patch: Sequence[int]) -> dict[str, Any]:
+def training_sample(
+    case: CachedCase, patch: Sequence[int], region_weights: Sequence[float] | None = None
+) -> dict[str, Any]:
     """The augmentation pipeline's input dict for one case (see :mod:`.augment`).
 
     ``"image"`` holds the modality channels, ``"extra"`` any further channel (foreground),
     ``"label"`` (1, x, y, z) class indices; ``"fg_indices"`` lists tumour voxels for the
     foreground-biased crop and ``"bg_indices"`` a sparse set of brain voxels (fallback when a
-    case has no tumour).
+    case has no tumour). ``region_weights`` (WT, TC, ET loss weights of this case, see
+    :func:`bratseg.training.recipes.case_region_weights`) ride along as ``"region_weights"``
+    (3,) float32 when given.
     """
     image = pad_to_patch(case.image, patch)
     label = pad_to_patch(case.label[None], patch)
@@ -53,6 +57,8 @@ def training_sample(case: CachedCase, patch: Sequence[int]) -> dict[str, Any]:
     }
     if image.shape[0] > n_mod:
         sample["extra"] = image[n_mod:]
+    if region_weights is not None:
+        sample["region_weights"] = np.asarray(region_weights, dtype=np.float32)
     return sample
 
 

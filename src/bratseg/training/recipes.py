@@ -52,6 +52,10 @@ class Recipe:
         region_weights: Weights of the WT, TC and ET terms of a region loss (``"dice"``,
             ``"dice_bce"``); (1, 1, 1) is the papers' loss. Not from the papers: more weight on
             ET (a thin rim) is a lever to try on the cross-validation protocol.
+        source_region_weights: Region weights for the cases of one source (a name of
+            :data:`bratseg.training.splits.SOURCES`), in place of ``region_weights`` for them,
+            e.g. ``{"brats-africa": [0.3, 1, 2]}``. Not from the papers: a lever for sources
+            whose references disagree on a region's extent (BraTS-Africa's edema).
         deep_supervision: ``"halving"`` (Futrega et al. 2021) or ``"equal"`` (Henry et al. 2021).
         vae_weight_l2, vae_weight_kl: VAE term weights (Adeniji & Liu: 0.1, 0.1).
         batch_size: Patches per step and process (all seeds: 1).
@@ -76,6 +80,7 @@ class Recipe:
     swa_lr_factor: float = 0.5
     loss: str = "dice"
     region_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    source_region_weights: dict[str, list[float]] = field(default_factory=dict)
     deep_supervision: str = "halving"
     vae_weight_l2: float = 0.1
     vae_weight_kl: float = 0.1
@@ -134,11 +139,60 @@ def check_overrides(overrides: Mapping[str, Any]) -> None:
                 f"recipe key {key!r} must be one of {', '.join(allowed)}, got {overrides[key]!r}"
             )
     weights = overrides.get("region_weights")
-    if weights is not None and (len(weights) != 3 or min(weights) < 0 or max(weights) <= 0):
+    if weights is not None and not _valid_region_weights(weights):
         raise BratsInputError(
             f"recipe key 'region_weights' must be three weights (WT, TC, ET) >= 0, not all 0, "
             f"got {weights!r}"
         )
+    per_source = overrides.get("source_region_weights")
+    if per_source is not None:
+        _check_source_region_weights(per_source)
+
+
+def _valid_region_weights(weights: Any) -> bool:
+    """Three numbers >= 0, not all 0."""
+    return (
+        isinstance(weights, (list, tuple))
+        and len(weights) == 3
+        and all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights)
+        and min(weights) >= 0
+        and max(weights) > 0
+    )
+
+
+def _check_source_region_weights(per_source: Any) -> None:
+    """Refuse a ``source_region_weights`` that is not ``{source name: three weights}``."""
+    from bratseg.training.splits import SOURCES
+
+    if not isinstance(per_source, Mapping):
+        raise BratsInputError(
+            "recipe key 'source_region_weights' must be an object such as "
+            '{"brats-africa": [0.3, 1, 2]}'
+        )
+    for source, weights in per_source.items():
+        if source not in SOURCES:
+            raise BratsInputError(
+                f"recipe key 'source_region_weights' names an unknown source {source!r} "
+                f"(known: {', '.join(SOURCES)})"
+            )
+        if not _valid_region_weights(weights):
+            raise BratsInputError(
+                f"recipe key 'source_region_weights' for {source!r} must be three weights "
+                f"(WT, TC, ET) >= 0, not all 0, got {weights!r}"
+            )
+
+
+def case_region_weights(recipe: Recipe, case_id: str) -> tuple[float, float, float]:
+    """The WT, TC, ET loss weights of one training case under ``recipe``.
+
+    Its source's entry of ``recipe.source_region_weights`` when there is one (see
+    :func:`bratseg.training.splits.source_of`), else ``recipe.region_weights``.
+    """
+    from bratseg.training.splits import source_of
+
+    weights = recipe.source_region_weights.get(source_of(case_id), recipe.region_weights)
+    w = [float(x) for x in weights]
+    return (w[0], w[1], w[2])
 
 
 # ------------------------------------------------------------------------- default recipes

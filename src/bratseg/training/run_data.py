@@ -25,6 +25,7 @@ from bratseg.training.patches import (
     repeated,
     training_sample,
 )
+from bratseg.training.recipes import case_region_weights
 from bratseg.training.setup import RunPlan, default_cache_dir, default_num_workers, make_loader
 
 logger = logging.getLogger(__name__)
@@ -80,9 +81,20 @@ def build_run_data(plan: RunPlan, cfg: TrainConfig, ctx: ddp.DistContext) -> Run
             "oversampled: %s",
             ", ".join(f"{c} x{k}" for c, k in repeats.items() if k > 1),
         )
+    per_source = recipe.source_region_weights or {}
+    if per_source:
+        logger.info(
+            "region loss weights per source: %s (other cases %s)",
+            per_source,
+            list(recipe.region_weights),
+        )
+
+    def weights(case_id: str) -> tuple[float, float, float] | None:
+        return case_region_weights(recipe, case_id) if per_source else None
+
     dataset = PatchDataset(
         repeated(
-            [training_sample(c, plan.patch) for c in train_cases],
+            [training_sample(c, plan.patch, weights(c.case_id)) for c in train_cases],
             [c.case_id for c in train_cases],
             repeats,
         ),

@@ -254,7 +254,8 @@ class _TrainingRun:
         self.model.train()
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             output = self.model(x)
-        loss, parts = self.criterion(output, y)
+        sample_weights = batch.get("region_weights")
+        loss, parts = self.criterion(output, y, sample_weights)
         optimizer.zero_grad(set_to_none=True)
         if torch.isfinite(loss):
             if scaler is not None:
