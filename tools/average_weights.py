@@ -22,7 +22,11 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments and write the averaged run folder."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", required=True, help="checkpoint or zoo name fine-tuning began at")
+    parser.add_argument(
+        "--base",
+        required=True,
+        help="checkpoint or zoo name fine-tuning began at, or a sibling fine-tune of its start",
+    )
     parser.add_argument("--run", required=True, type=Path, help="the fine-tuned run folder")
     parser.add_argument("--weight", required=True, type=float, help="share of the fine-tuned run")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="last")

@@ -5,7 +5,8 @@ old. Interpolating its weights linearly with those it started from (Wortsman et 
 "Robust fine-tuning of zero-shot models", WiSE-FT) keeps much of both at no cost at inference:
 the result is one network of the same size. It works because a fine-tuned network stays in the
 same basin as its start; it is only allowed here between a checkpoint and one whose init chain
-(``provenance.init_from``, recorded by the trainer) descends from it.
+(``provenance.init_from``, recorded by the trainer) descends from it, or between two fine-tunes
+of one ancestor (a "soup" of runs with other seeds or recipes, Wortsman et al. 2022).
 
 The averaged checkpoint records both parents and the weight, and its provenance claims every case
 either parent trained on, so held-out checks (:func:`bratseg.evaluation.check_held_out`) stay
@@ -27,22 +28,30 @@ from bratseg.evaluation import pretrained_cases
 logger = logging.getLogger(__name__)
 
 
-def _descends_from(tuned_prov: dict[str, Any], base_sha: str) -> bool:
-    """Whether the init chain recorded in ``tuned_prov`` passes through the file ``base_sha``."""
+def _init_chain(prov: dict[str, Any]) -> list[str]:
+    """The sha256 of every checkpoint in the init chain recorded in ``prov``, nearest first."""
     from bratseg.evaluation.scoring import init_checkpoint
 
-    prov = tuned_prov
+    chain: list[str] = []
     for _ in range(32):  # an init chain is short; the bound guards against a cycle
         init = prov.get("init_from") or {}
-        if not init:
-            return False
-        if str(init.get("sha256") or "") == base_sha:
-            return True
+        sha = str(init.get("sha256") or "")
+        if not sha or sha in chain:
+            break
+        chain.append(sha)
         source = init_checkpoint(init)
         if source is None:
-            return False
+            break
         prov = read_provenance(source)
-    return False
+    return chain
+
+
+def shared_basin(a_sha: str, a_prov: dict[str, Any], b_sha: str, b_prov: dict[str, Any]) -> bool:
+    """Whether two checkpoints lie on one fine-tuning tree: one descends from the other
+    (WiSE-FT), or both from a common ancestor (a soup of sibling fine-tunes, Wortsman et al.
+    2022, "Model soups")."""
+    a_chain, b_chain = _init_chain(a_prov), _init_chain(b_prov)
+    return a_sha in b_chain or b_sha in a_chain or bool(set(a_chain) & set(b_chain))
 
 
 def average_checkpoints(
@@ -51,9 +60,10 @@ def average_checkpoints(
     """Write ``(1 - weight) * base + weight * tuned`` as a new checkpoint.
 
     Args:
-        base: The checkpoint fine-tuning started from (or one of its ancestors).
+        base: The checkpoint fine-tuning started from (or one of its ancestors), or a sibling:
+            another fine-tune of a common ancestor.
         tuned: A checkpoint fine-tuned from ``base`` (its ``provenance.init_from`` chain reaches
-            ``base``'s file).
+            ``base``'s file), or from an ancestor of ``base``.
         weight: Share of ``tuned``, in [0, 1] (0 gives ``base``'s weights, 1 ``tuned``'s).
         out: Destination ``.pt`` (written atomically).
         half: Store the weights as float16.
@@ -64,8 +74,8 @@ def average_checkpoints(
         and ``pretrained_cases`` extended by every case ``base`` trained on.
 
     Raises:
-        BratsInputError: ``weight`` outside [0, 1]; different architectures or configs; ``tuned``
-            not fine-tuned from ``base``.
+        BratsInputError: ``weight`` outside [0, 1]; different architectures or configs; init
+            chains that do not meet.
     """
     if not 0.0 <= weight <= 1.0:
         raise BratsInputError(f"the weight of the fine-tuned model must be in [0, 1], got {weight}")
@@ -76,10 +86,10 @@ def average_checkpoints(
             f"{b.config.to_dict()}: the architectures differ",
             tuned,
         )
-    if not _descends_from(b.provenance, a.sha256):
+    if not shared_basin(a.sha256, a.provenance, b.sha256, b.provenance):
         raise BratsInputError(
-            f"not fine-tuned from {Path(base).name}: its init chain (provenance.init_from) does "
-            "not reach that file, so the two networks need not share a basin",
+            f"not fine-tuned from {Path(base).name} nor from a common ancestor: the init chains "
+            "(provenance.init_from) do not meet, so the two networks need not share a basin",
             tuned,
         )
     state_a = a.model.state_dict()

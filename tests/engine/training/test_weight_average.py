@@ -84,3 +84,22 @@ def test_refuses_unrelated_networks_a_bad_weight_and_other_architectures(pair, t
     with pytest.raises(BratsInputError, match="architectures differ"):
         average_checkpoints(base, other, 0.5, tmp_path / "no.pt")
     assert not (tmp_path / "no.pt").exists()
+
+
+def test_two_fine_tunes_of_one_ancestor_make_a_soup(pair, tmp_path):
+    base, tuned = pair
+    middle_init = load_checkpoint(tuned).provenance["init_from"]
+    sibling = _save(
+        tmp_path / "sibling.pt",
+        6,
+        {"train_cases": ["a", "f"], "val_cases": ["c"], "init_from": middle_init},
+    )
+    out = average_checkpoints(sibling, tuned, 0.5, tmp_path / "soup.pt")
+    a, b, soup = (load_checkpoint(p).model.state_dict() for p in (sibling, tuned, out))
+    for key in (k for k, v in soup.items() if v.is_floating_point()):
+        torch.testing.assert_close(soup[key], 0.5 * a[key] + 0.5 * b[key])
+    # both parents' training cases count as seen; a stranger is still refused
+    assert {"a", "d", "f"} <= set(load_checkpoint(out).provenance["pretrained_cases"])
+    stranger = _save(tmp_path / "stranger.pt", 4, {"train_cases": ["x"]})
+    with pytest.raises(BratsInputError, match="common ancestor"):
+        average_checkpoints(stranger, tuned, 0.5, tmp_path / "no.pt")
