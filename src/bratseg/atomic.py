@@ -31,7 +31,6 @@ import os
 import re
 import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -170,11 +169,24 @@ def staging_folder(parent: str | Path, prefix: str) -> Iterator[Path]:
     """
     own = f"{prefix}{os.getpid()}-"
     try:
-        yield Path(tempfile.mkdtemp(prefix=own, dir=parent))
+        yield _new_folder(Path(parent), own)
     except BaseException:
         for leftover in Path(parent).glob(f"{glob.escape(own)}*"):
             shutil.rmtree(leftover, ignore_errors=True)
         raise
+
+
+def _new_folder(parent: Path, prefix: str) -> Path:
+    """Create ``parent/<prefix><random>`` with mode 0777 less the umask (as :func:`_open_temporary`;
+    :func:`tempfile.mkdtemp` would make it 0700, unreadable to the user's group)."""
+    for _ in range(_TEMP_NAME_ATTEMPTS):
+        path = parent / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            path.mkdir(mode=0o777)
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(errno.EEXIST, "no free staging folder name", str(parent))
 
 
 def swap_in_folder(stage: str | Path, final: str | Path) -> None:

@@ -242,19 +242,19 @@ def test_an_interrupt_right_after_a_staging_folder_is_made_leaves_nothing(
 ) -> None:
     """The window the SIGTERM-during-export test hit under load: the staging folder of a
     dataset, DICOM or prepare export exists, but its name never reached the caller. Simulated by
-    an interrupt raised just after ``mkdtemp`` made it; a folder filled and then interrupted goes
-    too, and another process's staging folder stays."""
+    an interrupt raised just after the folder was made; a folder filled and then interrupted
+    goes too, and another process's staging folder stays."""
     from bratseg import atomic
 
-    real = atomic.tempfile.mkdtemp
+    real = atomic._new_folder
 
-    def made_then_interrupted(**kwargs):
-        real(**kwargs)  # the folder is on disk ...
+    def made_then_interrupted(*args):
+        real(*args)  # the folder is on disk ...
         raise Terminated()  # ... and the signal arrives before its name is returned
 
     other = tmp_path / ".A.partial-1-other"  # another (live or dead) process's: not ours
     other.mkdir()
-    monkeypatch.setattr(atomic.tempfile, "mkdtemp", made_then_interrupted)
+    monkeypatch.setattr(atomic, "_new_folder", made_then_interrupted)
     with pytest.raises(Terminated):
         with atomic.staging_folder(tmp_path, ".A.partial-"):
             pass
@@ -264,6 +264,23 @@ def test_an_interrupt_right_after_a_staging_folder_is_made_leaves_nothing(
             (stage / "SEG.dcm").write_bytes(b"half")
             raise Terminated()
     assert _everything(tmp_path) == [other.name]
+
+
+def test_a_staging_folder_has_the_permissions_of_any_new_folder(tmp_path: Path) -> None:
+    """An export a user shares with the group reads like any folder they make (0777 less the
+    umask), not 0700 as a temporary folder would."""
+    from bratseg import atomic
+
+    old = os.umask(0o027)
+    try:
+        with atomic.staging_folder(tmp_path, ".A.partial-") as stage:
+            (stage / "seg.nii.gz").write_bytes(b"x")
+        atomic.swap_in_folder(stage, tmp_path / "export")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "export").stat().st_mode & 0o777 == 0o750
+    assert _everything(tmp_path) == ["export"]
+    assert (tmp_path / "export" / "seg.nii.gz").read_bytes() == b"x"
 
 
 def test_an_interrupt_between_a_rename_and_its_record_leaves_no_output(
