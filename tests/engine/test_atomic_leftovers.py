@@ -244,9 +244,9 @@ def test_an_interrupt_right_after_a_staging_folder_is_made_leaves_nothing(
     dataset, DICOM or prepare export exists, but its name never reached the caller. Simulated by
     an interrupt raised just after the folder was made; a folder filled and then interrupted
     goes too, and another process's staging folder stays."""
-    from bratseg import atomic
+    from bratseg import atomic_folders
 
-    real = atomic._new_folder
+    real = atomic_folders._new_folder
 
     def made_then_interrupted(*args):
         real(*args)  # the folder is on disk ...
@@ -254,13 +254,13 @@ def test_an_interrupt_right_after_a_staging_folder_is_made_leaves_nothing(
 
     other = tmp_path / ".A.partial-1-other"  # another (live or dead) process's: not ours
     other.mkdir()
-    monkeypatch.setattr(atomic, "_new_folder", made_then_interrupted)
+    monkeypatch.setattr(atomic_folders, "_new_folder", made_then_interrupted)
     with pytest.raises(Terminated):
-        with atomic.staging_folder(tmp_path, ".A.partial-"):
+        with atomic_folders.staging_folder(tmp_path, ".A.partial-"):
             pass
     monkeypatch.undo()
     with pytest.raises(Terminated):
-        with atomic.staging_folder(tmp_path, ".A.partial-") as stage:
+        with atomic_folders.staging_folder(tmp_path, ".A.partial-") as stage:
             (stage / "SEG.dcm").write_bytes(b"half")
             raise Terminated()
     assert _everything(tmp_path) == [other.name]
@@ -269,13 +269,13 @@ def test_an_interrupt_right_after_a_staging_folder_is_made_leaves_nothing(
 def test_a_staging_folder_has_the_permissions_of_any_new_folder(tmp_path: Path) -> None:
     """An export a user shares with the group reads like any folder they make (0777 less the
     umask), not 0700 as a temporary folder would."""
-    from bratseg import atomic
+    from bratseg import atomic_folders
 
     old = os.umask(0o027)
     try:
-        with atomic.staging_folder(tmp_path, ".A.partial-") as stage:
+        with atomic_folders.staging_folder(tmp_path, ".A.partial-") as stage:
             (stage / "seg.nii.gz").write_bytes(b"x")
-        atomic.swap_in_folder(stage, tmp_path / "export")
+        atomic_folders.swap_in_folder(stage, tmp_path / "export")
     finally:
         os.umask(old)
     assert (tmp_path / "export").stat().st_mode & 0o777 == 0o750
@@ -306,7 +306,7 @@ def test_an_interrupt_between_the_two_renames_of_a_replacement_puts_the_old_fold
 ) -> None:
     """Replacing an export renames the old folder aside, then the new one into place; a signal
     between the two renames left the case with no export at its name (the old one hidden)."""
-    from bratseg import atomic
+    from bratseg import atomic, atomic_folders
 
     final, stage = tmp_path / "A", tmp_path / ".A.partial-1"
     final.mkdir()
@@ -322,11 +322,11 @@ def test_an_interrupt_between_the_two_renames_of_a_replacement_puts_the_old_fold
 
     monkeypatch.setattr(atomic.os, "replace", interrupted_before_the_second)
     with pytest.raises(Terminated):
-        atomic.swap_in_folder(stage, final)
+        atomic_folders.swap_in_folder(stage, final)
     monkeypatch.undo()
     assert (final / "seg.nii.gz").read_bytes() == b"old"
     assert _everything(tmp_path) == [stage.name, "A"]  # the stage is its staging folder's to remove
-    atomic.swap_in_folder(stage, final)
+    atomic_folders.swap_in_folder(stage, final)
     assert (final / "seg.nii.gz").read_bytes() == b"new" and _everything(tmp_path) == ["A"]
 
 
@@ -336,7 +336,7 @@ def test_an_export_killed_while_replacing_is_put_back_before_the_next_export(
     """A process killed outright between the two renames leaves the old export aside: the next
     export puts it back at its name first, so that it is refused without --overwrite, not
     silently written over."""
-    from bratseg.atomic import restore_replaced
+    from bratseg.atomic_folders import restore_replaced
     from bratseg.cli.main import main
 
     monkeypatch.setenv("BRATSEG_SESSIONS", str(tmp_path / "sessions"))

@@ -29,7 +29,8 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from bratseg.atomic import remove_stale_temporaries, staging_folder
+from bratseg.atomic import remove_stale_temporaries
+from bratseg.atomic_folders import staging_folder
 from bratseg.errors import BratsInputError
 from bratseg.io import MODALITIES, MODALITY_NAMES, open_nifti
 from bratseg.io.align import rigid_transform, to_sitk

@@ -20,12 +20,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bratseg.atomic import (
-    remove_stale_temporaries,
-    restore_replaced,
-    staging_folder,
-    swap_in_folder,
-)
+from bratseg.atomic import remove_stale_temporaries
+from bratseg.atomic_folders import restore_replaced, staging_folder, swap_in_folder
 from bratseg.errors import BratsInputError
 from bratseg.io.dataset import AI_SUFFIX, LINK_MODES, ExportExistsError, LinkMode, place_image
 from bratseg.io.output_guard import guard_output

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bratseg.atomic import remove_stale_temporaries, staging_folder, swap_in_folder
+from bratseg.atomic import remove_stale_temporaries
+from bratseg.atomic_folders import staging_folder, swap_in_folder
 from bratseg.errors import BratsInputError
 from bratseg.io.nifti import affine_difference
 from bratseg.labels import OUTPUT_CONVENTIONS, Convention
@@ -167,7 +168,7 @@ def export_dicom(
         destination: New folder to create.
         provenance: Models and reviewer (default: none known).
         replace: Replace an existing export folder at ``destination`` once the new one is
-            complete (:func:`bratseg.atomic.swap_in_folder`; the old one stays until then).
+            complete (:func:`bratseg.atomic_folders.swap_in_folder`; the old one stays until then).
 
     Returns:
         :class:`DicomExport` describing the files.
