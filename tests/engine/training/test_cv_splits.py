@@ -355,6 +355,36 @@ def test_protocol_summary_groups_by_fold_stratum_and_counts_invented_et() -> Non
     assert empty["ET < 1 mL"]["n"] == 0 and "| ET < 1 mL | 0 | - |" in format_protocol_table(empty)
 
 
+def test_protocol_summary_reports_each_source_and_the_volume_bias() -> None:
+    """Per source, and the median predicted / reference volume: a network that draws twice the
+    edema of one source's references shows it there, whatever its Dice."""
+    from bratseg.evaluation.protocol import format_protocol_table, protocol_summary
+
+    old = [CaseInfo(f"Brats18_X_{i}_1", "brats2018", 10.0 + i) for i in range(4)]
+    africa = [CaseInfo(f"BraTS-SSA-{i:05d}-000", "extra", 10.0 + i) for i in range(4)]
+    split = make_split(old + africa, "demo", n_folds=2, seed=0)
+
+    def row(case: str, ed_factor: float) -> dict:
+        ref = {"wt": 40.0, "ed": 20.0, "et": 10.0}
+        pred = {"wt": 20.0 + 20.0 * ed_factor, "ed": 20.0 * ed_factor, "et": 10.0}
+        return {**_row(case, 0.8, 10.0, 10.0), "volume_ml": pred, "ref_volume_ml": ref}
+
+    rows = [row(c.case_id, 2.0) for c in old] + [row(c.case_id, 0.5) for c in africa]
+    summary = protocol_summary(rows, split)
+    assert summary["source brats2017-2021"]["n"] == 4 and summary["source brats-africa"]["n"] == 4
+    assert "source brats2023-gli" not in summary  # no case of it
+    assert summary["source brats2017-2021"]["volume_ratio"] == {"wt": 1.5, "ed": 2.0}
+    assert summary["source brats-africa"]["volume_ratio"] == {"wt": 0.75, "ed": 0.5}
+    assert summary["pooled"]["volume_ratio"]["ed"] == pytest.approx(1.25)
+    table = format_protocol_table(summary)
+    assert "| source brats-africa | 4 |" in table and "x0.75 / x0.50" in table
+    # one source only: no source groups; no reference edema: no ratio
+    alone = protocol_summary(rows[:4], split)
+    assert not any(name.startswith("source") for name in alone)
+    no_ed = [{**r, "ref_volume_ml": {"wt": 40.0, "ed": 0.0, "et": 10.0}} for r in rows]
+    assert protocol_summary(no_ed, split)["pooled"]["volume_ratio"]["ed"] is None
+
+
 def test_protocol_summary_reports_cases_seen_by_initial_weights_apart() -> None:
     from bratseg.evaluation.protocol import NEVER_SEEN, SEEN_IN_PRETRAINING, protocol_summary
 
