@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -243,6 +243,21 @@ def make_split(cases: Sequence[CaseInfo], name: str, n_folds: int = 5, seed: int
         for c in sorted(cases, key=lambda c: c.case_id)
     }
     return SplitFile(name=name, seed=seed, folds=folds, cases=info)
+
+
+def split_without(split: SplitFile, seen: Iterable[str], name: str) -> SplitFile:
+    """``split`` with the cases of ``seen`` taken out; every other case keeps its fold.
+
+    Scores of models that trained on ``seen`` (e.g. the earlier protocol's fold models) are held
+    out on what is left. A fold may end empty.
+    """
+    drop = set(seen)
+    return SplitFile(
+        name=name,
+        seed=split.seed,
+        folds=[[c for c in fold if c not in drop] for fold in split.folds],
+        cases={c: dict(info) for c, info in split.cases.items() if c not in drop},
+    )
 
 
 def write_split_file(split: SplitFile, path: str | Path, overwrite: bool = False) -> Path:

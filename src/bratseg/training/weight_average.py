@@ -122,3 +122,97 @@ def average_checkpoints(
         half=half,
         orientation=meta.get("orientation", "LPS"),
     )
+
+
+def held_out_member(
+    member: str | Path,
+    fold_start: str | Path,
+    fold_tuned: str | Path,
+    scale: float,
+    out: str | Path,
+    *,
+    half: bool = True,
+) -> Path:
+    """Write ``member + scale * (fold_tuned - fold_start)``: one fold's fine-tuning step added to
+    another network of the same family (task arithmetic, Ilharco et al. 2023).
+
+    With ``member`` running over the five fold models of an earlier protocol and ``fold_tuned``
+    fold K's model fine-tuned on more data, the five results form an ensemble that never saw
+    fold K's new cases: the earlier models never saw any new case, and fold K's step never saw
+    fold K. Scored on those cases, it compares a fine-tuned ensemble with the earlier one on equal
+    terms (five members against five), without training every member on every fold.
+
+    Args:
+        member: The network the step is added to (e.g. the earlier fold model j).
+        fold_start: The checkpoint fold K's fine-tuning started from.
+        fold_tuned: Fold K's fine-tuned checkpoint (its init chain reaches ``fold_start``).
+        scale: Share of the step, > 0 (1: the whole step).
+        out: Destination ``.pt`` (written atomically).
+        half: Store the weights as float16 (as the bundled models).
+
+    Returns:
+        ``out``. Its provenance is ``fold_tuned``'s, with ``train_cases`` and
+        ``pretrained_cases`` extended by every case ``member`` and ``fold_start`` saw, so a
+        held-out check refuses any case one of the three trained on; ``task_arithmetic`` records
+        the three parents and the scale.
+
+    Raises:
+        BratsInputError: ``scale`` not > 0; different architectures or configs; ``fold_tuned``
+            not fine-tuned from ``fold_start``.
+    """
+    if not scale > 0.0:
+        raise BratsInputError(f"the share of the fine-tuning step must be > 0, got {scale}")
+    m, a, b = (load_checkpoint(p) for p in (member, fold_start, fold_tuned))
+    for other, path in ((a, fold_start), (b, fold_tuned)):
+        if other.spec.name != m.spec.name or other.config.to_dict() != m.config.to_dict():
+            raise BratsInputError(
+                f"cannot add a step of {other.spec.name} to {m.spec.name}: the architectures differ",
+                path,
+            )
+    if a.sha256 not in _init_chain(b.provenance):
+        raise BratsInputError(
+            f"not fine-tuned from {Path(fold_start).name}: its init chain (provenance.init_from) "
+            "does not reach that file, so the difference is not its fine-tuning step",
+            fold_tuned,
+        )
+    start, tuned = a.model.state_dict(), b.model.state_dict()
+    with torch.no_grad():  # in place: the state dict's tensors are the member's weights
+        for key, value in m.model.state_dict().items():
+            if value.is_floating_point():
+                value.add_(scale * (tuned[key] - start[key]))
+    provenance = dict(b.provenance)
+    seen_by_member = set(m.provenance.get("train_cases") or []) | pretrained_cases(m.provenance)
+    provenance["train_cases"] = sorted(
+        set(b.provenance.get("train_cases") or []) | set(m.provenance.get("train_cases") or [])
+    )
+    provenance["pretrained_cases"] = sorted(
+        seen_by_member
+        | pretrained_cases(b.provenance)
+        | set(a.provenance.get("train_cases") or [])
+        | pretrained_cases(a.provenance)
+    )
+    provenance["task_arithmetic"] = {
+        "member": {"path": str(Path(member).resolve()), "sha256": m.sha256},
+        "step_from": {"path": str(Path(fold_start).resolve()), "sha256": a.sha256},
+        "step_to": {"path": str(Path(fold_tuned).resolve()), "sha256": b.sha256},
+        "scale": float(scale),
+        "method": "member + scale x (fine-tuned - its start) (Ilharco et al. 2023)",
+    }
+    meta = b.meta
+    logger.info(
+        "added %.2f x the step %s -> %s to %s: %s", scale, fold_start, fold_tuned, member, out
+    )
+    return save_checkpoint(
+        out,
+        m.model,
+        arch=m.spec.name,
+        config=m.config,
+        modalities=meta["modalities"],
+        convention=meta["convention"],
+        postprocess=meta["postprocess"],
+        preprocess=meta["preprocess"],
+        provenance=provenance,
+        extra=meta.get("extra") or {},
+        half=half,
+        orientation=meta.get("orientation", "LPS"),
+    )

@@ -103,3 +103,42 @@ def test_two_fine_tunes_of_one_ancestor_make_a_soup(pair, tmp_path):
     stranger = _save(tmp_path / "stranger.pt", 4, {"train_cases": ["x"]})
     with pytest.raises(BratsInputError, match="common ancestor"):
         average_checkpoints(stranger, tuned, 0.5, tmp_path / "no.pt")
+
+
+def test_a_fold_step_added_to_another_member_is_held_out_where_the_three_never_trained(
+    pair, tmp_path
+):
+    from bratseg.training.weight_average import held_out_member
+
+    base, tuned = pair
+    member = _save(tmp_path / "member.pt", 7, {"train_cases": ["m1"], "pretrained_cases": ["p"]})
+    out = held_out_member(member, base, tuned, 0.5, tmp_path / "held.pt", half=False)
+    m, a, b, got = (load_checkpoint(p).model.state_dict() for p in (member, base, tuned, out))
+    for key in (k for k, v in got.items() if v.is_floating_point()):
+        torch.testing.assert_close(got[key], m[key] + 0.5 * (b[key] - a[key]))
+    prov = load_checkpoint(out).provenance
+    # a held-out check refuses whatever one of the three trained on
+    assert set(prov["train_cases"]) == {"a", "d", "e", "m1"}
+    assert {"a", "b", "d", "p", "m1"} <= set(prov["pretrained_cases"])
+    assert prov["task_arithmetic"]["scale"] == 0.5
+    assert prov["task_arithmetic"]["step_to"]["sha256"] == file_sha256(tuned)
+    # the difference must be a fine-tuning step of its start, and the scale positive
+    with pytest.raises(BratsInputError, match="not fine-tuned from member.pt"):
+        held_out_member(base, member, tuned, 0.5, tmp_path / "no.pt")
+    with pytest.raises(BratsInputError, match="> 0"):
+        held_out_member(member, base, tuned, 0.0, tmp_path / "no.pt")
+    assert not (tmp_path / "no.pt").exists()
+
+
+def test_a_split_without_the_cases_earlier_models_saw_keeps_every_other_fold() -> None:
+    from bratseg.training.splits import CaseInfo, make_split, split_without
+
+    infos = [CaseInfo(f"c{i}", "d", 5.0 + i) for i in range(10)]
+    split = make_split(infos, "demo", n_folds=5, seed=0)
+    seen = {"c0", "c1", "c2"}
+    held = split_without(split, seen, "demo-unseen")
+    assert held.name == "demo-unseen" and held.n_folds == 5
+    assert sorted(c for f in held.folds for c in f) == [f"c{i}" for i in range(3, 10)]
+    for before, after in zip(split.folds, held.folds):
+        assert after == [c for c in before if c not in seen]
+    assert set(held.cases) == {f"c{i}" for i in range(3, 10)}
