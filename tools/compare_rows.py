@@ -3,7 +3,9 @@
 Prints one Markdown table: mean Dice WT / TC / ET of each side, and their difference, pooled,
 per stratum, per source and per fold of the split, on exactly the cases present in both files (e.g. the
 previous default on the cases it never saw, against the new default's cross-validation rows).
-``--nested ROWS:VARIANT`` adds a third column; ``--cases`` lists every case.
+``--nested ROWS:VARIANT`` adds a third column; ``--bootstrap N`` a 95 % interval of each
+difference (paired bootstrap over the group's cases, N draws, seeded); ``--cases`` lists every
+case.
 
 Run: ``.venv/bin/python tools/compare_rows.py --split-file docs/brats44-5fold.json
 --old ../evals/default-v1-unseen28.json:old --new ../evals/cv44-protocol-v5.json:shipped``
@@ -45,7 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new", required=True, metavar="ROWS:VARIANT")
     parser.add_argument("--nested", metavar="ROWS:VARIANT", help="a third column")
     parser.add_argument("--cases", action="store_true", help="also list every case")
+    parser.add_argument(
+        "--bootstrap", type=int, default=0, metavar="N", help="95%% interval of each difference"
+    )
     args = parser.parse_args(argv)
+    from bratseg.evaluation.protocol import paired_bootstrap_interval
     from bratseg.training.splits import read_split_file, source_of
 
     split = read_split_file(args.split_file)
@@ -62,15 +68,25 @@ def main(argv: list[str] | None = None) -> int:
     for k in range(split.n_folds):
         groups[f"fold {k}"] = [c for c in cases if fold_of.get(c) == k]
     extra = " new (nested) |" if nested else ""
-    print(f"| | n | previous | new |{extra} difference |")
-    print("|---|---|---|---|" + ("---|" if nested else "") + "---|")
+    interval = " 95 % interval WT / TC / ET |" if args.bootstrap else ""
+    print(f"| | n | previous | new |{extra} difference |{interval}")
+    print("|---|---|---|---|" + ("---|" if nested else "") + "---|" + ("---|" if interval else ""))
     for name, members in groups.items():
         if not members:
             continue
         a, b = _mean(old, members), _mean(new, members)
         third = f" {_fmt(_mean(nested, members))} |" if nested else ""
         diff = _fmt([y - x for x, y in zip(a, b, strict=True)], sign=True)
-        print(f"| {name} | {len(members)} | {_fmt(a)} | {_fmt(b)} |{third} {diff} |")
+        ci = ""
+        if args.bootstrap:
+            bounds = [
+                paired_bootstrap_interval(
+                    [new[c]["dice"][r] - old[c]["dice"][r] for c in members], args.bootstrap
+                )
+                for r in REGIONS
+            ]
+            ci = " " + " / ".join(f"[{lo:+.3f}, {hi:+.3f}]" for lo, hi in bounds) + " |"
+        print(f"| {name} | {len(members)} | {_fmt(a)} | {_fmt(b)} |{third} {diff} |{ci}")
     if args.cases:
         for c in cases:
             a = [old[c]["dice"][r] for r in REGIONS]

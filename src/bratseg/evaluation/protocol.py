@@ -28,6 +28,8 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from bratseg.labels import REGIONS
 from bratseg.training.splits import NON_ENHANCING_ET_ML, SOURCES, SplitFile, source_of
 
@@ -132,3 +134,25 @@ def format_protocol_table(summary: dict[str, dict[str, Any]], title: str = "") -
             f"| {name} | {g['n']} | {dice} | {g['mean_dice']:.3f} | {hd} | {ratio} | {g['et_fp']} |"
         )
     return "\n".join(lines)
+
+
+def paired_bootstrap_interval(
+    differences: Sequence[float], draws: int = 10_000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile interval of the mean of per-case ``differences`` (new - old, same cases), by
+    resampling the cases with replacement (seeded, so a table is reproducible).
+
+    With a handful of cases one case decides much of a mean difference; the interval says how
+    much. Returns ``(low, high)``; a single case gives its difference twice.
+
+    Raises:
+        ValueError: No differences.
+    """
+    values = np.asarray(differences, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError("no per-case differences to resample")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, size=(draws, values.size))].mean(axis=1)
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(means, [tail, 100.0 - tail])
+    return float(low), float(high)

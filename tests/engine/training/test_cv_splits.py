@@ -385,6 +385,22 @@ def test_protocol_summary_reports_each_source_and_the_volume_bias() -> None:
     assert protocol_summary(no_ed, split)["pooled"]["volume_ratio"]["ed"] is None
 
 
+def test_paired_bootstrap_interval_brackets_the_mean_and_widens_with_one_outlier() -> None:
+    from bratseg.evaluation.protocol import paired_bootstrap_interval
+
+    steady = [0.02, 0.03, 0.01, 0.02, 0.025, 0.015, 0.02]
+    low, high = paired_bootstrap_interval(steady, draws=5000)
+    assert low <= sum(steady) / 7 <= high and high - low < 0.02 and low > 0
+    assert paired_bootstrap_interval(steady, draws=5000) == (low, high)  # seeded
+    # one case losing 0.3 decides the sign of a 7-case mean: the interval spans zero
+    outlier = [*steady[:-1], -0.3]
+    lo2, hi2 = paired_bootstrap_interval(outlier, draws=5000)
+    assert lo2 < 0 < hi2 and hi2 - lo2 > 5 * (high - low)
+    assert paired_bootstrap_interval([0.1]) == (pytest.approx(0.1), pytest.approx(0.1))
+    with pytest.raises(ValueError, match="no per-case"):
+        paired_bootstrap_interval([])
+
+
 def test_protocol_summary_reports_cases_seen_by_initial_weights_apart() -> None:
     from bratseg.evaluation.protocol import NEVER_SEEN, SEEN_IN_PRETRAINING, protocol_summary
 
