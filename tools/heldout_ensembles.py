@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="new folder for the members")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from bratseg.atomic_folders import staging_folder
     from bratseg.checkpoint import read_provenance
     from bratseg.errors import BratsInputError
     from bratseg.evaluation import pretrained_cases
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from bratseg.training.weight_average import held_out_member
     from bratseg.zoo import resolve_model
 
+    out = args.out.resolve()
     try:
         split = read_split_file(args.split_file)
         if not len(args.earlier) == len(args.fold_runs) == split.n_folds:
@@ -52,32 +54,41 @@ def main(argv: list[str] | None = None) -> int:
                 f"give one earlier model and one fold run per fold ({split.n_folds}), got "
                 f"{len(args.earlier)} and {len(args.fold_runs)}"
             )
+        if out.exists():
+            raise BratsInputError("already exists (kept); name a new folder", out)
         earlier = [resolve_model(m) for m in args.earlier]
         seen: set[str] = set()
         for path in earlier:
             prov = read_provenance(path)
             seen |= set(prov.get("train_cases") or []) | pretrained_cases(prov)
-        args.out.mkdir(parents=True, exist_ok=False)
         held = split_without(split, seen, f"{split.name}-unseen-by-earlier")
-        write_split_file(held, args.out / "split.json")
+        if not any(held.folds):
+            raise BratsInputError(
+                "every case of the split was seen by an earlier model: nothing to score held out",
+                args.split_file,
+            )
+        out.parent.mkdir(parents=True, exist_ok=True)
         entries = []
-        for k, run in enumerate(args.fold_runs):
-            tuned = Path(run) / f"{args.checkpoint}.pt" if Path(run).is_dir() else Path(run)
-            if not held.folds[k]:
-                entries.append("-")
-                continue
-            members = []
-            for j, member in enumerate(earlier):
-                out = args.out / f"f{k}-m{j}.pt"
-                held_out_member(member, earlier[k], tuned, args.scale, out)
-                members.append(str(out))
-            entries.append(",".join(members))
-    except (BratsInputError, FileExistsError) as exc:
+        with staging_folder(out.parent, f".{out.name}.partial-") as stage:
+            write_split_file(held, stage / "split.json")
+            for k, run in enumerate(args.fold_runs):
+                tuned = Path(run) / f"{args.checkpoint}.pt" if Path(run).is_dir() else Path(run)
+                if not held.folds[k]:
+                    entries.append("-")
+                    continue
+                for j, member in enumerate(earlier):
+                    name = f"f{k}-m{j}.pt"
+                    held_out_member(
+                        member, earlier[k], tuned, args.scale, stage / name, held.folds[k]
+                    )
+                entries.append(",".join(str(out / f"f{k}-m{j}.pt") for j in range(len(earlier))))
+            stage.rename(out)
+    except BratsInputError as exc:
         print(f"heldout_ensembles: error: {exc}", file=sys.stderr)
         return 2
     print(
         "score with: .venv/bin/python tools/eval_protocol.py --split-file "
-        f"{args.out / 'split.json'} --data DATA [--data DATA2] --fold-runs {' '.join(entries)}"
+        f"{out / 'split.json'} --data DATA [--data DATA2] --fold-runs {' '.join(entries)}"
     )
     return 0
 

@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,7 +65,8 @@ def _new_folder(parent: Path, prefix: str) -> Path:
 
 
 def swap_in_folder(stage: str | Path, final: str | Path) -> None:
-    """Give the finished folder ``stage`` the name ``final``, replacing a folder already there.
+    """Give the finished folder ``stage`` the name ``final``, replacing a folder already there
+    (whose permissions it takes).
 
     The old folder is renamed aside (``.<name>.replaced-<pid>-<ns>``) and removed only once the
     new one is in place; an exception or interrupt between the two renames puts it back. A
@@ -74,6 +76,8 @@ def swap_in_folder(stage: str | Path, final: str | Path) -> None:
     stage, final = Path(stage), Path(final)
     restore_replaced(final)
     aside = final.parent / f"{_aside_prefix(final)}{os.getpid()}-{time.time_ns()}"
+    if final.is_dir():  # a replaced folder keeps its permissions, as a replaced file does
+        os.chmod(stage, stat.S_IMODE(final.stat().st_mode))
     try:
         if final.exists():
             os.replace(final, aside)

@@ -281,6 +281,13 @@ def test_a_staging_folder_has_the_permissions_of_any_new_folder(tmp_path: Path) 
     assert (tmp_path / "export").stat().st_mode & 0o777 == 0o750
     assert _everything(tmp_path) == ["export"]
     assert (tmp_path / "export" / "seg.nii.gz").read_bytes() == b"x"
+    # a replacement keeps the permissions the user gave the export it replaces
+    os.chmod(tmp_path / "export", 0o700)
+    with atomic_folders.staging_folder(tmp_path, ".A.partial-") as stage:
+        (stage / "seg.nii.gz").write_bytes(b"y")
+    atomic_folders.swap_in_folder(stage, tmp_path / "export")
+    assert (tmp_path / "export").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "export" / "seg.nii.gz").read_bytes() == b"y"
 
 
 def test_an_interrupt_between_a_rename_and_its_record_leaves_no_output(

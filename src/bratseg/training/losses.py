@@ -139,6 +139,11 @@ def _base_loss(
     return weighted
 
 
+def _weight_key(weights: Sequence[float]) -> tuple[float, ...]:
+    """Region weights as a dict key: the same for a recipe's float64 and a batch's float32."""
+    return tuple(round(float(w), 6) for w in weights)
+
+
 def deep_supervision_weights(n_heads: int, scheme: str = "halving") -> list[float]:
     """Weights of the deep-supervision heads (the main output has weight 1).
 
@@ -201,15 +206,16 @@ class SegmentationLoss(torch.nn.Module):
         self.deep_supervision = deep_supervision
         self.vae_weight_l2 = vae_weight_l2
         self.vae_weight_kl = vae_weight_kl
-        self.region_weights = tuple(float(w) for w in region_weights)
+        self.region_weights = _weight_key(region_weights)
         self._criteria = {self.region_weights: _base_loss(kind, output_kind, region_weights)}
 
     def _criterion_for(
-        self, weights: tuple[float, ...]
+        self, weights: Sequence[float]
     ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        if weights not in self._criteria:
-            self._criteria[weights] = _base_loss(self.kind, self.output_kind, weights)
-        return self._criteria[weights]
+        key = _weight_key(weights)
+        if key not in self._criteria:
+            self._criteria[key] = _base_loss(self.kind, self.output_kind, key)
+        return self._criteria[key]
 
     def _term(
         self, logits: torch.Tensor, index: torch.Tensor, groups: list[tuple[Any, Any]]
@@ -226,9 +232,9 @@ class SegmentationLoss(torch.nn.Module):
 
     def _groups(self, sample_weights: torch.Tensor | None) -> list[tuple[Any, Any]]:
         """Samples that share region weights: ``[(weights, row indices or None for all)]``."""
-        if sample_weights is None:
+        if sample_weights is None or self.output_kind == "classes":  # classes: weights unused
             return [(self.region_weights, None)]
-        rows = [tuple(float(w) for w in r) for r in sample_weights.detach().cpu().tolist()]
+        rows = [_weight_key(r) for r in sample_weights.detach().cpu().tolist()]
         if len(set(rows)) == 1:
             return [(rows[0], None)]
         return [(w, [i for i, r in enumerate(rows) if r == w]) for w in dict.fromkeys(rows)]
@@ -302,5 +308,5 @@ def loss_for(spec: Any, recipe: Any) -> SegmentationLoss:
         region_weights=recipe.region_weights,
     )
     for weights in (recipe.source_region_weights or {}).values():
-        loss._criterion_for(tuple(float(w) for w in weights))  # refuse a bad loss now, not mid-run
+        loss._criterion_for(weights)  # refuse a bad loss now, not mid-run
     return loss

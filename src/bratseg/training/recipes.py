@@ -154,7 +154,10 @@ def _valid_region_weights(weights: Any) -> bool:
     return (
         isinstance(weights, (list, tuple))
         and len(weights) == 3
-        and all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights)
+        and all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w)
+            for w in weights
+        )
         and min(weights) >= 0
         and max(weights) > 0
     )

@@ -16,6 +16,7 @@ honest.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,10 @@ def average_checkpoints(
     Returns:
         ``out``. The checkpoint keeps ``tuned``'s architecture, config, pre- and postprocessing
         and provenance, with ``weight_average`` (both parents, their sha256 and the weight) added
-        and ``pretrained_cases`` extended by every case ``base`` trained on.
+        and ``pretrained_cases`` extended by every case ``base`` trained on. When ``base`` is not
+        an ancestor of ``tuned`` (a sibling), its training cases count as trained on
+        (``train_cases``) and leave ``val_cases``: a held-out score never includes a case either
+        parent trained on.
 
     Raises:
         BratsInputError: ``weight`` outside [0, 1]; different architectures or configs; init
@@ -98,8 +102,20 @@ def average_checkpoints(
             if value.is_floating_point():
                 value.copy_((1.0 - weight) * state_a[key] + weight * value)
     provenance = dict(b.provenance)
-    seen = set(a.provenance.get("train_cases") or []) | pretrained_cases(a.provenance)
+    a_trained = set(a.provenance.get("train_cases") or [])
+    seen = a_trained | pretrained_cases(a.provenance)
     provenance["pretrained_cases"] = sorted(seen | pretrained_cases(b.provenance))
+    if a.sha256 not in _init_chain(b.provenance):  # a sibling: its training is not pretraining
+        provenance["train_cases"] = sorted(set(b.provenance.get("train_cases") or []) | a_trained)
+        kept = [c for c in b.provenance.get("val_cases") or [] if c not in a_trained]
+        if len(kept) < len(b.provenance.get("val_cases") or []):
+            logger.warning(
+                "%s trained on some of %s's validation cases: %d of them stay held out",
+                base,
+                tuned,
+                len(kept),
+            )
+        provenance["val_cases"] = kept
     provenance["weight_average"] = {
         "base": {"path": str(Path(base).resolve()), "sha256": a.sha256},
         "tuned": {"path": str(Path(tuned).resolve()), "sha256": b.sha256},
@@ -130,6 +146,7 @@ def held_out_member(
     fold_tuned: str | Path,
     scale: float,
     out: str | Path,
+    val_cases: Sequence[str],
     *,
     half: bool = True,
 ) -> Path:
@@ -148,17 +165,21 @@ def held_out_member(
         fold_tuned: Fold K's fine-tuned checkpoint (its init chain reaches ``fold_start``).
         scale: Share of the step, > 0 (1: the whole step).
         out: Destination ``.pt`` (written atomically).
+        val_cases: The cases the result is to be scored on (its ``val_cases``): some of
+            ``fold_tuned``'s held-out cases that neither ``member`` nor ``fold_start`` saw.
         half: Store the weights as float16 (as the bundled models).
 
     Returns:
-        ``out``. Its provenance is ``fold_tuned``'s, with ``train_cases`` and
-        ``pretrained_cases`` extended by every case ``member`` and ``fold_start`` saw, so a
-        held-out check refuses any case one of the three trained on; ``task_arithmetic`` records
-        the three parents and the scale.
+        ``out``. Its provenance is ``fold_tuned``'s without its ``init_from`` (the result did not
+        start from there), with ``train_cases`` extended by ``member``'s, ``pretrained_cases`` by
+        every case ``member``, ``fold_start`` and their starts saw, and ``val_cases``; a held-out
+        check refuses any case ``member`` or ``fold_tuned`` trained on; ``task_arithmetic``
+        records the three parents and the scale.
 
     Raises:
         BratsInputError: ``scale`` not > 0; different architectures or configs; ``fold_tuned``
-            not fine-tuned from ``fold_start``.
+            not fine-tuned from ``fold_start``; a case of ``val_cases`` that ``fold_tuned`` did
+            not hold out or that ``member`` or ``fold_start`` saw.
     """
     if not scale > 0.0:
         raise BratsInputError(f"the share of the fine-tuning step must be > 0, got {scale}")
@@ -175,12 +196,26 @@ def held_out_member(
             "does not reach that file, so the difference is not its fine-tuning step",
             fold_tuned,
         )
+    held = set(b.provenance.get("val_cases") or [])
+    seen = {
+        c
+        for prov in (m.provenance, a.provenance)
+        for c in set(prov.get("train_cases") or []) | pretrained_cases(prov)
+    }
+    bad = sorted(c for c in val_cases if c not in held or c in seen)
+    if bad:
+        raise BratsInputError(
+            f"cannot be scored held out on {', '.join(bad[:5])}: not held out by "
+            f"{Path(fold_tuned).name}, or seen by {Path(member).name} or {Path(fold_start).name}",
+            out,
+        )
     start, tuned = a.model.state_dict(), b.model.state_dict()
     with torch.no_grad():  # in place: the state dict's tensors are the member's weights
         for key, value in m.model.state_dict().items():
             if value.is_floating_point():
                 value.add_(scale * (tuned[key] - start[key]))
-    provenance = dict(b.provenance)
+    provenance = {k: v for k, v in b.provenance.items() if k != "init_from"}
+    provenance["val_cases"] = sorted(val_cases)
     seen_by_member = set(m.provenance.get("train_cases") or []) | pretrained_cases(m.provenance)
     provenance["train_cases"] = sorted(
         set(b.provenance.get("train_cases") or []) | set(m.provenance.get("train_cases") or [])

@@ -32,6 +32,8 @@ def test_recipe_check_refuses_bad_source_weights() -> None:
         {"brats-africa": [0, 0, 0]},  # all zero
         {"brats-africa": [1, -1, 1]},  # negative
         {"brats-africa": "0.3"},  # not numbers
+        {"brats-africa": [1, float("nan"), 1]},  # JSON allows NaN: every step would be skipped
+        {"brats-africa": [1, float("inf"), 1]},
     ]
     for value in bad:
         with pytest.raises(BratsInputError, match="source_region_weights"):
@@ -67,6 +69,20 @@ def test_per_sample_weights_replace_the_region_weights(kind: str) -> None:
     torch.testing.assert_close(loss(logits, index, mixed)[0], expected)
     # the WT term of the first sample counts less: the loss is lower than unweighted
     assert float(loss(logits, index, mixed)[0]) < float(loss(logits, index)[0])
+    # a batch's float32 weights reuse the criteria built from the recipe's numbers
+    loss(logits, index, mixed.to(torch.float32))
+    loss(logits, index, torch.tensor([[0.3, 1.0, 2.0], [0.3, 1.0, 2.0]], dtype=torch.float32))
+    assert sorted(loss._criteria) == [(0.3, 1.0, 2.0), (1.0, 1.0, 2.0)]  # not one per rounding
+
+
+def test_a_class_output_loss_ignores_per_sample_weights() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 6, 6, 6)
+    index = torch.randint(0, 4, (2, 1, 6, 6, 6))
+    loss = SegmentationLoss("classes", "softmax_dice")
+    mixed = torch.tensor([[0.3, 1.0, 2.0], [1.0, 1.0, 1.0]])
+    # the batched softmax Dice over both samples, not two half-batches
+    torch.testing.assert_close(loss(logits, index, mixed)[0], loss(logits, index)[0])
 
 
 @pytest.fixture(scope="module")

@@ -98,8 +98,20 @@ def test_two_fine_tunes_of_one_ancestor_make_a_soup(pair, tmp_path):
     a, b, soup = (load_checkpoint(p).model.state_dict() for p in (sibling, tuned, out))
     for key in (k for k, v in soup.items() if v.is_floating_point()):
         torch.testing.assert_close(soup[key], 0.5 * a[key] + 0.5 * b[key])
-    # both parents' training cases count as seen; a stranger is still refused
-    assert {"a", "d", "f"} <= set(load_checkpoint(out).provenance["pretrained_cases"])
+    # a sibling's training is not pretraining: its cases count as trained on, and leave the
+    # validation cases, so no held-out score includes a case either parent trained on
+    prov = load_checkpoint(out).provenance
+    assert {"a", "d", "f"} <= set(prov["pretrained_cases"])
+    assert {"a", "d", "e", "f"} <= set(prov["train_cases"]) and prov["val_cases"] == ["c"]
+    overlapping = _save(
+        tmp_path / "overlapping.pt",
+        8,
+        {"train_cases": ["c"], "val_cases": ["a"], "init_from": middle_init},
+    )
+    prov = load_checkpoint(
+        average_checkpoints(overlapping, tuned, 0.5, tmp_path / "soup2.pt")
+    ).provenance
+    assert "c" in prov["train_cases"] and prov["val_cases"] == []
     stranger = _save(tmp_path / "stranger.pt", 4, {"train_cases": ["x"]})
     with pytest.raises(BratsInputError, match="common ancestor"):
         average_checkpoints(stranger, tuned, 0.5, tmp_path / "no.pt")
@@ -112,7 +124,7 @@ def test_a_fold_step_added_to_another_member_is_held_out_where_the_three_never_t
 
     base, tuned = pair
     member = _save(tmp_path / "member.pt", 7, {"train_cases": ["m1"], "pretrained_cases": ["p"]})
-    out = held_out_member(member, base, tuned, 0.5, tmp_path / "held.pt", half=False)
+    out = held_out_member(member, base, tuned, 0.5, tmp_path / "held.pt", ["c"], half=False)
     m, a, b, got = (load_checkpoint(p).model.state_dict() for p in (member, base, tuned, out))
     for key in (k for k, v in got.items() if v.is_floating_point()):
         torch.testing.assert_close(got[key], m[key] + 0.5 * (b[key] - a[key]))
@@ -122,11 +134,16 @@ def test_a_fold_step_added_to_another_member_is_held_out_where_the_three_never_t
     assert {"a", "b", "d", "p", "m1"} <= set(prov["pretrained_cases"])
     assert prov["task_arithmetic"]["scale"] == 0.5
     assert prov["task_arithmetic"]["step_to"]["sha256"] == file_sha256(tuned)
+    assert prov["val_cases"] == ["c"] and "init_from" not in prov  # it did not start from there
     # the difference must be a fine-tuning step of its start, and the scale positive
     with pytest.raises(BratsInputError, match="not fine-tuned from member.pt"):
-        held_out_member(base, member, tuned, 0.5, tmp_path / "no.pt")
+        held_out_member(base, member, tuned, 0.5, tmp_path / "no.pt", ["c"])
     with pytest.raises(BratsInputError, match="> 0"):
-        held_out_member(member, base, tuned, 0.0, tmp_path / "no.pt")
+        held_out_member(member, base, tuned, 0.0, tmp_path / "no.pt", ["c"])
+    # only cases the fold run held out and no parent saw can be scored
+    for bad in (["a"], ["m1"], ["p"], ["zz"]):
+        with pytest.raises(BratsInputError, match="cannot be scored held out"):
+            held_out_member(member, base, tuned, 0.5, tmp_path / "no.pt", bad)
     assert not (tmp_path / "no.pt").exists()
 
 
