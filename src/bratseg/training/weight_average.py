@@ -25,6 +25,7 @@ import torch
 from bratseg.checkpoint import load_checkpoint, read_provenance, save_checkpoint
 from bratseg.errors import BratsInputError
 from bratseg.evaluation import pretrained_cases
+from bratseg.loaded_model import LoadedModel
 
 logger = logging.getLogger(__name__)
 
@@ -122,22 +123,8 @@ def average_checkpoints(
         "weight_tuned": float(weight),
         "method": "linear interpolation of the weights (Wortsman et al. 2022, WiSE-FT)",
     }
-    meta = b.meta
     logger.info("averaged %s and %s (weight %.2f) into %s", base, tuned, weight, out)
-    return save_checkpoint(
-        out,
-        b.model,
-        arch=b.spec.name,
-        config=b.config,
-        modalities=meta["modalities"],
-        convention=meta["convention"],
-        postprocess=meta["postprocess"],
-        preprocess=meta["preprocess"],
-        provenance=provenance,
-        extra=meta.get("extra") or {},
-        half=half,
-        orientation=meta.get("orientation", "LPS"),
-    )
+    return _save_as(out, b.model, b, provenance, half)
 
 
 def held_out_member(
@@ -233,15 +220,27 @@ def held_out_member(
         "scale": float(scale),
         "method": "member + scale x (fine-tuned - its start) (Ilharco et al. 2023)",
     }
-    meta = b.meta
     logger.info(
         "added %.2f x the step %s -> %s to %s: %s", scale, fold_start, fold_tuned, member, out
     )
+    return _save_as(out, m.model, b, provenance, half)
+
+
+def _save_as(
+    out: str | Path,
+    model: torch.nn.Module,
+    like: LoadedModel,
+    provenance: dict[str, Any],
+    half: bool,
+) -> Path:
+    """Save ``model`` with the architecture, inputs, pre- and postprocessing of the loaded
+    checkpoint ``like`` and the given provenance."""
+    meta = like.meta
     return save_checkpoint(
         out,
-        m.model,
-        arch=m.spec.name,
-        config=m.config,
+        model,
+        arch=like.spec.name,
+        config=like.config,
         modalities=meta["modalities"],
         convention=meta["convention"],
         postprocess=meta["postprocess"],
