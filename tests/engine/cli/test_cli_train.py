@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tiny_training import link_cases
 
 from bratseg.errors import BratsInputError
 from bratseg.training.recipes import check_overrides
@@ -23,9 +24,7 @@ CASE = "Brats18_2013_2_1"
 
 @pytest.fixture(scope="module")
 def dataset(brats2018_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("train-cli-data")
-    (root / CASE).symlink_to((brats2018_dir / CASE).resolve(), target_is_directory=True)
-    return root
+    return link_cases(tmp_path_factory.mktemp("train-cli-data"), brats2018_dir, [CASE])
 
 
 def train(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

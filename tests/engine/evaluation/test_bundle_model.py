@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_training import link_cases, tiny_config
 
 from bratseg import zoo
 from bratseg.checkpoint import load_checkpoint
 from bratseg.errors import BratsInputError
 from bratseg.evaluation.bundling import bundle_run
-from bratseg.training import TrainConfig, train_events
+from bratseg.training import train_events
 from bratseg.zoo.card import markdown_row
 
 pytestmark = pytest.mark.slow  # tiny training runs and full-resolution card predictions
@@ -52,10 +53,7 @@ CARD_KEYS = {
 @pytest.fixture(scope="module")
 def bundle_data(brats2018_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding only the two cases of these tests."""
-    data = tmp_path_factory.mktemp("bundle-data")
-    for case in CASES:
-        (data / case).symlink_to((brats2018_dir / case).resolve(), target_is_directory=True)
-    return data
+    return link_cases(tmp_path_factory.mktemp("bundle-data"), brats2018_dir, CASES)
 
 
 def _tiny_run(data: Path, tmp_path_factory: pytest.TempPathFactory, name: str, **split) -> Path:
@@ -64,20 +62,8 @@ def _tiny_run(data: Path, tmp_path_factory: pytest.TempPathFactory, name: str, *
     ds-unet's random-weight masks are small, which keeps the full-resolution HD95 cheap.
     """
     out = tmp_path_factory.mktemp("bundle-run") / name
-    cfg = TrainConfig(
-        data=[str(data)],
-        out=str(out),
-        model="ds-unet",
-        preset="tiny",
-        epochs=1,
-        steps_per_epoch=2,
-        patch=[32, 32, 32],
-        target_spacing=3.0,
-        num_workers=0,
-        cache_dir=str(tmp_path_factory.getbasetemp() / "bundle-cache"),
-        step_events=False,
-        **split,
-    )
+    cache = tmp_path_factory.getbasetemp() / "bundle-cache"
+    cfg = tiny_config(data, out, cache, model="ds-unet", step_events=False, **split)
     for _ in train_events(cfg):
         pass
     return out

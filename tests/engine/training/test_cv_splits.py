@@ -13,11 +13,12 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from tiny_training import TRAINING_CASES, link_cases, tiny_config
 
 from bratseg.errors import BratsInputError
 from bratseg.io import load_case, match_modality
 from bratseg.preprocess import PreprocessConfig
-from bratseg.training import TrainConfig, discover_cases, train_events
+from bratseg.training import discover_cases, train_events
 from bratseg.training.data import cache_key, load_cases
 from bratseg.training.splits import (
     LOW_ET_ML,
@@ -35,7 +36,7 @@ from bratseg.training.splits import (
 REPO = Path(__file__).resolve().parents[3]
 SPLIT_44 = REPO / "docs" / "brats44-5fold.json"
 SPLIT_77 = REPO / "docs" / "brats77-5fold.json"
-CASES = ("Brats18_2013_2_1", "Brats18_CBICA_ABM_1", "Brats18_TCIA01_201_1")
+CASES = TRAINING_CASES
 
 
 @pytest.mark.parametrize(
@@ -276,10 +277,7 @@ def test_shuffled_folds_are_the_trainers_k_fold_split() -> None:
 
 @pytest.mark.slow
 def test_cv_split_cli_and_trainer_fold_from_the_file(brats2018_dir: Path, tmp_path: Path) -> None:
-    data = tmp_path / "mini"
-    data.mkdir()
-    for case in CASES:
-        (data / case).symlink_to((brats2018_dir / case).resolve(), target_is_directory=True)
+    data = link_cases(tmp_path / "mini", brats2018_dir, CASES)
     out = tmp_path / "mini-3fold.json"
     cmd = [
         sys.executable,
@@ -301,20 +299,7 @@ def test_cv_split_cli_and_trainer_fold_from_the_file(brats2018_dir: Path, tmp_pa
     split = read_split_file(out)
     assert all(v["dataset"] == "mini" for v in split.cases.values())
     assert not any(str(tmp_path) in json.dumps(v) for v in split.cases.values())  # no machine paths
-    config = TrainConfig(
-        data=[str(data)],
-        out=str(tmp_path / "run"),
-        model="cascade-unet",
-        preset="tiny",
-        epochs=1,
-        steps_per_epoch=2,
-        patch=[32, 32, 32],
-        target_spacing=3.0,
-        num_workers=0,
-        split_file=str(out),
-        fold=1,
-        cache_dir=str(tmp_path / "cache"),
-    )
+    config = tiny_config(data, tmp_path / "run", tmp_path / "cache", split_file=str(out), fold=1)
     start = next(e for e in train_events(config) if e["event"] == "start")
     assert start["val_cases"] == split.folds[1]
     assert sorted(start["train_cases"]) == sorted(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_training import TRAINING_CASES, link_cases, tiny_config
 
 from bratseg.errors import BratsInputError
 from bratseg.preprocess import PreprocessConfig
@@ -20,7 +21,7 @@ from bratseg.training.recipes import Recipe, case_region_weights, check_override
 torch.set_num_threads(2)
 
 PATCH = (32, 32, 32)
-CASES = ("Brats18_2013_2_1", "Brats18_CBICA_ABM_1", "Brats18_TCIA01_201_1")
+CASES = TRAINING_CASES
 
 
 def test_recipe_check_refuses_bad_source_weights() -> None:
@@ -122,29 +123,12 @@ def test_patches_carry_their_cases_weights_through_every_augmentation(cached: li
 def test_a_training_step_uses_the_sources_weights(
     brats2018_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    from bratseg.training import TrainConfig
-
-    root = tmp_path_factory.mktemp("source-weight-data")
-    for case in CASES:
-        (root / case).symlink_to((brats2018_dir / case).resolve(), target_is_directory=True)
+    root = link_cases(tmp_path_factory.mktemp("source-weight-data"), brats2018_dir, CASES)
     cache = tmp_path_factory.getbasetemp() / "training-crop-cache"
 
     def first_loss(name: str, recipe: dict) -> float:
-        cfg = TrainConfig(
-            data=[str(root)],
-            out=str(tmp_path_factory.mktemp(name) / "run"),
-            cache_dir=str(cache),
-            model="cascade-unet",
-            preset="tiny",
-            epochs=1,
-            steps_per_epoch=2,
-            patch=[32, 32, 32],
-            target_spacing=3.0,
-            num_workers=0,
-            val_cases=[CASES[0]],
-            stop_after_steps=1,
-            recipe=recipe,
-        )
+        out = tmp_path_factory.mktemp(name) / "run"
+        cfg = tiny_config(root, out, cache, val_cases=[CASES[0]], stop_after_steps=1, recipe=recipe)
         return next(e["loss"] for e in train_events(cfg) if e["event"] == "step")
 
     plain = first_loss("plain", {})

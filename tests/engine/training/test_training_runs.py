@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_training import TRAINING_CASES, link_cases, tiny_config
 
 from bratseg.checkpoint import load_checkpoint
 from bratseg.training import TrainConfig, rundir, train_events
@@ -25,7 +26,7 @@ torch.set_num_threads(2)
 SUBPROCESS_TIMEOUT_S = 600
 
 REPO = Path(__file__).resolve().parents[3]
-CASES = ("Brats18_2013_2_1", "Brats18_CBICA_ABM_1", "Brats18_TCIA01_201_1")
+CASES = TRAINING_CASES
 STEP_KEYS = {"event", "epoch", "step", "loss", "lr", "eta_s", "device"}
 EPOCH_KEYS = {"event", "epoch", "step", "loss", "lr", "val_dice", "eta_s", "device"}
 
@@ -33,10 +34,7 @@ EPOCH_KEYS = {"event", "epoch", "step", "loss", "lr", "val_dice", "eta_s", "devi
 @pytest.fixture(scope="module")
 def dataset(brats2018_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with three real cases (symlinks)."""
-    root = tmp_path_factory.mktemp("train-data")
-    for case in CASES:
-        (root / case).symlink_to((brats2018_dir / case).resolve(), target_is_directory=True)
-    return root
+    return link_cases(tmp_path_factory.mktemp("train-data"), brats2018_dir, CASES)
 
 
 @pytest.fixture(scope="module")
@@ -45,18 +43,8 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def tiny(dataset: Path, out: Path, cache_dir: Path, **kw) -> TrainConfig:
-    defaults = dict(
-        model="cascade-unet",
-        preset="tiny",
-        epochs=2,
-        steps_per_epoch=3,
-        patch=[32, 32, 32],
-        target_spacing=3.0,
-        num_workers=0,
-        val_cases=[CASES[0]],
-    )
-    defaults.update(kw)
-    return TrainConfig(data=[str(dataset)], out=str(out), cache_dir=str(cache_dir), **defaults)
+    settings = {"epochs": 2, "steps_per_epoch": 3, "val_cases": [CASES[0]], **kw}
+    return tiny_config(dataset, out, cache_dir, **settings)
 
 
 def cli(*args: str) -> list[str]:
@@ -224,9 +212,7 @@ def test_finetune_one_case_and_list_in_user_models(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     src, _ = finished_run
-    one = tmp_path / "corrected"
-    one.mkdir()
-    (one / CASES[1]).symlink_to((brats2018_dir / CASES[1]).resolve(), target_is_directory=True)
+    one = link_cases(tmp_path / "corrected", brats2018_dir, CASES[1:2])
     cfg = TrainConfig(
         data=[str(one)],
         out=str(tmp_path / "ft"),
