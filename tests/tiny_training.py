@@ -8,6 +8,7 @@ and checkpoint code are the real ones.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ def link_cases(root: Path, source: Path, cases: Iterable[str]) -> Path:
 
 
 def tiny_config(data: Path, out: Path, cache_dir: Path, **overrides: Any) -> TrainConfig:
-    """A :class:`TrainConfig` of :data:`TINY_SETTINGS` on ``data``, writing to ``out``."""
-    settings = {**TINY_SETTINGS, **overrides}
+    """A :class:`TrainConfig` of :data:`TINY_SETTINGS` on ``data``, writing to ``out``.
+
+    Each config gets its own copy of the settings, so no two share the ``patch`` list."""
+    settings = {**copy.deepcopy(TINY_SETTINGS), **overrides}
     return TrainConfig(data=[str(data)], out=str(out), cache_dir=str(cache_dir), **settings)
