@@ -56,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         "--tta", type=int, choices=(0, 8), default=0, help="test-time augmentation: 0 or 8 flips"
     )
     parser.add_argument(
+        "--bias-correction",
+        choices=("model", "on", "off"),  # bratseg.bias_field.BIAS_CORRECTION_CHOICES
+        default="model",
+        help="N4 before every model (on), before none (off), or as each was trained (model)",
+    )
+    parser.add_argument(
         "--rows-out", help="write the per-case rows (all variants) to this JSON file"
     )
     args = parser.parse_args(argv)
@@ -89,6 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _bias_correction(args: argparse.Namespace) -> bool | None:
+    from bratseg.bias_field import bias_correction_choice
+
+    return bias_correction_choice(args.bias_correction)
+
+
 def _fold_rows(args: argparse.Namespace, split, variants: dict) -> tuple[dict, str]:
     from bratseg.errors import BratsInputError
     from bratseg.evaluation.crossval import cross_validate
@@ -106,6 +118,7 @@ def _fold_rows(args: argparse.Namespace, split, variants: dict) -> tuple[dict, s
         tta=args.tta,
         variants=variants,
         checkpoint=args.checkpoint,
+        bias_correction=_bias_correction(args),
     )
     for (k, _), fold in zip(given, info):
         if sorted(fold["val_cases"]) != sorted(split.folds[k]):
@@ -133,6 +146,7 @@ def _model_rows(args: argparse.Namespace, split, variants: dict) -> tuple[dict, 
         threads=args.threads,
         tta=args.tta,
         variants={"": {}, **variants},
+        bias_correction=_bias_correction(args),
     )
     return (
         rows,

@@ -59,6 +59,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: The "Bias field" choices: (shown text, name in ``bratseg.bias_field.BIAS_CORRECTION_CHOICES``).
+BIAS_FIELD_ITEMS = (
+    ("As each model was trained", "model"),
+    ("Correct (N4) before every model", "on"),
+    ("Do not correct", "off"),
+)
+
 
 class SegmentWidget(SavedReviewMixin, PrepareRawMixin, OpenCaseMixin, QWidget):
     """Dock running a segmentation model on the loaded case."""
@@ -96,6 +103,14 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, OpenCaseMixin, QWidget):
         self.tta_check = QCheckBox("Test-time augmentation (8 flips, slower)")
         self.prob_check = QCheckBox("Add WT/TC/ET probability layers (uncertainty)")
         self.prob_check.setChecked(True)
+        self.bias_combo = QComboBox()
+        for text, name in BIAS_FIELD_ITEMS:
+            self.bias_combo.addItem(text, name)
+        self.bias_combo.setToolTip(
+            "N4 bias-field correction of each series before the network. 'As trained' does what "
+            "each model's training did; forcing it on or off gives a model input it was not "
+            "trained on."
+        )
         self.convention_combo = QComboBox()
         self.convention_combo.addItems(list(BRATS_CONVENTIONS))
         self.convention_combo.setToolTip("Label values of the result: 2021 (ET=4) or 2023 (ET=3)")
@@ -116,6 +131,7 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, OpenCaseMixin, QWidget):
         form.addRow("Device", self.device_combo)
         form.addRow("", self.device_label)
         form.addRow("Labels", self.convention_combo)
+        form.addRow("Bias field", self.bias_combo)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
@@ -227,10 +243,12 @@ class SegmentWidget(SavedReviewMixin, PrepareRawMixin, OpenCaseMixin, QWidget):
     # ------------------------------------------------------------------ run
     def build_options(self) -> InferenceOptions:
         """:class:`bratseg.inference.InferenceOptions` from the controls."""
+        from bratseg.bias_field import bias_correction_choice
         from bratseg.inference import InferenceOptions
         from bratseg.labels import check_convention
 
         return InferenceOptions(
+            bias_correction=bias_correction_choice(self.bias_combo.currentData()),
             device=self.device_combo.currentText(),
             tta=8 if self.tta_check.isChecked() else 0,
             convention=check_convention(self.convention_combo.currentText()),

@@ -7,6 +7,8 @@ Pipeline (Jiang et al. 2020; Futrega et al. 2021):
    The background value of each channel is taken as the most frequent value on the volume's
    border faces (which is almost always background); a voxel belongs to the brain when at
    least one channel differs from its background value. This also works for zero background.
+   **Optional N4 bias-field correction** of each channel inside the brain, on the crop
+   (:mod:`bratseg.bias_field`; a model asks for it with ``bias_correction``).
 2. **Per-channel z-score over brain voxels** (Jiang et al. 2020; Futrega et al. 2021); background voxels are set to 0
    (Futrega et al. 2021: "the background voxels were not normalized so that their value remained at zero").
 3. **Optional one-hot foreground channel** (Futrega et al. 2021): 1 on brain voxels, 0 elsewhere, stacked
@@ -50,6 +52,8 @@ class PreprocessConfig:
         crop: Crop to the brain bounding box.
         normalize: Per-channel z-score over brain voxels (Jiang et al. 2020; Futrega et al. 2021).
         margin: Voxels kept around the brain box when cropping.
+        bias_correction: Divide each channel by its N4 bias field, fitted inside the brain
+            (:func:`bratseg.bias_field.correct_channels`), before normalising.
     """
 
     target_spacing: float | None = None
@@ -58,6 +62,7 @@ class PreprocessConfig:
     crop: bool = True
     normalize: bool = True
     margin: int = DEFAULT_MARGIN
+    bias_correction: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-type dict (safe for ``torch.load(weights_only=True)``)."""
@@ -75,6 +80,7 @@ class PreprocessConfig:
                 raise BratsInputError(f"target_spacing must be > 0, got {cfg.target_spacing}")
         cfg.pad_multiple = max(1, int(cfg.pad_multiple))
         cfg.margin = max(0, int(cfg.margin))
+        cfg.bias_correction = bool(cfg.bias_correction)
         return cfg
 
 
@@ -206,6 +212,7 @@ def preprocess_image(
     foreground_channel: bool = False,
     pad_multiple: int = 16,
     margin: int = DEFAULT_MARGIN,
+    bias_correction: bool = False,
 ) -> tuple[np.ndarray, PreprocessInfo]:
     """Turn a case image into network input.
 
@@ -218,6 +225,8 @@ def preprocess_image(
         foreground_channel: Append the brain mask as channel C+1 (Futrega et al. 2021).
         pad_multiple: Pad each axis (at its end) to a multiple of this.
         margin: Voxels kept around the brain box.
+        bias_correction: N4-correct each channel inside the brain, on the crop, before
+            normalising (:func:`bratseg.bias_field.correct_channels`).
 
     Returns:
         ``(x, info)``: x float32 (C or C+1, x, y, z) and the :class:`PreprocessInfo` to invert it.
@@ -230,6 +239,10 @@ def preprocess_image(
     box = _mask_bbox(mask, margin) if crop else tuple(slice(0, s) for s in original_shape)
     sub = image[(slice(None),) + tuple(box)]
     mask = mask[box]
+    if bias_correction:
+        from bratseg.bias_field import correct_channels
+
+        sub = correct_channels(sub, mask, spacing)
     channels = []
     means: list[float] = []
     stds: list[float] = []
@@ -295,6 +308,7 @@ def preprocess_with_config(
         foreground_channel=config.foreground_channel,
         pad_multiple=config.pad_multiple,
         margin=config.margin,
+        bias_correction=config.bias_correction,
     )
 
 

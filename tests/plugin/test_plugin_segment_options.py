@@ -38,7 +38,9 @@ def ckpts(standin, tmp_path_factory) -> dict[str, Path]:
     }
 
 
-def segment_in_viewer(make_napari_viewer, qtbot, paths, tta=False, convention=None):
+def segment_in_viewer(
+    make_napari_viewer, qtbot, paths, tta=False, convention=None, bias_field=None
+):
     """Open the case, tick ``paths``, set the options and run: ``(viewer, segment dock, session)``."""
     from napari_brats._state import viewer_state
     from napari_brats._widgets.segment import SegmentWidget
@@ -52,6 +54,8 @@ def segment_in_viewer(make_napari_viewer, qtbot, paths, tta=False, convention=No
     segment.tta_check.setChecked(tta)
     if convention:
         segment.convention_combo.setCurrentText(convention)
+    if bias_field:
+        segment.bias_combo.setCurrentIndex(segment.bias_combo.findData(bias_field))
     assert segment.run() is not None
     qtbot.waitUntil(lambda: segment.worker is None, timeout=WORKER_TIMEOUT_MS)
     assert segment.last_error is None, segment.last_error
@@ -162,3 +166,21 @@ def test_argmax_mode_of_a_class_model(make_napari_viewer, qtbot, ckpts, standin,
     post.mode_combo.setCurrentText("hierarchical")  # and back
     post.apply_now()
     np.testing.assert_array_equal(session.labels, engine(sample_case, [ckpts["classes"]]).labels)
+
+
+@pytest.mark.slow
+def test_bias_field_choice_reaches_the_engine(make_napari_viewer, qtbot, ckpts, sample_case):
+    """ "Correct (N4) before every model" gives the engine's corrected prediction."""
+    pytest.importorskip("SimpleITK", reason="bias-field correction needs SimpleITK")
+    from bratseg.bias_field import BIAS_CORRECTION_CHOICES
+    from napari_brats._widgets.segment import BIAS_FIELD_ITEMS
+
+    assert [name for _, name in BIAS_FIELD_ITEMS] == list(BIAS_CORRECTION_CHOICES)
+    _, segment, session = segment_in_viewer(
+        make_napari_viewer, qtbot, [ckpts["regions"]], bias_field="on"
+    )
+    assert segment.build_options().bias_correction is True
+    corrected = engine(sample_case, [ckpts["regions"]], bias_correction=True)
+    np.testing.assert_array_equal(session.region_probs, corrected.region_probs)
+    plain = engine(sample_case, [ckpts["regions"]])
+    assert not np.array_equal(corrected.region_probs, plain.region_probs)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bratseg.bias_field import BIAS_CORRECTION_CHOICES, bias_correction_choice
 from bratseg.cli._common import parse_mapping, warn
 from bratseg.cli._settings import add_setting_flags, setting_overrides
 from bratseg.devices import DEVICE_CHOICES
@@ -72,6 +73,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--tta", type=int, default=0, choices=(0, 8), help="flip test-time augmentation (8 flips)"
+    )
+    p.add_argument(
+        "--bias-correction",
+        choices=tuple(BIAS_CORRECTION_CHOICES),
+        default="model",
+        help="N4 bias-field correction of each series before the network: as each model was "
+        "trained (model, the default), before every model (on), or never (off)",
     )
     p.add_argument(
         "--probabilities",
@@ -338,6 +346,7 @@ def run(args: argparse.Namespace) -> int:
         amp=not args.no_amp,
         convention=args.labels,
         threads=args.threads if shard is None else shard_threads(args.threads, shard),
+        bias_correction=bias_correction_choice(args.bias_correction),
     )
     overrides = postprocess_overrides(args)
     predictor = Predictor.from_names(args.model, options, postprocess_overrides=overrides)

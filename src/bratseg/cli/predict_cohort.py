@@ -66,6 +66,7 @@ def predict_dataset(
         "models": [f"{m.arch}:{m.sha256}" for m in predictor.models],
         "postprocess": predictor.postprocess_config().to_dict(),
         "tta": options.tta,
+        "bias_correction": options.bias_correction,
         "overlap": options.overlap,
         "window": list(options.window) if options.window else None,
         "labels": options.convention,

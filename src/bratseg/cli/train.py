@@ -95,6 +95,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="MM",
         help="training resolution in mm (default 2.0, or the fine-tuned checkpoint's; 0 = source grid)",
     )
+    p.add_argument(
+        "--bias-correction",
+        choices=("on", "off"),
+        help="N4 bias-field correction of each series before normalising, in training and in "
+        "every later prediction with the model (default: the fine-tuned checkpoint's, else off)",
+    )
     p.add_argument("--batch-size", type=int, help="patches per step (default: the recipe's, 1)")
     p.add_argument("--lr", type=float, help="peak learning rate (default: the recipe's)")
     p.add_argument("--steps-per-epoch", type=int, help="optimiser steps between validations")
@@ -157,6 +163,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         lr=args.lr,
         patch=list(args.patch) if args.patch else None,
         target_spacing=args.target_spacing,
+        bias_correction=None if args.bias_correction is None else args.bias_correction == "on",
         val_fraction=args.val_fraction,
         val_cases=args.val_cases,
         fold=args.fold,

@@ -52,6 +52,7 @@ def cross_validate(
     variants: dict[str, dict[str, Any]] | None = None,
     checkpoint: str = "best",
     arch: str | None = None,
+    bias_correction: bool | None = None,
 ) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]]]:
     """Score every fold's held-out cases with that fold's model(s) and pool the rows.
 
@@ -68,6 +69,8 @@ def cross_validate(
         checkpoint: ``"best"`` or ``"last"`` for run folders.
         arch: When given, every fold model must be of this architecture (the estimate of a
             bundled model must come from its own recipe).
+        bias_correction: N4 before every fold model (``True``), before none (``False``), or as
+            each was trained (``None``; see ``InferenceOptions.bias_correction``).
 
     Returns:
         ``(rows, folds_info)``: variant name (``""`` for the plain one) -> pooled rows, each with a
@@ -113,7 +116,12 @@ def cross_validate(
         if postprocess is not None:
             models[0].meta["postprocess"] = dict(postprocess)
         scored = score_cases(
-            models, case_dirs, threads=threads, tta=tta, variants={"": {}, **(variants or {})}
+            models,
+            case_dirs,
+            threads=threads,
+            tta=tta,
+            variants={"": {}, **(variants or {})},
+            bias_correction=bias_correction,
         )
         pretrained = set().union(*(pretrained_cases(m.provenance) for m in models))
         for name, fold_rows in scored.items():

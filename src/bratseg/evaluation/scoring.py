@@ -99,6 +99,7 @@ def score_cases(
     threads: int = 2,
     tta: int = 0,
     variants: dict[str, dict[str, Any]] | None = None,
+    bias_correction: bool | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Predict each case once and score it under one or more postprocessing variants.
 
@@ -109,6 +110,7 @@ def score_cases(
         tta: 0 (no test-time augmentation) or 8 flips.
         variants: Name -> postprocessing overrides applied on top of the ensemble's
             postprocessing; default ``{"": {}}`` (the ensemble's own postprocessing only).
+        bias_correction: See :attr:`bratseg.inference.InferenceOptions.bias_correction`.
 
     Returns:
         Variant name -> one row per case: ``case``, ``seconds`` (wall time of loading the four
@@ -127,7 +129,11 @@ def score_cases(
     base = Predictor.from_loaded(models).postprocess_config()
     configs = {name: dataclasses.replace(base, **changes) for name, changes in variants.items()}
     options = InferenceOptions(
-        device="cpu", tta=tta, threads=threads, postprocess=next(iter(configs.values()))
+        device="cpu",
+        tta=tta,
+        threads=threads,
+        postprocess=next(iter(configs.values())),
+        bias_correction=bias_correction,
     )
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
     for done in predict_labelled_cases(models, case_dirs, options):

@@ -66,6 +66,9 @@ class InferenceOptions:
             done for ``postprocess.mode == "argmax"``, which needs them).
         keep_spread: Also return the members' disagreement (:class:`MemberSpread`: models of an
             ensemble, else the flips of TTA; nothing for one model without TTA).
+        bias_correction: N4 bias-field correction of the input before every model (``True``),
+            before none (``False``), or as each model was trained (``None``, the default; see
+            ``PreprocessConfig.bias_correction``).
     """
 
     device: str = "auto"
@@ -79,6 +82,7 @@ class InferenceOptions:
     threads: int | None = None
     keep_class_probs: bool = False
     keep_spread: bool = False
+    bias_correction: bool | None = None
 
 
 @dataclass
@@ -194,6 +198,7 @@ def run_inference(
         step=0,
         total=len(models) * (len(flips) + 2) + 1,
         timings={"preprocess": 0.0, "network": 0.0, "invert": 0.0, "postprocess": 0.0},
+        bias_correction=options.bias_correction,
     )
     all_classes = all(m.spec.output_kind == "classes" for m in models)
     ensemble = EnsembleAccumulator(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -54,6 +54,8 @@ class RunContext:
         total: Steps of the whole run.
         timings: Seconds per phase, accumulated (``preprocess``, ``network``, ``invert``, ...).
         preprocessed: Preprocessed inputs by :data:`PreprocessKey`, shared between members.
+        bias_correction: N4 before every member (``True``), before none (``False``), or as
+            each model's preprocessing says (``None``).
     """
 
     image: np.ndarray
@@ -69,6 +71,7 @@ class RunContext:
     preprocessed: dict[PreprocessKey, tuple[np.ndarray, PreprocessInfo]] = field(
         default_factory=dict
     )
+    bias_correction: bool | None = None
 
     def progress(self, message: str) -> Progress:
         """A :class:`Progress` at the current step."""
@@ -104,6 +107,8 @@ def _preprocessed(
 ) -> tuple[np.ndarray, PreprocessInfo, Reorientation | None, PreprocessKey]:
     """The member's network input (C, x, y, z), computed once per distinct preprocessing."""
     cfg = loaded.preprocess_config()
+    if ctx.bias_correction is not None:
+        cfg = replace(cfg, bias_correction=ctx.bias_correction)
     order = loaded.channel_order
     reo = loaded.reorientation(ctx.affine)
     key = (

@@ -31,6 +31,7 @@ import numpy as np
 
 from bratseg.atomic import remove_stale_temporaries
 from bratseg.atomic_folders import staging_folder
+from bratseg.bias_field import N4_ITERATIONS, n4_corrected
 from bratseg.errors import BratsInputError
 from bratseg.io import MODALITIES, MODALITY_NAMES, open_nifti
 from bratseg.io.align import rigid_transform, to_sitk
@@ -48,8 +49,6 @@ TRANSFORMS = "transforms"
 QC_HEAD = "qc/{case_id}_t1ce_head.nii.gz"
 #: In-plane shrink factor of the N4 fit (the field is smooth; 4 keeps it under ~3 s a series).
 N4_SHRINK = 4
-#: N4 iterations per fitting level.
-N4_ITERATIONS = (25, 25, 25)
 #: A plausible adult brain volume in mL (outside: the case is flagged for review).
 BRAIN_ML_RANGE = (900.0, 2000.0)
 #: Output voxel size in mm (isotropic, as BraTS).
@@ -197,16 +196,11 @@ def iter_prepare(
 
 def n4_correct(image):
     """``image`` divided by its N4 bias field (fitted on a copy shrunk by :data:`N4_SHRINK`
-    in-plane, inside an Otsu head mask)."""
+    inside an Otsu head mask: the input still has its skull)."""
     import SimpleITK as sitk
 
     head = sitk.OtsuThreshold(image, 0, 1, 200)
-    shrink = [N4_SHRINK if s < 2.0 else 1 for s in image.GetSpacing()]
-    n4 = sitk.N4BiasFieldCorrectionImageFilter()
-    n4.SetMaximumNumberOfIterations(list(N4_ITERATIONS))
-    n4.Execute(sitk.Shrink(image, shrink), sitk.Shrink(head, shrink))
-    field = sitk.Exp(n4.GetLogBiasFieldAsImage(image))
-    return sitk.Cast(image / field, sitk.sitkFloat32)
+    return n4_corrected(image, head, N4_SHRINK, N4_ITERATIONS)
 
 
 def display_copy(volume: np.ndarray) -> np.ndarray:

@@ -32,6 +32,9 @@ class TrainConfig:
         patch: Patch size (x, y, z) voxels (default: :func:`bratseg.training.patches.default_patch`).
         target_spacing: Training resolution in mm; ``None`` -> the initial checkpoint's or
             :data:`DEFAULT_TARGET_SPACING`; 0 -> the source grid.
+        bias_correction: N4-correct the inputs (``PreprocessConfig.bias_correction``);
+            ``None`` -> the initial checkpoint's, else off. Stored in the model's preprocessing,
+            so every prediction with it corrects the same way.
         val_fraction: Fraction of cases held out for validation.
         val_cases: Explicit validation case ids.
         fold, folds: K-fold split (fold index, number of folds).
@@ -67,6 +70,7 @@ class TrainConfig:
     lr: float | None = None
     patch: list[int] | None = None
     target_spacing: float | None = None
+    bias_correction: bool | None = None
     val_fraction: float = 0.2
     val_cases: list[str] | None = None
     fold: int | None = None

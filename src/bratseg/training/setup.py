@@ -141,7 +141,7 @@ def initial_model(name_or_path: str, preset: str = "small") -> InitialModel:
 def preprocess_for(config: TrainConfig, init: InitialModel) -> PreprocessConfig:
     """Preprocessing of the run: the fine-tuned checkpoint's, else from the config.
 
-    The pad multiple is a multiple of the network's size divisor; the foreground channel
+    ``config.bias_correction``, when set, overrides the checkpoint's. The pad multiple is a multiple of the network's size divisor; the foreground channel
     follows the network's input channel count.
     """
     from bratseg.io import MODALITIES
@@ -165,6 +165,8 @@ def preprocess_for(config: TrainConfig, init: InitialModel) -> PreprocessConfig:
             else (float(config.target_spacing) or None)
         )
         pp = PreprocessConfig(target_spacing=ts)
+    if config.bias_correction is not None:
+        pp.bias_correction = bool(config.bias_correction)
     pp.foreground_channel = in_channels(init) == len(MODALITIES) + 1
     pp.pad_multiple = effective_pad_multiple(pp, size_divisor(init))
     return pp

@@ -255,3 +255,22 @@ def test_select_device_auto_reports_device():
         assert device.type in ("cpu", "mps")
         assert desc.startswith("CPU") or "mps" in desc
     torch.set_num_threads(2)
+
+
+@pytest.mark.slow
+def test_bias_correction_by_the_model_or_by_the_options(case, tmp_path):
+    """A model trained on corrected inputs gets them at prediction; the option forces it on or off."""
+    pytest.importorskip("SimpleITK", reason="bias-field correction needs SimpleITK")
+    plain = load_checkpoint(make_checkpoint(tmp_path, "nnunet", 3.0, seed=5, name="plain"))
+    declared = load_checkpoint(
+        make_checkpoint(tmp_path, "nnunet", 3.0, seed=5, name="n4", bias_correction=True)
+    )
+    assert declared.preprocess_config().bias_correction
+    by_model = predict_case(case, [declared], InferenceOptions(device="cpu"))
+    check_prediction(by_model, case)
+    forced = predict_case(case, [plain], InferenceOptions(device="cpu", bias_correction=True))
+    np.testing.assert_array_equal(by_model.region_probs, forced.region_probs)
+    off = predict_case(case, [declared], InferenceOptions(device="cpu", bias_correction=False))
+    uncorrected = predict_case(case, [plain], InferenceOptions(device="cpu"))
+    np.testing.assert_array_equal(off.region_probs, uncorrected.region_probs)
+    assert not np.array_equal(by_model.region_probs, uncorrected.region_probs)
