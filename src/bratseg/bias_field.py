@@ -10,7 +10,11 @@ One implementation for every caller:
   the same way.
 
 The field is smooth, so it is fitted on a copy shrunk by ``shrink`` along every axis finer than
-2 mm and evaluated at full resolution; the image is divided by it. Intensities stay in the
+2 mm and evaluated at full resolution; the image is divided by it. Its B-spline mesh spans the
+image it is given (N4's defaults: 4 control points per axis, refined at each of the three
+levels): on a BraTS grid (240 x 240 x 155 mm) the last level's knots are 60 x 60 x 39 mm apart.
+A tighter field of view (the brain crop) gives a finer mesh, which takes part of a large
+tumour's signal for field; :mod:`bratseg.preprocess` therefore corrects the whole image. Intensities stay in the
 image's own scale (the field is normalised by N4 to a mean log of about 0 inside the mask).
 """
 

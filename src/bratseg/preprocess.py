@@ -7,8 +7,8 @@ Pipeline (Jiang et al. 2020; Futrega et al. 2021):
    The background value of each channel is taken as the most frequent value on the volume's
    border faces (which is almost always background); a voxel belongs to the brain when at
    least one channel differs from its background value. This also works for zero background.
-   **Optional N4 bias-field correction** of each channel inside the brain, on the crop
-   (:mod:`bratseg.bias_field`; a model asks for it with ``bias_correction``).
+   Before it, **optional N4 bias-field correction** of each channel, fitted inside the brain
+   on the whole image (:mod:`bratseg.bias_field`; a model asks for it with ``bias_correction``).
 2. **Per-channel z-score over brain voxels** (Jiang et al. 2020; Futrega et al. 2021); background voxels are set to 0
    (Futrega et al. 2021: "the background voxels were not normalized so that their value remained at zero").
 3. **Optional one-hot foreground channel** (Futrega et al. 2021): 1 on brain voxels, 0 elsewhere, stacked
@@ -225,8 +225,8 @@ def preprocess_image(
         foreground_channel: Append the brain mask as channel C+1 (Futrega et al. 2021).
         pad_multiple: Pad each axis (at its end) to a multiple of this.
         margin: Voxels kept around the brain box.
-        bias_correction: N4-correct each channel inside the brain, on the crop, before
-            normalising (:func:`bratseg.bias_field.correct_channels`).
+        bias_correction: N4-correct each channel (fitted inside the brain, on the whole image)
+            before cropping and normalising (:func:`bratseg.bias_field.correct_channels`).
 
     Returns:
         ``(x, info)``: x float32 (C or C+1, x, y, z) and the :class:`PreprocessInfo` to invert it.
@@ -236,13 +236,15 @@ def preprocess_image(
         raise BratsInputError(f"expected an image of shape (C, X, Y, Z), got {image.shape}")
     original_shape = tuple(int(s) for s in image.shape[1:])
     mask = brain_mask(image)
+    if bias_correction:
+        # On the whole field of view, not the crop: N4's B-spline mesh spans the image it is
+        # given, and on the tighter crop it is fine enough to take large tumours for field.
+        from bratseg.bias_field import correct_channels
+
+        image = correct_channels(image, mask, spacing)
     box = _mask_bbox(mask, margin) if crop else tuple(slice(0, s) for s in original_shape)
     sub = image[(slice(None),) + tuple(box)]
     mask = mask[box]
-    if bias_correction:
-        from bratseg.bias_field import correct_channels
-
-        sub = correct_channels(sub, mask, spacing)
     channels = []
     means: list[float] = []
     stds: list[float] = []
