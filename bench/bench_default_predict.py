@@ -34,7 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", nargs="+", type=Path, default=[DATA / c for c in DEFAULT_CASES])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", action="append", help="instead of the default ensemble")
-    parser.add_argument("--bias-correction", choices=("model", "on", "off"), default="model")
+    from bratseg.bias_field import BIAS_CORRECTION_CHOICES
+
+    parser.add_argument(
+        "--bias-correction", choices=tuple(BIAS_CORRECTION_CHOICES), default="model"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     from bratseg.zoo import default_model_names

@@ -55,9 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tta", type=int, choices=(0, 8), default=0, help="test-time augmentation: 0 or 8 flips"
     )
+    from bratseg.bias_field import BIAS_CORRECTION_CHOICES
+
     parser.add_argument(
         "--bias-correction",
-        choices=("model", "on", "off"),  # bratseg.bias_field.BIAS_CORRECTION_CHOICES
+        choices=tuple(BIAS_CORRECTION_CHOICES),
         default="model",
         help="N4 before every model (on), before none (off), or as each was trained (model)",
     )

@@ -14,8 +14,9 @@ The field is smooth, so it is fitted on a copy shrunk by ``shrink`` along every 
 image it is given (N4's defaults: 4 control points per axis, refined at each of the three
 levels): on a BraTS grid (240 x 240 x 155 mm) the last level's knots are 60 x 60 x 39 mm apart.
 A tighter field of view (the brain crop) gives a finer mesh, which takes part of a large
-tumour's signal for field; :mod:`bratseg.preprocess` therefore corrects the whole image. Intensities stay in the
-image's own scale (the field is normalised by N4 to a mean log of about 0 inside the mask).
+tumour's signal for field; :mod:`bratseg.preprocess` therefore corrects the whole image.
+Intensities stay in the image's own scale (N4 normalises the field to a mean log of about 0
+inside the mask).
 """
 
 from __future__ import annotations

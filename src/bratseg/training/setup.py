@@ -141,8 +141,9 @@ def initial_model(name_or_path: str, preset: str = "small") -> InitialModel:
 def preprocess_for(config: TrainConfig, init: InitialModel) -> PreprocessConfig:
     """Preprocessing of the run: the fine-tuned checkpoint's, else from the config.
 
-    ``config.bias_correction``, when set, overrides the checkpoint's. The pad multiple is a multiple of the network's size divisor; the foreground channel
-    follows the network's input channel count.
+    ``config.bias_correction``, when set, overrides the checkpoint's. The pad multiple is a
+    multiple of the network's size divisor; the foreground channel follows the network's input
+    channel count.
     """
     from bratseg.io import MODALITIES
     from bratseg.loaded_model import in_channels, size_divisor
